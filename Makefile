@@ -1,0 +1,26 @@
+# Quick start: `make demo` (set up and run a small MPI job), `make test` (set up and run the tests).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test setup bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[mpich,plot,test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	rm -f results/demo.h5
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/mpiexec -n 5 $(BIN)/asyncopt run jobs/demo.toml --output results/demo.h5
+	$(BIN)/asyncopt summary results/demo.h5
+
+test: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

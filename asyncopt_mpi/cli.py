@@ -1,0 +1,102 @@
+"""The `asyncopt` command: run, summary, methods, evaluate."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import click
+
+from .errors import AsyncoptError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="asyncopt-mpi")
+def cli() -> None:
+    """Asynchronous distributed optimization on an MPI parameter server or a virtual clock."""
+
+
+@cli.command()
+@click.argument("config_path", metavar="[CONFIG]", required=False, type=click.Path(dir_okay=False))
+@click.option("--method", "method", help="Method name (overrides method.name).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. method.lr=0.05.")
+@click.option("--backend", type=click.Choice(["mpi", "sim"]), default="mpi", show_default=True,
+              help="mpi: under mpiexec, rank 0 is the server; sim: virtual clock in this process.")
+@click.option("--output", "output", type=click.Path(dir_okay=False), help="Results file (overrides output.path).")
+def run(config_path: str | None, method: str | None, overrides: tuple[str, ...], backend: str, output: str | None) -> None:
+    """Run a method; `mpiexec -n N+1 asyncopt run CONFIG` gives N workers."""
+    from .runtime.session import report
+
+    if backend == "sim":
+        from .config import load_config
+        from .runtime.session import run_sim
+
+        try:
+            config = load_config(config_path, list(overrides), method=method, backend="sim", output=output)
+            code = run_sim(config)
+        except AsyncoptError as exc:
+            report(f"error: {exc}")
+            code = exc.exit_code
+    else:
+        from .runtime.session import run_mpi
+
+        code = run_mpi(config_path, list(overrides), method, output)
+    sys.exit(code)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+def summary(files: tuple[str, ...]) -> None:
+    """One row per results file: method, backend, workers, duration, updates, gradients, loss."""
+    from .summary import summarize
+
+    click.echo(summarize(list(files)))
+
+
+@cli.command()
+def methods() -> None:
+    """List the methods with their parameters and defaults."""
+    from .methods import METHODS
+
+    for name in sorted(METHODS):
+        cls = METHODS[name]
+        params = ", ".join(f"{key}={value!r}" for key, value in cls.params.items())
+        common = "lr, batch"
+        click.echo(f"{name:<26} {cls.description}")
+        click.echo(f"{'':<26} parameters: {common}{', ' + params if params else ''}; source: {cls.paper}")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def evaluate(file: str) -> None:
+    """(Re)compute /metrics of a results file; repairs a file whose run was killed."""
+    from .config import build_config, validate
+    from .evaluate import evaluate_file
+    from .problems import make_problem
+    from .results import is_cleanly_closed, read_run, recover
+    import tomllib
+
+    try:
+        if not is_cleanly_closed(file):
+            recover(file)
+            click.echo(f"{file}: the run ended without closing the file; rewrote it (status failed)", err=True)
+        run_data = read_run(file)
+        config = build_config(tomllib.loads(run_data["attrs"]["config"]), source=file)
+        validate(config)
+        problem = make_problem(config.problem)
+        f_star = run_data["problem"].get("f_star", math.nan)
+        if not math.isfinite(f_star):
+            f_star = problem.compute_f_star()
+        table = evaluate_file(file, problem, f_star)
+    except AsyncoptError as exc:
+        click.echo(f"asyncopt: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    click.echo(f"{file}: {len(table['time'])} snapshots evaluated")
+
+
+def main() -> None:
+    cli(prog_name="asyncopt")
+
+
+if __name__ == "__main__":
+    main()

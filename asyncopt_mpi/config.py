@@ -1,0 +1,345 @@
+"""Run configuration: one dataclass per TOML section, defaults, `--set` overrides and validation.
+
+Every key a user can write is declared here (common keys) or by the chosen problem or
+method class (their own `params`), so a typo is an error that names the key and lists what
+is accepted instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+COMPUTE_MODELS = ("fixed", "sqrt", "uniform", "exponential", "poisson", "normal", "geometric")
+COMPUTE_PROFILES = ("equal", "sqrt", "linear")
+COMM_MODELS = ("none", "fixed", "sqrt")
+DATA_SPLITS = ("iid",)
+BACKENDS = ("mpi", "sim")
+
+
+@dataclass
+class ProblemConfig:
+    name: str = "quadratic"
+    dim: int = 100
+    samples: int = 0
+    noise: float = 0.0
+    noise_type: str = "add"
+    data: str = ""
+    seed: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MethodConfig:
+    name: str = "async_sgd"
+    lr: float = 0.1
+    batch: int = 1
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class WorkersConfig:
+    n: int | None = None
+    compute: str = "fixed"
+    compute_profile: str = "sqrt"
+    compute_scale: float = 0.01
+    compute_times: list[float] = field(default_factory=list)
+    compute_p: float = 0.5
+    comm: str = "none"
+    comm_scale: float = 0.0
+    comm_times: list[float] = field(default_factory=list)
+    data_split: str = "iid"
+    seed: int = 0
+
+
+@dataclass
+class StopConfig:
+    time: float | None = None
+    iterations: int | None = None
+    gradients: int | None = None
+    target: float | None = None
+
+
+@dataclass
+class OutputConfig:
+    path: str = "results/{method}-{problem}-{backend}.h5"
+    snapshot_every: float = 0.5
+
+
+@dataclass
+class GraphConfig:
+    topology: str = "none"
+    rho: float = 1.0
+    edges: str = ""
+
+
+@dataclass
+class Config:
+    problem: ProblemConfig = field(default_factory=ProblemConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    workers: WorkersConfig = field(default_factory=WorkersConfig)
+    stop: StopConfig = field(default_factory=StopConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    graph: GraphConfig = field(default_factory=GraphConfig)
+    backend: str = "mpi"
+    source_text: str = ""
+
+    def output_path(self) -> str:
+        """output.path with {method}, {problem}, {backend} filled in."""
+        return self.output.path.format(
+            method=self.method.name, problem=self.problem.name, backend=self.backend
+        )
+
+    def to_toml(self) -> str:
+        """The full resolved config as TOML text (stored in the results file)."""
+        lines: list[str] = []
+        for section in SECTIONS:
+            lines.append(f"[{section}]")
+            for key, value in _section_items(getattr(self, section)):
+                if value is not None:
+                    lines.append(f"{key} = {_toml_value(value)}")
+            lines.append("")
+        return "\n".join(lines)
+
+
+SECTIONS = {
+    "problem": ProblemConfig,
+    "method": MethodConfig,
+    "workers": WorkersConfig,
+    "stop": StopConfig,
+    "output": OutputConfig,
+    "graph": GraphConfig,
+}
+# Sections whose extra keys are the chosen problem's or method's own parameters.
+OPEN_SECTIONS = ("problem", "method")
+
+
+def _section_items(section: Any) -> list[tuple[str, Any]]:
+    items = [(f.name, getattr(section, f.name)) for f in dataclasses.fields(section) if f.name != "params"]
+    return items + sorted(getattr(section, "params", {}).items())
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return str(value)
+
+
+def parse_value(text: str) -> Any:
+    """A `--set` value: TOML syntax if it parses (numbers, booleans, arrays), else a plain string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def load_config(
+    path: str | None,
+    overrides: list[str] = (),
+    method: str | None = None,
+    backend: str = "mpi",
+    output: str | None = None,
+) -> Config:
+    """Read a TOML file, apply `--set section.key=value` overrides, validate; raise ConfigError."""
+    text = ""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as handle:
+                raw_bytes = handle.read()
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        text = raw_bytes.decode("utf-8", errors="replace")
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or not name:
+            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. --set method.lr=0.05")
+        raw.setdefault(section, {})
+        if not isinstance(raw[section], dict):
+            raise ConfigError(f"--set {item!r}: {section} is not a section")
+        raw[section][name] = parse_value(value.strip())
+    if method is not None:
+        raw.setdefault("method", {})["name"] = method
+    if output is not None:
+        raw.setdefault("output", {})["path"] = output
+    config = build_config(raw, source=path or "--set")
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend {backend!r} is not accepted; accepted: {', '.join(BACKENDS)}")
+    config.backend = backend
+    config.source_text = text
+    validate(config)
+    return config
+
+
+def build_config(raw: dict[str, Any], source: str = "config") -> Config:
+    """Turn parsed TOML into a Config, rejecting unknown sections/keys and wrong types."""
+    config = Config()
+    for section, values in raw.items():
+        if section not in SECTIONS:
+            raise ConfigError(
+                f"{source}: unknown section [{section}]; accepted: {', '.join(SECTIONS)}"
+            )
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: {section} must be a section ([{section}]), not a value")
+        target = getattr(config, section)
+        known = {f.name: f for f in dataclasses.fields(target) if f.name != "params"}
+        for key, value in values.items():
+            if key in known:
+                setattr(target, key, _coerce(f"{section}.{key}", value, getattr(target, key), known[key]))
+            elif section in OPEN_SECTIONS:
+                target.params[key] = value
+            else:
+                raise ConfigError(
+                    f"{section}.{key}: unknown key; accepted in [{section}]: {', '.join(known)}"
+                )
+    return config
+
+
+def _coerce(key: str, value: Any, default: Any, spec: dataclasses.Field) -> Any:
+    """Check a value against the field's declared type (ints widen to floats)."""
+    kind = str(spec.type)
+    if "list" in kind:
+        if not isinstance(value, list) or not all(_is_number(v) for v in value):
+            raise ConfigError(f"{key}: expected a list of numbers, got {value!r}")
+        return [float(v) for v in value]
+    if "float" in kind:
+        if not _is_number(value):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if "int" in kind:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if "str" in kind:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _choice(key: str, value: str, accepted: tuple[str, ...]) -> None:
+    _require(value in accepted, f"{key}: {value!r} is not accepted; accepted: {', '.join(accepted)}")
+
+
+def _nonnegative(key: str, value: float | None, allow_zero: bool = True) -> None:
+    if value is None:
+        return
+    ok = value >= 0 if allow_zero else value > 0
+    _require(ok and not math.isnan(value), f"{key}: must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+def validate(config: Config) -> None:
+    """Check values, resolve the problem's and method's own parameters (defaults filled in)."""
+    from .methods import METHODS
+    from .problems import PROBLEMS
+
+    problem, method, workers, stop, output = (
+        config.problem, config.method, config.workers, config.stop, config.output
+    )
+    _choice("problem.name", problem.name, tuple(sorted(PROBLEMS)))
+    problem.params = _resolve_params("problem", PROBLEMS[problem.name].params, problem.params, problem.name)
+    _require(problem.dim >= 1, f"problem.dim: must be >= 1, got {problem.dim}")
+    _nonnegative("problem.samples", problem.samples)
+    _nonnegative("problem.noise", problem.noise)
+    if problem.data and problem.data != "synthetic":
+        for part in problem.data.split(":"):
+            if not os.path.exists(part):
+                raise ConfigError(f"problem.data: data file not found: {part}")
+
+    _choice("method.name", method.name, tuple(sorted(METHODS)))
+    method.params = _resolve_params("method", METHODS[method.name].params, method.params, method.name)
+    METHODS[method.name].check_options(method.params)
+    _nonnegative("method.lr", method.lr, allow_zero=False)
+    _require(method.batch >= 1, f"method.batch: must be >= 1, got {method.batch}")
+
+    _require(workers.n is None or workers.n >= 1, f"workers.n: must be >= 1, got {workers.n}")
+    _choice("workers.compute", workers.compute, COMPUTE_MODELS)
+    _choice("workers.compute_profile", workers.compute_profile, COMPUTE_PROFILES)
+    _nonnegative("workers.compute_scale", workers.compute_scale)
+    for i, value in enumerate(workers.compute_times):
+        _nonnegative(f"workers.compute_times[{i}]", value)
+    _require(0 < workers.compute_p <= 1, f"workers.compute_p: must be in (0, 1], got {workers.compute_p}")
+    _choice("workers.comm", workers.comm, COMM_MODELS)
+    _nonnegative("workers.comm_scale", workers.comm_scale)
+    for i, value in enumerate(workers.comm_times):
+        _nonnegative(f"workers.comm_times[{i}]", value)
+    _choice("workers.data_split", workers.data_split, DATA_SPLITS)
+    if workers.n is not None:
+        for key in ("compute_times", "comm_times"):
+            times = getattr(workers, key)
+            _require(
+                not times or len(times) == workers.n,
+                f"workers.{key}: has {len(times)} entries but workers.n = {workers.n}",
+            )
+
+    _nonnegative("stop.time", stop.time)
+    _nonnegative("stop.iterations", stop.iterations)
+    _nonnegative("stop.gradients", stop.gradients)
+    _require(
+        any(v is not None for v in (stop.time, stop.iterations, stop.gradients)),
+        "[stop]: give at least one of stop.time, stop.iterations, stop.gradients so the run ends",
+    )
+    _nonnegative("output.snapshot_every", output.snapshot_every)
+    try:
+        config.output_path()
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(
+            f"output.path: bad placeholder {exc}; accepted placeholders: {{method}}, {{problem}}, {{backend}}"
+        ) from None
+
+
+def _resolve_params(section: str, declared: dict[str, Any], given: dict[str, Any], owner: str) -> dict[str, Any]:
+    """Own parameters of a problem or method: reject unknown keys, check types, fill defaults."""
+    resolved = dict(declared)
+    for key, value in given.items():
+        if key not in declared:
+            common = [f.name for f in dataclasses.fields(SECTIONS[section]) if f.name != "params"]
+            accepted = ", ".join(common + sorted(declared))
+            raise ConfigError(f"{section}.{key}: unknown key for {section} {owner!r}; accepted: {accepted}")
+        default = declared[key]
+        if default is not None and not _same_kind(default, value):
+            raise ConfigError(
+                f"{section}.{key}: expected {type(default).__name__}, got {value!r}"
+            )
+        resolved[key] = float(value) if isinstance(default, float) else value
+    return resolved
+
+
+def _same_kind(default: Any, value: Any) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, float):
+        return _is_number(value)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, type(default))

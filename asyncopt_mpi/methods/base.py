@@ -1,0 +1,113 @@
+"""Method interface: jobs, results and the server-side policy every method implements.
+
+A method decides (which worker computes what, at which point; when to step); the runtime
+acts (messages, clocks, files). Methods never import MPI, so every method runs unchanged
+on the MPI parameter server and on the virtual-clock simulator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+from ..config import MethodConfig
+from ..problems.base import Problem
+
+
+class JobKind(IntEnum):
+    """What a worker is asked to compute."""
+
+    GRAD = 1  # mean of `batch` stochastic gradients at point `version`
+    GRAD_INDICES = 2  # mean gradient of the finite-sum terms `indices` at point `version`
+
+
+@dataclass(slots=True)
+class Job:
+    """Work for one worker; `job_id` is set by the server when the job is assigned."""
+
+    kind: JobKind
+    version: int
+    batch: int = 1
+    indices: np.ndarray | None = None
+    job_id: int = -1
+
+    @property
+    def versions(self) -> tuple[int, ...]:
+        """Point versions the worker must hold to run this job."""
+        return (self.version,)
+
+
+@dataclass(slots=True)
+class Result:
+    """A worker's answer. `vector` is only valid during `on_result`: copy what you keep."""
+
+    kind: JobKind
+    job_id: int
+    worker: int
+    version: int
+    vector: np.ndarray
+    n_grads: int
+    delay: int = 0  # server iteration at arrival minus `version`
+    duration: float = 0.0  # modelled seconds the job took on the worker
+
+
+class Server(Protocol):
+    """What a method may use of the runtime (both runtimes offer exactly this)."""
+
+    n_workers: int
+    problem: Problem
+    rng: np.random.Generator
+
+    @property
+    def x(self) -> np.ndarray: ...  # current point, read-only
+    @property
+    def version(self) -> int: ...  # number of the current point == iteration
+
+    def new_point(self) -> np.ndarray: ...
+    def publish(self, x: np.ndarray, *, grads_used: int, max_delay: int, **columns: float) -> int: ...
+    def assign(self, worker: int, job: Job) -> None: ...
+    def idle_workers(self) -> list[int]: ...
+    def now(self) -> float: ...
+    def stop(self, reason: str) -> None: ...
+
+
+class Method:
+    """Base of all methods: hyperparameters are fixed at construction; state lives on self.
+
+    Subclasses set `name`, `description`, `paper` and `params` (their own config keys with
+    defaults) and override `start` and `on_result`. `on_result` returns whether the result
+    was used (False: dropped, e.g. a stale gradient).
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    params: ClassVar[dict[str, Any]] = {}
+    trace_columns: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: MethodConfig, problem: Problem, n_workers: int):
+        self.lr = config.lr
+        self.batch = config.batch
+        self.options = dict(config.params)
+        self.problem = problem
+        self.n_workers = n_workers
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        """Raise ConfigError for an option value the method does not accept (called at validation)."""
+
+    def start(self, server: Server) -> None:
+        raise NotImplementedError
+
+    def on_result(self, server: Server, worker: int, result: Result) -> bool:
+        raise NotImplementedError
+
+    def sgd_step(self, server: Server, direction: np.ndarray, lr: float, **trace: Any) -> int:
+        """Publish x - lr * direction (written into a pooled buffer, no allocation)."""
+        x_next = server.new_point()
+        np.multiply(direction, -lr, out=x_next)
+        x_next += server.x
+        return server.publish(x_next, **trace)

@@ -1,0 +1,72 @@
+"""The objective interface every problem implements (numpy/scipy only, sparse data stays sparse)."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+class Problem(ABC):
+    """An objective f on R^dim, either stochastic (n_samples None) or a finite sum of n_samples terms.
+
+    Subclasses declare `params`: their own config keys (beyond the common ones of
+    ProblemConfig) with defaults, so that config validation can reject unknown keys.
+    """
+
+    name: ClassVar[str] = ""
+    params: ClassVar[dict[str, Any]] = {}
+    description: ClassVar[str] = ""
+
+    dim: int
+    n_samples: int | None = None
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, config: Any) -> "Problem":
+        """Build from a ProblemConfig (common keys as attributes, own keys in config.params)."""
+
+    @abstractmethod
+    def x0(self) -> np.ndarray:
+        """Starting point (a fresh float64 array)."""
+
+    @abstractmethod
+    def loss(self, x: np.ndarray) -> float:
+        """f(x)."""
+
+    @abstractmethod
+    def full_grad(self, x: np.ndarray) -> np.ndarray:
+        """Exact gradient of f at x."""
+
+    def grad(self, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Mean gradient of the finite-sum terms with sample indices idx."""
+        raise NotImplementedError(f"problem {self.name!r} is not a finite sum")
+
+    @abstractmethod
+    def stochastic_grad(
+        self, x: np.ndarray, rng: np.random.Generator, batch: int = 1, shard: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Mean of `batch` independent stochastic gradients at x.
+
+        For a finite sum the samples are drawn uniformly with replacement from `shard`
+        (an array of sample indices; None means all samples).
+        """
+
+    def metrics(self, x: np.ndarray) -> dict[str, float]:
+        """loss, grad_norm_sq and accuracy (nan where it does not apply) at x."""
+        g = self.full_grad(x)
+        return {"loss": float(self.loss(x)), "grad_norm_sq": float(g @ g), "accuracy": math.nan}
+
+    def compute_f_star(self) -> float:
+        """min f, computed with scipy (nan when unknown)."""
+        return math.nan
+
+    def smoothness(self) -> float:
+        """An upper bound on the smoothness constant L (nan when unknown)."""
+        return math.nan
+
+    def labels(self) -> np.ndarray | None:
+        """Per-sample class labels for label-based data splits (None when not a classification problem)."""
+        return None

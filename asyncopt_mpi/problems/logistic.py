@@ -1,0 +1,230 @@
+"""Logistic regression, binary or multinomial (softmax), on dense or sparse CSR features with optional l2.
+
+A finite sum over the data rows: f(x) = (1/m) sum_i loss(a_i, y_i; x) + reg(x). Binary
+labels are mapped to {-1, +1} and the model is a weight vector; with C > 2 classes the
+model is a (features x C) matrix flattened row-major. Subclasses change the regulariser
+by overriding _reg_loss, _reg_grad and _reg_smoothness.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.optimize
+import scipy.sparse as sp
+import scipy.sparse.linalg
+from scipy.special import expit, logsumexp, softmax
+
+from ..errors import ConfigError, DataError
+from .base import Problem
+from .data import FORMATS, Features, load_dataset, synthetic_classification
+
+SYNTHETIC = ("", "synthetic")
+DEFAULT_SYNTHETIC_SAMPLES = 1000
+
+
+def class_codes(y: np.ndarray, classes: int = 0, source: str = "data") -> tuple[np.ndarray, int]:
+    """Integer class codes 0..C-1 for raw labels, and C.
+
+    classes = 0 infers C from the distinct values. Two classes: {-1, 1}, {0, 1} and {1, 2}
+    keep their meaning (the larger is the positive class); any other two values are taken
+    in sorted order. More classes: the sorted distinct values are 0..C-1; if fewer values
+    than `classes` occur, they must already be integers in 0..classes-1.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    values = np.unique(y)
+    if classes == 0:
+        if values.size < 2:
+            raise DataError(f"{source}: all labels are {values[0] if values.size else 'missing'}; "
+                            "set problem.classes to say how many classes there are")
+        classes = values.size
+    if values.size > classes:
+        raise DataError(f"{source}: labels take {values.size} distinct values but problem.classes = {classes}")
+    if classes == 2:
+        for negative, positive in ((-1.0, 1.0), (0.0, 1.0), (1.0, 2.0)):
+            if set(values.tolist()) <= {negative, positive}:
+                return (y == positive).astype(np.int64), 2
+        return (y == values[-1]).astype(np.int64), 2
+    if values.size == classes:
+        return np.searchsorted(values, y).astype(np.int64), classes
+    if np.all(values == np.round(values)) and values[0] >= 0 and values[-1] < classes:
+        return y.astype(np.int64), classes
+    raise DataError(
+        f"{source}: {values.size} distinct labels for problem.classes = {classes}; with fewer labels "
+        f"than classes the labels must be integers in 0..{classes - 1}"
+    )
+
+
+def spectral_norm(X: Features) -> float:
+    """||X||_2, the largest singular value (dense SVD when small, ARPACK otherwise)."""
+    if min(X.shape) == 0:
+        return 0.0
+    if min(X.shape) < 3 or X.shape[0] * X.shape[1] <= 1_000_000:
+        dense = X.toarray() if sp.issparse(X) else X
+        return float(np.linalg.norm(dense, 2))
+    start = np.random.default_rng(0).standard_normal(min(X.shape))  # deterministic ARPACK start
+    top = scipy.sparse.linalg.svds(X, k=1, v0=start, return_singular_vectors=False)
+    # ARPACK converges to the top singular value from below; the margin keeps it an upper bound.
+    return float(top[0]) * (1 + 1e-8)
+
+
+class LogisticProblem(Problem):
+    """Mean logistic (or softmax cross-entropy) loss over data rows plus l2/2 ||x||^2."""
+
+    name: ClassVar[str] = "logistic"
+    params: ClassVar[dict[str, Any]] = {"classes": 0, "l2": 0.0, "bias": False, "format": "auto"}
+    description: ClassVar[str] = "logistic regression, binary or multinomial, dense or sparse, optional l2"
+
+    def __init__(
+        self, X: Features, y: np.ndarray, classes: int = 0, l2: float = 0.0, bias: bool = False, source: str = "data"
+    ) -> None:
+        if isinstance(classes, bool) or not isinstance(classes, (int, np.integer)) or classes < 0 or classes == 1:
+            raise ConfigError(f"problem.classes must be 0 (infer from the labels) or an integer >= 2, got {classes!r}")
+        if not (math.isfinite(l2) and l2 >= 0):
+            raise ConfigError(f"problem.l2 must be >= 0, got {l2}")
+        X = sp.csr_matrix(X, dtype=np.float64) if sp.issparse(X) else np.asarray(X, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0] or X.shape[0] == 0:
+            raise DataError(f"{source}: features of shape {X.shape} do not fit labels of shape {y.shape}")
+        if bias:
+            ones = np.ones((X.shape[0], 1))
+            X = sp.hstack([X, ones], format="csr") if sp.issparse(X) else np.hstack([X, ones])
+
+        self.X = X
+        self.l2 = float(l2)
+        self.codes, self.classes = class_codes(y, int(classes), source)
+        self.n_features = X.shape[1]
+        self.n_samples = X.shape[0]
+        self.dim = self.n_features if self.classes == 2 else self.n_features * self.classes
+        # Binary targets as -1/+1 make the loss log(1 + exp(-y a^T x)).
+        self._targets = 2.0 * self.codes - 1 if self.classes == 2 else self.codes
+        self._smoothness: float | None = None
+        self._solution: np.ndarray | None = None
+
+    @classmethod
+    def from_config(cls, config: Any) -> "LogisticProblem":
+        """Synthetic data (data "" or "synthetic") or a data file; samples > 0 keeps the first rows of a file."""
+        p = config.params
+        if p["format"] not in FORMATS:
+            raise ConfigError(f"problem.format: {p['format']!r} is not accepted; accepted: {', '.join(FORMATS)}")
+        if config.data in SYNTHETIC:
+            if config.dim < 1:
+                raise ConfigError(f"problem.dim (number of features) must be >= 1, got {config.dim}")
+            n = config.samples or DEFAULT_SYNTHETIC_SAMPLES
+            X, y = synthetic_classification(n, config.dim, classes=p["classes"] or 2, seed=config.seed)
+            source = "synthetic data"
+        else:
+            X, y = load_dataset(config.data, p["format"])
+            if config.samples > X.shape[0]:
+                raise ConfigError(f"problem.samples = {config.samples} but {config.data} has {X.shape[0]} rows")
+            if config.samples > 0:
+                X, y = X[: config.samples], y[: config.samples]
+            source = config.data
+        return cls(X, y, classes=p["classes"], l2=p["l2"], bias=p["bias"], source=source)
+
+    # -- regulariser hooks (a subclass overrides these three)
+
+    def _reg_loss(self, x: np.ndarray) -> float:
+        return 0.5 * self.l2 * float(x @ x)
+
+    def _reg_grad(self, x: np.ndarray) -> np.ndarray:
+        return self.l2 * x
+
+    def _reg_smoothness(self) -> float:
+        return self.l2
+
+    # -- data term on a set of rows
+
+    def _scores(self, x: np.ndarray, X: Features) -> np.ndarray:
+        """a_i^T x per row (binary) or a_i^T W per row, shape (rows, C)."""
+        return X @ (x if self.classes == 2 else x.reshape(self.n_features, self.classes))
+
+    def _data_loss(self, scores: np.ndarray, targets: np.ndarray) -> float:
+        if self.classes == 2:
+            return float(np.mean(np.logaddexp(0.0, -targets * scores)))
+        picked = scores[np.arange(scores.shape[0]), targets]
+        return float(np.mean(logsumexp(scores, axis=1) - picked))
+
+    def _data_grad(self, X: Features, scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        if self.classes == 2:
+            residual = -targets * expit(-targets * scores)  # d loss / d score, stable for any sign
+        else:
+            residual = softmax(scores, axis=1)
+            residual[np.arange(scores.shape[0]), targets] -= 1.0
+        return np.asarray(X.T @ residual).ravel() / scores.shape[0]
+
+    # -- Problem interface
+
+    def x0(self) -> np.ndarray:
+        return np.zeros(self.dim)
+
+    def loss(self, x: np.ndarray) -> float:
+        return self._data_loss(self._scores(x, self.X), self._targets) + self._reg_loss(x)
+
+    def full_grad(self, x: np.ndarray) -> np.ndarray:
+        return self._data_grad(self.X, self._scores(x, self.X), self._targets) + self._reg_grad(x)
+
+    def loss_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """f(x) and its gradient sharing one pass over the data."""
+        scores = self._scores(x, self.X)
+        loss = self._data_loss(scores, self._targets) + self._reg_loss(x)
+        return loss, self._data_grad(self.X, scores, self._targets) + self._reg_grad(x)
+
+    def grad(self, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Mean gradient of the terms for rows idx (repeats count)."""
+        idx = np.asarray(idx)
+        X = self.X[idx]
+        return self._data_grad(X, self._scores(x, X), self._targets[idx]) + self._reg_grad(x)
+
+    def stochastic_grad(
+        self, x: np.ndarray, rng: np.random.Generator, batch: int = 1, shard: np.ndarray | None = None
+    ) -> np.ndarray:
+        if shard is None:
+            idx = rng.integers(self.n_samples, size=batch)
+        else:
+            idx = np.asarray(shard)[rng.integers(len(shard), size=batch)]
+        return self.grad(x, idx)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predicted class codes 0..C-1 for the training rows (binary: score >= 0 is class 1)."""
+        scores = self._scores(x, self.X)
+        return (scores >= 0).astype(np.int64) if self.classes == 2 else np.argmax(scores, axis=1)
+
+    def metrics(self, x: np.ndarray) -> dict[str, float]:
+        loss, g = self.loss_and_grad(x)
+        accuracy = float(np.mean(self.predict(x) == self.codes))
+        return {"loss": float(loss), "grad_norm_sq": float(g @ g), "accuracy": accuracy}
+
+    def minimizer(self) -> np.ndarray:
+        """argmin f by L-BFGS-B from zeros with tight tolerances (cached)."""
+        if self._solution is None:
+            result = scipy.optimize.minimize(
+                self.loss_and_grad,
+                self.x0(),
+                jac=True,
+                method="L-BFGS-B",
+                options={"maxiter": 10_000, "maxfun": 20_000, "gtol": 1e-10, "ftol": 1e-15, "maxcor": 20},
+            )
+            self._solution = result.x if np.all(np.isfinite(result.x)) else self.x0()
+        return self._solution
+
+    def compute_f_star(self) -> float:
+        """min f as reached by L-BFGS-B (0 is approached, not reached, on separable data without l2)."""
+        # Re-evaluate at the returned point and never report more than f(x0): f* must bound every iterate's loss.
+        return min(self.loss(self.minimizer()), self.loss(self.x0()))
+
+    def smoothness(self) -> float:
+        """||X||_2^2 / (4m) (binary) or ||X||_2^2 / (2m) (multinomial) plus the regulariser's constant.
+
+        The per-row Hessian is s(1-s) a a^T with s(1-s) <= 1/4 (binary) and
+        (diag(p) - p p^T) kron a a^T with ||diag(p) - p p^T|| <= 1/2 (softmax).
+        """
+        if self._smoothness is None:
+            curvature = 0.25 if self.classes == 2 else 0.5
+            self._smoothness = curvature * spectral_norm(self.X) ** 2 / self.n_samples + self._reg_smoothness()
+        return self._smoothness
+
+    def labels(self) -> np.ndarray:
+        return self.codes.copy()

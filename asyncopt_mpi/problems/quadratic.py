@@ -1,0 +1,193 @@
+"""Tyurin's worst-case quadratic (Tyurin & Richtarik 2023, Rennala SGD) and its finite-sum variant (Freya PAGE, 2024).
+
+f(x) = 1/2 x^T A x - b^T x with A = (L/4) tridiag(-1, 2, -1), b = (L/4)(-1, 0, ..., 0),
+x0 = (sqrt(d), 0, ..., 0). A gradient step can only make one more coordinate nonzero,
+which is what makes the problem hard for first-order methods.
+
+Stochastic version (samples = 0), noise_type:
+  add        g + noise * N(0, I).
+  zero_last  coordinates after prog(x), the last nonzero coordinate of x, are multiplied by
+             xi/p with xi ~ Bernoulli(p), p = noise. One xi is shared by those coordinates
+             of one stochastic gradient, as in Tyurin's construction.
+noise = 0 gives exact gradients.
+
+Finite-sum version (samples = m > 0): f = (1/m) sum_j f_j with A_j, b_j perturbed by
+(1 + lam * N(0, 1)) factors and all main diagonals shifted by one constant so that the
+mean matrix has smallest eigenvalue exactly mu; single A_j may be indefinite.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.linalg
+
+from ..errors import ConfigError
+from .base import Problem
+
+NOISE_TYPES = ("add", "zero_last")
+
+
+def tridiag_matvec(main: np.ndarray, off: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """T x for the symmetric tridiagonal T with diagonal `main` and off-diagonal `off`."""
+    y = main * x
+    y[:-1] += off * x[1:]
+    y[1:] += off * x[:-1]
+    return y
+
+
+def gershgorin_bound(main: np.ndarray, off: np.ndarray) -> np.ndarray:
+    """max_i |T_ii| + sum_{k != i} |T_ik| for tridiagonals stored along the last axis (a bound on |eigenvalues|)."""
+    radius = np.abs(main).copy()
+    radius[..., :-1] += np.abs(off)
+    radius[..., 1:] += np.abs(off)
+    return radius.max(axis=-1)
+
+
+class QuadraticProblem(Problem):
+    """Tyurin's tridiagonal quadratic; stochastic (add / zero_last noise) or a perturbed finite sum."""
+
+    name: ClassVar[str] = "quadratic"
+    params: ClassVar[dict[str, Any]] = {"L": 1.0, "lam": 0.5, "mu": 1e-6}
+    description: ClassVar[str] = "Tyurin's worst-case tridiagonal quadratic (stochastic or nonconvex finite sum)"
+
+    def __init__(
+        self,
+        dim: int,
+        L: float = 1.0,
+        noise: float = 0.0,
+        noise_type: str = "add",
+        samples: int = 0,
+        lam: float = 0.5,
+        mu: float = 1e-6,
+        seed: int = 0,
+    ) -> None:
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 2:
+            raise ConfigError(f"problem.dim must be an integer >= 2, got {dim!r}")
+        if noise_type not in NOISE_TYPES:
+            raise ConfigError(f"problem.noise_type: {noise_type!r} is not accepted; accepted: {', '.join(NOISE_TYPES)}")
+        if not (math.isfinite(L) and L > 0):
+            raise ConfigError(f"problem.L must be > 0, got {L}")
+        if not (math.isfinite(noise) and noise >= 0):
+            raise ConfigError(f"problem.noise must be >= 0, got {noise}")
+        if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 0:
+            raise ConfigError(f"problem.samples must be an integer >= 0, got {samples!r}")
+        if samples == 0 and noise_type == "zero_last" and noise > 1:
+            raise ConfigError(f"problem.noise is the probability p of zero_last noise and must be in (0, 1], got {noise}")
+
+        self.dim = int(dim)
+        self.L = float(L)
+        self.noise = float(noise)
+        self.noise_type = noise_type
+        self._main = np.full(self.dim, self.L / 2)
+        self._off = np.full(self.dim - 1, -self.L / 4)
+        self._b = np.zeros(self.dim)
+        self._b[0] = -self.L / 4
+        self.n_samples = None
+        if samples > 0:
+            if not (math.isfinite(lam) and lam >= 0):
+                raise ConfigError(f"problem.lam must be >= 0, got {lam}")
+            if not (math.isfinite(mu) and mu > 0):
+                raise ConfigError(f"problem.mu must be > 0 for a finite sum, got {mu}")
+            self._build_finite_sum(int(samples), float(lam), float(mu), seed)
+
+    def _build_finite_sum(self, m: int, lam: float, mu: float, seed: int) -> None:
+        """Per-sample diagonals (m, d) / (m, d-1) and b scales (m,), shifted so the mean has lambda_min = mu."""
+        rng = np.random.default_rng(seed)
+        main = self._main * (1 + lam * rng.standard_normal((m, self.dim)))
+        off = self._off * (1 + lam * rng.standard_normal((m, self.dim - 1)))
+        # b has one nonzero coordinate, so b_j = b * (1 + lam * nu_j) is stored as one scale per sample.
+        self._b_scale = 1 + lam * rng.standard_normal(m)
+        mean_main, mean_off = main.mean(axis=0), off.mean(axis=0)
+        lowest = scipy.linalg.eigvalsh_tridiagonal(mean_main, mean_off, select="i", select_range=(0, 0))[0]
+        shift = mu - lowest
+        self._sample_main = main + shift
+        self._sample_off = off
+        # The full problem is the mean of the f_j: replace the base matrix by the mean one.
+        self._main = mean_main + shift
+        self._off = mean_off
+        self._b = self._b * self._b_scale.mean()
+        self.n_samples = m
+
+    @classmethod
+    def from_config(cls, config: Any) -> "QuadraticProblem":
+        p = config.params
+        return cls(
+            dim=config.dim,
+            L=p["L"],
+            noise=config.noise,
+            noise_type=config.noise_type,
+            samples=config.samples,
+            lam=p["lam"],
+            mu=p["mu"],
+            seed=config.seed,
+        )
+
+    def x0(self) -> np.ndarray:
+        x = np.zeros(self.dim)
+        x[0] = math.sqrt(self.dim)
+        return x
+
+    def loss(self, x: np.ndarray) -> float:
+        return float(0.5 * x @ tridiag_matvec(self._main, self._off, x) - self._b @ x)
+
+    def full_grad(self, x: np.ndarray) -> np.ndarray:
+        return tridiag_matvec(self._main, self._off, x) - self._b
+
+    def grad(self, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Mean of A_j x - b_j over idx (repeats count): average the diagonals, then one matvec."""
+        if self.n_samples is None:
+            return super().grad(x, idx)
+        idx = np.asarray(idx)
+        main = self._sample_main[idx].mean(axis=0)
+        off = self._sample_off[idx].mean(axis=0)
+        b0 = self._b_scale[idx].mean() * (-self.L / 4)
+        g = tridiag_matvec(main, off, x)
+        g[0] -= b0
+        return g
+
+    def stochastic_grad(
+        self, x: np.ndarray, rng: np.random.Generator, batch: int = 1, shard: np.ndarray | None = None
+    ) -> np.ndarray:
+        if self.n_samples is not None:
+            if shard is None:
+                idx = rng.integers(self.n_samples, size=batch)
+            else:
+                idx = np.asarray(shard)[rng.integers(len(shard), size=batch)]
+            return self.grad(x, idx)
+        g = self.full_grad(x)
+        if self.noise == 0:
+            return g
+        if self.noise_type == "add":
+            # The mean of `batch` draws of g + noise * N(0, I) has this same distribution.
+            return g + self.noise / math.sqrt(batch) * rng.standard_normal(self.dim)
+        p = self.noise
+        nonzero = np.flatnonzero(x)
+        prog = int(nonzero[-1]) if nonzero.size else -1
+        # Mean of `batch` shared Bernoulli(p)/p factors: one Binomial(batch, p)/(batch p) draw.
+        g[prog + 1 :] *= rng.binomial(batch, p) / (batch * p)
+        return g
+
+    def minimizer(self) -> np.ndarray:
+        """argmin f: the solution of the (mean) tridiagonal system A x = b."""
+        bands = np.zeros((3, self.dim))
+        bands[0, 1:] = self._off
+        bands[1] = self._main
+        bands[2, :-1] = self._off
+        return scipy.linalg.solve_banded((1, 1), bands, self._b)
+
+    def compute_f_star(self) -> float:
+        # At A x* = b, f(x*) = -1/2 b^T x*; b has one nonzero coordinate.
+        return float(-0.5 * self._b[0] * self.minimizer()[0])
+
+    def smoothness(self) -> float:
+        """Gershgorin bound on |eigenvalues|: of A (= L) when stochastic, max over j of A_j for a finite sum.
+
+        For the finite sum this is the largest smoothness constant of the individual f_j,
+        the L that PAGE-type analyses use.
+        """
+        if self.n_samples is None:
+            return float(gershgorin_bound(self._main, self._off))
+        return float(gershgorin_bound(self._sample_main, self._sample_off).max())

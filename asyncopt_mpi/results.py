@@ -1,0 +1,238 @@
+"""HDF5 results: a streaming writer for rank 0 and the readers used by summary, plot and evaluate.
+
+Layout (DESIGN.md): /trace, /events, /snapshots, /metrics, /workers groups of column
+datasets, run attributes on /, problem attributes on /problem. The writer opens the file in
+SWMR mode: rows go to chunked, resizable datasets and are flushed at least once a second,
+so a reader (always opening with swmr=True) sees a running file and a killed run leaves a
+readable file at most a second behind. `recover` turns such a file into a normally
+closed one.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import time
+from typing import Any
+
+import h5py
+import numpy as np
+
+FORMAT_VERSION = 1
+FLUSH_SECONDS = 1.0
+BLOCK_ROWS = 1 << 16
+
+TRACE_COLUMNS = {
+    "time": "f8", "iteration": "i8", "grads_used": "i8", "max_delay": "i8", "bytes_up": "i8", "bytes_down": "i8",
+}
+EVENT_COLUMNS = {
+    "time": "f8", "worker": "i4", "kind": "i1", "point_version": "i8", "delay": "i8", "accepted": "i1",
+}
+SNAPSHOT_COLUMNS = {"time": "f8", "iteration": "i8", "grads": "i8", "bytes": "i8"}
+METRIC_COLUMNS = (
+    "time", "iteration", "grads", "bytes", "loss", "suboptimality", "grad_norm_sq", "accuracy",
+)
+WORKER_COLUMNS = {
+    "jobs": "i8", "grads": "i8", "busy_time": "f8", "sleep_time": "f8", "overrun_time": "f8",
+    "bytes_up": "i8", "bytes_down": "i8",
+}
+STATUSES = ("running", "completed", "stopped", "failed")
+
+
+def _utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+class _Table:
+    """Rows buffered as tuples in memory and appended to a group of column datasets in blocks."""
+
+    def __init__(self, group: h5py.Group, columns: dict[str, str]):
+        self.names = tuple(columns)
+        self.dtype = np.dtype([(name, kind) for name, kind in columns.items()])
+        self.datasets = [
+            group.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(4096,), dtype=kind)
+            for name, kind in columns.items()
+        ]
+        self.rows: list[tuple] = []
+        self.length = 0
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        block = np.array(self.rows, dtype=self.dtype)
+        self.rows.clear()
+        end = self.length + len(block)
+        for name, dataset in zip(self.names, self.datasets):
+            dataset.resize((end,))
+            dataset[self.length : end] = block[name]
+            dataset.flush()
+        self.length = end
+
+
+class ResultsWriter:
+    """Streams one run to an HDF5 file; only rank 0 (or the simulator) creates one."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        attrs: dict[str, Any],
+        dim: int,
+        n_workers: int,
+        trace_extra: tuple[str, ...] = (),
+        problem_attrs: dict[str, Any] | None = None,
+    ):
+        directory = os.path.dirname(path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        self.path = path
+        self.file = h5py.File(path, "w", libver="latest")
+        for key, value in attrs.items():
+            self.file.attrs[key] = value
+        self.file.attrs["format_version"] = FORMAT_VERSION
+        self.file.attrs["status"] = "running"
+        self.file.attrs["stop_reason"] = ""
+        self.file.attrs["started_at"] = _utc_now()
+        self.file.attrs["finished_at"] = ""
+        problem = self.file.create_group("problem")
+        for key, value in (problem_attrs or {}).items():
+            problem.attrs[key] = value
+        trace_columns = dict(TRACE_COLUMNS, **{name: "f8" for name in trace_extra})
+        self.trace_table = _Table(self.file.create_group("trace"), trace_columns)
+        self.event_table = _Table(self.file.create_group("events"), EVENT_COLUMNS)
+        snapshots = self.file.create_group("snapshots")
+        self.snapshot_table = _Table(snapshots, SNAPSHOT_COLUMNS)
+        rows_per_chunk = max(1, min(64, (1 << 20) // (8 * max(dim, 1))))
+        self.snapshot_x = snapshots.create_dataset(
+            "x", shape=(0, dim), maxshape=(None, dim), chunks=(rows_per_chunk, dim), dtype="f8"
+        )
+        workers = self.file.create_group("workers")
+        self.worker_datasets = {
+            name: workers.create_dataset(name, shape=(n_workers,), dtype=kind) for name, kind in WORKER_COLUMNS.items()
+        }
+        self.file.create_group("metrics")
+        self.file.swmr_mode = True
+        self.trace = self.trace_table.rows.append
+        self.event = self.event_table.rows.append
+        self._last_flush = time.monotonic()
+
+    def snapshot(self, time_s: float, iteration: int, grads: int, n_bytes: int, x: np.ndarray) -> None:
+        self.snapshot_table.rows.append((time_s, iteration, grads, n_bytes))
+        rows = self.snapshot_x.shape[0]
+        self.snapshot_x.resize((rows + 1, self.snapshot_x.shape[1]))
+        self.snapshot_x[rows] = x
+        self.flush()
+
+    def maybe_flush(self) -> None:
+        """Flush if a second has passed or a block is full (called often from the server loop)."""
+        if (
+            time.monotonic() - self._last_flush >= FLUSH_SECONDS
+            or len(self.event_table.rows) >= BLOCK_ROWS
+            or len(self.trace_table.rows) >= BLOCK_ROWS
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        self.trace_table.flush()
+        self.event_table.flush()
+        self.snapshot_table.flush()
+        self.snapshot_x.flush()
+        self.file.flush()
+        self._last_flush = time.monotonic()
+
+    def finish(self, status: str, stop_reason: str, workers: dict[str, np.ndarray], extra_attrs: dict[str, Any] | None = None) -> None:
+        """Write the last rows, per-worker totals and final status, and close the file."""
+        self.flush()
+        for name, values in workers.items():
+            self.worker_datasets[name][...] = values
+        self.file.attrs["status"] = status
+        self.file.attrs["stop_reason"] = stop_reason
+        self.file.attrs["finished_at"] = _utc_now()
+        for key, value in (extra_attrs or {}).items():
+            self.file.attrs[key] = value
+        self.file.close()
+
+    def abandon(self) -> None:
+        """Close without marking completion (after an unexpected error: flush what we have)."""
+        try:
+            self.flush()
+            self.file.attrs["status"] = "failed"
+            self.file.close()
+        except Exception:
+            pass
+
+
+def open_results(path: str) -> h5py.File:
+    """Open a results file for reading, also while it is being written or after a crash."""
+    return h5py.File(path, "r", libver="latest", swmr=True)
+
+
+def read_snapshots(path: str) -> dict[str, np.ndarray]:
+    with open_results(path) as handle:
+        group = handle["snapshots"]
+        rows = min(group["time"].shape[0], group["x"].shape[0])
+        return {name: group[name][:rows] for name in (*SNAPSHOT_COLUMNS, "x")}
+
+
+def write_metrics(path: str, metrics: dict[str, np.ndarray], f_star: float) -> None:
+    """Store metrics at snapshots (replacing earlier ones) in a normally closed file."""
+    with h5py.File(path, "r+", libver="latest") as handle:
+        if "metrics" in handle:
+            del handle["metrics"]
+        group = handle.create_group("metrics")
+        for name in METRIC_COLUMNS:
+            group.create_dataset(name, data=np.asarray(metrics[name]))
+        handle["problem"].attrs["f_star"] = f_star
+
+
+def read_run(path: str) -> dict[str, Any]:
+    """Attributes and all column groups of a results file as numpy arrays."""
+    with open_results(path) as handle:
+        run: dict[str, Any] = {"path": path, "attrs": _decode_attrs(handle.attrs)}
+        run["problem"] = _decode_attrs(handle["problem"].attrs) if "problem" in handle else {}
+        for group in ("trace", "events", "metrics", "workers"):
+            run[group] = {name: dataset[:] for name, dataset in handle[group].items()} if group in handle else {}
+        snapshots = handle["snapshots"]
+        run["snapshots"] = {name: snapshots[name][:] for name in SNAPSHOT_COLUMNS}
+    return run
+
+
+def _decode_attrs(attrs: h5py.AttributeManager) -> dict[str, Any]:
+    out = {}
+    for key, value in attrs.items():
+        if isinstance(value, bytes):
+            value = value.decode()
+        elif isinstance(value, np.generic):
+            value = value.item()
+        out[key] = value
+    return out
+
+
+def is_cleanly_closed(path: str) -> bool:
+    """False when a writer died without closing the file (normal readers refuse it)."""
+    try:
+        with h5py.File(path, "r"):
+            return True
+    except OSError as exc:
+        if "already open for write" in str(exc):
+            return False
+        raise
+
+
+def recover(path: str) -> None:
+    """Rewrite a file whose writer died into a normally readable, closed file (status failed)."""
+    temporary = path + ".recovering"
+    with open_results(path) as source, h5py.File(temporary, "w", libver="latest") as target:
+        for key, value in source.attrs.items():
+            target.attrs[key] = value
+        for name in source:
+            source.copy(source[name], target, name=name)
+        rows = min(target["snapshots/time"].shape[0], target["snapshots/x"].shape[0])
+        for name in ("time", "iteration", "grads", "bytes", "x"):
+            dataset = target["snapshots"][name]
+            if dataset.shape[0] > rows:
+                dataset.resize((rows, *dataset.shape[1:]))
+        if target.attrs.get("status") == "running":
+            target.attrs["status"] = "failed"
+            target.attrs["stop_reason"] = "killed: the run ended without closing its file (recovered)"
+    os.replace(temporary, path)

@@ -1,0 +1,61 @@
+"""Builds the parts of a run from a validated config (shared by both runtimes)."""
+
+from __future__ import annotations
+
+import math
+import socket
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..config import Config
+from ..methods import METHODS, Method
+from ..problems import make_problem
+from ..problems.base import Problem
+from ..results import ResultsWriter
+from ..timing import TimingModel
+from .worker import WorkerContext
+
+
+def build_problem(config: Config) -> Problem:
+    return make_problem(config.problem)
+
+
+def build_context(config: Config, problem: Problem, timing: TimingModel, worker: int) -> WorkerContext:
+    return WorkerContext(worker, problem, timing, config.workers.seed, shard=None)
+
+
+def build_method(config: Config, problem: Problem, n_workers: int) -> Method:
+    return METHODS[config.method.name](config.method, problem, n_workers)
+
+
+def compute_f_star(problem: Problem) -> float:
+    value = problem.compute_f_star()
+    return float(value) if value is not None else math.nan
+
+
+def open_writer(
+    config: Config, problem: Problem, method: Method, n_workers: int, f_star: float,
+    mpi_library: str = "none", hosts: list[str] | None = None,
+) -> ResultsWriter:
+    attrs: dict[str, Any] = {
+        "method": config.method.name,
+        "problem": config.problem.name,
+        "backend": config.backend,
+        "n_workers": n_workers,
+        "config": config.to_toml(),
+        "asyncopt_version": __version__,
+        "mpi_library": mpi_library,
+        "hosts": np.array(sorted(set(hosts or [socket.gethostname()])), dtype=object),
+    }
+    problem_attrs = {
+        "f_star": f_star,
+        "dim": problem.dim,
+        "n_samples": problem.n_samples or 0,
+        "name": config.problem.name,
+    }
+    return ResultsWriter(
+        config.output_path(), attrs=attrs, dim=problem.dim, n_workers=n_workers,
+        trace_extra=method.trace_columns, problem_attrs=problem_attrs,
+    )

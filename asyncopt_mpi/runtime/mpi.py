@@ -1,0 +1,270 @@
+"""MPI runtime: rank 0 runs the non-blocking parameter-server loop, ranks 1..n run the worker loop.
+
+Server: one persistent receive per worker into a preallocated buffer (header + payload),
+polled with Testany and an adaptive back-off; jobs and points go out with Isend and are
+never waited on in the loop. Workers: receive a job, compute, sleep to pad the job to its
+modelled duration (checking for a stop message while they sleep), send the result.
+Shutdown: a STOP to every worker that says how many jobs it was sent; the worker drains
+them, answers BYE, and everyone meets at a barrier. Every wait polls politely.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from mpi4py import MPI
+
+from ..errors import RunError
+from ..methods.base import JobKind, Result
+from .backoff import Backoff, poll
+from .protocol import (
+    ERROR_BYTES, HEADER, R_DURATION, R_ID, R_KIND, R_MSG, R_N_GRADS, R_N_VALUES, R_OVERRUN,
+    R_SLEEP, R_VERSION, S_FAILED, S_JOBS_SENT, Msg, Tag, decode_job, encode_bye, encode_job,
+    encode_stop, fill_result,
+)
+from .server import HELD_VERSIONS, ServerCore, StopReason
+from .worker import WorkerContext
+
+SHUTDOWN_GRACE = 30.0  # seconds a worker may take to acknowledge a stop
+SLEEP_SLICE = 2e-3  # a padding sleep checks for a stop message this often
+_KINDS = {int(kind): kind for kind in JobKind}
+
+
+def _wait(request: MPI.Request, backoff: Backoff | None = None, timeout: float | None = None) -> bool:
+    return poll(request.Test, backoff, timeout)
+
+
+class MpiServer(ServerCore):
+    def __init__(self, *args, comm: MPI.Comm, hosts: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.comm = comm
+        self.hosts = hosts
+        self.t0 = time.perf_counter()
+        n = self.n_workers
+        self.recv_buffers = [np.empty(HEADER + self.dim) for _ in range(n)]
+        self.requests = [comm.Recv_init(self.recv_buffers[w], source=w + 1, tag=Tag.RESULT) for w in range(n)]
+        self.error_buffer = bytearray(ERROR_BYTES)
+        self.error_request = comm.Irecv(self.error_buffer, source=MPI.ANY_SOURCE, tag=Tag.ERROR)
+        self.all_requests = [*self.requests, self.error_request]
+        self.status_object = MPI.Status()
+        self.jobs_sent = np.zeros(n, dtype=np.int64)
+        # Sends in flight, with the buffer they read and the point version they keep alive.
+        self.sends: list[MPI.Request] = []
+        self.send_refs: list[tuple[np.ndarray, int | None]] = []
+        self.backoff = Backoff()
+
+    def now(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def _send(self, buffer: np.ndarray, dest: int, tag: Tag, version: int | None = None) -> None:
+        self.sends.append(self.comm.Isend(buffer, dest, tag))
+        self.send_refs.append((buffer, version))
+
+    def _dispatch(self, worker: int, job, attached: list[int]) -> None:
+        dest = worker + 1
+        self._send(encode_job(job, attached), dest, Tag.JOB)
+        for version in attached:
+            self.points.acquire(version)
+            self._send(self.points.get(version), dest, Tag.POINT, version)
+        if job.indices is not None:
+            self._send(np.ascontiguousarray(job.indices, dtype=np.int64), dest, Tag.INDICES)
+        self.jobs_sent[worker] += 1
+
+    def _reap_sends(self) -> None:
+        """Forget completed sends and release the point versions they kept alive."""
+        if not self.sends:
+            return
+        done = MPI.Request.Testsome(self.sends)
+        if not done:
+            return
+        for index in sorted(done, reverse=True):
+            _, version = self.send_refs.pop(index)
+            self.sends.pop(index)
+            if version is not None:
+                self.points.release(version)
+
+    def worker_name(self, worker: int) -> str:
+        return f"worker {worker} (rank {worker + 1} on {self.hosts[worker + 1]})"
+
+    def run(self) -> None:
+        """The event loop: react to whatever arrives, never block on one worker."""
+        for request in self.requests:
+            request.Start()
+        self.t0 = time.perf_counter()
+        self.start()
+        requests, status, backoff, n = self.all_requests, self.status_object, self.backoff, self.n_workers
+        while not self.stopping:
+            index, done = MPI.Request.Testany(requests, status)
+            if done and index != MPI.UNDEFINED:
+                if index == n:
+                    self._raise_worker_error(status)
+                self._on_result(index)
+                backoff.reset()
+                if len(self.sends) > 4 * n:
+                    self._reap_sends()
+                continue
+            if self.check_time(self.now()):
+                break
+            self.writer.maybe_flush()
+            self._reap_sends()
+            backoff.sleep()
+        self.final_snapshot()
+
+    def _on_result(self, worker: int) -> None:
+        buffer = self.recv_buffers[worker]
+        if buffer[R_MSG] != Msg.RESULT:
+            raise RunError(f"{self.worker_name(worker)} left the run before it was told to stop")
+        n_values = int(buffer[R_N_VALUES])
+        result = Result(
+            _KINDS[int(buffer[R_KIND])], int(buffer[R_ID]), worker, int(buffer[R_VERSION]),
+            buffer[HEADER : HEADER + n_values], int(buffer[R_N_GRADS]), duration=float(buffer[R_DURATION]),
+        )
+        self.deliver(worker, result, n_values, float(buffer[R_SLEEP]), float(buffer[R_OVERRUN]))
+        # The method is done with the payload view; only now may the buffer take the next message.
+        self.requests[worker].Start()
+
+    def _raise_worker_error(self, status: MPI.Status) -> None:
+        source = status.Get_source()
+        text = bytes(self.error_buffer[: status.Get_count(MPI.BYTE)]).decode("utf-8", "replace")
+        self.error_request = None
+        raise RunError(f"{self.worker_name(source - 1)} failed: {text}")
+
+    def shutdown(self, failed: bool) -> list[int]:
+        """Stop every worker and drain; returns the workers that did not acknowledge in time."""
+        for worker in range(self.n_workers):
+            self._send(encode_stop(failed, int(self.jobs_sent[worker])), worker + 1, Tag.STOP)
+        waiting = set(range(self.n_workers))
+        deadline = time.perf_counter() + SHUTDOWN_GRACE
+        backoff = Backoff(maximum=1e-3)
+        while waiting and time.perf_counter() < deadline:
+            index, done = MPI.Request.Testany(self.requests)
+            if done and index != MPI.UNDEFINED:
+                backoff.reset()
+                if self.recv_buffers[index][R_MSG] == Msg.BYE:
+                    waiting.discard(index)
+                else:
+                    self.requests[index].Start()  # a late result: drop it
+                continue
+            backoff.sleep()
+        if not waiting:
+            poll(lambda: MPI.Request.Testall(self.sends), timeout=SHUTDOWN_GRACE)
+            self._reap_sends()
+        if self.error_request is not None:
+            self.error_request.Cancel()
+            _wait(self.error_request, timeout=1.0)
+        for worker, request in enumerate(self.requests):
+            if worker not in waiting:
+                request.Free()
+        return sorted(waiting)
+
+
+class WorkerLoop:
+    """One worker rank: execute jobs in order until told to stop."""
+
+    def __init__(self, comm: MPI.Comm, context: WorkerContext, dim: int):
+        self.comm = comm
+        self.context = context
+        self.dim = dim
+        self.points: dict[int, np.ndarray] = {}
+        self.spare: list[np.ndarray] = [np.empty(dim) for _ in range(HELD_VERSIONS)]
+        self.held: list[int] = []
+        self.header = np.empty(HEADER)
+        self.stop_header = np.empty(HEADER)
+        self.send_buffer = np.empty(HEADER + dim)
+        self.send_request: MPI.Request | None = None
+        self.jobs_received = 0
+        self.backoff = Backoff()
+
+    def run(self) -> bool:
+        """Returns whether the server said the run failed."""
+        comm = self.comm
+        stop_request = comm.Irecv(self.stop_header, source=0, tag=Tag.STOP)
+        job_request = None
+        while True:
+            job_request = comm.Irecv(self.header, source=0, tag=Tag.JOB)
+            if self._wait_job_or_stop(job_request, stop_request) == 1:
+                break
+            job_request = None
+            job = self._receive_job()
+            started = time.perf_counter()
+            try:
+                vector, n_grads = self.context.execute(job, self.points.__getitem__)
+                n_values = vector.size
+                duration = self.context.duration(n_grads, n_values)
+                if self.send_request is not None:
+                    _wait(self.send_request)
+                self.send_buffer[HEADER : HEADER + n_values] = vector
+            except Exception as exc:  # report the cause to the server, then wait to be stopped
+                self._report_error(exc)
+                _wait(stop_request)
+                break
+            elapsed = time.perf_counter() - started
+            if self._sleep_until(started + duration, stop_request):
+                break
+            slept = max(time.perf_counter() - started - elapsed, 0.0)
+            overrun = max(elapsed - duration, 0.0)
+            fill_result(self.send_buffer, job, n_grads, n_values, duration, slept, overrun)
+            self.send_request = comm.Isend(self.send_buffer[: HEADER + n_values], 0, Tag.RESULT)
+        self._drain(job_request)
+        return bool(self.stop_header[S_FAILED])
+
+    def _wait_job_or_stop(self, job_request: MPI.Request, stop_request: MPI.Request) -> int:
+        """0 when a job header arrived, 1 when a stop did."""
+        pair = [job_request, stop_request]
+        backoff = self.backoff
+        backoff.reset()
+        while True:
+            index, done = MPI.Request.Testany(pair)
+            if done:
+                return index
+            backoff.sleep()
+
+    def _receive_job(self):
+        job, attached, n_indices = decode_job(self.header)
+        self.jobs_received += 1
+        for version in attached:
+            if len(self.held) >= HELD_VERSIONS:
+                # Evict exactly as the server's mirror does (ServerCore._attach).
+                evict = next(v for v in self.held if v not in job.versions)
+                self.held.remove(evict)
+                self.spare.append(self.points.pop(evict))
+            buffer = self.spare.pop()
+            _wait(self.comm.Irecv(buffer, source=0, tag=Tag.POINT), self.backoff)
+            self.points[version] = buffer
+            self.held.append(version)
+        if n_indices:
+            indices = np.empty(n_indices, dtype=np.int64)
+            _wait(self.comm.Irecv(indices, source=0, tag=Tag.INDICES), self.backoff)
+            job.indices = indices
+        return job
+
+    def _sleep_until(self, deadline: float, stop_request: MPI.Request) -> bool:
+        """Sleep until deadline; True if a stop arrived meanwhile."""
+        while True:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                return False
+            time.sleep(min(remaining, SLEEP_SLICE))
+            if stop_request.Test():
+                return True
+
+    def _report_error(self, exc: Exception) -> None:
+        text = f"{type(exc).__name__}: {exc}".encode("utf-8")[: ERROR_BYTES]
+        _wait(self.comm.Isend(text, 0, Tag.ERROR))
+
+    def _drain(self, job_request: MPI.Request | None) -> None:
+        """Receive the jobs the server sent but we will not run, then say goodbye."""
+        if job_request is not None:
+            job_request.Cancel()
+            status = MPI.Status()
+            poll(lambda: job_request.Test(status))
+            if not status.Is_cancelled():  # a job header had already matched it
+                self._receive_job()
+        jobs_sent = int(self.stop_header[S_JOBS_SENT])
+        while self.jobs_received < jobs_sent:
+            _wait(self.comm.Irecv(self.header, source=0, tag=Tag.JOB), self.backoff)
+            self._receive_job()
+        if self.send_request is not None:
+            _wait(self.send_request)
+        _wait(self.comm.Isend(encode_bye(), 0, Tag.RESULT))

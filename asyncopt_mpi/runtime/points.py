@@ -1,0 +1,64 @@
+"""Numbered, immutable model points with reference counts and a pool of reusable buffers.
+
+The server publishes a new version for every update. A version stays alive while something
+refers to it (the current point, a job in the simulator, a send in flight under MPI), then
+its buffer returns to a small pool, so memory grows with live versions, not with updates,
+and large points are not re-faulted into memory on every step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+POOL_SIZE = 8
+
+
+class PointStore:
+    def __init__(self, x0: np.ndarray):
+        x0 = np.array(x0, dtype=float)
+        x0.flags.writeable = False
+        self.dim = x0.size
+        self.current = 0
+        self._points: dict[int, np.ndarray] = {0: x0}
+        self._refs: dict[int, int] = {0: 1}  # the current point holds one reference
+        self._pool: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        """Number of live versions."""
+        return len(self._points)
+
+    def get(self, version: int) -> np.ndarray:
+        return self._points[version]
+
+    def new_buffer(self) -> np.ndarray:
+        """A writable array of length dim for the next point (contents undefined)."""
+        if self._pool:
+            buffer = self._pool.pop()
+            buffer.flags.writeable = True
+            return buffer
+        return np.empty(self.dim)
+
+    def publish(self, x: np.ndarray) -> int:
+        """Make x (which the store now owns) the current point; return its version."""
+        if x.shape != (self.dim,):
+            raise ValueError(f"published point has shape {x.shape}, expected ({self.dim},)")
+        x.flags.writeable = False
+        version = self.current + 1
+        self._points[version] = x
+        self._refs[version] = 1
+        previous, self.current = self.current, version
+        self.release(previous)
+        return version
+
+    def acquire(self, version: int) -> None:
+        self._refs[version] += 1
+
+    def release(self, version: int) -> None:
+        refs = self._refs[version] - 1
+        if refs:
+            self._refs[version] = refs
+            return
+        del self._refs[version]
+        buffer = self._points.pop(version)
+        if len(self._pool) < POOL_SIZE and buffer.base is None:
+            self._pool.append(buffer)

@@ -1,0 +1,93 @@
+"""Wire encoding of jobs and results as fixed-size float64 headers plus typed payloads (no pickling).
+
+A job is a JOB header, then one POINT message per point version the worker does not hold
+yet, then an INDICES message when the job names samples. A result is one RESULT message:
+header followed by the payload in the same float64 buffer, so the server receives it with
+one re-armed receive into a preallocated buffer. Integers up to 2^53 are exact in float64.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import numpy as np
+
+from ..methods.base import Job, JobKind
+
+HEADER = 16  # float64 slots in every header
+ERROR_BYTES = 1 << 16  # room for a worker's error report
+
+
+class Tag(IntEnum):
+    JOB = 1  # server -> worker: job header
+    POINT = 2  # server -> worker: a point version (dim float64)
+    INDICES = 3  # server -> worker: sample indices (int64)
+    STOP = 4  # server -> worker: stop header
+    RESULT = 5  # worker -> server: header + payload, or a goodbye
+    ERROR = 6  # worker -> server: utf-8 error text
+
+
+class Msg(IntEnum):
+    RESULT = 1
+    BYE = 2
+
+
+# Job header slots.
+J_ID, J_KIND, J_VERSION, J_BATCH, J_N_INDICES, J_N_ATTACHED, J_ATTACHED = 0, 1, 2, 3, 4, 5, 6
+MAX_ATTACHED = 4
+# Stop header slots.
+S_FAILED, S_JOBS_SENT = 0, 1
+# Result header slots.
+R_MSG, R_ID, R_KIND, R_VERSION, R_N_GRADS, R_N_VALUES, R_DURATION, R_SLEEP, R_OVERRUN = range(9)
+
+
+def encode_job(job: Job, attached: list[int]) -> np.ndarray:
+    """Header for `job`; `attached` are the versions whose POINT messages follow, in order."""
+    header = np.zeros(HEADER)
+    header[J_ID] = job.job_id
+    header[J_KIND] = job.kind
+    header[J_VERSION] = job.version
+    header[J_BATCH] = job.batch
+    header[J_N_INDICES] = 0 if job.indices is None else len(job.indices)
+    header[J_N_ATTACHED] = len(attached)
+    header[J_ATTACHED : J_ATTACHED + len(attached)] = attached
+    return header
+
+
+def decode_job(header: np.ndarray) -> tuple[Job, list[int], int]:
+    """Job (indices still to receive), attached versions, number of indices that follow."""
+    n_attached = int(header[J_N_ATTACHED])
+    job = Job(
+        kind=JobKind(int(header[J_KIND])),
+        version=int(header[J_VERSION]),
+        batch=int(header[J_BATCH]),
+        job_id=int(header[J_ID]),
+    )
+    attached = [int(v) for v in header[J_ATTACHED : J_ATTACHED + n_attached]]
+    return job, attached, int(header[J_N_INDICES])
+
+
+def encode_stop(failed: bool, jobs_sent: int) -> np.ndarray:
+    header = np.zeros(HEADER)
+    header[S_FAILED] = failed
+    header[S_JOBS_SENT] = jobs_sent
+    return header
+
+
+def fill_result(buffer: np.ndarray, job: Job, n_grads: int, n_values: int, duration: float, sleep: float, overrun: float) -> None:
+    """Write a result header into buffer[:HEADER]; the payload is already in buffer[HEADER:]."""
+    buffer[R_MSG] = Msg.RESULT
+    buffer[R_ID] = job.job_id
+    buffer[R_KIND] = job.kind
+    buffer[R_VERSION] = job.version
+    buffer[R_N_GRADS] = n_grads
+    buffer[R_N_VALUES] = n_values
+    buffer[R_DURATION] = duration
+    buffer[R_SLEEP] = sleep
+    buffer[R_OVERRUN] = overrun
+
+
+def encode_bye() -> np.ndarray:
+    header = np.zeros(HEADER)
+    header[R_MSG] = Msg.BYE
+    return header

@@ -1,0 +1,221 @@
+"""The server state shared by both runtimes: points, job bookkeeping, recording and stop rules.
+
+Methods see this object as `server` (methods.base.Server). A runtime subclasses it and
+supplies `now()` and `_dispatch()` (how a job reaches a worker), and calls `deliver()` with
+every result; everything a method can observe is computed here once, so the MPI server
+and the simulator cannot disagree on it.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+
+import numpy as np
+
+from ..config import Config
+from ..errors import RunError
+from ..methods.base import Job, Method, Result
+from ..problems.base import Problem
+from ..results import ResultsWriter
+from .points import PointStore
+from .worker import server_seed
+
+HELD_VERSIONS = 2  # point versions a worker keeps (two for jobs at a pair of points)
+FLOAT_BYTES = 8
+
+
+class StopReason(str, Enum):
+    TIME = "time"
+    ITERATIONS = "iterations"
+    GRADIENTS = "gradients"
+    TARGET = "target"
+    IDLE = "idle"
+    SIGNAL = "signal"
+    ERROR = "error"
+    METHOD = "method"
+
+
+COMPLETED_REASONS = {StopReason.TIME, StopReason.ITERATIONS, StopReason.GRADIENTS, StopReason.TARGET, StopReason.METHOD}
+
+
+class ServerCore:
+    def __init__(
+        self,
+        config: Config,
+        problem: Problem,
+        method: Method,
+        writer: ResultsWriter,
+        n_workers: int,
+        f_star: float = math.nan,
+    ):
+        self.config = config
+        self.problem = problem
+        self.method = method
+        self.writer = writer
+        self.n_workers = n_workers
+        self.f_star = f_star
+        self.rng = np.random.Generator(np.random.PCG64(server_seed(config.workers.seed)))
+        self.points = PointStore(problem.x0())
+        self.dim = self.points.dim
+        # Versions each worker holds, mirrored exactly as the worker evicts them.
+        self.held: list[list[int]] = [[] for _ in range(n_workers)]
+        self.outstanding = np.zeros(n_workers, dtype=np.int64)
+        self.next_job_id = 0
+        self.grads_received = 0
+        self.bytes_up = 0
+        self.bytes_down = 0
+        self.stats = {
+            "jobs": np.zeros(n_workers, dtype=np.int64),
+            "grads": np.zeros(n_workers, dtype=np.int64),
+            "busy_time": np.zeros(n_workers),
+            "sleep_time": np.zeros(n_workers),
+            "overrun_time": np.zeros(n_workers),
+            "bytes_up": np.zeros(n_workers, dtype=np.int64),
+            "bytes_down": np.zeros(n_workers, dtype=np.int64),
+        }
+        self.stop_reason: StopReason | None = None
+        self.stop_detail = ""
+        self.stop_rules = config.stop
+        self.snapshot_every = config.output.snapshot_every
+        self.last_snapshot_time = -math.inf
+        self.last_snapshot_version = -1
+        self._trace_extra = method.trace_columns
+
+    # ----- what methods use -----
+    @property
+    def x(self) -> np.ndarray:
+        return self.points.get(self.points.current)
+
+    @property
+    def version(self) -> int:
+        return self.points.current
+
+    def now(self) -> float:
+        raise NotImplementedError
+
+    def new_point(self) -> np.ndarray:
+        return self.points.new_buffer()
+
+    def publish(self, x: np.ndarray, *, grads_used: int, max_delay: int, **columns: float) -> int:
+        """Make x the new point, record a trace row, and check the iteration limit."""
+        version = self.points.publish(x)
+        row = (self.now(), version, grads_used, max_delay, self.bytes_up, self.bytes_down)
+        if self._trace_extra:
+            row += tuple(float(columns.get(name, math.nan)) for name in self._trace_extra)
+        self.writer.trace(row)
+        limit = self.stop_rules.iterations
+        if limit is not None and version >= limit:
+            self.stop(StopReason.ITERATIONS, f"stop.iterations = {limit} reached")
+        return version
+
+    def assign(self, worker: int, job: Job) -> None:
+        if self.stop_reason is not None:
+            return
+        job.job_id = self.next_job_id
+        self.next_job_id += 1
+        attached = self._attach(worker, job.versions)
+        sent = len(attached) * self.dim + (0 if job.indices is None else len(job.indices))
+        self.bytes_down += FLOAT_BYTES * sent
+        self.stats["bytes_down"][worker] += FLOAT_BYTES * sent
+        self.outstanding[worker] += 1
+        self._dispatch(worker, job, attached)
+
+    def idle_workers(self) -> list[int]:
+        return np.flatnonzero(self.outstanding == 0).tolist()
+
+    def stop(self, reason: StopReason | str, detail: str = "") -> None:
+        """End the run after the current step; the first reason given is kept."""
+        if self.stop_reason is None:
+            self.stop_reason = StopReason(reason)
+            self.stop_detail = detail
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop_reason is not None
+
+    # ----- what runtimes use -----
+    def _dispatch(self, worker: int, job: Job, attached: list[int]) -> None:
+        raise NotImplementedError
+
+    def _attach(self, worker: int, versions: tuple[int, ...]) -> list[int]:
+        """Versions to send with a job; updates the mirror of what the worker holds."""
+        held = self.held[worker]
+        attached = [v for v in versions if v not in held]
+        for version in attached:
+            if len(held) >= HELD_VERSIONS:
+                evict = next(v for v in held if v not in versions)
+                held.remove(evict)
+            held.append(version)
+        return attached
+
+    def start(self) -> None:
+        self.take_snapshot()
+        self.method.start(self)
+
+    def deliver(self, worker: int, result: Result, payload_floats: int, sleep: float = 0.0, overrun: float = 0.0) -> None:
+        """Hand a worker's result to the method and record it."""
+        now = self.now()
+        version = self.points.current
+        result.delay = version - result.version
+        self.outstanding[worker] -= 1
+        self.grads_received += result.n_grads
+        n_bytes = FLOAT_BYTES * payload_floats
+        self.bytes_up += n_bytes
+        stats = self.stats
+        stats["jobs"][worker] += 1
+        stats["grads"][worker] += result.n_grads
+        stats["busy_time"][worker] += result.duration
+        stats["sleep_time"][worker] += sleep
+        stats["overrun_time"][worker] += overrun
+        stats["bytes_up"][worker] += n_bytes
+        accepted = self.method.on_result(self, worker, result)
+        self.writer.event((now, worker, result.kind, result.version, result.delay, bool(accepted)))
+        limit = self.stop_rules.gradients
+        if limit is not None and self.grads_received >= limit:
+            self.stop(StopReason.GRADIENTS, f"stop.gradients = {limit} reached")
+        if now - self.last_snapshot_time >= self.snapshot_every:
+            self.take_snapshot(now)
+        self.check_time(now)
+        self.writer.maybe_flush()
+
+    def take_snapshot(self, now: float | None = None) -> None:
+        """Store the current point; stop on a non-finite point or a reached target."""
+        now = self.now() if now is None else now
+        x = self.x
+        self.writer.snapshot(now, self.version, self.grads_received, self.bytes_up + self.bytes_down, x)
+        self.last_snapshot_time = now
+        self.last_snapshot_version = self.version
+        if not np.isfinite(x).all():
+            raise RunError(
+                f"the iterate became non-finite (nan or inf) at iteration {self.version}, "
+                f"time {now:.3g} s; the method diverged: try a smaller method.lr (now {self.config.method.lr:g})"
+            )
+        target = self.stop_rules.target
+        if target is not None and math.isfinite(self.f_star):
+            if self.problem.loss(x) - self.f_star <= target:
+                self.stop(StopReason.TARGET, f"stop.target = {target:g} reached")
+
+    def final_snapshot(self) -> None:
+        if self.last_snapshot_version != self.version or self.now() > self.last_snapshot_time:
+            self.take_snapshot()
+
+    def check_time(self, now: float) -> bool:
+        limit = self.stop_rules.time
+        if limit is not None and now >= limit:
+            self.stop(StopReason.TIME, f"stop.time = {limit:g} s reached")
+            return True
+        return False
+
+    def status(self) -> tuple[str, str]:
+        """(status, stop_reason) for the results file."""
+        reason = self.stop_reason
+        if reason is None:
+            return "failed", "error: the run ended without a stop reason"
+        if reason in COMPLETED_REASONS:
+            status = "completed"
+        elif reason == StopReason.ERROR:
+            status = "failed"
+        else:
+            status = "stopped"
+        return status, f"{reason.value}: {self.stop_detail}" if self.stop_detail else reason.value

@@ -1,0 +1,229 @@
+"""A run from start to end for each runtime: set up, run, close the file, evaluate, exit status.
+
+Under MPI every step that can fail is agreed on by all ranks before the next one starts,
+so a bad config or data file ends every rank with the same message and status instead of
+a hang or an abort.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import sys
+import traceback
+from typing import Any, Callable
+
+import numpy as np
+
+from ..config import Config, load_config
+from ..errors import AsyncoptError, ConfigError, RunError, UserError
+from ..evaluate import VALUE_COLUMNS, evaluate_file, evaluate_points, metrics_table
+from ..results import read_snapshots, write_metrics
+from ..timing import TimingModel
+from .backoff import lower_timer_slack, poll
+from .build import build_context, build_method, build_problem, compute_f_star, open_writer
+from .server import ServerCore, StopReason
+
+
+def report(message: str) -> None:
+    print(f"asyncopt: {message}", file=sys.stderr, flush=True)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, AsyncoptError):
+        return str(exc)
+    # An unexpected exception is a bug: keep the innermost frame so it can be found.
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" (at {frame.filename}:{frame.lineno})" if frame else ""
+    return f"internal error: {type(exc).__name__}: {exc}{where}"
+
+
+def _exit_code(exc: BaseException) -> int:
+    return exc.exit_code if isinstance(exc, AsyncoptError) else 1
+
+
+def _finish(server: ServerCore, error: BaseException | None) -> tuple[str, str]:
+    if error is not None:
+        server.stop(StopReason.ERROR, _describe(error))
+    status, reason = server.status()
+    server.writer.finish(status, reason, server.stats)
+    return status, reason
+
+
+def _summary_line(config: Config, server: ServerCore, status: str, reason: str) -> str:
+    return (
+        f"{status} ({reason}): {config.method.name} on {config.problem.name}, {server.n_workers} workers, "
+        f"{server.now():.3g} s{' virtual' if config.backend == 'sim' else ''}, {server.version} updates, "
+        f"{server.grads_received} gradients -> {config.output_path()}"
+    )
+
+
+# ---------------------------------------------------------------- simulator
+
+
+def run_sim(config: Config) -> int:
+    from .sim import SimServer
+
+    n_workers = config.workers.n
+    if n_workers is None:
+        raise ConfigError("workers.n: required with --backend sim (the number of simulated workers)")
+    problem = build_problem(config)
+    timing = TimingModel(config.workers, n_workers)
+    contexts = [build_context(config, problem, timing, worker) for worker in range(n_workers)]
+    method = build_method(config, problem, n_workers)
+    f_star = compute_f_star(problem)
+    writer = open_writer(config, problem, method, n_workers, f_star)
+    server = SimServer(config, problem, method, writer, n_workers, f_star, contexts=contexts)
+    error = None
+    try:
+        server.run()
+    except Exception as exc:  # recorded in the file and reported; the file is still closed
+        error = exc
+    status, reason = _finish(server, error)
+    evaluate_file(config.output_path(), problem, f_star)
+    if error is not None:
+        report(f"error: {_describe(error)}")
+        return _exit_code(error)
+    report(_summary_line(config, server, status, reason))
+    return 0
+
+
+# ---------------------------------------------------------------- MPI
+
+
+def _agree(comm, error: BaseException | None) -> BaseException | None:
+    """Collective: the first error any rank had (with its rank), or None on every rank."""
+    _polite_barrier(comm)
+    found = comm.allgather(None if error is None else (_exit_code(error), _describe(error)))
+    for rank, item in enumerate(found):
+        if item is not None:
+            code, text = item
+            failure = UserError(text) if code == 2 else RunError(text)
+            failure.exit_code = code
+            failure.rank = rank
+            return failure
+    return None
+
+
+def _polite_barrier(comm) -> None:
+    """A barrier that sleeps while it waits (MPI's own would spin on every rank)."""
+    request = comm.Ibarrier()
+    poll(request.Test)
+
+
+def _try(step: Callable[[], Any]) -> tuple[Any, BaseException | None]:
+    try:
+        return step(), None
+    except Exception as exc:
+        return None, exc
+
+
+def run_mpi(path: str | None, overrides: list[str], method: str | None, output: str | None) -> int:
+    from mpi4py import MPI
+
+    from .mpi import MpiServer, WorkerLoop
+
+    lower_timer_slack()
+    comm = MPI.COMM_WORLD
+    rank, size = comm.rank, comm.size
+
+    def fail(error: BaseException) -> int:
+        if rank == 0:
+            origin = "" if getattr(error, "rank", 0) == 0 else f"rank {error.rank}: "
+            report(f"error: {origin}{error}")
+        return _exit_code(error)
+
+    # 1. Config: read and validated on rank 0 only, then shared.
+    config = None
+    if rank == 0:
+        config, error = _try(lambda: _load_mpi_config(path, overrides, method, output, size))
+    else:
+        error = None
+    error = _agree(comm, error)
+    if error is not None:
+        return fail(error)
+    config = comm.bcast(config, root=0)
+    n_workers = size - 1
+    hosts = comm.allgather(socket.gethostname())
+
+    # 2. Problem on every rank (workers need the data too); method and file on rank 0.
+    problem, error = _try(lambda: build_problem(config))
+    error = _agree(comm, error)
+    if error is not None:
+        return fail(error)
+
+    def setup():
+        timing = TimingModel(config.workers, n_workers)
+        if rank == 0:
+            method_object = build_method(config, problem, n_workers)
+            f_star = compute_f_star(problem)
+            library = MPI.Get_library_version().strip().splitlines()[0]
+            writer = open_writer(config, problem, method_object, n_workers, f_star, library, hosts)
+            return MpiServer(config, problem, method_object, writer, n_workers, f_star, comm=comm, hosts=hosts)
+        return WorkerLoop(comm, build_context(config, problem, timing, rank - 1), problem.dim)
+
+    role, error = _try(setup)
+    error = _agree(comm, error)
+    if error is not None:
+        if rank == 0 and role is not None:
+            role.writer.abandon()
+        return fail(error)
+
+    # 3. Run.
+    if rank == 0:
+        server: MpiServer = role
+        _, error = _try(server.run)
+        if error is not None:
+            report(f"error: {_describe(error)}")
+        missing = server.shutdown(failed=error is not None)
+        status, reason = _finish(server, error)
+        if missing:
+            names = ", ".join(server.worker_name(w) for w in missing)
+            report(f"error: no answer to the stop message from {names}; ending the job")
+            comm.Abort(1)  # the only way to end ranks that do not answer; the file is closed
+        outcome = 1 if error is not None else 0
+    else:
+        failed, error = _try(role.run)
+        outcome = 1 if (failed or error is not None) else 0
+        if error is not None:
+            report(f"error: rank {rank}: {_describe(error)}")
+    _polite_barrier(comm)
+
+    # 4. Metrics at the snapshots, shared out over all ranks.
+    _evaluate_shared(comm, config, problem, server.f_star if rank == 0 else math.nan)
+    if rank == 0 and outcome == 0:
+        report(_summary_line(config, server, status, reason))
+    return comm.bcast(outcome, root=0)
+
+
+def _load_mpi_config(path, overrides, method, output, size: int) -> Config:
+    config = load_config(path, overrides, method=method, backend="mpi", output=output)
+    if size < 2:
+        raise ConfigError(
+            "the mpi backend needs at least 2 ranks (rank 0 is the server): run "
+            "`mpiexec -n N+1 asyncopt run ...` for N workers, or use --backend sim"
+        )
+    if config.workers.n is not None and config.workers.n != size - 1:
+        raise ConfigError(
+            f"workers.n = {config.workers.n} but mpiexec started {size} ranks, i.e. {size - 1} workers; "
+            f"set workers.n = {size - 1}, remove it, or start {config.workers.n + 1} ranks"
+        )
+    return config
+
+
+def _evaluate_shared(comm, config: Config, problem, f_star: float) -> None:
+    """Every rank evaluates a share of the snapshots; rank 0 stores the table."""
+    snapshots = read_snapshots(config.output_path()) if comm.rank == 0 else None
+    count = comm.bcast(0 if snapshots is None else len(snapshots["x"]), root=0)
+    f_star = comm.bcast(f_star, root=0)
+    xs = snapshots["x"] if comm.rank == 0 else np.empty((count, problem.dim))
+    if count:
+        comm.Bcast(xs, root=0)
+    mine = np.arange(comm.rank, count, comm.size)
+    values = evaluate_points(problem, xs[mine], f_star)
+    gathered = comm.gather((mine, values), root=0)
+    if comm.rank == 0:
+        table = np.full((count, len(VALUE_COLUMNS)), math.nan)
+        for rows, part in gathered:
+            table[rows] = part
+        write_metrics(config.output_path(), metrics_table(snapshots, table), f_star)

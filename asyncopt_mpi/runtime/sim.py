@@ -1,0 +1,76 @@
+"""Virtual-clock runtime: a heap of job completion times driving the same methods and worker code.
+
+Each worker runs one job at a time (later ones queue). A job's duration is drawn from the
+timing model when it starts, exactly as the MPI worker draws it, and its math runs when it
+completes, at the point version it names (kept alive by a reference until then). Ties are
+broken by a sequence number, so a run is bit-for-bit reproducible.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections import deque
+
+from ..methods.base import Job, Result
+from .server import ServerCore, StopReason
+from .worker import WorkerContext
+
+
+class SimServer(ServerCore):
+    def __init__(self, *args, contexts: list[WorkerContext], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.contexts = contexts
+        self.clock = 0.0
+        self.heap: list[tuple[float, int, int]] = []
+        self.sequence = itertools.count()
+        self.running: list[tuple[Job, float] | None] = [None] * self.n_workers
+        self.queues: dict[int, deque[Job]] = {}
+
+    def now(self) -> float:
+        return self.clock
+
+    def _dispatch(self, worker: int, job: Job, attached: list[int]) -> None:
+        for version in job.versions:
+            self.points.acquire(version)
+        if self.running[worker] is None:
+            self._start_job(worker, job)
+        else:
+            self.queues.setdefault(worker, deque()).append(job)
+
+    def _start_job(self, worker: int, job: Job) -> None:
+        n_grads = job.batch if job.indices is None else len(job.indices)
+        duration = self.contexts[worker].duration(n_grads, self.dim)
+        self.running[worker] = (job, duration)
+        if math.isfinite(duration):
+            heapq.heappush(self.heap, (self.clock + duration, next(self.sequence), worker))
+
+    def run(self) -> None:
+        """Advance the clock from event to event until a stop rule fires or no work is left."""
+        time_limit = self.stop_rules.time
+        heap = self.heap
+        self.start()
+        while not self.stopping:
+            if not heap:
+                self.stop(StopReason.IDLE, "no worker has a job that will ever finish")
+                break
+            finish, _, worker = heap[0]
+            if time_limit is not None and finish > time_limit:
+                self.clock = time_limit
+                self.check_time(time_limit)
+                break
+            heapq.heappop(heap)
+            self.clock = finish
+            job, duration = self.running[worker]
+            self.running[worker] = None
+            vector, n_grads = self.contexts[worker].execute(job, self.points.get)
+            for version in job.versions:
+                self.points.release(version)
+            # The worker moves on to its queued job before the method hands it new ones.
+            queue = self.queues.get(worker)
+            if queue:
+                self._start_job(worker, queue.popleft())
+            result = Result(job.kind, job.job_id, worker, job.version, vector, n_grads, duration=duration)
+            self.deliver(worker, result, vector.size)
+        self.final_snapshot()

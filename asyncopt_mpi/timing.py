@@ -1,0 +1,104 @@
+"""Compute and communication time models of heterogeneous workers, shared by both runtimes.
+
+Worker i (1-based) has a mean time per stochastic gradient s_i, taken from
+`workers.compute_times` or from `compute_scale` and the profile (equal: s_i = scale,
+sqrt: s_i = scale*sqrt(i) as in Rennala/Freya/Shadowheart, linear: s_i = scale*i as in
+AsGrad's speeds 1..n). `workers.compute` picks the distribution around it:
+
+  fixed        s_i per gradient (sqrt: fixed with the sqrt profile)
+  uniform      U(0, 2 s_i)
+  exponential  Exp(mean s_i)
+  poisson      unit * Poisson(s_i/unit), unit = compute_scale (AsGrad)
+  normal       unit * (|N(s_i/unit, s_i/unit)| + 1) (AsGrad)
+  geometric    s_i * p * Geometric(p), mean s_i, p = compute_p (SFW-asyn, seed 003 app. D)
+
+A job of b gradients takes the sum of b independent draws. Communication: worker i needs
+theta_i seconds per float it sends (comm = fixed: comm_times or comm_scale; sqrt:
+comm_scale*sqrt(i)); the server's downlink is free, as in the papers' models.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .config import WorkersConfig
+from .errors import ConfigError
+
+_PROFILES = {
+    "equal": lambda i: np.ones_like(i),
+    "sqrt": np.sqrt,
+    "linear": lambda i: i,
+}
+
+
+class TimingModel:
+    """Per-worker time draws; workers are numbered 0..n-1 here (rank = worker + 1)."""
+
+    def __init__(self, config: WorkersConfig, n_workers: int):
+        self.n_workers = n_workers
+        self.distribution = "fixed" if config.compute == "sqrt" else config.compute
+        profile = "sqrt" if config.compute == "sqrt" else config.compute_profile
+        index = np.arange(1, n_workers + 1, dtype=float)
+        if config.compute_times:
+            self.mean_compute = _per_worker("workers.compute_times", config.compute_times, n_workers)
+        else:
+            self.mean_compute = config.compute_scale * _PROFILES[profile](index)
+        self.unit = config.compute_scale
+        if self.distribution in ("poisson", "normal") and self.unit <= 0:
+            raise ConfigError(
+                f"workers.compute_scale: the {self.distribution} model counts time in units of "
+                f"compute_scale, which must be > 0, got {self.unit}"
+            )
+        self.p = config.compute_p
+        if config.comm == "none":
+            self.comm_per_float = np.zeros(n_workers)
+        elif config.comm_times:
+            self.comm_per_float = _per_worker("workers.comm_times", config.comm_times, n_workers)
+        elif config.comm == "sqrt":
+            self.comm_per_float = config.comm_scale * np.sqrt(index)
+        else:
+            self.comm_per_float = np.full(n_workers, config.comm_scale)
+
+    def compute_time(self, worker: int, n_grads: int, rng: np.random.Generator) -> float:
+        """Seconds worker needs for n_grads stochastic gradients."""
+        mean = float(self.mean_compute[worker])
+        if n_grads <= 0 or mean == 0.0:
+            return 0.0
+        if not math.isfinite(mean):
+            return math.inf
+        kind = self.distribution
+        if kind == "fixed":
+            return mean * n_grads
+        if kind == "uniform":
+            return float(rng.uniform(0.0, 2.0 * mean, size=n_grads).sum())
+        if kind == "exponential":
+            return float(rng.gamma(n_grads, mean))
+        if kind == "poisson":
+            return self.unit * float(rng.poisson(n_grads * mean / self.unit))
+        if kind == "normal":
+            centre = mean / self.unit
+            draws = np.abs(rng.normal(centre, centre, size=n_grads)) + 1.0
+            return self.unit * float(draws.sum())
+        # geometric: a sum of n geometric(p) variables is n + NegativeBinomial(n, p) failures.
+        return mean * self.p * float(n_grads + rng.negative_binomial(n_grads, self.p))
+
+    def comm_time(self, worker: int, n_floats: int, rng: np.random.Generator | None = None) -> float:
+        """Seconds worker needs to send n_floats to the server."""
+        return float(self.comm_per_float[worker]) * n_floats
+
+    def expected_compute(self) -> np.ndarray:
+        """Expected seconds per gradient of every worker (random models use the mean)."""
+        if self.distribution != "normal":
+            return self.mean_compute.copy()
+        centre = self.mean_compute / self.unit
+        # E|N(c, c)| = c * (sqrt(2/pi) e^{-1/2} + 1 - 2 Phi(-1)) for c > 0.
+        folded = centre * (math.sqrt(2 / math.pi) * math.exp(-0.5) + math.erf(1 / math.sqrt(2)))
+        return self.unit * (folded + 1.0)
+
+
+def _per_worker(key: str, values: list[float], n_workers: int) -> np.ndarray:
+    if len(values) != n_workers:
+        raise ConfigError(f"{key}: has {len(values)} entries but the run has {n_workers} workers")
+    return np.asarray(values, dtype=float)
