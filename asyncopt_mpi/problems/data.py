@@ -151,7 +151,9 @@ def load_libsvm(path: str, n_features: int | None = None) -> tuple[sp.csr_matrix
     fail(np.flatnonzero(~np.isfinite(values)), lambda i: f"feature value {value_tokens[i]!r} is not a finite number")
     fail(np.flatnonzero(indices < 1), lambda i: f"feature index {indices[i]} is not >= 1 (indices are 1-based)")
     limit = MAX_FEATURE_INDEX if n_features is None else n_features
-    fail(np.flatnonzero(indices > limit), lambda i: f"feature index {indices[i]} exceeds the number of features {limit}")
+    fail(np.flatnonzero(indices > limit), lambda i: (
+        f"feature index {indices[i]} exceeds the number of features {limit}"
+    ))
     same_row = rows[1:] == rows[:-1]
     fail(
         np.flatnonzero(same_row & (indices[1:] <= indices[:-1])) + 1,
@@ -264,10 +266,10 @@ def _features_and_labels(path: str, keys: list[str], read: Callable[[str], Any])
     """Pick the accepted key set, read it and check shapes (shared by npz and h5)."""
     label_key = next((k for k in ("y", "labels") if k in keys), None)
     if all(k in keys for k in _CSR_KEYS) and label_key is not None:
-        shape = tuple(int(s) for s in np.asarray(read("shape")).ravel())
-        if len(shape) != 2 or min(shape) < 0:
-            raise DataError(f"{path}: 'shape' must have 2 entries, got {shape}")
         try:
+            shape = tuple(int(s) for s in np.asarray(read("shape")).ravel())
+            if len(shape) != 2 or min(shape) < 0:
+                raise ValueError(f"'shape' must be 2 sizes >= 0, got {shape}")
             X = sp.csr_matrix(
                 (_numeric(path, "data", read("data")), np.asarray(read("indices")), np.asarray(read("indptr"))),
                 shape=shape,
@@ -275,7 +277,6 @@ def _features_and_labels(path: str, keys: list[str], read: Callable[[str], Any])
             X.check_format(full_check=True)
         except (ValueError, TypeError) as exc:
             raise DataError(f"{path}: the CSR arrays data, indices, indptr, shape do not fit ({exc})") from None
-        y = read(label_key)
     else:
         pair = next(((xk, yk) for xk, yk in _PAIRS if xk in keys and yk in keys), None)
         if pair is None:
@@ -284,12 +285,12 @@ def _features_and_labels(path: str, keys: list[str], read: Callable[[str], Any])
         X = _numeric(path, pair[0], read(pair[0]))
         if X.ndim != 2:
             raise DataError(f"{path}: {pair[0]!r} must be 2-D (samples x features), got shape {X.shape}")
-        y = read(pair[1])
-    y = _numeric(path, label_key or "y", y)
+        label_key = pair[1]
+    y = _numeric(path, label_key, read(label_key))
     if y.ndim == 2 and y.shape[1] == 1:
         y = y.ravel()
     if y.ndim != 1:
-        raise DataError(f"{path}: labels must be 1-D, got shape {y.shape}")
+        raise DataError(f"{path}: {label_key!r} must be 1-D (one label per sample), got shape {y.shape}")
     if y.shape[0] != X.shape[0]:
         raise DataError(f"{path}: {X.shape[0]} samples in the features but {y.shape[0]} labels")
     return X, y

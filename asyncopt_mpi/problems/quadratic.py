@@ -75,7 +75,7 @@ class QuadraticProblem(Problem):
         if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 0:
             raise ConfigError(f"problem.samples must be an integer >= 0, got {samples!r}")
         if samples == 0 and noise_type == "zero_last" and noise > 1:
-            raise ConfigError(f"problem.noise is the probability p of zero_last noise and must be in (0, 1], got {noise}")
+            raise ConfigError(f"problem.noise is zero_last's probability p and must be in (0, 1], got {noise}")
 
         self.dim = int(dim)
         self.L = float(L)
