@@ -33,11 +33,17 @@ class Job:
     batch: int = 1
     indices: np.ndarray | None = None
     job_id: int = -1
+    duration: float = 0.0  # modelled seconds, drawn by the server when the job is assigned
 
     @property
     def versions(self) -> tuple[int, ...]:
         """Point versions the worker must hold to run this job."""
         return (self.version,)
+
+    @property
+    def n_grads(self) -> int:
+        """Stochastic gradients the job costs."""
+        return self.batch if self.indices is None else len(self.indices)
 
 
 @dataclass(slots=True)

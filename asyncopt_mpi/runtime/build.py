@@ -14,7 +14,6 @@ from ..methods import METHODS, Method
 from ..problems import make_problem
 from ..problems.base import Problem
 from ..results import ResultsWriter
-from ..timing import TimingModel
 from .worker import WorkerContext
 
 
@@ -22,8 +21,8 @@ def build_problem(config: Config) -> Problem:
     return make_problem(config.problem)
 
 
-def build_context(config: Config, problem: Problem, timing: TimingModel, worker: int) -> WorkerContext:
-    return WorkerContext(worker, problem, timing, config.workers.seed, shard=None)
+def build_context(config: Config, problem: Problem, worker: int) -> WorkerContext:
+    return WorkerContext(worker, problem, config.workers.seed, shard=None)
 
 
 def build_method(config: Config, problem: Problem, n_workers: int) -> Method:

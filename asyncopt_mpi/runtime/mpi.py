@@ -1,16 +1,22 @@
 """MPI runtime: rank 0 runs the non-blocking parameter-server loop, ranks 1..n run the worker loop.
 
 Server: one persistent receive per worker into a preallocated buffer (header + payload),
-polled with Testany and an adaptive back-off; jobs and points go out with Isend and are
-never waited on in the loop. Workers: receive a job, compute, sleep to pad the job to its
-modelled duration (checking for a stop message while they sleep), send the result.
+polled with Testany; jobs and points go out with Isend and are never waited on in the
+loop. The server draws every job's duration, so it knows when each result is due: it
+sleeps (adaptive back-off) while nothing is due and polls without sleeping from just before
+a due time, because a process woken from sleep runs its first microseconds of Python
+several times slower, and that delay would add to every worker's cycle. Workers: receive
+a job, compute, sleep to pad the job to its duration from the moment it arrived (checking
+for a stop message while they sleep), send the result.
 Shutdown: a STOP to every worker that says how many jobs it was sent; the worker drains
 them, answers BYE, and everyone meets at a barrier. Every wait polls politely.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from collections import deque
 
 import numpy as np
 from mpi4py import MPI
@@ -28,6 +34,10 @@ from .worker import WorkerContext
 
 SHUTDOWN_GRACE = 30.0  # seconds a worker may take to acknowledge a stop
 SLEEP_SLICE = 2e-3  # a padding sleep checks for a stop message this often
+SPIN_TAIL = 1e-4  # the end of a padding sleep is polled, since a sleep may wake late
+SPIN_AHEAD = 1e-4  # the server polls without sleeping from this long before a result is due
+SPIN_LATE = 2e-3  # ... until this long after; a later worker is waited for with back-off
+WORKER_SPIN = 3e-4  # a worker polls without sleeping this long after sending a result
 _KINDS = {int(kind): kind for kind in JobKind}
 
 
@@ -49,10 +59,14 @@ class MpiServer(ServerCore):
         self.all_requests = [*self.requests, self.error_request]
         self.status_object = MPI.Status()
         self.jobs_sent = np.zeros(n, dtype=np.int64)
+        # When each worker's next result is due, and the durations of its queued jobs.
+        self.due = np.full(n, np.inf)
+        self.queued_durations: list[deque[float]] = [deque() for _ in range(n)]
+        self.next_due = np.inf
         # Sends in flight, with the buffer they read and the point version they keep alive.
         self.sends: list[MPI.Request] = []
         self.send_refs: list[tuple[np.ndarray, int | None]] = []
-        self.backoff = Backoff()
+        self.backoff = Backoff(maximum=1e-3)
 
     def now(self) -> float:
         return time.perf_counter() - self.t0
@@ -70,6 +84,27 @@ class MpiServer(ServerCore):
         if job.indices is not None:
             self._send(np.ascontiguousarray(job.indices, dtype=np.int64), dest, Tag.INDICES)
         self.jobs_sent[worker] += 1
+        if self.outstanding[worker] == 1:
+            self._set_due(worker, self.now() + job.duration)
+        else:
+            self.queued_durations[worker].append(job.duration)
+
+    def _set_due(self, worker: int, due: float) -> None:
+        self.due[worker] = due
+        self.next_due = float(self.due.min())
+
+    def _idle(self, backoff: Backoff) -> None:
+        """Wait a little: without sleeping when a result is due now, else with back-off."""
+        now = self.now()
+        if self.next_due - SPIN_AHEAD <= now:
+            late = np.flatnonzero(self.due < now - SPIN_LATE)
+            if late.size:  # overrunning workers; wait for them with back-off
+                self.due[late] = np.inf
+                self.next_due = float(self.due.min())
+            os.sched_yield()
+            backoff.reset()
+            return
+        backoff.sleep(limit=self.next_due - SPIN_AHEAD - now)
 
     def _reap_sends(self) -> None:
         """Forget completed sends and release the point versions they kept alive."""
@@ -108,7 +143,7 @@ class MpiServer(ServerCore):
                 break
             self.writer.maybe_flush()
             self._reap_sends()
-            backoff.sleep()
+            self._idle(backoff)
         self.final_snapshot()
 
     def _on_result(self, worker: int) -> None:
@@ -120,6 +155,8 @@ class MpiServer(ServerCore):
             _KINDS[int(buffer[R_KIND])], int(buffer[R_ID]), worker, int(buffer[R_VERSION]),
             buffer[HEADER : HEADER + n_values], int(buffer[R_N_GRADS]), duration=float(buffer[R_DURATION]),
         )
+        queued = self.queued_durations[worker]
+        self._set_due(worker, self.now() + queued.popleft() if queued else np.inf)
         self.deliver(worker, result, n_values, float(buffer[R_SLEEP]), float(buffer[R_OVERRUN]))
         # The method is done with the payload view; only now may the buffer take the next message.
         self.requests[worker].Start()
@@ -185,13 +222,13 @@ class WorkerLoop:
             job_request = comm.Irecv(self.header, source=0, tag=Tag.JOB)
             if self._wait_job_or_stop(job_request, stop_request) == 1:
                 break
+            started = time.perf_counter()  # the job's modelled time runs from its arrival
             job_request = None
             job = self._receive_job()
-            started = time.perf_counter()
+            duration = job.duration
             try:
                 vector, n_grads = self.context.execute(job, self.points.__getitem__)
                 n_values = vector.size
-                duration = self.context.duration(n_grads, n_values)
                 if self.send_request is not None:
                     _wait(self.send_request)
                 self.send_buffer[HEADER : HEADER + n_values] = vector
@@ -214,11 +251,16 @@ class WorkerLoop:
         pair = [job_request, stop_request]
         backoff = self.backoff
         backoff.reset()
+        spin_until = time.perf_counter() + WORKER_SPIN
         while True:
             index, done = MPI.Request.Testany(pair)
             if done:
                 return index
-            backoff.sleep()
+            if time.perf_counter() < spin_until:
+                os.sched_yield()  # an asynchronous method usually answers within this window
+                backoff.reset()
+            else:
+                backoff.sleep()
 
     def _receive_job(self):
         job, attached, n_indices = decode_job(self.header)
@@ -245,7 +287,8 @@ class WorkerLoop:
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 return False
-            time.sleep(min(remaining, SLEEP_SLICE))
+            if remaining > SPIN_TAIL:
+                time.sleep(min(remaining - SPIN_TAIL, SLEEP_SLICE))
             if stop_request.Test():
                 return True
 

@@ -33,8 +33,8 @@ class Msg(IntEnum):
 
 
 # Job header slots.
-J_ID, J_KIND, J_VERSION, J_BATCH, J_N_INDICES, J_N_ATTACHED, J_ATTACHED = 0, 1, 2, 3, 4, 5, 6
-MAX_ATTACHED = 4
+J_ID, J_KIND, J_VERSION, J_BATCH, J_DURATION, J_N_INDICES, J_N_ATTACHED, J_ATTACHED = range(8)
+MAX_ATTACHED = HEADER - J_ATTACHED
 # Stop header slots.
 S_FAILED, S_JOBS_SENT = 0, 1
 # Result header slots.
@@ -48,6 +48,7 @@ def encode_job(job: Job, attached: list[int]) -> np.ndarray:
     header[J_KIND] = job.kind
     header[J_VERSION] = job.version
     header[J_BATCH] = job.batch
+    header[J_DURATION] = job.duration
     header[J_N_INDICES] = 0 if job.indices is None else len(job.indices)
     header[J_N_ATTACHED] = len(attached)
     header[J_ATTACHED : J_ATTACHED + len(attached)] = attached
@@ -62,6 +63,7 @@ def decode_job(header: np.ndarray) -> tuple[Job, list[int], int]:
         version=int(header[J_VERSION]),
         batch=int(header[J_BATCH]),
         job_id=int(header[J_ID]),
+        duration=float(header[J_DURATION]),
     )
     attached = [int(v) for v in header[J_ATTACHED : J_ATTACHED + n_attached]]
     return job, attached, int(header[J_N_INDICES])

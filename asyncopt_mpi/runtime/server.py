@@ -18,8 +18,9 @@ from ..errors import RunError
 from ..methods.base import Job, Method, Result
 from ..problems.base import Problem
 from ..results import ResultsWriter
+from ..timing import TimingModel
 from .points import PointStore
-from .worker import server_seed
+from .worker import server_seed, timing_rng
 
 HELD_VERSIONS = 2  # point versions a worker keeps (two for jobs at a pair of points)
 FLOAT_BYTES = 8
@@ -46,9 +47,10 @@ class ServerCore:
         problem: Problem,
         method: Method,
         writer: ResultsWriter,
-        n_workers: int,
+        timing: TimingModel,
         f_star: float = math.nan,
     ):
+        n_workers = timing.n_workers
         self.config = config
         self.problem = problem
         self.method = method
@@ -56,6 +58,9 @@ class ServerCore:
         self.n_workers = n_workers
         self.f_star = f_star
         self.rng = np.random.Generator(np.random.PCG64(server_seed(config.workers.seed)))
+        # Job durations are drawn here, in job order per worker, in both runtimes.
+        self.timing = timing
+        self.timing_rngs = [timing_rng(config.workers.seed, worker) for worker in range(n_workers)]
         self.points = PointStore(problem.x0())
         self.dim = self.points.dim
         # Versions each worker holds, mirrored exactly as the worker evicts them.
@@ -114,6 +119,8 @@ class ServerCore:
             return
         job.job_id = self.next_job_id
         self.next_job_id += 1
+        timing, rng = self.timing, self.timing_rngs[worker]
+        job.duration = timing.compute_time(worker, job.n_grads, rng) + timing.comm_time(worker, self.dim)
         attached = self._attach(worker, job.versions)
         sent = len(attached) * self.dim + (0 if job.indices is None else len(job.indices))
         self.bytes_down += FLOAT_BYTES * sent

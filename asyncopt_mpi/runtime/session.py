@@ -69,11 +69,11 @@ def run_sim(config: Config) -> int:
         raise ConfigError("workers.n: required with --backend sim (the number of simulated workers)")
     problem = build_problem(config)
     timing = TimingModel(config.workers, n_workers)
-    contexts = [build_context(config, problem, timing, worker) for worker in range(n_workers)]
+    contexts = [build_context(config, problem, worker) for worker in range(n_workers)]
     method = build_method(config, problem, n_workers)
     f_star = compute_f_star(problem)
     writer = open_writer(config, problem, method, n_workers, f_star)
-    server = SimServer(config, problem, method, writer, n_workers, f_star, contexts=contexts)
+    server = SimServer(config, problem, method, writer, timing, f_star, contexts=contexts)
     error = None
     try:
         server.run()
@@ -153,14 +153,14 @@ def run_mpi(path: str | None, overrides: list[str], method: str | None, output: 
         return fail(error)
 
     def setup():
-        timing = TimingModel(config.workers, n_workers)
         if rank == 0:
+            timing = TimingModel(config.workers, n_workers)
             method_object = build_method(config, problem, n_workers)
             f_star = compute_f_star(problem)
             library = MPI.Get_library_version().strip().splitlines()[0]
             writer = open_writer(config, problem, method_object, n_workers, f_star, library, hosts)
-            return MpiServer(config, problem, method_object, writer, n_workers, f_star, comm=comm, hosts=hosts)
-        return WorkerLoop(comm, build_context(config, problem, timing, rank - 1), problem.dim)
+            return MpiServer(config, problem, method_object, writer, timing, f_star, comm=comm, hosts=hosts)
+        return WorkerLoop(comm, build_context(config, problem, rank - 1), problem.dim)
 
     role, error = _try(setup)
     error = _agree(comm, error)

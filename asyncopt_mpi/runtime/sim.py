@@ -1,9 +1,9 @@
 """Virtual-clock runtime: a heap of job completion times driving the same methods and worker code.
 
-Each worker runs one job at a time (later ones queue). A job's duration is drawn from the
-timing model when it starts, exactly as the MPI worker draws it, and its math runs when it
-completes, at the point version it names (kept alive by a reference until then). Ties are
-broken by a sequence number, so a run is bit-for-bit reproducible.
+Each worker runs one job at a time (later ones queue) for the duration the server drew
+when it assigned the job; its math runs when it completes, at the point version it names
+(kept alive by a reference until then). Ties are broken by a sequence number, so a run is
+bit-for-bit reproducible.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class SimServer(ServerCore):
         self.clock = 0.0
         self.heap: list[tuple[float, int, int]] = []
         self.sequence = itertools.count()
-        self.running: list[tuple[Job, float] | None] = [None] * self.n_workers
+        self.running: list[Job | None] = [None] * self.n_workers
         self.queues: dict[int, deque[Job]] = {}
 
     def now(self) -> float:
@@ -40,11 +40,9 @@ class SimServer(ServerCore):
             self.queues.setdefault(worker, deque()).append(job)
 
     def _start_job(self, worker: int, job: Job) -> None:
-        n_grads = job.batch if job.indices is None else len(job.indices)
-        duration = self.contexts[worker].duration(n_grads, self.dim)
-        self.running[worker] = (job, duration)
-        if math.isfinite(duration):
-            heapq.heappush(self.heap, (self.clock + duration, next(self.sequence), worker))
+        self.running[worker] = job
+        if math.isfinite(job.duration):
+            heapq.heappush(self.heap, (self.clock + job.duration, next(self.sequence), worker))
 
     def run(self) -> None:
         """Advance the clock from event to event until a stop rule fires or no work is left."""
@@ -62,7 +60,7 @@ class SimServer(ServerCore):
                 break
             heapq.heappop(heap)
             self.clock = finish
-            job, duration = self.running[worker]
+            job = self.running[worker]
             self.running[worker] = None
             vector, n_grads = self.contexts[worker].execute(job, self.points.get)
             for version in job.versions:
@@ -71,6 +69,6 @@ class SimServer(ServerCore):
             queue = self.queues.get(worker)
             if queue:
                 self._start_job(worker, queue.popleft())
-            result = Result(job.kind, job.job_id, worker, job.version, vector, n_grads, duration=duration)
+            result = Result(job.kind, job.job_id, worker, job.version, vector, n_grads, duration=job.duration)
             self.deliver(worker, result, vector.size)
         self.final_snapshot()

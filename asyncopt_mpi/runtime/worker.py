@@ -1,4 +1,4 @@
-"""Job execution on a worker, shared by both runtimes: the data and timing streams and the math."""
+"""Job execution on a worker, shared by both runtimes: the worker's data stream and the math."""
 
 from __future__ import annotations
 
@@ -8,15 +8,21 @@ import numpy as np
 
 from ..methods.base import Job, JobKind
 from ..problems.base import Problem
-from ..timing import TimingModel
 
 # Every worker's random streams derive from workers.seed and its index alone, so that worker
-# i draws the same samples and times under MPI and in the simulator.
-_DATA_STREAM, _TIMING_STREAM = 0, 1
+# i draws the same samples (on the worker) and job times (on the server) in both runtimes.
 
 
-def worker_seed(seed: int, worker: int) -> np.random.SeedSequence:
-    return np.random.SeedSequence(seed, spawn_key=(worker,))
+def _worker_streams(seed: int, worker: int) -> list[np.random.SeedSequence]:
+    return np.random.SeedSequence(seed, spawn_key=(worker,)).spawn(2)
+
+
+def data_rng(seed: int, worker: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(_worker_streams(seed, worker)[0]))
+
+
+def timing_rng(seed: int, worker: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(_worker_streams(seed, worker)[1]))
 
 
 def server_seed(seed: int) -> np.random.SeedSequence:
@@ -27,16 +33,13 @@ def server_seed(seed: int) -> np.random.SeedSequence:
 class WorkerContext:
     """What one worker needs to execute jobs: problem, its data shard and random streams."""
 
-    __slots__ = ("worker", "problem", "timing", "shard", "data_rng", "timing_rng")
+    __slots__ = ("worker", "problem", "shard", "data_rng")
 
-    def __init__(self, worker: int, problem: Problem, timing: TimingModel, seed: int, shard: np.ndarray | None = None):
+    def __init__(self, worker: int, problem: Problem, seed: int, shard: np.ndarray | None = None):
         self.worker = worker
         self.problem = problem
-        self.timing = timing
         self.shard = shard
-        data_seed, timing_seed = worker_seed(seed, worker).spawn(2)
-        self.data_rng = np.random.Generator(np.random.PCG64(data_seed))
-        self.timing_rng = np.random.Generator(np.random.PCG64(timing_seed))
+        self.data_rng = data_rng(seed, worker)
 
     def execute(self, job: Job, point: Callable[[int], np.ndarray]) -> tuple[np.ndarray, int]:
         """The job's payload vector and the number of gradients it cost."""
@@ -46,9 +49,3 @@ class WorkerContext:
         if job.kind == JobKind.GRAD_INDICES:
             return self.problem.grad(x, job.indices), len(job.indices)
         raise ValueError(f"unknown job kind {job.kind}")
-
-    def duration(self, n_grads: int, n_floats: int) -> float:
-        """Modelled seconds of a job: compute n_grads gradients, then send n_floats."""
-        return self.timing.compute_time(self.worker, n_grads, self.timing_rng) + self.timing.comm_time(
-            self.worker, n_floats
-        )
