@@ -25,8 +25,9 @@ from .build import build_context, build_method, build_problem, compute_f_star, o
 from .server import ServerCore, StopReason
 
 
-def report(message: str) -> None:
-    print(f"asyncopt: {message}", file=sys.stderr, flush=True)
+def report(message: str, error: bool = True) -> None:
+    """Errors go to stderr, the closing line of a good run to stdout."""
+    print(f"asyncopt: {message}", file=sys.stderr if error else sys.stdout, flush=True)
 
 
 def _describe(exc: BaseException) -> str:
@@ -84,7 +85,7 @@ def run_sim(config: Config) -> int:
     if error is not None:
         report(f"error: {_describe(error)}")
         return _exit_code(error)
-    report(_summary_line(config, server, status, reason))
+    report(_summary_line(config, server, status, reason), error=False)
     return 0
 
 
@@ -192,7 +193,7 @@ def run_mpi(path: str | None, overrides: list[str], method: str | None, output: 
     # 4. Metrics at the snapshots, shared out over all ranks.
     _evaluate_shared(comm, config, problem, server.f_star if rank == 0 else math.nan)
     if rank == 0 and outcome == 0:
-        report(_summary_line(config, server, status, reason))
+        report(_summary_line(config, server, status, reason), error=False)
     return comm.bcast(outcome, root=0)
 
 

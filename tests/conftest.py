@@ -1,0 +1,51 @@
+"""Shared helpers: launching the real `asyncopt` command, under mpiexec or in the simulator."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import h5py
+import pytest
+
+BIN = os.path.dirname(sys.executable)
+MPIEXEC = shutil.which("mpiexec", path=BIN) or shutil.which("mpiexec")
+
+
+def asyncopt_command() -> list[str]:
+    return [sys.executable, "-m", "asyncopt_mpi"]
+
+
+def run_cli(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
+    """`asyncopt ARGS` in a fresh process."""
+    return subprocess.run(asyncopt_command() + args, capture_output=True, text=True, timeout=timeout)
+
+
+def run_mpi(n_ranks: int, args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
+    """`mpiexec -n N asyncopt ARGS`; a hang fails the test after `timeout` seconds."""
+    if MPIEXEC is None:
+        pytest.fail("mpiexec not found: install the test extras (pip install -e '.[mpich,test]')")
+    command = [MPIEXEC, "-n", str(n_ranks)] + asyncopt_command() + args
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def sets(**sections: dict) -> list[str]:
+    """--set arguments from {section: {key: value}} (strings are quoted as TOML strings)."""
+    out = []
+    for section, values in sections.items():
+        for key, value in values.items():
+            text = f'"{value}"' if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else repr(value)
+            out += ["--set", f"{section}.{key}={text}"]
+    return out
+
+
+def read(path, *names: str) -> dict:
+    with h5py.File(path, "r", swmr=True, libver="latest") as handle:
+        return {name: handle[name][()] for name in names}
+
+
+def attrs(path) -> dict:
+    with h5py.File(path, "r", swmr=True, libver="latest") as handle:
+        return {key: (value.decode() if isinstance(value, bytes) else value) for key, value in handle.attrs.items()}

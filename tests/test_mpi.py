@@ -1,0 +1,119 @@
+"""The MPI runtime with real mpiexec: convergence, agreement with the simulator, bad configs, killed runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import MPIEXEC, asyncopt_command, attrs, read, run_cli, run_mpi, sets
+
+pytestmark = pytest.mark.mpi
+
+QUADRATIC = {"name": "quadratic", "dim": 20, "noise": 0.01}
+LOGISTIC = {"name": "logistic", "samples": 400, "dim": 10}
+
+
+@pytest.mark.parametrize("method", ["async_sgd", "minibatch_sgd"])
+@pytest.mark.parametrize("problem", ["quadratic", "logistic"])
+def test_methods_converge_over_mpi(tmp_path, method, problem):
+    path = tmp_path / "run.h5"
+    lr = 0.5 if problem == "quadratic" else 2.0
+    args = ["run", "--method", method, "--output", str(path)] + sets(
+        problem=QUADRATIC if problem == "quadratic" else LOGISTIC,
+        method={"lr": lr, "batch": 1 if problem == "quadratic" else 4},
+        workers={"compute": "sqrt", "compute_scale": 0.005},
+        stop={"time": 2.0},
+        output={"snapshot_every": 0.2},
+    )
+    done = run_mpi(4, args, timeout=60)
+    assert done.returncode == 0, done.stderr
+    info = attrs(path)
+    assert info["status"] == "completed" and info["backend"] == "mpi" and info["n_workers"] == 3
+    subopt = read(path, "metrics/suboptimality")["metrics/suboptimality"]
+    assert np.all(np.isfinite(subopt)) and subopt[-1] < 0.3 * subopt[0]
+    # Every rank's results reached the server.
+    assert np.all(read(path, "workers/jobs")["workers/jobs"] > 0)
+
+
+def test_mpi_and_sim_agree_on_gradients_per_worker(tmp_path):
+    times = [0.01, 0.02, 0.03, 0.05]
+    common = sets(problem=QUADRATIC, method={"lr": 0.2}, stop={"time": 3.001}) + [
+        "--set", f"workers.compute_times={times}",
+    ]
+    mpi_path, sim_path = tmp_path / "mpi.h5", tmp_path / "sim.h5"
+    done = run_mpi(len(times) + 1, ["run", "--method", "async_sgd", "--output", str(mpi_path)] + common, timeout=60)
+    assert done.returncode == 0, done.stderr
+    done = run_cli(["run", "--backend", "sim", "--method", "async_sgd", "--output", str(sim_path),
+                    "--set", f"workers.n={len(times)}"] + common)
+    assert done.returncode == 0, done.stderr
+    over_mpi = read(mpi_path, "workers/grads")["workers/grads"]
+    in_sim = read(sim_path, "workers/grads")["workers/grads"]
+    assert in_sim.tolist() == [300, 150, 100, 60]
+    np.testing.assert_allclose(over_mpi, in_sim, rtol=0.10)
+
+
+BAD_CONFIGS = [
+    (["--set", "solver.lr=1"], "[solver]"),
+    (["--set", "workers.compte=sqrt"], "workers.compte"),
+    (["--set", "method.S=4"], "method.S"),
+    (["--method", "adam"], "method.name"),
+    (["--set", "stop.time=-1"], "stop.time"),
+    (["--set", "workers.n=7"], "workers.n"),
+    (["--set", 'problem.data="/nonexistent/a9a.txt"', "--set", 'problem.name="logistic"'], "/nonexistent/a9a.txt"),
+]
+
+
+@pytest.mark.parametrize("extra,named", BAD_CONFIGS, ids=[named for _, named in BAD_CONFIGS])
+def test_bad_config_ends_every_rank_with_status_2(tmp_path, extra, named):
+    started = time.monotonic()
+    done = run_mpi(3, ["run", "--output", str(tmp_path / "bad.h5"), "--set", "stop.time=5"] + extra, timeout=60)
+    elapsed = time.monotonic() - started
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert named in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr  # one clear line, printed once (by rank 0)
+    assert "Traceback" not in done.stderr and "Abort" not in done.stderr
+    assert elapsed < 30
+    assert not (tmp_path / "bad.h5").exists()
+
+
+def test_run_killed_with_sigkill_leaves_a_readable_file(tmp_path):
+    path = tmp_path / "killed.h5"
+    args = ["run", "--method", "async_sgd", "--output", str(path)] + sets(
+        problem=QUADRATIC, method={"lr": 0.2}, workers={"compute": "sqrt", "compute_scale": 0.01},
+        stop={"time": 60.0}, output={"snapshot_every": 0.2},
+    )
+    process = subprocess.Popen([MPIEXEC, "-n", "3"] + asyncopt_command() + args,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        rows = 0
+        while rows < 5 and time.monotonic() < deadline:
+            time.sleep(0.3)
+            try:
+                rows = len(read(path, "snapshots/time")["snapshots/time"])
+            except (OSError, KeyError):
+                rows = 0
+        assert rows >= 5, "the run did not record snapshots"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    time.sleep(0.2)
+    shown = run_cli(["summary", str(path)], timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "running" in shown.stdout and "async_sgd" in shown.stdout
+    trace = read(path, "trace/iteration")["trace/iteration"]
+    assert len(trace) > 10
+    # `asyncopt evaluate` turns it into a normally closed file with metrics.
+    fixed = run_cli(["evaluate", str(path)], timeout=60)
+    assert fixed.returncode == 0, fixed.stderr
+    with h5py.File(path, "r") as handle:
+        assert handle.attrs["status"] == "failed"
+        assert len(handle["metrics/loss"]) >= 5
+        assert len(handle["trace/iteration"]) == len(trace)

@@ -1,0 +1,175 @@
+"""Tests for the numbered point store (asyncopt_mpi.runtime.points.PointStore): versions, references, buffer pool."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from asyncopt_mpi.runtime.points import PointStore
+
+DIM = 5
+
+
+def filled(store: PointStore, value: float) -> np.ndarray:
+    x = store.new_buffer()
+    x[:] = value
+    return x
+
+
+def test_initial_point_is_version_zero_and_a_private_copy():
+    x0 = np.arange(DIM, dtype=float)
+    store = PointStore(x0)
+    assert store.current == 0
+    assert store.dim == DIM
+    assert len(store) == 1
+    np.testing.assert_array_equal(store.get(0), np.arange(DIM))
+    x0[:] = -1.0  # the caller's array is not the stored one
+    np.testing.assert_array_equal(store.get(0), np.arange(DIM))
+    assert not store.get(0).flags.writeable
+
+
+def test_initial_point_from_a_list_of_ints_is_float():
+    store = PointStore([1, 2, 3])
+    assert store.get(0).dtype == np.float64
+    assert store.dim == 3
+
+
+def test_publish_increments_the_version():
+    store = PointStore(np.zeros(DIM))
+    versions = [store.publish(filled(store, k)) for k in range(1, 5)]
+    assert versions == [1, 2, 3, 4]
+    assert store.current == 4
+    np.testing.assert_array_equal(store.get(4), np.full(DIM, 4.0))
+
+
+def test_published_array_becomes_read_only():
+    store = PointStore(np.zeros(DIM))
+    x = filled(store, 1.0)
+    assert x.flags.writeable
+    version = store.publish(x)
+    assert not x.flags.writeable
+    with pytest.raises(ValueError):
+        x[0] = 2.0
+    with pytest.raises(ValueError):
+        store.get(version)[0] = 2.0
+    np.testing.assert_array_equal(store.get(version), np.ones(DIM))
+
+
+def test_previous_version_is_gone_after_publish_without_other_references():
+    store = PointStore(np.zeros(DIM))
+    store.publish(filled(store, 1.0))
+    assert len(store) == 1
+    with pytest.raises(KeyError):
+        store.get(0)
+
+
+def test_acquired_version_stays_readable_until_its_last_release():
+    store = PointStore(np.zeros(DIM))
+    v1 = store.publish(filled(store, 1.0))
+    store.acquire(v1)
+    store.acquire(v1)
+    v2 = store.publish(filled(store, 2.0))  # the current point drops its reference to v1
+    v3 = store.publish(filled(store, 3.0))
+    assert (v2, v3) == (2, 3)
+    np.testing.assert_array_equal(store.get(v1), np.ones(DIM))
+    store.release(v1)
+    np.testing.assert_array_equal(store.get(v1), np.ones(DIM))
+    store.release(v1)
+    with pytest.raises(KeyError):
+        store.get(v1)
+    with pytest.raises(KeyError):
+        store.get(v2)
+    np.testing.assert_array_equal(store.get(v3), np.full(DIM, 3.0))
+
+
+def test_len_tracks_live_versions():
+    store = PointStore(np.zeros(DIM))
+    assert len(store) == 1
+    store.acquire(0)
+    store.publish(filled(store, 1.0))
+    assert len(store) == 2  # v0 held by the acquire, v1 current
+    store.acquire(1)
+    store.publish(filled(store, 2.0))
+    assert len(store) == 3
+    store.release(0)
+    assert len(store) == 2
+    store.acquire(1)
+    store.release(1)
+    assert len(store) == 2  # one acquire of v1 is still outstanding
+    store.release(1)
+    assert len(store) == 1
+    assert store.current == 2
+
+
+def test_current_point_can_be_acquired_and_released_without_dropping_it():
+    store = PointStore(np.zeros(DIM))
+    v1 = store.publish(filled(store, 1.0))
+    store.acquire(v1)
+    store.release(v1)
+    np.testing.assert_array_equal(store.get(v1), np.ones(DIM))
+    assert len(store) == 1
+
+
+def test_acquire_or_release_of_a_dead_version_raises():
+    store = PointStore(np.zeros(DIM))
+    store.publish(filled(store, 1.0))
+    with pytest.raises(KeyError):
+        store.acquire(0)
+    with pytest.raises(KeyError):
+        store.release(0)
+    with pytest.raises(KeyError):
+        store.get(7)
+
+
+def test_released_buffer_is_reused_by_new_buffer():
+    store = PointStore(np.zeros(DIM))
+    x1 = filled(store, 1.0)
+    store.publish(x1)
+    store.publish(filled(store, 2.0))  # releases v1: its buffer goes to the pool
+    reused = store.new_buffer()
+    assert np.shares_memory(reused, x1)
+    assert reused.flags.writeable
+    assert reused.shape == (DIM,) and reused.dtype == np.float64
+
+
+def test_initial_point_buffer_is_reused():
+    store = PointStore(np.zeros(DIM))
+    x0 = store.get(0)
+    store.publish(filled(store, 1.0))
+    assert np.shares_memory(store.new_buffer(), x0)
+
+
+def test_new_buffer_never_aliases_a_live_version():
+    store = PointStore(np.zeros(DIM))
+    held = []
+    for k in range(1, 30):
+        x = filled(store, float(k))
+        for version in held + [store.current]:
+            assert not np.shares_memory(x, store.get(version))
+        version = store.publish(x)
+        if k % 3 == 0:
+            store.acquire(version)
+            held.append(version)
+        if k % 5 == 0 and held:
+            store.release(held.pop(0))
+    for version in held:
+        np.testing.assert_array_equal(store.get(version), np.full(DIM, float(version)))
+
+
+def test_pool_is_bounded_and_new_buffers_are_fresh_when_empty():
+    store = PointStore(np.zeros(DIM))
+    a = store.new_buffer()
+    b = store.new_buffer()
+    assert not np.shares_memory(a, b)
+    assert a.shape == (DIM,) and a.flags.writeable
+
+
+@pytest.mark.parametrize("shape", [(DIM + 1,), (DIM - 1,), (DIM, 1), (1, DIM), ()])
+def test_publishing_a_wrong_shape_raises(shape):
+    store = PointStore(np.zeros(DIM))
+    with pytest.raises(ValueError) as info:
+        store.publish(np.zeros(shape))
+    assert str(DIM) in str(info.value)
+    assert store.current == 0
+    assert len(store) == 1
+    np.testing.assert_array_equal(store.get(0), np.zeros(DIM))
