@@ -8,6 +8,7 @@ is accepted instead of being silently ignored.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import tomllib
@@ -129,7 +130,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return json.dumps(value)  # JSON string escapes are valid TOML basic-string escapes
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, (list, tuple)):
@@ -173,10 +174,15 @@ def load_config(
         section, dot, name = key.strip().partition(".")
         if not sep or not dot or not name:
             raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. --set method.lr=0.05")
+        if section not in SECTIONS:
+            raise ConfigError(f"--set {item!r}: unknown section [{section}]; accepted: {', '.join(SECTIONS)}")
         raw.setdefault(section, {})
         if not isinstance(raw[section], dict):
             raise ConfigError(f"--set {item!r}: {section} is not a section")
-        raw[section][name] = parse_value(value.strip())
+        parsed = parse_value(value.strip())
+        if _is_string_field(section, name) and not isinstance(parsed, str):
+            parsed = value.strip()  # a string key takes the text as written (e.g. a path "1e3")
+        raw[section][name] = parsed
     if method is not None:
         raw.setdefault("method", {})["name"] = method
     if output is not None:
@@ -188,6 +194,11 @@ def load_config(
     config.source_text = text
     validate(config)
     return config
+
+
+def _is_string_field(section: str, name: str) -> bool:
+    fields = {f.name: f for f in dataclasses.fields(SECTIONS[section])}
+    return name in fields and str(fields[name].type) == "str"
 
 
 def build_config(raw: dict[str, Any], source: str = "config") -> Config:

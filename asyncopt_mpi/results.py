@@ -157,6 +157,8 @@ class ResultsWriter:
         try:
             self.flush()
             self.file.attrs["status"] = "failed"
+            self.file.attrs["stop_reason"] = "error: the run failed while it was being set up"
+            self.file.attrs["finished_at"] = _utc_now()
             self.file.close()
         except Exception:
             pass
@@ -235,4 +237,5 @@ def recover(path: str) -> None:
         if target.attrs.get("status") == "running":
             target.attrs["status"] = "failed"
             target.attrs["stop_reason"] = "killed: the run ended without closing its file (recovered)"
+            target.attrs["finished_at"] = f"unknown (recovered {_utc_now()})"
     os.replace(temporary, path)

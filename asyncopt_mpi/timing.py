@@ -64,7 +64,7 @@ class TimingModel:
     def compute_time(self, worker: int, n_grads: int, rng: np.random.Generator) -> float:
         """Seconds worker needs for n_grads stochastic gradients."""
         mean = float(self.mean_compute[worker])
-        if n_grads <= 0 or mean == 0.0:
+        if n_grads <= 0:
             return 0.0
         if not math.isfinite(mean):
             return math.inf

@@ -156,7 +156,7 @@ def test_new_buffer_never_aliases_a_live_version():
         np.testing.assert_array_equal(store.get(version), np.full(DIM, float(version)))
 
 
-def test_pool_is_bounded_and_new_buffers_are_fresh_when_empty():
+def test_new_buffers_are_distinct_when_the_pool_is_empty():
     store = PointStore(np.zeros(DIM))
     a = store.new_buffer()
     b = store.new_buffer()

@@ -156,7 +156,6 @@ def test_normal_is_at_least_one_unit_per_gradient():
     assert sample.min() >= 3 * SCALE
 
 
-@pytest.mark.xfail(strict=True, reason="timing.py: normal model returns 0 for s_i = 0 but expected_compute() says one unit (bug)")
 def test_normal_with_a_zero_compute_time_matches_expected_compute():
     model = TimingModel(WorkersConfig(compute="normal", compute_scale=SCALE, compute_times=[0.0, 0.02]), 2)
     sample = draws(model, 0, 1, 200)

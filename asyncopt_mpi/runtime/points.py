@@ -39,9 +39,17 @@ class PointStore:
         return np.empty(self.dim)
 
     def publish(self, x: np.ndarray) -> int:
-        """Make x (which the store now owns) the current point; return its version."""
+        """Make x (which the store now owns) the current point; return its version.
+
+        A read-only array (such as a published point) or one of another dtype is copied,
+        so that no two versions ever share a buffer.
+        """
         if x.shape != (self.dim,):
             raise ValueError(f"published point has shape {x.shape}, expected ({self.dim},)")
+        if not x.flags.writeable or x.dtype != np.float64:
+            copy = self.new_buffer()
+            copy[:] = x
+            x = copy
         x.flags.writeable = False
         version = self.current + 1
         self._points[version] = x
