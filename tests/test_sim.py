@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from asyncopt_mpi.config import load_config
+from asyncopt_mpi.methods import METHODS, Job, JobKind, Method
 from asyncopt_mpi.runtime.session import run_sim
 
 from conftest import read
@@ -89,6 +90,7 @@ def test_ten_thousand_workers_fit_in_memory(tmp_path):
     script = f"""
 import resource
 from asyncopt_mpi.config import load_config
+from asyncopt_mpi.methods import METHODS, Job, JobKind, Method
 from asyncopt_mpi.runtime.session import run_sim
 config = load_config(None, ["problem.dim=1000", "workers.n=10000", "workers.compute=sqrt", "stop.gradients=30000",
     "method.lr=0.01", "output.snapshot_every=1e9"], method="async_sgd", backend="sim", output=r"{tmp_path / 'big.h5'}")
@@ -100,3 +102,35 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     peak_mib = int(done.stdout.split()[-1]) / 1024
     # One version per busy worker is inherent to async SGD (80 MB here); two copies per worker would be 160 MB more.
     assert peak_mib < 600, f"peak RSS {peak_mib:.0f} MiB"
+
+
+class _SamePointTwice(Method):
+    """Gives every worker two jobs at each point before stepping: the point travels once."""
+
+    name = "test_same_point_twice"
+
+    def start(self, server):
+        self.answers = 0
+        for worker in range(server.n_workers):
+            server.assign(worker, Job(JobKind.GRAD, server.version))
+
+    def on_result(self, server, worker, result):
+        self.answers += 1
+        if self.answers % (2 * server.n_workers) == 0:
+            self.sgd_step(server, result.vector, self.lr, grads_used=1, max_delay=result.delay)
+        server.assign(worker, Job(JobKind.GRAD, server.version))
+        return True
+
+
+def test_a_point_is_sent_only_to_workers_that_lack_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(METHODS, _SamePointTwice.name, _SamePointTwice)
+    dim, n = 20, 3
+    path = simulate(tmp_path, "cache", QUADRATIC + [f"workers.n={n}", "workers.compute=fixed", "stop.time=0.095"],
+                    _SamePointTwice.name)
+    data = read(path, "workers/bytes_down", "workers/jobs", "events/worker", "events/point_version")
+    point_bytes = dim * 8
+    assert data["workers/bytes_down"].sum() < data["workers/jobs"].sum() * point_bytes
+    for worker in range(n):
+        used = len(set(data["events/point_version"][data["events/worker"] == worker].tolist()))
+        # Each distinct version the worker computed at was sent once; its pending job may add one more.
+        assert data["workers/bytes_down"][worker] in (used * point_bytes, (used + 1) * point_bytes)
