@@ -94,6 +94,32 @@ def evaluate(file: str) -> None:
     click.echo(f"{file}: {len(table['time'])} snapshots evaluated")
 
 
+@cli.command()
+@click.argument("config_path", metavar="[CONFIG]", required=False, type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. workers.n=100.")
+@click.option("--method", "method", help="Method name (overrides method.name; its row is marked with *).")
+@click.option("--eps", type=float, help="Target E||grad f||^2 <= eps  [default: stop.target, else 1e-3].")
+@click.option("--sigma2", type=float, help="Variance of a stochastic gradient  [default: estimated at x0].")
+@click.option("--json", "as_json", is_flag=True, help='JSON output; inf is the string "inf", nan is null.')
+def theory(config_path: str | None, overrides: tuple[str, ...], method: str | None, eps: float | None,
+           sigma2: float | None, as_json: bool) -> None:
+    """Time complexities of the methods (up to constants) for a config's problem and workers.
+
+    Formulas of Tyurin & Richtarik, NeurIPS 2023, Table 1, with tau_i the expected time per
+    gradient of each worker, L and Delta = f(x0) - f* from the problem.
+    """
+    from .config import load_config
+    from .theory import format_table, table_json, theory_table
+
+    try:
+        config = load_config(config_path, list(overrides), method=method, backend="sim")
+        table = theory_table(config, eps=eps, sigma2=sigma2)
+    except AsyncoptError as exc:
+        click.echo(f"asyncopt: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    click.echo(table_json(table) if as_json else format_table(table))
+
+
 def main() -> None:
     cli(prog_name="asyncopt")
 

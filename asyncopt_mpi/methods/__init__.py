@@ -14,6 +14,14 @@ def register(cls: type[Method]) -> type[Method]:
 
 
 # Importing the modules registers their methods.
-from . import async_sgd, minibatch_sgd  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    accelerated_rennala_sgd,
+    async_sgd,
+    hero_sgd,
+    malenia_sgd,
+    minibatch_sgd,
+    rennala_sgd,
+    ringmaster_asgd,
+)
 
 __all__ = ["METHODS", "Job", "JobKind", "Method", "Result", "Server", "register"]

@@ -66,6 +66,7 @@ class Server(Protocol):
     n_workers: int
     problem: Problem
     rng: np.random.Generator
+    expected_times: np.ndarray  # expected seconds per gradient of each worker (the timing model's mean)
 
     @property
     def x(self) -> np.ndarray: ...  # current point, read-only
@@ -111,9 +112,13 @@ class Method:
     def on_result(self, server: Server, worker: int, result: Result) -> bool:
         raise NotImplementedError
 
-    def sgd_step(self, server: Server, direction: np.ndarray, lr: float, **trace: Any) -> int:
-        """Publish x - lr * direction (written into a pooled buffer, no allocation)."""
+    def iterate(self, server: Server) -> np.ndarray:
+        """The point whose quality the run reports (snapshots); the published point by default."""
+        return server.x
+
+    def sgd_step(self, server: Server, direction: np.ndarray, scale: float, **trace: Any) -> int:
+        """Publish x - scale * direction (written into a pooled buffer, no allocation)."""
         x_next = server.new_point()
-        np.multiply(direction, -lr, out=x_next)
+        np.multiply(direction, -scale, out=x_next)
         x_next += server.x
         return server.publish(x_next, **trace)

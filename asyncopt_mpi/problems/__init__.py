@@ -7,12 +7,14 @@ from typing import Any
 from ..errors import ConfigError
 from .base import Problem
 from .logistic import LogisticProblem
+from .nonconvex_logistic import NonconvexLogisticProblem
 from .quadratic import QuadraticProblem
 
 # A new problem is one module with a Problem subclass and one line here.
 PROBLEMS: dict[str, type[Problem]] = {
     QuadraticProblem.name: QuadraticProblem,
     LogisticProblem.name: LogisticProblem,
+    NonconvexLogisticProblem.name: NonconvexLogisticProblem,
 }
 
 

@@ -61,6 +61,8 @@ class ServerCore:
         # Job durations are drawn here, in job order per worker, in both runtimes.
         self.timing = timing
         self.timing_rngs = [timing_rng(config.workers.seed, worker) for worker in range(n_workers)]
+        self.expected_times = timing.expected_compute()
+        self.never_answering: set[int] = set()  # workers given a job of infinite duration
         self.points = PointStore(problem.x0())
         self.dim = self.points.dim
         # Versions each worker holds, mirrored exactly as the worker evicts them.
@@ -121,6 +123,8 @@ class ServerCore:
         self.next_job_id += 1
         timing, rng = self.timing, self.timing_rngs[worker]
         job.duration = timing.compute_time(worker, job.n_grads, rng) + timing.comm_time(worker, self.dim)
+        if job.duration == math.inf:
+            self.never_answering.add(worker)
         attached = self._attach(worker, job.versions)
         sent = len(attached) * self.dim + (0 if job.indices is None else len(job.indices))
         self.bytes_down += FLOAT_BYTES * sent
@@ -189,7 +193,7 @@ class ServerCore:
     def take_snapshot(self, now: float | None = None) -> None:
         """Store the current point; stop on a non-finite point or a reached target."""
         now = self.now() if now is None else now
-        x = self.x
+        x = self.method.iterate(self)
         self.writer.snapshot(now, self.version, self.grads_received, self.bytes_up + self.bytes_down, x)
         self.last_snapshot_time = now
         self.last_snapshot_version = self.version
@@ -210,7 +214,11 @@ class ServerCore:
     def check_time(self, now: float) -> bool:
         limit = self.stop_rules.time
         if limit is not None and now >= limit:
-            self.stop(StopReason.TIME, f"stop.time = {limit:g} s reached")
+            detail = f"stop.time = {limit:g} s reached"
+            if self.never_answering:
+                names = ", ".join(str(worker) for worker in sorted(self.never_answering)[:10])
+                detail += f"; never answered (infinite compute time): worker {names}"
+            self.stop(StopReason.TIME, detail)
             return True
         return False
 

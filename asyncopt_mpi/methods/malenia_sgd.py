@@ -1,0 +1,59 @@
+"""Malenia SGD: heterogeneous data, each worker samples its own shard (Tyurin & Richtarik, NeurIPS 2023; seed 001).
+
+The server keeps per-worker sums g_i and counts B_i of gradients at x^k and collects until
+every worker contributed and (1/n sum_i 1/B_i)^{-1} >= S/n; then
+x^{k+1} = x^k - gamma (1/n) sum_i g_i/B_i, so every worker's data weighs the same however
+fast it is. S = max(ceil(sigma2/eps), n) when both are given, else max(method.batch, n).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import register
+from .base import Job, JobKind, Method, Result, Server
+from .collect import batch_from_noise
+
+
+@register
+class MaleniaSGD(Method):
+    name = "malenia_sgd"
+    description = "per-worker sums at x^k until the harmonic mean of counts reaches S/n; step with (1/n) sum g_i/B_i"
+    paper = "Tyurin & Richtarik, Optimal time complexities of parallel stochastic optimization, NeurIPS 2023"
+    params = {"sigma2": 0.0, "eps": 0.0}
+
+    def start(self, server: Server) -> None:
+        n = server.n_workers
+        self.S = batch_from_noise(self.options, default=self.batch, floor=n)
+        self.sums = np.zeros((n, self.problem.dim))
+        self.counts = np.zeros(n, dtype=np.int64)
+        self.inverse_count_sum = 0.0  # sum over contributing workers of 1/B_i, kept incrementally
+        self.contributors = 0
+        self.version = server.version
+        for worker in range(n):
+            server.assign(worker, Job(JobKind.GRAD, server.version))
+
+    def on_result(self, server: Server, worker: int, result: Result) -> bool:
+        accepted = result.version == self.version
+        if accepted:
+            count = self.counts[worker]
+            if count:
+                self.inverse_count_sum -= 1.0 / count
+            else:
+                self.contributors += 1
+            count += result.n_grads
+            self.counts[worker] = count
+            self.inverse_count_sum += 1.0 / count
+            self.sums[worker] += result.n_grads * result.vector
+            n = server.n_workers
+            # (1/n sum 1/B_i)^{-1} >= S/n  <=>  n^2 >= S * sum 1/B_i
+            if self.contributors == n and n * n >= self.S * self.inverse_count_sum:
+                direction = (self.sums / self.counts[:, None]).mean(axis=0)
+                self.sgd_step(server, direction, self.lr, grads_used=int(self.counts.sum()), max_delay=0)
+                self.sums[:] = 0.0
+                self.counts[:] = 0
+                self.inverse_count_sum = 0.0
+                self.contributors = 0
+                self.version = server.version
+        server.assign(worker, Job(JobKind.GRAD, server.version))
+        return accepted

@@ -1,0 +1,39 @@
+"""Rennala SGD: minibatch SGD with asynchronous batch collection (Tyurin & Richtarik, NeurIPS 2023; seed 001).
+
+At iteration k the server collects gradients computed at x^k from whoever finishes;
+stale ones are dropped and their worker restarted at x^k. After S gradients:
+x^{k+1} = x^k - gamma * mean. Workers never wait.
+S = max(ceil(sigma2/eps), 1) when both are given, else method.batch.
+"""
+
+from __future__ import annotations
+
+from . import register
+from .base import Job, JobKind, Method, Result, Server
+from .collect import BatchCollector, batch_from_noise
+
+
+@register
+class RennalaSGD(Method):
+    name = "rennala_sgd"
+    description = "collects S fresh gradients at x^k from whoever finishes (stale ones dropped), then steps"
+    paper = "Tyurin & Richtarik, Optimal time complexities of parallel stochastic optimization, NeurIPS 2023"
+    params = {"sigma2": 0.0, "eps": 0.0}
+
+    def start(self, server: Server) -> None:
+        self.collector = BatchCollector(self.problem.dim, batch_from_noise(self.options, default=self.batch))
+        self.collector.reset(server.version)
+        for worker in range(server.n_workers):
+            server.assign(worker, Job(JobKind.GRAD, server.version))
+
+    def on_result(self, server: Server, worker: int, result: Result) -> bool:
+        collector = self.collector
+        accepted = collector.add(result)
+        if collector.full:
+            self.step(server, collector)
+            collector.reset(server.version)
+        server.assign(worker, Job(JobKind.GRAD, server.version))
+        return accepted
+
+    def step(self, server: Server, collector: BatchCollector) -> None:
+        self.sgd_step(server, collector.sum, self.lr / collector.count, grads_used=collector.count, max_delay=0)

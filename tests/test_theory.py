@@ -1,0 +1,182 @@
+"""Tests for asyncopt_mpi.theory (time-complexity formulas of Tyurin & Richtarik 2023) and `asyncopt theory`."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from asyncopt_mpi.cli import cli
+from asyncopt_mpi.config import load_config
+from asyncopt_mpi.problems import QuadraticProblem
+from asyncopt_mpi.theory import (
+    FORMULAS,
+    async_sgd_time,
+    estimate_sigma2,
+    hero_sgd_time,
+    lower_bound_time,
+    malenia_sgd_time,
+    minibatch_sgd_time,
+    rennala_batch,
+    rennala_optimal_m,
+    rennala_sgd_time,
+    theory_table,
+)
+
+from conftest import run_cli
+
+ROWS = {"minibatch_sgd", "async_sgd", "rennala_sgd", "malenia_sgd", "hero_sgd", "lower_bound"}
+SMALL = ["--set", "workers.n=8", "--set", "stop.iterations=1", "--set", "problem.dim=20", "--set", "problem.noise=0.1"]
+
+
+def rennala_by_definition(taus, L, delta, sigma2, eps):
+    """The published min over m, written as a plain loop over the sorted taus."""
+    taus = sorted(taus)
+    best = math.inf
+    for m in range(1, len(taus) + 1):
+        harmonic = 1.0 / (sum(1.0 / t for t in taus[:m]) / m)
+        best = min(best, harmonic * (L * delta / eps + sigma2 * L * delta / (m * eps**2)))
+    return best
+
+
+# ---------------------------------------------------------------- formulas
+
+
+@pytest.mark.parametrize("n", [1, 7, 100_000])
+def test_equal_workers_give_the_same_time_and_use_all_of_them(n):
+    tau, L, delta, sigma2, eps = 2.0, 1.5, 4.0, 50.0, 0.01
+    taus = np.full(n, tau)
+    expected = tau * (L * delta / eps + sigma2 * L * delta / (n * eps**2))
+    for fn in (rennala_sgd_time, async_sgd_time, minibatch_sgd_time):
+        assert fn(taus, L, delta, sigma2, eps) == pytest.approx(expected, rel=1e-9)
+    assert rennala_optimal_m(taus, L, delta, sigma2, eps) == n
+
+
+def test_hero_and_malenia_closed_forms():
+    taus = np.array([3.0, 1.0, 2.0])
+    L, delta, sigma2, eps = 2.0, 5.0, 0.3, 0.1
+    assert hero_sgd_time(taus, L, delta, sigma2, eps) == pytest.approx(1.0 * (100 + 0.3 * 10 / 0.01))
+    assert malenia_sgd_time(taus, L, delta, sigma2, eps) == pytest.approx(3.0 * 100 + 2.0 * 0.3 * 10 / (3 * 0.01))
+
+
+def test_m_star_shrinks_as_one_worker_slows():
+    # sigma2/eps = 4 with five unit workers: (m + 4)/m is least at m = 5; once the fifth
+    # worker needs more than 2 s, (4 + 5)/(4 + 1/t) > 2 = the value at m = 4.
+    slow = [1.0, 1.5, 1.9, 2.5, 10.0, math.inf]
+    m_stars = [rennala_optimal_m([1, 1, 1, 1, t], 1.0, 1.0, 4.0, 1.0) for t in slow]
+    assert m_stars[0] == 5
+    assert m_stars[-1] == 4
+    assert all(a >= b for a, b in zip(m_stars, m_stars[1:])), m_stars
+
+
+def test_m_star_is_one_without_noise():
+    # sigma2 = 0: gradients are exact, a second worker only adds its slowness.
+    assert rennala_optimal_m([1.0, 1.0, 2.0], 1.0, 1.0, 0.0, 0.1) == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    taus=st.lists(st.floats(1e-3, 1e3), min_size=1, max_size=40),
+    L=st.floats(1e-3, 1e3),
+    delta=st.floats(1e-3, 1e3),
+    sigma2=st.floats(0.0, 1e3),
+    eps=st.floats(1e-4, 1.0),
+)
+def test_rennala_is_the_minimum_of_the_table(taus, L, delta, sigma2, eps):
+    args = (np.array(taus), L, delta, sigma2, eps)
+    rennala = rennala_sgd_time(*args)
+    assert rennala == pytest.approx(rennala_by_definition(taus, L, delta, sigma2, eps), rel=1e-9)
+    assert lower_bound_time(*args) == rennala
+    tolerance = 1 + 1e-9  # the sums of speeds are accumulated in different orders
+    assert rennala <= async_sgd_time(*args) * tolerance
+    assert rennala <= minibatch_sgd_time(*args) * tolerance
+    assert rennala <= hero_sgd_time(*args) * tolerance
+    m = rennala_optimal_m(*args)
+    assert 1 <= m <= len(taus)
+
+
+def test_a_dead_worker_stops_minibatch_and_malenia_only():
+    taus = np.array([1.0, 2.0, math.inf])
+    args = (taus, 1.0, 10.0, 1.0, 0.1)
+    assert math.isinf(minibatch_sgd_time(*args))
+    assert math.isinf(malenia_sgd_time(*args))
+    assert math.isfinite(rennala_sgd_time(*args))
+    assert rennala_sgd_time(*args) == pytest.approx(rennala_by_definition([1.0, 2.0], 1.0, 10.0, 1.0, 0.1))
+    assert rennala_optimal_m(*args) <= 2
+    # Async SGD as published: harmonic mean over all three, the dead one adding 0 speed.
+    assert async_sgd_time(*args) == pytest.approx(3 / 1.5 * (100 + 10 / (3 * 0.01)))
+
+
+def test_rennala_batch():
+    assert rennala_batch(0.0, 0.1) == 1
+    assert rennala_batch(1.0, 0.1) == 10
+    assert rennala_batch(1.05, 0.1) == 11
+
+
+@pytest.mark.parametrize("bad", [dict(eps=0.0), dict(sigma2=-1.0), dict(taus=[]), dict(taus=[1.0, math.nan])])
+def test_bad_inputs_raise(bad):
+    args = dict(taus=[1.0, 2.0], L=1.0, delta=1.0, sigma2=1.0, eps=0.1) | bad
+    with pytest.raises(ValueError):
+        rennala_sgd_time(**args)
+
+
+def test_estimate_sigma2_of_additive_noise_is_d_s2():
+    d, s = 50, 0.5
+    problem = QuadraticProblem(dim=d, noise=s, noise_type="add")
+    estimate = estimate_sigma2(problem, problem.x0(), np.random.default_rng(0), samples=400)
+    assert estimate == pytest.approx(d * s**2, rel=0.1)
+
+
+# ---------------------------------------------------------------- table and CLI
+
+
+def test_table_uses_the_config():
+    config = load_config(None, SMALL[1::2] + ["stop.target=0.02"], backend="sim")
+    table = theory_table(config, sigma2=3.0)
+    assert table["inputs"]["eps"] == 0.02 and table["inputs"]["eps_source"] == "stop.target"
+    assert table["inputs"]["sigma2"] == 3.0 and table["inputs"]["n"] == 8
+    assert {row["method"] for row in table["rows"]} == set(FORMULAS) == ROWS
+    times = {row["method"]: row["time"] for row in table["rows"]}
+    assert times["lower_bound"] == times["rennala_sgd"]
+    assert table["rennala_S"] == 150
+
+
+def test_cli_prints_an_aligned_table():
+    result = CliRunner().invoke(cli, ["theory", *SMALL])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "n=8" in lines[0]
+    rows = [line for line in lines if line.split(" ")[0] in ROWS]
+    assert {line.split(" ")[0] for line in rows} == ROWS
+    # the formula column starts at the same place in every row
+    starts = {line.index(FORMULAS[line.split(" ")[0]].text) for line in rows}
+    assert len(starts) == 1
+
+
+def test_cli_json_has_every_row_and_strict_numbers():
+    result = CliRunner().invoke(
+        cli, ["theory", *SMALL, "--set", "workers.n=2", "--set", "workers.compute_times=[0.1, inf]", "--eps", "0.5", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+
+    def reject(constant):
+        raise AssertionError(f"non-standard JSON constant {constant}")
+
+    table = json.loads(result.output, parse_constant=reject)
+    rows = {row["method"]: row for row in table["rows"]}
+    assert set(rows) == ROWS
+    assert table["inputs"]["eps"] == 0.5 and table["inputs"]["eps_source"] == "given"
+    assert rows["minibatch_sgd"]["time"] == "inf"
+    assert isinstance(rows["rennala_sgd"]["time"], float) and rows["lower_bound"]["ratio"] == 1.0
+    assert table["rennala_m_star"] == 1
+
+
+def test_cli_without_workers_n_exits_2_naming_the_key():
+    result = run_cli(["theory", "--set", "stop.iterations=1"])
+    assert result.returncode == 2
+    assert "asyncopt: error: workers.n" in result.stderr
