@@ -112,7 +112,7 @@ def theory(config_path: str | None, overrides: tuple[str, ...], method: str | No
     from .theory import format_table, table_json, theory_table
 
     try:
-        config = load_config(config_path, list(overrides), method=method, backend="sim")
+        config = load_config(config_path, list(overrides), method=method, backend="sim", require_stop=False)
         table = theory_table(config, eps=eps, sigma2=sigma2)
     except AsyncoptError as exc:
         click.echo(f"asyncopt: error: {exc}", err=True)

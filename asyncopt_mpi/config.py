@@ -20,7 +20,6 @@ from .errors import ConfigError
 COMPUTE_MODELS = ("fixed", "sqrt", "uniform", "exponential", "poisson", "normal", "geometric")
 COMPUTE_PROFILES = ("equal", "sqrt", "linear")
 COMM_MODELS = ("none", "fixed", "sqrt")
-DATA_SPLITS = ("iid",)
 BACKENDS = ("mpi", "sim")
 
 
@@ -56,6 +55,7 @@ class WorkersConfig:
     comm_scale: float = 0.0
     comm_times: list[float] = field(default_factory=list)
     data_split: str = "iid"
+    dirichlet_alpha: float = 0.5
     seed: int = 0
 
 
@@ -152,8 +152,12 @@ def load_config(
     method: str | None = None,
     backend: str = "mpi",
     output: str | None = None,
+    require_stop: bool = True,
 ) -> Config:
-    """Read a TOML file, apply `--set section.key=value` overrides, validate; raise ConfigError."""
+    """Read a TOML file, apply `--set section.key=value` overrides, validate; raise ConfigError.
+
+    require_stop=False is for commands that read a config without running it (theory).
+    """
     text = ""
     raw: dict[str, Any] = {}
     if path is not None:
@@ -192,7 +196,7 @@ def load_config(
         raise ConfigError(f"--backend {backend!r} is not accepted; accepted: {', '.join(BACKENDS)}")
     config.backend = backend
     config.source_text = text
-    validate(config)
+    validate(config, require_stop)
     return config
 
 
@@ -269,10 +273,11 @@ def _nonnegative(key: str, value: float | None, allow_zero: bool = True) -> None
     _require(ok and not math.isnan(value), f"{key}: must be {'>= 0' if allow_zero else '> 0'}, got {value}")
 
 
-def validate(config: Config) -> None:
+def validate(config: Config, require_stop: bool = True) -> None:
     """Check values, resolve the problem's and method's own parameters (defaults filled in)."""
     from .methods import METHODS
     from .problems import PROBLEMS
+    from .problems.splits import SPLITS
 
     problem, method, workers, stop, output = (
         config.problem, config.method, config.workers, config.stop, config.output
@@ -304,7 +309,8 @@ def validate(config: Config) -> None:
     _nonnegative("workers.comm_scale", workers.comm_scale)
     for i, value in enumerate(workers.comm_times):
         _nonnegative(f"workers.comm_times[{i}]", value)
-    _choice("workers.data_split", workers.data_split, DATA_SPLITS)
+    _choice("workers.data_split", workers.data_split, SPLITS)
+    _nonnegative("workers.dirichlet_alpha", workers.dirichlet_alpha, allow_zero=False)
     if workers.n is not None:
         for key in ("compute_times", "comm_times"):
             times = getattr(workers, key)
@@ -317,7 +323,7 @@ def validate(config: Config) -> None:
     _nonnegative("stop.iterations", stop.iterations)
     _nonnegative("stop.gradients", stop.gradients)
     _require(
-        any(v is not None for v in (stop.time, stop.iterations, stop.gradients)),
+        not require_stop or any(v is not None for v in (stop.time, stop.iterations, stop.gradients)),
         "[stop]: give at least one of stop.time, stop.iterations, stop.gradients so the run ends",
     )
     _nonnegative("output.snapshot_every", output.snapshot_every)

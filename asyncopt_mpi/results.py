@@ -34,7 +34,7 @@ METRIC_COLUMNS = (
 )
 WORKER_COLUMNS = {
     "jobs": "i8", "grads": "i8", "busy_time": "f8", "sleep_time": "f8", "overrun_time": "f8",
-    "bytes_up": "i8", "bytes_down": "i8",
+    "bytes_up": "i8", "bytes_down": "i8", "shard_size": "i8", "shard_labels": "i8",
 }
 STATUSES = ("running", "completed", "stopped", "failed")
 

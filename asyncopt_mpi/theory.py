@@ -240,15 +240,18 @@ def theory_table(config: Any, eps: float | None = None, sigma2: float | None = N
     n = config.workers.n
     if n is None:
         raise ConfigError("workers.n: required by asyncopt theory (the number of workers)")
+    # The method's own sigma2/eps (those that set Rennala's S) are used when no value is given.
+    method_eps = config.method.params.get("eps", 0.0)
     if eps is not None:
         eps_source = "given"
-    elif config.stop.target is not None:
-        eps, eps_source = config.stop.target, "stop.target"
+    elif method_eps > 0:
+        eps, eps_source = method_eps, "method.eps"
     else:
         eps, eps_source = DEFAULT_EPS, "default"
+    if sigma2 is None and config.method.params.get("sigma2", 0.0) > 0:
+        sigma2 = config.method.params["sigma2"]
     if not (math.isfinite(eps) and eps > 0):
-        key = "stop.target" if eps_source == "stop.target" else "eps"
-        raise ConfigError(f"{key}: the target eps must be a number > 0, got {eps}")
+        raise ConfigError(f"eps: the target eps must be a number > 0, got {eps}")
     if sigma2 is not None and not (math.isfinite(sigma2) and sigma2 >= 0):
         raise ConfigError(f"sigma2: must be a number >= 0, got {sigma2}")
 

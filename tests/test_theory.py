@@ -136,9 +136,9 @@ def test_estimate_sigma2_of_additive_noise_is_d_s2():
 
 
 def test_table_uses_the_config():
-    config = load_config(None, SMALL[1::2] + ["stop.target=0.02"], backend="sim")
+    config = load_config(None, SMALL[1::2] + ["method.eps=0.02"], method="rennala_sgd", backend="sim")
     table = theory_table(config, sigma2=3.0)
-    assert table["inputs"]["eps"] == 0.02 and table["inputs"]["eps_source"] == "stop.target"
+    assert table["inputs"]["eps"] == 0.02 and table["inputs"]["eps_source"] == "method.eps"
     assert table["inputs"]["sigma2"] == 3.0 and table["inputs"]["n"] == 8
     assert {row["method"] for row in table["rows"]} == set(FORMULAS) == ROWS
     times = {row["method"]: row["time"] for row in table["rows"]}
@@ -174,6 +174,12 @@ def test_cli_json_has_every_row_and_strict_numbers():
     assert rows["minibatch_sgd"]["time"] == "inf"
     assert isinstance(rows["rennala_sgd"]["time"], float) and rows["lower_bound"]["ratio"] == 1.0
     assert table["rennala_m_star"] == 1
+
+
+def test_cli_needs_no_stop_rule():
+    result = run_cli(["theory", "--set", "workers.n=4", "--set", "problem.dim=10", "--sigma2", "1"])
+    assert result.returncode == 0, result.stderr
+    assert "rennala_sgd" in result.stdout
 
 
 def test_cli_without_workers_n_exits_2_naming_the_key():

@@ -13,6 +13,7 @@ from ..config import Config
 from ..methods import METHODS, Method
 from ..problems import make_problem
 from ..problems.base import Problem
+from ..problems.splits import shard_indices
 from ..results import ResultsWriter
 from .worker import WorkerContext
 
@@ -21,8 +22,17 @@ def build_problem(config: Config) -> Problem:
     return make_problem(config.problem)
 
 
-def build_context(config: Config, problem: Problem, worker: int) -> WorkerContext:
-    return WorkerContext(worker, problem, config.workers.seed, shard=None)
+def build_shards(config: Config, problem: Problem, n_workers: int) -> list[np.ndarray | None]:
+    """Each worker's sample indices under workers.data_split (the same on every rank)."""
+    workers = config.workers
+    return shard_indices(
+        problem.n_samples, n_workers, workers.data_split, labels=problem.labels(),
+        alpha=workers.dirichlet_alpha, seed=workers.seed,
+    )
+
+
+def build_context(config: Config, problem: Problem, worker: int, shard: np.ndarray | None) -> WorkerContext:
+    return WorkerContext(worker, problem, config.workers.seed, shard=shard)
 
 
 def build_method(config: Config, problem: Problem, n_workers: int) -> Method:

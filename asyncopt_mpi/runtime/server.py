@@ -17,6 +17,7 @@ from ..config import Config
 from ..errors import RunError
 from ..methods.base import Job, Method, Result
 from ..problems.base import Problem
+from ..problems.splits import split_summary
 from ..results import ResultsWriter
 from ..timing import TimingModel
 from .points import PointStore
@@ -146,6 +147,12 @@ class ServerCore:
         return self.stop_reason is not None
 
     # ----- what runtimes use -----
+    def record_shards(self, shards: list[np.ndarray | None]) -> None:
+        """Per-worker shard sizes and distinct labels, written to /workers at the end."""
+        summary = split_summary(shards, self.problem.labels(), self.problem.n_samples)
+        self.stats["shard_size"] = summary["sizes"]
+        self.stats["shard_labels"] = summary["distinct_labels"]
+
     def _dispatch(self, worker: int, job: Job, attached: list[int]) -> None:
         raise NotImplementedError
 

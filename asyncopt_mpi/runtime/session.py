@@ -21,7 +21,7 @@ from ..evaluate import VALUE_COLUMNS, evaluate_file, evaluate_points, metrics_ta
 from ..results import read_snapshots, write_metrics
 from ..timing import TimingModel
 from .backoff import lower_timer_slack, poll
-from .build import build_context, build_method, build_problem, compute_f_star, open_writer
+from .build import build_context, build_method, build_problem, build_shards, compute_f_star, open_writer
 from .server import ServerCore, StopReason
 
 
@@ -70,11 +70,13 @@ def run_sim(config: Config) -> int:
         raise ConfigError("workers.n: required with --backend sim (the number of simulated workers)")
     problem = build_problem(config)
     timing = TimingModel(config.workers, n_workers)
-    contexts = [build_context(config, problem, worker) for worker in range(n_workers)]
+    shards = build_shards(config, problem, n_workers)
+    contexts = [build_context(config, problem, worker, shards[worker]) for worker in range(n_workers)]
     method = build_method(config, problem, n_workers)
     f_star = compute_f_star(problem)
     writer = open_writer(config, problem, method, n_workers, f_star)
     server = SimServer(config, problem, method, writer, timing, f_star, contexts=contexts)
+    server.record_shards(shards)
     error = None
     try:
         server.run()
@@ -154,14 +156,17 @@ def run_mpi(path: str | None, overrides: list[str], method: str | None, output: 
         return fail(error)
 
     def setup():
+        shards = build_shards(config, problem, n_workers)
         if rank == 0:
             timing = TimingModel(config.workers, n_workers)
             method_object = build_method(config, problem, n_workers)
             f_star = compute_f_star(problem)
             library = MPI.Get_library_version().strip().splitlines()[0]
             writer = open_writer(config, problem, method_object, n_workers, f_star, library, hosts)
-            return MpiServer(config, problem, method_object, writer, timing, f_star, comm=comm, hosts=hosts)
-        return WorkerLoop(comm, build_context(config, problem, rank - 1), problem.dim)
+            server = MpiServer(config, problem, method_object, writer, timing, f_star, comm=comm, hosts=hosts)
+            server.record_shards(shards)
+            return server
+        return WorkerLoop(comm, build_context(config, problem, rank - 1, shards[rank - 1]), problem.dim)
 
     role, error = _try(setup)
     error = _agree(comm, error)
