@@ -50,10 +50,11 @@ class SimServer(ServerCore):
         heap = self.heap
         self.start()
         while not self.stopping:
-            if not heap:
-                self.stop(StopReason.IDLE, "no worker has a job that will ever finish")
+            # With no finite event left, time still runs to stop.time (workers may never answer).
+            finish, _, worker = heap[0] if heap else (math.inf, 0, -1)
+            if finish == math.inf and time_limit is None:
+                self.stop(StopReason.IDLE, "no worker has a job that will ever finish, and stop.time is not set")
                 break
-            finish, _, worker = heap[0]
             if time_limit is not None and finish > time_limit:
                 self.clock = time_limit
                 self.check_time(time_limit)
