@@ -49,3 +49,24 @@ def read(path, *names: str) -> dict:
 def attrs(path) -> dict:
     with h5py.File(path, "r", swmr=True, libver="latest") as handle:
         return {key: (value.decode() if isinstance(value, bytes) else value) for key, value in handle.attrs.items()}
+
+
+def events(path) -> dict:
+    names = ("events/worker", "events/point_version", "events/delay", "events/accepted", "events/time")
+    data = read(path, *names)
+    return {name.split("/")[1]: data[name] for name in names}
+
+
+def replay_collection(path, batch: int) -> int:
+    """Check Rennala's rule event by event; returns the number of steps it implies."""
+    data = events(path)
+    version, collected = 0, 0
+    for point_version, accepted in zip(data["point_version"], data["accepted"]):
+        if accepted:
+            assert point_version == version, "a gradient from another point was used"
+            collected += 1
+            if collected == batch:
+                version, collected = version + 1, 0
+        else:
+            assert point_version != version, "a fresh gradient was dropped"
+    return version

@@ -13,7 +13,7 @@ from asyncopt_mpi.problems import PROBLEMS
 from asyncopt_mpi.problems.base import Problem
 from asyncopt_mpi.runtime.session import run_sim
 
-from conftest import attrs, read
+from conftest import attrs, events, read, replay_collection
 
 QUADRATIC = ["problem.name=quadratic", "problem.dim=20", "problem.noise=0.05"]
 
@@ -23,27 +23,6 @@ def simulate(tmp_path, method: str, overrides: list[str], name: str = "run"):
     config = load_config(None, overrides, method=method, backend="sim", output=str(path))
     assert run_sim(config) == 0
     return path
-
-
-def events(path) -> dict:
-    names = ("events/worker", "events/point_version", "events/delay", "events/accepted", "events/time")
-    data = read(path, *names)
-    return {name.split("/")[1]: data[name] for name in names}
-
-
-def replay_collection(path, batch: int) -> int:
-    """Check Rennala's rule event by event; returns the number of steps it implies."""
-    data = events(path)
-    version, collected = 0, 0
-    for point_version, accepted in zip(data["point_version"], data["accepted"]):
-        if accepted:
-            assert point_version == version, "a gradient from another point was used"
-            collected += 1
-            if collected == batch:
-                version, collected = version + 1, 0
-        else:
-            assert point_version != version, "a fresh gradient was dropped"
-    return version
 
 
 def test_rennala_uses_exactly_s_fresh_gradients_per_step(tmp_path):
