@@ -56,6 +56,9 @@ class WorkersConfig:
     comm_times: list[float] = field(default_factory=list)
     data_split: str = "iid"
     dirichlet_alpha: float = 0.5
+    dead_after: list[float] = field(default_factory=list)
+    crash_after: list[float] = field(default_factory=list)
+    slowdown: list[list[float]] = field(default_factory=list)
     seed: int = 0
 
 
@@ -232,6 +235,13 @@ def build_config(raw: dict[str, Any], source: str = "config") -> Config:
 def _coerce(key: str, value: Any, default: Any, spec: dataclasses.Field) -> Any:
     """Check a value against the field's declared type (ints widen to floats)."""
     kind = str(spec.type)
+    if "list[list" in kind:
+        rows_ok = isinstance(value, list) and all(
+            isinstance(row, list) and len(row) == 4 and all(_is_number(v) for v in row) for row in value
+        )
+        if not rows_ok:
+            raise ConfigError(f"{key}: expected a list of [worker, start, end, factor] rows, got {value!r}")
+        return [[float(v) for v in row] for row in value]
     if "list" in kind:
         if not isinstance(value, list) or not all(_is_number(v) for v in value):
             raise ConfigError(f"{key}: expected a list of numbers, got {value!r}")
@@ -311,8 +321,17 @@ def validate(config: Config, require_stop: bool = True) -> None:
         _nonnegative(f"workers.comm_times[{i}]", value)
     _choice("workers.data_split", workers.data_split, SPLITS)
     _nonnegative("workers.dirichlet_alpha", workers.dirichlet_alpha, allow_zero=False)
+    for row in workers.slowdown:
+        worker, start, end, factor = row
+        _require(
+            worker >= 0 and worker == int(worker) and 0 <= start <= end and factor > 0,
+            f"workers.slowdown: row {row} must be [worker >= 0, 0 <= start <= end, factor > 0]",
+        )
+    for key in ("dead_after", "crash_after"):
+        for i, value in enumerate(getattr(workers, key)):
+            _nonnegative(f"workers.{key}[{i}]", value)
     if workers.n is not None:
-        for key in ("compute_times", "comm_times"):
+        for key in ("compute_times", "comm_times", "dead_after", "crash_after"):
             times = getattr(workers, key)
             _require(
                 not times or len(times) == workers.n,

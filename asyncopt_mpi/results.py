@@ -221,7 +221,7 @@ def is_cleanly_closed(path: str) -> bool:
         raise
 
 
-def recover(path: str) -> None:
+def recover(path: str, reason: str = "killed: the run ended without closing its file (recovered)") -> None:
     """Rewrite a file whose writer died into a normally readable, closed file (status failed)."""
     temporary = path + ".recovering"
     with open_results(path) as source, h5py.File(temporary, "w", libver="latest") as target:
@@ -236,6 +236,6 @@ def recover(path: str) -> None:
                 dataset.resize((rows, *dataset.shape[1:]))
         if target.attrs.get("status") == "running":
             target.attrs["status"] = "failed"
-            target.attrs["stop_reason"] = "killed: the run ended without closing its file (recovered)"
+            target.attrs["stop_reason"] = reason
             target.attrs["finished_at"] = f"unknown (recovered {_utc_now()})"
     os.replace(temporary, path)

@@ -15,6 +15,10 @@ AsGrad's speeds 1..n). `workers.compute` picks the distribution around it:
 A job of b gradients takes the sum of b independent draws. Communication: worker i needs
 theta_i seconds per float it sends (comm = fixed: comm_times or comm_scale; sqrt:
 comm_scale*sqrt(i)); the server's downlink is free, as in the papers' models.
+
+Faults: a job that starts inside a `slowdown` window [worker, start, end, factor] takes
+factor times longer; a worker never finishes a job that would end after its `dead_after`
+time (it stops answering).
 """
 
 from __future__ import annotations
@@ -52,6 +56,13 @@ class TimingModel:
                 f"compute_scale, which must be > 0, got {self.unit}"
             )
         self.p = config.compute_p
+        self.dead_after = _per_worker("workers.dead_after", config.dead_after, n_workers) if config.dead_after \
+            else np.full(n_workers, np.inf)
+        self.slowdowns: dict[int, list[tuple[float, float, float]]] = {}
+        for worker, start, end, factor in config.slowdown:
+            if worker >= n_workers:
+                raise ConfigError(f"workers.slowdown: worker {int(worker)} does not exist (workers are 0..{n_workers - 1})")
+            self.slowdowns.setdefault(int(worker), []).append((start, end, factor))
         if config.comm == "none":
             self.comm_per_float = np.zeros(n_workers)
         elif config.comm_times:
@@ -60,6 +71,16 @@ class TimingModel:
             self.comm_per_float = config.comm_scale * np.sqrt(index)
         else:
             self.comm_per_float = np.full(n_workers, config.comm_scale)
+
+    def job_time(self, worker: int, n_grads: int, n_floats: int, start: float, rng: np.random.Generator) -> float:
+        """Seconds a job started at `start` takes: compute, then send; with the worker's faults applied."""
+        seconds = self.compute_time(worker, n_grads, rng) + self.comm_time(worker, n_floats)
+        for window_start, window_end, factor in self.slowdowns.get(worker, ()):
+            if window_start <= start < window_end:
+                seconds *= factor
+        if start + seconds > self.dead_after[worker]:
+            return math.inf
+        return seconds
 
     def compute_time(self, worker: int, n_grads: int, rng: np.random.Generator) -> float:
         """Seconds worker needs for n_grads stochastic gradients."""

@@ -34,6 +34,7 @@ class Job:
     indices: np.ndarray | None = None
     job_id: int = -1
     duration: float = 0.0  # modelled seconds, drawn by the server when the job is assigned
+    fail: bool = False  # set by the server: the worker fails on this job (workers.crash_after)
 
     @property
     def versions(self) -> tuple[int, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import socket
 from typing import Any
 
@@ -46,7 +47,7 @@ def compute_f_star(problem: Problem) -> float:
 
 def open_writer(
     config: Config, problem: Problem, method: Method, n_workers: int, f_star: float,
-    mpi_library: str = "none", hosts: list[str] | None = None,
+    mpi_library: str = "none", hosts: list[str] | None = None, pids: list[int] | None = None,
 ) -> ResultsWriter:
     attrs: dict[str, Any] = {
         "method": config.method.name,
@@ -57,6 +58,7 @@ def open_writer(
         "asyncopt_version": __version__,
         "mpi_library": mpi_library,
         "hosts": np.array(sorted(set(hosts or [socket.gethostname()])), dtype=object),
+        "pids": np.array(pids or [os.getpid()], dtype=np.int64),  # per rank, to match launcher messages
     }
     problem_attrs = {
         "f_star": f_star,

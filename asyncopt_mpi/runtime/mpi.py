@@ -25,11 +25,12 @@ from ..errors import RunError
 from ..methods.base import JobKind, Result
 from .backoff import Backoff, poll
 from .protocol import (
-    ERROR_BYTES, HEADER, R_DURATION, R_ID, R_KIND, R_MSG, R_N_GRADS, R_N_VALUES, R_OVERRUN,
-    R_SLEEP, R_VERSION, S_FAILED, S_JOBS_SENT, Msg, Tag, decode_job, encode_bye, encode_job,
+    CONTROL_BYTES, HEADER, R_DURATION, R_ID, R_KIND, R_MSG, R_N_GRADS, R_N_VALUES, R_OVERRUN,
+    R_SLEEP, R_VERSION, S_FAILED, S_JOBS_SENT, Msg, Notice, Tag, decode_job, encode_bye, encode_job,
     encode_stop, fill_result,
 )
-from .server import HELD_VERSIONS, ServerCore, StopReason
+from .server import HELD_VERSIONS, ServerCore
+from .signals import SignalWatch
 from .worker import WorkerContext
 
 SHUTDOWN_GRACE = 30.0  # seconds a worker may take to acknowledge a stop
@@ -54,9 +55,9 @@ class MpiServer(ServerCore):
         n = self.n_workers
         self.recv_buffers = [np.empty(HEADER + self.dim) for _ in range(n)]
         self.requests = [comm.Recv_init(self.recv_buffers[w], source=w + 1, tag=Tag.RESULT) for w in range(n)]
-        self.error_buffer = bytearray(ERROR_BYTES)
-        self.error_request = comm.Irecv(self.error_buffer, source=MPI.ANY_SOURCE, tag=Tag.ERROR)
-        self.all_requests = [*self.requests, self.error_request]
+        self.control_buffer = bytearray(CONTROL_BYTES)
+        self.control_request = comm.Recv_init(self.control_buffer, source=MPI.ANY_SOURCE, tag=Tag.CONTROL)
+        self.all_requests = [*self.requests, self.control_request]
         self.status_object = MPI.Status()
         self.jobs_sent = np.zeros(n, dtype=np.int64)
         # When each worker's next result is due, and the durations of its queued jobs.
@@ -124,16 +125,21 @@ class MpiServer(ServerCore):
 
     def run(self) -> None:
         """The event loop: react to whatever arrives, never block on one worker."""
-        for request in self.requests:
+        for request in self.all_requests:
             request.Start()
         self.t0 = time.perf_counter()
         self.start()
         requests, status, backoff, n = self.all_requests, self.status_object, self.backoff, self.n_workers
+        signals = self.signals
         while not self.stopping:
+            if signals.received is not None:
+                self.check_signal()
+                break
             index, done = MPI.Request.Testany(requests, status)
             if done and index != MPI.UNDEFINED:
                 if index == n:
-                    self._raise_worker_error(status)
+                    self._on_notice(status)
+                    continue
                 self._on_result(index)
                 backoff.reset()
                 if len(self.sends) > 4 * n:
@@ -161,10 +167,15 @@ class MpiServer(ServerCore):
         # The method is done with the payload view; only now may the buffer take the next message.
         self.requests[worker].Start()
 
-    def _raise_worker_error(self, status: MPI.Status) -> None:
+    def _on_notice(self, status: MPI.Status) -> None:
+        """A worker failed (the run fails) or received a stop signal (the run stops)."""
         source = status.Get_source()
-        text = bytes(self.error_buffer[: status.Get_count(MPI.BYTE)]).decode("utf-8", "replace")
-        self.error_request = None
+        message = bytes(self.control_buffer[: status.Get_count(MPI.BYTE)])
+        self.control_request.Start()
+        kind, text = message[:1], message[1:].decode("utf-8", "replace")
+        if kind == Notice.SIGNAL:
+            self.stop_by_signal(text, f"rank {source}")
+            return
         raise RunError(f"{self.worker_name(source - 1)} failed: {text}")
 
     def shutdown(self, failed: bool) -> list[int]:
@@ -174,11 +185,14 @@ class MpiServer(ServerCore):
         waiting = set(range(self.n_workers))
         deadline = time.perf_counter() + SHUTDOWN_GRACE
         backoff = Backoff(maximum=1e-3)
+        n = self.n_workers
         while waiting and time.perf_counter() < deadline:
-            index, done = MPI.Request.Testany(self.requests)
+            index, done = MPI.Request.Testany(self.all_requests)
             if done and index != MPI.UNDEFINED:
                 backoff.reset()
-                if self.recv_buffers[index][R_MSG] == Msg.BYE:
+                if index == n:
+                    self.control_request.Start()  # a late notice: the run is ending anyway
+                elif self.recv_buffers[index][R_MSG] == Msg.BYE:
                     waiting.discard(index)
                 else:
                     self.requests[index].Start()  # a late result: drop it
@@ -187,9 +201,9 @@ class MpiServer(ServerCore):
         if not waiting:
             poll(lambda: MPI.Request.Testall(self.sends), timeout=SHUTDOWN_GRACE)
             self._reap_sends()
-        if self.error_request is not None:
-            self.error_request.Cancel()
-            _wait(self.error_request, timeout=1.0)
+        self.control_request.Cancel()
+        _wait(self.control_request, timeout=1.0)
+        self.control_request.Free()
         for worker, request in enumerate(self.requests):
             if worker not in waiting:
                 request.Free()
@@ -199,8 +213,10 @@ class MpiServer(ServerCore):
 class WorkerLoop:
     """One worker rank: execute jobs in order until told to stop."""
 
-    def __init__(self, comm: MPI.Comm, context: WorkerContext, dim: int):
+    def __init__(self, comm: MPI.Comm, context: WorkerContext, dim: int, signals: SignalWatch | None = None):
         self.comm = comm
+        self.signals = signals or SignalWatch()
+        self.signal_reported = False
         self.context = context
         self.dim = dim
         self.points: dict[int, np.ndarray] = {}
@@ -256,6 +272,7 @@ class WorkerLoop:
             index, done = MPI.Request.Testany(pair)
             if done:
                 return index
+            self._report_signal()
             if time.perf_counter() < spin_until:
                 os.sched_yield()  # an asynchronous method usually answers within this window
                 backoff.reset()
@@ -291,10 +308,20 @@ class WorkerLoop:
                 time.sleep(min(remaining - SPIN_TAIL, SLEEP_SLICE))
             if stop_request.Test():
                 return True
+            self._report_signal()
+
+    def _notify(self, kind: bytes, text: str) -> None:
+        message = (kind + text.encode("utf-8"))[:CONTROL_BYTES]
+        _wait(self.comm.Isend(message, 0, Tag.CONTROL))
 
     def _report_error(self, exc: Exception) -> None:
-        text = f"{type(exc).__name__}: {exc}".encode("utf-8")[: ERROR_BYTES]
-        _wait(self.comm.Isend(text, 0, Tag.ERROR))
+        self._notify(Notice.ERROR, f"{type(exc).__name__}: {exc}")
+
+    def _report_signal(self) -> None:
+        """Tell the server once that this rank got a stop signal; the server ends the run."""
+        if self.signals.received is not None and not self.signal_reported:
+            self.signal_reported = True
+            self._notify(Notice.SIGNAL, self.signals.name)
 
     def _drain(self, job_request: MPI.Request | None) -> None:
         """Receive the jobs the server sent but we will not run, then say goodbye."""

@@ -15,7 +15,7 @@ import numpy as np
 from ..methods.base import Job, JobKind
 
 HEADER = 16  # float64 slots in every header
-ERROR_BYTES = 1 << 16  # room for a worker's error report
+CONTROL_BYTES = 1 << 16  # room for a worker's error report
 
 
 class Tag(IntEnum):
@@ -24,7 +24,14 @@ class Tag(IntEnum):
     INDICES = 3  # server -> worker: sample indices (int64)
     STOP = 4  # server -> worker: stop header
     RESULT = 5  # worker -> server: header + payload, or a goodbye
-    ERROR = 6  # worker -> server: utf-8 error text
+    CONTROL = 6  # worker -> server: a notice (see Notice), utf-8
+
+
+class Notice:
+    """First byte of a CONTROL message: what the worker reports; the rest is text."""
+
+    ERROR = b"E"  # the worker failed; the text says why
+    SIGNAL = b"S"  # the worker received a stop signal; the text names it
 
 
 class Msg(IntEnum):
@@ -33,7 +40,7 @@ class Msg(IntEnum):
 
 
 # Job header slots.
-J_ID, J_KIND, J_VERSION, J_BATCH, J_DURATION, J_N_INDICES, J_N_ATTACHED, J_ATTACHED = range(8)
+J_ID, J_KIND, J_VERSION, J_BATCH, J_DURATION, J_FAIL, J_N_INDICES, J_N_ATTACHED, J_ATTACHED = range(9)
 MAX_ATTACHED = HEADER - J_ATTACHED
 # Stop header slots.
 S_FAILED, S_JOBS_SENT = 0, 1
@@ -49,6 +56,7 @@ def encode_job(job: Job, attached: list[int]) -> np.ndarray:
     header[J_VERSION] = job.version
     header[J_BATCH] = job.batch
     header[J_DURATION] = job.duration
+    header[J_FAIL] = job.fail
     header[J_N_INDICES] = 0 if job.indices is None else len(job.indices)
     header[J_N_ATTACHED] = len(attached)
     header[J_ATTACHED : J_ATTACHED + len(attached)] = attached
@@ -64,6 +72,7 @@ def decode_job(header: np.ndarray) -> tuple[Job, list[int], int]:
         batch=int(header[J_BATCH]),
         job_id=int(header[J_ID]),
         duration=float(header[J_DURATION]),
+        fail=bool(header[J_FAIL]),
     )
     attached = [int(v) for v in header[J_ATTACHED : J_ATTACHED + n_attached]]
     return job, attached, int(header[J_N_INDICES])

@@ -9,18 +9,20 @@ and the simulator cannot disagree on it.
 from __future__ import annotations
 
 import math
+import signal
 from enum import Enum
 
 import numpy as np
 
 from ..config import Config
-from ..errors import RunError
+from ..errors import ConfigError, RunError
 from ..methods.base import Job, Method, Result
 from ..problems.base import Problem
 from ..problems.splits import split_summary
 from ..results import ResultsWriter
 from ..timing import TimingModel
 from .points import PointStore
+from .signals import SignalWatch
 from .worker import server_seed, timing_rng
 
 HELD_VERSIONS = 2  # point versions a worker keeps (two for jobs at a pair of points)
@@ -63,6 +65,9 @@ class ServerCore:
         self.timing = timing
         self.timing_rngs = [timing_rng(config.workers.seed, worker) for worker in range(n_workers)]
         self.expected_times = timing.expected_compute()
+        self.crash_after = np.array(config.workers.crash_after or [math.inf] * n_workers, dtype=float)
+        if len(self.crash_after) != n_workers:
+            raise ConfigError(f"workers.crash_after: has {len(self.crash_after)} entries but the run has {n_workers} workers")
         self.never_answering: set[int] = set()  # workers given a job of infinite duration
         self.points = PointStore(problem.x0())
         self.dim = self.points.dim
@@ -82,6 +87,8 @@ class ServerCore:
             "bytes_up": np.zeros(n_workers, dtype=np.int64),
             "bytes_down": np.zeros(n_workers, dtype=np.int64),
         }
+        self.signals = SignalWatch()  # installed by the session; read by the run loops
+        self.stop_signal: int | None = None
         self.stop_reason: StopReason | None = None
         self.stop_detail = ""
         self.stop_rules = config.stop
@@ -122,10 +129,10 @@ class ServerCore:
             return
         job.job_id = self.next_job_id
         self.next_job_id += 1
-        timing, rng = self.timing, self.timing_rngs[worker]
-        job.duration = timing.compute_time(worker, job.n_grads, rng) + timing.comm_time(worker, self.dim)
+        job.duration = self.timing.job_time(worker, job.n_grads, self.dim, self.now(), self.timing_rngs[worker])
         if job.duration == math.inf:
             self.never_answering.add(worker)
+        job.fail = self.now() >= self.crash_after[worker]
         attached = self._attach(worker, job.versions)
         sent = len(attached) * self.dim + (0 if job.indices is None else len(job.indices))
         self.bytes_down += FLOAT_BYTES * sent
@@ -217,6 +224,24 @@ class ServerCore:
     def final_snapshot(self) -> None:
         if self.last_snapshot_version != self.version or self.now() > self.last_snapshot_time:
             self.take_snapshot()
+
+    def check_signal(self) -> bool:
+        if self.signals.received is None:
+            return False
+        self.stop_by_signal(self.signals.name, "")
+        return True
+
+    def stop_by_signal(self, name: str, where: str) -> None:
+        """Stop because rank `where` (or this process) received signal `name`."""
+        if self.stop_reason is None:
+            self.stop_signal = signal.Signals[name]
+        self.stop(StopReason.SIGNAL, f"{name} received{' by ' + where if where else ''}")
+
+    def exit_code(self) -> int:
+        """0, or 128 + signal number after SIGINT/SIGTERM anywhere (SIGUSR1 is a planned stop: 0)."""
+        if self.stop_signal in (None, signal.SIGUSR1):
+            return 0
+        return 128 + int(self.stop_signal)
 
     def check_time(self, now: float) -> bool:
         limit = self.stop_rules.time

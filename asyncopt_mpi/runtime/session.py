@@ -8,6 +8,7 @@ a hang or an abort.
 from __future__ import annotations
 
 import math
+import os
 import socket
 import sys
 import traceback
@@ -20,9 +21,11 @@ from ..errors import AsyncoptError, ConfigError, RunError, UserError
 from ..evaluate import VALUE_COLUMNS, evaluate_file, evaluate_points, metrics_table
 from ..results import read_snapshots, write_metrics
 from ..timing import TimingModel
+from . import guardian
 from .backoff import lower_timer_slack, poll
 from .build import build_context, build_method, build_problem, build_shards, compute_f_star, open_writer
 from .server import ServerCore, StopReason
+from .signals import SignalWatch
 
 
 def report(message: str, error: bool = True) -> None:
@@ -75,20 +78,25 @@ def run_sim(config: Config) -> int:
     method = build_method(config, problem, n_workers)
     f_star = compute_f_star(problem)
     writer = open_writer(config, problem, method, n_workers, f_star)
+    watchdog = guardian.start(config.output_path(), [os.getpid()], [socket.gethostname()])
     server = SimServer(config, problem, method, writer, timing, f_star, contexts=contexts)
     server.record_shards(shards)
     error = None
+    server.signals.install()
     try:
         server.run()
     except Exception as exc:  # recorded in the file and reported; the file is still closed
         error = exc
+    finally:
+        server.signals.restore()
     status, reason = _finish(server, error)
     evaluate_file(config.output_path(), problem, f_star)
+    _stop_watchdog(watchdog)
     if error is not None:
         report(f"error: {_describe(error)}")
         return _exit_code(error)
     report(_summary_line(config, server, status, reason), error=False)
-    return 0
+    return server.exit_code()
 
 
 # ---------------------------------------------------------------- MPI
@@ -127,6 +135,7 @@ def run_mpi(path: str | None, overrides: list[str], method: str | None, output: 
     from .mpi import MpiServer, WorkerLoop
 
     lower_timer_slack()
+    signals = SignalWatch().install()
     comm = MPI.COMM_WORLD
     rank, size = comm.rank, comm.size
 
@@ -148,6 +157,8 @@ def run_mpi(path: str | None, overrides: list[str], method: str | None, output: 
     config = comm.bcast(config, root=0)
     n_workers = size - 1
     hosts = comm.allgather(socket.gethostname())
+    pids = comm.allgather(os.getpid())
+    watchdog = None
 
     # 2. Problem on every rank (workers need the data too); method and file on rank 0.
     problem, error = _try(lambda: build_problem(config))
@@ -162,17 +173,21 @@ def run_mpi(path: str | None, overrides: list[str], method: str | None, output: 
             method_object = build_method(config, problem, n_workers)
             f_star = compute_f_star(problem)
             library = MPI.Get_library_version().strip().splitlines()[0]
-            writer = open_writer(config, problem, method_object, n_workers, f_star, library, hosts)
+            writer = open_writer(config, problem, method_object, n_workers, f_star, library, hosts, pids)
+            nonlocal watchdog
+            watchdog = guardian.start(config.output_path(), pids, hosts)
             server = MpiServer(config, problem, method_object, writer, timing, f_star, comm=comm, hosts=hosts)
             server.record_shards(shards)
+            server.signals = signals
             return server
-        return WorkerLoop(comm, build_context(config, problem, rank - 1, shards[rank - 1]), problem.dim)
+        return WorkerLoop(comm, build_context(config, problem, rank - 1, shards[rank - 1]), problem.dim, signals)
 
     role, error = _try(setup)
     error = _agree(comm, error)
     if error is not None:
         if rank == 0 and role is not None:
             role.writer.abandon()
+            _stop_watchdog(watchdog)
         return fail(error)
 
     # 3. Run.
@@ -187,7 +202,7 @@ def run_mpi(path: str | None, overrides: list[str], method: str | None, output: 
             names = ", ".join(server.worker_name(w) for w in missing)
             report(f"error: no answer to the stop message from {names}; ending the job")
             comm.Abort(1)  # the only way to end ranks that do not answer; the file is closed
-        outcome = 1 if error is not None else 0
+        outcome = 1 if error is not None else server.exit_code()
     else:
         failed, error = _try(role.run)
         outcome = 1 if (failed or error is not None) else 0
@@ -197,9 +212,18 @@ def run_mpi(path: str | None, overrides: list[str], method: str | None, output: 
 
     # 4. Metrics at the snapshots, shared out over all ranks.
     _evaluate_shared(comm, config, problem, server.f_star if rank == 0 else math.nan)
-    if rank == 0 and outcome == 0:
-        report(_summary_line(config, server, status, reason), error=False)
+    if rank == 0:
+        _stop_watchdog(watchdog)
+        if error is None:
+            report(_summary_line(config, server, status, reason), error=False)
     return comm.bcast(outcome, root=0)
+
+
+def _stop_watchdog(watchdog) -> None:
+    """The file is closed: the watchdog has nothing left to guard."""
+    if watchdog is not None:
+        watchdog.terminate()
+        watchdog.wait()
 
 
 def _load_mpi_config(path, overrides, method, output, size: int) -> Config:

@@ -49,7 +49,11 @@ class SimServer(ServerCore):
         time_limit = self.stop_rules.time
         heap = self.heap
         self.start()
+        signals = self.signals
         while not self.stopping:
+            if signals.received is not None:
+                self.check_signal()
+                break
             # With no finite event left, time still runs to stop.time (workers may never answer).
             finish, _, worker = heap[0] if heap else (math.inf, 0, -1)
             if finish == math.inf and time_limit is None:

@@ -6,6 +6,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..errors import RunError
 from ..methods.base import Job, JobKind
 from ..problems.base import Problem
 
@@ -43,9 +44,18 @@ class WorkerContext:
 
     def execute(self, job: Job, point: Callable[[int], np.ndarray]) -> tuple[np.ndarray, int]:
         """The job's payload vector and the number of gradients it cost."""
+        if job.fail:
+            raise RunError(f"worker {self.worker} fails as configured (workers.crash_after)")
         x = point(job.version)
         if job.kind == JobKind.GRAD:
-            return self.problem.stochastic_grad(x, self.data_rng, job.batch, self.shard), job.batch
-        if job.kind == JobKind.GRAD_INDICES:
-            return self.problem.grad(x, job.indices), len(job.indices)
-        raise ValueError(f"unknown job kind {job.kind}")
+            vector, n_grads = self.problem.stochastic_grad(x, self.data_rng, job.batch, self.shard), job.batch
+        elif job.kind == JobKind.GRAD_INDICES:
+            vector, n_grads = self.problem.grad(x, job.indices), len(job.indices)
+        else:
+            raise ValueError(f"unknown job kind {job.kind}")
+        if not np.isfinite(vector).all():
+            raise RunError(
+                f"worker {self.worker} computed a non-finite gradient (nan or inf) at iteration {job.version}: "
+                "the method diverged; try a smaller method.lr"
+            )
+        return vector, n_grads

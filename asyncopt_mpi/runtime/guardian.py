@@ -1,0 +1,79 @@
+"""A watchdog process that repairs the results file if the writing rank dies without closing it.
+
+When one MPI rank is killed (SIGKILL, the OOM killer), the launcher kills every other rank
+at once, rank 0 included, so no rank can record the failure. Rank 0 therefore starts this
+small process in its own session: it watches the ranks' process ids on its host, and when
+rank 0 is gone and the file was not closed, rewrites the file as normally closed with
+status "failed" and a stop reason naming the rank that ended first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+POLL_SECONDS = 0.05
+
+
+def start(path: str, pids: list[int], hosts: list[str]) -> subprocess.Popen | None:
+    """Start the watchdog for `path`; pids and hosts are per rank (rank 0 is the writer)."""
+    local = [f"{rank}:{pid}" for rank, (pid, host) in enumerate(zip(pids, hosts)) if host == hosts[0]]
+    command = [sys.executable, "-m", "asyncopt_mpi.runtime.guardian", "--file", os.path.abspath(path), *local]
+    try:
+        return subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        return None  # best effort: without it a killed run's file is repaired by `asyncopt evaluate`
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (killed, not yet reaped by its launcher) is dead for our purpose.
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def watch(path: str, ranks: dict[int, int]) -> None:
+    ended: list[int] = []  # ranks in the order we saw them end
+    writer = ranks[0]
+    while alive(writer):
+        for rank, pid in ranks.items():
+            if rank not in ended and not alive(pid):
+                ended.append(rank)
+        time.sleep(POLL_SECONDS)
+    if writer not in ended:
+        ended.append(0)
+    time.sleep(0.2)  # let the file system settle after the writer's death
+    from ..results import is_cleanly_closed, recover
+
+    if not os.path.exists(path) or is_cleanly_closed(path):
+        return
+    first = ended[0]
+    reason = (
+        f"killed: rank {first} (pid {ranks[first]}) ended first, and the MPI job ended without closing the file"
+        if first != 0 else "killed: rank 0 ended without closing the file"
+    )
+    recover(path, reason)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--file", required=True)
+    parser.add_argument("ranks", nargs="+", help="rank:pid pairs on this host; rank 0 writes the file")
+    args = parser.parse_args(argv)
+    ranks = {int(rank): int(pid) for rank, pid in (item.split(":") for item in args.ranks)}
+    watch(args.file, ranks)
+
+
+if __name__ == "__main__":
+    main()

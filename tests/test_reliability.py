@@ -1,0 +1,228 @@
+"""Faults over real mpiexec: signals, crashing and killed ranks, divergence, dead workers, bad data, many ranks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from asyncopt_mpi.problems.data import save_idx, save_libsvm, save_npz
+from asyncopt_mpi.results import is_cleanly_closed
+
+from conftest import MPIEXEC, asyncopt_command, attrs, read, run_cli, run_mpi, sets
+
+pytestmark = pytest.mark.mpi
+
+QUADRATIC = {"name": "quadratic", "dim": 20, "noise": 0.05}
+
+
+def long_run_args(path, **extra_sections) -> list[str]:
+    sections = {
+        "problem": QUADRATIC, "method": {"lr": 0.2},
+        "workers": {"compute": "sqrt", "compute_scale": 0.01}, "stop": {"time": 120.0},
+        "output": {"snapshot_every": 0.1},
+    }
+    for section, values in extra_sections.items():
+        sections[section] = {**sections.get(section, {}), **values}
+    return ["run", "--method", "async_sgd", "--output", str(path)] + sets(**sections)
+
+
+def start(n_ranks: int, args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([MPIEXEC, "-n", str(n_ranks)] + asyncopt_command() + args,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def wait_for_snapshots(path, count: int = 3, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if len(read(path, "snapshots/time")["snapshots/time"]) >= count:
+                return
+        except (OSError, KeyError):
+            pass
+        time.sleep(0.2)
+    pytest.fail("the run did not record snapshots")
+
+
+def finish(process: subprocess.Popen, timeout: float) -> tuple[int, str]:
+    try:
+        _, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail(f"ranks did not exit within {timeout} s")
+    return process.returncode, stderr
+
+
+@pytest.mark.parametrize(
+    "signal_number,rank",
+    [(signal.SIGTERM, 0), (signal.SIGINT, 2), (signal.SIGUSR1, 1), (signal.SIGTERM, "mpiexec")],
+    ids=["SIGTERM-rank0", "SIGINT-rank2", "SIGUSR1-rank1", "SIGTERM-mpiexec"],
+)
+def test_a_signal_stops_the_run_cleanly(tmp_path, signal_number, rank):
+    path = tmp_path / "run.h5"
+    process = start(4, long_run_args(path))
+    wait_for_snapshots(path)
+    target = process.pid if rank == "mpiexec" else int(attrs(path)["pids"][rank])
+    os.kill(target, signal_number)
+    sent = time.monotonic()
+    code, stderr = finish(process, timeout=30)
+    assert time.monotonic() - sent < 10, "ranks took more than 10 s to exit"
+    name = signal.Signals(signal_number).name
+    assert code == (0 if signal_number == signal.SIGUSR1 else 128 + signal_number), stderr
+    with h5py.File(path, "r") as handle:  # closed normally
+        assert handle.attrs["status"] == "stopped"
+        assert name in handle.attrs["stop_reason"]
+        assert len(handle["metrics/loss"]) == len(handle["snapshots/time"]) >= 3
+        assert np.all(np.isfinite(handle["metrics/loss"][:]))
+
+
+def test_a_second_sigint_exits_at_once_and_the_file_stays_readable(tmp_path):
+    path = tmp_path / "run.h5"
+    process = start(3, long_run_args(path))
+    wait_for_snapshots(path)
+    rank0 = int(attrs(path)["pids"][0])
+    os.kill(rank0, signal.SIGINT)
+    os.kill(rank0, signal.SIGINT)
+    code, _ = finish(process, timeout=20)
+    assert code != 0
+    shown = run_cli(["summary", str(path)])
+    assert shown.returncode == 0 and "async_sgd" in shown.stdout, shown.stderr
+    assert len(read(path, "trace/iteration")["trace/iteration"]) > 0
+
+
+def test_a_crashing_worker_fails_the_run_with_its_rank_named(tmp_path):
+    path = tmp_path / "run.h5"
+    done = run_mpi(4, long_run_args(path, workers={"crash_after": [float("inf"), 0.5, float("inf")]}), timeout=60)
+    assert done.returncode == 1
+    assert "worker 1 (rank 2" in done.stderr and "crash_after" in done.stderr
+    assert "Traceback" not in done.stderr
+    with h5py.File(path, "r") as handle:
+        assert handle.attrs["status"] == "failed" and "worker 1" in handle.attrs["stop_reason"]
+        assert len(handle["trace/iteration"]) > 10 and len(handle["metrics/loss"]) >= 3
+
+
+def test_a_killed_worker_ends_the_job_and_the_file_is_marked_failed(tmp_path):
+    path = tmp_path / "run.h5"
+    process = start(4, long_run_args(path))
+    wait_for_snapshots(path)
+    victim = int(attrs(path)["pids"][2])
+    os.kill(victim, signal.SIGKILL)
+    code, _ = finish(process, timeout=20)
+    assert code != 0
+    deadline = time.monotonic() + 20
+    while not is_cleanly_closed(path) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    with h5py.File(path, "r") as handle:
+        assert handle.attrs["status"] == "failed"
+        assert "rank 2" in handle.attrs["stop_reason"]
+        assert len(handle["trace/iteration"]) > 10
+
+
+@pytest.mark.parametrize("backend", ["mpi", "sim"])
+def test_divergence_fails_the_run_and_suggests_a_smaller_step(tmp_path, backend):
+    path = tmp_path / "run.h5"
+    args = long_run_args(path, method={"lr": 50.0}, stop={"time": 20.0})
+    done = run_mpi(3, args, timeout=60) if backend == "mpi" else run_cli(args + ["--backend", "sim", "--set", "workers.n=2"])
+    assert done.returncode == 1, done.stderr
+    assert "non-finite" in done.stderr and "smaller method.lr" in done.stderr
+    with h5py.File(path, "r") as handle:
+        assert handle.attrs["status"] == "failed"
+
+
+def test_a_dead_worker_stops_only_synchronous_methods(tmp_path):
+    common = {"workers": {"compute": "sqrt", "compute_scale": 0.01, "dead_after": [float("inf"), float("inf"), 0.3]},
+              "stop": {"time": 2.0}}
+    for method in ("async_sgd", "rennala_sgd", "minibatch_sgd"):
+        path = tmp_path / f"{method}.h5"
+        args = long_run_args(path, **common)
+        args[args.index("async_sgd")] = method
+        done = run_mpi(4, args, timeout=60)
+        assert done.returncode == 0, done.stderr
+        info = attrs(path)
+        updates = len(read(path, "trace/iteration")["trace/iteration"])
+        jobs = read(path, "workers/jobs")["workers/jobs"]
+        if method == "minibatch_sgd":
+            assert jobs.max() - jobs.min() <= 1  # everyone waited for worker 2
+            assert "never answered" in info["stop_reason"] and "worker 2" in info["stop_reason"]
+            assert updates < 40  # it stalled when worker 2 died
+        else:
+            assert updates > 100 and jobs[2] < jobs[1] / 2  # worker 2 stopped answering at 0.3 s
+
+
+def test_slowdown_window_slows_a_worker(tmp_path):
+    path = tmp_path / "slow.h5"
+    args = long_run_args(path, workers={"compute": "fixed", "compute_profile": "equal", "compute_scale": 0.1,
+                                        "slowdown": [[0, 1.0, 2.0, 5.0]]}, stop={"time": 3.05})
+    done = run_cli(args + ["--backend", "sim", "--set", "workers.n=2"])
+    assert done.returncode == 0, done.stderr
+    jobs = read(path, "workers/jobs")["workers/jobs"]
+    # Worker 1: 30 jobs of 0.1 s. Worker 0: 10 jobs to t=1, 2 jobs of 0.5 s inside the window, 10 after.
+    assert jobs.tolist() == [22, 30]
+
+
+def _bad_files(directory) -> dict[str, tuple[str, str]]:
+    """name -> (path, text the error must contain)."""
+    files = {}
+    path = directory / "bad.svm"
+    path.write_text("+1 1:0.5 2:1.0\n-1 1:0.3 x3:1\n")
+    files["libsvm-index"] = (str(path), "bad.svm:2")
+    path = directory / "empty.svm"
+    path.write_text("")
+    files["libsvm-empty"] = (str(path), "empty.svm")
+    path = directory / "keys.npz"
+    np.savez(path, features=np.ones((4, 2)), target=np.ones(4))
+    files["npz-keys"] = (str(path), "keys.npz")
+    images = directory / "train-images-idx3-ubyte"
+    save_idx(str(images), np.zeros((5, 4, 4), dtype=np.uint8))
+    save_idx(str(directory / "train-labels-idx1-ubyte"), np.arange(5, dtype=np.uint8))
+    images.write_bytes(images.read_bytes()[:-7])
+    files["idx-truncated"] = (str(images), "train-images-idx3-ubyte")
+    return files
+
+
+@pytest.mark.parametrize("case", ["libsvm-index", "libsvm-empty", "npz-keys", "idx-truncated"])
+def test_bad_data_file_ends_every_rank_with_one_line(tmp_path, case):
+    path, named = _bad_files(tmp_path)[case]
+    args = ["run", "--output", str(tmp_path / "out.h5")] + sets(
+        problem={"name": "logistic", "data": path}, stop={"time": 5.0})
+    done = run_mpi(3, args, timeout=60)
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and named in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("n_workers", [32, 48])
+def test_many_more_ranks_than_cores_run_and_shut_down(tmp_path, n_workers):
+    path = tmp_path / "many.h5"
+    args = long_run_args(path, workers={"compute_scale": 0.02}, stop={"time": 3.0}, output={"snapshot_every": 0.5})
+    started = time.monotonic()
+    done = run_mpi(n_workers + 1, args, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with h5py.File(path, "r") as handle:
+        assert handle.attrs["status"] == "completed" and handle.attrs["n_workers"] == n_workers
+        assert np.all(handle["workers/jobs"][:] > 0)
+    assert time.monotonic() - started < 240
+
+
+def test_summary_reads_a_running_file(tmp_path):
+    path = tmp_path / "live.h5"
+    process = start(3, long_run_args(path))
+    try:
+        wait_for_snapshots(path)
+        shown = run_cli(["summary", str(path)])
+        assert shown.returncode == 0, shown.stderr
+        assert "running" in shown.stdout
+        first = len(read(path, "trace/iteration")["trace/iteration"])
+        time.sleep(1.5)
+        assert len(read(path, "trace/iteration")["trace/iteration"]) > first  # rows keep arriving
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        finish(process, timeout=30)
+    assert attrs(path)["status"] == "stopped"
