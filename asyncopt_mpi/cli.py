@@ -20,28 +20,49 @@ def cli() -> None:
 @click.argument("config_path", metavar="[CONFIG]", required=False, type=click.Path(dir_okay=False))
 @click.option("--method", "method", help="Method name (overrides method.name).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. method.lr=0.05.")
-@click.option("--backend", type=click.Choice(["mpi", "sim"]), default="mpi", show_default=True,
-              help="mpi: under mpiexec, rank 0 is the server; sim: virtual clock in this process.")
+@click.option("--backend", type=click.Choice(["mpi", "sim"]), default=None,
+              help="mpi (default): under mpiexec, rank 0 is the server; sim: virtual clock in this process.")
 @click.option("--output", "output", type=click.Path(dir_okay=False), help="Results file (overrides output.path).")
-def run(config_path: str | None, method: str | None, overrides: tuple[str, ...], backend: str, output: str | None) -> None:
+@click.option("--resume", "resume", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Continue a stopped or killed run from its last snapshot, appending to FILE.")
+def run(config_path: str | None, method: str | None, overrides: tuple[str, ...], backend: str | None,
+        output: str | None, resume: str | None) -> None:
     """Run a method; `mpiexec -n N+1 asyncopt run CONFIG` gives N workers."""
     from .runtime.session import report
 
+    if resume is not None and (config_path or method or output):
+        report("error: --resume FILE takes the config, method and output from FILE; give only --set overrides")
+        sys.exit(2)
+    if resume is not None and backend is None:
+        backend = _stored_backend(resume)
     if backend == "sim":
         from .config import load_config
-        from .runtime.session import run_sim
+        from .runtime.session import prepare_resume, run_sim
 
         try:
-            config = load_config(config_path, list(overrides), method=method, backend="sim", output=output)
-            code = run_sim(config)
+            if resume is not None:
+                code = run_sim(*prepare_resume(resume, list(overrides), "sim"))
+            else:
+                code = run_sim(load_config(config_path, list(overrides), method=method, backend="sim", output=output))
         except AsyncoptError as exc:
             report(f"error: {exc}")
             code = exc.exit_code
     else:
         from .runtime.session import run_mpi
 
-        code = run_mpi(config_path, list(overrides), method, output)
+        code = run_mpi(config_path, list(overrides), method, output, resume)
     sys.exit(code)
+
+
+def _stored_backend(path: str) -> str:
+    """The backend a results file was written with (mpi when it cannot be read)."""
+    from .results import open_results
+
+    try:
+        with open_results(path) as handle:
+            return str(handle.attrs.get("backend", "mpi"))
+    except OSError:
+        return "mpi"
 
 
 @cli.command()

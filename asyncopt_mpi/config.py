@@ -93,6 +93,7 @@ class Config:
     graph: GraphConfig = field(default_factory=GraphConfig)
     backend: str = "mpi"
     source_text: str = ""
+    segment: int = 0  # 0 for a new run, k for its k-th resumption (not a config key)
 
     def output_path(self) -> str:
         """output.path with {method}, {problem}, {backend} filled in."""
@@ -156,14 +157,17 @@ def load_config(
     backend: str = "mpi",
     output: str | None = None,
     require_stop: bool = True,
+    text: str | None = None,
 ) -> Config:
     """Read a TOML file, apply `--set section.key=value` overrides, validate; raise ConfigError.
 
     require_stop=False is for commands that read a config without running it (theory).
+    `text` is TOML given directly (a results file's stored config), read instead of `path`.
     """
-    text = ""
     raw: dict[str, Any] = {}
-    if path is not None:
+    if text is not None:
+        raw = tomllib.loads(text)
+    elif path is not None:
         try:
             with open(path, "rb") as handle:
                 raw_bytes = handle.read()
@@ -198,7 +202,7 @@ def load_config(
     if backend not in BACKENDS:
         raise ConfigError(f"--backend {backend!r} is not accepted; accepted: {', '.join(BACKENDS)}")
     config.backend = backend
-    config.source_text = text
+    config.source_text = text or ""
     validate(config, require_stop)
     return config
 

@@ -13,10 +13,13 @@ from __future__ import annotations
 import datetime
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import h5py
 import numpy as np
+
+from .errors import UserError
 
 FORMAT_VERSION = 1
 FLUSH_SECONDS = 1.0
@@ -44,17 +47,25 @@ def _utc_now() -> str:
 
 
 class _Table:
-    """Rows buffered as tuples in memory and appended to a group of column datasets in blocks."""
+    """Rows buffered as tuples in memory and appended to a group of column datasets in blocks.
 
-    def __init__(self, group: h5py.Group, columns: dict[str, str]):
+    With `keep` given, the table continues existing datasets, cut to their first `keep` rows.
+    """
+
+    def __init__(self, group: h5py.Group, columns: dict[str, str], keep: int | None = None):
         self.names = tuple(columns)
         self.dtype = np.dtype([(name, kind) for name, kind in columns.items()])
-        self.datasets = [
-            group.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(4096,), dtype=kind)
-            for name, kind in columns.items()
-        ]
+        if keep is None:
+            self.datasets = [
+                group.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(4096,), dtype=kind)
+                for name, kind in columns.items()
+            ]
+        else:
+            self.datasets = [group[name] for name in columns]
+            for dataset in self.datasets:
+                dataset.resize((keep,))
         self.rows: list[tuple] = []
-        self.length = 0
+        self.length = keep or 0
 
     def flush(self) -> None:
         if not self.rows:
@@ -69,6 +80,59 @@ class _Table:
         self.length = end
 
 
+@dataclass
+class ResumePoint:
+    """Where a stopped or killed run continues: its last snapshot and what it had counted there."""
+
+    config: str
+    time: float
+    iteration: int
+    grads: int
+    bytes_up: int
+    bytes_down: int
+    x: np.ndarray
+    state: dict[str, np.ndarray]
+    workers: dict[str, np.ndarray]
+    segment: int  # 1 for the first resume, 2 for the next, ...
+    rows: dict[str, int]  # rows of trace, events and snapshots to keep
+
+
+def read_resume_point(path: str) -> ResumePoint:
+    with open_results(path) as handle:
+        snapshots = handle["snapshots"]
+        count = min(snapshots["time"].shape[0], snapshots["x"].shape[0])
+        if count == 0:
+            raise UserError(f"{path}: no snapshot to resume from")
+        last = count - 1
+        when = float(snapshots["time"][last])
+        iteration = int(snapshots["iteration"][last])
+        # Updates up to the snapshot's iteration stay (a trace row's time can trail its snapshot's).
+        trace_rows = int(np.searchsorted(handle["trace/iteration"][:], iteration, side="right"))
+        bytes_up = int(handle["trace/bytes_up"][trace_rows - 1]) if trace_rows else 0
+        state_group = snapshots.get("state")
+        return ResumePoint(
+            config=_text(handle.attrs["config"]),
+            time=when,
+            iteration=iteration,
+            grads=int(snapshots["grads"][last]),
+            bytes_up=bytes_up,
+            bytes_down=int(snapshots["bytes"][last]) - bytes_up,
+            x=snapshots["x"][last],
+            state={name: data[last] for name, data in state_group.items()} if state_group else {},
+            workers={name: data[:] for name, data in handle["workers"].items()},
+            segment=int(handle.attrs.get("segments", 1)),
+            rows={
+                "trace": trace_rows,
+                "events": int(np.searchsorted(handle["events/time"][:], when, side="right")),
+                "snapshots": count,
+            },
+        )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 class ResultsWriter:
     """Streams one run to an HDF5 file; only rank 0 (or the simulator) creates one."""
 
@@ -81,46 +145,71 @@ class ResultsWriter:
         n_workers: int,
         trace_extra: tuple[str, ...] = (),
         problem_attrs: dict[str, Any] | None = None,
+        state_shapes: dict[str, int] | None = None,
+        resume: ResumePoint | None = None,
     ):
+        """A new file, or with `resume`, the existing file cut back to its last snapshot."""
         directory = os.path.dirname(path)
         if directory:
             os.makedirs(directory, exist_ok=True)
         self.path = path
-        self.file = h5py.File(path, "w", libver="latest")
-        for key, value in attrs.items():
-            self.file.attrs[key] = value
-        self.file.attrs["format_version"] = FORMAT_VERSION
+        self.worker_stats: dict[str, np.ndarray] = {}  # the server's counters, stored at each flush
+        trace_columns = dict(TRACE_COLUMNS, **{name: "f8" for name in trace_extra})
+        if resume is None:
+            self.file = h5py.File(path, "w", libver="latest")
+            for key, value in attrs.items():
+                self.file.attrs[key] = value
+            self.file.attrs["format_version"] = FORMAT_VERSION
+            self.file.attrs["segments"] = 1
+            self.file.attrs["started_at"] = _utc_now()
+            problem = self.file.create_group("problem")
+            for key, value in (problem_attrs or {}).items():
+                problem.attrs[key] = value
+            for group in ("trace", "events", "snapshots", "workers", "metrics"):
+                self.file.create_group(group)
+            snapshots = self.file["snapshots"]
+            rows_per_chunk = max(1, min(64, (1 << 20) // (8 * max(dim, 1))))
+            snapshots.create_dataset("x", shape=(0, dim), maxshape=(None, dim), chunks=(rows_per_chunk, dim), dtype="f8")
+            state = snapshots.create_group("state")
+            for name, size in (state_shapes or {}).items():
+                state.create_dataset(name, shape=(0, size), maxshape=(None, size), chunks=(rows_per_chunk, size), dtype="f8")
+            for name, kind in WORKER_COLUMNS.items():
+                self.file["workers"].create_dataset(name, shape=(n_workers,), dtype=kind)
+            keep = {"trace": None, "events": None, "snapshots": None}
+        else:
+            self.file = h5py.File(path, "r+", libver="latest")
+            self.file.attrs["segments"] = resume.segment + 1
+            keep = resume.rows
+            if "metrics" in self.file:  # recomputed from all snapshots at the end
+                del self.file["metrics"]
+            self.file.create_group("metrics")
         self.file.attrs["status"] = "running"
         self.file.attrs["stop_reason"] = ""
-        self.file.attrs["started_at"] = _utc_now()
         self.file.attrs["finished_at"] = ""
-        problem = self.file.create_group("problem")
-        for key, value in (problem_attrs or {}).items():
-            problem.attrs[key] = value
-        trace_columns = dict(TRACE_COLUMNS, **{name: "f8" for name in trace_extra})
-        self.trace_table = _Table(self.file.create_group("trace"), trace_columns)
-        self.event_table = _Table(self.file.create_group("events"), EVENT_COLUMNS)
-        snapshots = self.file.create_group("snapshots")
-        self.snapshot_table = _Table(snapshots, SNAPSHOT_COLUMNS)
-        rows_per_chunk = max(1, min(64, (1 << 20) // (8 * max(dim, 1))))
-        self.snapshot_x = snapshots.create_dataset(
-            "x", shape=(0, dim), maxshape=(None, dim), chunks=(rows_per_chunk, dim), dtype="f8"
-        )
-        workers = self.file.create_group("workers")
-        self.worker_datasets = {
-            name: workers.create_dataset(name, shape=(n_workers,), dtype=kind) for name, kind in WORKER_COLUMNS.items()
-        }
-        self.file.create_group("metrics")
+        self.trace_table = _Table(self.file["trace"], trace_columns, keep["trace"])
+        self.event_table = _Table(self.file["events"], EVENT_COLUMNS, keep["events"])
+        snapshots = self.file["snapshots"]
+        self.snapshot_table = _Table(snapshots, SNAPSHOT_COLUMNS, keep["snapshots"])
+        self.snapshot_x = snapshots["x"]
+        self.snapshot_state = dict(snapshots["state"].items()) if "state" in snapshots else {}
+        for dataset in (self.snapshot_x, *self.snapshot_state.values()):
+            dataset.resize((self.snapshot_table.length, *dataset.shape[1:]))
+        self.worker_datasets = dict(self.file["workers"].items())
         self.file.swmr_mode = True
         self.trace = self.trace_table.rows.append
         self.event = self.event_table.rows.append
         self._last_flush = time.monotonic()
 
-    def snapshot(self, time_s: float, iteration: int, grads: int, n_bytes: int, x: np.ndarray) -> None:
+    def snapshot(
+        self, time_s: float, iteration: int, grads: int, n_bytes: int, x: np.ndarray,
+        state: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        """A snapshot row with the point (and the method's state, for resuming)."""
         self.snapshot_table.rows.append((time_s, iteration, grads, n_bytes))
         rows = self.snapshot_x.shape[0]
-        self.snapshot_x.resize((rows + 1, self.snapshot_x.shape[1]))
-        self.snapshot_x[rows] = x
+        for dataset, value in ((self.snapshot_x, x), *((self.snapshot_state[k], v) for k, v in (state or {}).items())):
+            dataset.resize((rows + 1, dataset.shape[1]))
+            dataset[rows] = value
         self.flush()
 
     def maybe_flush(self) -> None:
@@ -136,15 +225,19 @@ class ResultsWriter:
         self.trace_table.flush()
         self.event_table.flush()
         self.snapshot_table.flush()
-        self.snapshot_x.flush()
+        for dataset in (self.snapshot_x, *self.snapshot_state.values()):
+            dataset.flush()
+        for name, values in self.worker_stats.items():
+            dataset = self.worker_datasets[name]
+            dataset[...] = values
+            dataset.flush()
         self.file.flush()
         self._last_flush = time.monotonic()
 
     def finish(self, status: str, stop_reason: str, workers: dict[str, np.ndarray], extra_attrs: dict[str, Any] | None = None) -> None:
         """Write the last rows, per-worker totals and final status, and close the file."""
+        self.worker_stats = workers
         self.flush()
-        for name, values in workers.items():
-            self.worker_datasets[name][...] = values
         self.file.attrs["status"] = status
         self.file.attrs["stop_reason"] = stop_reason
         self.file.attrs["finished_at"] = _utc_now()

@@ -33,7 +33,18 @@ class AcceleratedRennalaSGD(Method):
             server.assign(worker, Job(JobKind.GRAD, server.version))
 
     def iterate(self, server: Server) -> np.ndarray:
-        return self.x if hasattr(self, "x") else server.x
+        return self.x
+
+    def state_shapes(self) -> dict[str, int]:
+        return {"z": self.problem.dim, "k": 1, "point": self.problem.dim}
+
+    def state(self, server: Server) -> dict[str, np.ndarray]:
+        return {"z": self.z, "k": np.array([self.k]), "point": server.x}
+
+    def load_state(self, server: Server, state: dict[str, np.ndarray], iterate: np.ndarray) -> None:
+        self.x[:] = iterate
+        self.z[:] = state["z"]
+        self.k = int(state["k"][0])
 
     def on_result(self, server: Server, worker: int, result: Result) -> bool:
         collector = self.collector

@@ -117,6 +117,18 @@ class Method:
         """The point whose quality the run reports (snapshots); the published point by default."""
         return server.x
 
+    # A method whose progress lives beyond the published point saves it with every snapshot,
+    # so a resumed run continues it. "point" names the published point when it is not the iterate.
+    def state_shapes(self) -> dict[str, int]:
+        """Name -> length of each state vector (none by default)."""
+        return {}
+
+    def state(self, server: Server) -> dict[str, np.ndarray]:
+        return {}
+
+    def load_state(self, server: Server, state: dict[str, np.ndarray], iterate: np.ndarray) -> None:
+        """Called after start() when a run resumes from a snapshot."""
+
     def sgd_step(self, server: Server, direction: np.ndarray, scale: float, **trace: Any) -> int:
         """Publish x - scale * direction (written into a pooled buffer, no allocation)."""
         x_next = server.new_point()

@@ -15,7 +15,7 @@ from ..methods import METHODS, Method
 from ..problems import make_problem
 from ..problems.base import Problem
 from ..problems.splits import shard_indices
-from ..results import ResultsWriter
+from ..results import ResultsWriter, ResumePoint
 from .worker import WorkerContext
 
 
@@ -33,7 +33,7 @@ def build_shards(config: Config, problem: Problem, n_workers: int) -> list[np.nd
 
 
 def build_context(config: Config, problem: Problem, worker: int, shard: np.ndarray | None) -> WorkerContext:
-    return WorkerContext(worker, problem, config.workers.seed, shard=shard)
+    return WorkerContext(worker, problem, config.workers.seed, shard=shard, segment=config.segment)
 
 
 def build_method(config: Config, problem: Problem, n_workers: int) -> Method:
@@ -48,6 +48,7 @@ def compute_f_star(problem: Problem) -> float:
 def open_writer(
     config: Config, problem: Problem, method: Method, n_workers: int, f_star: float,
     mpi_library: str = "none", hosts: list[str] | None = None, pids: list[int] | None = None,
+    resume: ResumePoint | None = None,
 ) -> ResultsWriter:
     attrs: dict[str, Any] = {
         "method": config.method.name,
@@ -68,5 +69,6 @@ def open_writer(
     }
     return ResultsWriter(
         config.output_path(), attrs=attrs, dim=problem.dim, n_workers=n_workers,
-        trace_extra=method.trace_columns, problem_attrs=problem_attrs,
+        trace_extra=method.trace_columns, problem_attrs=problem_attrs, state_shapes=method.state_shapes(),
+        resume=resume,
     )

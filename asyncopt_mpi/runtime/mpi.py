@@ -70,7 +70,7 @@ class MpiServer(ServerCore):
         self.backoff = Backoff(maximum=1e-3)
 
     def now(self) -> float:
-        return time.perf_counter() - self.t0
+        return self.time_offset + time.perf_counter() - self.t0
 
     def _send(self, buffer: np.ndarray, dest: int, tag: Tag, version: int | None = None) -> None:
         self.sends.append(self.comm.Isend(buffer, dest, tag))

@@ -14,13 +14,13 @@ POOL_SIZE = 8
 
 
 class PointStore:
-    def __init__(self, x0: np.ndarray):
+    def __init__(self, x0: np.ndarray, version: int = 0):
         x0 = np.array(x0, dtype=float)
         x0.flags.writeable = False
         self.dim = x0.size
-        self.current = 0
-        self._points: dict[int, np.ndarray] = {0: x0}
-        self._refs: dict[int, int] = {0: 1}  # the current point holds one reference
+        self.current = version
+        self._points: dict[int, np.ndarray] = {version: x0}
+        self._refs: dict[int, int] = {version: 1}  # the current point holds one reference
         self._pool: list[np.ndarray] = []
 
     def __len__(self) -> int:

@@ -19,7 +19,7 @@ from ..errors import ConfigError, RunError
 from ..methods.base import Job, Method, Result
 from ..problems.base import Problem
 from ..problems.splits import split_summary
-from ..results import ResultsWriter
+from ..results import ResultsWriter, ResumePoint
 from ..timing import TimingModel
 from .points import PointStore
 from .signals import SignalWatch
@@ -52,6 +52,7 @@ class ServerCore:
         writer: ResultsWriter,
         timing: TimingModel,
         f_star: float = math.nan,
+        resume: ResumePoint | None = None,
     ):
         n_workers = timing.n_workers
         self.config = config
@@ -60,16 +61,21 @@ class ServerCore:
         self.writer = writer
         self.n_workers = n_workers
         self.f_star = f_star
-        self.rng = np.random.Generator(np.random.PCG64(server_seed(config.workers.seed)))
+        segment = config.segment
+        self.rng = np.random.Generator(np.random.PCG64(server_seed(config.workers.seed, segment)))
         # Job durations are drawn here, in job order per worker, in both runtimes.
         self.timing = timing
-        self.timing_rngs = [timing_rng(config.workers.seed, worker) for worker in range(n_workers)]
+        self.timing_rngs = [timing_rng(config.workers.seed, worker, segment) for worker in range(n_workers)]
         self.expected_times = timing.expected_compute()
         self.crash_after = np.array(config.workers.crash_after or [math.inf] * n_workers, dtype=float)
         if len(self.crash_after) != n_workers:
             raise ConfigError(f"workers.crash_after: has {len(self.crash_after)} entries but the run has {n_workers} workers")
         self.never_answering: set[int] = set()  # workers given a job of infinite duration
-        self.points = PointStore(problem.x0())
+        self.resume = resume
+        if resume is None:
+            self.points = PointStore(problem.x0())
+        else:
+            self.points = PointStore(resume.state.get("point", resume.x), version=resume.iteration)
         self.dim = self.points.dim
         # Versions each worker holds, mirrored exactly as the worker evicts them.
         self.held: list[list[int]] = [[] for _ in range(n_workers)]
@@ -89,12 +95,20 @@ class ServerCore:
         }
         self.signals = SignalWatch()  # installed by the session; read by the run loops
         self.stop_signal: int | None = None
+        self.time_offset = 0.0  # seconds already run before a resume
+        if resume is not None:
+            self.time_offset = resume.time
+            self.grads_received, self.bytes_up, self.bytes_down = resume.grads, resume.bytes_up, resume.bytes_down
+            for name, values in resume.workers.items():
+                if name in self.stats and len(values) == n_workers:
+                    self.stats[name][:] = values
+        writer.worker_stats = self.stats
         self.stop_reason: StopReason | None = None
         self.stop_detail = ""
         self.stop_rules = config.stop
         self.snapshot_every = config.output.snapshot_every
-        self.last_snapshot_time = -math.inf
-        self.last_snapshot_version = -1
+        self.last_snapshot_time = -math.inf if resume is None else resume.time
+        self.last_snapshot_version = -1 if resume is None else resume.iteration
         self._trace_extra = method.trace_columns
 
     # ----- what methods use -----
@@ -175,8 +189,11 @@ class ServerCore:
         return attached
 
     def start(self) -> None:
-        self.take_snapshot()
         self.method.start(self)
+        if self.resume is None:
+            self.take_snapshot()
+        else:
+            self.method.load_state(self, self.resume.state, self.resume.x)
 
     def deliver(self, worker: int, result: Result, payload_floats: int, sleep: float = 0.0, overrun: float = 0.0) -> None:
         """Hand a worker's result to the method and record it."""
@@ -208,7 +225,9 @@ class ServerCore:
         """Store the current point; stop on a non-finite point or a reached target."""
         now = self.now() if now is None else now
         x = self.method.iterate(self)
-        self.writer.snapshot(now, self.version, self.grads_received, self.bytes_up + self.bytes_down, x)
+        self.writer.snapshot(
+            now, self.version, self.grads_received, self.bytes_up + self.bytes_down, x, self.method.state(self)
+        )
         self.last_snapshot_time = now
         self.last_snapshot_version = self.version
         if not np.isfinite(x).all():

@@ -19,7 +19,7 @@ import numpy as np
 from ..config import Config, load_config
 from ..errors import AsyncoptError, ConfigError, RunError, UserError
 from ..evaluate import VALUE_COLUMNS, evaluate_file, evaluate_points, metrics_table
-from ..results import read_snapshots, write_metrics
+from ..results import ResumePoint, is_cleanly_closed, read_resume_point, read_snapshots, recover, write_metrics
 from ..timing import TimingModel
 from . import guardian
 from .backoff import lower_timer_slack, poll
@@ -62,13 +62,40 @@ def _summary_line(config: Config, server: ServerCore, status: str, reason: str) 
     )
 
 
+def prepare_resume(path: str, overrides: list[str], backend: str) -> tuple[Config, ResumePoint]:
+    """The config a run resumes with (the file's own, plus overrides) and its last snapshot.
+
+    A file whose writer died is repaired first. The method and the number of workers stay.
+    """
+    if not os.path.exists(path):
+        raise UserError(f"--resume: results file not found: {path}")
+    if not is_cleanly_closed(path):
+        recover(path)
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if key in ("method.name", "problem.name", "workers.n"):
+            raise ConfigError(f"--set {key}: a resumed run keeps the {key} it was started with")
+    point = read_resume_point(path)
+    config = load_config(None, overrides, backend=backend, output=path, text=point.config)
+    limit = config.stop.time
+    if limit is not None and limit <= point.time:
+        raise ConfigError(
+            f"stop.time = {limit:g} s: the run already reached {point.time:.4g} s; "
+            f"continue it with e.g. --set stop.time={2 * limit:g}"
+        )
+    config.segment = point.segment
+    return config, point
+
+
 # ---------------------------------------------------------------- simulator
 
 
-def run_sim(config: Config) -> int:
+def run_sim(config: Config, resume: ResumePoint | None = None) -> int:
     from .sim import SimServer
 
     n_workers = config.workers.n
+    if n_workers is None and resume is not None:
+        n_workers = len(resume.workers["jobs"])
     if n_workers is None:
         raise ConfigError("workers.n: required with --backend sim (the number of simulated workers)")
     problem = build_problem(config)
@@ -77,9 +104,9 @@ def run_sim(config: Config) -> int:
     contexts = [build_context(config, problem, worker, shards[worker]) for worker in range(n_workers)]
     method = build_method(config, problem, n_workers)
     f_star = compute_f_star(problem)
-    writer = open_writer(config, problem, method, n_workers, f_star)
+    writer = open_writer(config, problem, method, n_workers, f_star, resume=resume)
     watchdog = guardian.start(config.output_path(), [os.getpid()], [socket.gethostname()])
-    server = SimServer(config, problem, method, writer, timing, f_star, contexts=contexts)
+    server = SimServer(config, problem, method, writer, timing, f_star, resume, contexts=contexts)
     server.record_shards(shards)
     error = None
     server.signals.install()
@@ -129,7 +156,9 @@ def _try(step: Callable[[], Any]) -> tuple[Any, BaseException | None]:
         return None, exc
 
 
-def run_mpi(path: str | None, overrides: list[str], method: str | None, output: str | None) -> int:
+def run_mpi(
+    path: str | None, overrides: list[str], method: str | None, output: str | None, resume_path: str | None = None,
+) -> int:
     from mpi4py import MPI
 
     from .mpi import MpiServer, WorkerLoop
@@ -146,9 +175,10 @@ def run_mpi(path: str | None, overrides: list[str], method: str | None, output: 
         return _exit_code(error)
 
     # 1. Config: read and validated on rank 0 only, then shared.
-    config = None
+    config, resume = None, None
     if rank == 0:
-        config, error = _try(lambda: _load_mpi_config(path, overrides, method, output, size))
+        loaded, error = _try(lambda: _load_mpi_config(path, overrides, method, output, size, resume_path))
+        config, resume = loaded or (None, None)
     else:
         error = None
     error = _agree(comm, error)
@@ -173,10 +203,10 @@ def run_mpi(path: str | None, overrides: list[str], method: str | None, output: 
             method_object = build_method(config, problem, n_workers)
             f_star = compute_f_star(problem)
             library = MPI.Get_library_version().strip().splitlines()[0]
-            writer = open_writer(config, problem, method_object, n_workers, f_star, library, hosts, pids)
+            writer = open_writer(config, problem, method_object, n_workers, f_star, library, hosts, pids, resume)
             nonlocal watchdog
             watchdog = guardian.start(config.output_path(), pids, hosts)
-            server = MpiServer(config, problem, method_object, writer, timing, f_star, comm=comm, hosts=hosts)
+            server = MpiServer(config, problem, method_object, writer, timing, f_star, resume, comm=comm, hosts=hosts)
             server.record_shards(shards)
             server.signals = signals
             return server
@@ -226,8 +256,16 @@ def _stop_watchdog(watchdog) -> None:
         watchdog.wait()
 
 
-def _load_mpi_config(path, overrides, method, output, size: int) -> Config:
-    config = load_config(path, overrides, method=method, backend="mpi", output=output)
+def _load_mpi_config(path, overrides, method, output, size: int, resume_path: str | None):
+    if resume_path is not None:
+        config, resume = prepare_resume(resume_path, overrides, "mpi")
+    else:
+        config, resume = load_config(path, overrides, method=method, backend="mpi", output=output), None
+    if resume is not None and len(resume.workers["jobs"]) != size - 1:
+        raise ConfigError(
+            f"--resume: the run had {len(resume.workers['jobs'])} workers; start "
+            f"{len(resume.workers['jobs']) + 1} ranks (mpiexec started {size})"
+        )
     if size < 2:
         raise ConfigError(
             "the mpi backend needs at least 2 ranks (rank 0 is the server): run "
@@ -238,7 +276,7 @@ def _load_mpi_config(path, overrides, method, output, size: int) -> Config:
             f"workers.n = {config.workers.n} but mpiexec started {size} ranks, i.e. {size - 1} workers; "
             f"set workers.n = {size - 1}, remove it, or start {config.workers.n + 1} ranks"
         )
-    return config
+    return config, resume
 
 
 def _evaluate_shared(comm, config: Config, problem, f_star: float) -> None:

@@ -22,7 +22,7 @@ class SimServer(ServerCore):
     def __init__(self, *args, contexts: list[WorkerContext], **kwargs):
         super().__init__(*args, **kwargs)
         self.contexts = contexts
-        self.clock = 0.0
+        self.clock = self.time_offset
         self.heap: list[tuple[float, int, int]] = []
         self.sequence = itertools.count()
         self.running: list[Job | None] = [None] * self.n_workers

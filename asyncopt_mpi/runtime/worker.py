@@ -14,21 +14,29 @@ from ..problems.base import Problem
 # i draws the same samples (on the worker) and job times (on the server) in both runtimes.
 
 
-def _worker_streams(seed: int, worker: int) -> list[np.random.SeedSequence]:
-    return np.random.SeedSequence(seed, spawn_key=(worker,)).spawn(2)
+# A resumed run is a new segment: fresh streams that depend on the segment number, so that
+# the continuation is reproducible and independent of what the killed run had drawn.
 
 
-def data_rng(seed: int, worker: int) -> np.random.Generator:
-    return np.random.Generator(np.random.PCG64(_worker_streams(seed, worker)[0]))
+def _key(worker: int, segment: int) -> tuple[int, ...]:
+    return (worker,) if segment == 0 else (worker, segment)
 
 
-def timing_rng(seed: int, worker: int) -> np.random.Generator:
-    return np.random.Generator(np.random.PCG64(_worker_streams(seed, worker)[1]))
+def _worker_streams(seed: int, worker: int, segment: int) -> list[np.random.SeedSequence]:
+    return np.random.SeedSequence(seed, spawn_key=_key(worker, segment)).spawn(2)
 
 
-def server_seed(seed: int) -> np.random.SeedSequence:
+def data_rng(seed: int, worker: int, segment: int = 0) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(_worker_streams(seed, worker, segment)[0]))
+
+
+def timing_rng(seed: int, worker: int, segment: int = 0) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(_worker_streams(seed, worker, segment)[1]))
+
+
+def server_seed(seed: int, segment: int = 0) -> np.random.SeedSequence:
     # A spawn key no worker index reaches.
-    return np.random.SeedSequence(seed, spawn_key=(2**63,))
+    return np.random.SeedSequence(seed, spawn_key=_key(2**63, segment))
 
 
 class WorkerContext:
@@ -36,11 +44,11 @@ class WorkerContext:
 
     __slots__ = ("worker", "problem", "shard", "data_rng")
 
-    def __init__(self, worker: int, problem: Problem, seed: int, shard: np.ndarray | None = None):
+    def __init__(self, worker: int, problem: Problem, seed: int, shard: np.ndarray | None = None, segment: int = 0):
         self.worker = worker
         self.problem = problem
         self.shard = shard
-        self.data_rng = data_rng(seed, worker)
+        self.data_rng = data_rng(seed, worker, segment)
 
     def execute(self, job: Job, point: Callable[[int], np.ndarray]) -> tuple[np.ndarray, int]:
         """The job's payload vector and the number of gradients it cost."""
