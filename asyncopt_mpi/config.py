@@ -68,6 +68,7 @@ class StopConfig:
     iterations: int | None = None
     gradients: int | None = None
     target: float | None = None
+    grace: float = 10.0  # seconds workers have to acknowledge the stop before the job is ended
 
 
 @dataclass
@@ -345,6 +346,7 @@ def validate(config: Config, require_stop: bool = True) -> None:
     _nonnegative("stop.time", stop.time)
     _nonnegative("stop.iterations", stop.iterations)
     _nonnegative("stop.gradients", stop.gradients)
+    _nonnegative("stop.grace", stop.grace)
     _require(
         not require_stop or any(v is not None for v in (stop.time, stop.iterations, stop.gradients)),
         "[stop]: give at least one of stop.time, stop.iterations, stop.gradients so the run ends",

@@ -226,3 +226,24 @@ def test_summary_reads_a_running_file(tmp_path):
         os.kill(process.pid, signal.SIGTERM)
         finish(process, timeout=30)
     assert attrs(path)["status"] == "stopped"
+
+
+def test_a_worker_that_never_answers_the_stop_is_named_after_the_grace_period(tmp_path):
+    path = tmp_path / "run.h5"
+    process = start(4, long_run_args(path, stop={"grace": 2.0}))
+    wait_for_snapshots(path)
+    pids = attrs(path)["pids"]
+    os.kill(int(pids[3]), signal.SIGSTOP)  # rank 3 can no longer answer anything
+    try:
+        os.kill(int(pids[0]), signal.SIGTERM)
+        code, stderr = finish(process, timeout=30)
+    finally:
+        try:
+            os.kill(int(pids[3]), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert code != 0
+    assert "stop.grace" in stderr and "rank 3" in stderr
+    with h5py.File(path, "r") as handle:
+        assert handle.attrs["status"] == "failed" and "rank 3" in handle.attrs["stop_reason"]
+        assert len(handle["metrics/loss"]) == len(handle["snapshots/time"]) >= 3

@@ -33,7 +33,6 @@ from .server import HELD_VERSIONS, ServerCore
 from .signals import SignalWatch
 from .worker import WorkerContext
 
-SHUTDOWN_GRACE = 30.0  # seconds a worker may take to acknowledge a stop
 SLEEP_SLICE = 2e-3  # a padding sleep checks for a stop message this often
 SPIN_TAIL = 1e-4  # the end of a padding sleep is polled, since a sleep may wake late
 SPIN_AHEAD = 1e-4  # the server polls without sleeping from this long before a result is due
@@ -183,7 +182,8 @@ class MpiServer(ServerCore):
         for worker in range(self.n_workers):
             self._send(encode_stop(failed, int(self.jobs_sent[worker])), worker + 1, Tag.STOP)
         waiting = set(range(self.n_workers))
-        deadline = time.perf_counter() + SHUTDOWN_GRACE
+        grace = self.stop_rules.grace
+        deadline = time.perf_counter() + grace
         backoff = Backoff(maximum=1e-3)
         n = self.n_workers
         while waiting and time.perf_counter() < deadline:
@@ -199,7 +199,7 @@ class MpiServer(ServerCore):
                 continue
             backoff.sleep()
         if not waiting:
-            poll(lambda: MPI.Request.Testall(self.sends), timeout=SHUTDOWN_GRACE)
+            poll(lambda: MPI.Request.Testall(self.sends), timeout=grace)
             self._reap_sends()
         self.control_request.Cancel()
         _wait(self.control_request, timeout=1.0)

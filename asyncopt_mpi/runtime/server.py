@@ -163,6 +163,11 @@ class ServerCore:
             self.stop_reason = StopReason(reason)
             self.stop_detail = detail
 
+    def fail(self, detail: str) -> None:
+        """The run failed: this overrides any earlier stop reason."""
+        self.stop_reason = StopReason.ERROR
+        self.stop_detail = detail
+
     @property
     def stopping(self) -> bool:
         return self.stop_reason is not None

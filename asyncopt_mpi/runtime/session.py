@@ -24,7 +24,7 @@ from ..timing import TimingModel
 from . import guardian
 from .backoff import lower_timer_slack, poll
 from .build import build_context, build_method, build_problem, build_shards, compute_f_star, open_writer
-from .server import ServerCore, StopReason
+from .server import ServerCore
 from .signals import SignalWatch
 
 
@@ -48,7 +48,7 @@ def _exit_code(exc: BaseException) -> int:
 
 def _finish(server: ServerCore, error: BaseException | None) -> tuple[str, str]:
     if error is not None:
-        server.stop(StopReason.ERROR, _describe(error))
+        server.fail(_describe(error))
     status, reason = server.status()
     server.writer.finish(status, reason, server.stats)
     return status, reason
@@ -227,11 +227,16 @@ def run_mpi(
         if error is not None:
             report(f"error: {_describe(error)}")
         missing = server.shutdown(failed=error is not None)
+        if missing and error is None:
+            names = ", ".join(server.worker_name(w) for w in missing)
+            error = RunError(f"no answer to the stop message within stop.grace = {config.stop.grace:g} s from {names}")
+            report(f"error: {error}; ending the job")
         status, reason = _finish(server, error)
         if missing:
-            names = ", ".join(server.worker_name(w) for w in missing)
-            report(f"error: no answer to the stop message from {names}; ending the job")
-            comm.Abort(1)  # the only way to end ranks that do not answer; the file is closed
+            # Ranks that do not answer cannot join the collective evaluation: evaluate here, then end the job.
+            evaluate_file(config.output_path(), problem, server.f_star)
+            _stop_watchdog(watchdog)
+            comm.Abort(1)
         outcome = 1 if error is not None else server.exit_code()
     else:
         failed, error = _try(role.run)
