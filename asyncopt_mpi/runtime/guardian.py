@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import select
 import subprocess
 import sys
 import time
@@ -43,26 +44,50 @@ def alive(pid: int) -> bool:
         return True
 
 
+def _wait_for_ends(ranks: dict[int, int]) -> list[list[int]]:
+    """Block until rank 0 ends; the ranks that ended, grouped by when we saw them end.
+
+    Process file descriptors (Linux >= 5.3) wake us the moment a rank ends, so the rank that
+    died first is told apart from the ones the launcher killed after it; elsewhere we poll.
+    """
+    ended: list[list[int]] = []
+    seen: set[int] = set()
+    descriptors: dict[int, int] = {}
+    for rank, pid in ranks.items():
+        try:
+            descriptors[os.pidfd_open(pid)] = rank
+        except (AttributeError, OSError):
+            pass
+    poller = select.poll() if descriptors else None
+    for descriptor in descriptors:
+        poller.register(descriptor, select.POLLIN)
+    while 0 not in seen:
+        if poller is not None:
+            poller.poll(1000)
+        else:
+            time.sleep(POLL_SECONDS)
+        now_ended = [rank for rank, pid in ranks.items() if rank not in seen and not alive(pid)]
+        if now_ended:
+            ended.append(sorted(now_ended))
+            seen.update(now_ended)
+    for descriptor in descriptors:
+        os.close(descriptor)
+    return ended
+
+
 def watch(path: str, ranks: dict[int, int]) -> None:
-    ended: list[int] = []  # ranks in the order we saw them end
-    writer = ranks[0]
-    while alive(writer):
-        for rank, pid in ranks.items():
-            if rank not in ended and not alive(pid):
-                ended.append(rank)
-        time.sleep(POLL_SECONDS)
-    if writer not in ended:
-        ended.append(0)
+    ended = _wait_for_ends(ranks)
     time.sleep(0.2)  # let the file system settle after the writer's death
     from ..results import is_cleanly_closed, recover
 
     if not os.path.exists(path) or is_cleanly_closed(path):
         return
     first = ended[0]
-    reason = (
-        f"killed: rank {first} (pid {ranks[first]}) ended first, and the MPI job ended without closing the file"
-        if first != 0 else "killed: rank 0 ended without closing the file"
-    )
+    if first == [0]:
+        reason = "killed: rank 0 ended without closing the file"
+    else:
+        names = ", ".join(f"rank {rank} (pid {ranks[rank]})" for rank in first)
+        reason = f"killed: {names} ended first, and the MPI job ended without closing the file"
     recover(path, reason)
 
 
