@@ -27,7 +27,7 @@ from asyncopt_mpi.summary import time_to_target
 PROBLEM = ["problem.dim=100", "problem.noise=0.1", "problem.noise_type=zero_last"]
 GRIDS = {
     "rennala_sgd": [[f"method.lr={lr}", f"method.batch={S}"] for lr in (1.0, 1.5, 1.9) for S in (1, 2, 4, 8)],
-    "async_sgd": [[f"method.lr={lr}"] for lr in (0.01, 0.015, 0.02, 0.03)],
+    "async_sgd": [[f"method.lr={lr}"] for lr in (0.01, 0.02, 0.03, 0.05, 0.1, 0.2)],
     "minibatch_sgd": [[f"method.lr={lr}"] for lr in (1.0, 1.5, 1.9)],
 }
 

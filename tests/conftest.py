@@ -70,3 +70,14 @@ def replay_collection(path, batch: int) -> int:
         else:
             assert point_version != version, "a fresh gradient was dropped"
     return version
+
+
+def simulate(tmp_path, method: str, overrides: list[str], name: str = "run"):
+    """Run the simulator in this process; returns the results file's path."""
+    from asyncopt_mpi.config import load_config
+    from asyncopt_mpi.runtime.session import run_sim
+
+    path = tmp_path / f"{name}.h5"
+    config = load_config(None, overrides, method=method, backend="sim", output=str(path))
+    assert run_sim(config) == 0
+    return path

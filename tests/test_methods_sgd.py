@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
 
-from asyncopt_mpi.config import load_config
 from asyncopt_mpi.methods.assignment import Assignment
 from asyncopt_mpi.problems import PROBLEMS
 from asyncopt_mpi.problems.base import Problem
-from asyncopt_mpi.runtime.session import run_sim
 
-from conftest import attrs, events, read, replay_collection
+from conftest import attrs, events, read, replay_collection, simulate
 
 QUADRATIC = ["problem.name=quadratic", "problem.dim=20", "problem.noise=0.05"]
-
-
-def simulate(tmp_path, method: str, overrides: list[str], name: str = "run"):
-    path = tmp_path / f"{name}.h5"
-    config = load_config(None, overrides, method=method, backend="sim", output=str(path))
-    assert run_sim(config) == 0
-    return path
 
 
 def test_rennala_uses_exactly_s_fresh_gradients_per_step(tmp_path):

@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from asyncopt_mpi.problems.data import save_idx, save_libsvm, save_npz
+from asyncopt_mpi.problems.data import save_idx
 from asyncopt_mpi.results import is_cleanly_closed
 
 from conftest import MPIEXEC, asyncopt_command, attrs, read, run_cli, run_mpi, sets

@@ -8,33 +8,24 @@ import sys
 import numpy as np
 import pytest
 
-from asyncopt_mpi.config import load_config
 from asyncopt_mpi.methods import METHODS, Job, JobKind, Method
-from asyncopt_mpi.runtime.session import run_sim
 
-from conftest import read
+from conftest import read, simulate
 
 QUADRATIC = ["problem.name=quadratic", "problem.dim=20", "problem.noise=0.01", "method.lr=0.5"]
 LOGISTIC = ["problem.name=logistic", "problem.samples=400", "problem.dim=10", "method.lr=2.0", "method.batch=4"]
 
 
-def simulate(tmp_path, name: str, overrides: list[str], method: str = "async_sgd"):
-    path = tmp_path / f"{name}.h5"
-    config = load_config(None, overrides, method=method, backend="sim", output=str(path))
-    assert run_sim(config) == 0
-    return path
-
-
 def test_sim_is_bit_for_bit_reproducible(tmp_path):
     overrides = QUADRATIC + ["workers.n=6", "workers.compute=exponential", "stop.time=3", "output.snapshot_every=0.1"]
-    first = simulate(tmp_path, "a", overrides)
-    second = simulate(tmp_path, "b", overrides)
+    first = simulate(tmp_path, "async_sgd", overrides, "a")
+    second = simulate(tmp_path, "async_sgd", overrides, "b")
     names = ("trace/time", "trace/iteration", "events/worker", "events/delay", "snapshots/x", "metrics/loss")
     a, b = read(first, *names), read(second, *names)
     for name in names:
         assert a[name].tobytes() == b[name].tobytes(), name
     # A different worker seed gives a different run.
-    third = simulate(tmp_path, "c", overrides + ["workers.seed=1"])
+    third = simulate(tmp_path, "async_sgd", overrides + ["workers.seed=1"], "c")
     assert read(third, "events/worker")["events/worker"].tobytes() != a["events/worker"].tobytes()
 
 
@@ -42,7 +33,7 @@ def test_sim_is_bit_for_bit_reproducible(tmp_path):
 @pytest.mark.parametrize("problem", ["quadratic", "logistic"])
 def test_methods_converge_in_sim(tmp_path, method, problem):
     base = QUADRATIC if problem == "quadratic" else LOGISTIC
-    path = simulate(tmp_path, f"{method}-{problem}", base + ["workers.n=4", "workers.compute=sqrt", "stop.time=3"], method)
+    path = simulate(tmp_path, method, base + ["workers.n=4", "workers.compute=sqrt", "stop.time=3"])
     subopt = read(path, "metrics/suboptimality")["metrics/suboptimality"]
     assert np.all(np.isfinite(subopt))
     assert subopt[-1] < 0.3 * subopt[0]
@@ -50,7 +41,7 @@ def test_methods_converge_in_sim(tmp_path, method, problem):
 
 def test_fixed_times_set_the_job_counts(tmp_path):
     # Worker 0 needs 0.1 s per gradient, worker 1 0.3 s: by t = 1.05 they finished 10 and 3 jobs.
-    path = simulate(tmp_path, "fixed", QUADRATIC + ["workers.n=2", "workers.compute_times=[0.1, 0.3]", "stop.time=1.05"])
+    path = simulate(tmp_path, "async_sgd", QUADRATIC + ["workers.n=2", "workers.compute_times=[0.1, 0.3]", "stop.time=1.05"])
     data = read(path, "workers/jobs", "events/time", "events/worker")
     assert data["workers/jobs"].tolist() == [10, 3]
     times_0 = data["events/time"][data["events/worker"] == 0]
@@ -60,8 +51,7 @@ def test_fixed_times_set_the_job_counts(tmp_path):
 def test_minibatch_steps_once_every_worker_answered(tmp_path):
     n = 3
     path = simulate(
-        tmp_path, "mb", QUADRATIC + [f"workers.n={n}", "workers.compute=exponential", "method.batch=2", "stop.time=2"],
-        "minibatch_sgd",
+        tmp_path, "minibatch_sgd", QUADRATIC + [f"workers.n={n}", "workers.compute=exponential", "method.batch=2", "stop.time=2"],
     )
     data = read(path, "trace/grads_used", "trace/time", "events/delay", "events/time", "events/worker")
     assert np.all(data["trace/grads_used"] == n * 2)
@@ -74,7 +64,7 @@ def test_minibatch_steps_once_every_worker_answered(tmp_path):
 
 
 def test_async_applies_every_gradient_with_its_delay(tmp_path):
-    path = simulate(tmp_path, "async", QUADRATIC + ["workers.n=5", "workers.compute=sqrt", "stop.time=1"])
+    path = simulate(tmp_path, "async_sgd", QUADRATIC + ["workers.n=5", "workers.compute=sqrt", "stop.time=1"])
     data = read(path, "trace/iteration", "events/delay", "events/point_version", "trace/max_delay")
     assert len(data["trace/iteration"]) == len(data["events/delay"])
     assert np.array_equal(data["trace/iteration"], np.arange(1, len(data["trace/iteration"]) + 1))
@@ -90,7 +80,6 @@ def test_ten_thousand_workers_fit_in_memory(tmp_path):
     script = f"""
 import resource
 from asyncopt_mpi.config import load_config
-from asyncopt_mpi.methods import METHODS, Job, JobKind, Method
 from asyncopt_mpi.runtime.session import run_sim
 config = load_config(None, ["problem.dim=1000", "workers.n=10000", "workers.compute=sqrt", "stop.gradients=30000",
     "method.lr=0.01", "output.snapshot_every=1e9"], method="async_sgd", backend="sim", output=r"{tmp_path / 'big.h5'}")
@@ -125,8 +114,8 @@ class _SamePointTwice(Method):
 def test_a_point_is_sent_only_to_workers_that_lack_it(tmp_path, monkeypatch):
     monkeypatch.setitem(METHODS, _SamePointTwice.name, _SamePointTwice)
     dim, n = 20, 3
-    path = simulate(tmp_path, "cache", QUADRATIC + [f"workers.n={n}", "workers.compute=fixed", "stop.time=0.095"],
-                    _SamePointTwice.name)
+    path = simulate(tmp_path, _SamePointTwice.name,
+                    QUADRATIC + [f"workers.n={n}", "workers.compute=fixed", "stop.time=0.095"])
     data = read(path, "workers/bytes_down", "workers/jobs", "events/worker", "events/point_version")
     point_bytes = dim * 8
     assert data["workers/bytes_down"].sum() < data["workers/jobs"].sum() * point_bytes

@@ -4,7 +4,7 @@ The outer loop is AC-SA (Lan 2012; Ghadimi & Lan 2012): with alpha_k = 2/(k+1) a
 gamma_k = gamma (k+1)/2, the gradient is a Rennala batch of S fresh gradients at
 y_k = (1 - alpha_k) x_k + alpha_k z_k; then z_{k+1} = z_k - gamma_k g and
 x_{k+1} = (1 - alpha_k) x_k + alpha_k z_{k+1}. Workers compute at y (the published point);
-the reported iterate is x.
+the reported iterate is x. Only the step differs from Rennala SGD.
 """
 
 from __future__ import annotations
@@ -12,25 +12,34 @@ from __future__ import annotations
 import numpy as np
 
 from . import register
-from .base import Job, JobKind, Method, Result, Server
-from .collect import BatchCollector, batch_from_noise
+from .base import Server
+from .collect import BatchCollector
+from .rennala_sgd import RennalaSGD
 
 
 @register
-class AcceleratedRennalaSGD(Method):
+class AcceleratedRennalaSGD(RennalaSGD):
     name = "accelerated_rennala_sgd"
     description = "AC-SA accelerated SGD whose gradient at each extrapolated point is a Rennala batch (convex problems)"
     paper = "Tyurin & Richtarik, NeurIPS 2023 (accelerated variant); Lan, Math. Program. 2012"
-    params = {"sigma2": 0.0, "eps": 0.0}
 
     def start(self, server: Server) -> None:
-        self.collector = BatchCollector(self.problem.dim, batch_from_noise(self.options, default=self.batch))
         self.k = 1
         self.x = np.array(server.x)  # the aggregated iterate (reported)
         self.z = np.array(server.x)  # the gradient-step sequence
-        self.collector.reset(server.version)
-        for worker in range(server.n_workers):
-            server.assign(worker, Job(JobKind.GRAD, server.version))
+        super().start(server)
+
+    def step(self, server: Server, collector: BatchCollector) -> None:
+        alpha, gamma = 2.0 / (self.k + 1), self.lr * (self.k + 1) / 2.0
+        self.z -= (gamma / collector.count) * collector.sum
+        self.x *= 1.0 - alpha
+        self.x += alpha * self.z
+        self.k += 1
+        alpha_next = 2.0 / (self.k + 1)
+        y = server.new_point()
+        np.multiply(self.x, 1.0 - alpha_next, out=y)
+        y += alpha_next * self.z
+        server.publish(y, grads_used=collector.count, max_delay=0)
 
     def iterate(self, server: Server) -> np.ndarray:
         return self.x
@@ -45,21 +54,3 @@ class AcceleratedRennalaSGD(Method):
         self.x[:] = iterate
         self.z[:] = state["z"]
         self.k = int(state["k"][0])
-
-    def on_result(self, server: Server, worker: int, result: Result) -> bool:
-        collector = self.collector
-        accepted = collector.add(result)
-        if collector.full:
-            alpha, gamma = 2.0 / (self.k + 1), self.lr * (self.k + 1) / 2.0
-            self.z -= (gamma / collector.count) * collector.sum
-            self.x *= 1.0 - alpha
-            self.x += alpha * self.z
-            self.k += 1
-            alpha_next = 2.0 / (self.k + 1)
-            y = server.new_point()
-            np.multiply(self.x, 1.0 - alpha_next, out=y)
-            y += alpha_next * self.z
-            server.publish(y, grads_used=collector.count, max_delay=0)
-            collector.reset(server.version)
-        server.assign(worker, Job(JobKind.GRAD, server.version))
-        return accepted
