@@ -22,6 +22,7 @@ class JobKind(IntEnum):
 
     GRAD = 1  # mean of `batch` stochastic gradients at point `version`
     GRAD_INDICES = 2  # mean gradient of the finite-sum terms `indices` at point `version`
+    GRAD_DIFF = 3  # mean of grad f_j(x_version) - grad f_j(x_version2) over `indices` (two gradients each)
 
 
 @dataclass(slots=True)
@@ -32,6 +33,7 @@ class Job:
     version: int
     batch: int = 1
     indices: np.ndarray | None = None
+    version2: int = -1  # the second point of a GRAD_DIFF job
     job_id: int = -1
     duration: float = 0.0  # modelled seconds, drawn by the server when the job is assigned
     fail: bool = False  # set by the server: the worker fails on this job (workers.crash_after)
@@ -39,12 +41,14 @@ class Job:
     @property
     def versions(self) -> tuple[int, ...]:
         """Point versions the worker must hold to run this job."""
-        return (self.version,)
+        return (self.version,) if self.version2 < 0 else (self.version, self.version2)
 
     @property
     def n_grads(self) -> int:
-        """Stochastic gradients the job costs."""
-        return self.batch if self.indices is None else len(self.indices)
+        """Stochastic gradients the job costs (a difference costs two)."""
+        if self.indices is None:
+            return self.batch
+        return len(self.indices) * (2 if self.kind == JobKind.GRAD_DIFF else 1)
 
 
 @dataclass(slots=True)
@@ -77,6 +81,7 @@ class Server(Protocol):
     def new_point(self) -> np.ndarray: ...
     def publish(self, x: np.ndarray, *, grads_used: int, max_delay: int, **columns: float) -> int: ...
     def assign(self, worker: int, job: Job) -> None: ...
+    def cancel(self, worker: int) -> None: ...  # abandon its jobs; their results never arrive
     def idle_workers(self) -> list[int]: ...
     def now(self) -> float: ...
     def stop(self, reason: str) -> None: ...

@@ -26,8 +26,8 @@ from ..methods.base import JobKind, Result
 from .backoff import Backoff, poll
 from .protocol import (
     CONTROL_BYTES, HEADER, R_DURATION, R_ID, R_KIND, R_MSG, R_N_GRADS, R_N_VALUES, R_OVERRUN,
-    R_SLEEP, R_VERSION, S_FAILED, S_JOBS_SENT, Msg, Notice, Tag, decode_job, encode_bye, encode_job,
-    encode_stop, fill_result,
+    R_SLEEP, R_VERSION, C_THROUGH, S_CANCELS_SENT, S_FAILED, S_JOBS_SENT, Msg, Notice, Tag, decode_job,
+    encode_bye, encode_cancel, encode_cancelled, encode_job, encode_stop, fill_result,
 )
 from .server import HELD_VERSIONS, ServerCore
 from .signals import SignalWatch
@@ -39,6 +39,7 @@ SPIN_AHEAD = 1e-4  # the server polls without sleeping from this long before a r
 SPIN_LATE = 2e-3  # ... until this long after; a later worker is waited for with back-off
 WORKER_SPIN = 3e-4  # a worker polls without sleeping this long after sending a result
 _KINDS = {int(kind): kind for kind in JobKind}
+_FINISHED, _STOPPED, _CANCELLED = 0, 1, 2  # how a padding sleep ended
 
 
 def _wait(request: MPI.Request, backoff: Backoff | None = None, timeout: float | None = None) -> bool:
@@ -59,6 +60,10 @@ class MpiServer(ServerCore):
         self.all_requests = [*self.requests, self.control_request]
         self.status_object = MPI.Status()
         self.jobs_sent = np.zeros(n, dtype=np.int64)
+        # Cancelled jobs: the last cancelled id per worker, and how many replies for them are to come.
+        self.cancelled_through = np.full(n, -1, dtype=np.int64)
+        self.cancelled_pending = np.zeros(n, dtype=np.int64)
+        self.cancels_sent = np.zeros(n, dtype=np.int64)
         # When each worker's next result is due, and the durations of its queued jobs.
         self.due = np.full(n, np.inf)
         self.queued_durations: list[deque[float]] = [deque() for _ in range(n)]
@@ -84,10 +89,19 @@ class MpiServer(ServerCore):
         if job.indices is not None:
             self._send(np.ascontiguousarray(job.indices, dtype=np.int64), dest, Tag.INDICES)
         self.jobs_sent[worker] += 1
-        if self.outstanding[worker] == 1:
+        if self.outstanding[worker] - self.cancelled_pending[worker] == 1:
             self._set_due(worker, self.now() + job.duration)
         else:
             self.queued_durations[worker].append(job.duration)
+
+    def _cancel(self, worker: int) -> None:
+        """Tell the worker to abandon its jobs so far; each still answers, and those answers are dropped."""
+        self._send(encode_cancel(self.next_job_id - 1), worker + 1, Tag.CANCEL)
+        self.cancels_sent[worker] += 1
+        self.cancelled_through[worker] = self.next_job_id - 1
+        self.cancelled_pending[worker] = self.outstanding[worker]
+        self.queued_durations[worker].clear()
+        self._set_due(worker, np.inf)
 
     def _set_due(self, worker: int, due: float) -> None:
         self.due[worker] = due
@@ -153,8 +167,11 @@ class MpiServer(ServerCore):
 
     def _on_result(self, worker: int) -> None:
         buffer = self.recv_buffers[worker]
-        if buffer[R_MSG] != Msg.RESULT:
+        if buffer[R_MSG] == Msg.BYE:
             raise RunError(f"{self.worker_name(worker)} left the run before it was told to stop")
+        if buffer[R_ID] <= self.cancelled_through[worker]:
+            self._drop_cancelled(worker)
+            return
         n_values = int(buffer[R_N_VALUES])
         result = Result(
             _KINDS[int(buffer[R_KIND])], int(buffer[R_ID]), worker, int(buffer[R_VERSION]),
@@ -164,6 +181,15 @@ class MpiServer(ServerCore):
         self._set_due(worker, self.now() + queued.popleft() if queued else np.inf)
         self.deliver(worker, result, n_values, float(buffer[R_SLEEP]), float(buffer[R_OVERRUN]))
         # The method is done with the payload view; only now may the buffer take the next message.
+        self.requests[worker].Start()
+
+    def _drop_cancelled(self, worker: int) -> None:
+        """The answer to a cancelled job (abandoned, or finished before the cancel arrived)."""
+        self.outstanding[worker] -= 1
+        self.cancelled_pending[worker] -= 1
+        queued = self.queued_durations[worker]
+        if self.cancelled_pending[worker] == 0 and queued:
+            self._set_due(worker, self.now() + queued.popleft())  # its next job starts now
         self.requests[worker].Start()
 
     def _on_notice(self, status: MPI.Status) -> None:
@@ -180,7 +206,8 @@ class MpiServer(ServerCore):
     def shutdown(self, failed: bool) -> list[int]:
         """Stop every worker and drain; returns the workers that did not acknowledge in time."""
         for worker in range(self.n_workers):
-            self._send(encode_stop(failed, int(self.jobs_sent[worker])), worker + 1, Tag.STOP)
+            stop = encode_stop(failed, int(self.jobs_sent[worker]), int(self.cancels_sent[worker]))
+            self._send(stop, worker + 1, Tag.STOP)
         waiting = set(range(self.n_workers))
         grace = self.stop_rules.grace
         deadline = time.perf_counter() + grace
@@ -226,13 +253,19 @@ class WorkerLoop:
         self.stop_header = np.empty(HEADER)
         self.send_buffer = np.empty(HEADER + dim)
         self.send_request: MPI.Request | None = None
+        self.small_sends: list[MPI.Request] = []  # CANCELLED answers in flight
         self.jobs_received = 0
+        self.cancel_header = np.empty(HEADER)
+        self.cancel_request = comm.Recv_init(self.cancel_header, source=0, tag=Tag.CANCEL)
+        self.cancels_received = 0
+        self.cancelled_through = -1
         self.backoff = Backoff()
 
     def run(self) -> bool:
         """Returns whether the server said the run failed."""
         comm = self.comm
         stop_request = comm.Irecv(self.stop_header, source=0, tag=Tag.STOP)
+        self.cancel_request.Start()
         job_request = None
         while True:
             job_request = comm.Irecv(self.header, source=0, tag=Tag.JOB)
@@ -241,6 +274,8 @@ class WorkerLoop:
             started = time.perf_counter()  # the job's modelled time runs from its arrival
             job_request = None
             job = self._receive_job()
+            if self._cancelled(job):
+                continue
             duration = job.duration
             try:
                 vector, n_grads = self.context.execute(job, self.points.__getitem__)
@@ -253,14 +288,32 @@ class WorkerLoop:
                 _wait(stop_request)
                 break
             elapsed = time.perf_counter() - started
-            if self._sleep_until(started + duration, stop_request):
+            interrupted = self._sleep_until(started + duration, stop_request, job)
+            if interrupted == _STOPPED:
                 break
+            if interrupted == _CANCELLED:
+                continue
             slept = max(time.perf_counter() - started - elapsed, 0.0)
             overrun = max(elapsed - duration, 0.0)
             fill_result(self.send_buffer, job, n_grads, n_values, duration, slept, overrun)
             self.send_request = comm.Isend(self.send_buffer[: HEADER + n_values], 0, Tag.RESULT)
         self._drain(job_request)
         return bool(self.stop_header[S_FAILED])
+
+    def _take_cancels(self) -> None:
+        """Read every CANCEL that has arrived (each names the last job id to abandon)."""
+        while self.cancel_request.Test():
+            self.cancelled_through = max(self.cancelled_through, int(self.cancel_header[C_THROUGH]))
+            self.cancels_received += 1
+            self.cancel_request.Start()
+
+    def _cancelled(self, job) -> bool:
+        """If the job was cancelled, answer CANCELLED instead of running it."""
+        self._take_cancels()
+        if job.job_id > self.cancelled_through:
+            return False
+        self.small_sends.append(self.comm.Isend(encode_cancelled(job.job_id), 0, Tag.RESULT))
+        return True
 
     def _wait_job_or_stop(self, job_request: MPI.Request, stop_request: MPI.Request) -> int:
         """0 when a job header arrived, 1 when a stop did."""
@@ -273,6 +326,7 @@ class WorkerLoop:
             if done:
                 return index
             self._report_signal()
+            self._take_cancels()
             if time.perf_counter() < spin_until:
                 os.sched_yield()  # an asynchronous method usually answers within this window
                 backoff.reset()
@@ -298,16 +352,18 @@ class WorkerLoop:
             job.indices = indices
         return job
 
-    def _sleep_until(self, deadline: float, stop_request: MPI.Request) -> bool:
-        """Sleep until deadline; True if a stop arrived meanwhile."""
+    def _sleep_until(self, deadline: float, stop_request: MPI.Request, job) -> int:
+        """Sleep until deadline, unless a stop arrives or the job is cancelled meanwhile."""
         while True:
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
-                return False
+                return _FINISHED
             if remaining > SPIN_TAIL:
                 time.sleep(min(remaining - SPIN_TAIL, SLEEP_SLICE))
             if stop_request.Test():
-                return True
+                return _STOPPED
+            if self._cancelled(job):
+                return _CANCELLED
             self._report_signal()
 
     def _notify(self, kind: bytes, text: str) -> None:
@@ -335,6 +391,13 @@ class WorkerLoop:
         while self.jobs_received < jobs_sent:
             _wait(self.comm.Irecv(self.header, source=0, tag=Tag.JOB), self.backoff)
             self._receive_job()
-        if self.send_request is not None:
-            _wait(self.send_request)
+        cancels_sent = int(self.stop_header[S_CANCELS_SENT])
+        while self.cancels_received < cancels_sent:
+            poll(lambda: self._take_cancels() or self.cancels_received >= cancels_sent, self.backoff)
+        self.cancel_request.Cancel()
+        _wait(self.cancel_request)
+        self.cancel_request.Free()
+        for request in [self.send_request, *self.small_sends]:
+            if request is not None:
+                _wait(request)
         _wait(self.comm.Isend(encode_bye(), 0, Tag.RESULT))

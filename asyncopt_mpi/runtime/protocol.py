@@ -23,6 +23,7 @@ class Tag(IntEnum):
     POINT = 2  # server -> worker: a point version (dim float64)
     INDICES = 3  # server -> worker: sample indices (int64)
     STOP = 4  # server -> worker: stop header
+    CANCEL = 7  # server -> worker: abandon every job with an id up to the one given
     RESULT = 5  # worker -> server: header + payload, or a goodbye
     CONTROL = 6  # worker -> server: a notice (see Notice), utf-8
 
@@ -37,13 +38,16 @@ class Notice:
 class Msg(IntEnum):
     RESULT = 1
     BYE = 2
+    CANCELLED = 3  # the job was abandoned on a CANCEL; no payload
 
 
 # Job header slots.
-J_ID, J_KIND, J_VERSION, J_BATCH, J_DURATION, J_FAIL, J_N_INDICES, J_N_ATTACHED, J_ATTACHED = range(9)
+J_ID, J_KIND, J_VERSION, J_VERSION2, J_BATCH, J_DURATION, J_FAIL, J_N_INDICES, J_N_ATTACHED, J_ATTACHED = range(10)
 MAX_ATTACHED = HEADER - J_ATTACHED
 # Stop header slots.
-S_FAILED, S_JOBS_SENT = 0, 1
+S_FAILED, S_JOBS_SENT, S_CANCELS_SENT = 0, 1, 2
+# Cancel header slot.
+C_THROUGH = 0
 # Result header slots.
 R_MSG, R_ID, R_KIND, R_VERSION, R_N_GRADS, R_N_VALUES, R_DURATION, R_SLEEP, R_OVERRUN = range(9)
 
@@ -54,6 +58,7 @@ def encode_job(job: Job, attached: list[int]) -> np.ndarray:
     header[J_ID] = job.job_id
     header[J_KIND] = job.kind
     header[J_VERSION] = job.version
+    header[J_VERSION2] = job.version2
     header[J_BATCH] = job.batch
     header[J_DURATION] = job.duration
     header[J_FAIL] = job.fail
@@ -69,6 +74,7 @@ def decode_job(header: np.ndarray) -> tuple[Job, list[int], int]:
     job = Job(
         kind=JobKind(int(header[J_KIND])),
         version=int(header[J_VERSION]),
+        version2=int(header[J_VERSION2]),
         batch=int(header[J_BATCH]),
         job_id=int(header[J_ID]),
         duration=float(header[J_DURATION]),
@@ -78,10 +84,24 @@ def decode_job(header: np.ndarray) -> tuple[Job, list[int], int]:
     return job, attached, int(header[J_N_INDICES])
 
 
-def encode_stop(failed: bool, jobs_sent: int) -> np.ndarray:
+def encode_stop(failed: bool, jobs_sent: int, cancels_sent: int) -> np.ndarray:
     header = np.zeros(HEADER)
     header[S_FAILED] = failed
     header[S_JOBS_SENT] = jobs_sent
+    header[S_CANCELS_SENT] = cancels_sent
+    return header
+
+
+def encode_cancel(through_job_id: int) -> np.ndarray:
+    header = np.zeros(HEADER)
+    header[C_THROUGH] = through_job_id
+    return header
+
+
+def encode_cancelled(job_id: int) -> np.ndarray:
+    header = np.zeros(HEADER)
+    header[R_MSG] = Msg.CANCELLED
+    header[R_ID] = job_id
     return header
 
 

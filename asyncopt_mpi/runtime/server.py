@@ -154,6 +154,12 @@ class ServerCore:
         self.outstanding[worker] += 1
         self._dispatch(worker, job, attached)
 
+    def cancel(self, worker: int) -> None:
+        """Abandon the worker's current and queued jobs: their results never reach the method."""
+        if self.outstanding[worker]:
+            self.never_answering.discard(worker)
+            self._cancel(worker)
+
     def idle_workers(self) -> list[int]:
         return np.flatnonzero(self.outstanding == 0).tolist()
 
@@ -180,6 +186,9 @@ class ServerCore:
         self.stats["shard_labels"] = summary["distinct_labels"]
 
     def _dispatch(self, worker: int, job: Job, attached: list[int]) -> None:
+        raise NotImplementedError
+
+    def _cancel(self, worker: int) -> None:
         raise NotImplementedError
 
     def _attach(self, worker: int, versions: tuple[int, ...]) -> list[int]:

@@ -23,7 +23,7 @@ class SimServer(ServerCore):
         super().__init__(*args, **kwargs)
         self.contexts = contexts
         self.clock = self.time_offset
-        self.heap: list[tuple[float, int, int]] = []
+        self.heap: list[tuple[float, int, int, int]] = []  # (finish, sequence, worker, job id)
         self.sequence = itertools.count()
         self.running: list[Job | None] = [None] * self.n_workers
         self.queues: dict[int, deque[Job]] = {}
@@ -42,7 +42,17 @@ class SimServer(ServerCore):
     def _start_job(self, worker: int, job: Job) -> None:
         self.running[worker] = job
         if math.isfinite(job.duration):
-            heapq.heappush(self.heap, (self.clock + job.duration, next(self.sequence), worker))
+            heapq.heappush(self.heap, (self.clock + job.duration, next(self.sequence), worker, job.job_id))
+
+    def _cancel(self, worker: int) -> None:
+        """Drop the worker's running and queued jobs now; their heap entries become stale."""
+        dropped = [self.running[worker], *self.queues.pop(worker, ())]
+        self.running[worker] = None
+        for job in dropped:
+            if job is not None:
+                for version in job.versions:
+                    self.points.release(version)
+        self.outstanding[worker] = 0
 
     def run(self) -> None:
         """Advance the clock from event to event until a stop rule fires or no work is left."""
@@ -55,7 +65,7 @@ class SimServer(ServerCore):
                 self.check_signal()
                 break
             # With no finite event left, time still runs to stop.time (workers may never answer).
-            finish, _, worker = heap[0] if heap else (math.inf, 0, -1)
+            finish, _, worker, job_id = heap[0] if heap else (math.inf, 0, -1, -1)
             if finish == math.inf and time_limit is None:
                 self.stop(StopReason.IDLE, "no worker has a job that will ever finish, and stop.time is not set")
                 break
@@ -64,8 +74,10 @@ class SimServer(ServerCore):
                 self.check_time(time_limit)
                 break
             heapq.heappop(heap)
-            self.clock = finish
             job = self.running[worker]
+            if job is None or job.job_id != job_id:
+                continue  # a cancelled job
+            self.clock = finish
             self.running[worker] = None
             vector, n_grads = self.contexts[worker].execute(job, self.points.get)
             for version in job.versions:

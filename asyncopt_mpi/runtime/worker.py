@@ -59,6 +59,9 @@ class WorkerContext:
             vector, n_grads = self.problem.stochastic_grad(x, self.data_rng, job.batch, self.shard), job.batch
         elif job.kind == JobKind.GRAD_INDICES:
             vector, n_grads = self.problem.grad(x, job.indices), len(job.indices)
+        elif job.kind == JobKind.GRAD_DIFF:
+            vector = self.problem.grad(x, job.indices) - self.problem.grad(point(job.version2), job.indices)
+            n_grads = 2 * len(job.indices)
         else:
             raise ValueError(f"unknown job kind {job.kind}")
         if not np.isfinite(vector).all():
