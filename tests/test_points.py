@@ -55,10 +55,13 @@ def test_published_array_becomes_read_only():
     np.testing.assert_array_equal(store.get(version), np.ones(DIM))
 
 
-def test_previous_version_is_gone_after_publish_without_other_references():
+def test_the_previous_version_stays_until_the_next_publish():
     store = PointStore(np.zeros(DIM))
     store.publish(filled(store, 1.0))
-    assert len(store) == 1
+    assert len(store) == 2 and store.previous == 0  # kept for jobs at a pair of points
+    np.testing.assert_array_equal(store.get(0), np.zeros(DIM))
+    store.publish(filled(store, 2.0))
+    assert len(store) == 2 and store.previous == 1
     with pytest.raises(KeyError):
         store.get(0)
 
@@ -68,8 +71,8 @@ def test_acquired_version_stays_readable_until_its_last_release():
     v1 = store.publish(filled(store, 1.0))
     store.acquire(v1)
     store.acquire(v1)
-    v2 = store.publish(filled(store, 2.0))  # the current point drops its reference to v1
-    v3 = store.publish(filled(store, 3.0))
+    v2 = store.publish(filled(store, 2.0))
+    v3 = store.publish(filled(store, 3.0))  # v1 is neither current nor previous any more
     assert (v2, v3) == (2, 3)
     np.testing.assert_array_equal(store.get(v1), np.ones(DIM))
     store.release(v1)
@@ -77,8 +80,7 @@ def test_acquired_version_stays_readable_until_its_last_release():
     store.release(v1)
     with pytest.raises(KeyError):
         store.get(v1)
-    with pytest.raises(KeyError):
-        store.get(v2)
+    np.testing.assert_array_equal(store.get(v2), np.full(DIM, 2.0))  # the previous point
     np.testing.assert_array_equal(store.get(v3), np.full(DIM, 3.0))
 
 
@@ -87,18 +89,20 @@ def test_len_tracks_live_versions():
     assert len(store) == 1
     store.acquire(0)
     store.publish(filled(store, 1.0))
-    assert len(store) == 2  # v0 held by the acquire, v1 current
-    store.acquire(1)
+    assert len(store) == 2  # v0 previous (and acquired), v1 current
     store.publish(filled(store, 2.0))
-    assert len(store) == 3
+    assert len(store) == 3  # v0 still acquired, v1 previous, v2 current
+    store.acquire(1)
+    store.publish(filled(store, 3.0))
+    assert len(store) == 4  # v0 and v1 acquired, v2 previous, v3 current
     store.release(0)
-    assert len(store) == 2
+    assert len(store) == 3
     store.acquire(1)
     store.release(1)
-    assert len(store) == 2  # one acquire of v1 is still outstanding
+    assert len(store) == 3  # one acquire of v1 is still outstanding
     store.release(1)
-    assert len(store) == 1
-    assert store.current == 2
+    assert len(store) == 2
+    assert store.current == 3
 
 
 def test_current_point_can_be_acquired_and_released_without_dropping_it():
@@ -107,12 +111,13 @@ def test_current_point_can_be_acquired_and_released_without_dropping_it():
     store.acquire(v1)
     store.release(v1)
     np.testing.assert_array_equal(store.get(v1), np.ones(DIM))
-    assert len(store) == 1
+    assert len(store) == 2  # v1 current, v0 previous
 
 
 def test_acquire_or_release_of_a_dead_version_raises():
     store = PointStore(np.zeros(DIM))
     store.publish(filled(store, 1.0))
+    store.publish(filled(store, 2.0))
     with pytest.raises(KeyError):
         store.acquire(0)
     with pytest.raises(KeyError):
@@ -125,7 +130,8 @@ def test_released_buffer_is_reused_by_new_buffer():
     store = PointStore(np.zeros(DIM))
     x1 = filled(store, 1.0)
     store.publish(x1)
-    store.publish(filled(store, 2.0))  # releases v1: its buffer goes to the pool
+    store.publish(filled(store, 2.0))
+    store.publish(filled(store, 3.0))  # releases v1: its buffer goes to the pool
     reused = store.new_buffer()
     assert np.shares_memory(reused, x1)
     assert reused.flags.writeable
@@ -136,6 +142,7 @@ def test_initial_point_buffer_is_reused():
     store = PointStore(np.zeros(DIM))
     x0 = store.get(0)
     store.publish(filled(store, 1.0))
+    store.publish(filled(store, 2.0))  # v0 is no longer the previous point
     assert np.shares_memory(store.new_buffer(), x0)
 
 
@@ -144,7 +151,7 @@ def test_new_buffer_never_aliases_a_live_version():
     held = []
     for k in range(1, 30):
         x = filled(store, float(k))
-        for version in held + [store.current]:
+        for version in held + [v for v in (store.current, store.previous) if v is not None]:
             assert not np.shares_memory(x, store.get(version))
         version = store.publish(x)
         if k % 3 == 0:

@@ -17,9 +17,11 @@ def register(cls: type[Method]) -> type[Method]:
 from . import (  # noqa: E402,F401
     accelerated_rennala_sgd,
     async_sgd,
+    freya_sgd,
     hero_sgd,
     malenia_sgd,
     minibatch_sgd,
+    page,
     rennala_sgd,
     ringmaster_asgd,
 )

@@ -1,7 +1,8 @@
 """Numbered, immutable model points with reference counts and a pool of reusable buffers.
 
 The server publishes a new version for every update. A version stays alive while something
-refers to it (the current point, a job in the simulator, a send in flight under MPI), then
+refers to it (the current or the previous point, which jobs on a pair of points such as
+gradient differences need; a job in the simulator; a send in flight under MPI), then
 its buffer returns to a small pool, so memory grows with live versions, not with updates,
 and large points are not re-faulted into memory on every step.
 """
@@ -19,6 +20,7 @@ class PointStore:
         x0.flags.writeable = False
         self.dim = x0.size
         self.current = version
+        self.previous: int | None = None
         self._points: dict[int, np.ndarray] = {version: x0}
         self._refs: dict[int, int] = {version: 1}  # the current point holds one reference
         self._pool: list[np.ndarray] = []
@@ -54,8 +56,10 @@ class PointStore:
         version = self.current + 1
         self._points[version] = x
         self._refs[version] = 1
-        previous, self.current = self.current, version
-        self.release(previous)
+        # The current point's reference passes to "previous"; the one before is let go.
+        released, self.previous, self.current = self.previous, self.current, version
+        if released is not None:
+            self.release(released)
         return version
 
     def acquire(self, version: int) -> None:

@@ -1,0 +1,142 @@
+"""Gradient collection for finite sums: Freya PAGE's ComputeGradient and ComputeBatchDifference (seed 000).
+
+A collector hands out jobs, takes results, and says when it is done; methods combine them.
+- ComputeGradient(x): every worker gets a block of indices not yet collected; a result is
+  kept if all its indices are still missing; the worker gets another block; when all m are
+  in, work still running is cancelled. Once every index has been handed out, missing ones
+  are handed out again, so a slow worker cannot hold the collection up.
+- ComputeBatch(S, x[, y]): each worker computes blocks of uniformly sampled indices (their
+  gradients, or gradient differences at x and y, which cost two gradients each); the first
+  S arrivals from anyone count; the rest is cancelled.
+- SplitCollect: the synchronous counterpart: given indices split evenly over the workers,
+  done when all of them answered (minibatch PAGE; with one worker, Hero/Soviet PAGE).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Job, JobKind, Result, Server
+
+
+class Collector:
+    def __init__(self, dim: int, workers: list[int], rng: np.random.Generator):
+        self.workers = workers
+        self.rng = rng
+        self.sum = np.zeros(dim)
+        self.count = 0
+        self.done = True
+        self.jobs: dict[int, tuple[int, np.ndarray]] = {}  # job id -> (worker, indices)
+
+    def _begin(self) -> None:
+        self.sum[:] = 0.0
+        self.count = 0
+        self.done = False
+        self.jobs.clear()
+
+    def _give(self, server: Server, worker: int, job: Job) -> None:
+        server.assign(worker, job)
+        self.jobs[job.job_id] = (worker, job.indices)
+
+    def _finish(self, server: Server) -> None:
+        """Done: abandon the work still running for this collection."""
+        self.done = True
+        for worker in {worker for worker, _ in self.jobs.values()}:
+            server.cancel(worker)
+        self.jobs.clear()
+
+    def mean(self) -> np.ndarray:
+        return self.sum / self.count
+
+
+class ComputeGradient(Collector):
+    def __init__(self, n_samples: int, dim: int, block: int, workers: list[int], rng: np.random.Generator):
+        super().__init__(dim, workers, rng)
+        self.n_samples = n_samples
+        self.block = block
+        self.collected = np.zeros(n_samples, dtype=bool)
+
+    def start(self, server: Server, version: int) -> None:
+        self._begin()
+        self.version = version
+        self.collected[:] = False
+        self.order = self.rng.permutation(self.n_samples)
+        self.handed_out = 0
+        for worker in self.workers:
+            self._give_block(server, worker)
+
+    def _give_block(self, server: Server, worker: int) -> None:
+        if self.handed_out < self.n_samples:
+            indices = self.order[self.handed_out : self.handed_out + self.block]
+            self.handed_out += len(indices)
+        else:
+            missing = np.flatnonzero(~self.collected)
+            indices = self.rng.choice(missing, size=min(self.block, missing.size), replace=False)
+        self._give(server, worker, Job(JobKind.GRAD_INDICES, self.version, indices=indices))
+
+    def on_result(self, server: Server, worker: int, result: Result) -> bool:
+        entry = self.jobs.pop(result.job_id, None)
+        if entry is None:
+            return False  # work for an earlier collection
+        indices = entry[1]
+        accepted = not self.collected[indices].any()
+        if accepted:
+            self.sum += len(indices) * result.vector  # the result is the mean over its indices
+            self.collected[indices] = True
+            self.count += len(indices)
+        if self.count == self.n_samples:
+            self._finish(server)
+        else:
+            self._give_block(server, worker)
+        return accepted
+
+
+class ComputeBatch(Collector):
+    def __init__(self, size: int, n_samples: int, dim: int, block: int, workers: list[int], rng: np.random.Generator):
+        super().__init__(dim, workers, rng)
+        self.size = size
+        self.n_samples = n_samples
+        self.block = block
+
+    def start(self, server: Server, version: int, previous: int = -1) -> None:
+        """Collect gradients at `version`, or differences between `version` and `previous`."""
+        self._begin()
+        self.version, self.previous = version, previous
+        for worker in self.workers:
+            self._give_sample(server, worker)
+
+    def _give_sample(self, server: Server, worker: int) -> None:
+        indices = self.rng.integers(self.n_samples, size=self.block)
+        kind = JobKind.GRAD_INDICES if self.previous < 0 else JobKind.GRAD_DIFF
+        self._give(server, worker, Job(kind, self.version, indices=indices, version2=self.previous))
+
+    def on_result(self, server: Server, worker: int, result: Result) -> bool:
+        entry = self.jobs.pop(result.job_id, None)
+        if entry is None:
+            return False
+        self.sum += len(entry[1]) * result.vector
+        self.count += len(entry[1])
+        if self.count >= self.size:
+            self._finish(server)
+        else:
+            self._give_sample(server, worker)
+        return True
+
+
+class SplitCollect(Collector):
+    def start(self, server: Server, indices: np.ndarray, version: int, previous: int = -1) -> None:
+        """Split `indices` evenly over the workers; done when every part is in."""
+        self._begin()
+        kind = JobKind.GRAD_INDICES if previous < 0 else JobKind.GRAD_DIFF
+        for worker, part in zip(self.workers, np.array_split(indices, len(self.workers))):
+            if len(part):
+                self._give(server, worker, Job(kind, version, indices=part, version2=previous))
+
+    def on_result(self, server: Server, worker: int, result: Result) -> bool:
+        entry = self.jobs.pop(result.job_id, None)
+        if entry is None:
+            return False
+        self.sum += len(entry[1]) * result.vector
+        self.count += len(entry[1])
+        self.done = not self.jobs
+        return True
