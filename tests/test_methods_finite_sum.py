@@ -1,0 +1,115 @@
+"""Finite-sum methods: ComputeGradient is exact, batches of differences have exactly S fresh terms, PAGE's p-mix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from asyncopt_mpi.config import load_config
+from asyncopt_mpi.problems import make_problem
+
+from conftest import events, read, run_mpi, sets, simulate
+
+FINITE_QUADRATIC = ["problem.name=quadratic", "problem.dim=30", "problem.samples=60", "problem.lam=0.5"]
+
+
+def first_step_matches_the_full_gradient(path, overrides: list[str], lr: float) -> None:
+    """Freya PAGE's first step uses g^0 = ComputeGradient(x^0): x^1 must be x^0 - lr * grad f(x^0)."""
+    config = load_config(None, overrides + ["stop.time=1"], backend="sim")
+    problem = make_problem(config.problem)
+    snapshots = read(path, "snapshots/x", "snapshots/iteration")
+    first = int(np.flatnonzero(snapshots["snapshots/iteration"] == 1)[0])
+    x0 = problem.x0()
+    np.testing.assert_allclose(snapshots["snapshots/x"][first], x0 - lr * problem.full_grad(x0), rtol=0, atol=1e-12)
+
+
+def replay_page(path, m: int, S: int, block: int = 1) -> None:
+    """Every step used exactly m (full) or S (differences) fresh terms computed at the current point."""
+    data = events(path)
+    full = read(path, "trace/full")["trace/full"]
+    version, taken = 0, 0
+    for point_version, accepted in zip(data["point_version"], data["accepted"]):
+        if not accepted or version == len(full):
+            continue
+        assert point_version == version, "a term from another point was used"
+        taken += block
+        needed = m if full[version] else S  # trace row k: the step from x^k, with g^k's kind
+        if taken >= needed:
+            assert taken == needed
+            version, taken = version + 1, 0
+    assert version == len(full) > 10
+
+
+@pytest.mark.parametrize("block", [1, 7])
+def test_compute_gradient_is_exact_when_workers_race(tmp_path, block):
+    lr = 0.3
+    overrides = FINITE_QUADRATIC + ["workers.n=6", "workers.compute=exponential", f"method.lr={lr}",
+                                    f"method.block={block}", "stop.iterations=3", "output.snapshot_every=0"]
+    path = simulate(tmp_path, "freya_page", overrides)
+    first_step_matches_the_full_gradient(path, FINITE_QUADRATIC, lr)
+    # Racing happened: some results were discarded because their indices were already in.
+    assert (events(path)["accepted"] == 0).any()
+
+
+def test_batch_differences_use_exactly_s_fresh_terms(tmp_path):
+    m, S = 60, 5
+    path = simulate(tmp_path, "freya_page", FINITE_QUADRATIC + [
+        "workers.n=6", "workers.compute=exponential", "method.lr=0.3", f"method.S={S}", "method.p=0.2",
+        "stop.time=40"])
+    full = read(path, "trace/full")["trace/full"]
+    grads = read(path, "trace/grads_used")["trace/grads_used"]
+    assert full[0] == 1 and 0 < full[1:].mean() < 0.6  # the first step is full, then a p-mix
+    assert set(grads[full == 1].tolist()) == {m} and set(grads[full == 0].tolist()) == {S}
+    replay_page(path, m, S)
+
+
+@pytest.mark.parametrize("method", ["freya_page", "freya_sgd", "soviet_page", "minibatch_page", "hero_gd"])
+def test_finite_sum_methods_converge_in_sim(tmp_path, method):
+    seconds = 300 if method in ("soviet_page", "hero_gd") else 60  # one worker does all the work
+    path = simulate(tmp_path, method, [
+        "problem.name=logistic", "problem.samples=300", "problem.dim=10", "workers.n=5", "workers.compute=sqrt",
+        "workers.compute_scale=0.01", "method.lr=1.0", f"stop.time={seconds}"])
+    subopt = read(path, "metrics/suboptimality")["metrics/suboptimality"]
+    assert subopt[-1] < 0.2 * subopt[0]
+
+
+def test_soviet_page_and_hero_gd_use_only_the_fastest_worker(tmp_path):
+    for method in ("soviet_page", "hero_gd"):
+        path = simulate(tmp_path, method, FINITE_QUADRATIC + [
+            "workers.n=4", "workers.compute_times=[0.03, 0.01, 0.02, 0.04]", "method.lr=0.3", "stop.time=20"])
+        assert set(events(path)["worker"].tolist()) == {1}
+
+
+def test_a_method_for_finite_sums_rejects_a_stochastic_problem(tmp_path):
+    from asyncopt_mpi.errors import ConfigError
+    from asyncopt_mpi.runtime.session import run_sim
+
+    config = load_config(None, ["problem.samples=0", "workers.n=2", "stop.time=1"], method="freya_page",
+                         backend="sim", output=str(tmp_path / "x.h5"))
+    with pytest.raises(ConfigError, match="finite-sum"):
+        run_sim(config)
+
+
+@pytest.mark.mpi
+def test_freya_page_over_mpi_is_exact_converges_and_mixes_steps(tmp_path):
+    lr, problem = 1.0, {"name": "logistic", "samples": 400, "dim": 10}
+    overrides = ["problem.name=logistic", "problem.samples=400", "problem.dim=10"]
+
+    def run(path, stop: dict, snapshot_every: float):
+        args = ["run", "--method", "freya_page", "--output", str(path)] + sets(
+            problem=problem, method={"lr": lr, "p": 0.2, "S": 10},
+            workers={"compute": "sqrt", "compute_scale": 0.002}, stop=stop, output={"snapshot_every": snapshot_every})
+        done = run_mpi(9, args, timeout=90)
+        assert done.returncode == 0, done.stderr
+
+    # One step: the final snapshot is x^1 = x^0 - lr * ComputeGradient(x^0), with 8 racing workers.
+    first = tmp_path / "first.h5"
+    run(first, {"iterations": 1}, 10.0)
+    first_step_matches_the_full_gradient(first, overrides, lr)
+    path = tmp_path / "freya.h5"
+    run(path, {"time": 4.0}, 0.2)
+    replay_page(path, 400, 10)
+    full = read(path, "trace/full")["trace/full"]
+    assert full.sum() >= 2 and (full == 0).sum() >= 10  # both kinds of step occurred
+    subopt = read(path, "metrics/suboptimality")["metrics/suboptimality"]
+    assert subopt[-1] < 0.3 * subopt[0] and np.all(np.diff(subopt) < 0.05)
