@@ -75,6 +75,41 @@ def summary(files: tuple[str, ...]) -> None:
 
 
 @cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False), help="OUT.png or OUT.pdf")
+@click.option("--x", "x_axis", default="time", show_default=True, help="time | grads | bytes | iteration")
+@click.option("--y", "y_axis", default="suboptimality", show_default=True,
+              help="suboptimality | loss | grad_norm_sq | accuracy")
+@click.option("--title", default=None)
+@click.option("--logx", is_flag=True, help="Logarithmic x axis.")
+@click.option("--best", is_flag=True, help="Per method, only its best parameters (lowest final value).")
+def plot(files: tuple[str, ...], output: str, x_axis: str, y_axis: str, title: str | None, logx: bool, best: bool) -> None:
+    """Plot results files (or folders of them): one line per configuration, seeds as median and band."""
+    from .plot import best_per_method, plot as draw
+
+    paths = _expand(files)
+    try:
+        if best:
+            paths = best_per_method(paths, y_axis)
+        draw(paths, output, x_axis, y_axis, title=title, logx=logx)
+    except AsyncoptError as exc:
+        click.echo(f"asyncopt: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    click.echo(f"wrote {output} ({len(paths)} runs)")
+
+
+def _expand(items: tuple[str, ...]) -> list[str]:
+    """Files as given; a folder stands for the .h5 files in it."""
+    import glob
+    import os
+
+    paths: list[str] = []
+    for item in items:
+        paths += sorted(glob.glob(os.path.join(item, "*.h5"))) if os.path.isdir(item) else [item]
+    return paths
+
+
+@cli.command()
 def methods() -> None:
     """List the methods with their parameters and defaults."""
     from .methods import METHODS
