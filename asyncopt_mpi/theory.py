@@ -16,8 +16,15 @@ Conventions shared by all formulas:
 - tau_i = 0 (an instant worker) is accepted and gives time 0 where it is used.
 - 0 * inf is taken as 0: with L * Delta = 0 (x0 already optimal) every time is 0.
 
-To add a method (Shadowheart, QSGD, ...), write its time function over `Inputs` (add a field
-with a default there if it needs more, e.g. communication times) and one entry in `FORMULAS`.
+Communication (Tyurin, Pozzi, Ilin & Richtarik, "Shadowheart SGD", arXiv 2402.04785, 2024,
+Table 1): worker i also needs theta_i seconds per float it sends (h_i = tau_i there), and
+compressed methods use RandK (omega = d/K - 1, t_i = K theta_i seconds per compressed vector).
+`equilibrium_time` is their t* (Definition 4.2), `shadowheart_plan` the per-round batch sizes,
+copies and weights of Algorithm 1, and minibatch_sgd / qsgd / shadowheart_sgd in the table
+count communication; theta_i = inf is a worker that cannot send, treated like tau_i = inf.
+
+To add a method, write its time function over `Inputs` (add a field with a default there if it
+needs more) and one entry in `FORMULAS`.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+from scipy.optimize import brentq
 
 from .errors import ConfigError
 
@@ -173,18 +181,282 @@ def malenia_sgd_time(taus: Any, L: float, delta: float, sigma2: float, eps: floa
     return float(_times(taus.max(), base) + _times(taus.mean(), base * sigma2 / (n * eps)))
 
 
+# ---------------------------------------------------------------- communication: QSGD and Shadowheart SGD
+#
+# Tyurin, Pozzi, Ilin & Richtarik, "Shadowheart SGD: distributed asynchronous SGD with optimal time
+# complexity under arbitrary computation and communication heterogeneity" (arXiv 2402.04785, 2024),
+# Table 1 (seed 001): h_i seconds per stochastic gradient of worker i, theta_i seconds per float it
+# sends, RandK compression (K coordinates, omega = d/K - 1), so one compressed vector takes
+# t_i = K theta_i seconds. The server's downlink is free.
+
+SHADOWHEART = "Tyurin, Pozzi, Ilin & Richtarik 2024, Table 1"
+_FLOOR_RTOL = 1e-9  # floor(x (1 + _FLOOR_RTOL)): t*/h_i = 3 - 1e-15 is floating noise and counts as 3
+
+
+def _check_pair(h: Any, t: Any, omega: float, sigma2_over_eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """h and t as non-empty 1-D float arrays of one shape; raise ValueError on what the equilibrium does not accept."""
+    h, t = np.asarray(h, dtype=float), np.asarray(t, dtype=float)
+    for name, value in (("h", h), ("t", t)):
+        if value.ndim != 1 or value.size == 0:
+            raise ValueError(f"{name}: expected a non-empty 1-D array of seconds, got shape {value.shape}")
+        if np.isnan(value).any() or (value < 0).any():
+            raise ValueError(f"{name}: every entry must be >= 0 (inf for a worker that never answers), got nan or < 0")
+    if h.shape != t.shape:
+        raise ValueError(f"h and t: one entry per worker in both, got {h.size} and {t.size}")
+    for name, value in (("omega", omega), ("sigma2_over_eps", sigma2_over_eps)):
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name}: must be a finite number >= 0, got {value}")
+    return h, t
+
+
+def _check_theta(theta: Any, n: int) -> np.ndarray:
+    """theta (seconds per float, one per worker) as a float array; raise ValueError on nan, < 0 or a wrong length."""
+    theta = np.asarray(theta, dtype=float)
+    if theta.shape != (n,):
+        raise ValueError(
+            f"theta: expected one seconds-per-float value for each of the {n} workers, got shape {theta.shape}"
+        )
+    if np.isnan(theta).any() or (theta < 0).any():
+        raise ValueError("theta: every theta_i must be >= 0 (inf for a worker that cannot send), got nan or < 0")
+    return theta
+
+
+def _check_randk(d: int, K: int) -> float:
+    """omega = d/K - 1 of RandK (Shadowheart, Def. C.1); raise ValueError unless 1 <= K <= d."""
+    if int(d) != d or d < 1:
+        raise ValueError(f"d: the dimension must be an integer >= 1, got {d}")
+    if int(K) != K or not 1 <= K <= d:
+        raise ValueError(f"K: RandK keeps K coordinates, an integer in 1..d = {int(d)}, got {K}")
+    return d / K - 1.0
+
+
+def _prefix_s(alpha: np.ndarray, beta: np.ndarray) -> float:
+    """The root s > 0 of s = [sum_i 1/(alpha_i + beta_i/s)]^{-1} over one prefix of workers (all finite).
+
+    alpha_i = 2 t_i omega + 2 h_i sigma2/eps and beta_i = 4 t_i omega h_i sigma2/eps (Shadowheart,
+    Def. 4.2). Solved as g(s) = s sum_i 1/(alpha_i + beta_i/s) = 1, i.e. s = RHS(s) multiplied by
+    1/RHS(s): each term s^2/(alpha_i s + beta_i) increases with s from 0, so g increases and the
+    root is unique. Bracket:
+      lower l = max(1/sum_i 1/alpha_i, 1/sqrt(sum_i 1/beta_i)): g(s) <= s sum 1/alpha_i and
+        g(s) <= s^2 sum 1/beta_i, so g(l) <= 1;
+      upper u = min_i (alpha_i + sqrt(alpha_i^2 + 4 beta_i))/2, the one-worker root of the fastest
+        single worker: g(u) >= u^2/(alpha_i u + beta_i) = 1 for that worker.
+    A worker with alpha_i = 0 (t_i omega = 0 and h_i sigma2/eps = 0, so beta_i = 0 too) adds an
+    infinite term: its exact gradients cost nothing to average, and s = 0.
+    """
+    if (alpha == 0).any():
+        return 0.0
+    if not beta.any():  # sigma2/eps = 0 or omega = 0: the terms do not depend on s
+        with np.errstate(over="ignore"):  # a subnormal alpha_i: 1/alpha_i = inf and s = 0
+            return float(1.0 / np.sum(1.0 / alpha))
+    # 1/0 = inf for beta_i = 0; subnormal alpha_i, beta_i overflow their reciprocals to inf, which
+    # pushes the bound to 0, kept at the least positive float so that excess(low) needs no 0/0.
+    with np.errstate(divide="ignore", over="ignore"):
+        low = max(1.0 / np.sum(1.0 / alpha), 1.0 / math.sqrt(np.sum(1.0 / beta)), np.finfo(float).tiny)
+        high = float(np.min((alpha + np.sqrt(alpha * alpha + 4.0 * beta)) / 2.0))
+
+        def excess(s: float) -> float:
+            return s * float(np.sum(1.0 / (alpha + beta / s))) - 1.0
+
+        if excess(low) >= 0:
+            return float(low)
+        if excess(high) <= 0:  # rounding at the bracket's edge
+            return high
+        return float(brentq(excess, low, high, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=200))
+
+
+def _equilibrium(omega: float, sigma2_over_eps: float, h: Any, t: Any) -> tuple[float, int]:
+    """(t*, j*): the equilibrium time and how many workers, in the order of max(h_i, t_i), attain it (0 if none)."""
+    h, t = _check_pair(h, t, omega, sigma2_over_eps)
+    finite = np.isfinite(h) & np.isfinite(t)  # a worker with h or t = inf never finishes a round
+    h, t = h[finite], t[finite]
+    if h.size == 0:
+        return math.inf, 0
+    order = np.argsort(np.maximum(h, t), kind="stable")
+    h, t = h[order], t[order]
+    c = np.maximum(h, t)
+    alpha = 2.0 * t * omega + 2.0 * h * sigma2_over_eps
+    beta = 4.0 * t * omega * h * sigma2_over_eps
+
+    solved: dict[int, float] = {}
+
+    def s(j: int) -> float:  # s_j for the j fastest workers (1-based), memoised
+        if j not in solved:
+            solved[j] = _prefix_s(alpha[:j], beta[:j])
+        return solved[j]
+
+    # s_j is non-increasing in j and c_j non-decreasing, so "c_j >= s_j" is false, ..., false,
+    # true, ..., true: bisect for the first true j (J = n + 1 when none is true).
+    lo, hi = 1, h.size + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if c[mid - 1] >= s(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    # j >= J: max(c_j, s_j) = c_j >= c_J; j < J: max(c_j, s_j) = s_j >= s_{J-1}.
+    candidates = []
+    if lo <= h.size:
+        candidates.append((float(c[lo - 1]), lo))
+    if lo >= 2:
+        candidates.append((s(lo - 1), lo - 1))
+    t_star, j_star = min(candidates)
+    return t_star, j_star
+
+
+def equilibrium_time(omega: float, sigma2_over_eps: float, h: Any, t: Any) -> float:
+    """Shadowheart's equilibrium time t*(omega, sigma2/eps, h, t) (seconds of one round).
+
+    Tyurin, Pozzi, Ilin & Richtarik 2024, Definition 4.2: with workers sorted so that
+    max(h_pi1, t_pi1) <= ... <= max(h_pin, t_pin) (h_i seconds per stochastic gradient, t_i
+    seconds to send ONE compressed vector), s_j is the root s > 0 of
+      s = [ sum_{i<=j} 1 / (2 t_i omega + 4 t_i omega h_i (sigma2/eps) / s + 2 h_i sigma2/eps) ]^{-1}
+    and t* = min_j max( max(h_pij, t_pij), s_j ).
+
+    Conventions: a worker with h_i or t_i = inf never completes a round and is left out (all of
+    them inf gives inf). omega = 0 and/or sigma2/eps = 0 make the terms independent of s, and a
+    worker whose term is 1/0 (t_i omega = 0 and h_i sigma2/eps = 0) gives s_j = 0 for every
+    prefix that holds it.
+
+    Cost: the right side decreases in s, so each s_j is one bracketed brentq solve (`_prefix_s`),
+    vectorised over the workers of the prefix. Adding a worker adds a positive term to the sum,
+    which lowers the right side for every s, so s_j is non-increasing in j while max(h, t)_pij is
+    non-decreasing: max(c_j, s_j) is least where the two cross. Scanning prefixes could stop
+    once max(h, t) of the next worker exceeds the best value so far; bisecting for the crossing
+    goes further and needs O(log n) root solves, so n = 10^4 takes milliseconds.
+    """
+    return _equilibrium(omega, sigma2_over_eps, h, t)[0]
+
+
+def equilibrium_time_equal(omega: float, sigma2_over_eps: float, h: float, t: float, n: int) -> float:
+    """Closed form of `equilibrium_time` for n workers with equal h and t.
+
+    All prefixes share max(h, t) and s_n is the least s_j, so t* = max(h, t, s_n); with equal
+    workers the fixed point is the quadratic n s^2 - 2 (t omega + h sigma2/eps) s - 4 t omega h sigma2/eps = 0:
+    s = a + sqrt(a^2 + 4 t h omega (sigma2/eps) / n), a = (t omega + h sigma2/eps)/n
+    (Tyurin, Pozzi, Ilin & Richtarik 2024, Table 1, equal performance column, up to constants there).
+    """
+    _check_pair([h], [t], omega, sigma2_over_eps)
+    if int(n) != n or n < 1:
+        raise ValueError(f"n: the number of workers must be an integer >= 1, got {n}")
+    if math.isinf(h) or math.isinf(t):
+        return math.inf
+    a = (t * omega + h * sigma2_over_eps) / n
+    s = a + math.sqrt(a * a + 4.0 * t * h * omega * sigma2_over_eps / n)
+    return max(s, h, t)
+
+
+def _floor_ratio(t_star: float, x: np.ndarray) -> np.ndarray:
+    """floor(t*/x_i) with a relative tolerance for floating noise, as floats (x_i = 0 gives inf, x_i = inf gives 0)."""
+    with np.errstate(divide="ignore"):
+        return np.floor(t_star / x * (1.0 + _FLOOR_RTOL))
+
+
+def shadowheart_plan(
+    t_star: float, omega: float, sigma2_over_eps: float, h: Any, t: Any, dim: int, K: int
+) -> dict[str, Any]:
+    """What every worker does in one Shadowheart round of t* seconds, and its aggregation weight.
+
+    Tyurin, Pozzi, Ilin & Richtarik 2024, Algorithm 1 and (9): worker i sums
+      b_i = floor(t*/h_i) stochastic gradients at x^k into v_i, and sends
+      m_i = min(floor(t*/t_i), ceil(dim/K)) independent compressions of v_i
+    (t_i = seconds per compressed vector; more than ceil(d/K) RandK copies add nothing a plain
+    send would not give). A worker is active when b_i >= 1 and m_i >= 1; an active worker weighs
+      w_i = 1/(b_i omega + omega sigma2/eps + m_i sigma2/eps), an inactive one 0.
+    With omega = 0 and sigma2/eps = 0 every compressed batch is exactly b_i grad f(x), so the
+    server's g = sum_i w_i sum_j C_ij(v_i) / sum_i w_i m_i b_i is the exact gradient for any
+    positive weights, and the formula's 1/0 is replaced by w_i = 1 for every active worker.
+    The floors carry a relative tolerance of 1e-9 (t*/h_i = 3 - 1e-15 counts as 3), so
+    b_i h_i <= t* (1 + 1e-9) and m_i t_i <= t* (1 + 1e-9).
+
+    Needs 0 < t* < inf and h_i > 0 (an instant worker would sum infinitely many gradients);
+    h_i or t_i = inf makes worker i inactive. Returns {"b", "m": int arrays, "active": bool
+    array, "w": float array, "n_active": int}.
+    """
+    h, t = _check_pair(h, t, omega, sigma2_over_eps)
+    _check_randk(dim, K)
+    if not (0 < t_star < math.inf):
+        raise ValueError(f"t_star: must be a number in (0, inf), got {t_star}")
+    if (h == 0).any():
+        raise ValueError("h: a worker with h_i = 0 would sum infinitely many gradients per round; need h_i > 0")
+    b = _floor_ratio(t_star, h).astype(np.int64)
+    m = np.minimum(_floor_ratio(t_star, t), math.ceil(dim / K)).astype(np.int64)
+    active = (b >= 1) & (m >= 1)
+    if omega == 0 and sigma2_over_eps == 0:
+        w = np.where(active, 1.0, 0.0)
+    else:
+        with np.errstate(divide="ignore"):
+            w = np.where(active, 1.0 / (b * omega + omega * sigma2_over_eps + m * sigma2_over_eps), 0.0)
+    return {"b": b, "m": m, "active": active, "w": w, "n_active": int(active.sum())}
+
+
+def minibatch_sgd_comm_time(
+    h: Any, theta: Any, d: int, L: float, delta: float, sigma2: float, eps: float
+) -> float:
+    """Minibatch SGD sending full vectors: max_i max(h_i, d theta_i) (L Delta/eps + sigma2 L Delta/(n eps^2)).
+
+    Tyurin, Pozzi, Ilin & Richtarik 2024, Table 1, (3). With theta = 0 it is `minibatch_sgd_time`.
+    """
+    h = _check(h, L, delta, sigma2, eps)
+    theta = _check_theta(theta, h.size)
+    if int(d) != d or d < 0:
+        raise ValueError(f"d: the dimension must be an integer >= 0, got {d}")
+    n = h.size
+    step = np.max(np.maximum(h, _times(d, theta)))
+    return float(_times(step, L * delta / eps * (1.0 + sigma2 / (n * eps))))
+
+
+def qsgd_time(h: Any, theta: Any, d: int, K: int, L: float, delta: float, sigma2: float, eps: float) -> float:
+    """QSGD with RandK: max_i max(h_i, K theta_i) ((omega/n + 1) L Delta/eps + (omega + 1) sigma2 L Delta/(n eps^2)).
+
+    Alistarh et al. 2017, Khaled & Richtarik 2020, as reported in Tyurin, Pozzi, Ilin & Richtarik
+    2024, Table 1, (7) (there with K = 1); omega = d/K - 1. Every step waits for the slowest worker.
+    """
+    h = _check(h, L, delta, sigma2, eps)
+    theta = _check_theta(theta, h.size)
+    omega = _check_randk(d, K)
+    n = h.size
+    step = np.max(np.maximum(h, _times(K, theta)))
+    work = L * delta / eps * ((omega / n + 1.0) + (omega + 1.0) * sigma2 / (n * eps))
+    return float(_times(step, work))
+
+
+def shadowheart_time(h: Any, theta: Any, d: int, K: int, L: float, delta: float, sigma2: float, eps: float) -> float:
+    """Shadowheart SGD with RandK: t*(omega, sigma2/eps, h, K theta) L Delta/eps, omega = d/K - 1.
+
+    Tyurin, Pozzi, Ilin & Richtarik 2024, Corollary 4.4 and Table 1 (there with K = 1, optimal
+    up to a constant by their Property 5.2). Robust: a dead worker (h or theta = inf) is left out.
+    """
+    h = _check(h, L, delta, sigma2, eps)
+    theta = _check_theta(theta, h.size)
+    omega = _check_randk(d, K)
+    t_star = equilibrium_time(omega, sigma2 / eps, h, _times(K, theta))
+    return float(_times(t_star, L * delta / eps))
+
+
 # ---------------------------------------------------------------- the table
 
 
 @dataclass(frozen=True)
 class Inputs:
-    """Everything a formula may depend on; a new formula needing more adds a field with a default."""
+    """Everything a formula may depend on; a new formula needing more adds a field with a default.
+
+    theta: seconds per sent float of each worker (None: zeros, free communication); dim: the
+    problem's dimension d (0: unknown, the rows that need it are nan); K: RandK's K.
+    """
 
     taus: np.ndarray
     L: float
     delta: float
     sigma2: float
     eps: float
+    theta: np.ndarray | None = None
+    dim: int = 0
+    K: int = 1
+
+    def __post_init__(self) -> None:
+        if self.theta is None:
+            object.__setattr__(self, "theta", np.zeros(np.shape(self.taus)))
 
 
 @dataclass(frozen=True)
@@ -199,13 +471,29 @@ def _standard(fn: Callable[..., float]) -> Callable[[Inputs], float]:
     return lambda q: fn(q.taus, q.L, q.delta, q.sigma2, q.eps)
 
 
-# Row order is table order; lower_bound stays last.
+def _with_comm(fn: Callable[..., float]) -> Callable[[Inputs], float]:
+    """A formula over (h, theta, d, K, L, Delta, sigma2, eps); nan while the dimension is unknown (dim = 0)."""
+    return lambda q: math.nan if q.dim == 0 else fn(q.taus, q.theta, q.dim, q.K, q.L, q.delta, q.sigma2, q.eps)
+
+
+def _minibatch_comm(q: Inputs) -> float:
+    return minibatch_sgd_comm_time(q.taus, q.theta, q.dim, q.L, q.delta, q.sigma2, q.eps)
+
+
+# Row order is table order; lower_bound stays last. Only minibatch_sgd, qsgd and shadowheart_sgd
+# count communication (theta_i seconds per float, w = omega = d/K - 1 of RandK); the other rows
+# are those of the compute-only model, so with theta > 0 they are lower bounds for their methods
+# (Shadowheart, Table 1, footnote (a)), and lower_bound is the compute-only one.
 FORMULAS: dict[str, Formula] = {
-    "minibatch_sgd": Formula(_standard(minibatch_sgd_time), "tau_(n) (LD/eps + s2 LD/(n eps^2))"),
+    "minibatch_sgd": Formula(_minibatch_comm, "max_i max(tau_i, d theta_i) (LD/eps + s2 LD/(n eps^2))"),
+    "qsgd": Formula(
+        _with_comm(qsgd_time), "max_i max(tau_i, K theta_i) ((w/n + 1) LD/eps + (w + 1) s2 LD/(n eps^2))"
+    ),
     "async_sgd": Formula(_standard(async_sgd_time), "(1/n sum_i 1/tau_i)^-1 (LD/eps + s2 LD/(n eps^2))"),
     "rennala_sgd": Formula(
         _standard(rennala_sgd_time), "min_m (1/m sum_{i<=m} 1/tau_(i))^-1 (LD/eps + s2 LD/(m eps^2))"
     ),
+    "shadowheart_sgd": Formula(_with_comm(shadowheart_time), "t*(w, s2/eps, tau, K theta) LD/eps (Def. 4.2)"),
     "malenia_sgd": Formula(_standard(malenia_sgd_time), "tau_(n) LD/eps + (1/n sum_i tau_i) s2 LD/(n eps^2)"),
     "hero_sgd": Formula(_standard(hero_sgd_time), "tau_(1) (LD/eps + s2 LD/eps^2)"),
     "lower_bound": Formula(_standard(lower_bound_time), "= rennala_sgd (Theorem 6.4)"),
@@ -232,7 +520,10 @@ def theory_table(config: Any, eps: float | None = None, sigma2: float | None = N
     """Every formula of FORMULAS for a run config's problem and workers; raise ConfigError on what is missing.
 
     Returns {"inputs": {...}, "method": config's method, "rows": [{method, time, formula, ratio}],
-    "rennala_m_star": int, "rennala_S": int}; ratio is time / lower bound (nan when undefined).
+    "rennala_m_star": int, "rennala_S": int, "shadowheart": {t_star, active, omega, sigma2_over_eps}};
+    ratio is time / lower bound (nan when undefined). Communication: theta_i from the config's
+    workers (TimingModel.comm_per_float), d from the problem, K = method.K (1 when the method has
+    none), and Shadowheart's sigma2/eps is sigma2 / eps.
     """
     from .problems import make_problem
     from .timing import TimingModel
@@ -255,7 +546,9 @@ def theory_table(config: Any, eps: float | None = None, sigma2: float | None = N
     if sigma2 is not None and not (math.isfinite(sigma2) and sigma2 >= 0):
         raise ConfigError(f"sigma2: must be a number >= 0, got {sigma2}")
 
-    taus = TimingModel(config.workers, n).expected_compute()
+    timing = TimingModel(config.workers, n)
+    taus = timing.expected_compute()
+    theta = np.asarray(timing.comm_per_float, dtype=float)
     problem = make_problem(config.problem)
     x0 = problem.x0()
     L = float(problem.smoothness())
@@ -272,8 +565,24 @@ def theory_table(config: Any, eps: float | None = None, sigma2: float | None = N
         rng = np.random.default_rng(config.problem.seed)
         sigma2, sigma2_source = estimate_sigma2(problem, x0, rng), f"estimated at x0 from {SIGMA2_SAMPLES} samples"
 
-    q = Inputs(taus=taus, L=L, delta=delta, sigma2=float(sigma2), eps=float(eps))
+    dim = int(problem.dim)
+    K = config.method.params.get("K", 1)
+    if isinstance(K, bool) or not isinstance(K, (int, float)) or int(K) != K or not 1 <= K <= dim:
+        raise ConfigError(
+            f"method.K: RandK keeps K coordinates, an integer in 1..{dim} (the problem's dimension), got {K}"
+        )
+    K = int(K)
+
+    q = Inputs(taus=taus, L=L, delta=delta, sigma2=float(sigma2), eps=float(eps), theta=theta, dim=dim, K=K)
     times = {name: float(formula.time(q)) for name, formula in FORMULAS.items()}
+    omega = dim / K - 1.0
+    t_star, _ = _equilibrium(omega, q.sigma2 / q.eps, taus, _times(K, theta))
+    shadowheart = {
+        "t_star": t_star,
+        "active": _active_count(t_star, taus, _times(K, theta), dim, K),
+        "omega": omega,
+        "sigma2_over_eps": q.sigma2 / q.eps,
+    }
     bound = times["lower_bound"]
     rows = [
         {"method": name, "time": times[name], "formula": formula.text, "ratio": _ratio(times[name], bound)}
@@ -288,6 +597,10 @@ def theory_table(config: Any, eps: float | None = None, sigma2: float | None = N
             "eps": q.eps,
             "tau_min": float(taus.min()),
             "tau_max": float(taus.max()),
+            "theta_min": float(theta.min()),
+            "theta_max": float(theta.max()),
+            "dim": dim,
+            "K": K,
             "eps_source": eps_source,
             "sigma2_source": sigma2_source,
             "problem": config.problem.name,
@@ -296,7 +609,21 @@ def theory_table(config: Any, eps: float | None = None, sigma2: float | None = N
         "rows": rows,
         "rennala_m_star": rennala_optimal_m(q.taus, q.L, q.delta, q.sigma2, q.eps),
         "rennala_S": rennala_batch(q.sigma2, q.eps),
+        "shadowheart": shadowheart,
     }
+
+
+def _active_count(t_star: float, h: np.ndarray, t: np.ndarray, dim: int, K: int) -> int:
+    """How many workers do at least one gradient and one send in a round of t* (as `shadowheart_plan`).
+
+    Counted directly so that the table also covers what the plan refuses (t* = 0 or inf, h_i = 0):
+    with t* = 0 or inf no round is planned and the count is 0.
+    """
+    if not (0 < t_star < math.inf):
+        return 0
+    b = _floor_ratio(t_star, h)
+    m = np.minimum(_floor_ratio(t_star, t), math.ceil(dim / K))
+    return int(np.sum((b >= 1) & (m >= 1)))
 
 
 def _ratio(time: float, bound: float) -> float:
@@ -339,6 +666,15 @@ def format_table(table: dict[str, Any]) -> str:
         f"rennala: m*={table['rennala_m_star']} fastest workers, S={table['rennala_S']}; "
         f"times up to constants ({TABLE1}); LD = L Delta, s2 = sigma2",
     ]
+    if q.get("theta_max", 0.0) > 0:
+        sh = table["shadowheart"]
+        lines.append(
+            f"comm: theta=[{q['theta_min']:.4g}, {q['theta_max']:.4g}] s/float, d={q['dim']}, K={q['K']}, "
+            f"w=d/K-1={sh['omega']:.4g}; rows without theta ignore communication"
+        )
+        lines.append(
+            f"shadowheart: t*={sh['t_star']:.4g} s, {sh['active']} of {q['n']} workers active ({SHADOWHEART})"
+        )
     header = ("method", "time [s]", "x bound", "formula")
     cells = [
         (

@@ -30,7 +30,9 @@ from asyncopt_mpi.theory import (
 
 from conftest import run_cli
 
-ROWS = {"minibatch_sgd", "async_sgd", "rennala_sgd", "malenia_sgd", "hero_sgd", "lower_bound"}
+ROWS = {
+    "minibatch_sgd", "qsgd", "async_sgd", "rennala_sgd", "shadowheart_sgd", "malenia_sgd", "hero_sgd", "lower_bound"
+}
 SMALL = ["--set", "workers.n=8", "--set", "stop.iterations=1", "--set", "problem.dim=20", "--set", "problem.noise=0.1"]
 
 

@@ -17,6 +17,7 @@ def register(cls: type[Method]) -> type[Method]:
 from . import (  # noqa: E402,F401
     accelerated_rennala_sgd,
     async_sgd,
+    compressed,
     freya_sgd,
     hero_sgd,
     malenia_sgd,

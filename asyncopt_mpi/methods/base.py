@@ -23,6 +23,7 @@ class JobKind(IntEnum):
     GRAD = 1  # mean of `batch` stochastic gradients at point `version`
     GRAD_INDICES = 2  # mean gradient of the finite-sum terms `indices` at point `version`
     GRAD_DIFF = 3  # mean of grad f_j(x_version) - grad f_j(x_version2) over `indices` (two gradients each)
+    COMPRESSED = 4  # the SUM of `batch` stochastic gradients at `version`, sent as `copies` compressions
 
 
 @dataclass(slots=True)
@@ -34,6 +35,9 @@ class Job:
     batch: int = 1
     indices: np.ndarray | None = None
     version2: int = -1  # the second point of a GRAD_DIFF job
+    copies: int = 1  # COMPRESSED: independent compressions of the vector, sent together
+    compressor: int = 0  # COMPRESSED: compressor code and parameter (asyncopt_mpi.compression)
+    compress_param: int = 0
     job_id: int = -1
     duration: float = 0.0  # modelled seconds, drawn by the server when the job is assigned
     fail: bool = False  # set by the server: the worker fails on this job (workers.crash_after)
@@ -42,6 +46,14 @@ class Job:
     def versions(self) -> tuple[int, ...]:
         """Point versions the worker must hold to run this job."""
         return (self.version,) if self.version2 < 0 else (self.version, self.version2)
+
+    def payload_floats(self, dim: int) -> int:
+        """Float64 words the worker sends back (what its communication time is charged for)."""
+        if self.kind != JobKind.COMPRESSED:
+            return dim
+        from ..compression import compressor_from_code
+
+        return compressor_from_code(self.compressor, self.compress_param).payload_floats(dim, self.copies)
 
     @property
     def n_grads(self) -> int:
@@ -72,6 +84,7 @@ class Server(Protocol):
     problem: Problem
     rng: np.random.Generator
     expected_times: np.ndarray  # expected seconds per gradient of each worker (the timing model's mean)
+    comm_times: np.ndarray  # seconds per float each worker needs to send
 
     @property
     def x(self) -> np.ndarray: ...  # current point, read-only
@@ -121,6 +134,10 @@ class Method:
     def iterate(self, server: Server) -> np.ndarray:
         """The point whose quality the run reports (snapshots); the published point by default."""
         return server.x
+
+    def max_payload_floats(self, dim: int) -> int:
+        """The largest result payload this method's jobs produce (sizes the server's receive buffers)."""
+        return dim
 
     # A method whose progress lives beyond the published point saves it with every snapshot,
     # so a resumed run continues it. "point" names the published point when it is not the iterate.

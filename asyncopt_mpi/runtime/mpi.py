@@ -53,7 +53,8 @@ class MpiServer(ServerCore):
         self.hosts = hosts
         self.t0 = time.perf_counter()
         n = self.n_workers
-        self.recv_buffers = [np.empty(HEADER + self.dim) for _ in range(n)]
+        payload = max(self.dim, self.method.max_payload_floats(self.dim))
+        self.recv_buffers = [np.empty(HEADER + payload) for _ in range(n)]
         self.requests = [comm.Recv_init(self.recv_buffers[w], source=w + 1, tag=Tag.RESULT) for w in range(n)]
         self.control_buffer = bytearray(CONTROL_BYTES)
         self.control_request = comm.Recv_init(self.control_buffer, source=MPI.ANY_SOURCE, tag=Tag.CONTROL)
@@ -282,6 +283,8 @@ class WorkerLoop:
                 n_values = vector.size
                 if self.send_request is not None:
                     _wait(self.send_request)
+                if HEADER + n_values > self.send_buffer.size:  # a payload larger than a point
+                    self.send_buffer = np.empty(HEADER + n_values)
                 self.send_buffer[HEADER : HEADER + n_values] = vector
             except Exception as exc:  # report the cause to the server, then wait to be stopped
                 self._report_error(exc)

@@ -42,7 +42,8 @@ class Msg(IntEnum):
 
 
 # Job header slots.
-J_ID, J_KIND, J_VERSION, J_VERSION2, J_BATCH, J_DURATION, J_FAIL, J_N_INDICES, J_N_ATTACHED, J_ATTACHED = range(10)
+(J_ID, J_KIND, J_VERSION, J_VERSION2, J_BATCH, J_DURATION, J_FAIL, J_COPIES, J_COMPRESSOR, J_COMPRESS_PARAM,
+ J_N_INDICES, J_N_ATTACHED, J_ATTACHED) = range(13)
 MAX_ATTACHED = HEADER - J_ATTACHED
 # Stop header slots.
 S_FAILED, S_JOBS_SENT, S_CANCELS_SENT = 0, 1, 2
@@ -62,6 +63,9 @@ def encode_job(job: Job, attached: list[int]) -> np.ndarray:
     header[J_BATCH] = job.batch
     header[J_DURATION] = job.duration
     header[J_FAIL] = job.fail
+    header[J_COPIES] = job.copies
+    header[J_COMPRESSOR] = job.compressor
+    header[J_COMPRESS_PARAM] = job.compress_param
     header[J_N_INDICES] = 0 if job.indices is None else len(job.indices)
     header[J_N_ATTACHED] = len(attached)
     header[J_ATTACHED : J_ATTACHED + len(attached)] = attached
@@ -79,6 +83,9 @@ def decode_job(header: np.ndarray) -> tuple[Job, list[int], int]:
         job_id=int(header[J_ID]),
         duration=float(header[J_DURATION]),
         fail=bool(header[J_FAIL]),
+        copies=int(header[J_COPIES]),
+        compressor=int(header[J_COMPRESSOR]),
+        compress_param=int(header[J_COMPRESS_PARAM]),
     )
     attached = [int(v) for v in header[J_ATTACHED : J_ATTACHED + n_attached]]
     return job, attached, int(header[J_N_INDICES])

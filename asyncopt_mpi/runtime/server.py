@@ -67,6 +67,7 @@ class ServerCore:
         self.timing = timing
         self.timing_rngs = [timing_rng(config.workers.seed, worker, segment) for worker in range(n_workers)]
         self.expected_times = timing.expected_compute()
+        self.comm_times = timing.comm_per_float.copy()
         self.crash_after = np.array(config.workers.crash_after or [math.inf] * n_workers, dtype=float)
         if len(self.crash_after) != n_workers:
             raise ConfigError(f"workers.crash_after: has {len(self.crash_after)} entries but the run has {n_workers} workers")
@@ -143,7 +144,9 @@ class ServerCore:
             return
         job.job_id = self.next_job_id
         self.next_job_id += 1
-        job.duration = self.timing.job_time(worker, job.n_grads, self.dim, self.now(), self.timing_rngs[worker])
+        job.duration = self.timing.job_time(
+            worker, job.n_grads, job.payload_floats(self.dim), self.now(), self.timing_rngs[worker]
+        )
         if job.duration == math.inf:
             self.never_answering.add(worker)
         job.fail = self.now() >= self.crash_after[worker]

@@ -6,6 +6,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..compression import compressor_from_code
 from ..errors import RunError
 from ..methods.base import Job, JobKind
 from ..problems.base import Problem
@@ -62,6 +63,9 @@ class WorkerContext:
         elif job.kind == JobKind.GRAD_DIFF:
             vector = self.problem.grad(x, job.indices) - self.problem.grad(point(job.version2), job.indices)
             n_grads = 2 * len(job.indices)
+        elif job.kind == JobKind.COMPRESSED:
+            vector = job.batch * self.problem.stochastic_grad(x, self.data_rng, job.batch, self.shard)
+            n_grads = job.batch
         else:
             raise ValueError(f"unknown job kind {job.kind}")
         if not np.isfinite(vector).all():
@@ -69,4 +73,7 @@ class WorkerContext:
                 f"worker {self.worker} computed a non-finite gradient (nan or inf) at iteration {job.version}: "
                 "the method diverged; try a smaller method.lr"
             )
+        if job.kind == JobKind.COMPRESSED:
+            compressor = compressor_from_code(job.compressor, job.compress_param)
+            return compressor.encode(vector, job.copies, self.data_rng), n_grads
         return vector, n_grads

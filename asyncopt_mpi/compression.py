@@ -1,0 +1,271 @@
+"""Unbiased upload compressors: identity, RandK (Stich et al. 2018; Shadowheart, Tyurin, Pozzi, Ilin, Richtarik 2024), QSGD (Alistarh et al., NeurIPS 2017).
+
+Every compressor C is unbiased, E[C(v)] = v, with variance parameter omega:
+E||C(v) - v||^2 <= omega ||v||^2. A worker sends one float64 message carrying `copies`
+independent compressions of one vector; the server adds `scale` times their sum into an
+accumulator with `decode_add`, which allocates nothing of the vector's size.
+
+Wire formats (all float64 words):
+
+  identity  the vector itself (d words); the copies are all equal, so only one is sent.
+  randk     [seed, v[idx_1] (K words), ..., v[idx_copies] (K words)]. The indices are not
+            sent: both sides regenerate them from the seed with `randk_indices`. The seed
+            is below 2**53, so it survives the trip through a float64 exactly.
+  quantize  per copy [norm, ceil(d/8) words holding the d signed int8 levels as raw bytes].
+            Those words are bytes, not numbers: copy them, never compute with them.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError
+
+SEED_BOUND = 2**53  # every integer below this is exactly representable in float64
+MAX_LEVELS = 127  # quantized levels are stored as int8
+DECODE_CHUNK = 2**15  # elements per dense decode step: bounds the float temporary to 256 KiB
+
+
+def _as_int(value: Any, key: str) -> int:
+    """`value` as an int (integral floats from the wire are accepted), else ConfigError naming `key`."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        return int(value)
+    raise ConfigError(f"{key} must be an integer, got {value!r}")
+
+
+def _check_copies(copies: int) -> int:
+    if isinstance(copies, (bool, np.bool_)) or not isinstance(copies, (int, np.integer)) or copies < 1:
+        raise ValueError(f"copies must be a positive integer, got {copies!r}")
+    return int(copies)
+
+
+def _check_payload(payload: np.ndarray, expected: int, name: str) -> np.ndarray:
+    payload = np.ascontiguousarray(payload, dtype=np.float64)
+    if payload.ndim != 1 or payload.size != expected:
+        raise ValueError(f"{name} payload has {payload.size} floats, expected {expected}")
+    return payload
+
+
+def _add_scaled(accumulator: np.ndarray, factor: float, values: np.ndarray) -> None:
+    """accumulator += factor * values, in chunks so the float temporary stays small."""
+    if factor == 1.0 and values.dtype == np.float64:
+        accumulator += values  # in place, no temporary at all
+        return
+    for start in range(0, accumulator.size, DECODE_CHUNK):
+        stop = start + DECODE_CHUNK
+        accumulator[start:stop] += factor * values[start:stop]
+
+
+def randk_indices(seed: int, dim: int, K: int, copies: int) -> np.ndarray:
+    """The (copies, K) coordinates of a RandK message; each row is K distinct indices in [0, dim).
+
+    Deterministic in (seed, dim, K, copies): the worker and the server both call it, so
+    only the seed travels. Rows are uniform K-subsets (in random order), independent.
+    """
+    if not 1 <= K <= dim:
+        raise ConfigError(f"method.K = {K} must be between 1 and the problem dimension {dim}")
+    generator = np.random.Generator(np.random.PCG64(int(seed)))
+    if K == 1:  # one index per copy cannot repeat: draw all copies at once
+        return generator.integers(dim, size=(copies, 1))
+    if K * (K - 1) > dim:
+        # Dense regime (a row of K uniform draws would often repeat): Generator.choice, O(K) per copy.
+        indices = np.empty((copies, K), dtype=np.int64)
+        for row in indices:
+            row[:] = generator.choice(dim, K, replace=False)
+        return indices
+    # Sparse regime: draw every row with replacement and redraw the rows that repeat an index.
+    # A redrawn row is uniform given that it is distinct, so every row is a uniform K-subset.
+    # Vectorised over copies: choice() in a loop costs ~10 us per copy, and Shadowheart sends
+    # up to ceil(d/K) copies per message (1e5 copies at d = 1e6, K = 10: 1 s against 20 ms).
+    # Since K(K-1) <= dim, a row repeats with probability < 1/2, so few rounds are needed.
+    indices = generator.integers(dim, size=(copies, K))
+    rows = np.arange(copies)
+    while rows.size:
+        ordered = np.sort(indices[rows], axis=1)
+        rows = rows[np.any(ordered[:, 1:] == ordered[:, :-1], axis=1)]
+        indices[rows] = generator.integers(dim, size=(rows.size, K))
+    return indices
+
+
+class Compressor(ABC):
+    """An unbiased compressor C with E||C(v) - v||^2 <= omega ||v||^2 and its float64 wire format."""
+
+    name: str
+    code: int  # sent on the wire as a float
+    param: int  # K for randk, the levels s for quantize, 0 for identity
+
+    def __init__(self, param: int = 0):
+        self.param = param
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.param == self.param
+
+    def __hash__(self) -> int:
+        return hash((self.code, self.param))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(param={self.param})"
+
+    @abstractmethod
+    def omega(self, dim: int) -> float:
+        """Variance parameter: E||C(v) - v||^2 <= omega ||v||^2 for v of size dim."""
+
+    @abstractmethod
+    def payload_floats(self, dim: int, copies: int = 1) -> int:
+        """Float64 words of a message carrying `copies` independent compressions of one vector."""
+
+    @abstractmethod
+    def encode(self, vector: np.ndarray, copies: int, rng: np.random.Generator) -> np.ndarray:
+        """The float64 payload (length payload_floats(vector.size, copies)) of `copies` compressions."""
+
+    @abstractmethod
+    def decode_add(self, accumulator: np.ndarray, payload: np.ndarray, copies: int, scale: float = 1.0) -> None:
+        """accumulator += scale * (sum over the copies of C_j(vector)), in place."""
+
+
+class Identity(Compressor):
+    """No compression: omega = 0, the payload is the vector."""
+
+    name = "identity"
+    code = 0
+
+    def __init__(self, param: int = 0):
+        super().__init__(0)  # no parameter; callers may pass K or levels regardless
+
+    def omega(self, dim: int) -> float:
+        return 0.0
+
+    def payload_floats(self, dim: int, copies: int = 1) -> int:
+        return dim
+
+    def encode(self, vector: np.ndarray, copies: int, rng: np.random.Generator) -> np.ndarray:
+        _check_copies(copies)
+        return np.array(vector, dtype=np.float64, copy=True).ravel()
+
+    def decode_add(self, accumulator: np.ndarray, payload: np.ndarray, copies: int, scale: float = 1.0) -> None:
+        copies = _check_copies(copies)
+        payload = _check_payload(payload, accumulator.size, self.name)
+        _add_scaled(accumulator, scale * copies, payload)
+
+
+class RandK(Compressor):
+    """K coordinates uniformly without replacement, scaled by d/K: unbiased, omega = d/K - 1."""
+
+    name = "randk"
+    code = 1
+
+    def omega(self, dim: int) -> float:
+        self._check_dim(dim)
+        return dim / self.param - 1.0
+
+    def payload_floats(self, dim: int, copies: int = 1) -> int:
+        self._check_dim(dim)
+        return 1 + _check_copies(copies) * self.param
+
+    def encode(self, vector: np.ndarray, copies: int, rng: np.random.Generator) -> np.ndarray:
+        vector = np.asarray(vector, dtype=np.float64).ravel()
+        copies = _check_copies(copies)
+        seed = int(rng.integers(SEED_BOUND))  # one seed per message picks the indices of every copy
+        indices = randk_indices(seed, vector.size, self.param, copies)
+        payload = np.empty(1 + copies * self.param)
+        payload[0] = seed
+        payload[1:] = vector[indices.ravel()]  # raw values; the d/K scale is applied when decoding
+        return payload
+
+    def decode_add(self, accumulator: np.ndarray, payload: np.ndarray, copies: int, scale: float = 1.0) -> None:
+        dim, copies = accumulator.size, _check_copies(copies)
+        payload = _check_payload(payload, self.payload_floats(dim, copies), self.name)
+        indices = randk_indices(int(payload[0]), dim, self.param, copies)
+        # add.at, not fancy-index +=: different copies may pick the same coordinate.
+        np.add.at(accumulator, indices.ravel(), (scale * dim / self.param) * payload[1:])
+
+    def _check_dim(self, dim: int) -> None:
+        if self.param > dim:
+            raise ConfigError(f"method.K = {self.param} exceeds the problem dimension {dim}")
+
+
+class Quantize(Compressor):
+    """QSGD with s levels: coordinate i becomes (||v||/s) sign(v_i) xi_i, xi_i rounded at random from s|v_i|/||v||."""
+
+    name = "quantize"
+    code = 2
+
+    def omega(self, dim: int) -> float:
+        s = self.param
+        return min(dim / s**2, math.sqrt(dim) / s)  # Alistarh et al. 2017, Lemma 3.1
+
+    def payload_floats(self, dim: int, copies: int = 1) -> int:
+        return _check_copies(copies) * (1 + self._words(dim))
+
+    @staticmethod
+    def _words(dim: int) -> int:
+        return -(-dim // 8)  # d int8 levels packed eight to a float64 word
+
+    def encode(self, vector: np.ndarray, copies: int, rng: np.random.Generator) -> np.ndarray:
+        vector = np.asarray(vector, dtype=np.float64).ravel()
+        copies, dim, s = _check_copies(copies), vector.size, self.param
+        words = self._words(dim)
+        payload = np.zeros(copies * (1 + words))  # zero padding bytes, zero levels for v = 0
+        norm = float(np.linalg.norm(vector))
+        if norm == 0.0 or not math.isfinite(norm):
+            # A non-finite norm is sent as is, so the server sees the divergence instead of zeros.
+            payload[:: 1 + words] = norm
+            return payload
+        ratio = (np.abs(vector) / norm) * s  # in [0, s]; s / norm first could overflow for tiny norms
+        lower = np.floor(ratio)
+        fraction = ratio - lower
+        sign = np.sign(vector)
+        for copy in range(copies):
+            start = copy * (1 + words)
+            payload[start] = norm
+            level = lower + (rng.random(dim) < fraction)
+            np.minimum(level, s, out=level)  # rounding could push |v_i|/||v|| a hair above 1
+            payload[start + 1 : start + 1 + words].view(np.int8)[:dim] = sign * level
+        return payload
+
+    def decode_add(self, accumulator: np.ndarray, payload: np.ndarray, copies: int, scale: float = 1.0) -> None:
+        dim, copies = accumulator.size, _check_copies(copies)
+        payload = _check_payload(payload, self.payload_floats(dim, copies), self.name)
+        words = self._words(dim)
+        for copy in range(copies):
+            start = copy * (1 + words)
+            levels = payload[start + 1 : start + 1 + words].view(np.int8)[:dim]
+            _add_scaled(accumulator, scale * payload[start] / self.param, levels)
+
+
+COMPRESSORS: dict[str, type[Compressor]] = {cls.name: cls for cls in (Identity, RandK, Quantize)}
+COMPRESSOR_CODES: dict[int, str] = {cls.code: cls.name for cls in COMPRESSORS.values()}
+
+
+def make_compressor(name: str, param: int = 0) -> Compressor:
+    """The compressor `name` with its parameter (K for randk, levels for quantize, ignored for identity)."""
+    if name not in COMPRESSORS:
+        raise ConfigError(f"method.compressor: unknown compressor {name!r}; choose from {', '.join(COMPRESSORS)}")
+    if name == "randk":
+        K = _as_int(param, "method.K")
+        if K < 1:
+            raise ConfigError(f"method.K must be >= 1, got {K}")
+        return RandK(K)
+    if name == "quantize":
+        levels = _as_int(param, "method.levels")
+        if not 1 <= levels <= MAX_LEVELS:
+            raise ConfigError(f"method.levels must be between 1 and {MAX_LEVELS}, got {levels}")
+        return Quantize(levels)
+    return Identity()
+
+
+def compressor_from_code(code: int, param: int) -> Compressor:
+    """The compressor a job names by its wire code and parameter (integral floats are accepted)."""
+    number = _as_int(code, "method.compressor")
+    if number not in COMPRESSOR_CODES:
+        known = sorted(COMPRESSOR_CODES)
+        raise ConfigError(f"method.compressor: unknown compressor code {code!r}; known codes {known}")
+    return make_compressor(COMPRESSOR_CODES[number], param)

@@ -1,0 +1,174 @@
+"""Methods with compressed uploads: Shadowheart SGD (Tyurin, Pozzi, Ilin, Richtarik 2024; seed 001) and QSGD.
+
+Shadowheart: from the equilibrium time t* (theory.equilibrium_time) every worker i sums
+b_i = floor(t*/h_i) stochastic gradients at x^k into v_i and sends m_i = floor(t*/t_i)
+independent compressions of it (t_i: time to send one); workers with b_i or m_i = 0 sit
+out. The server steps with x^{k+1} = x^k - gamma sum_i w_i sum_j C_ij(v_i) / sum_i w_i m_i b_i,
+w_i = 1/(b_i omega + omega sigma2/eps + m_i sigma2/eps). With `estimate_times`, h_i and t_i
+are measured: two calibration rounds (b, m) = (1, 1) and (2, 1), then a least-squares fit of
+round durations T = b h + m t per worker, refreshed every `replan_every` rounds.
+
+QSGD (Alistarh et al., NeurIPS 2017): minibatch SGD in which every worker sends one
+compression (RandK or quantized) of its batch's gradient sum; the step waits for all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..compression import make_compressor
+from ..errors import ConfigError
+from ..theory import equilibrium_time, shadowheart_plan
+from . import register
+from .base import Job, JobKind, Method, Result, Server
+
+CALIBRATION = ((1, 1), (2, 1))  # (b, m) of the rounds that measure h_i and t_i
+
+
+def _compressor(options: dict[str, Any]):
+    name = options["compressor"]
+    return make_compressor(name, options["K"] if name == "randk" else options.get("levels", 0))
+
+
+class CompressedRounds(Method):
+    """Synchronous rounds of COMPRESSED jobs; subclasses choose who computes how much."""
+
+    trace_columns = ("active_workers",)
+
+    def start(self, server: Server) -> None:
+        self.compressor = _compressor(self.options)
+        self.accumulator = np.zeros(self.problem.dim)
+        self.start_round(server)
+
+    def plan(self, server: Server) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per worker: gradients b, copies m and weights w of the next round (b = 0: sits out)."""
+        raise NotImplementedError
+
+    def start_round(self, server: Server) -> None:
+        self.b, self.m, self.w = self.plan(server)
+        self.waiting = set(np.flatnonzero(self.b > 0).tolist())
+        if not self.waiting:
+            raise ConfigError(f"method.name: {self.name} found no worker fast enough to take part")
+        self.round_started = server.now()
+        self.round_times = np.full(server.n_workers, np.nan)
+        compressor = self.compressor
+        for worker in sorted(self.waiting):
+            server.assign(worker, Job(
+                JobKind.COMPRESSED, server.version, batch=int(self.b[worker]), copies=int(self.m[worker]),
+                compressor=compressor.code, compress_param=compressor.param,
+            ))
+
+    def on_result(self, server: Server, worker: int, result: Result) -> bool:
+        if worker not in self.waiting or result.version != server.version:
+            return False
+        self.waiting.discard(worker)
+        self.round_times[worker] = server.now() - self.round_started
+        self.compressor.decode_add(self.accumulator, result.vector, int(self.m[worker]), float(self.w[worker]))
+        if not self.waiting:
+            denominator = float(np.sum(self.w * self.m * self.b))
+            self.sgd_step(server, self.accumulator, self.lr / denominator, grads_used=int(self.b.sum()),
+                          max_delay=0, **self.trace_values())
+            self.accumulator[:] = 0.0
+            self.finish_round(server)
+            self.start_round(server)
+        return True
+
+    def trace_values(self) -> dict[str, float]:
+        return {"active_workers": int(np.count_nonzero(self.b))}
+
+    def finish_round(self, server: Server) -> None:
+        """Hook after a round's step (Shadowheart learns worker times here)."""
+
+    def max_payload_floats(self, dim: int) -> int:
+        return max(dim, _compressor(self.options).payload_floats(dim, self.max_copies(dim)))
+
+    def max_copies(self, dim: int) -> int:
+        return 1
+
+
+@register
+class ShadowheartSGD(CompressedRounds):
+    name = "shadowheart_sgd"
+    description = "rounds of length t*: worker i sums b_i gradients, sends m_i compressions; weighted aggregation"
+    paper = "Tyurin, Pozzi, Ilin, Richtarik, Shadowheart SGD, NeurIPS 2024"
+    params = {"compressor": "randk", "K": 1, "levels": 4, "sigma2_over_eps": 1.0, "estimate_times": False,
+              "replan_every": 10}
+    trace_columns = ("active_workers", "t_star")
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        _compressor(options)
+        if options["sigma2_over_eps"] < 0 or options["replan_every"] < 1:
+            raise ConfigError("method.sigma2_over_eps must be >= 0 and method.replan_every >= 1")
+
+    def start(self, server: Server) -> None:
+        n = server.n_workers
+        self.round = 0
+        self.sums = np.zeros((n, 5))  # per worker: sum b^2, b m, m^2, b T, m T (least squares T = b h + m t)
+        self.compressor = _compressor(self.options)
+        self.per_copy = self.compressor.payload_floats(self.problem.dim, 1)
+        if self.options["estimate_times"]:
+            self.h = self.t = None
+        else:
+            self.h = server.expected_times
+            self.t = server.comm_times * self.per_copy
+        self.plan_arrays = None
+        super().start(server)
+
+    def max_copies(self, dim: int) -> int:
+        return -(-dim // max(self.options["K"], 1))
+
+    def plan(self, server: Server):
+        n, dim = server.n_workers, self.problem.dim
+        omega, ratio = self.compressor.omega(dim), self.options["sigma2_over_eps"]
+        if self.h is None:  # calibrating: every worker, fixed (b, m)
+            b, m = CALIBRATION[min(self.round, len(CALIBRATION) - 1)]
+            self.t_star = np.nan
+            return np.full(n, b), np.full(n, m), np.ones(n)
+        if self.plan_arrays is None or self.round % self.options["replan_every"] == 0:
+            self.t_star = equilibrium_time(omega, ratio, self.h, self.t)
+            plan = shadowheart_plan(self.t_star, omega, ratio, self.h, self.t, dim, max(self.options["K"], 1))
+            active = plan["active"]
+            self.plan_arrays = (np.where(active, plan["b"], 0), np.where(active, plan["m"], 0),
+                                np.where(active, plan["w"], 0.0))
+        return self.plan_arrays
+
+    def trace_values(self) -> dict[str, float]:
+        return {**super().trace_values(), "t_star": self.t_star}
+
+    def finish_round(self, server: Server) -> None:
+        self.round += 1
+        if not self.options["estimate_times"]:
+            return
+        took = np.isfinite(self.round_times)
+        b, m, T = self.b[took], self.m[took], self.round_times[took]
+        self.sums[took] += np.column_stack([b * b, b * m, m * m, b * T, m * T])
+        if self.round < len(CALIBRATION):
+            return
+        # Solve [[Sbb, Sbm], [Sbm, Smm]] [h, t] = [SbT, SmT] per worker, keeping both positive.
+        sbb, sbm, smm, sbt, smt = self.sums.T
+        det = sbb * smm - sbm * sbm
+        with np.errstate(divide="ignore", invalid="ignore"):
+            h = np.where(det > 0, (smm * sbt - sbm * smt) / det, np.inf)
+            t = np.where(det > 0, (sbb * smt - sbm * sbt) / det, np.inf)
+        self.h, self.t = np.maximum(h, 1e-9), np.maximum(t, 1e-9)
+        if self.round == len(CALIBRATION):
+            self.plan_arrays = None  # first plan from measured times
+
+
+@register
+class QSGD(CompressedRounds):
+    name = "qsgd"
+    description = "minibatch SGD where every worker sends one compression (randk or quantize) of its gradient sum"
+    paper = "Alistarh et al., QSGD, NeurIPS 2017"
+    params = {"compressor": "randk", "K": 1, "levels": 4}
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        _compressor(options)
+
+    def plan(self, server: Server):
+        n = server.n_workers
+        return np.full(n, self.batch), np.ones(n, dtype=int), np.ones(n)
