@@ -4,9 +4,11 @@ Shadowheart: from the equilibrium time t* (theory.equilibrium_time) every worker
 b_i = floor(t*/h_i) stochastic gradients at x^k into v_i and sends m_i = floor(t*/t_i)
 independent compressions of it (t_i: time to send one); workers with b_i or m_i = 0 sit
 out. The server steps with x^{k+1} = x^k - gamma sum_i w_i sum_j C_ij(v_i) / sum_i w_i m_i b_i,
-w_i = 1/(b_i omega + omega sigma2/eps + m_i sigma2/eps). With `estimate_times`, h_i and t_i
-are measured: two calibration rounds (b, m) = (1, 1) and (2, 1), then a least-squares fit of
-round durations T = b h + m t per worker, refreshed every `replan_every` rounds.
+w_i = 1/(b_i omega + omega sigma2/eps + m_i sigma2/eps); t_i is the cost of one more copy
+(K floats for RandK). With `estimate_times`, h_i and t_i are measured: three calibration
+rounds (b, m) = (1, 1), (2, 1), (1, 2), then a least-squares fit of each worker's round
+durations T = b h + m t + c (c: what a message costs whatever its size), refreshed every
+`replan_every` rounds.
 
 QSGD (Alistarh et al., NeurIPS 2017): minibatch SGD in which every worker sends one
 compression (RandK or quantized) of its batch's gradient sum; the step waits for all.
@@ -24,7 +26,7 @@ from ..theory import equilibrium_time, shadowheart_plan
 from . import register
 from .base import Job, JobKind, Method, Result, Server
 
-CALIBRATION = ((1, 1), (2, 1))  # (b, m) of the rounds that measure h_i and t_i
+CALIBRATION = ((1, 1), (2, 1), (1, 2))  # (b, m) of the rounds that measure h_i, t_i and c_i
 
 
 def _compressor(options: dict[str, Any]):
@@ -106,9 +108,12 @@ class ShadowheartSGD(CompressedRounds):
     def start(self, server: Server) -> None:
         n = server.n_workers
         self.round = 0
-        self.sums = np.zeros((n, 5))  # per worker: sum b^2, b m, m^2, b T, m T (least squares T = b h + m t)
+        self.normal = np.zeros((n, 3, 3))  # per worker: sum of a a^T and of a T, a = (b, m, 1)
+        self.moment = np.zeros((n, 3))
         self.compressor = _compressor(self.options)
-        self.per_copy = self.compressor.payload_floats(self.problem.dim, 1)
+        dim = self.problem.dim
+        # Floats one more copy costs (the identity sends its vector once, however many copies).
+        self.per_copy = (self.compressor.payload_floats(dim, 2) - self.compressor.payload_floats(dim, 1)) or dim
         if self.options["estimate_times"]:
             self.h = self.t = None
         else:
@@ -143,16 +148,16 @@ class ShadowheartSGD(CompressedRounds):
         if not self.options["estimate_times"]:
             return
         took = np.isfinite(self.round_times)
-        b, m, T = self.b[took], self.m[took], self.round_times[took]
-        self.sums[took] += np.column_stack([b * b, b * m, m * m, b * T, m * T])
+        features = np.column_stack([self.b[took], self.m[took], np.ones(int(took.sum()))]).astype(float)
+        self.normal[took] += features[:, :, None] * features[:, None, :]
+        self.moment[took] += features * self.round_times[took, None]
         if self.round < len(CALIBRATION):
             return
-        # Solve [[Sbb, Sbm], [Sbm, Smm]] [h, t] = [SbT, SmT] per worker, keeping both positive.
-        sbb, sbm, smm, sbt, smt = self.sums.T
-        det = sbb * smm - sbm * sbm
-        with np.errstate(divide="ignore", invalid="ignore"):
-            h = np.where(det > 0, (smm * sbt - sbm * smt) / det, np.inf)
-            t = np.where(det > 0, (sbb * smt - sbm * sbt) / det, np.inf)
+        # Least squares per worker; a worker never measured (or degenerate) is treated as unusable.
+        solvable = np.linalg.matrix_rank(self.normal) == 3
+        h, t = np.full(len(solvable), np.inf), np.full(len(solvable), np.inf)
+        solution = np.linalg.solve(self.normal[solvable], self.moment[solvable][:, :, None])[:, :, 0]
+        h[solvable], t[solvable] = solution[:, 0], solution[:, 1]
         self.h, self.t = np.maximum(h, 1e-9), np.maximum(t, 1e-9)
         if self.round == len(CALIBRATION):
             self.plan_arrays = None  # first plan from measured times
