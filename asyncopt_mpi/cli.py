@@ -25,8 +25,9 @@ def cli() -> None:
 @click.option("--output", "output", type=click.Path(dir_okay=False), help="Results file (overrides output.path).")
 @click.option("--resume", "resume", type=click.Path(dir_okay=False), metavar="FILE",
               help="Continue a stopped or killed run from its last snapshot, appending to FILE.")
+@click.option("--quiet", is_flag=True, help="No progress line (a live line on a terminal, a log line every 5 s otherwise).")
 def run(config_path: str | None, method: str | None, overrides: tuple[str, ...], backend: str | None,
-        output: str | None, resume: str | None) -> None:
+        output: str | None, resume: str | None, quiet: bool) -> None:
     """Run a method; `mpiexec -n N+1 asyncopt run CONFIG` gives N workers."""
     from .runtime.session import report
 
@@ -41,16 +42,17 @@ def run(config_path: str | None, method: str | None, overrides: tuple[str, ...],
 
         try:
             if resume is not None:
-                code = run_sim(*prepare_resume(resume, list(overrides), "sim"))
+                code = run_sim(*prepare_resume(resume, list(overrides), "sim"), quiet=quiet)
             else:
-                code = run_sim(load_config(config_path, list(overrides), method=method, backend="sim", output=output))
+                config = load_config(config_path, list(overrides), method=method, backend="sim", output=output)
+                code = run_sim(config, quiet=quiet)
         except AsyncoptError as exc:
             report(f"error: {exc}")
             code = exc.exit_code
     else:
         from .runtime.session import run_mpi
 
-        code = run_mpi(config_path, list(overrides), method, output, resume)
+        code = run_mpi(config_path, list(overrides), method, output, resume, quiet)
     sys.exit(code)
 
 
@@ -66,12 +68,20 @@ def _stored_backend(path: str) -> str:
 
 
 @cli.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-def summary(files: tuple[str, ...]) -> None:
-    """One row per results file: method, backend, workers, duration, updates, gradients, loss."""
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--sort", "sort", default=None, help="Sort by a column, e.g. time_to_target or suboptimality.")
+@click.option("--csv", "fmt", flag_value="csv", help="CSV instead of a table.")
+@click.option("--json", "fmt", flag_value="json", help="JSON instead of a table.")
+@click.option("--workers", is_flag=True, help="One row per worker: jobs, gradients, busy/idle time, bytes, accepted share.")
+def summary(files: tuple[str, ...], sort: str | None, fmt: str | None, workers: bool) -> None:
+    """One row per results file (or folder of them): method, workers, duration, updates, loss, time to target."""
     from .summary import summarize
 
-    click.echo(summarize(list(files)))
+    try:
+        click.echo(summarize(_expand(files), sort=sort, fmt=fmt or "table", workers=workers))
+    except AsyncoptError as exc:
+        click.echo(f"asyncopt: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
 
 
 @cli.command()
@@ -82,20 +92,53 @@ def summary(files: tuple[str, ...]) -> None:
               help="suboptimality | loss | grad_norm_sq | accuracy")
 @click.option("--title", default=None)
 @click.option("--logx", is_flag=True, help="Logarithmic x axis.")
-@click.option("--best", is_flag=True, help="Per method, only its best parameters (lowest final value).")
+@click.option("--best", is_flag=True, help="Per method, only its best parameters (lowest final value; always for folders).")
 def plot(files: tuple[str, ...], output: str, x_axis: str, y_axis: str, title: str | None, logx: bool, best: bool) -> None:
     """Plot results files (or folders of them): one line per configuration, seeds as median and band."""
     from .plot import best_per_method, plot as draw
 
+    import os
+
     paths = _expand(files)
     try:
-        if best:
+        # A folder is a sweep: like the papers, show each method at its best parameters.
+        if best or any(os.path.isdir(item) for item in files):
             paths = best_per_method(paths, y_axis)
         draw(paths, output, x_axis, y_axis, title=title, logx=logx)
     except AsyncoptError as exc:
         click.echo(f"asyncopt: error: {exc}", err=True)
         sys.exit(exc.exit_code)
     click.echo(f"wrote {output} ({len(paths)} runs)")
+
+
+@cli.command("sweep")
+@click.argument("config_path", metavar="CONFIG", required=False, type=click.Path(dir_okay=False))
+@click.option("--grid", "grid", multiple=True, metavar="KEY=V1,V2,...", help="A parameter and its values (repeatable).")
+@click.option("--seeds", default=1, show_default=True, help="Runs per combination, with workers.seed = 0, 1, ...")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Folder of the results files.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key in every run.")
+@click.option("--backend", type=click.Choice(["sim", "mpi"]), default="sim", show_default=True)
+@click.option("--ranks", default=0, help="mpi backend: ranks per run (N workers + 1).")
+@click.option("--processes", default=1, show_default=True, help="sim backend: runs in parallel.")
+@click.option("--mpiexec", default="mpiexec", show_default=True, help="mpi backend: the launcher.")
+def sweep_command(config_path: str | None, grid: tuple[str, ...], seeds: int, out: str, overrides: tuple[str, ...],
+                  backend: str, ranks: int, processes: int, mpiexec: str) -> None:
+    """Run the product of --grid values (and seeds) into one folder; then `asyncopt plot DIR`."""
+    from .summary import summarize
+    from .sweep import sweep
+
+    try:
+        results = sweep(config_path, list(grid), seeds, out, list(overrides), backend, ranks, processes, mpiexec)
+    except AsyncoptError as exc:
+        click.echo(f"asyncopt: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    failed = [name for name, code in results if code != 0]
+    paths = _expand((out,))
+    if paths:
+        click.echo(summarize(paths, sort="suboptimality"))
+    if failed:
+        click.echo(f"asyncopt: {len(failed)} of {len(results)} runs failed: {', '.join(failed)}", err=True)
+        sys.exit(1)
 
 
 def _expand(items: tuple[str, ...]) -> list[str]:
@@ -110,16 +153,12 @@ def _expand(items: tuple[str, ...]) -> list[str]:
 
 
 @cli.command()
-def methods() -> None:
-    """List the methods with their parameters and defaults."""
-    from .methods import METHODS
+@click.option("--markdown", is_flag=True, help="A Markdown table (the one in README.md).")
+def methods(markdown: bool) -> None:
+    """List the methods with a description, their parameters and defaults, and their source paper."""
+    from .methods import method_lines, method_table_markdown
 
-    for name in sorted(METHODS):
-        cls = METHODS[name]
-        params = ", ".join(f"{key}={value!r}" for key, value in cls.params.items())
-        common = "lr, batch"
-        click.echo(f"{name:<26} {cls.description}")
-        click.echo(f"{'':<26} parameters: {common}{', ' + params if params else ''}; source: {cls.paper}")
+    click.echo(method_table_markdown() if markdown else "\n".join(method_lines()))
 
 
 @cli.command()

@@ -75,6 +75,7 @@ class StopConfig:
 class OutputConfig:
     path: str = "results/{method}-{problem}-{backend}.h5"
     snapshot_every: float = 0.5
+    evaluate_inline: bool = False  # evaluate the loss at every snapshot during the run (shown in progress)
 
 
 @dataclass
@@ -260,6 +261,10 @@ def _coerce(key: str, value: Any, default: Any, spec: dataclasses.Field) -> Any:
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if "bool" in kind:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
         return value
     if "str" in kind:
         if not isinstance(value, str):

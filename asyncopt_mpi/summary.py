@@ -1,7 +1,10 @@
-"""`asyncopt summary`: one row per results file, read from the file (never from a live run)."""
+"""`asyncopt summary`: one row per results file (or per worker), as a table, CSV or JSON; reads files only."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
 import os
 import tomllib
@@ -9,11 +12,16 @@ from typing import Any
 
 import numpy as np
 
+from .errors import UserError
 from .results import read_run
 
 COLUMNS = (
     "file", "method", "backend", "workers", "status", "duration", "updates", "gradients",
     "loss", "suboptimality", "time_to_target",
+)
+WORKER_COLUMNS = (
+    "file", "worker", "jobs", "grads", "busy_time", "idle_time", "overrun_time", "bytes_up", "bytes_down",
+    "accepted_share",
 )
 
 
@@ -25,20 +33,24 @@ def time_to_target(metrics: dict[str, np.ndarray], target: float | None) -> floa
     return float(metrics["time"][reached[0]]) if reached.size else math.nan
 
 
-def summary_row(path: str) -> dict[str, Any]:
-    run = read_run(path)
+def _duration(run: dict[str, Any]) -> float:
+    ends = [column[-1] for column in (run["snapshots"].get("time", []), run["trace"].get("time", [])) if len(column)]
+    return float(max(ends)) if ends else 0.0
+
+
+def summary_row(path: str, run: dict[str, Any] | None = None) -> dict[str, Any]:
+    run = run or read_run(path)
     attrs = run["attrs"]
     snapshots, trace, metrics = run["snapshots"], run["trace"], run["metrics"]
-    times = [column[-1] for column in (snapshots.get("time", []), trace.get("time", [])) if len(column)]
     target = tomllib.loads(attrs.get("config", "")).get("stop", {}).get("target")
     has_metrics = "loss" in metrics and len(metrics["loss"]) > 0
     return {
         "file": path,
         "method": attrs.get("method", "?"),
         "backend": attrs.get("backend", "?"),
-        "workers": attrs.get("n_workers", 0),
+        "workers": int(attrs.get("n_workers", 0)),
         "status": attrs.get("status", "?"),
-        "duration": max(times) if times else 0.0,
+        "duration": _duration(run),
         "updates": int(trace["iteration"][-1]) if len(trace.get("iteration", [])) else 0,
         # The last snapshot is taken when the run ends, so it counts every gradient received.
         "gradients": int(snapshots["grads"][-1]) if len(snapshots["grads"]) else 0,
@@ -48,18 +60,82 @@ def summary_row(path: str) -> dict[str, Any]:
     }
 
 
+def worker_rows(path: str, run: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Per worker: jobs, gradients, busy and idle time, overrun, bytes, share of results the method used."""
+    run = run or read_run(path)
+    workers, events = run["workers"], run["events"]
+    duration = _duration(run)
+    n = int(run["attrs"].get("n_workers", 0))
+    answered = np.bincount(events.get("worker", np.zeros(0, int)), minlength=n)
+    used = np.bincount(events.get("worker", np.zeros(0, int)), weights=events.get("accepted", np.zeros(0)), minlength=n)
+    rows = []
+    for worker in range(n):
+        busy = float(workers["busy_time"][worker])
+        rows.append({
+            "file": path, "worker": worker,
+            "jobs": int(workers["jobs"][worker]), "grads": int(workers["grads"][worker]),
+            "busy_time": busy, "idle_time": max(duration - busy, 0.0),
+            "overrun_time": float(workers["overrun_time"][worker]),
+            "bytes_up": int(workers["bytes_up"][worker]), "bytes_down": int(workers["bytes_down"][worker]),
+            "accepted_share": float(used[worker] / answered[worker]) if answered[worker] else math.nan,
+        })
+    return rows
+
+
+def _sort(rows: list[dict[str, Any]], key: str | None, columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    if key is None:
+        return rows
+    if key not in columns:
+        raise UserError(f"--sort {key!r} is not a column; accepted: {', '.join(columns)}")
+
+    def order(row: dict[str, Any]):
+        value = row[key]
+        missing = isinstance(value, float) and math.isnan(value)
+        return (missing, 0 if missing else value)  # runs without a value (never reached) go last
+
+    return sorted(rows, key=order)
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, float):
-        if math.isnan(value):
-            return "-"
-        return f"{value:.4g}"
+        return "-" if math.isnan(value) else f"{value:.4g}"
     return str(value)
 
 
-def summarize(paths: list[str]) -> str:
-    rows = [summary_row(path) for path in paths]
-    for row in rows:
-        row["file"] = os.path.relpath(row["file"]) if not os.path.isabs(row["file"]) else row["file"]
-    cells = [list(COLUMNS)] + [[_cell(row[name]) for name in COLUMNS] for row in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
+def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    cells = [list(columns)] + [[_cell(row[name]) for name in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in cells)
+
+
+def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({name: "" if isinstance(row[name], float) and math.isnan(row[name]) else row[name]
+                         for name in columns})
+    return buffer.getvalue().rstrip("\n")
+
+
+def _json(rows: list[dict[str, Any]]) -> str:
+    clean = [{key: None if isinstance(value, float) and not math.isfinite(value) else value
+              for key, value in row.items()} for row in rows]
+    return json.dumps(clean, indent=2)
+
+
+def summarize(paths: list[str], sort: str | None = None, fmt: str = "table", workers: bool = False) -> str:
+    """The summary of results files as text: fmt is table, csv or json; per worker with workers=True."""
+    rows: list[dict[str, Any]] = []
+    for path in paths:
+        run = read_run(path)
+        shown = os.path.relpath(path) if not os.path.isabs(path) else path
+        found = worker_rows(shown, run) if workers else [summary_row(shown, run)]
+        rows += found
+    columns = WORKER_COLUMNS if workers else COLUMNS
+    rows = _sort(rows, sort, columns)
+    if fmt == "csv":
+        return _csv(rows, columns)
+    if fmt == "json":
+        return _json(rows)
+    return _table(rows, columns)

@@ -161,7 +161,7 @@ class MpiServer(ServerCore):
                 continue
             if self.check_time(self.now()):
                 break
-            self.writer.maybe_flush()
+            self.housekeeping()
             self._reap_sends()
             self._idle(backoff)
         self.final_snapshot()

@@ -21,6 +21,7 @@ from ..problems.base import Problem
 from ..problems.splits import split_summary
 from ..results import ResultsWriter, ResumePoint
 from ..timing import TimingModel
+from ..progress import Progress
 from .points import PointStore
 from .signals import SignalWatch
 from .worker import server_seed, timing_rng
@@ -95,6 +96,8 @@ class ServerCore:
             "bytes_down": np.zeros(n_workers, dtype=np.int64),
         }
         self.signals = SignalWatch()  # installed by the session; read by the run loops
+        self.progress = Progress(quiet=True, virtual=config.backend == "sim")  # the session sets the real one
+        self.last_loss = math.nan
         self.stop_signal: int | None = None
         self.time_offset = 0.0  # seconds already run before a resume
         if resume is not None:
@@ -236,7 +239,12 @@ class ServerCore:
         if now - self.last_snapshot_time >= self.snapshot_every:
             self.take_snapshot(now)
         self.check_time(now)
+        self.housekeeping()
+
+    def housekeeping(self) -> None:
+        """Flush the file at least once a second; show progress now and then."""
         self.writer.maybe_flush()
+        self.progress.tick(self)
 
     def take_snapshot(self, now: float | None = None) -> None:
         """Store the current point; stop on a non-finite point or a reached target."""
@@ -253,9 +261,10 @@ class ServerCore:
                 f"time {now:.3g} s; the method diverged: try a smaller method.lr (now {self.config.method.lr:g})"
             )
         target = self.stop_rules.target
-        if target is not None and math.isfinite(self.f_star):
-            if self.problem.loss(x) - self.f_star <= target:
-                self.stop(StopReason.TARGET, f"stop.target = {target:g} reached")
+        if target is not None or self.config.output.evaluate_inline:
+            self.last_loss = float(self.problem.loss(x))
+        if target is not None and math.isfinite(self.f_star) and self.last_loss - self.f_star <= target:
+            self.stop(StopReason.TARGET, f"stop.target = {target:g} reached")
 
     def final_snapshot(self) -> None:
         if self.last_snapshot_version != self.version or self.now() > self.last_snapshot_time:

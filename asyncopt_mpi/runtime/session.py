@@ -20,6 +20,7 @@ from ..config import Config, load_config
 from ..errors import AsyncoptError, ConfigError, RunError, UserError
 from ..evaluate import VALUE_COLUMNS, evaluate_file, evaluate_points, metrics_table
 from ..results import ResumePoint, is_cleanly_closed, read_resume_point, read_snapshots, recover, write_metrics
+from ..progress import Progress
 from ..timing import TimingModel
 from . import guardian
 from .backoff import lower_timer_slack, poll
@@ -90,7 +91,7 @@ def prepare_resume(path: str, overrides: list[str], backend: str) -> tuple[Confi
 # ---------------------------------------------------------------- simulator
 
 
-def run_sim(config: Config, resume: ResumePoint | None = None) -> int:
+def run_sim(config: Config, resume: ResumePoint | None = None, quiet: bool = True) -> int:
     from .sim import SimServer
 
     n_workers = config.workers.n
@@ -107,6 +108,7 @@ def run_sim(config: Config, resume: ResumePoint | None = None) -> int:
     writer = open_writer(config, problem, method, n_workers, f_star, resume=resume)
     watchdog = guardian.start(config.output_path(), [os.getpid()], [socket.gethostname()])
     server = SimServer(config, problem, method, writer, timing, f_star, resume, contexts=contexts)
+    server.progress = Progress(quiet=quiet, virtual=True)
     server.record_shards(shards)
     error = None
     server.signals.install()
@@ -116,6 +118,7 @@ def run_sim(config: Config, resume: ResumePoint | None = None) -> int:
         error = exc
     finally:
         server.signals.restore()
+        server.progress.close()
     status, reason = _finish(server, error)
     evaluate_file(config.output_path(), problem, f_star)
     _stop_watchdog(watchdog)
@@ -158,6 +161,7 @@ def _try(step: Callable[[], Any]) -> tuple[Any, BaseException | None]:
 
 def run_mpi(
     path: str | None, overrides: list[str], method: str | None, output: str | None, resume_path: str | None = None,
+    quiet: bool = False,
 ) -> int:
     from mpi4py import MPI
 
@@ -209,6 +213,7 @@ def run_mpi(
             server = MpiServer(config, problem, method_object, writer, timing, f_star, resume, comm=comm, hosts=hosts)
             server.record_shards(shards)
             server.signals = signals
+            server.progress = Progress(quiet=quiet)
             return server
         return WorkerLoop(comm, build_context(config, problem, rank - 1, shards[rank - 1]), problem.dim, signals)
 
@@ -224,6 +229,7 @@ def run_mpi(
     if rank == 0:
         server: MpiServer = role
         _, error = _try(server.run)
+        server.progress.close()
         if error is not None:
             report(f"error: {_describe(error)}")
         missing = server.shutdown(failed=error is not None)

@@ -1,0 +1,96 @@
+"""`asyncopt sweep`: the product of parameter grids and seeds, run into one folder (sim in-process, MPI by launching)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from multiprocessing import Pool
+
+from .config import load_config, parse_value
+from .errors import ConfigError
+
+
+@dataclass
+class SweepRun:
+    name: str
+    overrides: list[str]
+    path: str
+
+
+def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
+    """`section.key=v1,v2,...` items as (key, [values as written])."""
+    grid = []
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or "." not in key or not values:
+            raise ConfigError(f"--grid {item!r}: expected section.key=value1,value2,...")
+        grid.append((key.strip(), [value.strip() for value in values.split(",") if value.strip()]))
+    return grid
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text)
+
+
+def plan_runs(config_path: str | None, grid_items: list[str], seeds: int, out: str, overrides: list[str],
+              backend: str) -> list[SweepRun]:
+    """Every combination, each checked like `asyncopt run` would, before anything runs."""
+    grid = parse_grid(grid_items)
+    keys = [key for key, _ in grid]
+    runs = []
+    for values in itertools.product(*(values for _, values in grid)):
+        for seed in range(seeds):
+            chosen = [f"{key}={value}" for key, value in zip(keys, values)]
+            seeding = [f"workers.seed={seed}"] if seeds > 1 else []
+            config = load_config(config_path, overrides + chosen + seeding, backend="sim")
+            parts = [config.method.name] + [
+                f"{key.split('.', 1)[1]}={_slug(str(parse_value(value)))}"
+                for key, value in zip(keys, values) if key != "method.name"
+            ] + ([f"seed{seed}"] if seeds > 1 else [])
+            name = "-".join(parts)
+            path = os.path.join(out, name + ".h5")
+            runs.append(SweepRun(name, overrides + chosen + seeding + [f"output.path={path}"], path))
+    names = [run.name for run in runs]
+    if len(set(names)) != len(names):
+        raise ConfigError("--grid: two combinations give the same run name; make the values distinct")
+    return runs
+
+
+def _run_sim(task: tuple[str | None, SweepRun]) -> tuple[str, int]:
+    from .runtime.session import run_sim
+
+    config_path, run = task
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = run_sim(load_config(config_path, run.overrides, backend="sim"))
+    return run.name, code
+
+
+def _run_mpi(config_path: str | None, run: SweepRun, ranks: int, mpiexec: str) -> tuple[str, int]:
+    command = [mpiexec, "-n", str(ranks), sys.executable, "-m", "asyncopt_mpi", "run", "--quiet"]
+    command += ([config_path] if config_path else []) + [item for override in run.overrides for item in ("--set", override)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode not in (0,):
+        sys.stderr.write(done.stderr)
+    return run.name, done.returncode
+
+
+def sweep(config_path: str | None, grid_items: list[str], seeds: int, out: str, overrides: list[str],
+          backend: str = "sim", ranks: int = 0, processes: int = 1, mpiexec: str = "mpiexec") -> list[tuple[str, int]]:
+    """Run every combination into `out`; returns (run name, exit status) in order."""
+    if backend == "mpi" and ranks < 2:
+        raise ConfigError("--ranks: the mpi backend needs at least 2 ranks per run (rank 0 is the server)")
+    os.makedirs(out, exist_ok=True)
+    runs = plan_runs(config_path, grid_items, max(seeds, 1), out, overrides, backend)
+    if backend == "sim":
+        tasks = [(config_path, run) for run in runs]
+        if processes > 1:
+            with Pool(processes) as pool:
+                return list(pool.imap(_run_sim, tasks))
+        return [_run_sim(task) for task in tasks]
+    return [_run_mpi(config_path, run, ranks, mpiexec) for run in runs]

@@ -1,0 +1,132 @@
+"""A real single-node Slurm for the tests: munge, slurmctld and slurmd started here as root.
+
+The node's CPU count is overridden in slurm.conf so that several MPI ranks fit on a small
+machine. Each test session gets its own ports, state folder and logs, and shuts it down.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+BINARIES = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "scontrol", "sinfo")
+
+
+def missing_reason() -> str | None:
+    """Why a Slurm cannot be started here, or None."""
+    if os.geteuid() != 0:
+        return "a test Slurm needs root to start munged, slurmctld and slurmd"
+    absent = [name for name in BINARIES if shutil.which(name, path="/usr/sbin:/usr/bin:" + os.environ["PATH"]) is None]
+    if absent:
+        return f"slurm-wlm and munge are not installed ({', '.join(absent)} missing): apt-get install slurm-wlm munge"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _run(*command: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, **kwargs)
+
+
+def ensure_munge() -> None:
+    if _run("munge", "-n").returncode == 0:
+        return
+    key = Path("/etc/munge/munge.key")
+    if not key.exists():
+        _run("/usr/sbin/mungekey", "-c", "-f")
+        shutil.chown(key, "munge", "munge")
+    for folder in ("/run/munge", "/var/log/munge", "/var/lib/munge"):
+        os.makedirs(folder, exist_ok=True)
+        shutil.chown(folder, "munge", "munge")
+    started = _run("runuser", "-u", "munge", "--", "/usr/sbin/munged")
+    if started.returncode != 0:
+        raise RuntimeError(f"munged did not start: {started.stderr.strip()}")
+
+
+class SlurmCluster:
+    def __init__(self, folder: Path, cpus: int = 32):
+        self.folder = folder
+        self.host = socket.gethostname().split(".")[0]
+        self.conf = folder / "slurm.conf"
+        for name in ("state", "spool"):
+            (folder / name).mkdir(parents=True, exist_ok=True)
+        self.conf.write_text(f"""ClusterName=asyncopt-test
+SlurmctldHost={self.host}
+SlurmctldPort={_free_port()}
+SlurmdPort={_free_port()}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+StateSaveLocation={folder}/state
+SlurmdSpoolDir={folder}/spool
+SlurmctldPidFile={folder}/slurmctld.pid
+SlurmdPidFile={folder}/slurmd.pid
+SlurmctldLogFile={folder}/slurmctld.log
+SlurmdLogFile={folder}/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SchedulerType=sched/builtin
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+SlurmdParameters=config_overrides
+MpiDefault=none
+NodeName={self.host} CPUs={cpus} State=UNKNOWN
+PartitionName=test Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
+""")
+        self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
+
+    def start(self) -> None:
+        ensure_munge()
+        for daemon in ("slurmctld", "slurmd"):
+            started = _run(f"/usr/sbin/{daemon}", "-f", str(self.conf), env=self.env)
+            if started.returncode != 0:
+                raise RuntimeError(f"{daemon} did not start: {started.stderr.strip()} (log: {self.folder})")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            state = _run("sinfo", "-h", "-o", "%t", env=self.env).stdout.strip()
+            if state in ("idle", "mix", "alloc"):
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"the Slurm node did not become idle; logs in {self.folder}")
+
+    def stop(self) -> None:
+        _run("scontrol", "shutdown", env=self.env)
+        for name in ("slurmctld.pid", "slurmd.pid"):
+            pid_file = self.folder / name
+            deadline = time.monotonic() + 10
+            while pid_file.exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+
+    def submit(self, *arguments: str, env: dict | None = None) -> str:
+        done = _run("sbatch", "--parsable", *arguments, env={**self.env, **(env or {})})
+        if done.returncode != 0:
+            raise RuntimeError(f"sbatch failed: {done.stderr.strip()}")
+        return done.stdout.strip().split(";")[0]
+
+    def state(self, job: str) -> str:
+        shown = _run("scontrol", "show", "job", job, env=self.env).stdout
+        states = [field.split("=", 1)[1] for field in shown.split() if field.startswith("JobState=")]
+        return states[0] if states else "UNKNOWN"
+
+    def wait(self, job: str, timeout: float = 180) -> str:
+        """Wait for a job (every task of an array) to end; returns its final state."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            shown = _run("scontrol", "show", "job", job, env=self.env).stdout
+            states = [field.split("=", 1)[1] for field in shown.split() if field.startswith("JobState=")]
+            if states and all(state in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL") for state in states):
+                return "COMPLETED" if all(state == "COMPLETED" for state in states) else ",".join(states)
+            time.sleep(0.5)
+        raise TimeoutError(f"Slurm job {job} did not end within {timeout} s")
+
+    def signal_batch(self, job: str, name: str) -> None:
+        _run("scancel", f"--signal={name}", "--batch", job, env=self.env)
