@@ -9,6 +9,13 @@ import sys
 
 import h5py
 import pytest
+from hypothesis import settings
+
+# Property tests draw the same examples on every run, so CI is repeatable; explore more locally
+# with HYPOTHESIS_PROFILE=explore.
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 BIN = os.path.dirname(sys.executable)
 MPIEXEC = shutil.which("mpiexec", path=BIN) or shutil.which("mpiexec")

@@ -117,3 +117,14 @@ def test_every_job_config_is_valid(config, tmp_path):
         overrides = [f"problem.data={images}"]
     loaded = load_config(str(config), overrides, backend="sim")
     assert loaded.stop.time and loaded.output.path
+
+
+@pytest.mark.mpi
+def test_sweep_over_mpi_launches_each_run(tmp_path):
+    out = tmp_path / "mpi-sweep"
+    done = run_cli(["sweep", "--backend", "mpi", "--ranks", "3", "--out", str(out), "--grid", "method.lr=0.1,0.3",
+                    *[item for o in BASE if not o.startswith("workers.n") for item in ("--set", o)]], timeout=180)
+    assert done.returncode == 0, done.stderr
+    for lr in ("0.1", "0.3"):
+        path = out / f"async_sgd-lr={lr}.h5"
+        assert read(path, "workers/jobs")["workers/jobs"].size == 2  # 3 ranks: 2 workers

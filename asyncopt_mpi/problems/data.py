@@ -246,7 +246,7 @@ def load_h5(path: str) -> tuple[Features, np.ndarray]:
         raise DataError(f"data file not found: {path}")
     try:
         handle = h5py.File(path, "r")
-    except OSError as exc:
+    except (OSError, RuntimeError, ValueError) as exc:
         raise DataError(f"{path}: not a readable HDF5 file ({exc})") from None
 
     def read(key: str) -> np.ndarray:
@@ -255,10 +255,11 @@ def load_h5(path: str) -> tuple[Features, np.ndarray]:
             raise DataError(f"{path}: {key!r} is a group, expected a dataset")
         return node[()]
 
+    # A damaged file can fail anywhere inside HDF5 (h5py raises OSError, RuntimeError, ...).
     with handle:
         try:
             return _features_and_labels(path, list(handle.keys()), read)
-        except (OSError, ValueError, TypeError, KeyError) as exc:
+        except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:
             raise DataError(f"{path}: cannot read the arrays ({type(exc).__name__}: {exc})") from None
 
 
