@@ -14,7 +14,7 @@ import datetime
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import h5py
 import numpy as np
@@ -153,7 +153,7 @@ class ResultsWriter:
         if directory:
             os.makedirs(directory, exist_ok=True)
         self.path = path
-        self.worker_stats: dict[str, np.ndarray] = {}  # the server's counters, stored at each flush
+        self.worker_stats: Callable[[], dict[str, np.ndarray]] = dict  # the server's counters, stored at each flush
         trace_columns = dict(TRACE_COLUMNS, **{name: "f8" for name in trace_extra})
         if resume is None:
             self.file = h5py.File(path, "w", libver="latest")
@@ -227,7 +227,7 @@ class ResultsWriter:
         self.snapshot_table.flush()
         for dataset in (self.snapshot_x, *self.snapshot_state.values()):
             dataset.flush()
-        for name, values in self.worker_stats.items():
+        for name, values in self.worker_stats().items():
             dataset = self.worker_datasets[name]
             dataset[...] = values
             dataset.flush()
@@ -236,7 +236,7 @@ class ResultsWriter:
 
     def finish(self, status: str, stop_reason: str, workers: dict[str, np.ndarray], extra_attrs: dict[str, Any] | None = None) -> None:
         """Write the last rows, per-worker totals and final status, and close the file."""
-        self.worker_stats = workers
+        self.worker_stats = lambda: workers
         self.flush()
         self.file.attrs["status"] = status
         self.file.attrs["stop_reason"] = stop_reason

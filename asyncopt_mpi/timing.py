@@ -63,6 +63,7 @@ class TimingModel:
             if worker >= n_workers:
                 raise ConfigError(f"workers.slowdown: worker {int(worker)} does not exist (workers are 0..{n_workers - 1})")
             self.slowdowns.setdefault(int(worker), []).append((start, end, factor))
+        self.faults = bool(self.slowdowns) or bool(np.isfinite(self.dead_after).any())
         if config.comm == "none":
             self.comm_per_float = np.zeros(n_workers)
         elif config.comm_times:
@@ -75,6 +76,8 @@ class TimingModel:
     def job_time(self, worker: int, n_grads: int, n_floats: int, start: float, rng: np.random.Generator) -> float:
         """Seconds a job started at `start` takes: compute, then send; with the worker's faults applied."""
         seconds = self.compute_time(worker, n_grads, rng) + self.comm_time(worker, n_floats)
+        if not self.faults:
+            return seconds
         for window_start, window_end, factor in self.slowdowns.get(worker, ()):
             if window_start <= start < window_end:
                 seconds *= factor

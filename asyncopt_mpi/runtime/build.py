@@ -33,7 +33,8 @@ def build_shards(config: Config, problem: Problem, n_workers: int) -> list[np.nd
 
 
 def build_context(config: Config, problem: Problem, worker: int, shard: np.ndarray | None) -> WorkerContext:
-    return WorkerContext(worker, problem, config.workers.seed, shard=shard, segment=config.segment)
+    return WorkerContext(worker, problem, config.workers.seed, shard=shard, segment=config.segment,
+                         check_finite=config.backend == "mpi")
 
 
 def build_method(config: Config, problem: Problem, n_workers: int) -> Method:

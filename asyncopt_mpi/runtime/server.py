@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import signal
+import time
 from enum import Enum
 
 import numpy as np
@@ -27,6 +28,7 @@ from .signals import SignalWatch
 from .worker import server_seed, timing_rng
 
 HELD_VERSIONS = 2  # point versions a worker keeps (two for jobs at a pair of points)
+HOUSEKEEPING_SECONDS = 0.02
 FLOAT_BYTES = 8
 
 
@@ -81,23 +83,21 @@ class ServerCore:
         self.dim = self.points.dim
         # Versions each worker holds, mirrored exactly as the worker evicts them.
         self.held: list[list[int]] = [[] for _ in range(n_workers)]
-        self.outstanding = np.zeros(n_workers, dtype=np.int64)
+        self.outstanding = [0] * n_workers
         self.next_job_id = 0
         self.grads_received = 0
         self.bytes_up = 0
         self.bytes_down = 0
-        self.stats = {
-            "jobs": np.zeros(n_workers, dtype=np.int64),
-            "grads": np.zeros(n_workers, dtype=np.int64),
-            "busy_time": np.zeros(n_workers),
-            "sleep_time": np.zeros(n_workers),
-            "overrun_time": np.zeros(n_workers),
-            "bytes_up": np.zeros(n_workers, dtype=np.int64),
-            "bytes_down": np.zeros(n_workers, dtype=np.int64),
-        }
+        # Per-worker counters as Python lists: adding to a list item is several times cheaper
+        # than to a numpy element, and these change on every result.
+        self.stats: dict[str, list] = {
+            name: [0] * n_workers for name in ("jobs", "grads", "bytes_up", "bytes_down")
+        } | {name: [0.0] * n_workers for name in ("busy_time", "sleep_time", "overrun_time")}
+        self.shard_stats: dict[str, np.ndarray] = {}
         self.signals = SignalWatch()  # installed by the session; read by the run loops
         self.progress = Progress(quiet=True, virtual=config.backend == "sim")  # the session sets the real one
         self.last_loss = math.nan
+        self.next_housekeeping = 0.0
         self.stop_signal: int | None = None
         self.time_offset = 0.0  # seconds already run before a resume
         if resume is not None:
@@ -105,8 +105,8 @@ class ServerCore:
             self.grads_received, self.bytes_up, self.bytes_down = resume.grads, resume.bytes_up, resume.bytes_down
             for name, values in resume.workers.items():
                 if name in self.stats and len(values) == n_workers:
-                    self.stats[name][:] = values
-        writer.worker_stats = self.stats
+                    self.stats[name] = values.tolist()
+        writer.worker_stats = self.worker_table
         self.stop_reason: StopReason | None = None
         self.stop_detail = ""
         self.stop_rules = config.stop
@@ -167,7 +167,7 @@ class ServerCore:
             self._cancel(worker)
 
     def idle_workers(self) -> list[int]:
-        return np.flatnonzero(self.outstanding == 0).tolist()
+        return [worker for worker, count in enumerate(self.outstanding) if count == 0]
 
     def stop(self, reason: StopReason | str, detail: str = "") -> None:
         """End the run after the current step; the first reason given is kept."""
@@ -188,8 +188,11 @@ class ServerCore:
     def record_shards(self, shards: list[np.ndarray | None]) -> None:
         """Per-worker shard sizes and distinct labels, written to /workers at the end."""
         summary = split_summary(shards, self.problem.labels(), self.problem.n_samples)
-        self.stats["shard_size"] = summary["sizes"]
-        self.stats["shard_labels"] = summary["distinct_labels"]
+        self.shard_stats = {"shard_size": summary["sizes"], "shard_labels": summary["distinct_labels"]}
+
+    def worker_table(self) -> dict[str, np.ndarray]:
+        """The per-worker counters as arrays, for the results file."""
+        return {name: np.asarray(values) for name, values in self.stats.items()} | self.shard_stats
 
     def _dispatch(self, worker: int, job: Job, attached: list[int]) -> None:
         raise NotImplementedError
@@ -200,6 +203,14 @@ class ServerCore:
     def _attach(self, worker: int, versions: tuple[int, ...]) -> list[int]:
         """Versions to send with a job; updates the mirror of what the worker holds."""
         held = self.held[worker]
+        if len(versions) == 1:  # the common case, kept short: the same rule as below
+            version = versions[0]
+            if version in held:
+                return []
+            if len(held) >= HELD_VERSIONS:
+                del held[0]
+            held.append(version)
+            return [version]
         attached = [v for v in versions if v not in held]
         for version in attached:
             if len(held) >= HELD_VERSIONS:
@@ -228,21 +239,27 @@ class ServerCore:
         stats["jobs"][worker] += 1
         stats["grads"][worker] += result.n_grads
         stats["busy_time"][worker] += result.duration
-        stats["sleep_time"][worker] += sleep
-        stats["overrun_time"][worker] += overrun
         stats["bytes_up"][worker] += n_bytes
+        if sleep or overrun:  # only workers that really sleep (MPI) report these
+            stats["sleep_time"][worker] += sleep
+            stats["overrun_time"][worker] += overrun
         accepted = self.method.on_result(self, worker, result)
-        self.writer.event((now, worker, result.kind, result.version, result.delay, bool(accepted)))
-        limit = self.stop_rules.gradients
-        if limit is not None and self.grads_received >= limit:
-            self.stop(StopReason.GRADIENTS, f"stop.gradients = {limit} reached")
+        self.writer.event((now, worker, result.kind, result.version, result.delay, accepted))
+        rules = self.stop_rules
+        if rules.gradients is not None and self.grads_received >= rules.gradients:
+            self.stop(StopReason.GRADIENTS, f"stop.gradients = {rules.gradients} reached")
         if now - self.last_snapshot_time >= self.snapshot_every:
             self.take_snapshot(now)
-        self.check_time(now)
+        if rules.time is not None and now >= rules.time:
+            self.check_time(now)
         self.housekeeping()
 
     def housekeeping(self) -> None:
-        """Flush the file at least once a second; show progress now and then."""
+        """Flush the file at least once a second; show progress now and then (looked at every 20 ms)."""
+        now = time.monotonic()
+        if now < self.next_housekeeping:
+            return
+        self.next_housekeeping = now + HOUSEKEEPING_SECONDS
         self.writer.maybe_flush()
         self.progress.tick(self)
 

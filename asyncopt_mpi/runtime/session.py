@@ -51,7 +51,7 @@ def _finish(server: ServerCore, error: BaseException | None) -> tuple[str, str]:
     if error is not None:
         server.fail(_describe(error))
     status, reason = server.status()
-    server.writer.finish(status, reason, server.stats)
+    server.writer.finish(status, reason, server.worker_table())
     return status, reason
 
 
