@@ -6,13 +6,20 @@ SWMR mode: rows go to chunked, resizable datasets and are flushed at least once 
 so a reader (always opening with swmr=True) sees a running file and a killed run leaves a
 readable file at most a second behind. `recover` turns such a file into a normally
 closed one.
+
+Under MPI the writing happens on a background thread (`background=True`): the server loop
+only appends rows and snapshot copies to thread-safe queues, so a flush, which can take
+tens of milliseconds on a busy machine, never delays the handling of a result. h5py
+serialises its own calls and only that thread touches the file until `finish`.
 """
 
 from __future__ import annotations
 
 import datetime
 import os
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -64,14 +71,15 @@ class _Table:
             self.datasets = [group[name] for name in columns]
             for dataset in self.datasets:
                 dataset.resize((keep,))
-        self.rows: list[tuple] = []
+        self.rows: deque[tuple] = deque()  # appended by the server loop, taken by the flushing thread
         self.length = keep or 0
 
     def flush(self) -> None:
-        if not self.rows:
+        count = len(self.rows)
+        if not count:
             return
-        block = np.array(self.rows, dtype=self.dtype)
-        self.rows.clear()
+        take = self.rows.popleft
+        block = np.array([take() for _ in range(count)], dtype=self.dtype)
         end = self.length + len(block)
         for name, dataset in zip(self.names, self.datasets):
             dataset.resize((end,))
@@ -147,6 +155,7 @@ class ResultsWriter:
         problem_attrs: dict[str, Any] | None = None,
         state_shapes: dict[str, int] | None = None,
         resume: ResumePoint | None = None,
+        background: bool = False,
     ):
         """A new file, or with `resume`, the existing file cut back to its last snapshot."""
         directory = os.path.dirname(path)
@@ -198,22 +207,41 @@ class ResultsWriter:
         self.file.swmr_mode = True
         self.trace = self.trace_table.rows.append
         self.event = self.event_table.rows.append
+        self.snapshots: deque[tuple[np.ndarray, dict[str, np.ndarray]]] = deque()
         self._last_flush = time.monotonic()
+        self._thread: threading.Thread | None = None
+        self._thread_error: BaseException | None = None
+        if background:
+            self._wake = threading.Event()
+            self._closing = False
+            self._thread = threading.Thread(target=self._flush_loop, name="results-writer", daemon=True)
+            self._thread.start()
+
+    def _flush_loop(self) -> None:
+        """The background thread: flush twice a second, or sooner when asked."""
+        while not self._closing:
+            self._wake.wait(FLUSH_SECONDS / 2)
+            self._wake.clear()
+            try:
+                self._write()
+            except BaseException as exc:  # reported to the server loop by maybe_flush/finish
+                self._thread_error = exc
+                return
 
     def snapshot(
         self, time_s: float, iteration: int, grads: int, n_bytes: int, x: np.ndarray,
         state: dict[str, np.ndarray] | None = None,
     ) -> None:
-        """A snapshot row with the point (and the method's state, for resuming)."""
-        self.snapshot_table.rows.append((time_s, iteration, grads, n_bytes))
-        rows = self.snapshot_x.shape[0]
-        for dataset, value in ((self.snapshot_x, x), *((self.snapshot_state[k], v) for k, v in (state or {}).items())):
-            dataset.resize((rows + 1, dataset.shape[1]))
-            dataset[rows] = value
+        """A snapshot row with the point (and the method's state, for resuming); copies are queued."""
+        copies = {name: np.array(value, dtype=float) for name, value in (state or {}).items()}
+        # The row goes in with its point, so a reader never sees a row without its x.
+        self.snapshots.append(((time_s, iteration, grads, n_bytes), np.array(x, dtype=float), copies))
         self.flush()
 
     def maybe_flush(self) -> None:
         """Flush if a second has passed or a block is full (called often from the server loop)."""
+        if self._thread_error is not None:
+            raise self._thread_error
         if (
             time.monotonic() - self._last_flush >= FLUSH_SECONDS
             or len(self.event_table.rows) >= BLOCK_ROWS
@@ -222,8 +250,23 @@ class ResultsWriter:
             self.flush()
 
     def flush(self) -> None:
+        """Write what is queued now, or ask the background thread to."""
+        if self._thread is not None:
+            self._last_flush = time.monotonic()
+            self._wake.set()
+        else:
+            self._write()
+
+    def _write(self) -> None:
         self.trace_table.flush()
         self.event_table.flush()
+        while self.snapshots:
+            row, x, state = self.snapshots.popleft()
+            rows = self.snapshot_x.shape[0]
+            for dataset, value in ((self.snapshot_x, x), *((self.snapshot_state[k], v) for k, v in state.items())):
+                dataset.resize((rows + 1, dataset.shape[1]))
+                dataset[rows] = value
+            self.snapshot_table.rows.append(row)
         self.snapshot_table.flush()
         for dataset in (self.snapshot_x, *self.snapshot_state.values()):
             dataset.flush()
@@ -234,10 +277,18 @@ class ResultsWriter:
         self.file.flush()
         self._last_flush = time.monotonic()
 
+    def _stop_thread(self) -> None:
+        if self._thread is not None:
+            self._closing = True
+            self._wake.set()
+            self._thread.join()
+            self._thread = None
+
     def finish(self, status: str, stop_reason: str, workers: dict[str, np.ndarray], extra_attrs: dict[str, Any] | None = None) -> None:
         """Write the last rows, per-worker totals and final status, and close the file."""
+        self._stop_thread()
         self.worker_stats = lambda: workers
-        self.flush()
+        self._write()
         self.file.attrs["status"] = status
         self.file.attrs["stop_reason"] = stop_reason
         self.file.attrs["finished_at"] = _utc_now()
@@ -248,7 +299,8 @@ class ResultsWriter:
     def abandon(self) -> None:
         """Close without marking completion (after an unexpected error: flush what we have)."""
         try:
-            self.flush()
+            self._stop_thread()
+            self._write()
             self.file.attrs["status"] = "failed"
             self.file.attrs["stop_reason"] = "error: the run failed while it was being set up"
             self.file.attrs["finished_at"] = _utc_now()

@@ -49,7 +49,7 @@ def compute_f_star(problem: Problem) -> float:
 def open_writer(
     config: Config, problem: Problem, method: Method, n_workers: int, f_star: float,
     mpi_library: str = "none", hosts: list[str] | None = None, pids: list[int] | None = None,
-    resume: ResumePoint | None = None,
+    resume: ResumePoint | None = None, background: bool = False,
 ) -> ResultsWriter:
     attrs: dict[str, Any] = {
         "method": config.method.name,
@@ -71,5 +71,5 @@ def open_writer(
     return ResultsWriter(
         config.output_path(), attrs=attrs, dim=problem.dim, n_workers=n_workers,
         trace_extra=method.trace_columns, problem_attrs=problem_attrs, state_shapes=method.state_shapes(),
-        resume=resume,
+        resume=resume, background=background,
     )

@@ -2,12 +2,14 @@
 
 Server: one persistent receive per worker into a preallocated buffer (header + payload),
 polled with Testany; jobs and points go out with Isend and are never waited on in the
-loop. The server draws every job's duration, so it knows when each result is due: it
-sleeps (adaptive back-off) while nothing is due and polls without sleeping from just before
-a due time, because a process woken from sleep runs its first microseconds of Python
-several times slower, and that delay would add to every worker's cycle. Workers: receive
-a job, compute, sleep to pad the job to its duration from the moment it arrived (checking
-for a stop message while they sleep), send the result.
+loop. The server draws every job's duration and fixes when it ends: the job starts at the
+event that caused it (the result the server was handling, as in the papers' model where
+the server is instant) or when the worker's earlier jobs end. Workers on the server's host
+share its monotonic clock and pad the job to that end; elsewhere they pad its duration
+from its arrival. So the server's own processing and the delivery of the job do not
+stretch the emulated compute times. Knowing when each result is due, the server sleeps
+(adaptive back-off) while nothing is due and polls without sleeping from just before a
+due time, because a process woken from sleep runs its first Python several times slower.
 Shutdown: a STOP to every worker that says how many jobs it was sent; the worker drains
 them, answers BYE, and everyone meets at a barrier. Every wait polls politely.
 """
@@ -34,10 +36,10 @@ from .signals import SignalWatch
 from .worker import WorkerContext
 
 SLEEP_SLICE = 2e-3  # a padding sleep checks for a stop message this often
-SPIN_TAIL = 1e-4  # the end of a padding sleep is polled, since a sleep may wake late
-SPIN_AHEAD = 1e-4  # the server polls without sleeping from this long before a result is due
+SPIN_TAIL = float(os.environ.get("X_SPIN_TAIL", 1e-4))  # the end of a padding sleep is polled, since a sleep may wake late
+SPIN_AHEAD = float(os.environ.get("X_SPIN_AHEAD", 1e-4))  # the server polls without sleeping from this long before a result is due
 SPIN_LATE = 2e-3  # ... until this long after; a later worker is waited for with back-off
-WORKER_SPIN = 3e-4  # a worker polls without sleeping this long after sending a result
+WORKER_SPIN = float(os.environ.get("X_WORKER_SPIN", 3e-4))  # a worker polls without sleeping this long after sending a result
 _KINDS = {int(kind): kind for kind in JobKind}
 _FINISHED, _STOPPED, _CANCELLED = 0, 1, 2  # how a padding sleep ended
 
@@ -51,7 +53,7 @@ class MpiServer(ServerCore):
         super().__init__(*args, **kwargs)
         self.comm = comm
         self.hosts = hosts
-        self.t0 = time.perf_counter()
+        self.t0 = time.monotonic()
         n = self.n_workers
         payload = max(self.dim, self.method.max_payload_floats(self.dim))
         self.recv_buffers = [np.empty(HEADER + payload) for _ in range(n)]
@@ -65,9 +67,12 @@ class MpiServer(ServerCore):
         self.cancelled_through = np.full(n, -1, dtype=np.int64)
         self.cancelled_pending = np.zeros(n, dtype=np.int64)
         self.cancels_sent = np.zeros(n, dtype=np.int64)
-        # When each worker's next result is due, and the durations of its queued jobs.
-        self.due = np.full(n, np.inf)
-        self.queued_durations: list[deque[float]] = [deque() for _ in range(n)]
+        # When each worker's jobs end (monotonic clock), and so when its next result is due.
+        self.shared_clock = [host == hosts[0] for host in hosts[1:]]
+        self.event_clock = time.monotonic()  # when the event being handled happened
+        self.busy_until = [-np.inf] * n
+        self.finishes: list[deque[float]] = [deque() for _ in range(n)]
+        self.due = np.full(n, np.inf)  # in the units of now()
         self.next_due = np.inf
         # Sends in flight, with the buffer they read and the point version they keep alive.
         self.sends: list[MPI.Request] = []
@@ -75,7 +80,7 @@ class MpiServer(ServerCore):
         self.backoff = Backoff(maximum=1e-3)
 
     def now(self) -> float:
-        return self.time_offset + time.perf_counter() - self.t0
+        return self.time_offset + time.monotonic() - self.t0
 
     def _send(self, buffer: np.ndarray, dest: int, tag: Tag, version: int | None = None) -> None:
         self.sends.append(self.comm.Isend(buffer, dest, tag))
@@ -83,17 +88,18 @@ class MpiServer(ServerCore):
 
     def _dispatch(self, worker: int, job, attached: list[int]) -> None:
         dest = worker + 1
-        self._send(encode_job(job, attached), dest, Tag.JOB)
+        finish = max(self.event_clock, self.busy_until[worker]) + job.duration
+        self.busy_until[worker] = finish
+        self._send(encode_job(job, attached, finish if self.shared_clock[worker] else -1.0), dest, Tag.JOB)
         for version in attached:
             self.points.acquire(version)
             self._send(self.points.get(version), dest, Tag.POINT, version)
         if job.indices is not None:
             self._send(np.ascontiguousarray(job.indices, dtype=np.int64), dest, Tag.INDICES)
         self.jobs_sent[worker] += 1
-        if self.outstanding[worker] - self.cancelled_pending[worker] == 1:
-            self._set_due(worker, self.now() + job.duration)
-        else:
-            self.queued_durations[worker].append(job.duration)
+        self.finishes[worker].append(finish)
+        if len(self.finishes[worker]) == 1:
+            self._set_due(worker, finish)
 
     def _cancel(self, worker: int) -> None:
         """Tell the worker to abandon its jobs so far; each still answers, and those answers are dropped."""
@@ -101,11 +107,13 @@ class MpiServer(ServerCore):
         self.cancels_sent[worker] += 1
         self.cancelled_through[worker] = self.next_job_id - 1
         self.cancelled_pending[worker] = self.outstanding[worker]
-        self.queued_durations[worker].clear()
+        self.finishes[worker].clear()
+        self.busy_until[worker] = self.event_clock  # it drops its jobs now
         self._set_due(worker, np.inf)
 
-    def _set_due(self, worker: int, due: float) -> None:
-        self.due[worker] = due
+    def _set_due(self, worker: int, finish: float) -> None:
+        """The worker's next result is due at `finish` (monotonic clock)."""
+        self.due[worker] = self.time_offset + finish - self.t0
         self.next_due = float(self.due.min())
 
     def _idle(self, backoff: Backoff) -> None:
@@ -141,7 +149,7 @@ class MpiServer(ServerCore):
         """The event loop: react to whatever arrives, never block on one worker."""
         for request in self.all_requests:
             request.Start()
-        self.t0 = time.perf_counter()
+        self.t0 = self.event_clock = time.monotonic()
         self.start()
         requests, status, backoff, n = self.all_requests, self.status_object, self.backoff, self.n_workers
         signals = self.signals
@@ -151,6 +159,7 @@ class MpiServer(ServerCore):
                 break
             index, done = MPI.Request.Testany(requests, status)
             if done and index != MPI.UNDEFINED:
+                self.event_clock = time.monotonic()
                 if index == n:
                     self._on_notice(status)
                     continue
@@ -178,8 +187,9 @@ class MpiServer(ServerCore):
             _KINDS[int(buffer[R_KIND])], int(buffer[R_ID]), worker, int(buffer[R_VERSION]),
             buffer[HEADER : HEADER + n_values], int(buffer[R_N_GRADS]), duration=float(buffer[R_DURATION]),
         )
-        queued = self.queued_durations[worker]
-        self._set_due(worker, self.now() + queued.popleft() if queued else np.inf)
+        finishes = self.finishes[worker]
+        finishes.popleft()
+        self._set_due(worker, finishes[0] if finishes else np.inf)
         self.deliver(worker, result, n_values, float(buffer[R_SLEEP]), float(buffer[R_OVERRUN]))
         # The method is done with the payload view; only now may the buffer take the next message.
         self.requests[worker].Start()
@@ -188,9 +198,6 @@ class MpiServer(ServerCore):
         """The answer to a cancelled job (abandoned, or finished before the cancel arrived)."""
         self.outstanding[worker] -= 1
         self.cancelled_pending[worker] -= 1
-        queued = self.queued_durations[worker]
-        if self.cancelled_pending[worker] == 0 and queued:
-            self._set_due(worker, self.now() + queued.popleft())  # its next job starts now
         self.requests[worker].Start()
 
     def _on_notice(self, status: MPI.Status) -> None:
@@ -211,10 +218,10 @@ class MpiServer(ServerCore):
             self._send(stop, worker + 1, Tag.STOP)
         waiting = set(range(self.n_workers))
         grace = self.stop_rules.grace
-        deadline = time.perf_counter() + grace
+        deadline = time.monotonic() + grace
         backoff = Backoff(maximum=1e-3)
         n = self.n_workers
-        while waiting and time.perf_counter() < deadline:
+        while waiting and time.monotonic() < deadline:
             index, done = MPI.Request.Testany(self.all_requests)
             if done and index != MPI.UNDEFINED:
                 backoff.reset()
@@ -272,12 +279,13 @@ class WorkerLoop:
             job_request = comm.Irecv(self.header, source=0, tag=Tag.JOB)
             if self._wait_job_or_stop(job_request, stop_request) == 1:
                 break
-            started = time.perf_counter()  # the job's modelled time runs from its arrival
+            started = time.monotonic()  # a job is timed from its arrival unless the clock is shared
             job_request = None
-            job = self._receive_job()
+            job, finish = self._receive_job()
             if self._cancelled(job):
                 continue
             duration = job.duration
+            deadline = finish if finish >= 0 else started + duration  # the server's clock when shared
             try:
                 vector, n_grads = self.context.execute(job, self.points.__getitem__)
                 n_values = vector.size
@@ -290,13 +298,13 @@ class WorkerLoop:
                 self._report_error(exc)
                 _wait(stop_request)
                 break
-            elapsed = time.perf_counter() - started
-            interrupted = self._sleep_until(started + duration, stop_request, job)
+            elapsed = time.monotonic() - started
+            interrupted = self._sleep_until(deadline, stop_request, job)
             if interrupted == _STOPPED:
                 break
             if interrupted == _CANCELLED:
                 continue
-            slept = max(time.perf_counter() - started - elapsed, 0.0)
+            slept = max(time.monotonic() - started - elapsed, 0.0)
             overrun = max(elapsed - duration, 0.0)
             fill_result(self.send_buffer, job, n_grads, n_values, duration, slept, overrun)
             self.send_request = comm.Isend(self.send_buffer[: HEADER + n_values], 0, Tag.RESULT)
@@ -323,21 +331,22 @@ class WorkerLoop:
         pair = [job_request, stop_request]
         backoff = self.backoff
         backoff.reset()
-        spin_until = time.perf_counter() + WORKER_SPIN
+        spin_until = time.monotonic() + WORKER_SPIN
         while True:
             index, done = MPI.Request.Testany(pair)
             if done:
                 return index
             self._report_signal()
             self._take_cancels()
-            if time.perf_counter() < spin_until:
+            if time.monotonic() < spin_until:
                 os.sched_yield()  # an asynchronous method usually answers within this window
                 backoff.reset()
             else:
                 backoff.sleep()
 
     def _receive_job(self):
-        job, attached, n_indices = decode_job(self.header)
+        """The job whose header arrived, with its points and indices, and its end on the shared clock (or -1)."""
+        job, attached, n_indices, finish = decode_job(self.header)
         self.jobs_received += 1
         for version in attached:
             if len(self.held) >= HELD_VERSIONS:
@@ -353,12 +362,12 @@ class WorkerLoop:
             indices = np.empty(n_indices, dtype=np.int64)
             _wait(self.comm.Irecv(indices, source=0, tag=Tag.INDICES), self.backoff)
             job.indices = indices
-        return job
+        return job, finish
 
     def _sleep_until(self, deadline: float, stop_request: MPI.Request, job) -> int:
         """Sleep until deadline, unless a stop arrives or the job is cancelled meanwhile."""
         while True:
-            remaining = deadline - time.perf_counter()
+            remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return _FINISHED
             if remaining > SPIN_TAIL:

@@ -42,8 +42,8 @@ class Msg(IntEnum):
 
 
 # Job header slots.
-(J_ID, J_KIND, J_VERSION, J_VERSION2, J_BATCH, J_DURATION, J_FAIL, J_COPIES, J_COMPRESSOR, J_COMPRESS_PARAM,
- J_N_INDICES, J_N_ATTACHED, J_ATTACHED) = range(13)
+(J_ID, J_KIND, J_VERSION, J_VERSION2, J_BATCH, J_DURATION, J_FINISH, J_FAIL, J_COPIES, J_COMPRESSOR,
+ J_COMPRESS_PARAM, J_N_INDICES, J_N_ATTACHED, J_ATTACHED) = range(14)
 MAX_ATTACHED = HEADER - J_ATTACHED
 # Stop header slots.
 S_FAILED, S_JOBS_SENT, S_CANCELS_SENT = 0, 1, 2
@@ -53,8 +53,12 @@ C_THROUGH = 0
 R_MSG, R_ID, R_KIND, R_VERSION, R_N_GRADS, R_N_VALUES, R_DURATION, R_SLEEP, R_OVERRUN = range(9)
 
 
-def encode_job(job: Job, attached: list[int]) -> np.ndarray:
-    """Header for `job`; `attached` are the versions whose POINT messages follow, in order."""
+def encode_job(job: Job, attached: list[int], finish: float = -1.0) -> np.ndarray:
+    """Header for `job`; `attached` are the versions whose POINT messages follow, in order.
+
+    `finish` is when the job ends on the server's monotonic clock, for a worker on its host
+    (-1: the worker times the job from its arrival).
+    """
     header = np.zeros(HEADER)
     header[J_ID] = job.job_id
     header[J_KIND] = job.kind
@@ -62,6 +66,7 @@ def encode_job(job: Job, attached: list[int]) -> np.ndarray:
     header[J_VERSION2] = job.version2
     header[J_BATCH] = job.batch
     header[J_DURATION] = job.duration
+    header[J_FINISH] = finish
     header[J_FAIL] = job.fail
     header[J_COPIES] = job.copies
     header[J_COMPRESSOR] = job.compressor
@@ -72,8 +77,8 @@ def encode_job(job: Job, attached: list[int]) -> np.ndarray:
     return header
 
 
-def decode_job(header: np.ndarray) -> tuple[Job, list[int], int]:
-    """Job (indices still to receive), attached versions, number of indices that follow."""
+def decode_job(header: np.ndarray) -> tuple[Job, list[int], int, float]:
+    """Job (indices still to receive), attached versions, number of indices that follow, finish."""
     n_attached = int(header[J_N_ATTACHED])
     job = Job(
         kind=JobKind(int(header[J_KIND])),
@@ -88,7 +93,7 @@ def decode_job(header: np.ndarray) -> tuple[Job, list[int], int]:
         compress_param=int(header[J_COMPRESS_PARAM]),
     )
     attached = [int(v) for v in header[J_ATTACHED : J_ATTACHED + n_attached]]
-    return job, attached, int(header[J_N_INDICES])
+    return job, attached, int(header[J_N_INDICES]), float(header[J_FINISH])
 
 
 def encode_stop(failed: bool, jobs_sent: int, cancels_sent: int) -> np.ndarray:

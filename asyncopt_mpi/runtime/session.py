@@ -207,7 +207,9 @@ def run_mpi(
             method_object = build_method(config, problem, n_workers)
             f_star = compute_f_star(problem)
             library = MPI.Get_library_version().strip().splitlines()[0]
-            writer = open_writer(config, problem, method_object, n_workers, f_star, library, hosts, pids, resume)
+            writer = open_writer(
+                config, problem, method_object, n_workers, f_star, library, hosts, pids, resume, background=True
+            )
             nonlocal watchdog
             watchdog = guardian.start(config.output_path(), pids, hosts)
             server = MpiServer(config, problem, method_object, writer, timing, f_star, resume, comm=comm, hosts=hosts)
