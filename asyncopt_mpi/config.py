@@ -59,6 +59,7 @@ class WorkersConfig:
     dead_after: list[float] = field(default_factory=list)
     crash_after: list[float] = field(default_factory=list)
     slowdown: list[list[float]] = field(default_factory=list)
+    cache_points: bool = True  # send a point only to workers that lack it (false: with every job)
     seed: int = 0
 
 

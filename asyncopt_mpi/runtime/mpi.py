@@ -349,6 +349,9 @@ class WorkerLoop:
         job, attached, n_indices, finish = decode_job(self.header)
         self.jobs_received += 1
         for version in attached:
+            if version in self.points:  # sent again (workers.cache_points = false): refresh in place
+                _wait(self.comm.Irecv(self.points[version], source=0, tag=Tag.POINT), self.backoff)
+                continue
             if len(self.held) >= HELD_VERSIONS:
                 # Evict exactly as the server's mirror does (ServerCore._attach).
                 evict = next(v for v in self.held if v not in job.versions)

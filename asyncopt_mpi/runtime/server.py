@@ -83,6 +83,7 @@ class ServerCore:
         self.dim = self.points.dim
         # Versions each worker holds, mirrored exactly as the worker evicts them.
         self.held: list[list[int]] = [[] for _ in range(n_workers)]
+        self.cache_points = config.workers.cache_points
         self.outstanding = [0] * n_workers
         self.next_job_id = 0
         self.grads_received = 0
@@ -206,18 +207,18 @@ class ServerCore:
         if len(versions) == 1:  # the common case, kept short: the same rule as below
             version = versions[0]
             if version in held:
-                return []
+                return [] if self.cache_points else [version]
             if len(held) >= HELD_VERSIONS:
                 del held[0]
             held.append(version)
             return [version]
-        attached = [v for v in versions if v not in held]
-        for version in attached:
+        missing = [v for v in versions if v not in held]
+        for version in missing:
             if len(held) >= HELD_VERSIONS:
                 evict = next(v for v in held if v not in versions)
                 held.remove(evict)
             held.append(version)
-        return attached
+        return missing if self.cache_points else list(versions)
 
     def start(self) -> None:
         self.method.start(self)

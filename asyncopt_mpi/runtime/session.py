@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import resource
 import socket
 import sys
 import traceback
@@ -51,7 +52,9 @@ def _finish(server: ServerCore, error: BaseException | None) -> tuple[str, str]:
     if error is not None:
         server.fail(_describe(error))
     status, reason = server.status()
-    server.writer.finish(status, reason, server.worker_table())
+    # Peak memory of this process (rank 0 / the simulator), for the memory benchmarks.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    server.writer.finish(status, reason, server.worker_table(), {"peak_rss_bytes": peak})
     return status, reason
 
 
