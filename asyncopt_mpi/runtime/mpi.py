@@ -27,7 +27,7 @@ from ..errors import RunError
 from ..methods.base import JobKind, Result
 from .backoff import Backoff, poll
 from .protocol import (
-    CONTROL_BYTES, HEADER, R_DURATION, R_ID, R_KIND, R_MSG, R_N_GRADS, R_N_VALUES, R_OVERRUN,
+    CONTROL_BYTES, HEADER, PACK_FLOATS, R_DURATION, R_ID, R_KIND, R_MSG, R_N_GRADS, R_N_VALUES, R_OVERRUN,
     R_SLEEP, R_VERSION, C_THROUGH, S_CANCELS_SENT, S_FAILED, S_JOBS_SENT, Msg, Notice, Tag, decode_job,
     encode_bye, encode_cancel, encode_cancelled, encode_job, encode_stop, fill_result,
 )
@@ -41,6 +41,9 @@ SPIN_AHEAD = float(os.environ.get("X_SPIN_AHEAD", 1e-4))  # the server polls wit
 SPIN_LATE = 2e-3  # ... until this long after; a later worker is waited for with back-off
 WORKER_SPIN = float(os.environ.get("X_WORKER_SPIN", 3e-4))  # a worker polls without sleeping this long after sending a result
 _KINDS = {int(kind): kind for kind in JobKind}
+# Plain ints for the hot path (an enum member lookup costs a Python call each time).
+_JOB, _POINT, _INDICES, _RESULT = int(Tag.JOB), int(Tag.POINT), int(Tag.INDICES), int(Tag.RESULT)
+_MSG_BYE = float(Msg.BYE)
 _FINISHED, _STOPPED, _CANCELLED = 0, 1, 2  # how a padding sleep ended
 
 
@@ -90,12 +93,16 @@ class MpiServer(ServerCore):
         dest = worker + 1
         finish = max(self.event_clock, self.busy_until[worker]) + job.duration
         self.busy_until[worker] = finish
-        self._send(encode_job(job, attached, finish if self.shared_clock[worker] else -1.0), dest, Tag.JOB)
-        for version in attached:
-            self.points.acquire(version)
-            self._send(self.points.get(version), dest, Tag.POINT, version)
-        if job.indices is not None:
-            self._send(np.ascontiguousarray(job.indices, dtype=np.int64), dest, Tag.INDICES)
+        clock = finish if self.shared_clock[worker] else -1.0
+        if len(attached) == 1 and job.indices is None and self.dim <= PACK_FLOATS:
+            self._send(encode_job(job, attached, clock, self.points.get(attached[0])), dest, _JOB)
+        else:
+            self._send(encode_job(job, attached, clock), dest, _JOB)
+            for version in attached:
+                self.points.acquire(version)
+                self._send(self.points.get(version), dest, _POINT, version)
+            if job.indices is not None:
+                self._send(np.ascontiguousarray(job.indices, dtype=np.int64), dest, _INDICES)
         self.jobs_sent[worker] += 1
         self.finishes[worker].append(finish)
         if len(self.finishes[worker]) == 1:
@@ -120,9 +127,8 @@ class MpiServer(ServerCore):
         """Wait a little: without sleeping when a result is due now, else with back-off."""
         now = self.now()
         if self.next_due - SPIN_AHEAD <= now:
-            late = np.flatnonzero(self.due < now - SPIN_LATE)
-            if late.size:  # overrunning workers; wait for them with back-off
-                self.due[late] = np.inf
+            if self.next_due < now - SPIN_LATE:  # overrunning workers; wait for them with back-off
+                self.due[self.due < now - SPIN_LATE] = np.inf
                 self.next_due = float(self.due.min())
             os.sched_yield()
             backoff.reset()
@@ -177,20 +183,21 @@ class MpiServer(ServerCore):
 
     def _on_result(self, worker: int) -> None:
         buffer = self.recv_buffers[worker]
-        if buffer[R_MSG] == Msg.BYE:
+        if buffer[R_MSG] == _MSG_BYE:
             raise RunError(f"{self.worker_name(worker)} left the run before it was told to stop")
         if buffer[R_ID] <= self.cancelled_through[worker]:
             self._drop_cancelled(worker)
             return
-        n_values = int(buffer[R_N_VALUES])
+        header = buffer[:HEADER].tolist()  # one conversion instead of one per field
+        n_values = int(header[R_N_VALUES])
         result = Result(
-            _KINDS[int(buffer[R_KIND])], int(buffer[R_ID]), worker, int(buffer[R_VERSION]),
-            buffer[HEADER : HEADER + n_values], int(buffer[R_N_GRADS]), duration=float(buffer[R_DURATION]),
+            _KINDS[int(header[R_KIND])], int(header[R_ID]), worker, int(header[R_VERSION]),
+            buffer[HEADER : HEADER + n_values], int(header[R_N_GRADS]), duration=header[R_DURATION],
         )
         finishes = self.finishes[worker]
         finishes.popleft()
         self._set_due(worker, finishes[0] if finishes else np.inf)
-        self.deliver(worker, result, n_values, float(buffer[R_SLEEP]), float(buffer[R_OVERRUN]))
+        self.deliver(worker, result, n_values, header[R_SLEEP], header[R_OVERRUN])
         # The method is done with the payload view; only now may the buffer take the next message.
         self.requests[worker].Start()
 
@@ -257,7 +264,7 @@ class WorkerLoop:
         self.points: dict[int, np.ndarray] = {}
         self.spare: list[np.ndarray] = [np.empty(dim) for _ in range(HELD_VERSIONS)]
         self.held: list[int] = []
-        self.header = np.empty(HEADER)
+        self.header = np.empty(HEADER + (dim if dim <= PACK_FLOATS else 0))  # room for a packed point
         self.stop_header = np.empty(HEADER)
         self.send_buffer = np.empty(HEADER + dim)
         self.send_request: MPI.Request | None = None
@@ -276,7 +283,7 @@ class WorkerLoop:
         self.cancel_request.Start()
         job_request = None
         while True:
-            job_request = comm.Irecv(self.header, source=0, tag=Tag.JOB)
+            job_request = comm.Irecv(self.header, source=0, tag=_JOB)
             if self._wait_job_or_stop(job_request, stop_request) == 1:
                 break
             started = time.monotonic()  # a job is timed from its arrival unless the clock is shared
@@ -289,8 +296,8 @@ class WorkerLoop:
             try:
                 vector, n_grads = self.context.execute(job, self.points.__getitem__)
                 n_values = vector.size
-                if self.send_request is not None:
-                    _wait(self.send_request)
+                if self.send_request is not None and not self.send_request.Test():
+                    _wait(self.send_request, self.backoff)
                 if HEADER + n_values > self.send_buffer.size:  # a payload larger than a point
                     self.send_buffer = np.empty(HEADER + n_values)
                 self.send_buffer[HEADER : HEADER + n_values] = vector
@@ -307,7 +314,7 @@ class WorkerLoop:
             slept = max(time.monotonic() - started - elapsed, 0.0)
             overrun = max(elapsed - duration, 0.0)
             fill_result(self.send_buffer, job, n_grads, n_values, duration, slept, overrun)
-            self.send_request = comm.Isend(self.send_buffer[: HEADER + n_values], 0, Tag.RESULT)
+            self.send_request = comm.Isend(self.send_buffer[: HEADER + n_values], 0, _RESULT)
         self._drain(job_request)
         return bool(self.stop_header[S_FAILED])
 
@@ -346,24 +353,27 @@ class WorkerLoop:
 
     def _receive_job(self):
         """The job whose header arrived, with its points and indices, and its end on the shared clock (or -1)."""
-        job, attached, n_indices, finish = decode_job(self.header)
+        job, attached, n_indices, finish, packed = decode_job(self.header)
         self.jobs_received += 1
         for version in attached:
             if version in self.points:  # sent again (workers.cache_points = false): refresh in place
-                _wait(self.comm.Irecv(self.points[version], source=0, tag=Tag.POINT), self.backoff)
-                continue
-            if len(self.held) >= HELD_VERSIONS:
-                # Evict exactly as the server's mirror does (ServerCore._attach).
-                evict = next(v for v in self.held if v not in job.versions)
-                self.held.remove(evict)
-                self.spare.append(self.points.pop(evict))
-            buffer = self.spare.pop()
-            _wait(self.comm.Irecv(buffer, source=0, tag=Tag.POINT), self.backoff)
-            self.points[version] = buffer
-            self.held.append(version)
+                buffer = self.points[version]
+            else:
+                if len(self.held) >= HELD_VERSIONS:
+                    # Evict exactly as the server's mirror does (ServerCore._attach).
+                    evict = next(v for v in self.held if v not in job.versions)
+                    self.held.remove(evict)
+                    self.spare.append(self.points.pop(evict))
+                buffer = self.spare.pop()
+                self.points[version] = buffer
+                self.held.append(version)
+            if packed:
+                buffer[:] = self.header[HEADER : HEADER + self.dim]
+            else:
+                _wait(self.comm.Irecv(buffer, source=0, tag=_POINT), self.backoff)
         if n_indices:
             indices = np.empty(n_indices, dtype=np.int64)
-            _wait(self.comm.Irecv(indices, source=0, tag=Tag.INDICES), self.backoff)
+            _wait(self.comm.Irecv(indices, source=0, tag=_INDICES), self.backoff)
             job.indices = indices
         return job, finish
 
