@@ -220,7 +220,8 @@ def run_mpi(
             server.signals = signals
             server.progress = Progress(quiet=quiet)
             return server
-        return WorkerLoop(comm, build_context(config, problem, rank - 1, shards[rank - 1]), problem.dim, signals)
+        context = build_context(config, problem, rank - 1, shards[rank - 1])
+        return WorkerLoop(comm, context, problem.dim, signals, ranks_on_host=hosts.count(hosts[rank]))
 
     role, error = _try(setup)
     error = _agree(comm, error)
