@@ -24,6 +24,8 @@ class JobKind(IntEnum):
     GRAD_INDICES = 2  # mean gradient of the finite-sum terms `indices` at point `version`
     GRAD_DIFF = 3  # mean of grad f_j(x_version) - grad f_j(x_version2) over `indices` (two gradients each)
     COMPRESSED = 4  # the SUM of `batch` stochastic gradients at `version`, sent as `copies` compressions
+    LMO = 5  # (u, v) with theta u v^T = argmin over the ball of <S, G>, G = mean of `batch` stochastic gradients
+    LMO_VR = 6  # the same for G = mean over `batch` samples of grad f_j(X) - grad f_j(W) + grad f(W), W = version2
 
 
 @dataclass(slots=True)
@@ -38,6 +40,7 @@ class Job:
     copies: int = 1  # COMPRESSED: independent compressions of the vector, sent together
     compressor: int = 0  # COMPRESSED: compressor code and parameter (asyncopt_mpi.compression)
     compress_param: int = 0
+    extra_grads: int = 0  # LMO_VR: the full gradient at version2 the worker computes first (SVRF), 0 if it has it
     job_id: int = -1
     duration: float = 0.0  # modelled seconds, drawn by the server when the job is assigned
     fail: bool = False  # set by the server: the worker fails on this job (workers.crash_after)
@@ -47,8 +50,10 @@ class Job:
         """Point versions the worker must hold to run this job."""
         return (self.version,) if self.version2 < 0 else (self.version, self.version2)
 
-    def payload_floats(self, dim: int) -> int:
+    def payload_floats(self, dim: int, shape: tuple[int, int] | None = None) -> int:
         """Float64 words the worker sends back (what its communication time is charged for)."""
+        if self.kind in (JobKind.LMO, JobKind.LMO_VR):
+            return shape[0] + shape[1]
         if self.kind != JobKind.COMPRESSED:
             return dim
         from ..compression import compressor_from_code
@@ -58,6 +63,8 @@ class Job:
     @property
     def n_grads(self) -> int:
         """Stochastic gradients the job costs (a difference costs two)."""
+        if self.kind == JobKind.LMO_VR:
+            return 2 * self.batch + self.extra_grads
         if self.indices is None:
             return self.batch
         return len(self.indices) * (2 if self.kind == JobKind.GRAD_DIFF else 1)
@@ -92,9 +99,13 @@ class Server(Protocol):
     def version(self) -> int: ...  # number of the current point == iteration
 
     def new_point(self) -> np.ndarray: ...
-    def publish(self, x: np.ndarray, *, grads_used: int, max_delay: int, **columns: float) -> int: ...
+    def publish(
+        self, x: np.ndarray, *, grads_used: int, max_delay: int, delta: np.ndarray | None = None, **columns: float
+    ) -> int: ...
     def assign(self, worker: int, job: Job) -> None: ...
     def cancel(self, worker: int) -> None: ...  # abandon its jobs; their results never arrive
+    def pin(self, version: int) -> None: ...  # keep an older point available for jobs (an anchor)
+    def unpin(self, version: int) -> None: ...
     def idle_workers(self) -> list[int]: ...
     def now(self) -> float: ...
     def stop(self, reason: str) -> None: ...

@@ -7,7 +7,9 @@ from typing import Any
 from ..errors import ConfigError
 from .base import Problem
 from .logistic import LogisticProblem
+from .matrix_sensing import MatrixSensingProblem
 from .nonconvex_logistic import NonconvexLogisticProblem
+from .pnn import PolynomialNetworkProblem
 from .quadratic import QuadraticProblem
 
 # A new problem is one module with a Problem subclass and one line here.
@@ -15,6 +17,8 @@ PROBLEMS: dict[str, type[Problem]] = {
     QuadraticProblem.name: QuadraticProblem,
     LogisticProblem.name: LogisticProblem,
     NonconvexLogisticProblem.name: NonconvexLogisticProblem,
+    MatrixSensingProblem.name: MatrixSensingProblem,
+    PolynomialNetworkProblem.name: PolynomialNetworkProblem,
 }
 
 

@@ -28,9 +28,10 @@ from ..methods.base import JobKind, Result
 from .backoff import Backoff, poll
 from .protocol import (
     CONTROL_BYTES, HEADER, PACK_FLOATS, R_DURATION, R_ID, R_KIND, R_MSG, R_N_GRADS, R_N_VALUES, R_OVERRUN,
-    R_SLEEP, R_VERSION, C_THROUGH, S_CANCELS_SENT, S_FAILED, S_JOBS_SENT, Msg, Notice, Tag, decode_job,
+    R_FINGERPRINT, R_SLEEP, R_VERSION, C_THROUGH, S_CANCELS_SENT, S_FAILED, S_JOBS_SENT, Msg, Notice, Tag, decode_job,
     encode_bye, encode_cancel, encode_cancelled, encode_job, encode_stop, fill_result,
 )
+from .points import apply_delta
 from .server import HELD_VERSIONS, ServerCore
 from .signals import SignalWatch
 from .worker import WorkerContext
@@ -89,18 +90,21 @@ class MpiServer(ServerCore):
         self.sends.append(self.comm.Isend(buffer, dest, tag))
         self.send_refs.append((buffer, version))
 
-    def _dispatch(self, worker: int, job, attached: list[int]) -> None:
+    def _dispatch(self, worker: int, job, attached: list[tuple[int, int]]) -> None:
         dest = worker + 1
         finish = max(self.event_clock, self.busy_until[worker]) + job.duration
         self.busy_until[worker] = finish
         clock = finish if self.shared_clock[worker] else -1.0
-        if len(attached) == 1 and job.indices is None and self.dim <= PACK_FLOATS:
-            self._send(encode_job(job, attached, clock, self.points.get(attached[0])), dest, _JOB)
+        if len(attached) == 1 and attached[0][1] < 0 and job.indices is None and self.dim <= PACK_FLOATS:
+            self._send(encode_job(job, attached, clock, self.points.get(attached[0][0])), dest, _JOB)
         else:
             self._send(encode_job(job, attached, clock), dest, _JOB)
-            for version in attached:
-                self.points.acquire(version)
-                self._send(self.points.get(version), dest, _POINT, version)
+            for version, base in attached:
+                if base >= 0:  # the deltas from a version the worker holds
+                    self._send(self.points.delta_chain(base, version), dest, _POINT)
+                else:
+                    self.points.acquire(version)
+                    self._send(self.points.get(version), dest, _POINT, version)
             if job.indices is not None:
                 self._send(np.ascontiguousarray(job.indices, dtype=np.int64), dest, _INDICES)
         self.jobs_sent[worker] += 1
@@ -185,10 +189,19 @@ class MpiServer(ServerCore):
         buffer = self.recv_buffers[worker]
         if buffer[R_MSG] == _MSG_BYE:
             raise RunError(f"{self.worker_name(worker)} left the run before it was told to stop")
-        if buffer[R_ID] <= self.cancelled_through[worker]:
-            self._drop_cancelled(worker)
-            return
+        try:
+            if buffer[R_ID] <= self.cancelled_through[worker]:
+                self._drop_cancelled(worker)
+            else:
+                self._take_result(worker, buffer)
+        finally:
+            # The method is done with the payload view (or failed): the buffer may take the next message.
+            self.requests[worker].Start()
+
+    def _take_result(self, worker: int, buffer: np.ndarray) -> None:
         header = buffer[:HEADER].tolist()  # one conversion instead of one per field
+        if header[R_FINGERPRINT] >= 0:
+            self._check_fingerprint(worker, int(header[R_VERSION]), header[R_FINGERPRINT])
         n_values = int(header[R_N_VALUES])
         result = Result(
             _KINDS[int(header[R_KIND])], int(header[R_ID]), worker, int(header[R_VERSION]),
@@ -198,14 +211,20 @@ class MpiServer(ServerCore):
         finishes.popleft()
         self._set_due(worker, finishes[0] if finishes else np.inf)
         self.deliver(worker, result, n_values, header[R_SLEEP], header[R_OVERRUN])
-        # The method is done with the payload view; only now may the buffer take the next message.
-        self.requests[worker].Start()
+
+    def _check_fingerprint(self, worker: int, version: int, found: float) -> None:
+        """A point the worker rebuilt from deltas must be the server's point of that version."""
+        expected = self.points.fingerprints.get(version)
+        if expected is not None and abs(found - expected) > 1e-9 * max(1.0, abs(expected)):
+            raise RunError(
+                f"{self.worker_name(worker)} rebuilt point version {version} from deltas with squared norm "
+                f"{found!r}, but the server's is {expected!r}"
+            )
 
     def _drop_cancelled(self, worker: int) -> None:
         """The answer to a cancelled job (abandoned, or finished before the cancel arrived)."""
         self.outstanding[worker] -= 1
         self.cancelled_pending[worker] -= 1
-        self.requests[worker].Start()
 
     def _on_notice(self, status: MPI.Status) -> None:
         """A worker failed (the run fails) or received a stop signal (the run stops)."""
@@ -268,6 +287,9 @@ class WorkerLoop:
         self.context = context
         self.dim = dim
         self.points: dict[int, np.ndarray] = {}
+        self.shape = getattr(context.problem, "shape", (dim, 1))  # matrix problems get rank-one deltas
+        self.delta_size = 2 + self.shape[0] + self.shape[1]
+        self.rebuilt = -1  # the version the last job rebuilt from deltas
         self.spare: list[np.ndarray] = [np.empty(dim) for _ in range(HELD_VERSIONS)]
         self.held: list[int] = []
         self.header = np.empty(HEADER + (dim if dim <= PACK_FLOATS else 0))  # room for a packed point
@@ -319,7 +341,9 @@ class WorkerLoop:
                 continue
             slept = max(time.monotonic() - started - elapsed, 0.0)
             overrun = max(elapsed - duration, 0.0)
-            fill_result(self.send_buffer, job, n_grads, n_values, duration, slept, overrun)
+            point = self.points[job.version]
+            fingerprint = float(point @ point) if self.rebuilt == job.version else -1.0
+            fill_result(self.send_buffer, job, n_grads, n_values, duration, slept, overrun, fingerprint)
             self.send_request = comm.Isend(self.send_buffer[: HEADER + n_values], 0, _RESULT)
         self._drain(job_request)
         return bool(self.stop_header[S_FAILED])
@@ -361,18 +385,23 @@ class WorkerLoop:
         """The job whose header arrived, with its points and indices, and its end on the shared clock (or -1)."""
         job, attached, n_indices, finish, packed = decode_job(self.header)
         self.jobs_received += 1
-        for version in attached:
+        self.rebuilt = -1
+        for version, base in attached:
+            if base >= 0:  # a chain of deltas from a held version: rebuild before anything is evicted
+                chain = np.empty(self.delta_size * (version - base))
+                _wait(self.comm.Irecv(chain, source=0, tag=_POINT), self.backoff)
+                rebuilt = self.spare.pop() if self.spare else np.empty(self.dim)
+                rebuilt[:] = self.points[base]
+                for step in chain.reshape(version - base, self.delta_size):
+                    apply_delta(rebuilt, step, self.shape)
+                self._hold(job, version, rebuilt)
+                self.rebuilt = version
+                continue
             if version in self.points:  # sent again (workers.cache_points = false): refresh in place
                 buffer = self.points[version]
             else:
-                if len(self.held) >= HELD_VERSIONS:
-                    # Evict exactly as the server's mirror does (ServerCore._attach).
-                    evict = next(v for v in self.held if v not in job.versions)
-                    self.held.remove(evict)
-                    self.spare.append(self.points.pop(evict))
-                buffer = self.spare.pop()
-                self.points[version] = buffer
-                self.held.append(version)
+                buffer = self.spare.pop() if self.spare else np.empty(self.dim)
+                self._hold(job, version, buffer)
             if packed:
                 buffer[:] = self.header[HEADER : HEADER + self.dim]
             else:
@@ -382,6 +411,15 @@ class WorkerLoop:
             _wait(self.comm.Irecv(indices, source=0, tag=_INDICES), self.backoff)
             job.indices = indices
         return job, finish
+
+    def _hold(self, job, version: int, buffer: np.ndarray) -> None:
+        """Keep `buffer` as `version`, evicting exactly as the server's mirror does (ServerCore._attach)."""
+        if len(self.held) >= HELD_VERSIONS:
+            evict = next(v for v in self.held if v not in job.versions)
+            self.held.remove(evict)
+            self.spare.append(self.points.pop(evict))
+        self.points[version] = buffer
+        self.held.append(version)
 
     def _sleep_until(self, deadline: float, stop_request: MPI.Request, job) -> int:
         """Sleep until deadline, unless a stop arrives or the job is cancelled meanwhile."""

@@ -12,6 +12,20 @@ from __future__ import annotations
 import numpy as np
 
 POOL_SIZE = 8
+DELTA_LOG = 4096  # published deltas kept, so a worker up to this many versions behind can catch up
+
+
+def apply_delta(x: np.ndarray, delta: np.ndarray, shape: tuple[int, int]) -> None:
+    """In place: X <- a X + b u v^T for delta = [a, b, u (rows), v (cols)] (x is X flattened, C order).
+
+    A Frank-Wolfe step is such a rank-one affine update, so a worker that holds an older
+    point can rebuild a newer one from O(rows + cols) numbers per step instead of rows*cols.
+    """
+    rows, cols = shape
+    matrix = x.reshape(rows, cols)
+    matrix *= delta[0]
+    u, v = delta[2 : 2 + rows], delta[2 + rows : 2 + rows + cols]
+    matrix += delta[1] * np.outer(u, v)
 
 
 class PointStore:
@@ -21,6 +35,10 @@ class PointStore:
         self.dim = x0.size
         self.current = version
         self.previous: int | None = None
+        # Deltas that produced recent versions, and those versions' squared norms (to check
+        # a worker's rebuilt copy).
+        self.deltas: dict[int, np.ndarray] = {}
+        self.fingerprints: dict[int, float] = {}
         self._points: dict[int, np.ndarray] = {version: x0}
         self._refs: dict[int, int] = {version: 1}  # the current point holds one reference
         self._pool: list[np.ndarray] = []
@@ -32,6 +50,19 @@ class PointStore:
     def get(self, version: int) -> np.ndarray:
         return self._points[version]
 
+    def delta_floats(self, base: int, version: int) -> int:
+        """Floats of the delta chain from base to version (0 if some delta is not kept)."""
+        steps = range(base + 1, version + 1)
+        if not base < version or any(step not in self.deltas for step in steps):
+            return 0
+        return sum(self.deltas[step].size for step in steps)
+
+    def delta_chain(self, base: int, version: int) -> np.ndarray | None:
+        """The deltas from `base` to `version`, one per row, if every one of them is kept."""
+        if not base < version or any(step not in self.deltas for step in range(base + 1, version + 1)):
+            return None
+        return np.concatenate([self.deltas[step] for step in range(base + 1, version + 1)])
+
     def new_buffer(self) -> np.ndarray:
         """A writable array of length dim for the next point (contents undefined)."""
         if self._pool:
@@ -40,11 +71,12 @@ class PointStore:
             return buffer
         return np.empty(self.dim)
 
-    def publish(self, x: np.ndarray) -> int:
+    def publish(self, x: np.ndarray, delta: np.ndarray | None = None) -> int:
         """Make x (which the store now owns) the current point; return its version.
 
         A read-only array (such as a published point) or one of another dtype is copied,
-        so that no two versions ever share a buffer.
+        so that no two versions ever share a buffer. `delta` (see apply_delta) takes the
+        current point to x; workers holding the current point may then get the delta instead.
         """
         if x.shape != (self.dim,):
             raise ValueError(f"published point has shape {x.shape}, expected ({self.dim},)")
@@ -56,6 +88,11 @@ class PointStore:
         version = self.current + 1
         self._points[version] = x
         self._refs[version] = 1
+        if delta is not None:
+            self.deltas[version] = np.array(delta, dtype=float)
+            self.fingerprints[version] = float(x @ x)
+            self.deltas.pop(version - DELTA_LOG, None)
+            self.fingerprints.pop(version - DELTA_LOG, None)
         # The current point's reference passes to "previous"; the one before is let go.
         released, self.previous, self.current = self.previous, self.current, version
         if released is not None:

@@ -1,7 +1,8 @@
 """Wire encoding of jobs and results as fixed-size float64 headers plus typed payloads (no pickling).
 
 A job is a JOB header, then one POINT message per point version the worker does not hold
-yet, then an INDICES message when the job names samples. A job that carries one point of
+yet (the point itself, or the chain of deltas that rebuilds it from an older version the
+worker holds: the header names that base), then an INDICES message when the job names samples. A job that carries one point of
 at most PACK_FLOATS floats and no indices sends it in the JOB message itself, after the
 header: one message instead of two is what most jobs of small problems need. A result is one RESULT message:
 header followed by the payload in the same float64 buffer, so the server receives it with
@@ -16,7 +17,7 @@ import numpy as np
 
 from ..methods.base import Job, JobKind
 
-HEADER = 16  # float64 slots in every header
+HEADER = 24  # float64 slots in every header
 PACK_FLOATS = 1 << 16  # points up to this size travel inside the job message
 CONTROL_BYTES = 1 << 16  # room for a worker's error report
 
@@ -46,18 +47,21 @@ class Msg(IntEnum):
 
 # Job header slots.
 (J_ID, J_KIND, J_VERSION, J_VERSION2, J_BATCH, J_DURATION, J_FINISH, J_FAIL, J_COPIES, J_COMPRESSOR,
- J_COMPRESS_PARAM, J_PACKED, J_N_INDICES, J_N_ATTACHED, J_ATTACHED) = range(15)
-MAX_ATTACHED = HEADER - J_ATTACHED
+ J_COMPRESS_PARAM, J_EXTRA_GRADS, J_PACKED, J_N_INDICES, J_N_ATTACHED, J_ATTACHED) = range(16)
+MAX_ATTACHED = (HEADER - J_ATTACHED) // 2  # (version, base) pairs; base -1: the point itself
 # Stop header slots.
 S_FAILED, S_JOBS_SENT, S_CANCELS_SENT = 0, 1, 2
 # Cancel header slot.
 C_THROUGH = 0
 # Result header slots.
-R_MSG, R_ID, R_KIND, R_VERSION, R_N_GRADS, R_N_VALUES, R_DURATION, R_SLEEP, R_OVERRUN = range(9)
+(R_MSG, R_ID, R_KIND, R_VERSION, R_N_GRADS, R_N_VALUES, R_DURATION, R_SLEEP, R_OVERRUN,
+ R_FINGERPRINT) = range(10)
 
 
-def encode_job(job: Job, attached: list[int], finish: float = -1.0, point: np.ndarray | None = None) -> np.ndarray:
-    """The JOB message for `job`; `attached` are the versions whose POINT messages follow, in order.
+def encode_job(
+    job: Job, attached: list[tuple[int, int]], finish: float = -1.0, point: np.ndarray | None = None
+) -> np.ndarray:
+    """The JOB message for `job`; `attached` are the (version, base) whose POINT messages follow, in order.
 
     `finish` is when the job ends on the server's monotonic clock, for a worker on its host
     (-1: the worker times the job from its arrival). With `point` (the one attached version)
@@ -67,10 +71,10 @@ def encode_job(job: Job, attached: list[int], finish: float = -1.0, point: np.nd
     if point is not None:
         header[HEADER:] = point
     # One slice assignment (the field order of the J_ constants) is cheaper than one per field.
-    header[: J_ATTACHED + len(attached)] = [
+    header[: J_ATTACHED + 2 * len(attached)] = [
         job.job_id, job.kind, job.version, job.version2, job.batch, job.duration, finish, job.fail, job.copies,
-        job.compressor, job.compress_param, point is not None, 0 if job.indices is None else len(job.indices),
-        len(attached), *attached,
+        job.compressor, job.compress_param, job.extra_grads, point is not None, 0 if job.indices is None else len(job.indices),
+        len(attached), *(value for pair in attached for value in pair),
     ]
     return header
 
@@ -78,8 +82,8 @@ def encode_job(job: Job, attached: list[int], finish: float = -1.0, point: np.nd
 _KINDS = {int(kind): kind for kind in JobKind}
 
 
-def decode_job(header: np.ndarray) -> tuple[Job, list[int], int, float, bool]:
-    """Job (indices still to receive), attached versions, number of indices that follow, finish, packed."""
+def decode_job(header: np.ndarray) -> tuple[Job, list[tuple[int, int]], int, float, bool]:
+    """Job (indices still to receive), attached (version, base), number of indices that follow, finish, packed."""
     fields = header[:HEADER].tolist()
     n_attached = int(fields[J_N_ATTACHED])
     job = Job(
@@ -93,8 +97,10 @@ def decode_job(header: np.ndarray) -> tuple[Job, list[int], int, float, bool]:
         copies=int(fields[J_COPIES]),
         compressor=int(fields[J_COMPRESSOR]),
         compress_param=int(fields[J_COMPRESS_PARAM]),
+        extra_grads=int(fields[J_EXTRA_GRADS]),
     )
-    attached = [int(v) for v in fields[J_ATTACHED : J_ATTACHED + n_attached]]
+    pairs = fields[J_ATTACHED : J_ATTACHED + 2 * n_attached]
+    attached = [(int(pairs[2 * k]), int(pairs[2 * k + 1])) for k in range(n_attached)]
     return job, attached, int(fields[J_N_INDICES]), fields[J_FINISH], bool(fields[J_PACKED])
 
 
@@ -119,8 +125,14 @@ def encode_cancelled(job_id: int) -> np.ndarray:
     return header
 
 
-def fill_result(buffer: np.ndarray, job: Job, n_grads: int, n_values: int, duration: float, sleep: float, overrun: float) -> None:
-    """Write a result header into buffer[:HEADER]; the payload is already in buffer[HEADER:]."""
+def fill_result(
+    buffer: np.ndarray, job: Job, n_grads: int, n_values: int, duration: float, sleep: float, overrun: float,
+    fingerprint: float = -1.0,
+) -> None:
+    """Write a result header into buffer[:HEADER]; the payload is already in buffer[HEADER:].
+
+    `fingerprint` is the squared norm of a point the worker rebuilt from deltas (-1: none).
+    """
     buffer[R_MSG] = Msg.RESULT
     buffer[R_ID] = job.job_id
     buffer[R_KIND] = job.kind
@@ -130,6 +142,7 @@ def fill_result(buffer: np.ndarray, job: Job, n_grads: int, n_values: int, durat
     buffer[R_DURATION] = duration
     buffer[R_SLEEP] = sleep
     buffer[R_OVERRUN] = overrun
+    buffer[R_FINGERPRINT] = fingerprint
 
 
 def encode_bye() -> np.ndarray:

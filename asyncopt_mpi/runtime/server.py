@@ -81,6 +81,7 @@ class ServerCore:
         else:
             self.points = PointStore(resume.state.get("point", resume.x), version=resume.iteration)
         self.dim = self.points.dim
+        self.shape = getattr(problem, "shape", None)  # (rows, cols) of a matrix problem
         # Versions each worker holds, mirrored exactly as the worker evicts them.
         self.held: list[list[int]] = [[] for _ in range(n_workers)]
         self.cache_points = config.workers.cache_points
@@ -131,9 +132,15 @@ class ServerCore:
     def new_point(self) -> np.ndarray:
         return self.points.new_buffer()
 
-    def publish(self, x: np.ndarray, *, grads_used: int, max_delay: int, **columns: float) -> int:
-        """Make x the new point, record a trace row, and check the iteration limit."""
-        version = self.points.publish(x)
+    def publish(
+        self, x: np.ndarray, *, grads_used: int, max_delay: int, delta: np.ndarray | None = None, **columns: float
+    ) -> int:
+        """Make x the new point, record a trace row, and check the iteration limit.
+
+        `delta` = [a, b, u, v] says x = a x_previous + b u v^T (a matrix problem's rank-one
+        step): workers that hold the previous point then get the delta instead of x.
+        """
+        version = self.points.publish(x, delta)
         row = (self.now(), version, grads_used, max_delay, self.bytes_up, self.bytes_down)
         if self._trace_extra:
             row += tuple(float(columns.get(name, math.nan)) for name in self._trace_extra)
@@ -149,13 +156,14 @@ class ServerCore:
         job.job_id = self.next_job_id
         self.next_job_id += 1
         job.duration = self.timing.job_time(
-            worker, job.n_grads, job.payload_floats(self.dim), self.now(), self.timing_rngs[worker]
+            worker, job.n_grads, job.payload_floats(self.dim, self.shape), self.now(), self.timing_rngs[worker]
         )
         if job.duration == math.inf:
             self.never_answering.add(worker)
         job.fail = self.now() >= self.crash_after[worker]
         attached = self._attach(worker, job.versions)
-        sent = len(attached) * self.dim + (0 if job.indices is None else len(job.indices))
+        sent = sum(self.dim if base < 0 else self.points.delta_floats(base, version) for version, base in attached)
+        sent += 0 if job.indices is None else len(job.indices)
         self.bytes_down += FLOAT_BYTES * sent
         self.stats["bytes_down"][worker] += FLOAT_BYTES * sent
         self.outstanding[worker] += 1
@@ -166,6 +174,13 @@ class ServerCore:
         if self.outstanding[worker]:
             self.never_answering.discard(worker)
             self._cancel(worker)
+
+    def pin(self, version: int) -> None:
+        """Keep `version` alive after newer points are published (e.g. an SVRF anchor)."""
+        self.points.acquire(version)
+
+    def unpin(self, version: int) -> None:
+        self.points.release(version)
 
     def idle_workers(self) -> list[int]:
         return [worker for worker, count in enumerate(self.outstanding) if count == 0]
@@ -195,30 +210,42 @@ class ServerCore:
         """The per-worker counters as arrays, for the results file."""
         return {name: np.asarray(values) for name, values in self.stats.items()} | self.shard_stats
 
-    def _dispatch(self, worker: int, job: Job, attached: list[int]) -> None:
+    def _dispatch(self, worker: int, job: Job, attached: list[tuple[int, int]]) -> None:
         raise NotImplementedError
 
     def _cancel(self, worker: int) -> None:
         raise NotImplementedError
 
-    def _attach(self, worker: int, versions: tuple[int, ...]) -> list[int]:
-        """Versions to send with a job; updates the mirror of what the worker holds."""
+    def _attach(self, worker: int, versions: tuple[int, ...]) -> list[tuple[int, int]]:
+        """(version, base) to send with a job, base -1 for the point itself or the held version a
+        chain of deltas rebuilds it from (when that is smaller); updates the mirror of what the
+        worker holds, which evicts exactly as the worker does."""
         held = self.held[worker]
-        if len(versions) == 1:  # the common case, kept short: the same rule as below
-            version = versions[0]
+        if len(versions) == 1 and versions[0] in held:  # the common case
+            return [] if self.cache_points else [(versions[0], -1)]
+        attached = []
+        for version in versions:
             if version in held:
-                return [] if self.cache_points else [version]
-            if len(held) >= HELD_VERSIONS:
-                del held[0]
-            held.append(version)
-            return [version]
-        missing = [v for v in versions if v not in held]
-        for version in missing:
+                if not self.cache_points:
+                    attached.append((version, -1))
+                continue
+            attached.append((version, self._delta_base(held, version)))
             if len(held) >= HELD_VERSIONS:
                 evict = next(v for v in held if v not in versions)
                 held.remove(evict)
             held.append(version)
-        return missing if self.cache_points else list(versions)
+        return attached
+
+    def _delta_base(self, held: list[int], version: int) -> int:
+        """The newest held version that deltas rebuild `version` from in fewer floats than the point, or -1."""
+        store = self.points
+        if not store.deltas:
+            return -1
+        for base in sorted((v for v in held if v < version), reverse=True):
+            floats = store.delta_floats(base, version)
+            if 0 < floats < self.dim:
+                return base
+        return -1
 
     def start(self) -> None:
         self.method.start(self)

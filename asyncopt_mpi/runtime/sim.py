@@ -31,7 +31,7 @@ class SimServer(ServerCore):
     def now(self) -> float:
         return self.clock
 
-    def _dispatch(self, worker: int, job: Job, attached: list[int]) -> None:
+    def _dispatch(self, worker: int, job: Job, attached: list[tuple[int, int]]) -> None:
         for version in job.versions:
             self.points.acquire(version)
         if self.running[worker] is None:

@@ -43,7 +43,7 @@ def server_seed(seed: int, segment: int = 0) -> np.random.SeedSequence:
 class WorkerContext:
     """What one worker needs to execute jobs: problem, its data shard and random streams."""
 
-    __slots__ = ("worker", "problem", "shard", "data_rng", "check_finite")
+    __slots__ = ("worker", "problem", "shard", "data_rng", "check_finite", "full_gradient")
 
     def __init__(self, worker: int, problem: Problem, seed: int, shard: np.ndarray | None = None, segment: int = 0,
                  check_finite: bool = True):
@@ -54,6 +54,23 @@ class WorkerContext:
         # A worker rank checks its gradients (its own time); the simulator leaves it to the
         # server's check of the iterate at every snapshot, off the per-event path.
         self.check_finite = check_finite
+        self.full_gradient: tuple[int, np.ndarray] | None = None  # (version, grad f there), for LMO_VR jobs
+
+    def _lmo(self, job: Job, x: np.ndarray, point: Callable[[int], np.ndarray]) -> tuple[np.ndarray, int]:
+        """[u, v] of the linear minimisation over the problem's ball for a (variance-reduced) minibatch gradient."""
+        problem, rng = self.problem, self.data_rng
+        if job.kind == JobKind.LMO:
+            gradient = problem.stochastic_grad(x, rng, job.batch, self.shard)
+        else:
+            anchor = point(job.version2)
+            if self.full_gradient is None or self.full_gradient[0] != job.version2 or job.extra_grads:
+                self.full_gradient = (job.version2, problem.full_grad(anchor))
+            size = problem.n_samples if self.shard is None else len(self.shard)
+            picks = rng.integers(size, size=job.batch)
+            indices = picks if self.shard is None else np.asarray(self.shard)[picks]
+            gradient = problem.grad(x, indices) - problem.grad(anchor, indices) + self.full_gradient[1]
+        u, v = problem.lmo(gradient)
+        return np.concatenate([u, v]), job.n_grads
 
     def execute(self, job: Job, point: Callable[[int], np.ndarray]) -> tuple[np.ndarray, int]:
         """The job's payload vector and the number of gradients it cost."""
@@ -70,6 +87,8 @@ class WorkerContext:
         elif job.kind == JobKind.COMPRESSED:
             vector = job.batch * self.problem.stochastic_grad(x, self.data_rng, job.batch, self.shard)
             n_grads = job.batch
+        elif job.kind in (JobKind.LMO, JobKind.LMO_VR):
+            vector, n_grads = self._lmo(job, x, point)
         else:
             raise ValueError(f"unknown job kind {job.kind}")
         if self.check_finite and not np.isfinite(vector).all():
