@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup bench bench-quick clean
+.PHONY: demo test setup bench bench-quick readme-methods clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/run.py --quick --output benchmarks/RESULTS-quick.md
+
+# README's method table is generated from the method registry (tests/test_cli.py checks it).
+readme-methods: $(STAMP)
+	$(BIN)/python -c "import re, pathlib, subprocess; readme = pathlib.Path('README.md'); table = subprocess.run(['$(BIN)/asyncopt', 'methods', '--markdown'], capture_output=True, text=True, check=True).stdout.strip(); text = readme.read_text(); begin = text.index('<!-- methods:begin'); begin = text.index('\n', begin) + 1; end = text.index('<!-- methods:end'); readme.write_text(text[:begin] + table + '\n' + text[end:])"
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -40,7 +40,7 @@ class Job:
     copies: int = 1  # COMPRESSED: independent compressions of the vector, sent together
     compressor: int = 0  # COMPRESSED: compressor code and parameter (asyncopt_mpi.compression)
     compress_param: int = 0
-    extra_grads: int = 0  # LMO_VR: the full gradient at version2 the worker computes first (SVRF), 0 if it has it
+    extra_grads: int = 0  # compute time beyond the batch, in gradients: a 1-SVD, SVRF's full gradient at version2
     job_id: int = -1
     duration: float = 0.0  # modelled seconds, drawn by the server when the job is assigned
     fail: bool = False  # set by the server: the worker fails on this job (workers.crash_after)
@@ -65,6 +65,8 @@ class Job:
         """Stochastic gradients the job costs (a difference costs two)."""
         if self.kind == JobKind.LMO_VR:
             return 2 * self.batch + self.extra_grads
+        if self.kind == JobKind.LMO:
+            return self.batch + self.extra_grads
         if self.indices is None:
             return self.batch
         return len(self.indices) * (2 if self.kind == JobKind.GRAD_DIFF else 1)

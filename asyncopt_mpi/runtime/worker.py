@@ -63,7 +63,7 @@ class WorkerContext:
             gradient = problem.stochastic_grad(x, rng, job.batch, self.shard)
         else:
             anchor = point(job.version2)
-            if self.full_gradient is None or self.full_gradient[0] != job.version2 or job.extra_grads:
+            if self.full_gradient is None or self.full_gradient[0] != job.version2:
                 self.full_gradient = (job.version2, problem.full_grad(anchor))
             size = problem.n_samples if self.shard is None else len(self.shard)
             picks = rng.integers(size, size=job.batch)
