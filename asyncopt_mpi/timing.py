@@ -10,9 +10,11 @@ AsGrad's speeds 1..n). `workers.compute` picks the distribution around it:
   exponential  Exp(mean s_i)
   poisson      unit * Poisson(s_i/unit), unit = compute_scale (AsGrad)
   normal       unit * (|N(s_i/unit, s_i/unit)| + 1) (AsGrad)
-  geometric    s_i * p * Geometric(p), mean s_i, p = compute_p (SFW-asyn, seed 003 app. D)
+  geometric    a job of b gradients takes b s_i p Geometric(p): one draw for the whole task,
+               mean b s_i, p = compute_p (SFW-asyn's queueing model, seed 003 appendix D)
 
-A job of b gradients takes the sum of b independent draws. Communication: worker i needs
+A job of b gradients takes the sum of b independent draws (geometric: one draw per job, as
+in the seed, so that task times stay as varied as p says however large the task). Communication: worker i needs
 theta_i seconds per float it sends (comm = fixed: comm_times or comm_scale; sqrt:
 comm_scale*sqrt(i)); the server's downlink is free, as in the papers' models.
 
@@ -105,8 +107,8 @@ class TimingModel:
             centre = mean / self.unit
             draws = np.abs(rng.normal(centre, centre, size=n_grads)) + 1.0
             return self.unit * float(draws.sum())
-        # geometric: a sum of n geometric(p) variables is n + NegativeBinomial(n, p) failures.
-        return mean * self.p * float(n_grads + rng.negative_binomial(n_grads, self.p))
+        # geometric: the seed's model draws one Geometric(p) (support 1, 2, ...) per task.
+        return mean * n_grads * self.p * float(rng.geometric(self.p))
 
     def comm_time(self, worker: int, n_floats: int, rng: np.random.Generator | None = None) -> float:
         """Seconds worker needs to send n_floats to the server."""

@@ -65,10 +65,8 @@ class Job:
         """Stochastic gradients the job costs (a difference costs two)."""
         if self.kind == JobKind.LMO_VR:
             return 2 * self.batch + self.extra_grads
-        if self.kind == JobKind.LMO:
-            return self.batch + self.extra_grads
         if self.indices is None:
-            return self.batch
+            return self.batch + self.extra_grads
         return len(self.indices) * (2 if self.kind == JobKind.GRAD_DIFF else 1)
 
 

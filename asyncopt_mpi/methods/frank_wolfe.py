@@ -12,9 +12,10 @@ minimisation oracle of a minibatch gradient, so X stays in the ball.
   anchor W renewed every `epoch` steps (each worker computes grad f(W) once per anchor);
   the step size restarts with each epoch, as in SVRF (Hazan & Luo 2016).
 Batch sizes grow as in the seed's Theorem 1: b_k = min(max_batch, ceil(batch (k+1)^2 / tau)),
-tau = max_staleness for the asynchronous methods and 1 for sfw_dist. A worker's 1-SVD costs
-`svd_cost` gradients of compute time (the seed's appendix D takes ten); sfw_dist's server
-runs its SVD outside the modelled times.
+tau = max_staleness (default 2n) for the asynchronous methods and 1 for sfw_dist. A 1-SVD
+costs `svd_cost` gradients of compute time (the seed's appendix D takes ten): the worker's in
+the asynchronous methods; sfw_dist's master SVD holds up the next round, so it is added to
+every worker's next job.
 """
 
 from __future__ import annotations
@@ -45,7 +46,12 @@ class FrankWolfe(Method):
             raise ConfigError("method.max_batch and method.epoch must be >= 1, method.max_staleness >= 0")
 
     def batch_size(self, k: int, divisor: int = 1) -> int:
+        """batch (k+1)^2, divided by the staleness tolerance for the asynchronous methods, at most max_batch."""
         return int(min(self.options["max_batch"], math.ceil(self.batch * (k + 1) ** 2 / max(divisor, 1))))
+
+    def staleness(self) -> int:
+        """max_staleness, or 2n by default: with n workers a fresh update is typically n steps old."""
+        return self.options["max_staleness"] or 2 * self.n_workers
 
     def fw_step(self, server: Server, u: np.ndarray, v: np.ndarray, eta: float, delta: bool, **trace: Any) -> int:
         """Publish (1 - eta) X + eta theta u v^T; with `delta`, workers may rebuild it from (u, v)."""
@@ -65,6 +71,7 @@ class SFWDist(FrankWolfe):
     name = "sfw_dist"
     description = "synchronous stochastic Frank-Wolfe: workers send minibatch gradient matrices, the server broadcasts X"
     paper = "Zhang, Lin, Zhang, Baraniuk, SFW-asyn (Algorithm 1: SFW-dist), 2020"
+    params = {"max_batch": 1000, "svd_cost": 10}
 
     def start(self, server: Server) -> None:
         self.sum = np.zeros(self.problem.dim)
@@ -76,8 +83,9 @@ class SFWDist(FrankWolfe):
         self.sum[:] = 0.0
         self.count = 0
         self.waiting = set(range(server.n_workers))
+        master_svd = self.options["svd_cost"] if self.k else 0
         for worker in range(server.n_workers):
-            server.assign(worker, Job(JobKind.GRAD, server.version, share))
+            server.assign(worker, Job(JobKind.GRAD, server.version, share, extra_grads=master_svd))
 
     def on_result(self, server: Server, worker: int, result: Result) -> bool:
         self.sum += result.n_grads * result.vector
@@ -96,18 +104,18 @@ class SFWAsyn(FrankWolfe):
     name = "sfw_asyn"
     description = "asynchronous stochastic Frank-Wolfe: workers send (u, v) of their minibatch gradient; rank-one updates back"
     paper = "Zhang, Lin, Zhang, Baraniuk, SFW-asyn (Algorithm 3), 2020"
-    params = {"max_batch": 1000, "max_staleness": 8, "svd_cost": 10}
+    params = {"max_batch": 1000, "max_staleness": 0, "svd_cost": 10}
 
     def start(self, server: Server) -> None:
         for worker in range(server.n_workers):
             self.give(server, worker)
 
     def give(self, server: Server, worker: int) -> None:
-        batch = self.batch_size(server.version, self.options["max_staleness"])
+        batch = self.batch_size(server.version, self.staleness())
         server.assign(worker, Job(JobKind.LMO, server.version, batch, extra_grads=self.options["svd_cost"]))
 
     def on_result(self, server: Server, worker: int, result: Result) -> bool:
-        accepted = result.delay <= self.options["max_staleness"]
+        accepted = result.delay <= self.staleness()
         if accepted:
             u, v = self.split(result.vector)
             k = server.version
@@ -121,7 +129,7 @@ class SVRFAsyn(FrankWolfe):
     name = "svrf_asyn"
     description = "asynchronous variance-reduced Frank-Wolfe: (u, v) of g_S(X) - g_S(W) + grad f(W), anchor W per epoch"
     paper = "Zhang, Lin, Zhang, Baraniuk, SFW-asyn (Algorithm 5: SVRF-asyn), 2020; Hazan & Luo, ICML 2016"
-    params = {"max_batch": 1000, "max_staleness": 8, "epoch": 50, "svd_cost": 10}
+    params = {"max_batch": 1000, "max_staleness": 0, "epoch": 50, "svd_cost": 10}
 
     def __init__(self, config, problem, n_workers):
         super().__init__(config, problem, n_workers)
@@ -140,13 +148,13 @@ class SVRFAsyn(FrankWolfe):
         fresh = self.worker_anchor[worker] != self.anchor
         self.worker_anchor[worker] = self.anchor
         server.assign(worker, Job(
-            JobKind.LMO_VR, server.version, self.batch_size(self.inner, self.options["max_staleness"]),
+            JobKind.LMO_VR, server.version, self.batch_size(self.inner, self.staleness()),
             version2=self.anchor, extra_grads=self.options["svd_cost"] + (self.problem.n_samples if fresh else 0),
         ))
 
     def on_result(self, server: Server, worker: int, result: Result) -> bool:
         # A result from before the current anchor used the old W: its correction term is stale.
-        accepted = result.delay <= self.options["max_staleness"] and result.version >= self.anchor
+        accepted = result.delay <= self.staleness() and result.version >= self.anchor
         if accepted:
             u, v = self.split(result.vector)
             self.fw_step(server, u, v, 2.0 / (self.inner + 2), delta=True, grads_used=result.n_grads,

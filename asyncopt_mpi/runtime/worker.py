@@ -59,18 +59,21 @@ class WorkerContext:
     def _lmo(self, job: Job, x: np.ndarray, point: Callable[[int], np.ndarray]) -> tuple[np.ndarray, int]:
         """[u, v] of the linear minimisation over the problem's ball for a (variance-reduced) minibatch gradient."""
         problem, rng = self.problem, self.data_rng
+        computed = job.batch
         if job.kind == JobKind.LMO:
             gradient = problem.stochastic_grad(x, rng, job.batch, self.shard)
         else:
             anchor = point(job.version2)
+            computed = 2 * job.batch
             if self.full_gradient is None or self.full_gradient[0] != job.version2:
                 self.full_gradient = (job.version2, problem.full_grad(anchor))
+                computed += problem.n_samples
             size = problem.n_samples if self.shard is None else len(self.shard)
             picks = rng.integers(size, size=job.batch)
             indices = picks if self.shard is None else np.asarray(self.shard)[picks]
             gradient = problem.grad(x, indices) - problem.grad(anchor, indices) + self.full_gradient[1]
         u, v = problem.lmo(gradient)
-        return np.concatenate([u, v]), job.n_grads
+        return np.concatenate([u, v]), computed
 
     def execute(self, job: Job, point: Callable[[int], np.ndarray]) -> tuple[np.ndarray, int]:
         """The job's payload vector and the number of gradients it cost."""

@@ -1,0 +1,91 @@
+"""Speed-up of SFW-asyn and SFW-dist over one worker on matrix sensing (simulator), as in seed 003's appendix D.
+
+Compute times follow the seed's queueing model: a task of u units takes u * p * Geometric(p)
+time units (expectation u; p = workers.compute_p, smaller p: more varied workers); one
+stochastic gradient is one unit and a worker's 1-SVD ten (svd_cost). For n = 1, 2, 4, 8, 16
+workers, each method runs until f - f* <= TARGET x f(x0); the speed-up is the time with one
+worker over the time with n. Writes a table and a figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+from multiprocessing import Pool
+
+import h5py
+import numpy as np
+
+from asyncopt_mpi.config import load_config
+from asyncopt_mpi.runtime.session import run_sim
+from asyncopt_mpi.summary import time_to_target
+
+PROBLEM = ["problem.name=matrix_sensing", "problem.dim=20", "problem.rank=3"]
+WORKERS = (1, 2, 4, 8, 16)
+
+
+def run_one(task: tuple[str, int, float, str, float]) -> tuple[str, int, float]:
+    method, n, p, directory, target = task
+    path = os.path.join(directory, f"{method}-{n}.h5")
+    overrides = PROBLEM + [
+        f"workers.n={n}", "workers.compute=geometric", "workers.compute_profile=equal", "workers.compute_scale=1",
+        f"workers.compute_p={p}", "method.batch=1", "method.max_batch=600", "stop.time=200000",
+        "output.snapshot_every=20", f"output.path={path}",
+    ]
+    with contextlib.redirect_stdout(io.StringIO()):
+        run_sim(load_config(None, overrides + [f"stop.target={target}"], method=method, backend="sim"))
+    with h5py.File(path, "r") as handle:
+        metrics = {name: handle["metrics"][name][:] for name in ("time", "suboptimality")}
+    return method, n, time_to_target(metrics, target)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--p", type=float, default=0.1, help="geometric distribution parameter (staleness)")
+    parser.add_argument("--target", type=float, default=0.05, help="f - f* target as a fraction of f(x0) - f*")
+    parser.add_argument("--out", default="benchmarks/results/sfw_speedup")
+    parser.add_argument("--processes", type=int, default=2)
+    args = parser.parse_args()
+    directory = os.path.join(args.out, "runs")
+    os.makedirs(directory, exist_ok=True)
+    problem = load_config(None, PROBLEM + ["stop.time=1"], backend="sim").problem
+    from asyncopt_mpi.problems import make_problem
+
+    made = make_problem(problem)
+    target = args.target * (made.loss(made.x0()) - made.compute_f_star())
+    tasks = [(method, n, args.p, directory, target) for method in ("sfw_asyn", "sfw_dist") for n in WORKERS]
+    with Pool(args.processes) as pool:
+        found = {(method, n): time for method, n, time in pool.imap_unordered(run_one, tasks)}
+    lines = [f"Matrix sensing 20 x 20, rank 3, geometric compute times (p = {args.p}), time until f - f* <= "
+             f"{args.target:g} (f(x0) - f*); speed-up over one worker.", "",
+             "| workers | sfw_asyn time | sfw_asyn speed-up | sfw_dist time | sfw_dist speed-up |", "|---|---|---|---|---|"]
+    speedups = {method: [found[(method, 1)] / found[(method, n)] for n in WORKERS] for method in ("sfw_asyn", "sfw_dist")}
+    for index, n in enumerate(WORKERS):
+        lines.append(f"| {n} | {found[('sfw_asyn', n)]:.0f} | {speedups['sfw_asyn'][index]:.2f} | "
+                     f"{found[('sfw_dist', n)]:.0f} | {speedups['sfw_dist'][index]:.2f} |")
+    table = "\n".join(lines)
+    with open(os.path.join(args.out, "table.md"), "w") as handle:
+        handle.write(table + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(5.2, 4.0), dpi=120)
+    axes.plot(WORKERS, WORKERS, "k:", label="linear")
+    for method, values in speedups.items():
+        axes.plot(WORKERS, values, "o-", label=method)
+    axes.set_xlabel("workers")
+    axes.set_ylabel("speed-up over one worker (time to target)")
+    axes.set_title("Matrix sensing, geometric compute times")
+    axes.grid(True, alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(os.path.join(args.out, "figure.png"))
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
