@@ -357,6 +357,7 @@ def validate(config: Config, require_stop: bool = True) -> None:
         not require_stop or any(v is not None for v in (stop.time, stop.iterations, stop.gradients)),
         "[stop]: give at least one of stop.time, stop.iterations, stop.gradients so the run ends",
     )
+    _validate_graph(config)
     _nonnegative("output.snapshot_every", output.snapshot_every)
     try:
         config.output_path()
@@ -364,6 +365,29 @@ def validate(config: Config, require_stop: bool = True) -> None:
         raise ConfigError(
             f"output.path: bad placeholder {exc}; accepted placeholders: {{method}}, {{problem}}, {{backend}}"
         ) from None
+
+
+def _validate_graph(config: Config) -> None:
+    from .graph import TOPOLOGIES
+    from .methods.decentralized import GRAPH_BASELINES, uses_graph
+
+    graph, name = config.graph, config.method.name
+    _choice("graph.topology", graph.topology, ("none", *TOPOLOGIES))
+    _nonnegative("graph.rho", graph.rho)
+    _require(math.isfinite(graph.rho), f"graph.rho: must be finite, got {graph.rho}")
+    if graph.topology == "none":
+        _require(
+            not uses_graph(name, graph.topology),
+            f"graph.topology: {name} runs on a worker graph; set it to one of {', '.join(TOPOLOGIES)}",
+        )
+    else:
+        _require(
+            uses_graph(name, graph.topology),
+            f"graph.topology: only decentralized methods and {', '.join(GRAPH_BASELINES)} run on a worker graph, "
+            f"not {name}; remove [graph] or pick one of those",
+        )
+    if graph.edges and graph.topology == "edges" and not os.path.exists(graph.edges):
+        raise ConfigError(f"graph.edges: edge-list file not found: {graph.edges}")
 
 
 def _resolve_params(section: str, declared: dict[str, Any], given: dict[str, Any], owner: str) -> dict[str, Any]:

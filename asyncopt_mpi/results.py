@@ -46,6 +46,11 @@ WORKER_COLUMNS = {
     "jobs": "i8", "grads": "i8", "busy_time": "f8", "sleep_time": "f8", "overrun_time": "f8",
     "bytes_up": "i8", "bytes_down": "i8", "shard_size": "i8", "shard_labels": "i8",
 }
+# /hops (graph runs): one row per message crossing a link, as the receiving node saw it.
+HOP_COLUMNS = {
+    "queued": "f8", "start": "f8", "arrived": "f8", "source": "i4", "dest": "i4", "kind": "i1", "version": "i8",
+    "rho": "f8",
+}
 STATUSES = ("running", "completed", "stopped", "failed")
 
 
@@ -156,8 +161,12 @@ class ResultsWriter:
         state_shapes: dict[str, int] | None = None,
         resume: ResumePoint | None = None,
         background: bool = False,
+        graph: dict[str, Any] | None = None,
     ):
-        """A new file, or with `resume`, the existing file cut back to its last snapshot."""
+        """A new file, or with `resume`, the existing file cut back to its last snapshot.
+
+        `graph` (attributes of a decentralized run's graph) adds /graph and the /hops table.
+        """
         directory = os.path.dirname(path)
         if directory:
             os.makedirs(directory, exist_ok=True)
@@ -185,6 +194,11 @@ class ResultsWriter:
             for name, kind in WORKER_COLUMNS.items():
                 self.file["workers"].create_dataset(name, shape=(n_workers,), dtype=kind)
             keep = {"trace": None, "events": None, "snapshots": None}
+            if graph is not None:
+                group = self.file.create_group("graph")
+                for key, value in graph.items():
+                    group.attrs[key] = value
+                self.file.create_group("hops")
         else:
             self.file = h5py.File(path, "r+", libver="latest")
             self.file.attrs["segments"] = resume.segment + 1
@@ -199,6 +213,7 @@ class ResultsWriter:
         self.event_table = _Table(self.file["events"], EVENT_COLUMNS, keep["events"])
         snapshots = self.file["snapshots"]
         self.snapshot_table = _Table(snapshots, SNAPSHOT_COLUMNS, keep["snapshots"])
+        self.hop_table = _Table(self.file["hops"], HOP_COLUMNS, keep.get("hops")) if "hops" in self.file else None
         self.snapshot_x = snapshots["x"]
         self.snapshot_state = dict(snapshots["state"].items()) if "state" in snapshots else {}
         for dataset in (self.snapshot_x, *self.snapshot_state.values()):
@@ -207,6 +222,7 @@ class ResultsWriter:
         self.file.swmr_mode = True
         self.trace = self.trace_table.rows.append
         self.event = self.event_table.rows.append
+        self.hop = self.hop_table.rows.append if self.hop_table is not None else None
         self.snapshots: deque[tuple[np.ndarray, dict[str, np.ndarray]]] = deque()
         self._last_flush = time.monotonic()
         self._thread: threading.Thread | None = None
@@ -246,6 +262,7 @@ class ResultsWriter:
             time.monotonic() - self._last_flush >= FLUSH_SECONDS
             or len(self.event_table.rows) >= BLOCK_ROWS
             or len(self.trace_table.rows) >= BLOCK_ROWS
+            or (self.hop_table is not None and len(self.hop_table.rows) >= BLOCK_ROWS)
         ):
             self.flush()
 
@@ -260,6 +277,8 @@ class ResultsWriter:
     def _write(self) -> None:
         self.trace_table.flush()
         self.event_table.flush()
+        if self.hop_table is not None:
+            self.hop_table.flush()
         while self.snapshots:
             row, x, state = self.snapshots.popleft()
             rows = self.snapshot_x.shape[0]

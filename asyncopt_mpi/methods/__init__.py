@@ -18,6 +18,7 @@ from . import (  # noqa: E402,F401
     accelerated_rennala_sgd,
     async_sgd,
     compressed,
+    decentralized,
     frank_wolfe,
     freya_sgd,
     hero_sgd,

@@ -11,11 +11,14 @@ import numpy as np
 
 from .. import __version__
 from ..config import Config
+from ..graph import Graph
 from ..methods import METHODS, Method
+from ..methods.decentralized import Plan, make_plan, uses_graph
 from ..problems import make_problem
 from ..problems.base import Problem
 from ..problems.splits import shard_indices
 from ..results import ResultsWriter, ResumePoint
+from ..timing import TimingModel
 from .worker import WorkerContext
 
 
@@ -41,6 +44,15 @@ def build_method(config: Config, problem: Problem, n_workers: int) -> Method:
     return METHODS[config.method.name](config.method, problem, n_workers)
 
 
+def build_plan(config: Config, n_workers: int, timing: TimingModel) -> Plan | None:
+    """Graph, pivot and tree of a decentralized run (None for a parameter-server run)."""
+    method = config.method
+    if not uses_graph(method.name, config.graph.topology):
+        return None
+    graph = Graph.from_config(config.graph, n_workers)
+    return make_plan(graph, method.name, method.params, method.batch, timing.expected_compute())
+
+
 def compute_f_star(problem: Problem) -> float:
     value = problem.compute_f_star()
     return float(value) if value is not None else math.nan
@@ -49,7 +61,7 @@ def compute_f_star(problem: Problem) -> float:
 def open_writer(
     config: Config, problem: Problem, method: Method, n_workers: int, f_star: float,
     mpi_library: str = "none", hosts: list[str] | None = None, pids: list[int] | None = None,
-    resume: ResumePoint | None = None, background: bool = False,
+    resume: ResumePoint | None = None, background: bool = False, graph: dict[str, Any] | None = None,
 ) -> ResultsWriter:
     attrs: dict[str, Any] = {
         "method": config.method.name,
@@ -71,5 +83,5 @@ def open_writer(
     return ResultsWriter(
         config.output_path(), attrs=attrs, dim=problem.dim, n_workers=n_workers,
         trace_extra=method.trace_columns, problem_attrs=problem_attrs, state_shapes=method.state_shapes(),
-        resume=resume, background=background,
+        resume=resume, background=background, graph=graph,
     )

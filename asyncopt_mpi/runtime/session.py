@@ -25,7 +25,8 @@ from ..progress import Progress
 from ..timing import TimingModel
 from . import guardian
 from .backoff import lower_timer_slack, poll
-from .build import build_context, build_method, build_problem, build_shards, compute_f_star, open_writer
+from ..methods.decentralized import graph_attrs, uses_graph
+from .build import build_context, build_method, build_plan, build_problem, build_shards, compute_f_star, open_writer
 from .server import ServerCore
 from .signals import SignalWatch
 
@@ -95,6 +96,7 @@ def prepare_resume(path: str, overrides: list[str], backend: str) -> tuple[Confi
 
 
 def run_sim(config: Config, resume: ResumePoint | None = None, quiet: bool = True) -> int:
+    from .graph_sim import GraphSim
     from .sim import SimServer
 
     n_workers = config.workers.n
@@ -108,9 +110,14 @@ def run_sim(config: Config, resume: ResumePoint | None = None, quiet: bool = Tru
     contexts = [build_context(config, problem, worker, shards[worker]) for worker in range(n_workers)]
     method = build_method(config, problem, n_workers)
     f_star = compute_f_star(problem)
-    writer = open_writer(config, problem, method, n_workers, f_star, resume=resume)
+    plan = build_plan(config, n_workers, timing)
+    writer = open_writer(config, problem, method, n_workers, f_star, resume=resume,
+                         graph=None if plan is None else graph_attrs(plan))
     watchdog = guardian.start(config.output_path(), [os.getpid()], [socket.gethostname()])
-    server = SimServer(config, problem, method, writer, timing, f_star, resume, contexts=contexts)
+    if plan is None:
+        server = SimServer(config, problem, method, writer, timing, f_star, resume, contexts=contexts)
+    else:
+        server = GraphSim(config, problem, method, writer, timing, f_star, resume, contexts=contexts, plan=plan)
     server.progress = Progress(quiet=quiet, virtual=True)
     server.record_shards(shards)
     error = None
@@ -168,6 +175,7 @@ def run_mpi(
 ) -> int:
     from mpi4py import MPI
 
+    from .graph_mpi import GraphNode, GraphServer, shared_start
     from .mpi import MpiServer, WorkerLoop
 
     lower_timer_slack()
@@ -205,22 +213,30 @@ def run_mpi(
 
     def setup():
         shards = build_shards(config, problem, n_workers)
+        timing = TimingModel(config.workers, n_workers)
+        plan = build_plan(config, n_workers, timing)
         if rank == 0:
-            timing = TimingModel(config.workers, n_workers)
             method_object = build_method(config, problem, n_workers)
             f_star = compute_f_star(problem)
             library = MPI.Get_library_version().strip().splitlines()[0]
             writer = open_writer(
-                config, problem, method_object, n_workers, f_star, library, hosts, pids, resume, background=True
+                config, problem, method_object, n_workers, f_star, library, hosts, pids, resume, background=True,
+                graph=None if plan is None else graph_attrs(plan),
             )
             nonlocal watchdog
             watchdog = guardian.start(config.output_path(), pids, hosts)
-            server = MpiServer(config, problem, method_object, writer, timing, f_star, resume, comm=comm, hosts=hosts)
+            if plan is None:
+                server = MpiServer(config, problem, method_object, writer, timing, f_star, resume, comm=comm, hosts=hosts)
+            else:
+                server = GraphServer(config, problem, method_object, writer, timing, f_star, resume, comm=comm,
+                                     hosts=hosts, t0=0.0, plan=plan)
             server.record_shards(shards)
             server.signals = signals
             server.progress = Progress(quiet=quiet)
             return server
         context = build_context(config, problem, rank - 1, shards[rank - 1])
+        if plan is not None:
+            return GraphNode(comm, context, plan, config, timing, 0.0, signals)
         return WorkerLoop(comm, context, problem.dim, signals, ranks_on_host=hosts.count(hosts[rank]))
 
     role, error = _try(setup)
@@ -231,7 +247,9 @@ def run_mpi(
             _stop_watchdog(watchdog)
         return fail(error)
 
-    # 3. Run.
+    # 3. Run (graph runs first agree on a time origin: hop times are compared across ranks).
+    if uses_graph(config.method.name, config.graph.topology):
+        role.t0 = shared_start(comm, hosts)
     if rank == 0:
         server: MpiServer = role
         _, error = _try(server.run)

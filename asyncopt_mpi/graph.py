@@ -1,0 +1,223 @@
+"""Worker graphs for decentralized methods: topologies, per-link times, shortest paths, the pivot and its tree.
+
+Nodes are workers 0..n-1. A directed link i -> j takes rho_{i->j} seconds per message
+(`graph.rho` scales every link). Methods move vectors only along the shortest-path
+spanning tree rooted at the pivot (Tyurin & Richtarik, NeurIPS 2024: Fragile/Amelie SGD),
+so every message crosses graph edges one at a time.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components, dijkstra
+
+from .config import GraphConfig
+from .errors import ConfigError, DataError
+
+TOPOLOGIES = ("line", "ring", "star", "mesh", "torus", "edges")
+
+
+def mesh_shape(n: int) -> tuple[int, int]:
+    """rows x cols = n with rows <= cols as close as possible (a 10 x 10 mesh for 100 workers)."""
+    rows = int(math.isqrt(n))
+    while n % rows:
+        rows -= 1
+    return rows, n // rows
+
+
+def _undirected_edges(topology: str, n: int) -> list[tuple[int, int]]:
+    if topology == "line":
+        return [(i, i + 1) for i in range(n - 1)]
+    if topology == "ring":
+        return [(i, (i + 1) % n) for i in range(n)] if n > 2 else [(i, i + 1) for i in range(n - 1)]
+    if topology == "star":
+        return [(0, i) for i in range(1, n)]
+    rows, cols = mesh_shape(n)
+    wrap = topology == "torus"
+    edges = []
+    for r in range(rows):
+        for c in range(cols):
+            node = r * cols + c
+            if c + 1 < cols or (wrap and cols > 2):
+                edges.append((node, r * cols + (c + 1) % cols))
+            if r + 1 < rows or (wrap and rows > 2):
+                edges.append((node, ((r + 1) % rows) * cols + c))
+    return edges
+
+
+def read_edges(path: str, n: int) -> dict[tuple[int, int], float]:
+    """An edge-list file: lines `i j [time]` (0-based workers; time 1 if absent; `#` comments).
+
+    A line gives the link i -> j; j -> i gets the same time unless a line of its own gives it.
+    """
+    if not os.path.exists(path):
+        raise ConfigError(f"graph.edges: edge-list file not found: {path}")
+    given: dict[tuple[int, int], float] = {}
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            fields = line.split("#", 1)[0].split()
+            if not fields:
+                continue
+            try:
+                if len(fields) not in (2, 3):
+                    raise ValueError("expected `i j [time]`")
+                i, j = int(fields[0]), int(fields[1])
+                time = float(fields[2]) if len(fields) == 3 else 1.0
+                if not (0 <= i < n and 0 <= j < n) or i == j:
+                    raise ValueError(f"workers must be distinct and in 0..{n - 1}")
+                if not time >= 0 or math.isinf(time):
+                    raise ValueError("the time must be finite and >= 0")
+            except ValueError as exc:
+                raise DataError(f"{path}:{number}: {exc}: {line.strip()!r}") from None
+            given[(i, j)] = time
+    if not given:
+        raise DataError(f"{path}: no edges")
+    links = dict(given)
+    for (i, j), time in given.items():
+        links.setdefault((j, i), time)
+    return links
+
+
+@dataclass
+class Graph:
+    """Directed links with times; `tree_*` describe the spanning tree rooted at the pivot once chosen."""
+
+    n: int
+    links: dict[tuple[int, int], float]  # (i, j) -> rho_{i->j}
+    topology: str
+
+    @classmethod
+    def from_config(cls, config: GraphConfig, n: int) -> "Graph":
+        if config.topology not in TOPOLOGIES:
+            raise ConfigError(f"graph.topology: {config.topology!r} is not accepted; accepted: {', '.join(TOPOLOGIES)}")
+        if config.topology == "edges":
+            if not config.edges:
+                raise ConfigError("graph.edges: required with graph.topology = \"edges\" (a file of `i j [time]` lines)")
+            links = {edge: config.rho * time for edge, time in read_edges(config.edges, n).items()}
+        else:
+            links = {}
+            for i, j in _undirected_edges(config.topology, n):
+                links[(i, j)] = links[(j, i)] = config.rho
+        graph = cls(n, links, config.topology)
+        if n > 1 and connected_components(graph.matrix(), directed=True, connection="strong")[0] != 1:
+            raise ConfigError(f"graph: the {config.topology} graph on {n} workers is not connected")
+        return graph
+
+    def matrix(self) -> csr_matrix:
+        """Link times as a sparse matrix; zero-time links are stored as a tiny positive time."""
+        if not self.links:
+            return csr_matrix((self.n, self.n))
+        (rows, cols), times = zip(*self.links.keys()), list(self.links.values())
+        data = np.maximum(np.asarray(times, dtype=float), 1e-300)
+        return csr_matrix((data, (rows, cols)), shape=(self.n, self.n))
+
+    def neighbours(self, node: int) -> list[int]:
+        return sorted({j for i, j in self.links if i == node} | {i for i, j in self.links if j == node})
+
+    def distances(self) -> np.ndarray:
+        """dist[i, j]: the shortest time from i to j along directed links."""
+        return dijkstra(self.matrix(), directed=True)
+
+
+def t_star(s: float, h: np.ndarray, r: np.ndarray) -> tuple[float, np.ndarray]:
+    """t*(s, h, r) = min_k max{max(r, h) of the k-th worker, s / sum_{i<=k} 1/h} over workers sorted by max(r, h).
+
+    Returns the time and the workers of the minimising prefix (those the method uses).
+    """
+    cost = np.maximum(r, h)
+    order = np.argsort(cost, kind="stable")
+    with np.errstate(divide="ignore"):
+        rates = np.cumsum(1.0 / h[order])
+        batch_time = np.where(rates > 0, s / np.where(rates > 0, rates, 1.0), np.inf)
+    values = np.maximum(cost[order], batch_time)
+    best = int(np.argmin(values))
+    return float(values[best]), np.sort(order[: best + 1])
+
+
+def round_trips(graph: Graph, distances: np.ndarray | None = None) -> np.ndarray:
+    """trip[i, j] = dist(i -> j) + dist(j -> i)."""
+    dist = graph.distances() if distances is None else distances
+    return dist + dist.T
+
+
+def choose_pivot(graph: Graph, s: float, h: np.ndarray, rule: str = "tstar") -> int:
+    """The pivot: argmin_j t*(s, h, round trips to j) (ties: the lowest index), or the graph centre."""
+    trips = round_trips(graph)
+    if rule == "center":
+        return int(np.argmin(trips.max(axis=0)))
+    if rule.isdigit():
+        pivot = int(rule)
+        if pivot >= graph.n:
+            raise ConfigError(f"method.pivot: worker {pivot} does not exist (workers are 0..{graph.n - 1})")
+        return pivot
+    times = [t_star(s, h, trips[:, j])[0] for j in range(graph.n)]
+    return int(np.argmin(times))
+
+
+class Tree:
+    """The shortest-path spanning tree rooted at the pivot (round-trip times as edge weights).
+
+    `next_hop(i, dest)` routes along the tree: up to the parent, or down to the child whose
+    subtree holds dest.
+    """
+
+    def __init__(self, graph: Graph, root: int):
+        symmetric = {}
+        for (i, j), time in graph.links.items():
+            back = graph.links.get((j, i), math.inf)
+            symmetric[(i, j)] = time + back
+        finite = {edge: time for edge, time in symmetric.items() if math.isfinite(time)}
+        (rows, cols), times = zip(*finite.keys()), list(finite.values())
+        weights = csr_matrix((np.maximum(times, 1e-300), (rows, cols)), shape=(graph.n, graph.n))
+        _, predecessors = dijkstra(weights, directed=True, indices=root, return_predecessors=True)
+        self.root = root
+        self.n = graph.n
+        self.parent = np.where(predecessors < 0, -1, predecessors).astype(int)
+        self.parent[root] = -1
+        if (self.parent[np.arange(self.n) != root] < 0).any():
+            raise ConfigError("graph: some workers cannot reach the pivot and back")
+        self.children: list[list[int]] = [[] for _ in range(self.n)]
+        for node, parent in enumerate(self.parent):
+            if parent >= 0:
+                self.children[parent].append(int(node))
+        # Euler-tour intervals: dest is in node's subtree iff enter[node] <= enter[dest] < leave[node].
+        self.enter = np.zeros(self.n, dtype=int)
+        self.leave = np.zeros(self.n, dtype=int)
+        self.depth = np.zeros(self.n, dtype=int)
+        clock, stack = 0, [(root, False)]
+        while stack:
+            node, done = stack.pop()
+            if done:
+                self.leave[node] = clock
+                continue
+            self.enter[node] = clock
+            clock += 1
+            stack.append((node, True))
+            for child in reversed(self.children[node]):
+                self.depth[child] = self.depth[node] + 1
+                stack.append((child, False))
+
+    def contains(self, node: int, dest: int) -> bool:
+        return self.enter[node] <= self.enter[dest] < self.leave[node]
+
+    def next_hop(self, node: int, dest: int) -> int:
+        if node == dest:
+            return node
+        if not self.contains(node, dest):
+            return int(self.parent[node])
+        for child in self.children[node]:
+            if self.contains(child, dest):
+                return child
+        raise AssertionError("unreachable: dest is in the subtree")
+
+    def path(self, source: int, dest: int) -> list[int]:
+        """Nodes a message from source to dest visits, both ends included."""
+        nodes = [source]
+        while nodes[-1] != dest:
+            nodes.append(self.next_hop(nodes[-1], dest))
+        return nodes

@@ -1,0 +1,425 @@
+"""Decentralized methods as per-node policies over a worker graph: Fragile SGD, Amelie SGD and graph baselines.
+
+Tyurin & Richtarik, On the optimal time complexities in decentralized stochastic
+asynchronous optimization, NeurIPS 2024 (seeds 001, 004). There is no server in the math:
+each worker runs a node policy that reacts to its own finished gradients, to messages from
+its tree neighbours and to its uplink becoming free. The pivot steps and reports each step
+(the runtime records it). A node talks to the runtime through `Net`; policies never import
+MPI, so the simulator and the MPI runtime run the same code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..graph import Graph, Tree, choose_pivot, t_star
+from . import register
+from .base import Method, Result, Server
+from .collect import batch_from_noise
+
+
+class Kind(IntEnum):
+    """What a message between nodes carries."""
+
+    POINT = 1  # x at `version`, travelling down the tree
+    GRADS = 2  # a sum of `count` gradients at `version`
+    PARTIAL = 3  # Amelie: sum over a subtree of g_i / s_i, with `weight` = sum of 1/s_i over `nodes` nodes
+
+
+@dataclass(slots=True)
+class Message:
+    kind: int
+    version: int
+    dest: int
+    origin: int
+    vector: np.ndarray
+    count: int = 0
+    weight: float = 0.0
+    nodes: int = 0
+
+
+class Net(Protocol):
+    """What a node policy may use of the runtime."""
+
+    node: int
+    parent: int  # -1 at the pivot
+    children: list[int]
+
+    def now(self) -> float: ...
+    def send(self, message: Message) -> None: ...  # routed hop by hop along the tree; the vector is copied
+    def link_free(self, to: int) -> bool: ...  # nothing queued or in flight on the link to neighbour `to`
+    def compute(self, version: int, x: np.ndarray, batch: int) -> None: ...  # replaces a running computation
+    def publish(self, x: np.ndarray, version: int, grads_used: int) -> None: ...  # the pivot stepped
+    def arrived(self, origin: int, kind: int, version: int, count: int, accepted: bool) -> None: ...  # at the pivot
+
+
+@dataclass
+class Plan:
+    """The graph, the pivot, its tree, the workers that compute, and the step threshold."""
+
+    graph: Graph
+    tree: Tree
+    pivot: int
+    participants: np.ndarray
+    S: int
+    t_star: float
+
+
+def _broadcast(net: Net, x: np.ndarray, version: int) -> None:
+    for child in net.children:
+        net.send(Message(Kind.POINT, version, child, net.node, x))
+
+
+class FragileNode:
+    """Fragile SGD at one node: compute at the newest point, sum (gradients, count) towards the pivot.
+
+    The pivot steps x <- x - (gamma / count) * sum once count >= S. Sums of different points
+    are never mixed: a node drops its sum when a newer point arrives, and drops sums that
+    reach it for an older point. With `one_job = True` every node computes one job per point
+    (minibatch SGD routed over the tree).
+    """
+
+    def __init__(self, node: int, x0: np.ndarray, lr: float, S: int, batch: int, participates: bool,
+                 one_job: bool = False):
+        self.node = node
+        self.x = x0.copy()
+        self.version = 0
+        self.lr = lr
+        self.S = S
+        self.batch = batch
+        self.participates = participates
+        self.one_job = one_job
+        self.sum = np.zeros_like(self.x)
+        self.count = 0
+
+    def start(self, net: Net) -> None:
+        if self.participates:
+            net.compute(self.version, self.x, self.batch)
+
+    def on_gradient(self, net: Net, version: int, gradient: np.ndarray, n_grads: int) -> None:
+        if version != self.version:
+            return
+        self._add(net, gradient, n_grads, self.node, Kind.GRADS, mean=True)
+        if self.participates and not self.one_job and version == self.version:
+            net.compute(self.version, self.x, self.batch)
+
+    def on_message(self, net: Net, message: Message) -> None:
+        if message.kind == Kind.POINT:
+            if message.version > self.version:
+                self._adopt(net, message.vector, message.version)
+            return
+        fresh = message.version == self.version
+        if net.parent < 0:
+            net.arrived(message.origin, message.kind, message.version, message.count, fresh)
+        if fresh:
+            self._add(net, message.vector, message.count, message.origin, message.kind)
+
+    def on_link_free(self, net: Net, to: int) -> None:
+        if to == net.parent:
+            self._flush(net)
+
+    def _adopt(self, net: Net, x: np.ndarray, version: int) -> None:
+        self.x[:] = x
+        self.version = version
+        self.sum[:] = 0.0
+        self.count = 0
+        _broadcast(net, self.x, version)
+        if self.participates:
+            net.compute(version, self.x, self.batch)
+
+    def _add(self, net: Net, vector: np.ndarray, count: int, origin: int, kind: int, mean: bool = False) -> None:
+        if mean:  # a job's gradient is a batch mean
+            self.sum += count * vector
+        else:
+            self.sum += vector
+        self.count += count
+        if net.parent >= 0:
+            self._flush(net)
+            return
+        if mean:
+            net.arrived(origin, kind, self.version, count, True)
+        if self.count >= self.S:
+            self._step(net)
+
+    def _flush(self, net: Net) -> None:
+        if self.count and net.link_free(net.parent):
+            net.send(Message(Kind.GRADS, self.version, net.parent, self.node, self.sum, count=self.count))
+            self.sum[:] = 0.0
+            self.count = 0
+
+    def _step(self, net: Net) -> None:
+        self.x -= (self.lr / self.count) * self.sum
+        used = self.count
+        self.version += 1
+        self.sum[:] = 0.0
+        self.count = 0
+        net.publish(self.x, self.version, used)
+        _broadcast(net, self.x, self.version)
+        if self.participates:
+            net.compute(self.version, self.x, self.batch)
+
+
+class AmelieNode:
+    """Amelie SGD at one node (heterogeneous data): own sum g_i of s_i gradients at the newest point.
+
+    A node sends up the sum over its subtree of g_i / s_i and of b = 1/s_i (the latest value
+    of each child replaces the previous one). The pivot steps with g = (1/n) sum_i g_i / s_i
+    once every node has reported and n / b >= S / n (Malenia's harmonic rule).
+    """
+
+    def __init__(self, node: int, x0: np.ndarray, lr: float, S: int, batch: int, n_nodes: int):
+        self.node = node
+        self.x = x0.copy()
+        self.version = 0
+        self.lr = lr
+        self.S = S
+        self.batch = batch
+        self.n_nodes = n_nodes
+        self.own = np.zeros_like(self.x)
+        self.own_count = 0
+        self.parts: dict[int, Message] = {}  # each child's latest PARTIAL at this version
+        self.dirty = False
+        self.total = np.zeros_like(self.x)
+
+    def start(self, net: Net) -> None:
+        net.compute(self.version, self.x, self.batch)
+
+    def on_gradient(self, net: Net, version: int, gradient: np.ndarray, n_grads: int) -> None:
+        if version != self.version:
+            return
+        self.own += n_grads * gradient
+        self.own_count += n_grads
+        self.dirty = True
+        if net.parent < 0:
+            net.arrived(self.node, Kind.GRADS, version, n_grads, True)
+        self._changed(net)
+        if version == self.version:
+            net.compute(self.version, self.x, self.batch)
+
+    def on_message(self, net: Net, message: Message) -> None:
+        if message.kind == Kind.POINT:
+            if message.version > self.version:
+                self._adopt(net, message.vector, message.version)
+            return
+        fresh = message.version == self.version
+        if net.parent < 0:
+            net.arrived(message.origin, message.kind, message.version, message.nodes, fresh)
+        if fresh:
+            message.vector = message.vector.copy()
+            self.parts[message.origin] = message
+            self.dirty = True
+            self._changed(net)
+
+    def on_link_free(self, net: Net, to: int) -> None:
+        if to == net.parent:
+            self._flush(net)
+
+    def _aggregate(self) -> tuple[np.ndarray, float, int]:
+        total = self.total
+        if self.own_count:
+            np.multiply(self.own, 1.0 / self.own_count, out=total)
+        else:
+            total[:] = 0.0
+        weight = 1.0 / self.own_count if self.own_count else 0.0
+        nodes = 1 if self.own_count else 0
+        for part in self.parts.values():
+            total += part.vector
+            weight += part.weight
+            nodes += part.nodes
+        return total, weight, nodes
+
+    def _changed(self, net: Net) -> None:
+        if net.parent >= 0:
+            self._flush(net)
+            return
+        total, weight, nodes = self._aggregate()
+        if nodes == self.n_nodes and self.n_nodes / weight >= self.S / self.n_nodes:
+            self.x -= (self.lr / self.n_nodes) * total
+            used = self.own_count + sum(part.count for part in self.parts.values())
+            self.version += 1
+            self._reset()
+            net.publish(self.x, self.version, used)
+            _broadcast(net, self.x, self.version)
+            net.compute(self.version, self.x, self.batch)
+
+    def _flush(self, net: Net) -> None:
+        if not self.dirty or not net.link_free(net.parent):
+            return
+        total, weight, nodes = self._aggregate()
+        if nodes == 0:
+            return
+        count = self.own_count + sum(part.count for part in self.parts.values())
+        net.send(Message(Kind.PARTIAL, self.version, net.parent, self.node, total, count=count, weight=weight,
+                         nodes=nodes))
+        self.dirty = False
+
+    def _reset(self) -> None:
+        self.own[:] = 0.0
+        self.own_count = 0
+        self.parts.clear()
+        self.dirty = False
+
+    def _adopt(self, net: Net, x: np.ndarray, version: int) -> None:
+        self.x[:] = x
+        self.version = version
+        self._reset()
+        _broadcast(net, self.x, version)
+        net.compute(version, self.x, self.batch)
+
+
+class AsyncPivotNode:
+    """Asynchronous SGD at the pivot: every gradient is routed to the pivot, applied on arrival,
+    and the new point is routed back to the worker that computed it."""
+
+    def __init__(self, node: int, x0: np.ndarray, lr: float, batch: int, pivot: int):
+        self.node = node
+        self.x = x0.copy()
+        self.version = 0
+        self.lr = lr
+        self.batch = batch
+        self.pivot = pivot
+
+    def start(self, net: Net) -> None:
+        net.compute(self.version, self.x, self.batch)
+
+    def on_gradient(self, net: Net, version: int, gradient: np.ndarray, n_grads: int) -> None:
+        if self.node == self.pivot:
+            self._apply(net, gradient, version, n_grads, self.node)
+            net.compute(self.version, self.x, self.batch)
+        else:
+            net.send(Message(Kind.GRADS, version, self.pivot, self.node, gradient, count=n_grads))
+
+    def on_message(self, net: Net, message: Message) -> None:
+        if message.kind == Kind.POINT:
+            self.x[:] = message.vector
+            self.version = message.version
+            net.compute(self.version, self.x, self.batch)
+        else:
+            self._apply(net, message.vector, message.version, message.count, message.origin)
+            net.send(Message(Kind.POINT, self.version, message.origin, self.node, self.x))
+
+    def on_link_free(self, net: Net, to: int) -> None:
+        pass
+
+    def _apply(self, net: Net, gradient: np.ndarray, version: int, n_grads: int, origin: int) -> None:
+        net.arrived(origin, Kind.GRADS, version, n_grads, True)
+        self.x -= self.lr * gradient
+        self.version += 1
+        net.publish(self.x, self.version, n_grads)
+
+
+# ---------------------------------------------------------------- methods and plans
+
+PIVOT_RULES = ("tstar", "center")
+
+
+def _check_pivot(options: dict[str, Any]) -> None:
+    rule = str(options["pivot"])
+    if rule not in PIVOT_RULES and not rule.isdigit():
+        raise ConfigError(f"method.pivot: {rule!r} is not accepted; accepted: {', '.join(PIVOT_RULES)} or a worker index")
+
+
+class DecentralizedMethod(Method):
+    """A method whose math runs at the nodes of `[graph]` (see `make_nodes`)."""
+
+    decentralized = True
+    params = {"S": 0, "sigma2": 0.0, "eps": 0.0, "pivot": "tstar"}
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        _check_pivot(options)
+        if options["S"] < 0:
+            raise ConfigError(f"method.S: must be >= 0 (0: from sigma2/eps, else the number of workers), got {options['S']}")
+
+    def start(self, server: Server) -> None:  # the graph runtime drives the nodes instead
+        raise NotImplementedError
+
+    def on_result(self, server: Server, worker: int, result: Result) -> bool:
+        raise NotImplementedError
+
+
+@register
+class FragileSGD(DecentralizedMethod):
+    name = "fragile_sgd"
+    description = ("decentralized: workers sum gradients at the newest point up a spanning tree to a pivot chosen by "
+                   "the t* rule, which steps at S; too slow or too far workers sit out")
+    paper = "Tyurin & Richtarik, Optimal time complexities in decentralized stochastic asynchronous optimization, NeurIPS 2024"
+
+
+@register
+class AmelieSGD(DecentralizedMethod):
+    name = "amelie_sgd"
+    description = ("decentralized, heterogeneous data: every worker's g_i / s_i and 1/s_i go up the tree; the pivot "
+                   "steps when the harmonic mean of s_i reaches S / n")
+    paper = "Tyurin & Richtarik, Optimal time complexities in decentralized stochastic asynchronous optimization, NeurIPS 2024"
+
+
+GRAPH_BASELINES = ("minibatch_sgd", "async_sgd")
+
+
+def uses_graph(method_name: str, topology: str) -> bool:
+    """Whether a run goes to the graph runtime: a decentralized method, or a baseline with a [graph]."""
+    from . import METHODS
+
+    if getattr(METHODS[method_name], "decentralized", False):
+        return True
+    return topology != "none" and method_name in GRAPH_BASELINES
+
+
+def make_plan(graph: Graph, method_name: str, options: dict[str, Any], batch: int, expected_times: np.ndarray) -> Plan:
+    """Pivot, tree, participants and S for a run on `graph`."""
+    n = graph.n
+    floor = n if method_name == "amelie_sgd" else 1
+    S = int(options.get("S", 0)) or batch_from_noise(options, default=n, floor=floor)
+    S = max(S, floor)
+    h = np.asarray(expected_times, dtype=float) * batch
+    pivot = choose_pivot(graph, S, h, str(options.get("pivot", "tstar")))
+    tree = Tree(graph, pivot)
+    trips = graph.distances()
+    trips = trips[:, pivot] + trips[pivot, :]
+    time, chosen = t_star(S, h, trips)
+    participants = chosen if method_name == "fragile_sgd" else np.arange(n)
+    return Plan(graph, tree, pivot, participants, S, time)
+
+
+def make_nodes(method_name: str, lr: float, batch: int, x0: np.ndarray, plan: Plan,
+               nodes: range | list[int] | None = None) -> dict[int, Any]:
+    """The policy of every node (or of `nodes` only: an MPI rank runs one)."""
+    n = plan.graph.n
+    chosen = set(int(i) for i in plan.participants)
+    policies: dict[int, Any] = {}
+    for node in (range(n) if nodes is None else nodes):
+        if method_name == "fragile_sgd":
+            policies[node] = FragileNode(node, x0, lr, plan.S, batch, node in chosen)
+        elif method_name == "minibatch_sgd":
+            policies[node] = FragileNode(node, x0, lr, n * batch, batch, True, one_job=True)
+        elif method_name == "amelie_sgd":
+            policies[node] = AmelieNode(node, x0, lr, plan.S, batch, n)
+        elif method_name == "async_sgd":
+            policies[node] = AsyncPivotNode(node, x0, lr, batch, plan.pivot)
+        else:
+            raise ConfigError(f"method.name: {method_name} does not run on a worker graph; accepted: "
+                              f"fragile_sgd, amelie_sgd, {', '.join(GRAPH_BASELINES)}")
+    return policies
+
+
+def graph_attrs(plan: Plan) -> dict[str, Any]:
+    """What the results file stores under /graph."""
+    links = sorted(plan.graph.links.items())
+    return {
+        "topology": plan.graph.topology,
+        "pivot": plan.pivot,
+        "S": plan.S,
+        "t_star": plan.t_star if math.isfinite(plan.t_star) else -1.0,
+        "participants": np.asarray(plan.participants, dtype=np.int64),
+        "parent": plan.tree.parent.astype(np.int64),
+        "link_source": np.array([i for (i, _), _ in links], dtype=np.int64),
+        "link_dest": np.array([j for (_, j), _ in links], dtype=np.int64),
+        "link_time": np.array([t for _, t in links], dtype=float),
+    }
