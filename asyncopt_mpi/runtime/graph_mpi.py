@@ -167,6 +167,7 @@ class GraphNode:
         self.t0 = t0
         self.timing = timing
         self.timing_rng = timing_rng(config.workers.seed, self.node, config.segment)
+        self.crash_after = config.workers.crash_after[self.node] if config.workers.crash_after else math.inf
         self.signals = signals or SignalWatch()
         self.signal_reported = False
         dim = context.problem.dim
@@ -209,7 +210,8 @@ class GraphNode:
         if duration == math.inf:
             self.job = None
             return
-        vector, n_grads = self.context.execute(Job(JobKind.GRAD, version, batch), lambda _: x)
+        job = Job(JobKind.GRAD, version, batch, fail=now >= self.crash_after)
+        vector, n_grads = self.context.execute(job, lambda _: x)
         self.job = (now + duration, version, vector, n_grads)
         self.job_start = now
         self.stats["jobs"] += 1
@@ -296,7 +298,7 @@ class GraphNode:
             self._notify(b"E", f"{type(exc).__name__}: {exc}" if not isinstance(exc, RunError) else str(exc))
             poll(stop_request.Test)
             self._close()
-            raise
+            return True  # rank 0 reports the failure
         self._close()
         return bool(stop[0])
 

@@ -80,7 +80,7 @@ class GraphSim(GraphCore):
         node = net.node
         if net.job:  # replaced: the time spent so far still counts as busy
             self.stats["busy_time"][node] += self.clock - net.job_start
-        job = Job(JobKind.GRAD, version, batch)
+        job = Job(JobKind.GRAD, version, batch, fail=self.clock >= self.crash_after[node])
         duration = self.timing.job_time(node, batch, 0, self.clock, self.timing_rngs[node])
         if duration == math.inf:
             self.never_answering.add(node)

@@ -1,0 +1,80 @@
+"""Decentralized methods over real mpiexec: worker ranks exchange messages with their graph neighbours only."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import attrs, read, run_mpi, sets
+
+pytestmark = pytest.mark.mpi
+
+RHO = 0.02
+
+
+def graph_args(path, method: str, topology: str, method_options: dict, workers: dict | None = None,
+               time: float = 3.0) -> list[str]:
+    return ["run", "--method", method, "--output", str(path)] + sets(
+        problem={"name": "quadratic", "dim": 50, "noise": 0.05},
+        method={"lr": 0.5, **method_options},
+        workers={"compute": "sqrt", "compute_scale": 0.005, **(workers or {})},
+        graph={"topology": topology, "rho": RHO},
+        stop={"time": time}, output={"snapshot_every": 0.2},
+    )
+
+
+def links(path) -> dict[tuple[int, int], float]:
+    with h5py.File(path, "r", swmr=True, libver="latest") as handle:
+        found = dict(handle["graph"].attrs)
+    return dict(zip(zip(found["link_source"].tolist(), found["link_dest"].tolist()), found["link_time"].tolist()))
+
+
+@pytest.mark.parametrize("method, options", [("fragile_sgd", {"S": 8}), ("amelie_sgd", {})])
+def test_nine_workers_on_a_mesh_converge_and_hops_take_rho(tmp_path, method, options):
+    path = tmp_path / "run.h5"
+    done = run_mpi(10, graph_args(path, method, "mesh", options), timeout=90)
+    assert done.returncode == 0, done.stderr
+    assert attrs(path)["status"] == "completed"
+    subopt = read(path, "metrics/suboptimality")["metrics/suboptimality"]
+    assert np.all(np.isfinite(subopt)) and subopt[-1] < 0.3 * subopt[0]
+    hops = read(path, "hops/start", "hops/arrived", "hops/queued", "hops/source", "hops/dest", "hops/rho")
+    edges = links(path)
+    pairs = list(zip(hops["hops/source"].tolist(), hops["hops/dest"].tolist()))
+    assert len(pairs) > 100 and all(pair in edges for pair in pairs), "a message skipped an edge"
+    delay = hops["hops/arrived"] - hops["hops/start"]
+    # The sender holds a message until start + rho: no hop is faster than its link; the
+    # median is rho plus the polling latency of ranks sharing two cores.
+    assert np.all(hops["hops/rho"] == RHO)
+    assert np.all(delay >= RHO - 1e-9)
+    assert np.median(delay) < 1.5 * RHO, np.percentile(delay, [50, 90, 99])
+    assert np.all(hops["hops/arrived"] - hops["hops/queued"] >= RHO - 1e-9)
+    # Every logged hop is a received message of 8 header floats plus the 50-float vector.
+    workers = read(path, "workers/bytes_up", "workers/bytes_down")
+    assert workers["workers/bytes_down"].sum() == 8 * (8 + 50) * len(pairs) <= workers["workers/bytes_up"].sum()
+
+
+@pytest.mark.parametrize("method", ["async_sgd", "minibatch_sgd"])
+def test_baselines_route_over_a_line(tmp_path, method):
+    path = tmp_path / "run.h5"
+    done = run_mpi(5, graph_args(path, method, "line", {}), timeout=60)
+    assert done.returncode == 0, done.stderr
+    data = read(path, "events/worker", "hops/source", "hops/dest", "metrics/suboptimality", "trace/grads_used")
+    if method == "async_sgd":  # each gradient travels alone, hop by hop, to the pivot
+        assert set(data["events/worker"].tolist()) == {0, 1, 2, 3}
+    else:  # sums travel up the tree; every step has one gradient of each worker
+        assert np.all(data["trace/grads_used"] == 4)
+    edges = links(path)
+    assert all(pair in edges for pair in zip(data["hops/source"].tolist(), data["hops/dest"].tolist()))
+    assert data["metrics/suboptimality"][-1] < 0.5 * data["metrics/suboptimality"][0]
+
+
+def test_a_crashing_graph_worker_ends_every_rank(tmp_path):
+    path = tmp_path / "run.h5"
+    args = graph_args(path, "amelie_sgd", "mesh", {}, {"crash_after": [1e9, 1e9, 1e9, 0.5]}, time=30.0)
+    done = run_mpi(5, args, timeout=60)
+    assert done.returncode == 1
+    assert "worker 3" in done.stderr and "crash_after" in done.stderr
+    info = attrs(path)
+    assert info["status"] == "failed" and "worker 3" in info["stop_reason"]
+    assert len(read(path, "metrics/time")["metrics/time"]) >= 1
