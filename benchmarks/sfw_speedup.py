@@ -26,12 +26,12 @@ PROBLEM = ["problem.name=matrix_sensing", "problem.dim=20", "problem.rank=3"]
 WORKERS = (1, 2, 4, 8, 16)
 
 
-def run_one(task: tuple[str, int, float, str, float]) -> tuple[str, int, float]:
-    method, n, p, directory, target = task
+def run_one(task: tuple[str, int, float, str, float, int, float]) -> tuple[str, int, float]:
+    method, n, p, directory, target, max_batch, limit = task
     path = os.path.join(directory, f"{method}-{n}.h5")
     overrides = PROBLEM + [
         f"workers.n={n}", "workers.compute=geometric", "workers.compute_profile=equal", "workers.compute_scale=1",
-        f"workers.compute_p={p}", "method.batch=1", "method.max_batch=600", "stop.time=200000",
+        f"workers.compute_p={p}", "method.batch=1", f"method.max_batch={max_batch}", f"stop.time={limit}",
         "output.snapshot_every=20", f"output.path={path}",
     ]
     with contextlib.redirect_stdout(io.StringIO()):
@@ -45,6 +45,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--p", type=float, default=0.1, help="geometric distribution parameter (staleness)")
     parser.add_argument("--target", type=float, default=0.05, help="f - f* target as a fraction of f(x0) - f*")
+    parser.add_argument("--max-batch", type=int, default=600, help="cap of the batch-size schedule")
+    parser.add_argument("--time", type=float, default=200000, help="stop.time (time units)")
     parser.add_argument("--out", default="benchmarks/results/sfw_speedup")
     parser.add_argument("--processes", type=int, default=2)
     args = parser.parse_args()
@@ -55,7 +57,7 @@ def main() -> None:
 
     made = make_problem(problem)
     target = args.target * (made.loss(made.x0()) - made.compute_f_star())
-    tasks = [(method, n, args.p, directory, target) for method in ("sfw_asyn", "sfw_dist") for n in WORKERS]
+    tasks = [(method, n, args.p, directory, target, args.max_batch, args.time) for method in ("sfw_asyn", "sfw_dist") for n in WORKERS]
     with Pool(args.processes) as pool:
         found = {(method, n): time for method, n, time in pool.imap_unordered(run_one, tasks)}
     lines = [f"Matrix sensing 20 x 20, rank 3, geometric compute times (p = {args.p}), time until f - f* <= "

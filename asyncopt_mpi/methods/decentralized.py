@@ -76,17 +76,11 @@ def _broadcast(net: Net, x: np.ndarray, version: int) -> None:
         net.send(Message(Kind.POINT, version, child, net.node, x))
 
 
-class FragileNode:
-    """Fragile SGD at one node: compute at the newest point, sum (gradients, count) towards the pivot.
+class TreeNode:
+    """What Fragile and Amelie nodes share: the newest point comes down the tree and is passed on,
+    results for it go up, results for an older point are dropped (never mixed)."""
 
-    The pivot steps x <- x - (gamma / count) * sum once count >= S. Sums of different points
-    are never mixed: a node drops its sum when a newer point arrives, and drops sums that
-    reach it for an older point. With `one_job = True` every node computes one job per point
-    (minibatch SGD routed over the tree).
-    """
-
-    def __init__(self, node: int, x0: np.ndarray, lr: float, S: int, batch: int, participates: bool,
-                 one_job: bool = False):
+    def __init__(self, node: int, x0: np.ndarray, lr: float, S: int, batch: int, participates: bool = True):
         self.node = node
         self.x = x0.copy()
         self.version = 0
@@ -94,78 +88,93 @@ class FragileNode:
         self.S = S
         self.batch = batch
         self.participates = participates
-        self.one_job = one_job
-        self.sum = np.zeros_like(self.x)
-        self.count = 0
 
     def start(self, net: Net) -> None:
         if self.participates:
             net.compute(self.version, self.x, self.batch)
 
-    def on_gradient(self, net: Net, version: int, gradient: np.ndarray, n_grads: int) -> None:
-        if version != self.version:
-            return
-        self._add(net, gradient, n_grads, self.node, Kind.GRADS, mean=True)
-        if self.participates and not self.one_job and version == self.version:
-            net.compute(self.version, self.x, self.batch)
-
     def on_message(self, net: Net, message: Message) -> None:
         if message.kind == Kind.POINT:
             if message.version > self.version:
-                self._adopt(net, message.vector, message.version)
+                self.x[:] = message.vector
+                self._moved_to(net, message.version)
             return
         fresh = message.version == self.version
         if net.parent < 0:
             net.arrived(message.origin, message.kind, message.version, message.count, fresh)
         if fresh:
-            self._add(net, message.vector, message.count, message.origin, message.kind)
+            self._take(net, message)
 
     def on_link_free(self, net: Net, to: int) -> None:
         if to == net.parent:
             self._flush(net)
 
-    def _adopt(self, net: Net, x: np.ndarray, version: int) -> None:
-        self.x[:] = x
+    def _moved_to(self, net: Net, version: int, grads_used: int = -1) -> None:
+        """x is now point `version` (the pivot's own step when grads_used >= 0): start over there."""
         self.version = version
-        self.sum[:] = 0.0
-        self.count = 0
+        self._reset()
+        if grads_used >= 0:
+            net.publish(self.x, version, grads_used)
         _broadcast(net, self.x, version)
         if self.participates:
             net.compute(version, self.x, self.batch)
 
-    def _add(self, net: Net, vector: np.ndarray, count: int, origin: int, kind: int, mean: bool = False) -> None:
-        if mean:  # a job's gradient is a batch mean
-            self.sum += count * vector
-        else:
-            self.sum += vector
+    def _reset(self) -> None:
+        raise NotImplementedError
+
+    def _take(self, net: Net, message: Message) -> None:
+        raise NotImplementedError
+
+    def _flush(self, net: Net) -> None:
+        raise NotImplementedError
+
+
+class FragileNode(TreeNode):
+    """Fragile SGD at one node: compute at the newest point, sum (gradients, count) towards the pivot.
+
+    The pivot steps x <- x - (gamma / count) * sum once count >= S. With `one_job = True`
+    every node computes one job per point (minibatch SGD routed over the tree).
+    """
+
+    def __init__(self, node: int, x0: np.ndarray, lr: float, S: int, batch: int, participates: bool,
+                 one_job: bool = False):
+        super().__init__(node, x0, lr, S, batch, participates)
+        self.one_job = one_job
+        self.sum = np.zeros_like(self.x)
+        self.count = 0
+
+    def on_gradient(self, net: Net, version: int, gradient: np.ndarray, n_grads: int) -> None:
+        if version != self.version:
+            return
+        if net.parent < 0:
+            net.arrived(self.node, Kind.GRADS, version, n_grads, True)
+        self._add(net, n_grads * gradient, n_grads)  # a job's gradient is a batch mean
+        if self.participates and not self.one_job and version == self.version:
+            net.compute(self.version, self.x, self.batch)
+
+    def _take(self, net: Net, message: Message) -> None:
+        self._add(net, message.vector, message.count)
+
+    def _add(self, net: Net, vector: np.ndarray, count: int) -> None:
+        self.sum += vector
         self.count += count
         if net.parent >= 0:
             self._flush(net)
-            return
-        if mean:
-            net.arrived(origin, kind, self.version, count, True)
-        if self.count >= self.S:
-            self._step(net)
+        elif self.count >= self.S:
+            self.x -= (self.lr / self.count) * self.sum
+            self._moved_to(net, self.version + 1, self.count)
 
     def _flush(self, net: Net) -> None:
         if self.count and net.link_free(net.parent):
             net.send(Message(Kind.GRADS, self.version, net.parent, self.node, self.sum, count=self.count))
-            self.sum[:] = 0.0
-            self.count = 0
+            self._reset()
 
-    def _step(self, net: Net) -> None:
-        self.x -= (self.lr / self.count) * self.sum
-        used = self.count
-        self.version += 1
+    def _reset(self) -> None:
         self.sum[:] = 0.0
         self.count = 0
-        net.publish(self.x, self.version, used)
-        _broadcast(net, self.x, self.version)
-        if self.participates:
-            net.compute(self.version, self.x, self.batch)
 
 
-class AmelieNode:
+class AmelieNode(TreeNode):
     """Amelie SGD at one node (heterogeneous data): own sum g_i of s_i gradients at the newest point.
 
     A node sends up the sum over its subtree of g_i / s_i and of b = 1/s_i (the latest value
@@ -174,12 +183,7 @@ class AmelieNode:
     """
 
     def __init__(self, node: int, x0: np.ndarray, lr: float, S: int, batch: int, n_nodes: int):
-        self.node = node
-        self.x = x0.copy()
-        self.version = 0
-        self.lr = lr
-        self.S = S
-        self.batch = batch
+        super().__init__(node, x0, lr, S, batch)
         self.n_nodes = n_nodes
         self.own = np.zeros_like(self.x)
         self.own_count = 0
@@ -187,40 +191,24 @@ class AmelieNode:
         self.dirty = False
         self.total = np.zeros_like(self.x)
 
-    def start(self, net: Net) -> None:
-        net.compute(self.version, self.x, self.batch)
-
     def on_gradient(self, net: Net, version: int, gradient: np.ndarray, n_grads: int) -> None:
         if version != self.version:
             return
         self.own += n_grads * gradient
         self.own_count += n_grads
-        self.dirty = True
         if net.parent < 0:
             net.arrived(self.node, Kind.GRADS, version, n_grads, True)
         self._changed(net)
         if version == self.version:
             net.compute(self.version, self.x, self.batch)
 
-    def on_message(self, net: Net, message: Message) -> None:
-        if message.kind == Kind.POINT:
-            if message.version > self.version:
-                self._adopt(net, message.vector, message.version)
-            return
-        fresh = message.version == self.version
-        if net.parent < 0:
-            net.arrived(message.origin, message.kind, message.version, message.nodes, fresh)
-        if fresh:
-            message.vector = message.vector.copy()
-            self.parts[message.origin] = message
-            self.dirty = True
-            self._changed(net)
+    def _take(self, net: Net, message: Message) -> None:
+        message.vector = message.vector.copy()
+        self.parts[message.origin] = message
+        self._changed(net)
 
-    def on_link_free(self, net: Net, to: int) -> None:
-        if to == net.parent:
-            self._flush(net)
-
-    def _aggregate(self) -> tuple[np.ndarray, float, int]:
+    def _aggregate(self) -> tuple[np.ndarray, float, int, int]:
+        """Over this node's subtree: sum of g_i / s_i, sum of 1/s_i, reporting nodes, gradients."""
         total = self.total
         if self.own_count:
             np.multiply(self.own, 1.0 / self.own_count, out=total)
@@ -228,49 +216,38 @@ class AmelieNode:
             total[:] = 0.0
         weight = 1.0 / self.own_count if self.own_count else 0.0
         nodes = 1 if self.own_count else 0
+        count = self.own_count
         for part in self.parts.values():
             total += part.vector
             weight += part.weight
             nodes += part.nodes
-        return total, weight, nodes
+            count += part.count
+        return total, weight, nodes, count
 
     def _changed(self, net: Net) -> None:
+        self.dirty = True
         if net.parent >= 0:
             self._flush(net)
             return
-        total, weight, nodes = self._aggregate()
+        total, weight, nodes, count = self._aggregate()
         if nodes == self.n_nodes and self.n_nodes / weight >= self.S / self.n_nodes:
             self.x -= (self.lr / self.n_nodes) * total
-            used = self.own_count + sum(part.count for part in self.parts.values())
-            self.version += 1
-            self._reset()
-            net.publish(self.x, self.version, used)
-            _broadcast(net, self.x, self.version)
-            net.compute(self.version, self.x, self.batch)
+            self._moved_to(net, self.version + 1, count)
 
     def _flush(self, net: Net) -> None:
         if not self.dirty or not net.link_free(net.parent):
             return
-        total, weight, nodes = self._aggregate()
-        if nodes == 0:
-            return
-        count = self.own_count + sum(part.count for part in self.parts.values())
-        net.send(Message(Kind.PARTIAL, self.version, net.parent, self.node, total, count=count, weight=weight,
-                         nodes=nodes))
-        self.dirty = False
+        total, weight, nodes, count = self._aggregate()
+        if nodes:
+            net.send(Message(Kind.PARTIAL, self.version, net.parent, self.node, total, count=count, weight=weight,
+                             nodes=nodes))
+            self.dirty = False
 
     def _reset(self) -> None:
         self.own[:] = 0.0
         self.own_count = 0
         self.parts.clear()
         self.dirty = False
-
-    def _adopt(self, net: Net, x: np.ndarray, version: int) -> None:
-        self.x[:] = x
-        self.version = version
-        self._reset()
-        _broadcast(net, self.x, version)
-        net.compute(version, self.x, self.batch)
 
 
 class AsyncPivotNode:

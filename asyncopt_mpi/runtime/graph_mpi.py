@@ -111,16 +111,17 @@ class GraphServer(GraphCore):
         return tag
 
     def _record(self, buffer: np.ndarray) -> None:
+        """A step report: time, version, grads_used, n_events, events, pivot's link bytes (in, out), x."""
         when, version, grads_used, n_events = buffer[:4]
-        events = buffer[4 : 4 + int(n_events) * EVENT_FLOATS].reshape(-1, EVENT_FLOATS)
-        for at, origin, kind, at_version, count, accepted in events:
+        end = 4 + int(n_events) * EVENT_FLOATS
+        for at, origin, kind, at_version, count, accepted in buffer[4:end].reshape(-1, EVENT_FLOATS):
             self.clock = float(at)
             self.record_arrival(float(at), int(origin), int(kind), int(at_version), int(count), bool(accepted))
-        self.clock = float(when)
         if int(version) != self.version + 1:
             raise RunError(f"the pivot reported step {int(version)} after step {self.version}")
-        self.bytes_up, self.bytes_down = int(buffer[4 + int(n_events) * EVENT_FLOATS]), int(buffer[5 + int(n_events) * EVENT_FLOATS])
-        self.record_step(buffer[6 + int(n_events) * EVENT_FLOATS :], int(grads_used))
+        self.clock = float(when)
+        self.bytes_up, self.bytes_down = int(buffer[end]), int(buffer[end + 1])
+        self.record_step(buffer[end + 2 :], int(grads_used))
         self.after_event(self.clock)
 
     def _final(self, worker: int, buffer: np.ndarray) -> None:
@@ -187,7 +188,8 @@ class GraphNode:
         self.hops = np.empty((1024, HOP_FLOATS))
         self.hop_count = 0
         self.stats = dict.fromkeys(STATS, 0.0)
-        self.closed: set[int] = set()
+        self.closed: set[int] = set()  # neighbours that sent CLOSE
+        self.closed_for_good = False  # we stopped: later link messages are matched and dropped
         self.status_object = MPI.Status()
         self.pivot_bytes = [0, 0]  # bytes the pivot received / sent on its links
 
@@ -286,8 +288,6 @@ class GraphNode:
         self.hop_count += 1
 
     # ----- the loop
-    closed_for_good = False
-
     def run(self) -> bool:
         """Returns whether rank 0 said the run failed."""
         stop = np.zeros(1)
