@@ -103,3 +103,22 @@ def test_sfw_asyn_over_mpi_converges_with_rank_one_updates(tmp_path):
     trace = read(path, "trace/bytes_down", "trace/iteration")
     per_update = trace["trace/bytes_down"][-1] / trace["trace/iteration"][-1]
     assert per_update < 0.6 * size * size * 8  # each job's point came as a chain of rank-one deltas
+
+
+def test_sfw_asyn_speeds_up_with_workers_while_sfw_dist_flattens(tmp_path):
+    # The seed's appendix D set-up (geometric compute times, p = 0.1), same settings for every worker count.
+    problem = make_problem(load_config(None, ["problem.name=matrix_sensing", "problem.dim=20", "problem.rank=3",
+                                              "stop.time=1"], backend="sim").problem)
+    target = 0.005 * (problem.loss(problem.x0()) - problem.compute_f_star())
+    common = ["problem.name=matrix_sensing", "problem.dim=20", "problem.rank=3", "workers.compute=geometric",
+              "workers.compute_profile=equal", "workers.compute_scale=1", "workers.compute_p=0.1", "method.batch=1",
+              "method.max_batch=600", "stop.time=400000", "output.snapshot_every=20", f"stop.target={target}"]
+    speedup = {}
+    for method, extra in (("sfw_asyn", ["method.max_staleness=16"]), ("sfw_dist", [])):
+        times = []
+        for n in (1, 8):
+            path = simulate(tmp_path, method, common + extra + [f"workers.n={n}"], name=f"{method}-{n}")
+            assert read(path, "snapshots/time")["snapshots/time"][-1] < 400000  # the target was reached
+            times.append(read(path, "snapshots/time")["snapshots/time"][-1])
+        speedup[method] = times[0] / times[1]
+    assert speedup["sfw_asyn"] > 5 and speedup["sfw_dist"] < 0.7 * speedup["sfw_asyn"], speedup
