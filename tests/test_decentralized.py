@@ -238,3 +238,11 @@ def test_bad_graph_configs_exit_2_naming_the_key(tmp_path, overrides, message):
                     "--output", str(tmp_path / "x.h5"), *overrides])
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_graph_run_refuses_resume_and_keeps_its_file(tmp_path):
+    path = mesh_run(tmp_path, "fragile_sgd")
+    before = path.read_bytes()
+    done = run_cli(["run", "--backend", "sim", "--resume", str(path), "--set", "stop.time=800"])
+    assert done.returncode == 2 and "cannot be resumed yet" in done.stderr
+    assert path.read_bytes() == before

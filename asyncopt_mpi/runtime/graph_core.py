@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigError
 from ..methods.decentralized import Kind, Plan
 from .server import ServerCore, StopReason
 
@@ -25,8 +24,6 @@ def message_bytes(dim: int) -> int:
 class GraphCore(ServerCore):
     def __init__(self, *args, plan: Plan, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.resume is not None:
-            raise ConfigError("--resume: decentralized runs (a [graph]) cannot be resumed yet; start a new run")
         self.plan = plan
         self.pivot = plan.pivot
 

@@ -82,6 +82,8 @@ def prepare_resume(path: str, overrides: list[str], backend: str) -> tuple[Confi
             raise ConfigError(f"--set {key}: a resumed run keeps the {key} it was started with")
     point = read_resume_point(path)
     config = load_config(None, overrides, backend=backend, output=path, text=point.config)
+    if uses_graph(config.method.name, config.graph.topology):
+        raise ConfigError(f"--resume: {config.method.name} on a worker graph cannot be resumed yet; start a new run")
     limit = config.stop.time
     if limit is not None and limit <= point.time:
         raise ConfigError(
