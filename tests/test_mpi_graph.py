@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+
 import h5py
 import numpy as np
 import pytest
 
 from conftest import attrs, read, run_mpi, sets
+from test_reliability import finish, start, wait_for_snapshots
 
 pytestmark = pytest.mark.mpi
 
@@ -78,3 +83,18 @@ def test_a_crashing_graph_worker_ends_every_rank(tmp_path):
     info = attrs(path)
     assert info["status"] == "failed" and "worker 3" in info["stop_reason"]
     assert len(read(path, "metrics/time")["metrics/time"]) >= 1
+
+
+@pytest.mark.parametrize("signal_number, rank", [(signal.SIGTERM, 2), (signal.SIGUSR1, 0)], ids=["SIGTERM-node", "SIGUSR1-rank0"])
+def test_a_signal_stops_a_graph_run_cleanly(tmp_path, signal_number, rank):
+    path = tmp_path / "run.h5"
+    process = start(5, graph_args(path, "fragile_sgd", "mesh", {"S": 4}, time=120.0))
+    wait_for_snapshots(path)
+    os.kill(int(attrs(path)["pids"][rank]), signal_number)
+    sent = time.monotonic()
+    code, stderr = finish(process, timeout=30)
+    assert time.monotonic() - sent < 10, "ranks took more than 10 s to exit"
+    assert code == (0 if signal_number == signal.SIGUSR1 else 128 + signal_number), stderr
+    info = attrs(path)
+    assert info["status"] == "stopped" and signal.Signals(signal_number).name in info["stop_reason"]
+    assert len(read(path, "metrics/loss")["metrics/loss"]) >= 3 and len(read(path, "hops/arrived")["hops/arrived"]) > 0
