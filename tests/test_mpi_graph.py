@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import attrs, read, run_mpi, sets
+from conftest import attrs, read, run_cli, run_mpi, sets
 from test_reliability import finish, start, wait_for_snapshots
 
 pytestmark = pytest.mark.mpi
@@ -54,6 +54,12 @@ def test_nine_workers_on_a_mesh_converge_and_hops_take_rho(tmp_path, method, opt
     assert np.all(delay >= RHO - 1e-9)
     assert np.median(delay) < 1.5 * RHO, np.percentile(delay, [50, 90, 99])
     assert np.all(hops["hops/arrived"] - hops["hops/queued"] >= RHO - 1e-9)
+    # The simulator runs the same node code on the same drawn times: it makes about as many steps.
+    simulated = tmp_path / "sim.h5"
+    done = run_cli(graph_args(simulated, method, "mesh", options) + ["--backend", "sim", "--set", "workers.n=9"])
+    assert done.returncode == 0, done.stderr
+    steps = {name: len(read(p, "trace/iteration")["trace/iteration"]) for name, p in (("mpi", path), ("sim", simulated))}
+    assert abs(steps["mpi"] - steps["sim"]) <= 0.25 * steps["sim"], steps
     # Every logged hop is a received message of 8 header floats plus the 50-float vector.
     workers = read(path, "workers/bytes_up", "workers/bytes_down")
     assert workers["workers/bytes_down"].sum() == 8 * (8 + 50) * len(pairs) <= workers["workers/bytes_up"].sum()
