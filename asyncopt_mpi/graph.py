@@ -112,8 +112,8 @@ class Graph:
         """Link times as a sparse matrix; zero-time links are stored as a tiny positive time."""
         if not self.links:
             return csr_matrix((self.n, self.n))
-        (rows, cols), times = zip(*self.links.keys()), list(self.links.values())
-        data = np.maximum(np.asarray(times, dtype=float), 1e-300)
+        rows, cols = zip(*self.links.keys())
+        data = np.maximum(np.asarray(list(self.links.values()), dtype=float), 1e-300)
         return csr_matrix((data, (rows, cols)), shape=(self.n, self.n))
 
     def neighbours(self, node: int) -> list[int]:
@@ -172,8 +172,8 @@ class Tree:
             back = graph.links.get((j, i), math.inf)
             symmetric[(i, j)] = time + back
         finite = {edge: time for edge, time in symmetric.items() if math.isfinite(time)}
-        (rows, cols), times = zip(*finite.keys()), list(finite.values())
-        weights = csr_matrix((np.maximum(times, 1e-300), (rows, cols)), shape=(graph.n, graph.n))
+        rows, cols = (zip(*finite.keys()) if finite else ((), ()))
+        weights = csr_matrix((np.maximum(list(finite.values()), 1e-300), (rows, cols)), shape=(graph.n, graph.n))
         _, predecessors = dijkstra(weights, directed=True, indices=root, return_predecessors=True)
         self.root = root
         self.n = graph.n

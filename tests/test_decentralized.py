@@ -246,3 +246,9 @@ def test_a_graph_run_refuses_resume_and_keeps_its_file(tmp_path):
     done = run_cli(["run", "--backend", "sim", "--resume", str(path), "--set", "stop.time=800"])
     assert done.returncode == 2 and "cannot be resumed yet" in done.stderr
     assert path.read_bytes() == before
+
+
+def test_a_single_worker_graph_is_its_own_pivot(tmp_path):
+    path = simulate(tmp_path, "fragile_sgd", QUADRATIC + ["workers.n=1", "graph.topology=mesh", "stop.time=50",
+                                                         "method.S=2"])
+    assert int(graph_attrs(path)["pivot"]) == 0 and len(read(path, "trace/iteration")["trace/iteration"]) > 5
