@@ -21,6 +21,7 @@ import numpy as np
 from asyncopt_mpi.config import load_config
 from asyncopt_mpi.runtime.session import run_sim
 from asyncopt_mpi.summary import time_to_target
+from report import new_figure, save
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 JOBS = os.path.join(os.path.dirname(HERE), "jobs")
@@ -98,28 +99,13 @@ def main() -> None:
               "mean loss over the last sixth of the run.", "",
               "| method | loss |", "|---|---|",
               *(f"| {method} | {loss:.4f} |" for method, loss in losses.items())]
-    table = "\n".join(lines)
-    with open(os.path.join(args.out, "table.md"), "w") as handle:
-        handle.write(table + "\n")
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(5.6, 4.0), dpi=120)
+    figure, axes = new_figure(5.6)
     for method in METHODS:
         _, lr, metrics = best[("mesh", "10", method)]
         axes.semilogy(metrics["time"], metrics["suboptimality"], label=f"{method} (lr {lr:g}, seed {SEEDS[0]})")
     axes.axhline(TARGET, color="k", linestyle=":", linewidth=0.8)
-    axes.set_xlabel("time (virtual seconds)")
-    axes.set_ylabel("f(x) - f*")
-    axes.set_title("10 x 10 mesh, rho = 10 s, d = 1000")
-    axes.grid(True, alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(os.path.join(args.out, "figure.png"))
-    print(table)
+    save(args.out, "\n".join(lines), figure, axes, "time (virtual seconds)", "f(x) - f*",
+         "10 x 10 mesh, rho = 10 s, d = 1000")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import numpy as np
 from asyncopt_mpi.config import load_config
 from asyncopt_mpi.runtime.session import run_sim
 from asyncopt_mpi.summary import time_to_target
+from report import new_figure, save
 
 PROBLEM = ["problem.name=matrix_sensing", "problem.dim=20", "problem.rank=3"]
 WORKERS = (1, 2, 4, 8, 16)
@@ -77,28 +78,14 @@ def main() -> None:
     for index, n in enumerate(WORKERS):
         lines.append("| " + " | ".join([str(n)] + [f"{found[(label, n)]:.0f} | {speedups[label][index]:.2f}"
                                                   for label in runs]) + " |")
-    table = "\n".join(lines)
-    with open(os.path.join(args.out, "table.md"), "w") as handle:
-        handle.write(table + "\n")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(5.2, 4.0), dpi=120)
+    figure, axes = new_figure(5.2)
     axes.plot(WORKERS, WORKERS, "k:", label="linear")
     names = {"sfw_asyn": "sfw_asyn (same settings)", "sfw_asyn_own_tau": "sfw_asyn (own default tau = 2n)",
              "sfw_dist": "sfw_dist"}
     for label, values in speedups.items():
         axes.plot(WORKERS, values, "o-", label=names[label])
-    axes.set_xlabel("workers")
-    axes.set_ylabel("speed-up over one worker (time to target)")
-    axes.set_title("Matrix sensing, geometric compute times")
-    axes.grid(True, alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(os.path.join(args.out, "figure.png"))
-    print(table)
+    save(args.out, "\n".join(lines), figure, axes, "workers", "speed-up over one worker (time to target)",
+         "Matrix sensing, geometric compute times")
 
 
 if __name__ == "__main__":

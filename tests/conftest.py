@@ -58,6 +58,18 @@ def attrs(path) -> dict:
         return {key: (value.decode() if isinstance(value, bytes) else value) for key, value in handle.attrs.items()}
 
 
+def graph_attrs(path) -> dict:
+    """/graph's attributes of a decentralized run."""
+    with h5py.File(path, "r", swmr=True, libver="latest") as handle:
+        return dict(handle["graph"].attrs)
+
+
+def graph_links(path) -> dict[tuple[int, int], float]:
+    """(source, dest) -> rho of every link recorded in /graph."""
+    found = graph_attrs(path)
+    return dict(zip(zip(found["link_source"].tolist(), found["link_dest"].tolist()), found["link_time"].tolist()))
+
+
 def events(path) -> dict:
     names = ("events/worker", "events/point_version", "events/delay", "events/accepted", "events/time")
     data = read(path, *names)

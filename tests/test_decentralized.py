@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import h5py
 import numpy as np
 import pytest
 
@@ -11,23 +10,13 @@ from asyncopt_mpi.errors import ConfigError, DataError
 from asyncopt_mpi.graph import Graph, Tree, choose_pivot, mesh_shape, read_edges, round_trips, t_star
 from asyncopt_mpi.methods.decentralized import make_plan
 from asyncopt_mpi.runtime.build import build_problem
-from conftest import attrs, read, run_cli, simulate
+from conftest import attrs, graph_attrs, graph_links, read, run_cli, simulate
 
 QUADRATIC = ["problem.name=quadratic", "problem.dim=20"]
 
 
 def graph(topology: str, n: int, rho: float = 1.0, edges: str = "") -> Graph:
     return Graph.from_config(GraphConfig(topology=topology, rho=rho, edges=edges), n)
-
-
-def graph_attrs(path) -> dict:
-    with h5py.File(path, "r", swmr=True, libver="latest") as handle:
-        return dict(handle["graph"].attrs)
-
-
-def recorded_links(path) -> dict[tuple[int, int], float]:
-    found = graph_attrs(path)
-    return dict(zip(zip(found["link_source"].tolist(), found["link_dest"].tolist()), found["link_time"].tolist()))
 
 
 def undirected(g: Graph) -> set[frozenset]:
@@ -125,7 +114,7 @@ def mesh_run(tmp_path, method: str, extra: list[str] = (), name: str = "run"):
 def test_messages_cross_edges_one_hop_at_a_time_each_taking_rho(tmp_path, method):
     path = mesh_run(tmp_path, method)
     data = read(path, "hops/queued", "hops/start", "hops/arrived", "hops/source", "hops/dest", "hops/rho")
-    links = recorded_links(path)
+    links = graph_links(path)
     pairs = list(zip(data["hops/source"].tolist(), data["hops/dest"].tolist()))
     assert len(pairs) > 50
     assert all(pair in links for pair in pairs), "a message skipped an edge"

@@ -6,11 +6,10 @@ import os
 import signal
 import time
 
-import h5py
 import numpy as np
 import pytest
 
-from conftest import attrs, read, run_cli, run_mpi, sets
+from conftest import attrs, graph_links, read, run_cli, run_mpi, sets
 from test_reliability import finish, start, wait_for_snapshots
 
 pytestmark = pytest.mark.mpi
@@ -29,12 +28,6 @@ def graph_args(path, method: str, topology: str, method_options: dict, workers: 
     )
 
 
-def links(path) -> dict[tuple[int, int], float]:
-    with h5py.File(path, "r", swmr=True, libver="latest") as handle:
-        found = dict(handle["graph"].attrs)
-    return dict(zip(zip(found["link_source"].tolist(), found["link_dest"].tolist()), found["link_time"].tolist()))
-
-
 @pytest.mark.parametrize("method, options", [("fragile_sgd", {"S": 8}), ("amelie_sgd", {})])
 def test_nine_workers_on_a_mesh_converge_and_hops_take_rho(tmp_path, method, options):
     path = tmp_path / "run.h5"
@@ -44,7 +37,7 @@ def test_nine_workers_on_a_mesh_converge_and_hops_take_rho(tmp_path, method, opt
     subopt = read(path, "metrics/suboptimality")["metrics/suboptimality"]
     assert np.all(np.isfinite(subopt)) and subopt[-1] < 0.3 * subopt[0]
     hops = read(path, "hops/start", "hops/arrived", "hops/queued", "hops/source", "hops/dest", "hops/rho")
-    edges = links(path)
+    edges = graph_links(path)
     pairs = list(zip(hops["hops/source"].tolist(), hops["hops/dest"].tolist()))
     assert len(pairs) > 100 and all(pair in edges for pair in pairs), "a message skipped an edge"
     delay = hops["hops/arrived"] - hops["hops/start"]
@@ -75,7 +68,7 @@ def test_baselines_route_over_a_line(tmp_path, method):
         assert set(data["events/worker"].tolist()) == {0, 1, 2, 3}
     else:  # sums travel up the tree; every step has one gradient of each worker
         assert np.all(data["trace/grads_used"] == 4)
-    edges = links(path)
+    edges = graph_links(path)
     assert all(pair in edges for pair in zip(data["hops/source"].tolist(), data["hops/dest"].tolist()))
     assert data["metrics/suboptimality"][-1] < 0.5 * data["metrics/suboptimality"][0]
 

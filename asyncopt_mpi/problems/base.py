@@ -54,6 +54,18 @@ class Problem(ABC):
         (an array of sample indices; None means all samples).
         """
 
+    def sample_indices(self, rng: np.random.Generator, batch: int, shard: np.ndarray | None = None) -> np.ndarray:
+        """`batch` sample indices drawn uniformly with replacement from `shard` (None: all samples)."""
+        if shard is None:
+            return rng.integers(self.n_samples, size=batch)
+        return np.asarray(shard)[rng.integers(len(shard), size=batch)]
+
+    def finite_sum_grad(
+        self, x: np.ndarray, rng: np.random.Generator, batch: int = 1, shard: np.ndarray | None = None
+    ) -> np.ndarray:
+        """stochastic_grad of a finite sum: the mean gradient of `batch` sampled terms."""
+        return self.grad(x, self.sample_indices(rng, batch, shard))
+
     def metrics(self, x: np.ndarray) -> dict[str, float]:
         """loss, grad_norm_sq and accuracy (nan where it does not apply) at x."""
         g = self.full_grad(x)

@@ -178,14 +178,7 @@ class LogisticProblem(Problem):
         X = self.X[idx]
         return self._data_grad(X, self._scores(x, X), self._targets[idx]) + self._reg_grad(x)
 
-    def stochastic_grad(
-        self, x: np.ndarray, rng: np.random.Generator, batch: int = 1, shard: np.ndarray | None = None
-    ) -> np.ndarray:
-        if shard is None:
-            idx = rng.integers(self.n_samples, size=batch)
-        else:
-            idx = np.asarray(shard)[rng.integers(len(shard), size=batch)]
-        return self.grad(x, idx)
+    stochastic_grad = Problem.finite_sum_grad
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predicted class codes 0..C-1 for the training rows (binary: score >= 0 is class 1)."""

@@ -57,10 +57,7 @@ class MatrixSensingProblem(MatrixProblem):
     def full_grad(self, x: np.ndarray) -> np.ndarray:
         return self.sensing.T @ (self.sensing @ x - self.responses) / self.n_samples
 
-    def stochastic_grad(self, x: np.ndarray, rng: np.random.Generator, batch: int = 1,
-                        shard: np.ndarray | None = None) -> np.ndarray:
-        picks = rng.integers(self.n_samples if shard is None else len(shard), size=batch)
-        return self.grad(x, picks if shard is None else np.asarray(shard)[picks])
+    stochastic_grad = MatrixProblem.finite_sum_grad
 
     def smoothness(self) -> float:
         return float(np.linalg.norm(self.sensing, 2) ** 2 / self.n_samples)

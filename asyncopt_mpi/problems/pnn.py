@@ -182,14 +182,7 @@ class PolynomialNetworkProblem(MatrixProblem):
         """Mean gradient of the terms for rows idx (repeats count)."""
         return self._rows_loss_grad(x, np.asarray(idx))[1]
 
-    def stochastic_grad(
-        self, x: np.ndarray, rng: np.random.Generator, batch: int = 1, shard: np.ndarray | None = None
-    ) -> np.ndarray:
-        if shard is None:
-            idx = rng.integers(self.n_samples, size=batch)
-        else:
-            idx = np.asarray(shard)[rng.integers(len(shard), size=batch)]
-        return self.grad(x, idx)
+    stochastic_grad = MatrixProblem.finite_sum_grad
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predicted signs in {-1, +1} for the rows (a zero score is +1)."""

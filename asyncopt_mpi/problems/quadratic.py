@@ -160,11 +160,7 @@ class QuadraticProblem(Problem):
         self, x: np.ndarray, rng: np.random.Generator, batch: int = 1, shard: np.ndarray | None = None
     ) -> np.ndarray:
         if self.n_samples is not None:
-            if shard is None:
-                idx = rng.integers(self.n_samples, size=batch)
-            else:
-                idx = np.asarray(shard)[rng.integers(len(shard), size=batch)]
-            return self.grad(x, idx)
+            return self.finite_sum_grad(x, rng, batch, shard)
         g = self.full_grad(x)
         if self.noise == 0:
             return g

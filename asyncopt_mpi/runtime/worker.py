@@ -68,9 +68,7 @@ class WorkerContext:
             if self.full_gradient is None or self.full_gradient[0] != job.version2:
                 self.full_gradient = (job.version2, problem.full_grad(anchor))
                 computed += problem.n_samples
-            size = problem.n_samples if self.shard is None else len(self.shard)
-            picks = rng.integers(size, size=job.batch)
-            indices = picks if self.shard is None else np.asarray(self.shard)[picks]
+            indices = problem.sample_indices(rng, job.batch, self.shard)
             gradient = problem.grad(x, indices) - problem.grad(anchor, indices) + self.full_gradient[1]
         u, v = problem.lmo(gradient)
         return np.concatenate([u, v]), computed
