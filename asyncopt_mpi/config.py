@@ -74,7 +74,7 @@ class StopConfig:
 
 @dataclass
 class OutputConfig:
-    path: str = "results/{method}-{problem}-{backend}.h5"
+    path: str = "results/{method}-{problem}-{backend}-n{workers}.h5"  # placeholders: OUTPUT_PLACEHOLDERS
     snapshot_every: float = 0.5
     evaluate_inline: bool = False  # evaluate the loss at every snapshot during the run (shown in progress)
 
@@ -97,12 +97,27 @@ class Config:
     backend: str = "mpi"
     source_text: str = ""
     segment: int = 0  # 0 for a new run, k for its k-th resumption (not a config key)
+    resolved_path: str = ""  # output.path with its placeholders filled, fixed once per run (not a config key)
 
     def output_path(self) -> str:
-        """output.path with {method}, {problem}, {backend} filled in."""
+        """The results file: the resolved path once resolve_output_path ran, else output.path filled now."""
+        return self.resolved_path or self.fill_output_path(self.workers.n)
+
+    def fill_output_path(self, n_workers: int | None, now: float | None = None) -> str:
+        """output.path with OUTPUT_PLACEHOLDERS filled in ({workers} is n_workers, or 0 when unknown)."""
+        import time
+
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(time.time() if now is None else now))
         return self.output.path.format(
-            method=self.method.name, problem=self.problem.name, backend=self.backend
+            method=self.method.name, problem=self.problem.name, backend=self.backend,
+            workers=n_workers or 0, seed=self.workers.seed, timestamp=stamp,
+            array_task=os.environ.get("SLURM_ARRAY_TASK_ID", "0") or "0",
         )
+
+    def resolve_output_path(self, n_workers: int) -> str:
+        """Fix the results file for this run (called once, on rank 0 under MPI, then broadcast)."""
+        self.resolved_path = self.fill_output_path(n_workers)
+        return self.resolved_path
 
     def to_toml(self) -> str:
         """The full resolved config as TOML text (stored in the results file)."""
@@ -115,6 +130,10 @@ class Config:
             lines.append("")
         return "\n".join(lines)
 
+
+# Placeholders output.path may contain: {array_task} is SLURM_ARRAY_TASK_ID (0 outside an array),
+# {timestamp} the UTC start time YYYYmmdd-HHMMSS, {seed} workers.seed, {workers} the number of workers.
+OUTPUT_PLACEHOLDERS = ("method", "problem", "backend", "workers", "seed", "timestamp", "array_task")
 
 SECTIONS = {
     "problem": ProblemConfig,
@@ -360,11 +379,10 @@ def validate(config: Config, require_stop: bool = True) -> None:
     _validate_graph(config)
     _nonnegative("output.snapshot_every", output.snapshot_every)
     try:
-        config.output_path()
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(
-            f"output.path: bad placeholder {exc}; accepted placeholders: {{method}}, {{problem}}, {{backend}}"
-        ) from None
+        config.fill_output_path(config.workers.n)
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        accepted = ", ".join("{" + name + "}" for name in OUTPUT_PLACEHOLDERS)
+        raise ConfigError(f"output.path: bad placeholder {exc}; accepted placeholders: {accepted}") from None
 
 
 def _validate_graph(config: Config) -> None:

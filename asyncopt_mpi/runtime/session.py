@@ -26,6 +26,7 @@ from ..timing import TimingModel
 from . import guardian
 from .backoff import lower_timer_slack, poll
 from ..methods.decentralized import graph_attrs, uses_graph
+from .mpi_text import library_version
 from .build import build_context, build_method, build_plan, build_problem, build_shards, compute_f_star, open_writer
 from .server import ServerCore
 from .signals import SignalWatch
@@ -106,6 +107,8 @@ def run_sim(config: Config, resume: ResumePoint | None = None, quiet: bool = Tru
         n_workers = len(resume.workers["jobs"])
     if n_workers is None:
         raise ConfigError("workers.n: required with --backend sim (the number of simulated workers)")
+    if not config.resolved_path:
+        config.resolve_output_path(n_workers)
     problem = build_problem(config)
     timing = TimingModel(config.workers, n_workers)
     shards = build_shards(config, problem, n_workers)
@@ -220,7 +223,7 @@ def run_mpi(
         if rank == 0:
             method_object = build_method(config, problem, n_workers)
             f_star = compute_f_star(problem)
-            library = MPI.Get_library_version().strip().splitlines()[0]
+            library = library_version(MPI)  # Open MPI's ends in a NUL byte: cleaned
             writer = open_writer(
                 config, problem, method_object, n_workers, f_star, library, hosts, pids, resume, background=True,
                 graph=None if plan is None else graph_attrs(plan),
@@ -313,6 +316,7 @@ def _load_mpi_config(path, overrides, method, output, size: int, resume_path: st
             f"workers.n = {config.workers.n} but mpiexec started {size} ranks, i.e. {size - 1} workers; "
             f"set workers.n = {size - 1}, remove it, or start {config.workers.n + 1} ranks"
         )
+    config.resolve_output_path(size - 1)  # once, here on rank 0 ({timestamp}); the config is broadcast
     return config, resume
 
 
