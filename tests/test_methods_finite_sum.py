@@ -63,9 +63,10 @@ def test_batch_differences_use_exactly_s_fresh_terms(tmp_path):
     replay_page(path, m, S)
 
 
-@pytest.mark.parametrize("method", ["freya_page", "freya_sgd", "soviet_page", "minibatch_page", "hero_gd"])
+@pytest.mark.parametrize(
+    "method", ["freya_page", "freya_sgd", "soviet_page", "soviet_gd", "minibatch_page", "hero_page", "hero_gd"])
 def test_finite_sum_methods_converge_in_sim(tmp_path, method):
-    seconds = 300 if method in ("soviet_page", "hero_gd") else 60  # one worker does all the work
+    seconds = 300 if method in ("hero_page", "hero_gd", "soviet_gd") else 60  # one worker, or full gradients only
     path = simulate(tmp_path, method, [
         "problem.name=logistic", "problem.samples=300", "problem.dim=10", "workers.n=5", "workers.compute=sqrt",
         "workers.compute_scale=0.01", "method.lr=1.0", f"stop.time={seconds}"])
@@ -73,11 +74,46 @@ def test_finite_sum_methods_converge_in_sim(tmp_path, method):
     assert subopt[-1] < 0.2 * subopt[0]
 
 
-def test_soviet_page_and_hero_gd_use_only_the_fastest_worker(tmp_path):
-    for method in ("soviet_page", "hero_gd"):
+def test_hero_page_and_hero_gd_use_only_the_fastest_worker(tmp_path):
+    for method in ("hero_page", "hero_gd"):
         path = simulate(tmp_path, method, FINITE_QUADRATIC + [
             "workers.n=4", "workers.compute_times=[0.03, 0.01, 0.02, 0.04]", "method.lr=0.3", "stop.time=20"])
         assert set(events(path)["worker"].tolist()) == {1}
+
+
+@pytest.mark.parametrize("method", ["soviet_page", "soviet_gd"])
+def test_a_soviet_step_waits_for_all_n_workers(tmp_path, method):
+    # m = 60, S = 5, n = 4: a difference step gives every worker ceil(5/4) = 2 differences (4 gradients),
+    # a full step 15 indices each; the slowest worker (0.04 s per gradient) sets every step's length.
+    taus = [0.03, 0.01, 0.02, 0.04]
+    path = simulate(tmp_path, method, FINITE_QUADRATIC + [
+        "workers.n=4", f"workers.compute_times={taus}", "method.lr=0.3", "stop.time=20"]
+        + (["method.S=5"] if method == "soviet_page" else []))
+    data = events(path)
+    trace = read(path, "trace/time", "trace/full", "trace/grads_used")
+    steps = len(trace["trace/time"])
+    assert steps > 20
+    for version in range(steps):
+        used = data["accepted"].astype(bool) & (data["point_version"] == version)
+        assert sorted(data["worker"][used].tolist()) == [0, 1, 2, 3], f"step {version} did not wait for every worker"
+    lengths = np.diff(np.concatenate([[0.0], trace["trace/time"]]))
+    expected = np.where(trace["trace/full"] == 1, 15 * 0.04, 4 * 0.04)
+    np.testing.assert_allclose(lengths, expected, rtol=1e-9)
+    assert set(trace["trace/grads_used"][trace["trace/full"] == 0].tolist()) <= {8}
+    if method == "soviet_gd":
+        assert trace["trace/full"].all()
+    else:
+        assert (trace["trace/full"] == 0).any()
+
+
+def test_minibatch_page_does_not_choose_the_fastest_workers(tmp_path):
+    # S = 2 < n = 6: each difference step has two one-index jobs; over many steps every worker gets some.
+    path = simulate(tmp_path, "minibatch_page", FINITE_QUADRATIC + [
+        "workers.n=6", "workers.compute=sqrt", "workers.compute_scale=0.01", "method.lr=0.3", "method.S=2",
+        "method.p=0.01", "stop.time=20"])
+    data = events(path)
+    workers = np.bincount(data["worker"], minlength=6)
+    assert (workers > 0).all() and workers[5] > 0.5 * workers[0], workers
 
 
 def test_a_method_for_finite_sums_rejects_a_stochastic_problem(tmp_path):

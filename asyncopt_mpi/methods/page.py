@@ -1,4 +1,4 @@
-"""PAGE-type methods on a finite sum: Freya PAGE (seed 000, Algorithm 1) and its synchronous and Hero variants.
+"""PAGE-type methods on a finite sum: Freya PAGE (seed 000, Algorithm 1) and its Soviet (all workers, synchronous) and Hero (fastest worker) baselines.
 
 g^0 = full gradient at x^0. Each step: x^{k+1} = x^k - gamma g^k; then with probability p
 g^{k+1} = full gradient at x^{k+1}, otherwise g^{k+1} = g^k + (1/S) sum of S differences
@@ -91,12 +91,19 @@ class FreyaPAGE(PageMethod):
 
 
 class SynchronousPage(PageMethod):
-    """PAGE whose batches are split evenly over a fixed set of workers and wait for all of them."""
+    """PAGE whose full gradients and batches are split evenly over a set of workers; a step waits for all parts.
+
+    `workers` is the set (all n for the Soviet variants, the fastest one for the Hero ones);
+    `batch_indices` draws a step's difference indices (S of them by default).
+    """
 
     params = {"S": 0, "p": 0.0}
 
     def workers(self, server: Server) -> list[int]:
         raise NotImplementedError
+
+    def batch_indices(self, server: Server) -> np.ndarray:
+        return server.rng.integers(self.problem.n_samples, size=self.S)
 
     def start(self, server: Server) -> None:
         self.collector = SplitCollect(self.problem.dim, self.workers(server), server.rng)
@@ -106,36 +113,76 @@ class SynchronousPage(PageMethod):
         self.collector.start(server, np.arange(self.problem.n_samples), version)
 
     def collect_difference(self, server: Server, version: int, previous: int) -> None:
-        self.collector.start(server, server.rng.integers(self.problem.n_samples, size=self.S), version, previous)
-
-
-@register
-class MinibatchPAGE(SynchronousPage):
-    name = "minibatch_page"
-    description = "PAGE where every full gradient and every batch of S differences is split over all workers and waits for all"
-    paper = "Li et al., PAGE, ICML 2021 (synchronous parallel baseline of Freya PAGE)"
-
-    def workers(self, server: Server) -> list[int]:
-        return list(range(server.n_workers))
+        self.collector.start(server, self.batch_indices(server), version, previous)
 
 
 @register
 class SovietPAGE(SynchronousPage):
     name = "soviet_page"
+    description = ("Soviet PAGE: every full gradient and every batch split evenly over all n workers "
+                   "(each computes ceil(S/n) differences), a step waits for all of them")
+    paper = "Tyurin, Gruntkowska, Richtarik, Freya PAGE, NeurIPS 2024 (Table 1 baseline; PAGE: Li et al., ICML 2021)"
+
+    def __init__(self, config, problem, n_workers):
+        super().__init__(config, problem, n_workers)
+        self.per_worker = -(-self.S // n_workers)  # ceil(S/n) differences per worker and step
+        batch = self.per_worker * n_workers
+        self.p = self.options.get("p") or batch / (problem.n_samples + batch)  # PAGE's b/(m+b) for the real batch
+
+    def workers(self, server: Server) -> list[int]:
+        return list(range(server.n_workers))
+
+    def batch_indices(self, server: Server) -> np.ndarray:
+        # Every worker takes part in every step (time tau_n ceil(S/n)), so the batch is n ceil(S/n) >= S.
+        return server.rng.integers(self.problem.n_samples, size=self.per_worker * server.n_workers)
+
+
+@register
+class MinibatchPAGE(SynchronousPage):
+    name = "minibatch_page"
+    description = ("PAGE with exactly S differences per step split evenly over the workers; with S < n "
+                   "the S workers are drawn uniformly at random each step (not by speed); waits for all parts")
+    paper = "Li et al., PAGE, ICML 2021 (synchronous parallel variant of Soviet PAGE)"
+
+    def workers(self, server: Server) -> list[int]:
+        return list(range(server.n_workers))
+
+    def collect_difference(self, server: Server, version: int, previous: int) -> None:
+        # array_split gives the non-empty parts to the first workers of the list: shuffle it so
+        # that, when S < n, who works is not decided by worker number (and so by speed).
+        self.collector.workers = [int(w) for w in server.rng.permutation(server.n_workers)]
+        super().collect_difference(server, version, previous)
+
+
+@register
+class HeroPAGE(SynchronousPage):
+    name = "hero_page"
     description = "Hero PAGE: PAGE run on the fastest worker only"
-    paper = "Tyurin, Gruntkowska, Richtarik, Freya PAGE, NeurIPS 2024 (baseline)"
+    paper = "Tyurin, Gruntkowska, Richtarik, Freya PAGE, NeurIPS 2024 (Table 1 baseline)"
 
     def workers(self, server: Server) -> list[int]:
         return [int(np.argmin(server.expected_times))]
 
 
 @register
-class HeroGD(SovietPAGE):
+class HeroGD(HeroPAGE):
     name = "hero_gd"
-    description = "gradient descent with full gradients computed by the fastest worker only"
-    paper = "Tyurin, Gruntkowska, Richtarik, Freya PAGE, NeurIPS 2024 (baseline)"
+    description = "Hero GD: gradient descent with full gradients computed by the fastest worker only"
+    paper = "Tyurin, Gruntkowska, Richtarik, Freya PAGE, NeurIPS 2024 (Table 1 baseline)"
     params = {}
 
     def __init__(self, config, problem, n_workers):
         super().__init__(config, problem, n_workers)
         self.p = 1.0  # every step uses a full gradient
+
+
+@register
+class SovietGD(SovietPAGE):
+    name = "soviet_gd"
+    description = "Soviet GD: gradient descent with every full gradient split evenly over all n workers, waiting for all"
+    paper = "Tyurin, Gruntkowska, Richtarik, Freya PAGE, NeurIPS 2024 (Table 1 baseline)"
+    params = {}
+
+    def __init__(self, config, problem, n_workers):
+        super().__init__(config, problem, n_workers)
+        self.p = 1.0
