@@ -110,8 +110,22 @@ class ResumePoint:
     rows: dict[str, int]  # rows of trace, events and snapshots to keep
 
 
+def require_groups(handle: h5py.File, path: str, groups: tuple[str, ...] = ("trace", "events", "snapshots", "workers")) -> None:
+    """One line naming what is missing from a file that a run left without its groups (exit 2)."""
+    missing = [f"/{group}" for group in groups if group not in handle]
+    if "snapshots" in groups and "snapshots" in handle:
+        missing += [f"/snapshots/{name}" for name in ("time", "x") if name not in handle["snapshots"]]
+    if missing:
+        status, reason = _text(handle.attrs.get("status", "unknown")), _text(handle.attrs.get("stop_reason", ""))
+        raise UserError(
+            f"{path}: the run ended before it wrote {', '.join(missing)} (status {status}"
+            f"{': ' + reason if reason else ''}); there is nothing to read or resume, start the run again"
+        )
+
+
 def read_resume_point(path: str) -> ResumePoint:
     with open_results(path) as handle:
+        require_groups(handle, path)
         snapshots = handle["snapshots"]
         count = min(snapshots["time"].shape[0], snapshots["x"].shape[0])
         if count == 0:
@@ -335,6 +349,7 @@ def open_results(path: str) -> h5py.File:
 
 def read_snapshots(path: str) -> dict[str, np.ndarray]:
     with open_results(path) as handle:
+        require_groups(handle, path, ("snapshots",))
         group = handle["snapshots"]
         rows = min(group["time"].shape[0], group["x"].shape[0])
         return {name: group[name][:rows] for name in (*SNAPSHOT_COLUMNS, "x")}
@@ -354,6 +369,7 @@ def write_metrics(path: str, metrics: dict[str, np.ndarray], f_star: float) -> N
 def read_run(path: str) -> dict[str, Any]:
     """Attributes and all column groups of a results file as numpy arrays."""
     with open_results(path) as handle:
+        require_groups(handle, path, ("snapshots",))
         run: dict[str, Any] = {"path": path, "attrs": _decode_attrs(handle.attrs)}
         run["problem"] = _decode_attrs(handle["problem"].attrs) if "problem" in handle else {}
         for group in ("trace", "events", "metrics", "workers"):
@@ -388,6 +404,8 @@ def is_cleanly_closed(path: str) -> bool:
 def recover(path: str, reason: str = "killed: the run ended without closing its file (recovered)") -> None:
     """Rewrite a file whose writer died into a normally readable, closed file (status failed)."""
     temporary = path + ".recovering"
+    with open_results(path) as handle:
+        require_groups(handle, path, ("snapshots",))
     with open_results(path) as source, h5py.File(temporary, "w", libver="latest") as target:
         for key, value in source.attrs.items():
             target.attrs[key] = value
