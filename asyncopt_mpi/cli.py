@@ -73,11 +73,18 @@ def _stored_backend(path: str) -> str:
 @click.option("--csv", "fmt", flag_value="csv", help="CSV instead of a table.")
 @click.option("--json", "fmt", flag_value="json", help="JSON instead of a table.")
 @click.option("--workers", is_flag=True, help="One row per worker: jobs, gradients, busy/idle time, bytes, accepted share.")
-def summary(files: tuple[str, ...], sort: str | None, fmt: str | None, workers: bool) -> None:
+@click.option("--provenance", "show_provenance", is_flag=True,
+              help="Versions (Python, numpy, scipy, h5py, mpi4py, MPI), git commit, command line, hosts, plugins.")
+def summary(files: tuple[str, ...], sort: str | None, fmt: str | None, workers: bool, show_provenance: bool) -> None:
     """One row per results file (or folder of them): method, workers, duration, updates, loss, time to target."""
     from .summary import summarize
 
     try:
+        if show_provenance:
+            from .provenance import describe
+
+            click.echo("\n".join(describe(path) for path in _expand(files)))
+            return
         click.echo(summarize(_expand(files), sort=sort, fmt=fmt or "table", workers=workers))
     except AsyncoptError as exc:
         click.echo(f"asyncopt: error: {exc}", err=True)

@@ -19,6 +19,7 @@ from ..problems.base import Problem
 from ..problems.splits import shard_indices
 from ..results import ResultsWriter, ResumePoint
 from ..timing import TimingModel
+from .. import provenance
 from .worker import WorkerContext
 
 
@@ -73,6 +74,7 @@ def open_writer(
         "mpi_library": mpi_library,
         "hosts": np.array(sorted(set(hosts or [socket.gethostname()])), dtype=object),
         "pids": np.array(pids or [os.getpid()], dtype=np.int64),  # per rank, to match launcher messages
+        **provenance.collect(),  # library versions, git commit, command line, plugins
     }
     problem_attrs = {
         "f_star": f_star,

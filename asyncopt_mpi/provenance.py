@@ -1,0 +1,103 @@
+"""Provenance of a run: library versions, git commit, command line and plugins, stored in the results file.
+
+Collected once by the process that writes the file (rank 0 under MPI, the simulator's process)
+and stored as root attributes next to `asyncopt_version`, `mpi_library` and `hosts`, so a figure
+can be traced back to the code and environment that made it (`asyncopt summary --provenance`).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from importlib import metadata
+from typing import Any
+
+LIBRARIES = ("numpy", "scipy", "h5py", "mpi4py")
+# Root attributes this module writes, in the order `summary --provenance` shows them (with the
+# run's own asyncopt_version, mpi_library and hosts).
+PROVENANCE_ATTRS = (
+    "python_version", *(f"{name}_version" for name in LIBRARIES), "git_commit", "git_dirty",
+    "command_line", "plugins",
+)
+SHOWN_ATTRS = ("asyncopt_version", "mpi_library", "hosts", *PROVENANCE_ATTRS)
+GIT_TIMEOUT = 2.0  # seconds; a slow or hung git must not delay a run
+
+
+def collect() -> dict[str, Any]:
+    """The provenance attributes of this process (git_* only when the package runs from a checkout)."""
+    found: dict[str, Any] = {"python_version": f"{platform.python_version()} ({sys.executable})"}
+    for name in LIBRARIES:
+        try:
+            found[f"{name}_version"] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[f"{name}_version"] = "not installed"
+    found.update(git_state())
+    found["command_line"] = shlex.join(sys.argv)
+    found["plugins"] = ", ".join(plugin_names()) or "none"
+    return found
+
+
+def git_state() -> dict[str, Any]:
+    """{git_commit, git_dirty} of the checkout the package was imported from, or {} outside one."""
+    source = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", source, *args], capture_output=True, text=True,
+                                  timeout=GIT_TIMEOUT, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    top = git("rev-parse", "--show-toplevel")
+    # An installed copy inside some other repository (a venv in a checkout) is not a checkout of this code.
+    if top is None or os.path.realpath(top) != os.path.realpath(source):
+        return {}
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return {}
+    changes = git("status", "--porcelain", "--untracked-files=no", "--", "asyncopt_mpi")
+    return {"git_commit": commit, "git_dirty": bool(changes)}
+
+
+def plugin_names() -> list[str]:
+    """Methods and problems registered from outside this package ("method:name (module)")."""
+    from .methods import METHODS
+    from .problems import PROBLEMS
+
+    names = []
+    for kind, registry in (("method", METHODS), ("problem", PROBLEMS)):
+        for name, cls in sorted(registry.items()):
+            module = getattr(cls, "__module__", "")
+            if not module.startswith("asyncopt_mpi."):
+                names.append(f"{kind}:{name} ({module})")
+    return names
+
+
+def describe(path: str) -> str:
+    """`asyncopt summary --provenance`: one `key: value` line per provenance attribute of a file."""
+    from .errors import UserError
+    from .results import open_results
+
+    try:
+        with open_results(path) as handle:
+            stored = dict(handle.attrs)
+    except OSError as exc:
+        raise UserError(f"{path}: not a readable results file ({exc})") from None
+    lines = [path]
+    for key in SHOWN_ATTRS:
+        if key not in stored:
+            value = "absent (not run from a git checkout)" if key.startswith("git_") else "absent (older file)"
+        else:
+            value = stored[key]
+            if isinstance(value, bytes):
+                value = value.decode()
+            elif hasattr(value, "tolist"):
+                value = value.tolist()
+            if isinstance(value, list):
+                value = ", ".join(item.decode() if isinstance(item, bytes) else str(item) for item in value)
+        lines.append(f"  {key}: {value}")
+    return "\n".join(lines)
