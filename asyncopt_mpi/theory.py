@@ -434,6 +434,142 @@ def shadowheart_time(h: Any, theta: Any, d: int, K: int, L: float, delta: float,
     return float(_times(t_star, L * delta / eps))
 
 
+# ---------------------------------------------------------------- finite sums: Freya PAGE and its baselines
+#
+# Tyurin, Gruntkowska & Richtarik, "Freya PAGE" (NeurIPS 2024), Table 1 (seeds 000 and 001): f is a
+# mean of m functions, tau_i seconds per gradient of one f_j, delta0 = f(x0) - f*. The paper writes
+# delta0/eps "up to smoothness constants"; here it is L delta0/eps, like the other rows.
+
+FREYA = "Tyurin, Gruntkowska & Richtarik 2024, Table 1"
+
+
+def _check_samples(m: Any) -> int:
+    if isinstance(m, bool) or int(m) != m or m < 1:
+        raise ValueError(f"m: the number of functions of the finite sum must be an integer >= 1, got {m}")
+    return int(m)
+
+
+def freya_profile(taus: Any, b: float) -> float:
+    """min over j of (sum_{i<=j} 1/tau_(i))^{-1} (b + j): the time to collect b terms with the best j workers.
+
+    The building block of Freya PAGE's time and lower bound (seed 000, Table 1); b = m for a full
+    gradient, b = sqrt(m) for a batch. A dead worker (tau = inf) adds no speed; an instant one gives 0.
+    """
+    taus = np.asarray(taus, dtype=float)
+    j = np.arange(1, taus.size + 1, dtype=float)
+    with np.errstate(divide="ignore"):
+        return float(np.min((b + j) / _speed_prefix(taus)))
+
+
+def freya_page_time(taus: Any, L: float, delta: float, m: int, eps: float) -> float:
+    """Freya PAGE: t(m) + (L delta0/eps) t(sqrt(m)), t(b) = min_j (sum_{i<=j} 1/tau_(i))^{-1} (b + j).
+
+    Seed 000, Table 1 (Theorems 7 and 8); optimal when sqrt(m) >= n.
+    """
+    taus = _check(taus, L, delta, 0.0, eps)
+    m = _check_samples(m)
+    return float(freya_profile(taus, m) + _times(L * delta / eps, freya_profile(taus, math.sqrt(m))))
+
+
+def freya_lower_bound_time(taus: Any, L: float, delta: float, m: int, eps: float) -> float:
+    """Lower bound for finite sums: t(m) + (L delta0/(sqrt(m) eps)) t(m) (seed 000, Table 1, Theorem 10)."""
+    taus = _check(taus, L, delta, 0.0, eps)
+    m = _check_samples(m)
+    full = freya_profile(taus, m)
+    return float(full + _times(L * delta / (math.sqrt(m) * eps), full))
+
+
+def hero_page_time(taus: Any, L: float, delta: float, m: int, eps: float) -> float:
+    """Hero PAGE (PAGE on the fastest worker): tau_(1) m + tau_(1) (L delta0/eps) sqrt(m) (seed 000, Table 1)."""
+    taus = _check(taus, L, delta, 0.0, eps)
+    m = _check_samples(m)
+    tau = taus.min()
+    return float(_times(tau, m) + _times(tau, L * delta / eps * math.sqrt(m)))
+
+
+def soviet_page_time(taus: Any, L: float, delta: float, m: int, eps: float) -> float:
+    """Soviet PAGE (equal split over all n, waits for all): tau_(n) ceil(m/n) + tau_(n) (L delta0/eps) ceil(sqrt(m)/n).
+
+    Seed 000, Table 1 writes tau_n m/n + tau_n (delta0/eps) sqrt(m)/n; the ceilings are what a
+    step of `soviet_page` costs (every worker computes at least one term), equal to the paper's
+    when n divides m and sqrt(m). A dead worker (tau = inf) makes it inf.
+    """
+    taus = _check(taus, L, delta, 0.0, eps)
+    m = _check_samples(m)
+    n, tau = taus.size, taus.max()
+    return float(_times(tau, math.ceil(m / n)) + _times(tau, L * delta / eps * math.ceil(math.sqrt(m) / n)))
+
+
+def hero_gd_time(taus: Any, L: float, delta: float, m: int, eps: float) -> float:
+    """Hero GD (gradient descent on the fastest worker): tau_(1) m L delta0/eps (seed 000, Table 1)."""
+    taus = _check(taus, L, delta, 0.0, eps)
+    m = _check_samples(m)
+    return float(_times(taus.min() * m, L * delta / eps))
+
+
+def soviet_gd_time(taus: Any, L: float, delta: float, m: int, eps: float) -> float:
+    """Soviet GD (full gradients split over all n): tau_(n) ceil(m/n) L delta0/eps (seed 000, Table 1: tau_n m/n)."""
+    taus = _check(taus, L, delta, 0.0, eps)
+    m = _check_samples(m)
+    return float(_times(taus.max() * math.ceil(m / taus.size), L * delta / eps))
+
+
+# ---------------------------------------------------------------- communication-aware lower bound, decentralized
+
+
+def sgd_comm_lower_bound(h: Any, theta: Any, d: int, L: float, delta: float, sigma2: float, eps: float) -> float:
+    """Rennala and Async SGD sending d floats: >= min_j max{h_pj, d theta_pj, (sigma2/eps) (sum_{i<=j} 1/h_pi)^-1} LD/eps.
+
+    Shadowheart (Tyurin, Pozzi, Ilin & Richtarik 2024), Table 1, footnote (a): their Theorem N.5
+    with omega = 0 and d theta_i in place of the send time; p sorts max{h_i, d theta_i}. A lower
+    bound on those two methods' time, not an upper one.
+    """
+    h = _check(h, L, delta, sigma2, eps)
+    theta = _check_theta(theta, h.size)
+    if int(d) != d or d < 1:
+        raise ValueError(f"d: the dimension must be an integer >= 1, got {d}")
+    send = _times(d, theta)
+    cost = np.maximum(h, send)
+    order = np.argsort(cost, kind="stable")
+    with np.errstate(divide="ignore"):
+        speed = np.cumsum(1.0 / h[order])
+        collect = np.where(speed == np.inf, 0.0, _times(sigma2 / eps, 1.0 / speed))
+    best = float(np.min(np.maximum(cost[order], collect)))
+    return float(_times(best, L * delta / eps))
+
+
+def _check_distances(distances: Any, n: int) -> np.ndarray:
+    distances = np.asarray(distances, dtype=float)
+    if distances.shape != (n, n):
+        raise ValueError(f"distances: expected an {n} x {n} matrix of link times, got shape {distances.shape}")
+    if np.isnan(distances).any() or (distances < 0).any():
+        raise ValueError("distances: every rho_{i->j} must be >= 0 (inf for no path), got nan or < 0")
+    return distances
+
+
+def decentralized_minibatch_time(h: Any, distances: Any, L: float, delta: float, sigma2: float, eps: float) -> float:
+    """Minibatch SGD on a worker graph: (LD/eps) (1 + sigma2/(n eps)) max{max_{i,j} rho_{i->j}, max_i h_i}.
+
+    Seed 001, "Decentralized setup: Amelie SGD" table (Tyurin & Richtarik, NeurIPS 2024); rho_{i->j} is
+    the shortest-path time from i to j.
+    """
+    h = _check(h, L, delta, sigma2, eps)
+    rho = _check_distances(distances, h.size)
+    step = max(float(rho.max()), float(h.max()))
+    return float(_times(step, L * delta / eps * (1.0 + sigma2 / (h.size * eps))))
+
+
+def amelie_sgd_time(h: Any, distances: Any, L: float, delta: float, sigma2: float, eps: float) -> float:
+    """Amelie SGD and the lower bound (heterogeneous data on a graph): (LD/eps) max{max rho, max h_i, (sigma2/(n eps)) mean(h)}.
+
+    Seed 001, "Decentralized setup: Amelie SGD" table (Thm. 7 and Cor. 2): optimal up to a constant.
+    """
+    h = _check(h, L, delta, sigma2, eps)
+    rho = _check_distances(distances, h.size)
+    step = max(float(rho.max()), float(h.max()), float(_times(sigma2 / (h.size * eps), h.mean())))
+    return float(_times(step, L * delta / eps))
+
+
 # ---------------------------------------------------------------- the table
 
 
@@ -442,7 +578,8 @@ class Inputs:
     """Everything a formula may depend on; a new formula needing more adds a field with a default.
 
     theta: seconds per sent float of each worker (None: zeros, free communication); dim: the
-    problem's dimension d (0: unknown, the rows that need it are nan); K: RandK's K.
+    problem's dimension d (0: unknown, the rows that need it are nan); K: RandK's K; m: the
+    finite sum's number of functions (0: none); distances: rho_{i->j} of a worker graph.
     """
 
     taus: np.ndarray
@@ -453,6 +590,8 @@ class Inputs:
     theta: np.ndarray | None = None
     dim: int = 0
     K: int = 1
+    m: int = 0  # functions of a finite sum (0: not a finite sum, those rows are nan)
+    distances: np.ndarray | None = None  # shortest-path link times of a worker graph (None: no graph, nan)
 
     def __post_init__(self) -> None:
         if self.theta is None:
@@ -465,6 +604,7 @@ class Formula:
 
     time: Callable[[Inputs], float]
     text: str
+    bound: str = "lower_bound"  # the row a time is divided by in the "x bound" column
 
 
 def _standard(fn: Callable[..., float]) -> Callable[[Inputs], float]:
@@ -476,11 +616,29 @@ def _with_comm(fn: Callable[..., float]) -> Callable[[Inputs], float]:
     return lambda q: math.nan if q.dim == 0 else fn(q.taus, q.theta, q.dim, q.K, q.L, q.delta, q.sigma2, q.eps)
 
 
+def _finite_sum(fn: Callable[..., float]) -> Callable[[Inputs], float]:
+    """A formula over (taus, L, delta0, m, eps); nan unless the problem is a finite sum (m > 0)."""
+    return lambda q: math.nan if q.m == 0 else fn(q.taus, q.L, q.delta, q.m, q.eps)
+
+
+def _on_graph(fn: Callable[..., float]) -> Callable[[Inputs], float]:
+    """A formula over (h, distances, L, Delta, sigma2, eps); nan without a worker graph."""
+    return lambda q: math.nan if q.distances is None else fn(q.taus, q.distances, q.L, q.delta, q.sigma2, q.eps)
+
+
+def _sgd_comm(q: Inputs) -> float:
+    return math.nan if q.dim == 0 else sgd_comm_lower_bound(q.taus, q.theta, q.dim, q.L, q.delta, q.sigma2, q.eps)
+
+
 def _minibatch_comm(q: Inputs) -> float:
     return minibatch_sgd_comm_time(q.taus, q.theta, q.dim, q.L, q.delta, q.sigma2, q.eps)
 
 
-# Row order is table order; lower_bound stays last. Only minibatch_sgd, qsgd and shadowheart_sgd
+# Row order is table order; lower_bound stays last. The finite-sum rows (freya_page ...
+# freya_lower_bound, seed 000) are nan unless the problem is a finite sum and are compared with
+# freya_lower_bound; the graph rows (seed 001, decentralized, heterogeneous data) are nan without
+# [graph] and compared with amelie_sgd; sgd_comm_bound is a lower bound for Rennala/Async SGD
+# when they send d floats. Only minibatch_sgd, qsgd, shadowheart_sgd and sgd_comm_bound
 # count communication (theta_i seconds per float, w = omega = d/K - 1 of RandK); the other rows
 # are those of the compute-only model, so with theta > 0 they are lower bounds for their methods
 # (Shadowheart, Table 1, footnote (a)), and lower_bound is the compute-only one.
@@ -496,6 +654,29 @@ FORMULAS: dict[str, Formula] = {
     "shadowheart_sgd": Formula(_with_comm(shadowheart_time), "t*(w, s2/eps, tau, K theta) LD/eps (Def. 4.2)"),
     "malenia_sgd": Formula(_standard(malenia_sgd_time), "tau_(n) LD/eps + (1/n sum_i tau_i) s2 LD/(n eps^2)"),
     "hero_sgd": Formula(_standard(hero_sgd_time), "tau_(1) (LD/eps + s2 LD/eps^2)"),
+    "sgd_comm_bound": Formula(
+        _sgd_comm, ">= rennala/async sending d floats: min_j max{tau_pj, d theta_pj, s2/eps (sum_{i<=j} 1/tau_pi)^-1} LD/eps"
+    ),
+    "freya_page": Formula(
+        _finite_sum(freya_page_time), "t(m) + LD/eps t(sqrt m), t(b) = min_j (sum_{i<=j} 1/tau_(i))^-1 (b + j)",
+        "freya_lower_bound",
+    ),
+    "hero_page": Formula(_finite_sum(hero_page_time), "tau_(1) m + tau_(1) LD/eps sqrt(m)", "freya_lower_bound"),
+    "soviet_page": Formula(
+        _finite_sum(soviet_page_time), "tau_(n) ceil(m/n) + tau_(n) LD/eps ceil(sqrt(m)/n)", "freya_lower_bound"
+    ),
+    "hero_gd": Formula(_finite_sum(hero_gd_time), "tau_(1) m LD/eps", "freya_lower_bound"),
+    "soviet_gd": Formula(_finite_sum(soviet_gd_time), "tau_(n) ceil(m/n) LD/eps", "freya_lower_bound"),
+    "freya_lower_bound": Formula(
+        _finite_sum(freya_lower_bound_time), "t(m) + LD/(sqrt(m) eps) t(m) (finite sums, Theorem 10)", "freya_lower_bound"
+    ),
+    "graph_minibatch_sgd": Formula(
+        _on_graph(decentralized_minibatch_time), "(1 + s2/(n eps)) max{max rho_ij, max tau_i} LD/eps", "amelie_sgd"
+    ),
+    "amelie_sgd": Formula(
+        _on_graph(amelie_sgd_time), "max{max rho_ij, max tau_i, s2/(n eps) mean(tau)} LD/eps (= its lower bound)",
+        "amelie_sgd",
+    ),
     "lower_bound": Formula(_standard(lower_bound_time), "= rennala_sgd (Theorem 6.4)"),
 }
 
@@ -573,7 +754,14 @@ def theory_table(config: Any, eps: float | None = None, sigma2: float | None = N
         )
     K = int(K)
 
-    q = Inputs(taus=taus, L=L, delta=delta, sigma2=float(sigma2), eps=float(eps), theta=theta, dim=dim, K=K)
+    m = int(problem.n_samples or 0)
+    distances = None
+    if getattr(config, "graph", None) is not None and config.graph.topology != "none":
+        from .graph import Graph
+
+        distances = Graph.from_config(config.graph, n).distances()
+    q = Inputs(taus=taus, L=L, delta=delta, sigma2=float(sigma2), eps=float(eps), theta=theta, dim=dim, K=K,
+               m=m, distances=distances)
     times = {name: float(formula.time(q)) for name, formula in FORMULAS.items()}
     omega = dim / K - 1.0
     t_star, _ = _equilibrium(omega, q.sigma2 / q.eps, taus, _times(K, theta))
@@ -583,9 +771,8 @@ def theory_table(config: Any, eps: float | None = None, sigma2: float | None = N
         "omega": omega,
         "sigma2_over_eps": q.sigma2 / q.eps,
     }
-    bound = times["lower_bound"]
     rows = [
-        {"method": name, "time": times[name], "formula": formula.text, "ratio": _ratio(times[name], bound)}
+        {"method": name, "time": times[name], "formula": formula.text, "ratio": _ratio(times[name], times[formula.bound])}
         for name, formula in FORMULAS.items()
     ]
     return {
@@ -601,6 +788,8 @@ def theory_table(config: Any, eps: float | None = None, sigma2: float | None = N
             "theta_max": float(theta.max()),
             "dim": dim,
             "K": K,
+            "m": m,
+            "graph": config.graph.topology if distances is not None else "none",
             "eps_source": eps_source,
             "sigma2_source": sigma2_source,
             "problem": config.problem.name,
@@ -666,6 +855,13 @@ def format_table(table: dict[str, Any]) -> str:
         f"rennala: m*={table['rennala_m_star']} fastest workers, S={table['rennala_S']}; "
         f"times up to constants ({TABLE1}); LD = L Delta, s2 = sigma2",
     ]
+    if q.get("m", 0) > 0:
+        lines.append(
+            f"finite sum: m={q['m']}; freya_page ... freya_lower_bound ({FREYA}) are compared with freya_lower_bound"
+        )
+    if q.get("graph", "none") != "none":
+        lines.append(f"graph: {q['graph']}; rho_ij = shortest-path link times; graph rows are compared with amelie_sgd")
+    lines.append("- : the row does not apply (no finite sum, no graph, or an unknown dimension)")
     if q.get("theta_max", 0.0) > 0:
         sh = table["shadowheart"]
         lines.append(

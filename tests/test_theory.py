@@ -16,7 +16,16 @@ from asyncopt_mpi.config import load_config
 from asyncopt_mpi.problems import QuadraticProblem
 from asyncopt_mpi.theory import (
     FORMULAS,
+    amelie_sgd_time,
     async_sgd_time,
+    decentralized_minibatch_time,
+    freya_lower_bound_time,
+    freya_page_time,
+    hero_gd_time,
+    hero_page_time,
+    sgd_comm_lower_bound,
+    soviet_gd_time,
+    soviet_page_time,
     estimate_sigma2,
     hero_sgd_time,
     lower_bound_time,
@@ -31,7 +40,9 @@ from asyncopt_mpi.theory import (
 from conftest import run_cli
 
 ROWS = {
-    "minibatch_sgd", "qsgd", "async_sgd", "rennala_sgd", "shadowheart_sgd", "malenia_sgd", "hero_sgd", "lower_bound"
+    "minibatch_sgd", "qsgd", "async_sgd", "rennala_sgd", "shadowheart_sgd", "malenia_sgd", "hero_sgd", "lower_bound",
+    "sgd_comm_bound", "freya_page", "hero_page", "soviet_page", "hero_gd", "soviet_gd", "freya_lower_bound",
+    "graph_minibatch_sgd", "amelie_sgd",
 }
 SMALL = ["--set", "workers.n=8", "--set", "stop.iterations=1", "--set", "problem.dim=20", "--set", "problem.noise=0.1"]
 
@@ -112,6 +123,99 @@ def test_a_dead_worker_stops_minibatch_and_malenia_only():
     assert rennala_optimal_m(*args) <= 2
     # Async SGD as published: harmonic mean over all three, the dead one adding 0 speed.
     assert async_sgd_time(*args) == pytest.approx(3 / 1.5 * (100 + 10 / (3 * 0.01)))
+
+
+# ---------------------------------------------------------------- Freya PAGE (seed 000, Table 1)
+
+
+def freya_by_definition(taus, L, delta, m, eps):
+    """Freya PAGE's time and lower bound written as loops from the published formulas."""
+    taus = sorted(taus)
+
+    def best(b):
+        value = math.inf
+        for j in range(1, len(taus) + 1):
+            value = min(value, (b + j) / sum(1.0 / t for t in taus[:j]))
+        return value
+
+    time = best(m) + L * delta / eps * best(math.sqrt(m))
+    bound = best(m) + L * delta / (math.sqrt(m) * eps) * best(m)
+    return time, bound
+
+
+def test_freya_page_time_and_lower_bound_follow_the_formula():
+    taus = [math.sqrt(i) for i in range(1, 101)]
+    L, delta, m, eps = 2.0, 3.0, 10_000, 0.01
+    time, bound = freya_by_definition(taus, L, delta, m, eps)
+    assert freya_page_time(taus, L, delta, m, eps) == pytest.approx(time, rel=1e-12)
+    assert freya_lower_bound_time(taus, L, delta, m, eps) == pytest.approx(bound, rel=1e-12)
+    # sqrt(m) = 100 >= n = 100: the large-scale regime, where Freya PAGE is optimal up to a constant.
+    assert bound <= time <= 3 * bound
+    # the published baselines, computed by hand for these taus
+    assert hero_page_time(taus, L, delta, m, eps) == pytest.approx(1.0 * m + 1.0 * 600 * 100)
+    assert soviet_page_time(taus, L, delta, m, eps) == pytest.approx(10.0 * 100 + 10.0 * 600 * 1)
+    assert hero_gd_time(taus, L, delta, m, eps) == pytest.approx(1.0 * m * 600)
+    assert soviet_gd_time(taus, L, delta, m, eps) == pytest.approx(10.0 * 100 * 600)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    taus=st.lists(st.floats(1e-3, 1e3), min_size=1, max_size=30),
+    L=st.floats(1e-3, 1e3),
+    delta=st.floats(1e-3, 1e3),
+    m=st.integers(1, 10**6),
+    eps=st.floats(1e-4, 1.0),
+)
+def test_freya_page_beats_hero_and_soviet_page_in_theory_for_any_taus(taus, L, delta, m, eps):
+    """Freya PAGE <= Hero PAGE and <= Soviet PAGE, up to the factor 2 that its "+ j" terms cost.
+
+    With j = 1, t(b) <= tau_1 (b + 1) <= 2 tau_1 b (Hero); with j = n, t(b) <= tau_n (b + n)/n <=
+    2 tau_n ceil(b/n) (Soviet, whose every worker computes at least one term). The constant 2 is
+    the published formulas' (they hold up to constants); both sides use them as printed.
+    """
+    args = (np.array(taus), L, delta, m, eps)
+    freya = freya_page_time(*args)
+    tolerance = 2 * (1 + 1e-9)
+    assert freya == pytest.approx(freya_by_definition(taus, L, delta, m, eps)[0], rel=1e-9)
+    for baseline in (hero_page_time, soviet_page_time):
+        assert freya <= baseline(*args) * tolerance, baseline.__name__
+    assert freya_lower_bound_time(*args) <= freya * (1 + 1e-9)
+
+
+def test_freya_page_ignores_a_dead_worker_and_soviet_page_does_not():
+    args = (np.array([1.0, 2.0, math.inf]), 1.0, 1.0, 100, 0.1)
+    assert math.isinf(soviet_page_time(*args)) and math.isinf(soviet_gd_time(*args))
+    assert freya_page_time(*args) == pytest.approx(freya_by_definition([1.0, 2.0], 1.0, 1.0, 100, 0.1)[0])
+
+
+def test_communication_and_graph_rows():
+    h, theta, d = np.array([1.0, 1.0]), np.array([0.01, 1.0]), 100
+    # sorted by max(h, d theta) = (1, 100): j = 1 gives max(1, 1, s2/eps * 1) = 5 with s2/eps = 5
+    assert sgd_comm_lower_bound(h, theta, d, 1.0, 1.0, 5.0, 1.0) == pytest.approx(5.0)
+    # j = 2 needs 100 s a send; without noise the fastest worker alone gives 1
+    assert sgd_comm_lower_bound(h, theta, d, 1.0, 1.0, 0.0, 1.0) == pytest.approx(1.0)
+    rho = np.array([[0.0, 3.0], [2.0, 0.0]])
+    assert decentralized_minibatch_time(h, rho, 1.0, 1.0, 4.0, 1.0) == pytest.approx(3.0 * 3.0)
+    assert amelie_sgd_time(h, rho, 1.0, 1.0, 40.0, 1.0) == pytest.approx(20.0)
+
+
+def test_theory_of_the_figure1_config_prints_freya_rows():
+    result = run_cli(["theory", "jobs/freya_fig1_n1000.toml", "--set", "workers.n=100", "--set", "problem.dim=50",
+                      "--sigma2", "0", "--json"])
+    assert result.returncode == 0, result.stderr
+    rows = {row["method"]: row for row in json.loads(result.stdout)["rows"]}
+    assert rows["freya_lower_bound"]["ratio"] == 1.0
+    assert 1.0 <= rows["freya_page"]["ratio"] <= 3.0  # sqrt(m) = 100 >= n = 100
+    assert rows["freya_page"]["time"] < rows["hero_page"]["time"]
+    assert rows["freya_page"]["time"] <= 2 * rows["soviet_page"]["time"]
+    assert rows["amelie_sgd"]["time"] is None  # no graph: the row does not apply
+
+
+def test_theory_on_a_graph_prints_amelie():
+    result = run_cli(["theory", "jobs/amelie_heterogeneous.toml", "--set", "workers.n=9", "--sigma2", "1", "--json"])
+    assert result.returncode == 0, result.stderr
+    rows = {row["method"]: row for row in json.loads(result.stdout)["rows"]}
+    assert rows["amelie_sgd"]["ratio"] == 1.0 and rows["graph_minibatch_sgd"]["ratio"] >= 1.0
 
 
 def test_rennala_batch():
