@@ -110,6 +110,23 @@ class TimingModel:
         # geometric: the seed's model draws one Geometric(p) (support 1, 2, ...) per task.
         return mean * n_grads * self.p * float(rng.geometric(self.p))
 
+    def master_time(self, n_grads: int, rng: np.random.Generator) -> float:
+        """Seconds the server needs for work worth n_grads gradients (sfw_dist's master 1-SVD).
+
+        The server computes at compute_scale seconds per gradient (the profiles' unit: worker 1's
+        mean), drawn from the workers' distribution (one geometric draw for the task, as in seed 003).
+        """
+        if n_grads <= 0:
+            return 0.0
+        kind, mean = self.distribution, float(self.unit)
+        if kind in ("fixed", "poisson", "normal") or kind not in ("uniform", "exponential", "geometric"):
+            return mean * n_grads
+        if kind == "uniform":
+            return float(rng.uniform(0.0, 2.0 * mean, size=n_grads).sum())
+        if kind == "exponential":
+            return float(rng.gamma(n_grads, mean))
+        return mean * n_grads * self.p * float(rng.geometric(self.p))
+
     def comm_time(self, worker: int, n_floats: int, rng: np.random.Generator | None = None) -> float:
         """Seconds worker needs to send n_floats to the server."""
         return float(self.comm_per_float[worker]) * n_floats

@@ -54,6 +54,18 @@ def test_rank_one_messages_are_o_of_rows_plus_cols(tmp_path):
     assert per_update["sfw_asyn"] < 8 * 4 * 4 * (2 + 2 * size)
 
 
+def test_sfw_dist_charges_the_master_svd_once_not_per_worker(tmp_path):
+    # Fixed times, worker 1 twice as slow (2 s a gradient), the master at compute_scale = 1 s a
+    # gradient, svd_cost = 10. Round 0: 1 gradient each (2 s). Later rounds: 2 gradients each
+    # after the master's SVD: 10 + 2 * 2 = 14 s (the old charge, 10 extra gradients in every
+    # worker's job, made it (2 + 10) * 2 = 24 s, scaled by the slowest worker).
+    path = simulate(tmp_path, "sfw_dist", SENSING + [
+        "workers.n=2", "workers.compute=fixed", "workers.compute_times=[1.0, 2.0]", "workers.compute_scale=1",
+        "method.batch=1", "method.max_batch=4", "method.svd_cost=10", "stop.iterations=6"])
+    lengths = np.diff(np.concatenate([[0.0], read(path, "trace/time")["trace/time"]]))
+    np.testing.assert_allclose(lengths, [2.0] + [14.0] * 5, rtol=1e-12)
+
+
 def test_a_rebuilt_copy_equals_the_servers_point():
     problem = sensing_problem()
     rows, cols = problem.shape

@@ -41,6 +41,7 @@ class Job:
     compressor: int = 0  # COMPRESSED: compressor code and parameter (asyncopt_mpi.compression)
     compress_param: int = 0
     extra_grads: int = 0  # compute time beyond the batch, in gradients: a 1-SVD, SVRF's full gradient at version2
+    wait: float = 0.0  # seconds before the worker can start: master-side work it waits for (sfw_dist's SVD)
     job_id: int = -1
     duration: float = 0.0  # modelled seconds, drawn by the server when the job is assigned
     fail: bool = False  # set by the server: the worker fails on this job (workers.crash_after)

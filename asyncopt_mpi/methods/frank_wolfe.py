@@ -14,8 +14,8 @@ minimisation oracle of a minibatch gradient, so X stays in the ball.
 Batch sizes grow as in the seed's Theorem 1: b_k = min(max_batch, ceil(batch (k+1)^2 / tau)),
 tau = max_staleness (default 2n) for the asynchronous methods and 1 for sfw_dist. A 1-SVD
 costs `svd_cost` gradients of compute time (the seed's appendix D takes ten): the worker's in
-the asynchronous methods; sfw_dist's master SVD holds up the next round, so it is added to
-every worker's next job.
+the asynchronous methods; sfw_dist's master SVD is one draw on the master
+(`server.master_time`), which every worker's next job waits for.
 """
 
 from __future__ import annotations
@@ -83,9 +83,11 @@ class SFWDist(FrankWolfe):
         self.sum[:] = 0.0
         self.count = 0
         self.waiting = set(range(server.n_workers))
-        master_svd = self.options["svd_cost"] if self.k else 0
+        # The master's 1-SVD of the previous round: one draw on the master, which every worker of
+        # this round waits for (not a cost added to each worker's own random job time).
+        wait = server.master_time(self.options["svd_cost"]) if self.k else 0.0
         for worker in range(server.n_workers):
-            server.assign(worker, Job(JobKind.GRAD, server.version, share, extra_grads=master_svd))
+            server.assign(worker, Job(JobKind.GRAD, server.version, share, wait=wait))
 
     def on_result(self, server: Server, worker: int, result: Result) -> bool:
         self.sum += result.n_grads * result.vector

@@ -155,7 +155,7 @@ class ServerCore:
             return
         job.job_id = self.next_job_id
         self.next_job_id += 1
-        job.duration = self.timing.job_time(
+        job.duration = job.wait + self.timing.job_time(
             worker, job.n_grads, job.payload_floats(self.dim, self.shape), self.now(), self.timing_rngs[worker]
         )
         if job.duration == math.inf:
@@ -168,6 +168,12 @@ class ServerCore:
         self.stats["bytes_down"][worker] += FLOAT_BYTES * sent
         self.outstanding[worker] += 1
         self._dispatch(worker, job, attached)
+
+    def master_time(self, n_grads: int) -> float:
+        """Seconds the server itself needs for work worth n_grads gradients (one draw; its own stream)."""
+        if not hasattr(self, "_master_rng"):
+            self._master_rng = timing_rng(self.config.workers.seed, self.n_workers, self.config.segment)
+        return self.timing.master_time(n_grads, self._master_rng)
 
     def cancel(self, worker: int) -> None:
         """Abandon the worker's current and queued jobs: their results never reach the method."""
