@@ -1,3 +1,57 @@
-"""asyncopt-mpi: asynchronous distributed optimization methods on an MPI parameter server and a virtual-clock simulator."""
+"""asyncopt-mpi: asynchronous distributed optimization methods on an MPI parameter server and a virtual-clock simulator.
+
+The package is a library first and a command (`asyncopt`) second. The public API is what this
+module exports; everything else may change. A method is a server-side policy with two hooks,
+`start` and `on_result`, that touches vectors only through the runtime (`server.step`,
+`server.vector_sum`, `result.vector`); a problem is an objective with gradients. Both register
+by name and then work in configs, on the command line, in the simulator and over MPI::
+
+    import asyncopt_mpi as ao
+
+    @ao.register_method
+    class PlainAsyncSGD(ao.Method):
+        name = "plain_async_sgd"
+        description = "every gradient is applied when it arrives"
+
+        def start(self, server):
+            for worker in range(server.n_workers):
+                server.assign(worker, ao.Job(ao.JobKind.GRAD, server.version, self.batch))
+
+        def on_result(self, server, worker, result):
+            server.step(result, self.lr, grads_used=result.n_grads, max_delay=result.delay)
+            server.assign(worker, ao.Job(ao.JobKind.GRAD, server.version, self.batch))
+            return True  # used (False: dropped; counted in /events accepted = 0)
+
+    result = ao.run({
+        "problem": {"name": "quadratic", "dim": 20, "noise": 0.01},
+        "method": {"name": "plain_async_sgd", "lr": 0.1},
+        "workers": {"n": 8},
+        "stop": {"time": 5.0},
+        "output": {"path": "plain.h5"},
+    })                                     # backend="mpi", ranks=9 runs it under mpiexec
+    print(result.metrics["suboptimality"][-1], result.status)
+    frame = ao.load("plain.h5").metrics_frame()   # with pandas installed
+
+For the MPI ranks, a method defined in a script must live in a module or .py file given as a
+plugin (`plugins=[...]`, `--plugin`, a `[plugins]` table or an entry point); see README
+"Writing a method", "Writing a problem" and "Plugins".
+"""
 
 __version__ = "0.1.0"
+
+from .errors import ConfigError, DataError, RunError  # noqa: E402
+from .methods import Job, JobKind, Method, Result, Server, register_method  # noqa: E402
+from .problems import Problem, register_problem  # noqa: E402
+from .api import RunResult, load, load_config, run  # noqa: E402
+
+__all__ = [
+    "ConfigError", "DataError", "Job", "JobKind", "Method", "Problem", "Result", "RunError", "RunResult", "Server",
+    "__version__", "load", "load_config", "register_method", "register_problem", "run",
+]
+
+try:  # the runtime-owned accumulator of API.md (issue 17); exported once the runtime defines it
+    from .methods.base import VectorSum  # noqa: E402
+
+    __all__.append("VectorSum")
+except ImportError:  # pragma: no cover - until methods/base.py has it
+    pass

@@ -32,6 +32,7 @@ class ProblemConfig:
     noise_type: str = "add"
     data: str = ""
     seed: int = 0
+    max_memory: int = 0  # bytes a process may use for data and vectors; 0: half the available memory (memory.py)
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -87,6 +88,11 @@ class GraphConfig:
 
 
 @dataclass
+@dataclass
+class PluginsConfig:
+    plugins: list[str] = field(default_factory=list)  # modules or .py files imported before validation
+
+
 class Config:
     problem: ProblemConfig = field(default_factory=ProblemConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
@@ -95,6 +101,7 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)
     backend: str = "mpi"
+    plugins: PluginsConfig = field(default_factory=PluginsConfig)
     source_text: str = ""
     segment: int = 0  # 0 for a new run, k for its k-th resumption (not a config key)
     resolved_path: str = ""  # output.path with its placeholders filled, fixed once per run (not a config key)
@@ -143,6 +150,7 @@ SECTIONS = {
     "output": OutputConfig,
     "graph": GraphConfig,
 }
+    "plugins": PluginsConfig,
 # Sections whose extra keys are the chosen problem's or method's own parameters.
 OPEN_SECTIONS = ("problem", "method")
 
@@ -237,6 +245,9 @@ def _is_string_field(section: str, name: str) -> bool:
 def build_config(raw: dict[str, Any], source: str = "config") -> Config:
     """Turn parsed TOML into a Config, rejecting unknown sections/keys and wrong types."""
     config = Config()
+    from .plugins import load_plugins, merge, requested_plugins, table_plugins
+
+    load_plugins(table_plugins(raw, source), requested=False)  # its methods and problems exist before validation
     for section, values in raw.items():
         if section not in SECTIONS:
             raise ConfigError(
@@ -256,12 +267,21 @@ def build_config(raw: dict[str, Any], source: str = "config") -> Config:
                     f"{section}.{key}: unknown key; accepted in [{section}]: {', '.join(known)}"
                 )
     return config
+    config.plugins.plugins = merge(requested_plugins(), config.plugins.plugins)  # what the results file records
 
 
 def _coerce(key: str, value: Any, default: Any, spec: dataclasses.Field) -> Any:
     """Check a value against the field's declared type (ints widen to floats)."""
     kind = str(spec.type)
     if "list[list" in kind:
+    if kind == "list[str]":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
+        if key == "plugins.plugins":
+            from .plugins import merge
+
+            return merge(value)  # stored resolved: files as absolute paths
+        return list(value)
         rows_ok = isinstance(value, list) and all(
             isinstance(row, list) and len(row) == 4 and all(_is_number(v) for v in row) for row in value
         )
@@ -377,12 +397,73 @@ def validate(config: Config, require_stop: bool = True) -> None:
         "[stop]: give at least one of stop.time, stop.iterations, stop.gradients so the run ends",
     )
     _validate_graph(config)
+    _validate_limits(config)
     _nonnegative("output.snapshot_every", output.snapshot_every)
     try:
         config.fill_output_path(config.workers.n)
     except (KeyError, IndexError, ValueError, AttributeError) as exc:
         accepted = ", ".join("{" + name + "}" for name in OUTPUT_PLACEHOLDERS)
         raise ConfigError(f"output.path: bad placeholder {exc}; accepted placeholders: {accepted}") from None
+
+
+# The simulator's clock advances by compute times: below this (seconds per gradient) it would
+# practically never reach stop.time; and a run that only stops on time may take at most this many
+# gradients (at a few microseconds each in the simulator, hours).
+MIN_SIM_COMPUTE_TIME = 1e-9
+MAX_SIM_GRADIENTS = 10**9
+
+
+def _validate_limits(config: Config) -> None:
+    """Refuse a run that would exhaust memory or never end, before anything is allocated.
+
+    Memory: the problem's own data (its memory_estimate) plus the run's vectors and per-worker
+    state (memory.run_bytes) must fit problem.max_memory (default: half the available memory).
+    Simulator: every worker's mean time per gradient must be at least MIN_SIM_COMPUTE_TIME, and
+    a run stopped only by stop.time may not need more than MAX_SIM_GRADIENTS gradients.
+    """
+    from .memory import budget, human, limit_text, run_bytes
+    from .problems import PROBLEMS
+
+    problem, workers, stop = config.problem, config.workers, config.stop
+    _require(problem.max_memory >= 0, f"problem.max_memory: must be >= 0 bytes (0: half the available memory), "
+                                      f"got {problem.max_memory}")
+    limit = budget(problem.max_memory)
+    estimate = getattr(PROBLEMS[problem.name], "memory_estimate", None)
+    data_bytes, model_dim = estimate(problem) if estimate is not None else (0, problem.dim)
+    n_workers = workers.n or 1
+    vector_bytes = run_bytes(model_dim, n_workers)
+    if data_bytes + vector_bytes > limit:
+        raise ConfigError(
+            f"problem.dim = {problem.dim}, problem.samples = {problem.samples}, workers.n = {workers.n}: the run "
+            f"needs about {human(data_bytes + vector_bytes)} ({human(data_bytes)} of problem data, "
+            f"{human(vector_bytes)} of vectors and worker state), more than {limit_text(limit)}"
+        )
+    if config.backend != "sim":
+        return
+    if workers.compute_times:
+        means = [(f"workers.compute_times[{i}]", t) for i, t in enumerate(workers.compute_times)]
+    else:
+        means = [("workers.compute_scale", workers.compute_scale)]
+    for key, seconds in means:
+        _require(
+            seconds >= MIN_SIM_COMPUTE_TIME,
+            f"{key}: {seconds} s per gradient; the simulator's clock moves by compute times, so it must be "
+            f">= {MIN_SIM_COMPUTE_TIME} s (the clock would never reach stop.time)",
+        )
+    if stop.iterations is None and stop.gradients is None and stop.time is not None and n_workers:
+        from .timing import TimingModel
+
+        try:
+            per_second = float((1.0 / TimingModel(workers, n_workers).expected_compute()).sum())
+        except ConfigError:
+            return  # the timing model's own error is reported when the run builds it
+        expected = stop.time * per_second
+        _require(
+            expected <= MAX_SIM_GRADIENTS,
+            f"stop.time = {stop.time}: the simulated workers would compute about {expected:.3g} gradients "
+            f"(more than {MAX_SIM_GRADIENTS:.0e}, hours of simulation); lower stop.time or set stop.iterations "
+            "or stop.gradients",
+        )
 
 
 def _validate_graph(config: Config) -> None:

@@ -72,7 +72,10 @@ def _run_sim(task: tuple[str | None, SweepRun]) -> tuple[str, int]:
 
 
 def _run_mpi(config_path: str | None, run: SweepRun, ranks: int, mpiexec: str) -> tuple[str, int]:
+    from .plugins import requested_plugins
+
     command = [mpiexec, "-n", str(ranks), sys.executable, "-m", "asyncopt_mpi", "run", "--quiet"]
+    command += [item for spec in requested_plugins() for item in ("--plugin", spec)]  # a [plugins] table travels in the config
     command += ([config_path] if config_path else []) + [item for override in run.overrides for item in ("--set", override)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode not in (0,):

@@ -2,15 +2,46 @@
 
 from __future__ import annotations
 
+from ..errors import ConfigError
 from .base import Job, JobKind, Method, Result, Server
 
 METHODS: dict[str, type[Method]] = {}
+ORIGINS: dict[str, str] = {}  # method name -> "built-in", "plugin SPEC", "entry point ..." or the defining module
 
 
-def register(cls: type[Method]) -> type[Method]:
-    """Class decorator: make a method available under `cls.name`."""
-    METHODS[cls.name] = cls
+def register_method(cls: type[Method]) -> type[Method]:
+    """Make a method available under `cls.name` (usable as a class decorator); the public way for
+    built-in and plugin methods alike. A name already taken by another method is a ConfigError."""
+    from ..plugins import BUILT_IN, current_origin
+
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise ConfigError(f"register_method: {cls!r} is not a subclass of asyncopt_mpi.Method")
+    name = cls.name
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ConfigError(
+            f"register_method: {cls.__module__}.{cls.__qualname__}.name = {name!r}; "
+            "set the class attribute name to an identifier such as 'my_sgd'"
+        )
+    existing = METHODS.get(name)
+    if existing is not None and not _same_class(existing, cls):
+        raise ConfigError(
+            f"method name {name!r} of {cls.__module__}.{cls.__qualname__} is already taken by "
+            f"{existing.__module__}.{existing.__qualname__} ({ORIGINS[name]}); give the method another name"
+        )
+    origin = current_origin()
+    if origin == BUILT_IN and not cls.__module__.startswith(__name__ + "."):
+        origin = f"module {cls.__module__}"  # registered by user code, not through a plugin
+    METHODS[name] = cls
+    ORIGINS[name] = origin
     return cls
+
+
+def _same_class(a: type, b: type) -> bool:
+    """The same class, or the same class body imported again (e.g. a module reloaded)."""
+    return a is b or (a.__module__ == b.__module__ and a.__qualname__ == b.__qualname__)
+
+
+register = register_method  # the name the built-in modules have always used
 
 
 # Importing the modules registers their methods.
@@ -35,23 +66,37 @@ def _defaults(cls: type[Method]) -> str:
     return ", ".join(f"{key}={value!r}" for key, value in cls.params.items()) or "-"
 
 
+def is_built_in(name: str) -> bool:
+    from ..plugins import BUILT_IN
+
+    return ORIGINS.get(name) == BUILT_IN
+
+
 def method_lines() -> list[str]:
-    """`asyncopt methods`: every method, what it does, its own parameters with defaults, its source."""
+    """`asyncopt methods`: every method, what it does, its own parameters with defaults, its source.
+
+    Built-in methods first; methods from plugins follow, each marked with where it came from.
+    """
     lines = []
-    for name in sorted(METHODS):
+    ordered = sorted(METHODS, key=lambda name: (not is_built_in(name), name))
+    for name in ordered:
         cls = METHODS[name]
-        lines.append(f"{name:<26} {cls.description}")
+        mark = "" if is_built_in(name) else f"[{ORIGINS[name]}] "
+        lines.append(f"{name:<26} {mark}{cls.description}")
         lines.append(f"{'':<26} parameters: lr, batch{', ' + _defaults(cls) if cls.params else ''}; source: {cls.paper}")
     return lines
 
 
 def method_table_markdown() -> str:
-    """The same as a Markdown table (README's method table is this text)."""
+    """The built-in methods as a Markdown table (README's method table is this text)."""
     rows = ["| method | what it does | own parameters (defaults) | source |", "|---|---|---|---|"]
-    for name in sorted(METHODS):
+    for name in sorted(name for name in METHODS if is_built_in(name)):
         cls = METHODS[name]
         rows.append(f"| `{name}` | {cls.description} | {_defaults(cls)} | {cls.paper} |")
     return "\n".join(rows)
 
 
-__all__ = ["METHODS", "Job", "JobKind", "Method", "Result", "Server", "method_lines", "method_table_markdown", "register"]
+__all__ = [
+    "METHODS", "ORIGINS", "Job", "JobKind", "Method", "Result", "Server", "is_built_in", "method_lines",
+    "method_table_markdown", "register", "register_method",
+]

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register
+from . import register_method
 from .base import Server
 from .collect import BatchCollector
 from .rennala_sgd import RennalaSGD
 
 
-@register
+@register_method
 class AcceleratedRennalaSGD(RennalaSGD):
     name = "accelerated_rennala_sgd"
     description = "AC-SA accelerated SGD whose gradient at each extrapolated point is a Rennala batch (convex problems)"

@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ConfigError
-from . import register
+from . import register_method
 from .assignment import ASSIGN_RULES, Assignment
 from .base import Job, JobKind, Method, Result, Server
 
 
-@register
+@register_method
 class AsyncSGD(Method):
     name = "async_sgd"
     description = "asynchronous SGD; each gradient is applied on arrival, a worker chosen by `assign` gets the next job"

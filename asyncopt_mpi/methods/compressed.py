@@ -23,7 +23,7 @@ import numpy as np
 from ..compression import make_compressor
 from ..errors import ConfigError
 from ..theory import equilibrium_time, shadowheart_plan
-from . import register
+from . import register_method
 from .base import Job, JobKind, Method, Result, Server
 
 CALIBRATION = ((1, 1), (2, 1), (1, 2))  # (b, m) of the rounds that measure h_i, t_i and c_i
@@ -90,7 +90,7 @@ class CompressedRounds(Method):
         return 1
 
 
-@register
+@register_method
 class ShadowheartSGD(CompressedRounds):
     name = "shadowheart_sgd"
     description = "rounds of length t*: worker i sums b_i gradients, sends m_i compressions; weighted aggregation"
@@ -163,7 +163,7 @@ class ShadowheartSGD(CompressedRounds):
             self.plan_arrays = None  # first plan from measured times
 
 
-@register
+@register_method
 class QSGD(CompressedRounds):
     name = "qsgd"
     description = "minibatch SGD where every worker sends one compression (randk or quantize) of its gradient sum"

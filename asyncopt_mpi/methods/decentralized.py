@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..graph import Graph, Tree, choose_pivot, t_star
-from . import register
+from . import register_method
 from .base import Method, Result, Server
 from .collect import batch_from_noise
 
@@ -321,7 +321,7 @@ class DecentralizedMethod(Method):
         raise NotImplementedError
 
 
-@register
+@register_method
 class FragileSGD(DecentralizedMethod):
     name = "fragile_sgd"
     description = ("decentralized: workers sum gradients at the newest point up a spanning tree to a pivot chosen by "
@@ -329,7 +329,7 @@ class FragileSGD(DecentralizedMethod):
     paper = "Tyurin & Richtarik, Optimal time complexities in decentralized stochastic asynchronous optimization, NeurIPS 2024"
 
 
-@register
+@register_method
 class AmelieSGD(DecentralizedMethod):
     name = "amelie_sgd"
     description = ("decentralized, heterogeneous data: every worker's g_i / s_i and 1/s_i go up the tree; the pivot "

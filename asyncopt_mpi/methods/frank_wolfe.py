@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from . import register
+from . import register_method
 from .base import Job, JobKind, Method, Result, Server
 
 
@@ -66,7 +66,7 @@ class FrankWolfe(Method):
         return vector[: self.rows], vector[self.rows :]
 
 
-@register
+@register_method
 class SFWDist(FrankWolfe):
     name = "sfw_dist"
     description = "synchronous stochastic Frank-Wolfe: workers send minibatch gradient matrices, the server broadcasts X"
@@ -101,7 +101,7 @@ class SFWDist(FrankWolfe):
         return True
 
 
-@register
+@register_method
 class SFWAsyn(FrankWolfe):
     name = "sfw_asyn"
     description = "asynchronous stochastic Frank-Wolfe: workers send (u, v) of their minibatch gradient; rank-one updates back"
@@ -126,7 +126,7 @@ class SFWAsyn(FrankWolfe):
         return accepted
 
 
-@register
+@register_method
 class SVRFAsyn(FrankWolfe):
     name = "svrf_asyn"
     description = "asynchronous variance-reduced Frank-Wolfe: (u, v) of g_S(X) - g_S(W) + grad f(W), anchor W per epoch"

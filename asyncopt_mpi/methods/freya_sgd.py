@@ -9,12 +9,12 @@ from __future__ import annotations
 import math
 
 from ..errors import ConfigError
-from . import register
+from . import register_method
 from .base import Method, Result, Server
 from .finite_sum import ComputeBatch
 
 
-@register
+@register_method
 class FreyaSGD(Method):
     name = "freya_sgd"
     description = "SGD on a finite sum; each batch is the first S sampled gradients to arrive (ComputeBatch)"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register
+from . import register_method
 from .base import Job, JobKind, Method, Result, Server
 
 
-@register
+@register_method
 class HeroSGD(Method):
     name = "hero_sgd"
     description = "SGD on the fastest worker only (smallest expected time per gradient); the others idle"

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register
+from . import register_method
 from .base import Job, JobKind, Method, Result, Server
 from .collect import batch_from_noise
 
 
-@register
+@register_method
 class MaleniaSGD(Method):
     name = "malenia_sgd"
     description = "per-worker sums at x^k until the harmonic mean of counts reaches S/n; step with (1/n) sum g_i/B_i"

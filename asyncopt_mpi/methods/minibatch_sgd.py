@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register
+from . import register_method
 from .base import Job, JobKind, Method, Result, Server
 
 
-@register
+@register_method
 class MinibatchSGD(Method):
     name = "minibatch_sgd"
     description = "synchronous minibatch SGD; each step waits for the slowest worker"

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from . import register
+from . import register_method
 from .base import Method, Result, Server
 from .finite_sum import ComputeBatch, ComputeGradient, SplitCollect
 
@@ -69,7 +69,7 @@ class PageMethod(Method):
         return accepted
 
 
-@register
+@register_method
 class FreyaPAGE(PageMethod):
     name = "freya_page"
     description = "PAGE whose full gradients come from ComputeGradient and differences from ComputeBatchDifference"
@@ -116,7 +116,7 @@ class SynchronousPage(PageMethod):
         self.collector.start(server, self.batch_indices(server), version, previous)
 
 
-@register
+@register_method
 class SovietPAGE(SynchronousPage):
     name = "soviet_page"
     description = ("Soviet PAGE: every full gradient and every batch split evenly over all n workers "
@@ -137,7 +137,7 @@ class SovietPAGE(SynchronousPage):
         return server.rng.integers(self.problem.n_samples, size=self.per_worker * server.n_workers)
 
 
-@register
+@register_method
 class MinibatchPAGE(SynchronousPage):
     name = "minibatch_page"
     description = ("PAGE with exactly S differences per step split evenly over the workers; with S < n "
@@ -154,7 +154,7 @@ class MinibatchPAGE(SynchronousPage):
         super().collect_difference(server, version, previous)
 
 
-@register
+@register_method
 class HeroPAGE(SynchronousPage):
     name = "hero_page"
     description = "Hero PAGE: PAGE run on the fastest worker only"
@@ -164,7 +164,7 @@ class HeroPAGE(SynchronousPage):
         return [int(np.argmin(server.expected_times))]
 
 
-@register
+@register_method
 class HeroGD(HeroPAGE):
     name = "hero_gd"
     description = "Hero GD: gradient descent with full gradients computed by the fastest worker only"
@@ -176,7 +176,7 @@ class HeroGD(HeroPAGE):
         self.p = 1.0  # every step uses a full gradient
 
 
-@register
+@register_method
 class SovietGD(SovietPAGE):
     name = "soviet_gd"
     description = "Soviet GD: gradient descent with every full gradient split evenly over all n workers, waiting for all"

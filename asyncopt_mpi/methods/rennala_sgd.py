@@ -8,12 +8,12 @@ S = max(ceil(sigma2/eps), 1) when both are given, else method.batch.
 
 from __future__ import annotations
 
-from . import register
+from . import register_method
 from .base import Job, JobKind, Method, Result, Server
 from .collect import BatchCollector, batch_from_noise
 
 
-@register
+@register_method
 class RennalaSGD(Method):
     name = "rennala_sgd"
     description = "collects S fresh gradients at x^k from whoever finishes (stale ones dropped), then steps"

@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ConfigError
-from . import register
+from . import register_method
 from .base import Job, JobKind, Method, Result, Server
 from .collect import batch_from_noise
 
 
-@register
+@register_method
 class RingmasterASGD(Method):
     name = "ringmaster_asgd"
     description = "asynchronous SGD that discards gradients with delay >= R and restarts their worker"

@@ -1,8 +1,8 @@
-"""The problems a run can optimise, by config name (problem.name)."""
+"""The problems a run can optimise, by config name (problem.name): built-ins and plugins, one registry."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import ConfigError
 from .base import Problem
@@ -12,14 +12,67 @@ from .nonconvex_logistic import NonconvexLogisticProblem
 from .pnn import PolynomialNetworkProblem
 from .quadratic import QuadraticProblem
 
-# A new problem is one module with a Problem subclass and one line here.
-PROBLEMS: dict[str, type[Problem]] = {
-    QuadraticProblem.name: QuadraticProblem,
-    LogisticProblem.name: LogisticProblem,
-    NonconvexLogisticProblem.name: NonconvexLogisticProblem,
-    MatrixSensingProblem.name: MatrixSensingProblem,
-    PolynomialNetworkProblem.name: PolynomialNetworkProblem,
-}
+# name -> a Problem subclass, or a FactoryProblem wrapping a factory; both offer
+# `params`, `description` and `from_config(problem_config)`.
+PROBLEMS: dict[str, Any] = {}
+ORIGINS: dict[str, str] = {}  # problem name -> "built-in", "plugin SPEC", "entry point ..." or the defining module
+
+
+class FactoryProblem:
+    """A registered factory `f(problem_config) -> Problem`; its own config keys are `f.params` (if set)."""
+
+    def __init__(self, name: str, factory: Callable[[Any], Problem]):
+        self.name = name
+        self.factory = factory
+        self.params: dict[str, Any] = dict(getattr(factory, "params", {}))
+        self.description: str = getattr(factory, "description", "") or (factory.__doc__ or "").strip().split("\n")[0]
+        self.__module__ = getattr(factory, "__module__", "?")
+        self.__qualname__ = getattr(factory, "__qualname__", repr(factory))
+
+    def from_config(self, config: Any) -> Problem:
+        problem = self.factory(config)
+        if not isinstance(problem, Problem):
+            raise ConfigError(
+                f"problem {self.name!r}: its factory {self.__module__}.{self.__qualname__} returned "
+                f"{type(problem).__name__}, not an asyncopt_mpi.Problem"
+            )
+        return problem
+
+
+def register_problem(name: str, factory: type[Problem] | Callable[[Any], Problem]) -> Any:
+    """Make a problem available as problem.name = `name`: a Problem subclass (built with
+    `from_config`) or a factory `f(problem_config) -> Problem`. A name already taken is a ConfigError.
+    Returns `factory` unchanged."""
+    from ..plugins import BUILT_IN, current_origin
+
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ConfigError(f"register_problem: name {name!r} must be an identifier such as 'my_problem'")
+    if isinstance(factory, type):
+        if not issubclass(factory, Problem):
+            raise ConfigError(f"register_problem({name!r}): {factory!r} is not a subclass of asyncopt_mpi.Problem")
+        entry: Any = factory
+    elif callable(factory):
+        entry = FactoryProblem(name, factory)
+    else:
+        raise ConfigError(f"register_problem({name!r}): expected a Problem subclass or a factory, got {factory!r}")
+    existing = PROBLEMS.get(name)
+    if existing is not None and not (
+        existing.__module__ == entry.__module__ and existing.__qualname__ == entry.__qualname__
+    ):
+        raise ConfigError(
+            f"problem name {name!r} of {entry.__module__}.{entry.__qualname__} is already taken by "
+            f"{existing.__module__}.{existing.__qualname__} ({ORIGINS[name]}); give the problem another name"
+        )
+    origin = current_origin()
+    if origin == BUILT_IN and not entry.__module__.startswith(__name__ + "."):
+        origin = f"module {entry.__module__}"
+    PROBLEMS[name] = entry
+    ORIGINS[name] = origin
+    return factory
+
+
+for _cls in (QuadraticProblem, LogisticProblem, NonconvexLogisticProblem, MatrixSensingProblem, PolynomialNetworkProblem):
+    register_problem(_cls.name, _cls)
 
 
 def make_problem(config: Any) -> Problem:
@@ -31,4 +84,7 @@ def make_problem(config: Any) -> Problem:
     return cls.from_config(config)
 
 
-__all__ = ["PROBLEMS", "LogisticProblem", "Problem", "QuadraticProblem", "make_problem"]
+__all__ = [
+    "ORIGINS", "PROBLEMS", "FactoryProblem", "LogisticProblem", "Problem", "QuadraticProblem", "make_problem",
+    "register_problem",
+]

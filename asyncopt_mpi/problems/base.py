@@ -28,6 +28,16 @@ class Problem(ABC):
     def from_config(cls, config: Any) -> "Problem":
         """Build from a ProblemConfig (common keys as attributes, own keys in config.params)."""
 
+    @classmethod
+    def memory_estimate(cls, config: Any) -> tuple[int, int]:
+        """(bytes of the problem's own data, length of the model vector) the config implies, before building.
+
+        Config validation checks them against problem.max_memory (see asyncopt_mpi.memory), so
+        a problem whose size follows from the config overrides this; problems whose size comes
+        from a data file return (0, 1) and leave the check to the loader.
+        """
+        return 0, int(config.dim)
+
     @abstractmethod
     def x0(self) -> np.ndarray:
         """Starting point (a fresh float64 array)."""

@@ -13,12 +13,13 @@ import math
 import os
 import zlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..errors import DataError
+from ..memory import TEXT_EXPANSION, VECTORS_PER_RUN, budget, human, limit_text
 
 Features = np.ndarray | sp.csr_matrix
 
@@ -32,38 +33,91 @@ MAX_FEATURE_INDEX = 2**31 - 1
 
 
 def detect_format(path: str) -> str:
-    """The format implied by a file name: npz, h5, idx (MNIST naming) or libsvm (anything else)."""
-    name = os.path.basename(path).lower()
+    """The format of a data file, from its first bytes: npz (zip), h5 (HDF5 signature), idx (0x0000,
+    a type byte and a dimension count; also inside gzip) or libsvm (anything else).
+
+    A file that cannot be read (or "IMAGES:LABELS") is judged by its name instead: .npz, .h5/.hdf5,
+    -ubyte(.gz) for IDX, anything else libsvm. A name that merely contains "idx" says nothing.
+    """
+    first = path.partition(":")[0] if ":" in path and not os.path.exists(path) else path
+    head = _head(first)
+    if head is not None:
+        return _format_of_head(head)
+    name = os.path.basename(first).lower()
     if name.endswith(".npz"):
         return "npz"
     if name.endswith((".h5", ".hdf5")):
         return "h5"
-    if "idx" in name or name.endswith(("-ubyte", "-ubyte.gz")):
+    if name.endswith(("-ubyte", "-ubyte.gz")):
         return "idx"
     return "libsvm"
 
 
-def load_dataset(path: str, fmt: str = "auto", n_features: int | None = None) -> tuple[Features, np.ndarray]:
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _format_of_head(head: bytes) -> str:
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return "npz"
+    if head.startswith(_HDF5_SIGNATURE):
+        return "h5"
+    if len(head) >= 4 and head[0] == 0 and head[1] == 0 and head[2] in _IDX_TYPES and head[3] >= 1:
+        return "idx"
+    return "libsvm"
+
+
+def _head(path: str) -> bytes | None:
+    """The first 8 bytes of a file (of its content if gzip), or None when it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+            if head[:2] != b"\x1f\x8b":
+                return head
+            handle.seek(0)
+            with gzip.GzipFile(fileobj=handle) as stream:
+                return stream.read(8)
+    except (OSError, EOFError, zlib.error):
+        return None
+
+
+def load_dataset(
+    path: str, fmt: str = "auto", n_features: int | None = None, max_memory: int = 0
+) -> tuple[Features, np.ndarray]:
     """Features X and raw labels y from a data file.
 
-    `fmt` "auto" picks the format from the name (see detect_format). For IDX, `path` is
-    the images file (labels are found next to it) or "IMAGES:LABELS" (see load_idx_dataset).
-    With `n_features`, X gets exactly that many columns: missing ones are zero, a file
-    with more features is an error.
+    `fmt` "auto" picks the format from the file's first bytes (see detect_format). For IDX,
+    `path` is the images file (labels are found next to it) or "IMAGES:LABELS" (see
+    load_idx_dataset). With `n_features`, X gets exactly that many columns: missing ones are
+    zero, a file with more features is an error. Sizes the file declares (shapes, feature
+    indices, inflated gzip) are checked against `max_memory` bytes (0: the default budget of
+    asyncopt_mpi.memory) before anything that large is allocated.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown data format {fmt!r}; accepted: {', '.join(FORMATS)}")
     if fmt == "auto":
         fmt = detect_format(path)
+    limit = budget(max_memory)
     if fmt == "libsvm":
-        return load_libsvm(path, n_features)
+        return load_libsvm(path, n_features, limit)
     if fmt == "idx":
-        X, y = load_idx_dataset(path)
+        X, y = load_idx_dataset(path, limit)
     elif fmt == "npz":
-        X, y = load_npz(path)
+        X, y = load_npz(path, limit)
     else:
-        X, y = load_h5(path)
+        X, y = load_h5(path, limit)
+    _check_model_size(path, X.shape[1], limit)
     return _fit_columns(path, X, n_features), y
+
+
+def _check_model_size(path: str, n_features: int, limit: int, subject: str = "") -> None:
+    """A model with one coordinate per feature must fit: the run keeps VECTORS_PER_RUN vectors of it."""
+    need = 8 * VECTORS_PER_RUN * n_features
+    if need > limit:
+        subject = subject or f"{path}: {n_features} features make"
+        raise DataError(
+            f"{subject} a model of {n_features} coordinates whose vectors need about {human(need)}, "
+            f"more than {limit_text(limit)}"
+        )
 
 
 def _fit_columns(path: str, X: Features, n_features: int | None) -> Features:
@@ -77,36 +131,92 @@ def _fit_columns(path: str, X: Features, n_features: int | None) -> Features:
     return np.hstack([X, np.zeros((X.shape[0], n_features - X.shape[1]))])
 
 
-def _read_bytes(path: str) -> bytes:
-    """The file's content, gunzipped when it starts with the gzip magic bytes."""
+def _open_data(path: str) -> BinaryIO:
+    """The file opened for reading (a gzip stream when it starts with the gzip magic bytes)."""
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
+        handle = open(path, "rb")
     except FileNotFoundError:
         raise DataError(f"data file not found: {path}") from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a directory, not a data file") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror}") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(f"{path}: not a valid gzip file ({exc})") from None
+    try:
+        gzipped = handle.read(2) == b"\x1f\x8b"
+        handle.seek(0)
+    except OSError as exc:
+        handle.close()
+        raise DataError(f"{path}: cannot read: {exc.strerror}") from None
+    return gzip.GzipFile(fileobj=handle, mode="rb") if gzipped else handle  # type: ignore[return-value]
+
+
+def _read_stream(path: str, stream: BinaryIO, count: int) -> bytes:
+    """Up to `count` bytes of the (possibly gzip) stream; a damaged gzip stream is a DataError."""
+    try:
+        return stream.read(count)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: not a valid gzip file ({exc})") from None
+
+
+def _gzip_size(stream: BinaryIO) -> int | None:
+    """The inflated size a gzip file's trailer records (modulo 4 GiB), or None for a plain file.
+
+    A quick first check only: a larger or multi-member file is still caught by the capped read.
+    """
+    if not isinstance(stream, gzip.GzipFile):
+        return None
+    raw = stream.fileobj
+    try:
+        raw.seek(-4, os.SEEK_END)
+        size = int.from_bytes(raw.read(4), "little")
+        raw.seek(0)
+    except OSError:
+        return None
+    return size
+
+
+def _read_bytes(path: str, limit: int, expansion: int = 1, what: str = "data") -> bytes:
+    """The file's content (gunzipped when it starts with the gzip magic bytes), at most limit/expansion bytes.
+
+    `expansion` is the memory the caller needs per byte read; a larger file (or one that
+    inflates to more) is refused before it is read (or while it is inflated, never beyond the cap).
+    """
+    cap = max(1, limit // expansion)
+    if os.path.isfile(path) and os.path.getsize(path) > cap:
+        raise DataError(
+            f"{path}: {human(os.path.getsize(path))} of {what} needs about {human(os.path.getsize(path) * expansion)} "
+            f"of memory, more than {limit_text(limit)}"
+        )
+    handle = _open_data(path)
+    with handle:
+        inflated = _gzip_size(handle)
+        if inflated is not None and inflated > cap:
+            raise DataError(
+                f"{path}: inflates to {human(inflated)} (gzip) of {what}, which needs about "
+                f"{human(inflated * expansion)} of memory, more than {limit_text(limit)}"
+            )
+        raw = _read_stream(path, handle, cap + 1)
+        if len(raw) > cap:
+            raise DataError(
+                f"{path}: inflates to more than {human(cap)} (gzip) of {what}, which needs more than "
+                f"{human(cap * expansion)} of memory; {limit_text(limit)}"
+            )
     return raw
 
 
 # ---------------------------------------------------------------------------- LIBSVM text
 
 
-def load_libsvm(path: str, n_features: int | None = None) -> tuple[sp.csr_matrix, np.ndarray]:
+def load_libsvm(path: str, n_features: int | None = None, limit: int | None = None) -> tuple[sp.csr_matrix, np.ndarray]:
     """Read LIBSVM/svmlight text ("label idx:value ...", 1-based increasing indices) into CSR.
 
     '#' starts a comment, blank lines are skipped, gzip is detected from the content.
     Columns: n_features if given (an index beyond it is an error), else the largest index.
+    `limit` (bytes; None: the default budget) bounds the text read and the model the largest index implies.
     """
+    limit = budget() if limit is None else limit
     try:
-        text = _read_bytes(path).decode("utf-8")
+        text = _read_bytes(path, limit, TEXT_EXPANSION, "LIBSVM text").decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not a text file (byte {exc.start} is not UTF-8)") from None
 
@@ -150,10 +260,14 @@ def load_libsvm(path: str, n_features: int | None = None) -> tuple[sp.csr_matrix
     fail(np.flatnonzero(~np.isfinite(labels)), lambda i: f"label {label_tokens[i]!r} is not a finite number", True)
     fail(np.flatnonzero(~np.isfinite(values)), lambda i: f"feature value {value_tokens[i]!r} is not a finite number")
     fail(np.flatnonzero(indices < 1), lambda i: f"feature index {indices[i]} is not >= 1 (indices are 1-based)")
-    limit = MAX_FEATURE_INDEX if n_features is None else n_features
-    fail(np.flatnonzero(indices > limit), lambda i: (
-        f"feature index {indices[i]} exceeds the number of features {limit}"
+    largest_index = MAX_FEATURE_INDEX if n_features is None else n_features
+    fail(np.flatnonzero(indices > largest_index), lambda i: (
+        f"feature index {indices[i]} exceeds the number of features {largest_index}"
     ))
+    if n_features is None and indices.size:
+        at = int(np.argmax(indices))
+        subject = f"{path}:{line_numbers[rows[at]]}: feature index {indices[at]} makes"
+        _check_model_size(path, int(indices[at]), limit, subject)
     same_row = rows[1:] == rows[:-1]
     fail(
         np.flatnonzero(same_row & (indices[1:] <= indices[:-1])) + 1,
@@ -225,25 +339,74 @@ _CSR_KEYS = ("data", "indices", "indptr", "shape")
 _ACCEPTED = "X and y, x and y, data and labels, or a CSR matrix as data, indices, indptr, shape plus y"
 
 
-def load_npz(path: str) -> tuple[Features, np.ndarray]:
-    """X, y from a .npz: dense arrays (X/y, x/y, data/labels) or CSR parts data/indices/indptr/shape + y."""
+class _Sizes:
+    """Adds up the memory the arrays read from one file need and refuses one that would exceed the limit."""
+
+    def __init__(self, path: str, limit: int):
+        self.path, self.limit, self.total = path, limit, 0
+
+    def admit(self, key: str, shape: tuple[int, ...], itemsize: int) -> None:
+        elements = math.prod(int(n) for n in shape)
+        need = elements * (itemsize + 8)  # as stored, plus its float64 copy
+        self.total += need
+        if self.total > self.limit:
+            raise DataError(
+                f"{self.path}: {key!r} declares shape {tuple(int(n) for n in shape)} ({human(elements * itemsize)} "
+                f"as stored, about {human(self.total)} in memory with the arrays before it), more than "
+                f"{limit_text(self.limit)}"
+            )
+
+
+def _npy_header(archive: Any, key: str) -> tuple[tuple[int, ...], int]:
+    """Shape and item size of an .npz member, read from its header without reading its data."""
+    from numpy.lib import format as npy
+
+    member = key + ".npy" if key + ".npy" in archive.zip.namelist() else key
+    if not member.endswith(".npy"):
+        return (archive.zip.getinfo(member).file_size,), 1  # a raw member is read as bytes
+    with archive.zip.open(member) as stream:
+        version = npy.read_magic(stream)
+        if version == (1, 0):
+            shape, _, dtype = npy.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, _, dtype = npy.read_array_header_2_0(stream)
+        else:
+            shape, _, dtype = npy._read_array_header(stream, version)  # 3.0 has no public reader
+    return tuple(shape), dtype.itemsize
+
+
+def load_npz(path: str, limit: int | None = None) -> tuple[Features, np.ndarray]:
+    """X, y from a .npz: dense arrays (X/y, x/y, data/labels) or CSR parts data/indices/indptr/shape + y.
+
+    Every array's declared shape is checked against `limit` bytes (None: the default budget)
+    from its header before it is read.
+    """
     if not os.path.isfile(path):
         raise DataError(f"data file not found: {path}")
+    sizes = _Sizes(path, budget() if limit is None else limit)
     try:
         with np.load(path, allow_pickle=False) as archive:
-            return _features_and_labels(path, list(archive.keys()), lambda key: archive[key])
+            if not hasattr(archive, "keys"):
+                raise DataError(f"{path}: a single .npy array, not an .npz archive; accepted: {_ACCEPTED}")
+
+            def read(key: str) -> np.ndarray:
+                sizes.admit(key, *_npy_header(archive, key))
+                return archive[key]
+
+            return _features_and_labels(path, list(archive.keys()), read)
     except DataError:
         raise
     except Exception as exc:  # a corrupt archive can fail in zipfile, zlib or numpy's header parser
         raise DataError(f"{path}: not a valid .npz file ({type(exc).__name__}: {exc})") from None
 
 
-def load_h5(path: str) -> tuple[Features, np.ndarray]:
-    """X, y from datasets at the root of an HDF5 file (same keys as load_npz)."""
+def load_h5(path: str, limit: int | None = None) -> tuple[Features, np.ndarray]:
+    """X, y from datasets at the root of an HDF5 file (same keys as load_npz; shapes checked against `limit`)."""
     import h5py  # only needed for this format
 
     if not os.path.isfile(path):
         raise DataError(f"data file not found: {path}")
+    sizes = _Sizes(path, budget() if limit is None else limit)
     try:
         handle = h5py.File(path, "r")
     except (OSError, RuntimeError, ValueError) as exc:
@@ -253,6 +416,7 @@ def load_h5(path: str) -> tuple[Features, np.ndarray]:
         node = handle[key]
         if not isinstance(node, h5py.Dataset):
             raise DataError(f"{path}: {key!r} is a group, expected a dataset")
+        sizes.admit(key, node.shape or (), node.dtype.itemsize)
         return node[()]
 
     # A damaged file can fail anywhere inside HDF5 (h5py raises OSError, RuntimeError, ...).
@@ -327,35 +491,52 @@ def save_npz(path: str, X: Features, y: np.ndarray) -> None:
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def load_idx(path: str) -> np.ndarray:
+def load_idx(path: str, limit: int | None = None) -> np.ndarray:
     """An array from an IDX file (MNIST format; plain or gzip), in native byte order.
 
     Header: two zero bytes, a type byte, the number of dimensions, then one big-endian
-    uint32 size per dimension; the data must fill the rest of the file exactly.
+    uint32 size per dimension; the data must fill the rest of the file exactly. The declared
+    shape is checked against `limit` bytes (None: the default budget) before the data is read
+    or inflated.
     """
-    raw = _read_bytes(path)
-    if len(raw) < 4:
-        raise DataError(f"{path}: file truncated: magic number needs 4 bytes, found {len(raw)}")
-    if raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        types = ", ".join(f"0x{t:02X}" for t in _IDX_TYPES)
-        raise DataError(
-            f"{path}: bad magic number 0x{raw[:4].hex().upper()}; expected 0x0000 then a type byte "
-            f"({types}) and the number of dimensions"
-        )
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        missing = (len(raw) - 4) // 4
-        raise DataError(f"{path}: file truncated: dimension {missing} size missing from the header")
-    shape = tuple(int(s) for s in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    dtype = np.dtype(_IDX_TYPES[raw[2]])
-    expected = math.prod(shape) * dtype.itemsize
-    found = len(raw) - header
-    if found < expected:
-        raise DataError(f"{path}: file truncated: expected {expected} bytes of data, found {found}")
-    if found > expected:
-        raise DataError(f"{path}: {found - expected} bytes after the data the header {shape} describes")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    limit = budget() if limit is None else limit
+    with _open_data(path) as stream:
+        magic = _read_stream(path, stream, 4)
+        if len(magic) < 4:
+            raise DataError(f"{path}: file truncated: magic number needs 4 bytes, found {len(magic)}")
+        if magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_TYPES:
+            types = ", ".join(f"0x{t:02X}" for t in _IDX_TYPES)
+            raise DataError(
+                f"{path}: bad magic number 0x{magic.hex().upper()}; expected 0x0000 then a type byte "
+                f"({types}) and the number of dimensions"
+            )
+        ndim = magic[3]
+        sizes = _read_stream(path, stream, 4 * ndim)
+        if len(sizes) < 4 * ndim:
+            raise DataError(f"{path}: file truncated: dimension {len(sizes) // 4} size missing from the header")
+        shape = tuple(int(n) for n in np.frombuffer(sizes, dtype=">u4", count=ndim))
+        dtype = np.dtype(_IDX_TYPES[magic[2]])
+        expected = math.prod(shape) * dtype.itemsize
+        _Sizes(path, limit).admit("the IDX header", shape, dtype.itemsize)
+        raw = _read_stream(path, stream, expected + 1)
+        found = len(raw)
+        if found < expected:
+            raise DataError(f"{path}: file truncated: expected {expected} bytes of data, found {found}")
+        if found > expected:
+            extra = 1 + sum(len(chunk) for chunk in _chunks(path, stream, limit))
+            raise DataError(f"{path}: {extra} bytes after the data the header {shape} describes")
+    return np.frombuffer(raw, dtype=dtype, count=math.prod(shape)).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _chunks(path: str, stream: BinaryIO, limit: int, size: int = 2**20):
+    """The rest of a stream in chunks, never more than `limit` bytes in all."""
+    total = 0
+    while total < limit:
+        chunk = _read_stream(path, stream, min(size, limit - total))
+        if not chunk:
+            return
+        total += len(chunk)
+        yield chunk
 
 
 def idx_label_path(images: str) -> str:
@@ -369,26 +550,33 @@ def idx_label_path(images: str) -> str:
     return os.path.join(folder, name.replace("images", "labels").replace("idx3", "idx1"))
 
 
-def load_idx_dataset(path: str) -> tuple[np.ndarray, np.ndarray]:
+def load_idx_dataset(path: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Images flattened to rows (unsigned bytes scaled to [0, 1]) and labels from IDX files.
 
     `path` is "IMAGES:LABELS" (two paths joined by a colon), or the images file alone, in
     which case the labels file is found by the MNIST naming rule (idx_label_path), e.g.
-    train-images-idx3-ubyte -> train-labels-idx1-ubyte (with or without .gz).
+    train-images-idx3-ubyte -> train-labels-idx1-ubyte (with or without .gz). No images,
+    or pixels that are nan or inf, are a DataError.
     """
     if ":" in path and not os.path.exists(path):
         images, _, labels = path.partition(":")
     else:
         images, labels = path, idx_label_path(path)
-    X = load_idx(images)
-    y = load_idx(labels)
+    X = load_idx(images, limit)
+    y = load_idx(labels, limit)
     if X.ndim < 2:
         raise DataError(f"{images}: images must have at least 2 dimensions, got shape {X.shape}")
     if y.ndim != 1:
         raise DataError(f"{labels}: labels must be 1-D, got shape {y.shape}")
     if X.shape[0] != y.shape[0]:
         raise DataError(f"{images}: {X.shape[0]} images but {labels} has {y.shape[0]} labels")
+    if X.shape[0] == 0 or X[0].size == 0:
+        raise DataError(f"{images}: no images (shape {X.shape}); a data set needs at least one image of one pixel")
     rows = X.reshape(X.shape[0], -1).astype(np.float64)
+    if not np.isfinite(rows).all():
+        raise DataError(f"{images}: pixel values contain nan or inf")
+    if not np.isfinite(y).all():
+        raise DataError(f"{labels}: labels contain nan or inf")
     if X.dtype == np.uint8:
         rows /= 255.0  # pixel intensities; other types are left as stored
     return rows, y.astype(np.float64)

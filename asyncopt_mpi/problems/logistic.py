@@ -104,6 +104,15 @@ class LogisticProblem(Problem):
         self._solution: np.ndarray | None = None
 
     @classmethod
+    def memory_estimate(cls, config: Any) -> tuple[int, int]:
+        """Synthetic data: samples x dim features (and a copy while built); a data file is checked by its loader."""
+        if config.data not in SYNTHETIC:
+            return 0, 1
+        classes = config.params.get("classes", 0) or 2
+        dim, samples = max(int(config.dim), 0), int(config.samples or DEFAULT_SYNTHETIC_SAMPLES)
+        return 16 * samples * dim, dim if classes == 2 else dim * classes
+
+    @classmethod
     def from_config(cls, config: Any) -> "LogisticProblem":
         """Synthetic data (data "" or "synthetic") or a data file; samples > 0 keeps the first rows of a file."""
         p = config.params
@@ -116,7 +125,7 @@ class LogisticProblem(Problem):
             X, y = synthetic_classification(n, config.dim, classes=p["classes"] or 2, seed=config.seed)
             source = "synthetic data"
         else:
-            X, y = load_dataset(config.data, p["format"])
+            X, y = load_dataset(config.data, p["format"], max_memory=getattr(config, "max_memory", 0))
             if config.samples > X.shape[0]:
                 raise ConfigError(f"problem.samples = {config.samples} but {config.data} has {X.shape[0]} rows")
             if config.samples > 0:

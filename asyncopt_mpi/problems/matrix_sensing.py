@@ -42,6 +42,15 @@ class MatrixSensingProblem(MatrixProblem):
         self._f_star: float | None = None
 
     @classmethod
+    def memory_estimate(cls, config: Any) -> tuple[int, int]:
+        """The sensing matrix: measurements x (rows * cols) numbers."""
+        p = config.params
+        rows = max(int(config.dim), 0)
+        cols = max(int(p.get("cols", 0) or rows), 0)
+        samples = int(config.samples or 5 * int(p.get("rank", 3)) * (rows + cols))
+        return 8 * max(samples, 0) * rows * cols, rows * cols
+
+    @classmethod
     def from_config(cls, config: Any) -> "MatrixSensingProblem":
         p = config.params
         return cls(config.dim, p["cols"] or config.dim, p["rank"], config.samples, config.noise, p["radius"], config.seed)

@@ -126,6 +126,14 @@ class PolynomialNetworkProblem(MatrixProblem):
         self._f_star: float | None = None
 
     @classmethod
+    def memory_estimate(cls, config: Any) -> tuple[int, int]:
+        """Synthetic images: samples x dim pixels; the model is a dim x dim matrix (a data file: its loader checks)."""
+        if config.data not in SYNTHETIC:
+            return 0, 1
+        dim, samples = max(int(config.dim), 0), int(config.samples or DEFAULT_SYNTHETIC_SAMPLES)
+        return 16 * samples * dim + 8 * 4 * dim * dim, dim * dim
+
+    @classmethod
     def from_config(cls, config: Any) -> PolynomialNetworkProblem:
         """Synthetic images (data "" or "synthetic", dim pixels) or a data file (samples > 0 keeps the first rows)."""
         p = config.params
@@ -141,7 +149,7 @@ class PolynomialNetworkProblem(MatrixProblem):
             A, labels = synthetic_blobs(config.samples or DEFAULT_SYNTHETIC_SAMPLES, side, seed=config.seed)
             source = "synthetic data"
         else:
-            A, labels = load_dataset(config.data, p["format"])
+            A, labels = load_dataset(config.data, p["format"], max_memory=getattr(config, "max_memory", 0))
             if config.samples > A.shape[0]:
                 raise ConfigError(f"problem.samples = {config.samples} but {config.data} has {A.shape[0]} rows")
             if config.samples > 0:

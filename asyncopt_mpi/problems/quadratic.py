@@ -113,6 +113,12 @@ class QuadraticProblem(Problem):
         self.n_samples = m
 
     @classmethod
+    def memory_estimate(cls, config: Any) -> tuple[int, int]:
+        """A few vectors of dim; a finite sum keeps per-sample diagonals (samples x dim, built with temporaries)."""
+        dim, samples = max(int(config.dim), 0), max(int(config.samples), 0)
+        return 8 * dim * (4 + 4 * samples), dim
+
+    @classmethod
     def from_config(cls, config: Any) -> "QuadraticProblem":
         p = config.params
         return cls(

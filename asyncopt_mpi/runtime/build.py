@@ -7,6 +7,7 @@ import os
 import socket
 from typing import Any
 
+import h5py
 import numpy as np
 
 from .. import __version__
@@ -77,6 +78,8 @@ def open_writer(
         **provenance.collect(),  # library versions, git commit, command line, plugins
     }
     problem_attrs = {
+        # What every process of a resumed run, an evaluation or a sweep imports again (asyncopt_mpi.plugins).
+        "plugin_specs": np.array(config.plugins.plugins, dtype=h5py.string_dtype()),
         "f_star": f_star,
         "dim": problem.dim,
         "n_samples": problem.n_samples or 0,

@@ -1,0 +1,314 @@
+"""The Python front door: load a config, run it in this process or under mpiexec, read a results file.
+
+Errors are the package's own exceptions (ConfigError and DataError for bad input, RunError
+when a run fails), never `sys.exit`. See the module docstring of `asyncopt_mpi` for an example.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence, Union
+
+import numpy as np
+
+from .config import Config, _toml_value
+from .config import load_config as _load_config
+from .errors import ConfigError, DataError, RunError
+from .plugins import load_plugins, merge
+
+ConfigSource = Union[str, "os.PathLike[str]", Mapping[str, Any], Config]
+Overrides = Union[Sequence[str], Mapping[str, Any]]
+
+
+class PandasMissingError(ImportError):
+    """pandas is optional: RunResult.to_pandas / metrics_frame need it installed."""
+
+
+def load_config(
+    config: ConfigSource, overrides: Overrides = (), *, backend: str = "sim", output: str | None = None,
+    plugins: Sequence[str] = (),
+) -> Config:
+    """A validated Config from a TOML path, a dict of sections, or a Config (copied, not changed).
+
+    `overrides` are `--set` items ("method.lr=0.05") or a mapping {"method.lr": 0.05}; `plugins`
+    are modules or .py files imported first (and recorded in the config's [plugins] table).
+    Raises ConfigError (or DataError) naming the key at fault.
+    """
+    load_plugins(plugins)
+    items = _override_items(overrides)
+    output = None if output is None else os.fspath(output)
+    if isinstance(config, Config):
+        return _load_config(None, items, backend=backend, output=output, text=config.to_toml())
+    if isinstance(config, Mapping):
+        text = _to_toml(config)
+        try:
+            tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config dict: a value TOML cannot hold ({exc})") from None
+        return _load_config(None, items, backend=backend, output=output, text=text)
+    return _load_config(os.fspath(config), items, backend=backend, output=output)
+
+
+def _override_items(overrides: Overrides) -> list[str]:
+    if isinstance(overrides, Mapping):
+        return [f"{key}={_toml_value(_plain(value))}" for key, value in overrides.items()]
+    if isinstance(overrides, str):
+        return [overrides]
+    return list(overrides)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays as Python values (TOML text cannot spell np.True_)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def _to_toml(raw: Mapping[str, Any]) -> str:
+    lines = []
+    for section, values in raw.items():
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"config dict: {section!r} must be a section (a dict of keys), got {values!r}")
+        lines.append(f"[{json.dumps(str(section))}]")
+        for key, value in values.items():
+            if value is None:
+                continue
+            if isinstance(value, Mapping):
+                raise ConfigError(f"config dict: {section}.{key} must be a value, not a nested dict")
+            lines.append(f"{json.dumps(str(key))} = {_toml_value(_plain(value))}")
+    return "\n".join(lines) + "\n"
+
+
+def run(
+    config: ConfigSource, backend: str = "sim", *, overrides: Overrides = (), ranks: int | None = None,
+    output: str | os.PathLike[str] | None = None, plugins: Sequence[str] = (), quiet: bool = True,
+    mpiexec: str | None = None, timeout: float | None = None,
+) -> RunResult:
+    """Run a config and return its results file read back.
+
+    backend="sim": the virtual-clock simulator in this process (workers.n required).
+    backend="mpi": `mpiexec -n ranks python -m asyncopt_mpi run` (ranks defaults to workers.n + 1);
+    its processes import the config's plugins and the modules of methods/problems registered here.
+    Raises ConfigError/DataError for bad input and RunError when the run fails (the file, closed
+    with status failed, is at `error.path`).
+    """
+    if backend not in ("sim", "mpi"):
+        raise ConfigError(f"backend {backend!r} is not accepted; accepted: sim, mpi")
+    loaded = load_config(config, overrides, backend=backend, output=output, plugins=plugins)
+    if backend == "sim":
+        from .runtime.session import simulate
+
+        return load(simulate(loaded, quiet=quiet).path)
+    return _run_mpi(loaded, ranks, mpiexec, timeout)
+
+
+def _run_mpi(config: Config, ranks: int | None, mpiexec: str | None, timeout: float | None) -> RunResult:
+    if ranks is None:
+        if config.workers.n is None:
+            raise ConfigError("ranks: give ranks = workers + 1 (or workers.n) for backend='mpi'")
+        ranks = config.workers.n + 1
+    if ranks < 2:
+        raise ConfigError(f"ranks: the mpi backend needs at least 2 ranks (rank 0 is the server), got {ranks}")
+    config.plugins.plugins = merge(config.plugins.plugins, _modules_to_import(config))
+    path = config.resolve_output_path(ranks - 1)
+    launcher = mpiexec or shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+    if launcher is None:
+        raise ConfigError("backend='mpi': no mpiexec found; install an MPI (pip install mpich) or pass mpiexec=PATH")
+    with tempfile.TemporaryDirectory(prefix="asyncopt-") as folder:
+        config_path = os.path.join(folder, "config.toml")
+        with open(config_path, "w") as handle:
+            handle.write(config.to_toml())
+        command = [launcher, "-n", str(ranks), sys.executable, "-m", "asyncopt_mpi", "run", config_path,
+                   "--backend", "mpi", "--output", path, "--quiet"]
+        try:
+            # The ranks see this process's import path, so modules imported here import there too.
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(entry for entry in sys.path if entry))
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                                  env=env)
+        except subprocess.TimeoutExpired:
+            raise RunError(f"mpiexec did not finish within {timeout:g} s: {' '.join(command)}") from None
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        message = next((line.split("error: ", 1)[1] for line in lines if "error: " in line), None)
+        message = message or (lines[-1] if lines else f"mpiexec exited with status {done.returncode}")
+        error: Exception = ConfigError(message) if done.returncode == 2 else RunError(message)
+        error.path = path  # type: ignore[attr-defined]
+        raise error
+    return load(path)
+
+
+def _modules_to_import(config: Config) -> list[str]:
+    """Modules of this run's method and problem that were registered here but not by a plugin."""
+    from .methods import METHODS, ORIGINS as METHOD_ORIGINS
+    from .problems import ORIGINS as PROBLEM_ORIGINS, PROBLEMS
+
+    needed = []
+    for kind, name, registry, origins in (
+        ("method", config.method.name, METHODS, METHOD_ORIGINS),
+        ("problem", config.problem.name, PROBLEMS, PROBLEM_ORIGINS),
+    ):
+        origin = origins.get(name, "")
+        if not origin.startswith("module "):
+            continue
+        module = origin.split(" ", 1)[1]
+        if module == "__main__":
+            raise ConfigError(
+                f"{kind} {name!r} is defined in __main__ (this script or notebook), which the MPI ranks cannot "
+                f"import; move it into a .py file and pass plugins=['that_file.py']"
+            )
+        needed.append(module)
+    return needed
+
+
+def load(path: str | os.PathLike[str]) -> RunResult:
+    """Read a results file: root attributes and every group's datasets as numpy arrays."""
+    import h5py
+
+    from .results import open_results
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise DataError(f"results file not found: {path}")
+    groups: dict[str, dict[str, np.ndarray]] = {}
+    group_attrs: dict[str, dict[str, Any]] = {}
+    try:
+        with open_results(path) as handle:
+            attrs = _decode(handle.attrs)
+            for name, group in handle.items():
+                if not isinstance(group, h5py.Group):
+                    continue
+                group_attrs[name] = _decode(group.attrs)
+                columns: dict[str, np.ndarray] = {}
+
+                def take(inner: str, item: Any, columns: dict[str, np.ndarray] = columns) -> None:
+                    if isinstance(item, h5py.Dataset):
+                        columns[inner] = item[()]
+
+                group.visititems(take)
+                groups[name] = columns
+    except OSError as exc:
+        raise DataError(f"{path}: not a readable results file ({exc})") from None
+    return RunResult(path, attrs, groups, group_attrs)
+
+
+def _decode(attrs: Any) -> dict[str, Any]:
+    out = {}
+    for key, value in attrs.items():
+        if isinstance(value, bytes):
+            value = value.decode()
+        elif isinstance(value, np.generic):
+            value = value.item()
+        elif isinstance(value, np.ndarray) and value.dtype == object:
+            value = np.array([item.decode() if isinstance(item, bytes) else item for item in value], dtype=object)
+        out[key] = value
+    return out
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One run's results file in memory.
+
+    `attrs`: root attributes (method, problem, backend, n_workers, config TOML text, status, ...).
+    `groups[name][column]`: every dataset as a numpy array (nested ones as "state/point").
+    `group_attrs[name]`: attributes of a group (e.g. /problem's f_star, dim, n_samples).
+    """
+
+    path: str
+    attrs: dict[str, Any]
+    groups: dict[str, dict[str, np.ndarray]]
+    group_attrs: dict[str, dict[str, Any]]
+
+    def __getitem__(self, group: str) -> dict[str, np.ndarray]:
+        try:
+            return self.groups[group]
+        except KeyError:
+            raise KeyError(f"{self.path} has no group {group!r}; it has: {', '.join(sorted(self.groups))}") from None
+
+    # The groups every run has (see DESIGN.md "HDF5 file").
+    @property
+    def trace(self) -> dict[str, np.ndarray]:
+        return self.groups.get("trace", {})
+
+    @property
+    def events(self) -> dict[str, np.ndarray]:
+        return self.groups.get("events", {})
+
+    @property
+    def snapshots(self) -> dict[str, np.ndarray]:
+        return self.groups.get("snapshots", {})
+
+    @property
+    def metrics(self) -> dict[str, np.ndarray]:
+        return self.groups.get("metrics", {})
+
+    @property
+    def workers(self) -> dict[str, np.ndarray]:
+        return self.groups.get("workers", {})
+
+    @property
+    def problem(self) -> dict[str, Any]:
+        """/problem's attributes: f_star, dim, n_samples, name."""
+        return self.group_attrs.get("problem", {})
+
+    @property
+    def status(self) -> str:
+        return str(self.attrs.get("status", ""))
+
+    @property
+    def method(self) -> str:
+        return str(self.attrs.get("method", ""))
+
+    @property
+    def plugins(self) -> list[str]:
+        """The plugins the run imported (what resume and evaluate import again)."""
+        return [str(item) for item in self.attrs.get("plugin_specs", [])]
+
+    def to_pandas(self, group: str = "metrics") -> Any:
+        """A group as a pandas DataFrame (one column per 1-D dataset; rows of 2-D ones as arrays)."""
+        pandas = _pandas()
+        data = self[group]
+        lengths = [len(value) for value in data.values() if np.ndim(value) >= 1]
+        rows = min(lengths) if lengths else 0
+        columns = {}
+        for name, value in data.items():
+            if np.ndim(value) == 1:
+                columns[name] = value[:rows]
+            elif np.ndim(value) == 2:
+                columns[name] = list(value[:rows])
+        return pandas.DataFrame(columns)
+
+    def metrics_frame(self) -> Any:
+        """/metrics as a DataFrame with the run's method, problem, backend, workers and file as columns,
+        so frames of several runs concatenate into one table."""
+        frame = self.to_pandas("metrics")
+        for key in ("method", "problem", "backend", "n_workers"):
+            frame[key] = self.attrs.get(key)
+        frame["path"] = self.path
+        return frame
+
+    def __repr__(self) -> str:
+        return (f"RunResult({self.path!r}, method={self.method!r}, status={self.status!r}, "
+                f"groups={sorted(self.groups)})")
+
+
+def _pandas() -> Any:
+    try:
+        import pandas
+    except ImportError:
+        raise PandasMissingError(
+            "RunResult.to_pandas and metrics_frame need pandas, an optional dependency: pip install pandas "
+            "(or pip install 'asyncopt-mpi[pandas]'); without it the same columns are numpy arrays in RunResult.groups"
+        ) from None
+    return pandas
+
+
+__all__ = ["PandasMissingError", "RunResult", "load", "load_config", "run"]

@@ -1,0 +1,239 @@
+"""Plugins: user modules and files that add methods and problems, imported by every process of a run.
+
+A plugin is a module name (`mypkg.methods`) or a Python file (`path/to/file.py`) whose import
+registers methods and problems with `register_method` / `register_problem`. Plugins come
+from `--plugin`, from a `[plugins] plugins = [...]` table of the config, and from installed
+packages through the entry-point groups `asyncopt_mpi.methods` and `asyncopt_mpi.problems`.
+A run records its plugins in the results file (attribute `plugin_specs` and the stored config's
+`[plugins]` table), so `--resume`, `evaluate` and sweeps import them again on their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+import tomllib
+from contextlib import contextmanager
+from typing import Iterable, Iterator
+
+from .errors import UserError
+
+ENTRY_POINT_GROUPS = ("asyncopt_mpi.methods", "asyncopt_mpi.problems")
+BUILT_IN = "built-in"
+
+_loaded: dict[str, str] = {}  # resolved spec -> module name, in import order
+_requested: list[str] = []  # resolved specs given by --plugin or the Python API
+_entry_points_loaded = False
+_current_origin: list[str] = []  # the plugin being imported (names it registers are marked with it)
+
+
+class PluginError(UserError):
+    """A plugin that cannot be found or fails to import (exit 2)."""
+
+
+def is_file_spec(spec: str) -> bool:
+    """A spec naming a file (ends in .py or contains a path separator) rather than a module."""
+    return spec.endswith(".py") or os.sep in spec or "/" in spec
+
+
+def resolve(spec: str) -> str:
+    """The spec as it is stored: files as absolute paths (so another directory finds them), modules as given."""
+    spec = spec.strip()
+    return os.path.abspath(os.path.expanduser(spec)) if is_file_spec(spec) else spec
+
+
+def current_origin() -> str:
+    """What registered names come from right now: the plugin being imported, else built-in."""
+    return _current_origin[-1] if _current_origin else BUILT_IN
+
+
+@contextmanager
+def _origin(label: str) -> Iterator[None]:
+    _current_origin.append(label)
+    try:
+        yield
+    finally:
+        _current_origin.pop()
+
+
+def load_plugin(spec: str) -> str:
+    """Import one plugin (once per process); returns its resolved spec. Raises PluginError."""
+    resolved = resolve(spec)
+    if resolved in _loaded:
+        return resolved
+    if not resolved:
+        raise PluginError("plugin: an empty name; give a module (mypkg.methods) or a file (path/to/file.py)")
+    with _origin(f"plugin {spec.strip()}"):
+        try:
+            module_name = _import_file(resolved) if is_file_spec(resolved) else _import_module(resolved)
+        except PluginError:
+            raise
+        except Exception as exc:  # the plugin's own code failed: name it and the error, one line
+            raise PluginError(f"plugin {spec.strip()!r} failed to import: {type(exc).__name__}: {_one_line(exc)}") from exc
+    _loaded[resolved] = module_name
+    return resolved
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else "(no message)"
+
+
+def _import_module(name: str) -> str:
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (name == exc.name or name.startswith(exc.name + ".")):
+            raise PluginError(
+                f"plugin {name!r}: no module named {exc.name!r}; give an importable module "
+                f"(on PYTHONPATH or installed) or a file path ending in .py"
+            ) from None
+        raise
+    return name
+
+
+def _import_file(path: str) -> str:
+    if not os.path.isfile(path):
+        raise PluginError(f"plugin {path!r}: file not found")
+    stem = os.path.splitext(os.path.basename(path))[0]
+    digest = hashlib.sha1(path.encode()).hexdigest()[:8]
+    module_name = f"asyncopt_plugin_{stem}_{digest}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise PluginError(f"plugin {path!r}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # pickling and multiprocessing find the plugin's classes
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return module_name
+
+
+def load_entry_points() -> list[str]:
+    """Import the plugins installed packages declare (once per process); returns their names."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return []
+    _entry_points_loaded = True
+    found = []
+    for group in ENTRY_POINT_GROUPS:
+        for entry in importlib.metadata.entry_points(group=group):
+            label = f"entry point {entry.name} = {entry.value}"
+            with _origin(f"entry point {entry.name} ({entry.value})"):
+                try:
+                    loaded = entry.load()
+                    _register_loaded(group, entry.name, loaded)
+                except UserError as exc:
+                    raise PluginError(f"plugin {label!r}: {exc}") from exc
+                except Exception as exc:
+                    raise PluginError(f"plugin {label!r} failed to import: {type(exc).__name__}: {_one_line(exc)}") from exc
+            found.append(entry.name)
+    return found
+
+
+def _register_loaded(group: str, name: str, loaded: object) -> None:
+    """An entry point may name a module (its import registers) or a class/factory (registered here)."""
+    import types
+
+    if isinstance(loaded, types.ModuleType):
+        return
+    if group == "asyncopt_mpi.methods":
+        from .methods import METHODS, register_method
+
+        if METHODS.get(getattr(loaded, "name", None)) is not loaded:
+            register_method(loaded)  # type: ignore[arg-type]
+    else:
+        from .problems import PROBLEMS, register_problem
+
+        registered = PROBLEMS.get(getattr(loaded, "name", "") or name)
+        if registered is not loaded and getattr(registered, "factory", None) is not loaded:
+            register_problem(getattr(loaded, "name", "") or name, loaded)  # type: ignore[arg-type]
+
+
+def load_plugins(specs: Iterable[str] = (), *, requested: bool = True) -> list[str]:
+    """Import entry-point plugins and then `specs`; returns the resolved specs. Raises PluginError.
+
+    requested=True (--plugin, the Python API's plugins=): every config this process builds
+    afterwards lists them in its [plugins] table, so its results file records them.
+    """
+    load_entry_points()
+    resolved = [load_plugin(spec) for spec in specs]
+    if requested:
+        _requested.extend(spec for spec in resolved if spec not in _requested)
+    return resolved
+
+
+def requested_plugins() -> list[str]:
+    """The plugins this process was asked for by --plugin or the Python API (resolved, in order)."""
+    return list(_requested)
+
+
+def loaded_plugins() -> list[str]:
+    """Every plugin this process imported from --plugin, the API or a [plugins] table, in order."""
+    return list(_loaded)
+
+
+def merge(*lists: Iterable[str]) -> list[str]:
+    """Resolved specs of several lists, first occurrence kept."""
+    out: list[str] = []
+    for items in lists:
+        for spec in items:
+            resolved = resolve(spec)
+            if resolved and resolved not in out:
+                out.append(resolved)
+    return out
+
+
+def table_plugins(raw: dict, source: str = "config") -> list[str]:
+    """The `plugins` list of a parsed config's [plugins] table (checked: a list of strings)."""
+    table = raw.get("plugins", {})
+    if not isinstance(table, dict):
+        raise PluginError(f"{source}: plugins must be a table ([plugins] with plugins = [...]), not a value")
+    items = table.get("plugins", [])
+    if isinstance(items, str):
+        items = [items]
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise PluginError(f"{source}: plugins.plugins must be a list of module names or .py paths, got {items!r}")
+    return items
+
+
+def config_file_plugins(path: str | None) -> list[str]:
+    """[plugins] of a TOML config file; [] when it cannot be read (loading the config reports that)."""
+    if path is None:
+        return []
+    try:
+        with open(path, "rb") as handle:
+            return table_plugins(tomllib.load(handle), path)
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return []
+
+
+def results_file_plugins(path: str | None) -> list[str]:
+    """The plugins a results file's run used ([] when there are none or it cannot be read)."""
+    if path is None or not os.path.exists(path):
+        return []
+    try:
+        from .results import open_results
+
+        with open_results(path) as handle:
+            stored = handle.attrs.get("plugin_specs")
+            if stored is None:
+                text = handle.attrs.get("config", "")
+                text = text.decode() if isinstance(text, bytes) else str(text)
+                return table_plugins(tomllib.loads(text))
+            return [item.decode() if isinstance(item, bytes) else str(item) for item in stored]
+    except Exception:
+        return []
+
+
+__all__ = [
+    "BUILT_IN", "ENTRY_POINT_GROUPS", "PluginError", "config_file_plugins", "current_origin", "load_entry_points",
+    "load_plugin", "load_plugins", "loaded_plugins", "merge", "requested_plugins", "resolve", "results_file_plugins",
+    "table_plugins",
+]

@@ -1,0 +1,218 @@
+"""Tiny hostile inputs (issue 14, cases 6 and 7): declared sizes refused before allocation, endless runs refused.
+
+Each case runs the real command under a timeout and asserts one error line naming the
+file or key and the size, exit 2, and that the process stayed small (no allocation of
+what the file declares).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import subprocess
+import sys
+import zipfile
+
+import h5py
+import numpy as np
+import pytest
+
+from asyncopt_mpi.errors import DataError
+from asyncopt_mpi.problems.data import detect_format, load_dataset, save_idx
+
+BASE = ["--backend", "sim", "--quiet", "--set", "workers.n=2", "--set", "stop.iterations=5"]
+LIMIT = 10**9  # problem.max_memory for these tests: 1 GB, independent of the machine's free memory
+
+
+def asyncopt(args: list[str], tmp_path, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`asyncopt ARGS` in a child whose peak memory is reported in its stderr's last line."""
+    probe = (
+        "import resource, sys\n"
+        "from asyncopt_mpi.cli import main\n"
+        "try:\n    main()\n"
+        "finally:\n"
+        "    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "    print(f'PEAK_KB={peak}', file=sys.stderr)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=timeout, cwd=tmp_path,
+    )
+
+
+def refused(done: subprocess.CompletedProcess, *fragments: str, peak_mb: float = 600) -> str:
+    """The one error line of a refused run; asserts exit 2, no traceback, small peak memory."""
+    lines = done.stderr.strip().splitlines()
+    peak_kb = int(lines.pop().split("=")[1])
+    assert "Traceback" not in done.stdout + done.stderr, done.stderr
+    assert done.returncode == 2, done.stderr
+    assert len(lines) == 1, lines
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert peak_kb / 1024 < peak_mb, f"peak memory {peak_kb / 1024:.0f} MB while refusing"
+    return lines[0]
+
+
+def data_run(path: str, *extra: str) -> list[str]:
+    return ["run", *BASE, "--set", "problem.name=logistic", "--set", f"problem.data={path}",
+            "--set", f"problem.max_memory={LIMIT}", "--output", "out.h5", *extra]
+
+
+# ---------------------------------------------------------------- case 6: declared sizes
+
+
+def test_libsvm_feature_index_2147483647_is_refused_naming_file_and_size(tmp_path):
+    path = tmp_path / "huge.svm"
+    path.write_text("1 2147483647:1\n-1 1:1 5:2\n")
+    assert path.stat().st_size < 34
+    line = refused(asyncopt(data_run(str(path)), tmp_path), "huge.svm:1", "2147483647", "GB", "problem.max_memory")
+    assert "275 GB" in line  # 16 vectors of 2147483647 float64
+
+
+def test_npz_declaring_a_2_to_the_31_shape_is_refused_from_its_header(tmp_path):
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (2**31, 1)})
+    labels = io.BytesIO()
+    np.save(labels, np.array([1.0, -1.0]))
+    path = tmp_path / "huge.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("X.npy", header.getvalue())  # a header, no data: only the declared shape is huge
+        archive.writestr("y.npy", labels.getvalue())
+    refused(asyncopt(data_run(str(path)), tmp_path), "huge.npz", "'X'", "(2147483648, 1)", "17.2 GB")
+
+
+def test_hdf5_declaring_10_6_by_10_6_is_refused_before_reading(tmp_path):
+    path = tmp_path / "huge.h5"
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("X", shape=(10**6, 10**6), dtype="f8", chunks=(1000, 1000))
+        handle.create_dataset("y", data=np.ones(10**6))
+    assert path.stat().st_size < 16 * 2**20
+    refused(asyncopt(data_run(str(path)), tmp_path), "huge.h5", "'X'", "(1000000, 1000000)", "8 TB")
+
+
+def test_gzip_that_inflates_past_the_budget_is_refused_by_its_trailer(tmp_path):
+    path = tmp_path / "bomb.svm.gz"
+    with gzip.open(path, "wb") as handle:
+        handle.write(b"1 1:1\n-1 2:1\n")
+        for _ in range(300):
+            handle.write(b" " * 2**20)
+    line = refused(asyncopt(data_run(str(path), "--set", "problem.max_memory=100e6"), tmp_path),
+                   "bomb.svm.gz", "inflates to", "gzip")
+    assert "315 MB" in line
+
+
+def test_multi_member_gzip_is_caught_by_the_capped_read(tmp_path):
+    """The trailer only describes the last member; the streaming cap still stops the inflation."""
+    big = gzip.compress(b"1 1:1\n-1 2:1\n" + b" " * (30 * 2**20))
+    path = tmp_path / "members.svm.gz"
+    path.write_bytes(big + gzip.compress(b"\n"))
+    refused(asyncopt(data_run(str(path), "--set", "problem.max_memory=80e6"), tmp_path),
+            "members.svm.gz", "inflates to more than 10 MB")
+
+
+def test_idx_header_declaring_billions_of_pixels_is_refused_before_inflating(tmp_path):
+    images = tmp_path / "images.gz"
+    with gzip.open(images, "wb") as handle:
+        handle.write(bytes([0, 0, 0x08, 3]) + np.array([60000, 30000, 30000], dtype=">u4").tobytes())
+        handle.write(b"\0" * 2**20)
+    labels = tmp_path / "labels"
+    save_idx(str(labels), np.zeros(3, dtype=np.uint8))
+    refused(asyncopt(data_run(f"{images}:{labels}"), tmp_path), "images.gz", "(60000, 30000, 30000)")
+
+
+def test_problem_dim_10_9_is_refused_at_once(tmp_path):
+    done = asyncopt(["run", *BASE, "--set", "problem.dim=1000000000", "--output", "out.h5"], tmp_path, timeout=60)
+    refused(done, "problem.dim = 1000000000", "GB", "problem.max_memory")
+
+
+def test_ten_million_workers_are_refused_by_memory_not_left_silent(tmp_path):
+    done = asyncopt(["run", *BASE[:-4], "--set", "workers.n=10000000", "--set", "stop.iterations=5",
+                     "--set", f"problem.max_memory={LIMIT}", "--output", "out.h5"], tmp_path, timeout=60)
+    refused(done, "workers.n = 10000000", "57 GB", "problem.max_memory = 1 GB")
+
+
+# ---------------------------------------------------------------- case 6: endless simulator runs
+
+
+@pytest.mark.parametrize("setting", ["workers.compute_scale=0", "workers.compute_scale=1e-12",
+                                     "workers.compute_times=[0.01, 0.0]"])
+def test_zero_or_tiny_compute_times_are_refused_in_the_simulator(tmp_path, setting):
+    done = asyncopt(["run", "--backend", "sim", "--quiet", "--set", "workers.n=2", "--set", "stop.time=1",
+                     "--set", setting, "--output", "out.h5"], tmp_path, timeout=60)
+    refused(done, setting.split("=")[0], ">= 1e-09 s")
+
+
+def test_a_run_stopped_on_time_only_that_would_take_billions_of_gradients_is_refused(tmp_path):
+    done = asyncopt(["run", "--backend", "sim", "--quiet", "--set", "workers.n=4", "--set", "workers.compute_scale=1e-9",
+                     "--set", "stop.time=10", "--output", "out.h5"], tmp_path, timeout=60)
+    refused(done, "stop.time = 10.0", "gradients", "stop.iterations")
+
+
+def test_tiny_compute_times_still_end_on_iterations_and_gradients(tmp_path):
+    for stop in ("stop.iterations=400", "stop.gradients=300"):
+        done = subprocess.run(
+            [sys.executable, "-m", "asyncopt_mpi", "run", "--backend", "sim", "--quiet", "--set", "workers.n=4",
+             "--set", "workers.compute_scale=1e-9", "--set", "stop.time=10", "--set", stop,
+             "--output", f"{stop}.h5"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr
+        assert f"{stop.replace('=', ' = ')} reached" in done.stdout + done.stderr
+
+
+# ---------------------------------------------------------------- case 7: IDX content, not names
+
+
+def test_zero_images_and_nan_pixels_are_one_line_errors(tmp_path):
+    labels = str(tmp_path / "labels")
+    save_idx(labels, np.zeros(0, dtype=np.uint8))
+    empty = str(tmp_path / "empty")
+    save_idx(empty, np.zeros((0, 4, 4), dtype=np.uint8))
+    with pytest.raises(DataError, match="empty: no images"):
+        load_dataset(f"{empty}:{labels}")
+    nan_images = str(tmp_path / "nan")
+    pixels = np.ones((2, 2, 2), dtype=np.float32)
+    pixels[1, 0, 1] = np.nan
+    save_idx(nan_images, pixels)
+    save_idx(labels, np.array([0, 1], dtype=np.uint8))
+    with pytest.raises(DataError, match="nan: pixel values contain nan or inf"):
+        load_dataset(f"{nan_images}:{labels}")
+    done = asyncopt(data_run(f"{nan_images}:{labels}"), tmp_path)
+    refused(done, "pixel values contain nan")
+
+
+def test_a_name_containing_idx_is_not_read_as_idx(tmp_path):
+    libsvm = tmp_path / "my_idx_features.txt"
+    libsvm.write_text("1 1:0.5 3:1\n-1 2:1\n")
+    assert detect_format(str(libsvm)) == "libsvm"
+    X, y = load_dataset(str(libsvm))
+    assert X.shape == (2, 3) and list(y) == [1.0, -1.0]
+    # ...while real IDX content is recognised whatever its name (and inside gzip).
+    for name in ("pixels.bin", "pixels.bin.gz"):
+        save_idx(str(tmp_path / name), np.zeros((3, 2, 2), dtype=np.uint8))
+        assert detect_format(str(tmp_path / name)) == "idx"
+    np.savez(tmp_path / "arrays.dat", X=np.ones((2, 2)), y=np.array([0.0, 1.0]))
+    assert detect_format(str(tmp_path / "arrays.dat.npz")) == "npz"
+    done = asyncopt(data_run(str(libsvm)), tmp_path)
+    assert done.returncode == 0, done.stderr
+
+
+def test_plot_to_an_unsupported_extension_lists_the_accepted_ones(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "asyncopt_mpi", "run", *BASE, "--output", "r.h5"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    done = asyncopt(["plot", "r.h5", "-o", "x.xyz"], tmp_path)
+    line = refused(done, "x.xyz", "accepted:", "png", "pdf", "svg")
+    assert not os.path.exists(tmp_path / "x.xyz") and line.startswith("asyncopt: error:")
+
+
+def test_memory_budget_defaults_to_half_the_available_memory_per_local_rank(monkeypatch):
+    from asyncopt_mpi import memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda: 8_000_000_000)
+    monkeypatch.delenv("MPI_LOCALNRANKS", raising=False)
+    monkeypatch.delenv("OMPI_COMM_WORLD_LOCAL_SIZE", raising=False)
+    monkeypatch.delenv("SLURM_NTASKS_PER_NODE", raising=False)
+    assert memory.budget(0) == 4_000_000_000
+    assert memory.budget(123) == 123
+    monkeypatch.setenv("MPI_LOCALNRANKS", "4")
+    assert memory.budget(0) == 1_000_000_000
