@@ -88,11 +88,11 @@ class GraphConfig:
 
 
 @dataclass
-@dataclass
 class PluginsConfig:
     plugins: list[str] = field(default_factory=list)  # modules or .py files imported before validation
 
 
+@dataclass
 class Config:
     problem: ProblemConfig = field(default_factory=ProblemConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
@@ -100,8 +100,8 @@ class Config:
     stop: StopConfig = field(default_factory=StopConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)
-    backend: str = "mpi"
     plugins: PluginsConfig = field(default_factory=PluginsConfig)
+    backend: str = "mpi"
     source_text: str = ""
     segment: int = 0  # 0 for a new run, k for its k-th resumption (not a config key)
     resolved_path: str = ""  # output.path with its placeholders filled, fixed once per run (not a config key)
@@ -149,8 +149,8 @@ SECTIONS = {
     "stop": StopConfig,
     "output": OutputConfig,
     "graph": GraphConfig,
-}
     "plugins": PluginsConfig,
+}
 # Sections whose extra keys are the chosen problem's or method's own parameters.
 OPEN_SECTIONS = ("problem", "method")
 
@@ -244,10 +244,10 @@ def _is_string_field(section: str, name: str) -> bool:
 
 def build_config(raw: dict[str, Any], source: str = "config") -> Config:
     """Turn parsed TOML into a Config, rejecting unknown sections/keys and wrong types."""
-    config = Config()
     from .plugins import load_plugins, merge, requested_plugins, table_plugins
 
     load_plugins(table_plugins(raw, source), requested=False)  # its methods and problems exist before validation
+    config = Config()
     for section, values in raw.items():
         if section not in SECTIONS:
             raise ConfigError(
@@ -266,14 +266,13 @@ def build_config(raw: dict[str, Any], source: str = "config") -> Config:
                 raise ConfigError(
                     f"{section}.{key}: unknown key; accepted in [{section}]: {', '.join(known)}"
                 )
-    return config
     config.plugins.plugins = merge(requested_plugins(), config.plugins.plugins)  # what the results file records
+    return config
 
 
 def _coerce(key: str, value: Any, default: Any, spec: dataclasses.Field) -> Any:
     """Check a value against the field's declared type (ints widen to floats)."""
     kind = str(spec.type)
-    if "list[list" in kind:
     if kind == "list[str]":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
@@ -282,6 +281,7 @@ def _coerce(key: str, value: Any, default: Any, spec: dataclasses.Field) -> Any:
 
             return merge(value)  # stored resolved: files as absolute paths
         return list(value)
+    if "list[list" in kind:
         rows_ok = isinstance(value, list) and all(
             isinstance(row, list) and len(row) == 4 and all(_is_number(v) for v in row) for row in value
         )
