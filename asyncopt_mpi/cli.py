@@ -100,9 +100,17 @@ def summary(files: tuple[str, ...], sort: str | None, fmt: str | None, workers: 
 @click.option("--title", default=None)
 @click.option("--logx", is_flag=True, help="Logarithmic x axis.")
 @click.option("--best", is_flag=True, help="Per method, only its best parameters (lowest final value; always for folders).")
-def plot(files: tuple[str, ...], output: str, x_axis: str, y_axis: str, title: str | None, logx: bool, best: bool) -> None:
-    """Plot results files (or folders of them): one line per configuration, seeds as median and band."""
-    from .plot import best_per_method, plot as draw
+@click.option("--figsize", default="6.4,4.2", show_default=True, metavar="W,H", help="Figure size in inches.")
+@click.option("--dpi", default=120, show_default=True, help="Dots per inch (PNG).")
+@click.option("--ylim", default=None, metavar="LOW,HIGH", help="y range; either end may be empty, e.g. 1e-8,")
+@click.option("--style", default=None, help="A matplotlib style (e.g. ggplot, seaborn-v0_8-paper) or style file.")
+@click.option("--export", "export", default=None, type=click.Path(dir_okay=False), metavar="CSV",
+              help="Also write the drawn lines (label, runs, x, median, 25th/75th percentile) as CSV.")
+def plot(files: tuple[str, ...], output: str, x_axis: str, y_axis: str, title: str | None, logx: bool, best: bool,
+         figsize: str, dpi: int, ylim: str | None, style: str | None, export: str | None) -> None:
+    """Plot results files (or folders of them): one line per configuration (everything but the seeds);
+    runs of one configuration as their median and interquartile band; diverged runs left out with a note."""
+    from .plot import best_per_method, parse_pair, plot as draw
 
     import os
 
@@ -111,11 +119,14 @@ def plot(files: tuple[str, ...], output: str, x_axis: str, y_axis: str, title: s
         # A folder is a sweep: like the papers, show each method at its best parameters.
         if best or any(os.path.isdir(item) for item in files):
             paths = best_per_method(paths, y_axis)
-        draw(paths, output, x_axis, y_axis, title=title, logx=logx)
+        drawn = draw(paths, output, x_axis, y_axis, title=title, logx=logx, size=parse_pair("--figsize", figsize),
+                     dpi=dpi, ylim=parse_pair("--ylim", ylim, allow_empty=True), style=style, export=export)
     except AsyncoptError as exc:
         click.echo(f"asyncopt: error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    click.echo(f"wrote {output} ({len(paths)} runs)")
+    for note in drawn.notes:
+        click.echo(f"asyncopt: note: {note}", err=True)
+    click.echo(f"wrote {output} ({len(paths)} runs, {len(drawn.labels)} lines){f' and {export}' if export else ''}")
 
 
 @cli.command("sweep")
