@@ -76,10 +76,10 @@ def open_writer(
         "hosts": np.array(sorted(set(hosts or [socket.gethostname()])), dtype=object),
         "pids": np.array(pids or [os.getpid()], dtype=np.int64),  # per rank, to match launcher messages
         **provenance.collect(),  # library versions, git commit, command line, plugins
-    }
-    problem_attrs = {
         # What every process of a resumed run, an evaluation or a sweep imports again (asyncopt_mpi.plugins).
         "plugin_specs": np.array(config.plugins.plugins, dtype=h5py.string_dtype()),
+    }
+    problem_attrs = {
         "f_star": f_star,
         "dim": problem.dim,
         "n_samples": problem.n_samples or 0,
