@@ -39,6 +39,8 @@ def run_one(task: tuple[str, str, float, str, list[str]]) -> dict:
     if method == "rennala_sgd":
         samples = load_config(config_path, [], backend="sim").problem.samples
         overrides.append(f"method.batch={math.ceil(math.sqrt(samples))}")  # S as Freya's batch
+    if os.path.exists(path):
+        os.remove(path)  # a fresh run every time (an earlier result is never read back instead)
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         code = run_sim(load_config(config_path, overrides, method=method, backend="sim"))

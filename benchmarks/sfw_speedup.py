@@ -41,8 +41,12 @@ def run_one(task: tuple[str, str, int, float, str, float, int, float]) -> tuple[
         f"workers.compute_p={p}", "method.batch=1", f"method.max_batch={max_batch}", f"stop.time={limit}",
         "output.snapshot_every=20", f"output.path={path}",
     ] + ([f"method.max_staleness={2 * max(WORKERS)}"] if label == "sfw_asyn" else [])
+    if os.path.exists(path):
+        os.remove(path)  # a fresh run every time (an earlier result is never read back instead)
     with contextlib.redirect_stdout(io.StringIO()):
-        run_sim(load_config(None, overrides + [f"stop.target={target}"], method=method, backend="sim"))
+        code = run_sim(load_config(None, overrides + [f"stop.target={target}"], method=method, backend="sim"))
+    if code != 0:
+        raise SystemExit(f"sfw_speedup: the {label} run with {n} workers failed (exit {code}); see {path}")
     with h5py.File(path, "r") as handle:
         metrics = {name: handle["metrics"][name][:] for name in ("time", "suboptimality")}
     return label, n, time_to_target(metrics, target)
