@@ -115,6 +115,24 @@ def _import_file(path: str) -> str:
     return module_name
 
 
+def same_definition(a: object, b: object) -> bool:
+    """Two registered classes (or factories) are one definition: the same object, or the same
+    qualified name in the same module or the same source file (a file imported both as a module
+    and as a plugin, or reloaded)."""
+    import inspect
+
+    if a is b:
+        return True
+    if getattr(a, "__qualname__", None) != getattr(b, "__qualname__", None):
+        return False
+    if getattr(a, "__module__", None) == getattr(b, "__module__", None):
+        return True
+    try:
+        return os.path.realpath(inspect.getfile(a)) == os.path.realpath(inspect.getfile(b))  # type: ignore[arg-type]
+    except (TypeError, OSError):
+        return False
+
+
 def load_entry_points() -> list[str]:
     """Import the plugins installed packages declare (once per process); returns their names."""
     global _entry_points_loaded

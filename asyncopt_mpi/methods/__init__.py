@@ -12,7 +12,7 @@ ORIGINS: dict[str, str] = {}  # method name -> "built-in", "plugin SPEC", "entry
 def register_method(cls: type[Method]) -> type[Method]:
     """Make a method available under `cls.name` (usable as a class decorator); the public way for
     built-in and plugin methods alike. A name already taken by another method is a ConfigError."""
-    from ..plugins import BUILT_IN, current_origin
+    from ..plugins import BUILT_IN, current_origin, same_definition
 
     if not (isinstance(cls, type) and issubclass(cls, Method)):
         raise ConfigError(f"register_method: {cls!r} is not a subclass of asyncopt_mpi.Method")
@@ -23,7 +23,7 @@ def register_method(cls: type[Method]) -> type[Method]:
             "set the class attribute name to an identifier such as 'my_sgd'"
         )
     existing = METHODS.get(name)
-    if existing is not None and not _same_class(existing, cls):
+    if existing is not None and not same_definition(existing, cls):
         raise ConfigError(
             f"method name {name!r} of {cls.__module__}.{cls.__qualname__} is already taken by "
             f"{existing.__module__}.{existing.__qualname__} ({ORIGINS[name]}); give the method another name"
@@ -34,11 +34,6 @@ def register_method(cls: type[Method]) -> type[Method]:
     METHODS[name] = cls
     ORIGINS[name] = origin
     return cls
-
-
-def _same_class(a: type, b: type) -> bool:
-    """The same class, or the same class body imported again (e.g. a module reloaded)."""
-    return a is b or (a.__module__ == b.__module__ and a.__qualname__ == b.__qualname__)
 
 
 register = register_method  # the name the built-in modules have always used

@@ -43,7 +43,7 @@ def register_problem(name: str, factory: type[Problem] | Callable[[Any], Problem
     """Make a problem available as problem.name = `name`: a Problem subclass (built with
     `from_config`) or a factory `f(problem_config) -> Problem`. A name already taken is a ConfigError.
     Returns `factory` unchanged."""
-    from ..plugins import BUILT_IN, current_origin
+    from ..plugins import BUILT_IN, current_origin, same_definition
 
     if not isinstance(name, str) or not name.isidentifier():
         raise ConfigError(f"register_problem: name {name!r} must be an identifier such as 'my_problem'")
@@ -56,9 +56,7 @@ def register_problem(name: str, factory: type[Problem] | Callable[[Any], Problem
     else:
         raise ConfigError(f"register_problem({name!r}): expected a Problem subclass or a factory, got {factory!r}")
     existing = PROBLEMS.get(name)
-    if existing is not None and not (
-        existing.__module__ == entry.__module__ and existing.__qualname__ == entry.__qualname__
-    ):
+    if existing is not None and not same_definition(getattr(existing, "factory", existing), factory):
         raise ConfigError(
             f"problem name {name!r} of {entry.__module__}.{entry.__qualname__} is already taken by "
             f"{existing.__module__}.{existing.__qualname__} ({ORIGINS[name]}); give the problem another name"
