@@ -14,6 +14,9 @@ from .errors import AsyncoptError
 @click.version_option(package_name="asyncopt-mpi")
 def cli() -> None:
     """Asynchronous distributed optimization on an MPI parameter server or a virtual clock."""
+    from .logs import configure
+
+    configure()  # info lines on stderr; `run --log-level/--verbose/--quiet` changes the level
 
 
 @cli.command()
@@ -25,11 +28,23 @@ def cli() -> None:
 @click.option("--output", "output", type=click.Path(dir_okay=False), help="Results file (overrides output.path).")
 @click.option("--resume", "resume", type=click.Path(dir_okay=False), metavar="FILE",
               help="Continue a stopped or killed run from its last snapshot, appending to FILE.")
-@click.option("--quiet", is_flag=True, help="No progress line (a live line on a terminal, a log line every 5 s otherwise).")
+@click.option("--quiet", is_flag=True, help="No progress line (a live line on a terminal, a log line every 5 s "
+              "otherwise) and only warnings and errors.")
+@click.option("--verbose", is_flag=True, help="Also debug lines (--log-level debug).")
+@click.option("--log-level", "log_level", default=None, metavar="LEVEL",
+              help="debug | info | warning | error  [default: info; rank 0 only, other ranks warning]")
 def run(config_path: str | None, method: str | None, overrides: tuple[str, ...], backend: str | None,
-        output: str | None, resume: str | None, quiet: bool) -> None:
+        output: str | None, resume: str | None, quiet: bool,
+        verbose: bool = False, log_level: str | None = None) -> None:
     """Run a method; `mpiexec -n N+1 asyncopt run CONFIG` gives N workers."""
+    from .logs import configure, level_of
     from .runtime.session import report
+
+    try:
+        configure(level_of(log_level, verbose, quiet))
+    except AsyncoptError as exc:
+        report(f"error: {exc}")
+        sys.exit(exc.exit_code)
 
     if resume is not None and (config_path or method or output):
         report("error: --resume FILE takes the config, method and output from FILE; give only --set overrides")

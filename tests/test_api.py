@@ -181,3 +181,16 @@ def test_torch_model_example(tmp_path):
                     plugins=[str(EXAMPLES / "torch_model.py")])
     assert result.status == "completed"
     assert result.metrics["loss"][-1] < result.metrics["loss"][0]
+
+
+def test_readme_fedbuff_listing_is_the_example():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Writing a method", 1)[1]
+    listing = section.split("```python", 1)[1].split("```", 1)[0]
+    example = (EXAMPLES / "fedbuff.py").read_text()
+
+    def code(text: str) -> list[str]:
+        return [line.split("  #")[0].rstrip() for line in text.splitlines() if line.strip() and "#" != line.strip()[0]]
+
+    body = code(example.split('"""', 2)[2])
+    assert code(listing) == [line for line in body if line.strip()], "README's FedBuff listing differs from examples/fedbuff.py"

@@ -181,7 +181,7 @@ def test_synthetic_classification_is_seeded_and_labelled():
         ("1 1:2\n\nabc 1:2\n", ":3:", "label 'abc' is not a number"),
         ("1 3:1 2:1\n", ":1:", "feature index 2 follows 3 (indices must increase)"),
         ("1 2:1 2:1\n", ":1:", "feature index 2 follows 2"),
-        ("1 1:1\n1 0:1\n", ":2:", "feature index 0 is not >= 1"),
+        ("1 1:1\n1 0:1\n1 -1:1\n", ":3:", "feature index -1 is not >= 0"),  # an index 0: read as zero-based
         ("1 -4:1\n", ":1:", "feature index -4 is not >= 1"),
         ("1 1:2 3\n", ":1:", "feature '3' is not idx:value"),
         ("1 1:2 3:\n", ":1:", "feature '3:' is not idx:value"),

@@ -9,6 +9,7 @@ Features come back as a float64 ndarray or a scipy.sparse CSR matrix; labels as 
 from __future__ import annotations
 
 import gzip
+import logging
 import math
 import os
 import zlib
@@ -22,6 +23,7 @@ from ..errors import DataError
 from ..memory import TEXT_EXPANSION, VECTORS_PER_RUN, budget, human, limit_text
 
 Features = np.ndarray | sp.csr_matrix
+log = logging.getLogger("asyncopt")
 
 FORMATS = ("auto", "h5", "idx", "libsvm", "npz")
 
@@ -81,7 +83,7 @@ def _head(path: str) -> bytes | None:
 
 
 def load_dataset(
-    path: str, fmt: str = "auto", n_features: int | None = None, max_memory: int = 0
+    path: str, fmt: str = "auto", n_features: int | None = None, max_memory: int = 0, zero_based: Any = "auto",
 ) -> tuple[Features, np.ndarray]:
     """Features X and raw labels y from a data file.
 
@@ -98,7 +100,7 @@ def load_dataset(
         fmt = detect_format(path)
     limit = budget(max_memory)
     if fmt == "libsvm":
-        return load_libsvm(path, n_features, limit)
+        return load_libsvm(path, n_features, limit, zero_based)
     if fmt == "idx":
         X, y = load_idx_dataset(path, limit)
     elif fmt == "npz":
@@ -207,10 +209,15 @@ def _read_bytes(path: str, limit: int, expansion: int = 1, what: str = "data") -
 # ---------------------------------------------------------------------------- LIBSVM text
 
 
-def load_libsvm(path: str, n_features: int | None = None, limit: int | None = None) -> tuple[sp.csr_matrix, np.ndarray]:
-    """Read LIBSVM/svmlight text ("label idx:value ...", 1-based increasing indices) into CSR.
+def load_libsvm(
+    path: str, n_features: int | None = None, limit: int | None = None, zero_based: Any = "auto",
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Read LIBSVM/svmlight text ("label idx:value ...", increasing indices) into CSR.
 
-    '#' starts a comment, blank lines are skipped, gzip is detected from the content.
+    Indices are 1-based (LIBSVM) or 0-based (scikit-learn's dump_svmlight_file default):
+    `zero_based` True/False, or "auto"/None: 0-based when an index 0 occurs (as scikit-learn's
+    loader decides); the choice is logged as one line. '#' starts a comment, blank lines are
+    skipped, gzip is detected from the content.
     Columns: n_features if given (an index beyond it is an error), else the largest index.
     `limit` (bytes; None: the default budget) bounds the text read and the model the largest index implies.
     """
@@ -259,7 +266,13 @@ def load_libsvm(path: str, n_features: int | None = None, limit: int | None = No
 
     fail(np.flatnonzero(~np.isfinite(labels)), lambda i: f"label {label_tokens[i]!r} is not a finite number", True)
     fail(np.flatnonzero(~np.isfinite(values)), lambda i: f"feature value {value_tokens[i]!r} is not a finite number")
-    fail(np.flatnonzero(indices < 1), lambda i: f"feature index {indices[i]} is not >= 1 (indices are 1-based)")
+    zero = _zero_based(path, indices, zero_based)
+    first = 0 if zero else 1
+    fail(np.flatnonzero(indices < first), lambda i: (
+        f"feature index {indices[i]} is not >= {first} (indices read as {first}-based; "
+        f"set problem.zero_based = {'false' if zero else 'true'} if they are not)"
+    ))
+    indices = indices + 1 if zero else indices  # 1-based from here on
     largest_index = MAX_FEATURE_INDEX if n_features is None else n_features
     fail(np.flatnonzero(indices > largest_index), lambda i: (
         f"feature index {indices[i]} exceeds the number of features {largest_index}"
@@ -278,6 +291,21 @@ def load_libsvm(path: str, n_features: int | None = None, limit: int | None = No
     indptr = np.concatenate([[0], np.cumsum(counts)])
     X = sp.csr_matrix((values, indices - 1, indptr), shape=(len(counts), n_cols))
     return X, labels
+
+
+def _zero_based(path: str, indices: np.ndarray, zero_based: Any) -> bool:
+    """Whether a LIBSVM file's indices start at 0 (see load_libsvm); says which was assumed."""
+    if zero_based in (None, "auto"):
+        zero = bool(np.any(indices == 0))
+        why = "an index 0 occurs" if zero else "no index 0 occurs"
+        log.info("%s: LIBSVM feature indices read as %s (%s; problem.zero_based = auto)",
+                 path, "zero-based" if zero else "one-based", why)
+        return zero
+    if zero_based in (True, "true"):
+        return True
+    if zero_based in (False, "false"):
+        return False
+    raise DataError(f"problem.zero_based: {zero_based!r} is not accepted; accepted: auto, true, false")
 
 
 def _to_numbers(

@@ -20,6 +20,7 @@ from scipy.special import expit, logsumexp, softmax
 from ..errors import ConfigError, DataError
 from .base import Problem
 from .data import FORMATS, Features, load_dataset, synthetic_classification
+from .scaling import scale_features
 
 SYNTHETIC = ("", "synthetic")
 DEFAULT_SYNTHETIC_SAMPLES = 1000
@@ -74,7 +75,10 @@ class LogisticProblem(Problem):
     """Mean logistic (or softmax cross-entropy) loss over data rows plus l2/2 ||x||^2."""
 
     name: ClassVar[str] = "logistic"
-    params: ClassVar[dict[str, Any]] = {"classes": 0, "l2": 0.0, "bias": False, "format": "auto"}
+    # zero_based: None (auto) | true | false for LIBSVM indices; scale: none | standard | maxabs
+    params: ClassVar[dict[str, Any]] = {
+        "classes": 0, "l2": 0.0, "bias": False, "format": "auto", "zero_based": None, "scale": "none",
+    }
     description: ClassVar[str] = "logistic regression, binary or multinomial, dense or sparse, optional l2"
 
     def __init__(
@@ -118,6 +122,8 @@ class LogisticProblem(Problem):
         p = config.params
         if p["format"] not in FORMATS:
             raise ConfigError(f"problem.format: {p['format']!r} is not accepted; accepted: {', '.join(FORMATS)}")
+        if p["zero_based"] not in (None, "auto", True, False, "true", "false"):
+            raise ConfigError(f"problem.zero_based: {p['zero_based']!r} is not accepted; accepted: auto, true, false")
         if config.data in SYNTHETIC:
             if config.dim < 1:
                 raise ConfigError(f"problem.dim (number of features) must be >= 1, got {config.dim}")
@@ -125,12 +131,14 @@ class LogisticProblem(Problem):
             X, y = synthetic_classification(n, config.dim, classes=p["classes"] or 2, seed=config.seed)
             source = "synthetic data"
         else:
-            X, y = load_dataset(config.data, p["format"], max_memory=getattr(config, "max_memory", 0))
+            X, y = load_dataset(config.data, p["format"], max_memory=getattr(config, "max_memory", 0),
+                                zero_based=p["zero_based"])
             if config.samples > X.shape[0]:
                 raise ConfigError(f"problem.samples = {config.samples} but {config.data} has {X.shape[0]} rows")
             if config.samples > 0:
                 X, y = X[: config.samples], y[: config.samples]
             source = config.data
+        X = scale_features(X, p["scale"], source)
         return cls(X, y, classes=p["classes"], l2=p["l2"], bias=p["bias"], source=source)
 
     # -- regulariser hooks (a subclass overrides these three)
