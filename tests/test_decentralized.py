@@ -88,6 +88,18 @@ def test_t_star_and_pivot_match_a_hand_computation():
     assert plan.pivot == 2 and plan.participants.tolist() == [2] and plan.tree.parent.tolist() == [1, 2, -1]
 
 
+@pytest.mark.parametrize("batch", [1, 2, 4])
+def test_t_star_counts_gradients_whatever_the_batch(batch):
+    # Four equal workers (1 s a gradient) on a line with free links, S = 8 gradients: all four
+    # collect 8 gradients in 2 s with any batch. With h = tau * batch and S counted as jobs, a
+    # batch of 2 would have given max(2, 8 / (4/2)) = 4 s (and 8 s for a batch of 4).
+    g = graph("line", 4, rho=0.0)
+    plan = make_plan(g, "fragile_sgd", {"S": 8, "pivot": "tstar"}, batch, np.ones(4))
+    assert plan.t_star == pytest.approx(max(2.0, float(batch)))
+    # batch 4: one job takes 4 s, so two workers already give 8 gradients by then (ties: fewest workers)
+    assert plan.participants.tolist() == ([0, 1, 2, 3] if batch <= 2 else [0, 1])
+
+
 def test_tree_routes_along_edges_only():
     g = graph("mesh", 16)
     tree = Tree(g, 5)

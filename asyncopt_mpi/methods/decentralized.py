@@ -355,12 +355,16 @@ def make_plan(graph: Graph, method_name: str, options: dict[str, Any], batch: in
     floor = n if method_name == "amelie_sgd" else 1
     S = int(options.get("S", 0)) or batch_from_noise(options, default=n, floor=floor)
     S = max(S, floor)
+    # h is the time of one job of `batch` gradients while S counts gradients: S gradients are
+    # S / batch jobs, so t* takes s = S / batch with h per job (the collection term
+    # (S / batch) / sum 1/h_job = S / sum 1/tau_i, in seconds, whatever the batch).
     h = np.asarray(expected_times, dtype=float) * batch
-    pivot = choose_pivot(graph, S, h, str(options.get("pivot", "tstar")))
+    jobs = S / batch
+    pivot = choose_pivot(graph, jobs, h, str(options.get("pivot", "tstar")))
     tree = Tree(graph, pivot)
     trips = graph.distances()
     trips = trips[:, pivot] + trips[pivot, :]
-    time, chosen = t_star(S, h, trips)
+    time, chosen = t_star(jobs, h, trips)
     participants = chosen if method_name == "fragile_sgd" else np.arange(n)
     return Plan(graph, tree, pivot, participants, S, time)
 
