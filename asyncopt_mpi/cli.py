@@ -9,6 +9,27 @@ import click
 
 from .errors import AsyncoptError
 
+PLUGIN_HELP = ("A module (mypkg.methods) or .py file that registers methods or problems; repeatable. "
+               "Runs record it, so --resume, evaluate and sweeps import it again by themselves.")
+
+
+def _import_plugins(ctx: click.Context, param: click.Parameter, specs: tuple[str, ...]) -> tuple[str, ...]:
+    """--plugin: import the plugins (and those installed packages declare) before the command runs."""
+    from .plugins import load_plugins
+
+    try:
+        load_plugins(specs)
+    except AsyncoptError as exc:
+        click.echo(f"asyncopt: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    return specs
+
+
+def plugin_option(command):
+    """The --plugin option of commands that import plugins in this process before they start."""
+    return click.option("--plugin", "plugins", multiple=True, metavar="PATH_OR_MODULE", help=PLUGIN_HELP,
+                        callback=_import_plugins, expose_value=False)(command)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="asyncopt-mpi")
@@ -33,9 +54,10 @@ def cli() -> None:
 @click.option("--verbose", is_flag=True, help="Also debug lines (--log-level debug).")
 @click.option("--log-level", "log_level", default=None, metavar="LEVEL",
               help="debug | info | warning | error  [default: info; rank 0 only, other ranks warning]")
+@click.option("--plugin", "plugins", multiple=True, metavar="PATH_OR_MODULE", help=PLUGIN_HELP)
 def run(config_path: str | None, method: str | None, overrides: tuple[str, ...], backend: str | None,
         output: str | None, resume: str | None, quiet: bool,
-        verbose: bool = False, log_level: str | None = None) -> None:
+        verbose: bool = False, log_level: str | None = None, plugins: tuple[str, ...] = ()) -> None:
     """Run a method; `mpiexec -n N+1 asyncopt run CONFIG` gives N workers."""
     from .logs import configure, level_of
     from .runtime.session import report
@@ -53,9 +75,11 @@ def run(config_path: str | None, method: str | None, overrides: tuple[str, ...],
         backend = _stored_backend(resume)
     if backend == "sim":
         from .config import load_config
+        from .plugins import load_plugins
         from .runtime.session import prepare_resume, run_sim
 
         try:
+            load_plugins(plugins)
             if resume is not None:
                 code = run_sim(*prepare_resume(resume, list(overrides), "sim"), quiet=quiet)
             else:
@@ -67,7 +91,7 @@ def run(config_path: str | None, method: str | None, overrides: tuple[str, ...],
     else:
         from .runtime.session import run_mpi
 
-        code = run_mpi(config_path, list(overrides), method, output, resume, quiet)
+        code = run_mpi(config_path, list(overrides), method, output, resume, quiet, plugins=list(plugins))
     sys.exit(code)
 
 
@@ -90,6 +114,7 @@ def _stored_backend(path: str) -> str:
 @click.option("--workers", is_flag=True, help="One row per worker: jobs, gradients, busy/idle time, bytes, accepted share.")
 @click.option("--provenance", "show_provenance", is_flag=True,
               help="Versions (Python, numpy, scipy, h5py, mpi4py, MPI), git commit, command line, hosts, plugins.")
+@plugin_option
 def summary(files: tuple[str, ...], sort: str | None, fmt: str | None, workers: bool, show_provenance: bool) -> None:
     """One row per results file (or folder of them): method, workers, duration, updates, loss, time to target."""
     from .summary import summarize
@@ -121,6 +146,7 @@ def summary(files: tuple[str, ...], sort: str | None, fmt: str | None, workers: 
 @click.option("--style", default=None, help="A matplotlib style (e.g. ggplot, seaborn-v0_8-paper) or style file.")
 @click.option("--export", "export", default=None, type=click.Path(dir_okay=False), metavar="CSV",
               help="Also write the drawn lines (label, runs, x, median, 25th/75th percentile) as CSV.")
+@plugin_option
 def plot(files: tuple[str, ...], output: str, x_axis: str, y_axis: str, title: str | None, logx: bool, best: bool,
          figsize: str, dpi: int, ylim: str | None, style: str | None, export: str | None) -> None:
     """Plot results files (or folders of them): one line per configuration (everything but the seeds);
@@ -154,6 +180,7 @@ def plot(files: tuple[str, ...], output: str, x_axis: str, y_axis: str, title: s
 @click.option("--ranks", default=0, help="mpi backend: ranks per run (N workers + 1).")
 @click.option("--processes", default=1, show_default=True, help="sim backend: runs in parallel.")
 @click.option("--mpiexec", default="mpiexec", show_default=True, help="mpi backend: the launcher.")
+@plugin_option
 def sweep_command(config_path: str | None, grid: tuple[str, ...], seeds: int, out: str, overrides: tuple[str, ...],
                   backend: str, ranks: int, processes: int, mpiexec: str) -> None:
     """Run the product of --grid values (and seeds) into one folder; then `asyncopt plot DIR`."""
@@ -187,6 +214,7 @@ def _expand(items: tuple[str, ...]) -> list[str]:
 
 @cli.command()
 @click.option("--markdown", is_flag=True, help="A Markdown table (the one in README.md).")
+@plugin_option
 def methods(markdown: bool) -> None:
     """List the methods with a description, their parameters and defaults, and their source paper."""
     from .methods import method_lines, method_table_markdown
@@ -196,6 +224,7 @@ def methods(markdown: bool) -> None:
 
 @cli.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@plugin_option
 def evaluate(file: str) -> None:
     """(Re)compute /metrics of a results file; repairs a file whose run was killed."""
     from .config import build_config, validate
@@ -229,6 +258,7 @@ def evaluate(file: str) -> None:
 @click.option("--eps", type=float, help="Target E||grad f||^2 <= eps  [default: stop.target, else 1e-3].")
 @click.option("--sigma2", type=float, help="Variance of a stochastic gradient  [default: estimated at x0].")
 @click.option("--json", "as_json", is_flag=True, help='JSON output; inf is the string "inf", nan is null.')
+@plugin_option
 def theory(config_path: str | None, overrides: tuple[str, ...], method: str | None, eps: float | None,
            sigma2: float | None, as_json: bool) -> None:
     """Time complexities of the methods (up to constants) for a config's problem and workers.

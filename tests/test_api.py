@@ -162,6 +162,13 @@ def test_run_with_the_mpi_backend_launches_mpiexec_and_loads_the_file(tmp_path):
         ao.run(_config(tmp_path, "mpi2", workers={"n": 2}), backend="mpi", ranks=1)
 
 
+def _has_runtime_primitives() -> bool:
+    from asyncopt_mpi.runtime.server import ServerCore
+
+    return hasattr(ServerCore, "step") and hasattr(ServerCore, "vector_sum")
+
+
+@pytest.mark.skipif(not _has_runtime_primitives(), reason="server.step / vector_sum (issue 17) not in the runtime yet")
 def test_compare_in_python_example_prints_its_table(tmp_path):
     done = subprocess.run([sys.executable, str(EXAMPLES / "compare_in_python.py"), str(tmp_path)],
                           capture_output=True, text=True, timeout=300)

@@ -13,6 +13,7 @@ import resource
 import socket
 import sys
 import traceback
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -43,7 +44,21 @@ def _describe(exc: BaseException) -> str:
     # An unexpected exception is a bug: keep the innermost frame so it can be found.
     frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
     where = f" (at {frame.filename}:{frame.lineno})" if frame else ""
+    culprit = _failing_method(exc)
+    if culprit is not None:  # a method's own code (often a plugin's) raised: name the method
+        return f"method {culprit[0]!r} failed in {culprit[1]}: {type(exc).__name__}: {exc}{where}"
     return f"internal error: {type(exc).__name__}: {exc}{where}"
+
+
+def _failing_method(exc: BaseException) -> tuple[str, str] | None:
+    """(name, function) of the outermost method frame `exc` passed through, or None."""
+    from ..methods.base import Method
+
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, Method):
+            return type(owner).name, frame.f_code.co_name
+    return None
 
 
 def _exit_code(exc: BaseException) -> int:
@@ -98,7 +113,32 @@ def prepare_resume(path: str, overrides: list[str], backend: str) -> tuple[Confi
 # ---------------------------------------------------------------- simulator
 
 
+@dataclass
+class SimOutcome:
+    """How a simulator run ended: its file, status and stop reason, exit status, closing line."""
+
+    path: str
+    status: str
+    reason: str
+    exit_code: int
+    summary: str
+
+
 def run_sim(config: Config, resume: ResumePoint | None = None, quiet: bool = True) -> int:
+    """The CLI's simulator run: `simulate`, its closing line or error reported, an exit status."""
+    try:
+        outcome = simulate(config, resume, quiet)
+    except Exception as exc:
+        report(f"error: {_describe(exc)}")
+        return _exit_code(exc)
+    report(outcome.summary, error=False)
+    return outcome.exit_code
+
+
+def simulate(config: Config, resume: ResumePoint | None = None, quiet: bool = True) -> SimOutcome:
+    """Run a validated config in the simulator, in this process. Raises ConfigError/DataError for
+    bad input; when the run itself fails the file is closed (status failed) and a RunError (or the
+    method's own AsyncoptError) is raised with `.path` set."""
     from .graph_sim import GraphSim
     from .sim import SimServer
 
@@ -138,10 +178,13 @@ def run_sim(config: Config, resume: ResumePoint | None = None, quiet: bool = Tru
     evaluate_file(config.output_path(), problem, f_star)
     _stop_watchdog(watchdog)
     if error is not None:
-        report(f"error: {_describe(error)}")
-        return _exit_code(error)
-    report(_summary_line(config, server, status, reason), error=False)
-    return server.exit_code()
+        failure = error if isinstance(error, AsyncoptError) else RunError(_describe(error))
+        failure.path = config.output_path()
+        if failure is error:
+            raise failure
+        raise failure from error
+    return SimOutcome(config.output_path(), status, reason, server.exit_code(),
+                      _summary_line(config, server, status, reason))
 
 
 # ---------------------------------------------------------------- MPI
@@ -176,9 +219,11 @@ def _try(step: Callable[[], Any]) -> tuple[Any, BaseException | None]:
 
 def run_mpi(
     path: str | None, overrides: list[str], method: str | None, output: str | None, resume_path: str | None = None,
-    quiet: bool = False,
+    quiet: bool = False, plugins: list[str] = (),
 ) -> int:
     from mpi4py import MPI
+
+    from ..plugins import config_file_plugins, load_plugins, merge, results_file_plugins
 
     from .graph_mpi import GraphNode, GraphServer, shared_start
     from .mpi import MpiServer, WorkerLoop
@@ -194,11 +239,22 @@ def run_mpi(
             report(f"error: {origin}{error}")
         return _exit_code(error)
 
-    # 1. Config: read and validated on rank 0 only, then shared.
+    # 0. Plugins (--plugin, the config's [plugins], a resumed file's) on every rank, before validation.
     config, resume = None, None
+    specs = comm.bcast(
+        merge(plugins, config_file_plugins(path), results_file_plugins(resume_path)) if rank == 0 else None, root=0
+    )
+    _, error = _try(lambda: load_plugins(specs))
+    error = _agree(comm, error)
+    if error is not None:
+        return fail(error)
+
+    # 1. Config: read and validated on rank 0 only, then shared.
     if rank == 0:
         loaded, error = _try(lambda: _load_mpi_config(path, overrides, method, output, size, resume_path))
         config, resume = loaded or (None, None)
+        if config is not None:
+            config.plugins.plugins = merge(specs, config.plugins.plugins)
     else:
         error = None
     error = _agree(comm, error)
