@@ -55,10 +55,18 @@ def cli() -> None:
 @click.option("--log-level", "log_level", default=None, metavar="LEVEL",
               help="debug | info | warning | error  [default: info; rank 0 only, other ranks warning]")
 @click.option("--plugin", "plugins", multiple=True, metavar="PATH_OR_MODULE", help=PLUGIN_HELP)
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing results file (only once the new run has started cleanly); without it an "
+                   "existing file is refused.")
 def run(config_path: str | None, method: str | None, overrides: tuple[str, ...], backend: str | None,
-        output: str | None, resume: str | None, quiet: bool,
-        verbose: bool = False, log_level: str | None = None, plugins: tuple[str, ...] = ()) -> None:
-    """Run a method; `mpiexec -n N+1 asyncopt run CONFIG` gives N workers."""
+        output: str | None, resume: str | None, quiet: bool, plugins: tuple[str, ...], overwrite: bool,
+        verbose: bool = False, log_level: str | None = None) -> None:
+    """Run a method; `mpiexec -n N+1 asyncopt run CONFIG` gives N workers.
+
+    Exit status: 0 completed or stopped, 1 the run failed (a worker, the results file), 2 a
+    mistake in what was given (config, data, paths, a file another run holds); 3 and above: see
+    README.
+    """
     from .logs import configure, level_of
     from .runtime.session import report
 
@@ -67,12 +75,21 @@ def run(config_path: str | None, method: str | None, overrides: tuple[str, ...],
     except AsyncoptError as exc:
         report(f"error: {exc}")
         sys.exit(exc.exit_code)
-
-    if resume is not None and (config_path or method or output):
+    launched, launch_rank = _launched_ranks()
+    if resume is not None and (config_path or method or output or overwrite):
         report("error: --resume FILE takes the config, method and output from FILE; give only --set overrides")
         sys.exit(2)
     if resume is not None and backend is None:
-        backend = _stored_backend(resume)
+        try:
+            backend = _stored_backend(resume)
+        except AsyncoptError as exc:
+            if launch_rank == 0:
+                report(f"error: --resume: {exc}")
+            sys.exit(exc.exit_code)
+    if backend == "sim" and launched > 1:
+        if launch_rank == 0:
+            report(f"error: the simulator runs on one process; drop mpiexec (it started {launched} ranks)")
+        sys.exit(2)
     if backend == "sim":
         from .config import load_config
         from .plugins import load_plugins
@@ -84,26 +101,55 @@ def run(config_path: str | None, method: str | None, overrides: tuple[str, ...],
                 code = run_sim(*prepare_resume(resume, list(overrides), "sim"), quiet=quiet)
             else:
                 config = load_config(config_path, list(overrides), method=method, backend="sim", output=output)
-                code = run_sim(config, quiet=quiet)
+                code = run_sim(config, quiet=quiet, overwrite=overwrite, inputs=(config_path,) if config_path else ())
         except AsyncoptError as exc:
             report(f"error: {exc}")
             code = exc.exit_code
     else:
         from .runtime.session import run_mpi
 
-        code = run_mpi(config_path, list(overrides), method, output, resume, quiet, plugins=list(plugins))
+        code = run_mpi(config_path, list(overrides), method, output, resume, quiet, plugins=list(plugins),
+                       overwrite=overwrite)
+    _exit(code)
+
+
+def _exit(code: int) -> None:
+    """Exit; after a write error left an HDF5 file unclosable, without the interpreter's clean-up
+    (HDF5 would crash closing it: SIGSEGV instead of our exit status)."""
+    from .results import UNCLOSED
+
+    if UNCLOSED:
+        import os
+
+        from .locks import release_all
+
+        release_all()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
 
 
+def _launched_ranks() -> tuple[int, int]:
+    """(ranks, this rank) of the launcher that started this process, from its environment
+    (MPICH/hydra and Slurm's PMI, Open MPI, srun); (1, 0) when not launched as a parallel job."""
+    import os
+
+    for size_key, rank_key in (("PMI_SIZE", "PMI_RANK"), ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"),
+                               ("SLURM_STEP_NUM_TASKS", "SLURM_PROCID")):
+        size = os.environ.get(size_key, "")
+        if size.isdigit() and int(size) > 1:
+            rank = os.environ.get(rank_key, "0")
+            return int(size), int(rank) if rank.isdigit() else 0
+    return 1, 0
+
+
 def _stored_backend(path: str) -> str:
-    """The backend a results file was written with (mpi when it cannot be read)."""
+    """The backend a results file was written with (a file that cannot be read: UserError)."""
     from .results import open_results
 
-    try:
-        with open_results(path) as handle:
-            return str(handle.attrs.get("backend", "mpi"))
-    except OSError:
-        return "mpi"
+    with open_results(path) as handle:
+        return str(handle.attrs.get("backend", "mpi"))
 
 
 @cli.command()
@@ -125,7 +171,10 @@ def summary(files: tuple[str, ...], sort: str | None, fmt: str | None, workers: 
 
             click.echo("\n".join(describe(path) for path in _expand(files)))
             return
-        click.echo(summarize(_expand(files), sort=sort, fmt=fmt or "table", workers=workers))
+        skippable: set[str] = set()
+        paths = _expand(files, skippable)
+        text = summarize(paths, sort=sort, fmt=fmt or "table", workers=workers, skippable=skippable, warn=_warn)
+        click.echo(text)
     except AsyncoptError as exc:
         click.echo(f"asyncopt: error: {exc}", err=True)
         sys.exit(exc.exit_code)
@@ -155,8 +204,10 @@ def plot(files: tuple[str, ...], output: str, x_axis: str, y_axis: str, title: s
 
     import os
 
-    paths = _expand(files)
+    skippable: set[str] = set()
+    paths = _expand(files, skippable)
     try:
+        paths = _readable(paths, skippable)
         # A folder is a sweep: like the papers, show each method at its best parameters.
         if best or any(os.path.isdir(item) for item in files):
             paths = best_per_method(paths, y_axis)
@@ -180,15 +231,17 @@ def plot(files: tuple[str, ...], output: str, x_axis: str, y_axis: str, title: s
 @click.option("--ranks", default=0, help="mpi backend: ranks per run (N workers + 1).")
 @click.option("--processes", default=1, show_default=True, help="sim backend: runs in parallel.")
 @click.option("--mpiexec", default="mpiexec", show_default=True, help="mpi backend: the launcher.")
+@click.option("--overwrite", is_flag=True, help="Replace results files already in the folder (else those runs are refused).")
 @plugin_option
 def sweep_command(config_path: str | None, grid: tuple[str, ...], seeds: int, out: str, overrides: tuple[str, ...],
-                  backend: str, ranks: int, processes: int, mpiexec: str) -> None:
+                  backend: str, ranks: int, processes: int, mpiexec: str, overwrite: bool) -> None:
     """Run the product of --grid values (and seeds) into one folder; then `asyncopt plot DIR`."""
     from .summary import summarize
     from .sweep import sweep
 
     try:
-        results = sweep(config_path, list(grid), seeds, out, list(overrides), backend, ranks, processes, mpiexec)
+        results = sweep(config_path, list(grid), seeds, out, list(overrides), backend, ranks, processes, mpiexec,
+                        overwrite)
     except AsyncoptError as exc:
         click.echo(f"asyncopt: error: {exc}", err=True)
         sys.exit(exc.exit_code)
@@ -201,15 +254,46 @@ def sweep_command(config_path: str | None, grid: tuple[str, ...], seeds: int, ou
         sys.exit(1)
 
 
-def _expand(items: tuple[str, ...]) -> list[str]:
-    """Files as given; a folder stands for the .h5 files in it."""
+def _expand(items: tuple[str, ...], from_folders: set[str] | None = None) -> list[str]:
+    """Files as given; a folder stands for the .h5 files in it (added to `from_folders`)."""
     import glob
     import os
 
     paths: list[str] = []
     for item in items:
-        paths += sorted(glob.glob(os.path.join(item, "*.h5"))) if os.path.isdir(item) else [item]
+        if os.path.isdir(item):
+            found = sorted(glob.glob(os.path.join(item, "*.h5")))
+            if from_folders is not None:
+                from_folders.update(found)
+            paths += found
+        else:
+            paths.append(item)
     return paths
+
+
+def _warn(message: str) -> None:
+    click.echo(f"asyncopt: warning: {message}", err=True)
+
+
+def _readable(paths: list[str], skippable: set[str]) -> list[str]:
+    """The paths, less the unreadable files found in folders (a warning each); an unreadable file
+    named on the command line is an error (UserError, exit 2)."""
+    from .results import check_readable
+    from .errors import UserError
+
+    kept = []
+    for path in paths:
+        try:
+            check_readable(path)
+        except UserError as exc:
+            if path not in skippable:
+                raise
+            _warn(f"skipped: {exc}")
+            continue
+        kept.append(path)
+    if paths and not kept:
+        raise UserError("no readable results files among " + ", ".join(sorted({p.rsplit('/', 1)[0] for p in paths})))
+    return kept
 
 
 @cli.command()
@@ -230,14 +314,22 @@ def evaluate(file: str) -> None:
     from .config import build_config, validate
     from .evaluate import evaluate_file
     from .problems import make_problem
+    from .errors import UserError
+    from .locks import ResultsLock
     from .results import is_cleanly_closed, read_run, recover
     import tomllib
 
     try:
+        ResultsLock.acquire(file, "evaluate")  # refused while a run writes (or a watchdog repairs) it
         if not is_cleanly_closed(file):
             recover(file)
             click.echo(f"{file}: the run ended without closing the file; rewrote it (status failed)", err=True)
-        run_data = read_run(file)
+        try:
+            run_data = read_run(file)
+        except UserError as exc:  # e.g. a write that failed on a full disk: keep the rows that can be read
+            recover(file)
+            click.echo(f"{file}: {exc}; rewrote it with the rows that could be read", err=True)
+            run_data = read_run(file)
         config = build_config(tomllib.loads(run_data["attrs"]["config"]), source=file)
         validate(config)
         problem = make_problem(config.problem)

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -26,7 +29,8 @@ from typing import Any, Callable
 import h5py
 import numpy as np
 
-from .errors import UserError
+from .errors import RunError, UserError
+from .output import free_bytes
 
 FORMAT_VERSION = 1
 FLUSH_SECONDS = 1.0
@@ -52,6 +56,58 @@ HOP_COLUMNS = {
     "rho": "f8",
 }
 STATUSES = ("running", "completed", "stopped", "failed")
+RESERVE_BYTES = 256 * 1024  # kept free on the results file's disk so the file can still be closed
+SWMR_WAIT_SECONDS = 10.0  # a file still marked open for writing must be readable within this
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# Files whose HDF5 handle could not be closed after a write error; the process must then end
+# with os._exit, because HDF5 would crash (SIGSEGV) closing them at interpreter exit.
+UNCLOSED: list[str] = []
+RESERVE_SUFFIX = ".reserve"  # a file of RESERVE_BYTES beside the results file, deleted on a write error
+
+
+def _make_reserve(path: str) -> None:
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except OSError:
+        return
+    try:
+        os.posix_fallocate(descriptor, 0, RESERVE_BYTES)
+    except OSError:
+        try:
+            os.write(descriptor, bytes(RESERVE_BYTES))
+        except OSError:
+            pass
+    finally:
+        os.close(descriptor)
+
+
+class ResultsWriteError(RunError):
+    """Writing the results file failed (disk full, I/O error): the run stops, exit 1."""
+
+
+def _io_reason(exc: BaseException) -> str:
+    """The operating system's words for an HDF5 write error (e.g. 'No space left on device')."""
+    text = str(exc)
+    found = re.search(r"error message = '([^']+)'", text)
+    if found:
+        return found.group(1)
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _one_line(read: Callable) -> Callable:
+    """A reader whose HDF5 errors on a damaged file become one line (UserError naming the file)."""
+    import functools
+
+    @functools.wraps(read)
+    def wrapper(path: str, *args, **kwargs):
+        try:
+            return read(path, *args, **kwargs)
+        except (OSError, KeyError, RuntimeError, ValueError, IndexError, TypeError) as exc:
+            raise UserError(f"{path}: cannot read this results file (truncated or damaged?): {_io_reason(exc)}") from None
+
+    return wrapper
 
 
 def _utc_now() -> str:
@@ -108,6 +164,7 @@ class ResumePoint:
     workers: dict[str, np.ndarray]
     segment: int  # 1 for the first resume, 2 for the next, ...
     rows: dict[str, int]  # rows of trace, events and snapshots to keep
+    staged: str | None = None  # the copy the resumed run writes to until it has started cleanly
 
 
 def require_groups(handle: h5py.File, path: str, groups: tuple[str, ...] = ("trace", "events", "snapshots", "workers")) -> None:
@@ -123,6 +180,7 @@ def require_groups(handle: h5py.File, path: str, groups: tuple[str, ...] = ("tra
         )
 
 
+@_one_line
 def read_resume_point(path: str) -> ResumePoint:
     with open_results(path) as handle:
         require_groups(handle, path)
@@ -176,19 +234,26 @@ class ResultsWriter:
         resume: ResumePoint | None = None,
         background: bool = False,
         graph: dict[str, Any] | None = None,
+        staging: str | None = None,
     ):
         """A new file, or with `resume`, the existing file cut back to its last snapshot.
 
         `graph` (attributes of a decentralized run's graph) adds /graph and the /hops table.
+        With `staging`, the file is written there (for a resume: a copy prepared there) until
+        `publish` moves it to `path`.
         """
         directory = os.path.dirname(path)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        self.path = path
+        self.final_path = path
+        self.path = staging or path
+        self.directory = directory or "."
+        self.failed: ResultsWriteError | None = None
+        self.hdf5_failed = False
         self.worker_stats: Callable[[], dict[str, np.ndarray]] = dict  # the server's counters, stored at each flush
         trace_columns = dict(TRACE_COLUMNS, **{name: "f8" for name in trace_extra})
         if resume is None:
-            self.file = h5py.File(path, "w", libver="latest")
+            self.file = h5py.File(self.path, "w", libver="latest")
             for key, value in attrs.items():
                 self.file.attrs[key] = value
             self.file.attrs["format_version"] = FORMAT_VERSION
@@ -214,7 +279,7 @@ class ResultsWriter:
                     group.attrs[key] = value
                 self.file.create_group("hops")
         else:
-            self.file = h5py.File(path, "r+", libver="latest")
+            self.file = h5py.File(self.path, "r+", libver="latest")
             self.file.attrs["segments"] = resume.segment + 1
             keep = resume.rows
             if "metrics" in self.file:  # recomputed from all snapshots at the end
@@ -233,7 +298,14 @@ class ResultsWriter:
         for dataset in (self.snapshot_x, *self.snapshot_state.values()):
             dataset.resize((self.snapshot_table.length, *dataset.shape[1:]))
         self.worker_datasets = dict(self.file["workers"].items())
+        # One more chunk of every dataset may be allocated by a flush: keep that and a reserve free.
+        tables = (self.trace_table, self.event_table, self.snapshot_table, self.hop_table)
+        self._slack = RESERVE_BYTES + 4096 * sum(t.dtype.itemsize for t in tables if t is not None) + sum(
+            int(np.prod(d.chunks or d.shape)) * 8 for d in (self.snapshot_x, *self.snapshot_state.values())
+        )
         self.file.swmr_mode = True
+        self.reserve_path = self.final_path + RESERVE_SUFFIX
+        _make_reserve(self.reserve_path)
         self.trace = self.trace_table.rows.append
         self.event = self.event_table.rows.append
         self.hop = self.hop_table.rows.append if self.hop_table is not None else None
@@ -257,6 +329,14 @@ class ResultsWriter:
             except BaseException as exc:  # reported to the server loop by maybe_flush/finish
                 self._thread_error = exc
                 return
+
+    def publish(self, replace: bool) -> None:
+        """The run started cleanly: move the staged file to its name (over the old one if `replace`)."""
+        from .output import publish
+
+        if self.path != self.final_path:
+            publish(self.path, self.final_path, replace)
+            self.path = self.final_path
 
     def snapshot(
         self, time_s: float, iteration: int, grads: int, n_bytes: int, x: np.ndarray,
@@ -288,7 +368,35 @@ class ResultsWriter:
         else:
             self._write()
 
+    def _pending_bytes(self) -> int:
+        tables = (self.trace_table, self.event_table, self.hop_table)
+        rows = sum(len(t.rows) * t.dtype.itemsize for t in tables if t is not None)
+        return rows + sum(x.nbytes + sum(v.nbytes for v in state.values()) for _, x, state in self.snapshots)
+
     def _write(self) -> None:
+        """Flush queued rows; a full disk or an I/O error ends the run (ResultsWriteError)."""
+        if self.failed is not None:
+            raise self.failed
+        free = free_bytes(self.directory)
+        if free is not None and free < self._pending_bytes() + self._slack:
+            # Stop before HDF5 meets the full disk: the reserve lets the file be closed cleanly.
+            self.failed = ResultsWriteError(f"results file: {os.strerror(28)} ({self.final_path})")
+            raise self.failed
+        try:
+            self._write_rows()
+        except (OSError, RuntimeError, ValueError) as exc:
+            self.failed = ResultsWriteError(f"results file: {_io_reason(exc)} ({self.final_path})")
+            self.hdf5_failed = True  # HDF5's own state is now unsure: write nothing more, only close
+            self._free_reserve()  # room for HDF5 to write its metadata when the file is closed
+            raise self.failed from None
+
+    def _free_reserve(self) -> None:
+        try:
+            os.unlink(self.reserve_path)
+        except OSError:
+            pass
+
+    def _write_rows(self) -> None:
         self.trace_table.flush()
         self.event_table.flush()
         if self.hop_table is not None:
@@ -318,19 +426,49 @@ class ResultsWriter:
             self._thread = None
 
     def finish(self, status: str, stop_reason: str, workers: dict[str, np.ndarray], extra_attrs: dict[str, Any] | None = None) -> None:
-        """Write the last rows, per-worker totals and final status, and close the file."""
+        """Write the last rows, per-worker totals and final status, and close the file.
+
+        After a write error the rows still queued are dropped, and the status is recorded if
+        the file can still take it; the file is then left for `asyncopt evaluate` to repair.
+        """
         self._stop_thread()
+        if isinstance(self._thread_error, ResultsWriteError):
+            self.failed = self._thread_error
         self.worker_stats = lambda: workers
-        self._write()
-        self.file.attrs["status"] = status
-        self.file.attrs["stop_reason"] = stop_reason
-        self.file.attrs["finished_at"] = _utc_now()
-        for key, value in (extra_attrs or {}).items():
-            self.file.attrs[key] = value
-        self.file.close()
+        if self.failed is None:
+            try:
+                self._write()
+            except ResultsWriteError:
+                status, stop_reason = "failed", f"error: {self.failed}"
+        try:
+            if not self.hdf5_failed:
+                self.file.attrs["status"] = status
+                self.file.attrs["stop_reason"] = stop_reason
+                self.file.attrs["finished_at"] = _utc_now()
+                for key, value in (extra_attrs or {}).items():
+                    self.file.attrs[key] = value
+            self.file.close()
+        except (OSError, RuntimeError, ValueError) as exc:
+            if self.failed is None:
+                self.failed = ResultsWriteError(f"results file: {_io_reason(exc)} ({self.final_path})")
+            UNCLOSED.append(self.path)
+        self._free_reserve()
 
     def abandon(self) -> None:
-        """Close without marking completion (after an unexpected error: flush what we have)."""
+        """Close after a failed set-up: a staged file is removed (the old file at the path stays as
+        it was); a file written in place keeps its rows and is marked failed."""
+        self._free_reserve()
+        if self.path != self.final_path:
+            try:
+                self._stop_thread()
+                self.file.close()
+            except Exception:
+                UNCLOSED.append(self.path)
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+            return
         try:
             self._stop_thread()
             self._write()
@@ -342,11 +480,83 @@ class ResultsWriter:
             pass
 
 
+def _check_hdf5(path: str) -> None:
+    """A regular, readable file with the HDF5 signature (at 0, 512, 1024, ... as HDF5 allows)."""
+    if not os.path.exists(path):
+        raise UserError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise UserError(f"{path}: is a directory, not a results file")
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: not a regular file (a device or pipe), not a results file")
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as handle:
+            offset = 0
+            while offset + len(HDF5_SIGNATURE) <= size:
+                handle.seek(offset)
+                if handle.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+                    return
+                offset = 512 if offset == 0 else 2 * offset
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+    raise UserError(f"{path}: not an HDF5 file ({'empty' if size == 0 else 'no HDF5 signature'}), not a results file")
+
+
+_SWMR_PROBE = """
+import sys, h5py
+with h5py.File(sys.argv[1], "r", libver="latest", swmr=True) as handle:
+    def touch(name, item):
+        if isinstance(item, h5py.Dataset) and item.shape and item.shape[0]:
+            item[-1:]
+    handle.visititems(touch)
+"""
+
+
+def _open_for_write(exc: OSError) -> bool:
+    return "already open for write" in str(exc)
+
+
+def _probe_swmr(path: str) -> None:
+    """Read a file still marked open for writing in a child process, so a damaged one cannot hang us."""
+    try:
+        done = subprocess.run([sys.executable, "-c", _SWMR_PROBE, path], capture_output=True, text=True,
+                              timeout=SWMR_WAIT_SECONDS, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise UserError(
+            f"{path}: still marked open for writing and not readable within {SWMR_WAIT_SECONDS:g} s "
+            "(truncated or damaged)"
+        ) from None
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        raise UserError(f"{path}: still marked open for writing and cannot be read ({lines[-1] if lines else 'unknown error'})")
+
+
+def _open_raw(path: str) -> h5py.File:
+    _check_hdf5(path)
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        if not _open_for_write(exc):
+            raise UserError(f"{path}: cannot read this HDF5 file (truncated or damaged?): {_io_reason(exc)}") from None
+    _probe_swmr(path)
+    try:
+        return h5py.File(path, "r", libver="latest", swmr=True)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read this HDF5 file (truncated or damaged?): {_io_reason(exc)}") from None
+
+
 def open_results(path: str) -> h5py.File:
-    """Open a results file for reading, also while it is being written or after a crash."""
-    return h5py.File(path, "r", libver="latest", swmr=True)
+    """Open a results file read-only: normally, and in SWMR mode only when it is still marked open
+    for writing (a live or killed run), after a bounded probe. A file that is not a results file,
+    truncated or damaged raises UserError (one line) instead of hanging."""
+    handle = _open_raw(path)
+    if "format_version" not in handle.attrs and "config" not in handle.attrs:
+        handle.close()
+        raise UserError(f"{path}: an HDF5 file, but not an asyncopt results file (no format_version or config attribute)")
+    return handle
 
 
+@_one_line
 def read_snapshots(path: str) -> dict[str, np.ndarray]:
     with open_results(path) as handle:
         require_groups(handle, path, ("snapshots",))
@@ -357,15 +567,27 @@ def read_snapshots(path: str) -> dict[str, np.ndarray]:
 
 def write_metrics(path: str, metrics: dict[str, np.ndarray], f_star: float) -> None:
     """Store metrics at snapshots (replacing earlier ones) in a normally closed file."""
-    with h5py.File(path, "r+", libver="latest") as handle:
-        if "metrics" in handle:
-            del handle["metrics"]
-        group = handle.create_group("metrics")
-        for name in METRIC_COLUMNS:
-            group.create_dataset(name, data=np.asarray(metrics[name]))
-        handle["problem"].attrs["f_star"] = f_star
+    try:
+        with h5py.File(path, "r+", libver="latest") as handle:
+            if "metrics" in handle:
+                del handle["metrics"]
+            group = handle.create_group("metrics")
+            for name in METRIC_COLUMNS:
+                group.create_dataset(name, data=np.asarray(metrics[name]))
+            handle["problem"].attrs["f_star"] = f_star
+    except (OSError, RuntimeError) as exc:
+        raise ResultsWriteError(f"results file: {_io_reason(exc)} ({path}); metrics not stored") from None
 
 
+@_one_line
+def check_readable(path: str) -> None:
+    """UserError (one line) unless `path` is a results file whose snapshots can be read."""
+    with open_results(path) as handle:
+        require_groups(handle, path, ("snapshots",))
+        handle["snapshots/time"].shape
+
+
+@_one_line
 def read_run(path: str) -> dict[str, Any]:
     """Attributes and all column groups of a results file as numpy arrays."""
     with open_results(path) as handle:
@@ -391,33 +613,83 @@ def _decode_attrs(attrs: h5py.AttributeManager) -> dict[str, Any]:
 
 
 def is_cleanly_closed(path: str) -> bool:
-    """False when a writer died without closing the file (normal readers refuse it)."""
+    """False when a writer died without closing the file (normal readers refuse it).
+
+    A file that is not HDF5, truncated or damaged raises UserError (one line).
+    """
+    _check_hdf5(path)
     try:
         with h5py.File(path, "r"):
             return True
     except OSError as exc:
-        if "already open for write" in str(exc):
+        if _open_for_write(exc):
             return False
-        raise
+        raise UserError(f"{path}: cannot read this HDF5 file (truncated or damaged?): {_io_reason(exc)}") from None
 
 
-def recover(path: str, reason: str = "killed: the run ended without closing its file (recovered)") -> None:
-    """Rewrite a file whose writer died into a normally readable, closed file (status failed)."""
-    temporary = path + ".recovering"
+def _readable_rows(dataset: h5py.Dataset) -> np.ndarray:
+    """The dataset's rows up to the first block that cannot be read (a write that failed)."""
+    if not dataset.shape:
+        return dataset[()]
+    step = dataset.chunks[0] if dataset.chunks else max(dataset.shape[0], 1)
+    parts = []
+    for start in range(0, dataset.shape[0], step):
+        try:
+            parts.append(dataset[start : start + step])
+        except (OSError, RuntimeError, ValueError):
+            break
+    return np.concatenate(parts) if parts else np.zeros((0, *dataset.shape[1:]), dtype=dataset.dtype)
+
+
+def _salvage(source: h5py.Group, target: h5py.Group) -> None:
+    """Copy attributes, groups and the readable rows of every dataset, keeping chunking and maxshape."""
+    for key in source.attrs.keys():
+        try:
+            target.attrs[key] = source.attrs[key]
+        except (OSError, RuntimeError, ValueError):
+            pass  # written as a write failed (e.g. status on a full disk): set again by recover
+    for name, item in source.items():
+        if isinstance(item, h5py.Group):
+            _salvage(item, target.create_group(name))
+        elif not item.shape:
+            target.create_dataset(name, data=item[()])
+        else:
+            target.create_dataset(name, data=_readable_rows(item), maxshape=item.maxshape, chunks=item.chunks)
+
+
+def _cut_to_common_length(group: h5py.Group) -> None:
+    """Column datasets of a table (and a snapshot group's x and state) cut to the rows all of them have."""
+    datasets = [item for item in group.values() if isinstance(item, h5py.Dataset) and item.shape]
+    if "state" in group:
+        datasets += [item for item in group["state"].values() if item.shape]
+    if not datasets:
+        return
+    rows = min(dataset.shape[0] for dataset in datasets)
+    for dataset in datasets:
+        if dataset.shape[0] > rows:
+            dataset.resize((rows, *dataset.shape[1:]))
+
+
+@_one_line
+def recover(path: str, reason: str = "killed: the run ended without closing its file (recovered)",
+            target_path: str | None = None) -> None:
+    """Rewrite a file whose writer died into a normally readable, closed file (status failed).
+
+    With `target_path` the repaired copy is written there and `path` is left as it was.
+    """
+    temporary = target_path or path + ".recovering"
     with open_results(path) as handle:
         require_groups(handle, path, ("snapshots",))
     with open_results(path) as source, h5py.File(temporary, "w", libver="latest") as target:
-        for key, value in source.attrs.items():
-            target.attrs[key] = value
-        for name in source:
-            source.copy(source[name], target, name=name)
-        rows = min(target["snapshots/time"].shape[0], target["snapshots/x"].shape[0])
-        for name in ("time", "iteration", "grads", "bytes", "x"):
-            dataset = target["snapshots"][name]
-            if dataset.shape[0] > rows:
-                dataset.resize((rows, *dataset.shape[1:]))
-        if target.attrs.get("status") == "running":
+        _salvage(source, target)
+        for group in ("trace", "events", "hops", "snapshots"):
+            if group in target:
+                _cut_to_common_length(target[group])
+        if target.attrs.get("status") in ("running", None):
             target.attrs["status"] = "failed"
             target.attrs["stop_reason"] = reason
             target.attrs["finished_at"] = f"unknown (recovered {_utc_now()})"
-    os.replace(temporary, path)
+    if target_path is None:
+        os.replace(temporary, path)
+    if os.path.exists(path + RESERVE_SUFFIX):
+        os.unlink(path + RESERVE_SUFFIX)  # the dead writer's reserve of disk space

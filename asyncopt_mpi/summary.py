@@ -8,7 +8,7 @@ import json
 import math
 import os
 import tomllib
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -124,14 +124,33 @@ def _json(rows: list[dict[str, Any]]) -> str:
     return json.dumps(clean, indent=2)
 
 
-def summarize(paths: list[str], sort: str | None = None, fmt: str = "table", workers: bool = False) -> str:
-    """The summary of results files as text: fmt is table, csv or json; per worker with workers=True."""
+def summarize(paths: list[str], sort: str | None = None, fmt: str = "table", workers: bool = False,
+              skippable: set[str] = frozenset(), warn: Callable[[str], None] | None = None) -> str:
+    """The summary of results files as text: fmt is table, csv or json; per worker with workers=True.
+
+    A file in `skippable` (found in a folder) that cannot be read is left out with a `warn`ing;
+    any other unreadable file raises UserError.
+    """
     rows: list[dict[str, Any]] = []
+    skipped = 0
     for path in paths:
-        run = read_run(path)
         shown = os.path.relpath(path) if not os.path.isabs(path) else path
-        found = worker_rows(shown, run) if workers else [summary_row(shown, run)]
+        try:
+            run = read_run(path)
+            try:
+                found = worker_rows(shown, run) if workers else [summary_row(shown, run)]
+            except (KeyError, IndexError, ValueError, TypeError, tomllib.TOMLDecodeError) as exc:
+                raise UserError(f"{path}: not a complete results file ({type(exc).__name__}: {exc})") from None
+        except UserError as exc:
+            if path not in skippable:
+                raise
+            skipped += 1
+            if warn is not None:
+                warn(f"skipped: {exc}")
+            continue
         rows += found
+    if skipped and not rows:
+        raise UserError(f"none of the {skipped} files could be read (see the warnings above)")
     columns = WORKER_COLUMNS if workers else COLUMNS
     rows = _sort(rows, sort, columns)
     if fmt == "csv":

@@ -62,19 +62,21 @@ def plan_runs(config_path: str | None, grid_items: list[str], seeds: int, out: s
     return runs
 
 
-def _run_sim(task: tuple[str | None, SweepRun]) -> tuple[str, int]:
+def _run_sim(task: tuple[str | None, SweepRun, bool]) -> tuple[str, int]:
     from .runtime.session import run_sim
 
-    config_path, run = task
+    config_path, run, overwrite = task
     with contextlib.redirect_stdout(io.StringIO()):
-        code = run_sim(load_config(config_path, run.overrides, backend="sim"))
+        code = run_sim(load_config(config_path, run.overrides, backend="sim"), overwrite=overwrite,
+                       inputs=(config_path,) if config_path else ())
     return run.name, code
 
 
-def _run_mpi(config_path: str | None, run: SweepRun, ranks: int, mpiexec: str) -> tuple[str, int]:
+def _run_mpi(config_path: str | None, run: SweepRun, ranks: int, mpiexec: str, overwrite: bool = False) -> tuple[str, int]:
     from .plugins import requested_plugins
 
     command = [mpiexec, "-n", str(ranks), sys.executable, "-m", "asyncopt_mpi", "run", "--quiet"]
+    command += ["--overwrite"] if overwrite else []
     command += [item for spec in requested_plugins() for item in ("--plugin", spec)]  # a [plugins] table travels in the config
     command += ([config_path] if config_path else []) + [item for override in run.overrides for item in ("--set", override)]
     done = subprocess.run(command, capture_output=True, text=True)
@@ -84,16 +86,18 @@ def _run_mpi(config_path: str | None, run: SweepRun, ranks: int, mpiexec: str) -
 
 
 def sweep(config_path: str | None, grid_items: list[str], seeds: int, out: str, overrides: list[str],
-          backend: str = "sim", ranks: int = 0, processes: int = 1, mpiexec: str = "mpiexec") -> list[tuple[str, int]]:
-    """Run every combination into `out`; returns (run name, exit status) in order."""
+          backend: str = "sim", ranks: int = 0, processes: int = 1, mpiexec: str = "mpiexec",
+          overwrite: bool = False) -> list[tuple[str, int]]:
+    """Run every combination into `out`; returns (run name, exit status) in order.
+    A results file already in `out` is refused (that run fails) unless `overwrite`."""
     if backend == "mpi" and ranks < 2:
         raise ConfigError("--ranks: the mpi backend needs at least 2 ranks per run (rank 0 is the server)")
     os.makedirs(out, exist_ok=True)
     runs = plan_runs(config_path, grid_items, max(seeds, 1), out, overrides, backend)
     if backend == "sim":
-        tasks = [(config_path, run) for run in runs]
+        tasks = [(config_path, run, overwrite) for run in runs]
         if processes > 1:
             with Pool(processes) as pool:
                 return list(pool.imap(_run_sim, tasks))
         return [_run_sim(task) for task in tasks]
-    return [_run_mpi(config_path, run, ranks, mpiexec) for run in runs]
+    return [_run_mpi(config_path, run, ranks, mpiexec, overwrite) for run in runs]

@@ -34,7 +34,7 @@ SETUPS = [(topology, rho) for topology in ("mesh", "torus") for rho in ("0.1", "
 
 def run(config: str, path: str, overrides: list[str]) -> dict[str, np.ndarray]:
     with contextlib.redirect_stdout(io.StringIO()):
-        run_sim(load_config(config, overrides + [f"output.path={path}"], backend="sim"))
+        run_sim(load_config(config, overrides + [f"output.path={path}"], backend="sim"), overwrite=True)
     with h5py.File(path, "r") as handle:
         return {name: handle["metrics"][name][:] for name in ("time", "suboptimality", "loss")}
 

@@ -43,7 +43,7 @@ def run_one(task: tuple[str, str, float, str, list[str]]) -> dict:
         os.remove(path)  # a fresh run every time (an earlier result is never read back instead)
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        code = run_sim(load_config(config_path, overrides, method=method, backend="sim"))
+        code = run_sim(load_config(config_path, overrides, method=method, backend="sim"), overwrite=True)
     wall = time.perf_counter() - started
     with h5py.File(path, "r") as handle:
         subopt, times = handle["metrics/suboptimality"][:], handle["metrics/time"][:]

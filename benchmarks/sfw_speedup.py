@@ -44,7 +44,7 @@ def run_one(task: tuple[str, str, int, float, str, float, int, float]) -> tuple[
     if os.path.exists(path):
         os.remove(path)  # a fresh run every time (an earlier result is never read back instead)
     with contextlib.redirect_stdout(io.StringIO()):
-        code = run_sim(load_config(None, overrides + [f"stop.target={target}"], method=method, backend="sim"))
+        code = run_sim(load_config(None, overrides + [f"stop.target={target}"], method=method, backend="sim"), overwrite=True)
     if code != 0:
         raise SystemExit(f"sfw_speedup: the {label} run with {n} workers failed (exit {code}); see {path}")
     with h5py.File(path, "r") as handle:

@@ -41,7 +41,7 @@ def run_one(task) -> tuple[str, str, list[str], float]:
     overrides = extra + [f"output.path={path}", f"stop.target={target}"]
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         try:
-            run_sim(load_config(config_path, overrides, method=method, backend="sim"))
+            run_sim(load_config(config_path, overrides, method=method, backend="sim"), overwrite=True)
         except Exception:
             return regime, method, extra, math.inf
     with h5py.File(path, "r") as handle:

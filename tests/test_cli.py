@@ -91,7 +91,7 @@ def test_progress_lines_off_a_terminal_and_quiet(tmp_path):
     lines = [line for line in done.stderr.splitlines() if "updates" in line and "gradients" in line]
     assert lines and all(re.search(r"[\d.]+ virtual s, \d+ updates, \d+ gradients \([\d.e+]+/virtual s\)", line)
                          for line in lines)
-    quiet = subprocess.run([sys.executable, "-m", "asyncopt_mpi", *args, "--quiet"], capture_output=True, text=True,
+    quiet = subprocess.run([sys.executable, "-m", "asyncopt_mpi", *args, "--quiet", "--overwrite"], capture_output=True, text=True,
                            timeout=300, env=env)
     assert quiet.returncode == 0 and "updates" not in quiet.stderr
 

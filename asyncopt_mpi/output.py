@@ -1,0 +1,113 @@
+"""Checks on a results file's path before anything is created, and the staging name a run writes to.
+
+A run never truncates an existing file: it writes PATH.partial and moves it to PATH once it
+has started cleanly (os.link for a new path, so a file that appeared meanwhile is not
+replaced; os.replace with --overwrite or --resume). A run that fails while it is set up
+leaves PATH as it was.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from .errors import UserError
+
+STAGING_SUFFIX = ".partial"
+FIRST_FLUSH_BYTES = 512 * 1024  # metadata and the first chunk of every column table
+MAX_PATH = 4096
+
+
+def staging_path(path: str) -> str:
+    return path + STAGING_SUFFIX
+
+
+def first_flush_bytes(dim: int) -> int:
+    """About what the first flush of a run with points of size `dim` allocates."""
+    rows_per_chunk = max(1, min(64, (1 << 20) // (8 * max(dim, 1))))
+    return FIRST_FLUSH_BYTES + 2 * rows_per_chunk * max(dim, 1) * 8
+
+
+def _existing_parent(path: str) -> str:
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    return parent
+
+
+def check_output_path(path: str, *, overwrite: bool = False, inputs: tuple[str, ...] = (), dim: int = 1,
+                      resume: bool = False) -> None:
+    """Refuse a results path that is a directory, a special file, an input, existing (without
+    --overwrite), too long, under a non-directory or unwritable parent, or on a too full disk."""
+    where = f"output path {path!r}" if not resume else f"--resume {path}"
+    if not path:
+        raise UserError("output path: empty; give --output FILE.h5")
+    if len(os.path.abspath(path)) >= MAX_PATH or any(len(part) > 255 for part in path.split(os.sep)):
+        raise UserError(f"{where[:80]}...: too long (at most {MAX_PATH} characters, 255 a name)")
+    try:
+        exists = os.path.lexists(path)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{where}: {exc}") from None
+    if exists:
+        if os.path.isdir(path):
+            raise UserError(f"{where}: is a directory; give a file name, e.g. {os.path.join(path, 'run.h5')}")
+        if not os.path.isfile(path):
+            raise UserError(f"{where}: is not a regular file (a device or pipe); give a file name")
+        for source in inputs:
+            if source and os.path.exists(source) and os.path.samefile(source, path):
+                raise UserError(f"{where}: is an input of this run ({source}); choose another results file")
+        if not overwrite and not resume:
+            raise UserError(f"{where}: exists; pass --overwrite to replace it, or choose another --output")
+    elif resume:
+        raise UserError(f"--resume: results file not found: {path}")
+    parent = _existing_parent(path)
+    if not os.path.isdir(parent):
+        raise UserError(f"{where}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{where}: cannot write in {parent} (permission denied)")
+    needed = first_flush_bytes(dim) * (2 if resume else 1)
+    free = free_bytes(parent)
+    if free is not None and free < needed:
+        raise UserError(
+            f"{where}: not enough free space in {parent}: {free / 1e6:.2f} MB free, "
+            f"the run needs at least {needed / 1e6:.2f} MB"
+        )
+
+
+def free_bytes(directory: str) -> int | None:
+    try:
+        stats = os.statvfs(directory)
+    except OSError:
+        return None
+    return stats.f_bavail * stats.f_frsize
+
+
+def make_parent(path: str) -> None:
+    directory = os.path.dirname(path)
+    if not directory:
+        return
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except (OSError, RecursionError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise UserError(f"output path {path!r}: cannot create its folder: {reason}") from None
+
+
+def publish(staged: str, path: str, replace: bool) -> None:
+    """Move the staged file to its name: never over an existing file unless `replace`."""
+    if replace:
+        os.replace(staged, path)
+        return
+    try:
+        os.link(staged, path)
+    except FileExistsError:
+        raise UserError(f"output path {path!r}: was created by someone else while this run started; "
+                        f"the run is in {staged}") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        if os.path.exists(path):
+            raise UserError(f"output path {path!r}: exists; the run is in {staged}") from None
+        os.replace(staged, path)
+        return
+    os.unlink(staged)
