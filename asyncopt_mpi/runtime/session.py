@@ -28,6 +28,7 @@ from . import guardian
 from .backoff import lower_timer_slack, poll
 from ..methods.decentralized import graph_attrs, uses_graph
 from .mpi_text import library_version
+from .emulation import warn_if_short
 from .build import build_context, build_method, build_plan, build_problem, build_shards, compute_f_star, open_writer
 from .server import ServerCore
 from .signals import SignalWatch
@@ -323,6 +324,7 @@ def run_mpi(
             error = RunError(f"no answer to the stop message within stop.grace = {config.stop.grace:g} s from {names}")
             report(f"error: {error}; ending the job")
         status, reason = _finish(server, error)
+        warn_if_short(server)  # workers slower than the timing model: say so
         if missing:
             # Ranks that do not answer cannot join the collective evaluation: evaluate here, then end the job.
             evaluate_file(config.output_path(), problem, server.f_star)
