@@ -221,6 +221,21 @@ def table_plugins(raw: dict, source: str = "config") -> list[str]:
     return items
 
 
+def override_plugins(overrides: Iterable[str]) -> list[str]:
+    """Plugins named by a `--set plugins.plugins=[...]` override ([] if there is none or it is malformed)."""
+    from .config import parse_value
+
+    found: list[str] = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if sep and key.strip() == "plugins.plugins":
+            parsed = parse_value(value.strip())
+            parsed = [parsed] if isinstance(parsed, str) else parsed
+            if isinstance(parsed, list) and all(isinstance(spec, str) for spec in parsed):
+                found = parsed  # the last override wins, as in the config
+    return found
+
+
 def config_file_plugins(path: str | None) -> list[str]:
     """[plugins] of a TOML config file; [] when it cannot be read (loading the config reports that)."""
     if path is None:
@@ -252,6 +267,6 @@ def results_file_plugins(path: str | None) -> list[str]:
 
 __all__ = [
     "BUILT_IN", "ENTRY_POINT_GROUPS", "PluginError", "config_file_plugins", "current_origin", "load_entry_points",
-    "load_plugin", "load_plugins", "loaded_plugins", "merge", "requested_plugins", "resolve", "results_file_plugins",
+    "load_plugin", "load_plugins", "loaded_plugins", "merge", "override_plugins", "requested_plugins", "resolve", "results_file_plugins",
     "table_plugins",
 ]

@@ -109,6 +109,31 @@ def test_a_method_registered_in_python_runs_and_a_name_clash_is_refused(tmp_path
         ao.register_problem("quadratic", lambda config: None)
 
 
+def test_a_method_that_raises_fails_the_run_with_a_run_error_naming_it(tmp_path):
+    @ao.register_method
+    class Crashing(ao.Method):
+        name = "test_api_crashing"
+        description = "raises at its third result"
+
+        def start(self, server):
+            self.seen = 0
+            for worker in range(server.n_workers):
+                server.assign(worker, ao.Job(ao.JobKind.GRAD, server.version, self.batch))
+
+        def on_result(self, server, worker, result):
+            self.seen += 1
+            if self.seen == 3:
+                raise ZeroDivisionError("the third result")
+            server.assign(worker, ao.Job(ao.JobKind.GRAD, server.version, self.batch))
+            return False
+
+    with pytest.raises(ao.RunError, match="method 'test_api_crashing' failed in on_result: ZeroDivisionError") as raised:
+        ao.run(_config(tmp_path, "crash", method={"name": "test_api_crashing"}))
+    failed = ao.load(raised.value.path)
+    assert failed.status == "failed" and "test_api_crashing" in failed.attrs["stop_reason"]
+    assert len(failed.events["accepted"]) == 2 and not failed.events["accepted"].any()
+
+
 def test_built_in_methods_and_problems_register_through_the_public_functions():
     from asyncopt_mpi.methods import METHODS, ORIGINS as METHOD_ORIGINS
     from asyncopt_mpi.problems import ORIGINS as PROBLEM_ORIGINS, PROBLEMS

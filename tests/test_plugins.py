@@ -201,6 +201,8 @@ def test_methods_lists_plugins_marked_and_a_name_clash_is_refused(tmp_path):
     builtin = next(line for line in listed.stdout.splitlines() if line.startswith("async_sgd"))
     assert "[" not in builtin.split()[1]
     assert "listed_sgd" not in run_cli(["methods", "--markdown", "--plugin", plugin]).stdout  # README: built-ins only
+    with_problem = run_cli(["methods", "--plugin", LEAST_SQUARES]).stdout
+    assert f"least_squares              [plugin {LEAST_SQUARES}]" in with_problem
 
     clash = _write(tmp_path / "clash.py", TINY_METHOD.format(cls="Clash", name="async_sgd", body="pass"))
     refused = run_cli(["methods", "--plugin", clash])

@@ -79,6 +79,21 @@ def method_lines() -> list[str]:
         mark = "" if is_built_in(name) else f"[{ORIGINS[name]}] "
         lines.append(f"{name:<26} {mark}{cls.description}")
         lines.append(f"{'':<26} parameters: lr, batch{', ' + _defaults(cls) if cls.params else ''}; source: {cls.paper}")
+    return lines + _plugin_problem_lines()
+
+
+def _plugin_problem_lines() -> list[str]:
+    """Problems that plugins added (problem.name values beyond the built-in ones), marked like methods."""
+    from ..plugins import BUILT_IN
+    from ..problems import ORIGINS as PROBLEM_ORIGINS, PROBLEMS
+
+    names = sorted(name for name in PROBLEMS if PROBLEM_ORIGINS.get(name) != BUILT_IN)
+    lines = ["", "problems from plugins (problem.name):"] if names else []
+    for name in names:
+        entry = PROBLEMS[name]
+        own = ", ".join(f"{key}={value!r}" for key, value in entry.params.items()) or "-"
+        lines.append(f"{name:<26} [{PROBLEM_ORIGINS[name]}] {entry.description}")
+        lines.append(f"{'':<26} parameters: {own}")
     return lines
 
 

@@ -224,7 +224,7 @@ def run_mpi(
 ) -> int:
     from mpi4py import MPI
 
-    from ..plugins import config_file_plugins, load_plugins, merge, results_file_plugins
+    from ..plugins import config_file_plugins, load_plugins, merge, override_plugins, results_file_plugins
 
     from .graph_mpi import GraphNode, GraphServer, shared_start
     from .mpi import MpiServer, WorkerLoop
@@ -243,7 +243,8 @@ def run_mpi(
     # 0. Plugins (--plugin, the config's [plugins], a resumed file's) on every rank, before validation.
     config, resume = None, None
     specs = comm.bcast(
-        merge(plugins, config_file_plugins(path), results_file_plugins(resume_path)) if rank == 0 else None, root=0
+        merge(plugins, config_file_plugins(path), override_plugins(overrides), results_file_plugins(resume_path))
+        if rank == 0 else None, root=0,
     )
     _, error = _try(lambda: load_plugins(specs))
     error = _agree(comm, error)
