@@ -91,27 +91,30 @@ def _to_toml(raw: Mapping[str, Any]) -> str:
 def run(
     config: ConfigSource, backend: str = "sim", *, overrides: Overrides = (), ranks: int | None = None,
     output: str | os.PathLike[str] | None = None, plugins: Sequence[str] = (), quiet: bool = True,
-    mpiexec: str | None = None, timeout: float | None = None,
+    overwrite: bool = False, mpiexec: str | None = None, timeout: float | None = None,
 ) -> RunResult:
     """Run a config and return its results file read back.
 
     backend="sim": the virtual-clock simulator in this process (workers.n required).
     backend="mpi": `mpiexec -n ranks python -m asyncopt_mpi run` (ranks defaults to workers.n + 1);
     its processes import the config's plugins and the modules of methods/problems registered here.
-    Raises ConfigError/DataError for bad input and RunError when the run fails (the file, closed
-    with status failed, is at `error.path`).
+    An existing results file is refused unless overwrite=True (it is replaced once the new run
+    has started cleanly). Raises ConfigError/DataError (UserError) for bad input and RunError when
+    the run fails (the file, closed with status failed, is at `error.path`).
     """
     if backend not in ("sim", "mpi"):
         raise ConfigError(f"backend {backend!r} is not accepted; accepted: sim, mpi")
     loaded = load_config(config, overrides, backend=backend, output=output, plugins=plugins)
+    replace = {"overwrite": True} if overwrite else {}
     if backend == "sim":
         from .runtime.session import simulate
 
-        return load(simulate(loaded, quiet=quiet).path)
-    return _run_mpi(loaded, ranks, mpiexec, timeout)
+        return load(simulate(loaded, quiet=quiet, **replace).path)
+    return _run_mpi(loaded, ranks, mpiexec, timeout, ["--overwrite"] if overwrite else [])
 
 
-def _run_mpi(config: Config, ranks: int | None, mpiexec: str | None, timeout: float | None) -> RunResult:
+def _run_mpi(config: Config, ranks: int | None, mpiexec: str | None, timeout: float | None,
+             flags: list[str]) -> RunResult:
     if ranks is None:
         if config.workers.n is None:
             raise ConfigError("ranks: give ranks = workers + 1 (or workers.n) for backend='mpi'")
@@ -128,7 +131,7 @@ def _run_mpi(config: Config, ranks: int | None, mpiexec: str | None, timeout: fl
         with open(config_path, "w") as handle:
             handle.write(config.to_toml())
         command = [launcher, "-n", str(ranks), sys.executable, "-m", "asyncopt_mpi", "run", config_path,
-                   "--backend", "mpi", "--output", path, "--quiet"]
+                   "--backend", "mpi", "--output", path, "--quiet", *flags]
         try:
             # The ranks see this process's import path, so modules imported here import there too.
             env = dict(os.environ, PYTHONPATH=os.pathsep.join(entry for entry in sys.path if entry))
@@ -213,7 +216,7 @@ def _decode(attrs: Any) -> dict[str, Any]:
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RunResult:
     """One run's results file in memory.
 

@@ -226,3 +226,14 @@ def test_readme_fedbuff_listing_is_the_example():
 
     body = code(example.split('"""', 2)[2])
     assert code(listing) == [line for line in body if line.strip()], "README's FedBuff listing differs from examples/fedbuff.py"
+
+
+def test_an_existing_results_file_is_kept_unless_overwrite(tmp_path):
+    from asyncopt_mpi.errors import UserError
+
+    first = ao.run(_config(tmp_path, "again"))
+    with pytest.raises(UserError, match="exists"):
+        ao.run(_config(tmp_path, "again", method={"lr": 0.05}))
+    assert ao.load(first.path).attrs["config"] == first.attrs["config"]
+    second = ao.run(_config(tmp_path, "again", method={"lr": 0.05}), overwrite=True)
+    assert "lr = 0.05" in second.attrs["config"]
