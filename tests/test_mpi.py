@@ -31,7 +31,7 @@ def test_methods_converge_over_mpi(tmp_path, method, problem):
         problem=QUADRATIC if problem == "quadratic" else LOGISTIC,
         method={"lr": lr, "batch": 1 if problem == "quadratic" else 4},
         workers={"compute": "sqrt", "compute_scale": 0.005},
-        stop={"time": 2.0},
+        stop={"gradients": 900, "time": 30.0},  # about 2 s idle; a budget, not a time, so load cannot starve it
         output={"snapshot_every": 0.2},
     )
     done = run_mpi(4, args, timeout=60)
