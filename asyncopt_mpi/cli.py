@@ -333,9 +333,13 @@ def evaluate(file: str) -> None:
         config = build_config(tomllib.loads(run_data["attrs"]["config"]), source=file)
         validate(config)
         problem = make_problem(config.problem)
+        from .objective import reported
+        from .runtime.build import build_shards  # attaches the objective the run reported (asyncopt_mpi.objective)
+
+        build_shards(config, problem, int(run_data["attrs"]["n_workers"]))
         f_star = run_data["problem"].get("f_star", math.nan)
         if not math.isfinite(f_star):
-            f_star = problem.compute_f_star()
+            f_star = reported(problem).compute_f_star()
         table = evaluate_file(file, problem, f_star)
     except AsyncoptError as exc:
         click.echo(f"asyncopt: error: {exc}", err=True)

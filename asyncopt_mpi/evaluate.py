@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from .objective import reported
 from .problems.base import Problem
 from .results import METRIC_COLUMNS, read_snapshots, write_metrics
 
@@ -15,10 +16,11 @@ VALUE_COLUMNS = ("loss", "suboptimality", "grad_norm_sq", "accuracy")
 def evaluate_points(problem: Problem, xs: np.ndarray, f_star: float) -> np.ndarray:
     """Rows of (loss, suboptimality, grad_norm_sq, accuracy) for each point in xs."""
     rows = np.full((len(xs), len(VALUE_COLUMNS)), math.nan)
+    objective = reported(problem)  # (1/n) sum_i f_i for Malenia/Amelie on shards (asyncopt_mpi.objective)
     for i, x in enumerate(xs):
         if not np.isfinite(x).all():
             continue  # a diverged point has no meaningful metrics; leave nan
-        values = problem.metrics(x)
+        values = objective.metrics(x)
         rows[i] = (values["loss"], values["loss"] - f_star, values["grad_norm_sq"], values.get("accuracy", math.nan))
     return rows
 

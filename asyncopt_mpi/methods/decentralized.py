@@ -332,6 +332,7 @@ class FragileSGD(DecentralizedMethod):
 @register_method
 class AmelieSGD(DecentralizedMethod):
     name = "amelie_sgd"
+    objective = "worker_mean"  # minimises (1/n) sum_i f_i over the shards (asyncopt_mpi.objective)
     description = ("decentralized, heterogeneous data: every worker's g_i / s_i and 1/s_i go up the tree; the pivot "
                    "steps when the harmonic mean of s_i reaches S / n")
     paper = "Tyurin & Richtarik, Optimal time complexities in decentralized stochastic asynchronous optimization, NeurIPS 2024"

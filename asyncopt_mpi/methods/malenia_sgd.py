@@ -18,6 +18,7 @@ from .collect import batch_from_noise
 @register_method
 class MaleniaSGD(Method):
     name = "malenia_sgd"
+    objective = "worker_mean"  # minimises (1/n) sum_i f_i over the shards (asyncopt_mpi.objective)
     description = "per-worker sums at x^k until the harmonic mean of counts reaches S/n; step with (1/n) sum g_i/B_i"
     paper = "Tyurin & Richtarik, Optimal time complexities of parallel stochastic optimization, NeurIPS 2023"
     params = {"sigma2": 0.0, "eps": 0.0}

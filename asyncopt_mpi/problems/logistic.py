@@ -195,6 +195,11 @@ class LogisticProblem(Problem):
         X = self.X[idx]
         return self._data_grad(X, self._scores(x, X), self._targets[idx]) + self._reg_grad(x)
 
+    def loss_of(self, x: np.ndarray, idx: np.ndarray) -> float:
+        """Mean loss of the terms for rows idx, regulariser included (a shard's f_i for Malenia/Amelie)."""
+        idx = np.asarray(idx)
+        return self._data_loss(self._scores(x, self.X[idx]), self._targets[idx]) + self._reg_loss(x)
+
     stochastic_grad = Problem.finite_sum_grad
 
     def predict(self, x: np.ndarray) -> np.ndarray:

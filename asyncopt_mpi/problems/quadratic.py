@@ -162,6 +162,15 @@ class QuadraticProblem(Problem):
         g[0] -= b0
         return g
 
+    def loss_of(self, x: np.ndarray, idx: np.ndarray) -> float:
+        """Mean of f_j = 1/2 x^T A_j x - b_j^T x over idx (a finite sum's shard)."""
+        if self.n_samples is None:
+            raise NotImplementedError("problem 'quadratic' without samples is not a finite sum")
+        idx = np.asarray(idx)
+        main, off = self._sample_main[idx].mean(axis=0), self._sample_off[idx].mean(axis=0)
+        b0 = self._b_scale[idx].mean() * (-self.L / 4)
+        return float(0.5 * x @ tridiag_matvec(main, off, x) - b0 * x[0])
+
     def stochastic_grad(
         self, x: np.ndarray, rng: np.random.Generator, batch: int = 1, shard: np.ndarray | None = None
     ) -> np.ndarray:

@@ -15,6 +15,7 @@ from ..config import Config
 from ..graph import Graph
 from ..methods import METHODS, Method
 from ..methods.decentralized import Plan, make_plan, uses_graph
+from ..objective import DESCRIPTIONS, attach_objective, objective_name, reported
 from ..problems import make_problem
 from ..problems.base import Problem
 from ..problems.splits import shard_indices
@@ -29,12 +30,18 @@ def build_problem(config: Config) -> Problem:
 
 
 def build_shards(config: Config, problem: Problem, n_workers: int) -> list[np.ndarray | None]:
-    """Each worker's sample indices under workers.data_split (the same on every rank)."""
+    """Each worker's sample indices under workers.data_split (the same on every rank).
+
+    Also attaches the objective the run reports (asyncopt_mpi.objective): (1/n) sum_i f_i for a
+    heterogeneous-data method on real shards, else the problem's own mean.
+    """
     workers = config.workers
-    return shard_indices(
+    shards = shard_indices(
         problem.n_samples, n_workers, workers.data_split, labels=problem.labels(),
         alpha=workers.dirichlet_alpha, seed=workers.seed,
     )
+    attach_objective(config.method.name, problem, shards)
+    return shards
 
 
 def build_context(config: Config, problem: Problem, worker: int, shard: np.ndarray | None) -> WorkerContext:
@@ -56,7 +63,7 @@ def build_plan(config: Config, n_workers: int, timing: TimingModel) -> Plan | No
 
 
 def compute_f_star(problem: Problem) -> float:
-    value = problem.compute_f_star()
+    value = reported(problem).compute_f_star()
     return float(value) if value is not None else math.nan
 
 
@@ -84,6 +91,7 @@ def open_writer(
         "dim": problem.dim,
         "n_samples": problem.n_samples or 0,
         "name": config.problem.name,
+        "objective": DESCRIPTIONS[objective_name(problem)],
     }
     return ResultsWriter(
         config.output_path(), attrs=attrs, dim=problem.dim, n_workers=n_workers,

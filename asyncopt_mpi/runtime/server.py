@@ -18,6 +18,7 @@ import numpy as np
 from ..config import Config
 from ..errors import ConfigError, RunError
 from ..methods.base import Job, Method, Result
+from ..objective import reported
 from ..problems.base import Problem
 from ..problems.splits import split_summary
 from ..results import ResultsWriter, ResumePoint
@@ -313,7 +314,7 @@ class ServerCore:
             )
         target = self.stop_rules.target
         if target is not None or self.config.output.evaluate_inline:
-            self.last_loss = float(self.problem.loss(x))
+            self.last_loss = float(reported(self.problem).loss(x))
         if target is not None and math.isfinite(self.f_star) and self.last_loss - self.f_star <= target:
             self.stop(StopReason.TARGET, f"stop.target = {target:g} reached")
 

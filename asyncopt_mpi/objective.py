@@ -1,0 +1,102 @@
+"""Which objective a run reports: the mean over all samples, or (1/n) sum_i f_i over the workers' shards.
+
+Methods for heterogeneous data (malenia_sgd, amelie_sgd; seed 001) minimise
+f(x) = (1/n) sum_i f_i(x), f_i the mean loss over worker i's shard D_i. With unequal shards
+(workers.data_split = dirichlet, by_label with a remainder) that is not the mean over all
+samples, and its minimiser differs. Such a method declares `objective = "worker_mean"`; the run
+then reports loss, suboptimality (against that objective's own f*), grad_norm_sq and accuracy
+of (1/n) sum_i f_i, and /problem's `objective` attribute says which one the file holds.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import scipy.optimize
+
+SAMPLE_MEAN = "sample_mean"  # f = (1/m) sum_j f_j: every other method
+WORKER_MEAN = "worker_mean"  # f = (1/n) sum_i f_i, f_i = mean over worker i's shard
+DESCRIPTIONS = {
+    SAMPLE_MEAN: "sample_mean: f(x) = (1/m) sum_j f_j(x), the mean over all samples",
+    WORKER_MEAN: "worker_mean: f(x) = (1/n) sum_i f_i(x), f_i the mean over worker i's samples (Malenia/Amelie)",
+}
+
+
+class WorkerMeanObjective:
+    """(1/n) sum_i f_i of a finite-sum problem, f_i the mean of its terms over shard i.
+
+    Needs the problem's `loss_of(x, idx)` (mean loss of the terms idx, regulariser included)
+    next to `grad(x, idx)`. f* is found with L-BFGS-B from the problem's x0.
+    """
+
+    name = WORKER_MEAN
+
+    def __init__(self, problem: Any, shards: list[np.ndarray]):
+        self.problem = problem
+        self.shards = [np.asarray(shard) for shard in shards]
+        self._f_star: float | None = None
+
+    def loss(self, x: np.ndarray) -> float:
+        return float(np.mean([self.problem.loss_of(x, shard) for shard in self.shards]))
+
+    def full_grad(self, x: np.ndarray) -> np.ndarray:
+        g = np.zeros(self.problem.dim)
+        for shard in self.shards:
+            g += self.problem.grad(x, shard)
+        return g / len(self.shards)
+
+    def accuracy(self, x: np.ndarray) -> float:
+        """Mean over workers of the accuracy on their own samples (nan for a problem without classes)."""
+        predict = getattr(self.problem, "predict", None)
+        if predict is None:
+            return math.nan
+        hits = predict(x) == self.problem.labels()
+        return float(np.mean([hits[shard].mean() for shard in self.shards]))
+
+    def metrics(self, x: np.ndarray) -> dict[str, float]:
+        g = self.full_grad(x)
+        return {"loss": self.loss(x), "grad_norm_sq": float(g @ g), "accuracy": self.accuracy(x)}
+
+    def compute_f_star(self) -> float:
+        if self._f_star is None:
+            x0 = self.problem.x0()
+            result = scipy.optimize.minimize(
+                lambda x: (self.loss(x), self.full_grad(x)), x0, jac=True, method="L-BFGS-B",
+                options={"maxiter": 10_000, "maxfun": 20_000, "gtol": 1e-10, "ftol": 1e-15, "maxcor": 20},
+            )
+            value = self.loss(result.x) if np.all(np.isfinite(result.x)) else math.nan
+            # never above f(x0): f* must bound every iterate's loss from below where it can
+            self._f_star = min(value, self.loss(x0)) if math.isfinite(value) else math.nan
+        return self._f_star
+
+
+def method_objective(method_name: str) -> str:
+    """The objective a registered method minimises (SAMPLE_MEAN unless it declares another)."""
+    from .methods import METHODS
+
+    cls = METHODS.get(method_name)
+    return getattr(cls, "objective", SAMPLE_MEAN) if cls is not None else SAMPLE_MEAN
+
+
+def attach_objective(method_name: str, problem: Any, shards: list[np.ndarray | None]) -> None:
+    """Give `problem` the objective the run reports (problem.reported_objective), from the method and the shards.
+
+    Only a worker-mean method with real shards (not iid) and a problem that can evaluate a
+    shard's loss gets WorkerMeanObjective; with iid data (1/n) sum_i f_i is the sample mean anyway.
+    """
+    if method_objective(method_name) != WORKER_MEAN or any(shard is None for shard in shards):
+        return
+    if not hasattr(problem, "loss_of"):
+        return
+    problem.reported_objective = WorkerMeanObjective(problem, shards)
+
+
+def reported(problem: Any) -> Any:
+    """What metrics and f* are computed from: the attached objective, else the problem itself."""
+    return getattr(problem, "reported_objective", problem)
+
+
+def objective_name(problem: Any) -> str:
+    return WORKER_MEAN if isinstance(reported(problem), WorkerMeanObjective) else SAMPLE_MEAN
