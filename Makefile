@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup bench bench-quick readme-methods clean
+.PHONY: demo test test-loaded setup bench bench-quick readme-methods clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q
+
+# The suite on a loaded machine: 2 x nproc busy loops (tests/load.sh; LOAD_FACTOR=4 for more) while it runs.
+test-loaded: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" sh tests/load.sh $(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/run.py
