@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-COMPUTE_MODELS = ("fixed", "sqrt", "uniform", "exponential", "poisson", "normal", "geometric")
+COMPUTE_MODELS = ("fixed", "sqrt", "uniform", "exponential", "poisson", "normal", "geometric", "trace")
 COMPUTE_PROFILES = ("equal", "sqrt", "linear")
 COMM_MODELS = ("none", "fixed", "sqrt")
 BACKENDS = ("mpi", "sim")
@@ -52,6 +52,7 @@ class WorkersConfig:
     compute_scale: float = 0.01
     compute_times: list[float] = field(default_factory=list)
     compute_p: float = 0.5
+    compute_trace: str = ""  # with compute = "trace": CSV (worker,seconds lines) or .npy (workers x times)
     comm: str = "none"
     comm_scale: float = 0.0
     comm_times: list[float] = field(default_factory=list)
@@ -365,6 +366,11 @@ def validate(config: Config, require_stop: bool = True) -> None:
     for i, value in enumerate(workers.compute_times):
         _nonnegative(f"workers.compute_times[{i}]", value)
     _require(0 < workers.compute_p <= 1, f"workers.compute_p: must be in (0, 1], got {workers.compute_p}")
+    if workers.compute == "trace":
+        _require(bool(workers.compute_trace),
+                 'workers.compute_trace: workers.compute = "trace" needs a trace file (CSV or .npy)')
+        _require(os.path.isfile(workers.compute_trace),
+                 f"workers.compute_trace: trace file not found: {workers.compute_trace}")
     _choice("workers.comm", workers.comm, COMM_MODELS)
     _nonnegative("workers.comm_scale", workers.comm_scale)
     for i, value in enumerate(workers.comm_times):

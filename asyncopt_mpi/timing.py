@@ -21,6 +21,9 @@ comm_scale*sqrt(i)); the server's downlink is free, as in the papers' models.
 Faults: a job that starts inside a `slowdown` window [worker, start, end, factor] takes
 factor times longer; a worker never finishes a job that would end after its `dead_after`
 time (it stops answering).
+
+Traces: `compute = "trace"` replays measured times per gradient from `compute_trace` (CSV or
+.npy, see traces.py), cyclically per worker; their means stand in for s_i.
 """
 
 from __future__ import annotations
@@ -47,7 +50,13 @@ class TimingModel:
         self.distribution = "fixed" if config.compute == "sqrt" else config.compute
         profile = "sqrt" if config.compute == "sqrt" else config.compute_profile
         index = np.arange(1, n_workers + 1, dtype=float)
-        if config.compute_times:
+        self.replay = None  # measured times (workers.compute = "trace"), replayed cyclically
+        if config.compute == "trace":
+            from .traces import TraceReplay, load_trace
+
+            self.replay = TraceReplay(load_trace(config.compute_trace, n_workers))
+            self.mean_compute = self.replay.means()
+        elif config.compute_times:
             self.mean_compute = _per_worker("workers.compute_times", config.compute_times, n_workers)
         else:
             self.mean_compute = config.compute_scale * _PROFILES[profile](index)
@@ -97,6 +106,8 @@ class TimingModel:
         kind = self.distribution
         if kind == "fixed":
             return mean * n_grads
+        if kind == "trace":
+            return self.replay.take(worker, n_grads)
         if kind == "uniform":
             return float(rng.uniform(0.0, 2.0 * mean, size=n_grads).sum())
         if kind == "exponential":
