@@ -21,7 +21,7 @@ import numpy as np
 from .config import Config, _toml_value
 from .config import load_config as _load_config
 from .errors import ConfigError, DataError, RunError
-from .plugins import load_plugins, merge
+from .plugins import load_plugins
 
 ConfigSource = Union[str, "os.PathLike[str]", Mapping[str, Any], Config]
 Overrides = Union[Sequence[str], Mapping[str, Any]]
@@ -121,7 +121,7 @@ def _run_mpi(config: Config, ranks: int | None, mpiexec: str | None, timeout: fl
         ranks = config.workers.n + 1
     if ranks < 2:
         raise ConfigError(f"ranks: the mpi backend needs at least 2 ranks (rank 0 is the server), got {ranks}")
-    config.plugins.plugins = merge(config.plugins.plugins, _modules_to_import(config))
+    _check_importable(config)  # the config's [plugins] table already lists the modules of methods registered here
     path = config.resolve_output_path(ranks - 1)
     launcher = mpiexec or shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
     if launcher is None:
@@ -149,27 +149,18 @@ def _run_mpi(config: Config, ranks: int | None, mpiexec: str | None, timeout: fl
     return load(path)
 
 
-def _modules_to_import(config: Config) -> list[str]:
-    """Modules of this run's method and problem that were registered here but not by a plugin."""
-    from .methods import METHODS, ORIGINS as METHOD_ORIGINS
-    from .problems import ORIGINS as PROBLEM_ORIGINS, PROBLEMS
+def _check_importable(config: Config) -> None:
+    """The MPI ranks import the run's plugins; a method or problem defined in __main__ cannot travel."""
+    from .methods import ORIGINS as METHOD_ORIGINS
+    from .problems import ORIGINS as PROBLEM_ORIGINS
 
-    needed = []
-    for kind, name, registry, origins in (
-        ("method", config.method.name, METHODS, METHOD_ORIGINS),
-        ("problem", config.problem.name, PROBLEMS, PROBLEM_ORIGINS),
-    ):
-        origin = origins.get(name, "")
-        if not origin.startswith("module "):
-            continue
-        module = origin.split(" ", 1)[1]
-        if module == "__main__":
+    for kind, name, origins in (("method", config.method.name, METHOD_ORIGINS),
+                                ("problem", config.problem.name, PROBLEM_ORIGINS)):
+        if origins.get(name) == "module __main__":
             raise ConfigError(
                 f"{kind} {name!r} is defined in __main__ (this script or notebook), which the MPI ranks cannot "
                 f"import; move it into a .py file and pass plugins=['that_file.py']"
             )
-        needed.append(module)
-    return needed
 
 
 def load(path: str | os.PathLike[str]) -> RunResult:

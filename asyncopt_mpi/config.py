@@ -245,7 +245,7 @@ def _is_string_field(section: str, name: str) -> bool:
 
 def build_config(raw: dict[str, Any], source: str = "config") -> Config:
     """Turn parsed TOML into a Config, rejecting unknown sections/keys and wrong types."""
-    from .plugins import load_plugins, merge, requested_plugins, table_plugins
+    from .plugins import implied_plugins, load_plugins, merge, requested_plugins, table_plugins
 
     load_plugins(table_plugins(raw, source), requested=False)  # its methods and problems exist before validation
     config = Config()
@@ -267,7 +267,9 @@ def build_config(raw: dict[str, Any], source: str = "config") -> Config:
                 raise ConfigError(
                     f"{section}.{key}: unknown key; accepted in [{section}]: {', '.join(known)}"
                 )
-    config.plugins.plugins = merge(requested_plugins(), config.plugins.plugins)  # what the results file records
+    # What the results file records, so resume, evaluate and sweeps import it again.
+    implied = implied_plugins(config.method.name, config.problem.name)
+    config.plugins.plugins = merge(requested_plugins(), config.plugins.plugins, implied)
     return config
 
 

@@ -197,6 +197,26 @@ def loaded_plugins() -> list[str]:
     return list(_loaded)
 
 
+def implied_plugins(method: str, problem: str) -> list[str]:
+    """What other processes must import for a method/problem registered by plain Python code (not a
+    plugin): a package module by name, a top-level module by its file. Names defined in __main__
+    (a script, a notebook) or unknown names give nothing."""
+    from .methods import ORIGINS as METHOD_ORIGINS
+    from .problems import ORIGINS as PROBLEM_ORIGINS
+
+    found = []
+    for origin in (METHOD_ORIGINS.get(method, ""), PROBLEM_ORIGINS.get(problem, "")):
+        if not origin.startswith("module "):
+            continue
+        name = origin.split(" ", 1)[1]
+        module = sys.modules.get(name)
+        if name == "__main__" or module is None:
+            continue
+        path = getattr(module, "__file__", None)
+        found.append(name if "." in name or not path else os.path.abspath(path))
+    return found
+
+
 def merge(*lists: Iterable[str]) -> list[str]:
     """Resolved specs of several lists, first occurrence kept."""
     out: list[str] = []
@@ -266,7 +286,7 @@ def results_file_plugins(path: str | None) -> list[str]:
 
 
 __all__ = [
-    "BUILT_IN", "ENTRY_POINT_GROUPS", "PluginError", "config_file_plugins", "current_origin", "load_entry_points",
-    "load_plugin", "load_plugins", "loaded_plugins", "merge", "override_plugins", "requested_plugins", "resolve", "results_file_plugins",
-    "table_plugins",
+    "BUILT_IN", "ENTRY_POINT_GROUPS", "PluginError", "config_file_plugins", "current_origin", "implied_plugins",
+    "load_entry_points", "load_plugin", "load_plugins", "loaded_plugins", "merge", "override_plugins",
+    "requested_plugins", "resolve", "results_file_plugins", "same_definition", "table_plugins",
 ]

@@ -255,3 +255,25 @@ def test_an_entry_point_plugin_installed_with_pip_is_found(tmp_path):
     assert attrs(out)["method"] == "ep_sgd"
     with h5py.File(out, "r") as handle:
         assert len(handle["trace/time"]) > 10
+
+
+def test_a_home_made_launcher_run_resumes_and_evaluates_without_the_launcher(tmp_path):
+    """A method registered by plain Python code (no plugin option) is recorded by its file all the same."""
+    _write(tmp_path / "home_methods.py", TINY_METHOD.format(cls="HomeSGD", name="home_sgd", body="pass"))
+    launcher = _write(tmp_path / "launch.py", """
+        import sys
+        sys.path.insert(0, sys.argv.pop(1))
+        import home_methods  # registers home_sgd
+        from asyncopt_mpi.cli import main
+        main()
+    """)
+    out = tmp_path / "home.h5"
+    done = subprocess.run([sys.executable, launcher, str(tmp_path), "run", "--backend", "sim", "--method", "home_sgd",
+                           "--set", "workers.n=3", "--set", "stop.time=1", "--output", str(out), "--quiet"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert list(attrs(out)["plugin_specs"]) == [str(tmp_path / "home_methods.py")]
+    assert run_cli(["evaluate", str(out)]).returncode == 0
+    resumed = run_cli(["run", "--resume", str(out), "--set", "stop.time=2", "--quiet"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert read(out, "snapshots/time")["snapshots/time"][-1] >= 2.0
