@@ -178,6 +178,7 @@ def test_plugins_given_to_run_are_recorded(tmp_path):
 
 
 @pytest.mark.mpi
+@pytest.mark.timeout(400)
 def test_run_with_the_mpi_backend_launches_mpiexec_and_loads_the_file(tmp_path):
     result = ao.run(_config(tmp_path, "mpi", workers={"n": 2, "compute_scale": 0.002}, stop={"time": 0.5}),
                     backend="mpi", timeout=120)
@@ -194,6 +195,7 @@ def _has_runtime_primitives() -> bool:
 
 
 @pytest.mark.skipif(not _has_runtime_primitives(), reason="server.step / vector_sum (issue 17) not in the runtime yet")
+@pytest.mark.timeout(400)
 def test_compare_in_python_example_prints_its_table(tmp_path):
     done = subprocess.run([sys.executable, str(EXAMPLES / "compare_in_python.py"), str(tmp_path)],
                           capture_output=True, text=True, timeout=300)
