@@ -210,10 +210,10 @@ def implied_plugins(method: str, problem: str) -> list[str]:
             continue
         name = origin.split(" ", 1)[1]
         module = sys.modules.get(name)
-        if name == "__main__" or module is None:
-            continue
         path = getattr(module, "__file__", None)
-        found.append(name if "." in name or not path else os.path.abspath(path))
+        if name == "__main__" or not path:  # a script, a notebook, exec'd code: nothing to import again
+            continue
+        found.append(name if "." in name else os.path.abspath(path))
     return found
 
 

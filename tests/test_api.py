@@ -239,3 +239,16 @@ def test_an_existing_results_file_is_kept_unless_overwrite(tmp_path):
     assert ao.load(first.path).attrs["config"] == first.attrs["config"]
     second = ao.run(_config(tmp_path, "again", method={"lr": 0.05}), overwrite=True)
     assert "lr = 0.05" in second.attrs["config"]
+
+
+@pytest.mark.skipif(not _has_runtime_primitives(), reason="server.step / vector_sum (issue 17) not in the runtime yet")
+def test_the_module_docstring_example_runs(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("pandas", reason="the example ends with metrics_frame()")
+    monkeypatch.chdir(tmp_path)
+    code = ao.__doc__.split("::\n", 1)[1].split("\nFor the MPI")[0]
+    code = "\n".join(line[4:] for line in code.splitlines())
+    exec(compile(code, "asyncopt_mpi.__doc__", "exec"), {})
+    printed = capsys.readouterr().out.split()
+    assert printed[-1] == "completed" and float(printed[0]) < 0.1
+    loaded = ao.load(tmp_path / "plain.h5")
+    assert loaded.method == "plain_async_sgd" and loaded.plugins == []  # exec'd code: nothing to import again
