@@ -21,7 +21,7 @@ import numpy as np
 from .config import Config, _toml_value
 from .config import load_config as _load_config
 from .errors import ConfigError, DataError, RunError
-from .plugins import load_plugins
+from .plugins import load_plugins, merge
 
 ConfigSource = Union[str, "os.PathLike[str]", Mapping[str, Any], Config]
 Overrides = Union[Sequence[str], Mapping[str, Any]]
@@ -41,19 +41,22 @@ def load_config(
     are modules or .py files imported first (and recorded in the config's [plugins] table).
     Raises ConfigError (or DataError) naming the key at fault.
     """
-    load_plugins(plugins)
+    resolved = load_plugins(plugins, requested=False)  # this config's, not every later one's
     items = _override_items(overrides)
     output = None if output is None else os.fspath(output)
     if isinstance(config, Config):
-        return _load_config(None, items, backend=backend, output=output, text=config.to_toml())
-    if isinstance(config, Mapping):
+        loaded = _load_config(None, items, backend=backend, output=output, text=config.to_toml())
+    elif isinstance(config, Mapping):
         text = _to_toml(config)
         try:
             tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config dict: a value TOML cannot hold ({exc})") from None
-        return _load_config(None, items, backend=backend, output=output, text=text)
-    return _load_config(os.fspath(config), items, backend=backend, output=output)
+        loaded = _load_config(None, items, backend=backend, output=output, text=text)
+    else:
+        loaded = _load_config(os.fspath(config), items, backend=backend, output=output)
+    loaded.plugins.plugins = merge(resolved, loaded.plugins.plugins)
+    return loaded
 
 
 def _override_items(overrides: Overrides) -> list[str]:

@@ -26,7 +26,7 @@ ENTRY_POINT_GROUPS = ("asyncopt_mpi.methods", "asyncopt_mpi.problems")
 BUILT_IN = "built-in"
 
 _loaded: dict[str, str] = {}  # resolved spec -> module name, in import order
-_requested: list[str] = []  # resolved specs given by --plugin or the Python API
+_requested: list[str] = []  # resolved specs given by --plugin
 _entry_points_loaded = False
 _current_origin: list[str] = []  # the plugin being imported (names it registers are marked with it)
 
@@ -177,7 +177,7 @@ def _register_loaded(group: str, name: str, loaded: object) -> None:
 def load_plugins(specs: Iterable[str] = (), *, requested: bool = True) -> list[str]:
     """Import entry-point plugins and then `specs`; returns the resolved specs. Raises PluginError.
 
-    requested=True (--plugin, the Python API's plugins=): every config this process builds
+    requested=True (--plugin): every config this process builds
     afterwards lists them in its [plugins] table, so its results file records them.
     """
     load_entry_points()
@@ -188,7 +188,7 @@ def load_plugins(specs: Iterable[str] = (), *, requested: bool = True) -> list[s
 
 
 def requested_plugins() -> list[str]:
-    """The plugins this process was asked for by --plugin or the Python API (resolved, in order)."""
+    """The plugins this process was asked for by --plugin (resolved, in order)."""
     return list(_requested)
 
 
