@@ -118,12 +118,12 @@ def test_minibatch_page_does_not_choose_the_fastest_workers(tmp_path):
 
 def test_a_method_for_finite_sums_rejects_a_stochastic_problem(tmp_path):
     from asyncopt_mpi.errors import ConfigError
-    from asyncopt_mpi.runtime.session import run_sim
+    from asyncopt_mpi.runtime.session import simulate
 
     config = load_config(None, ["problem.samples=0", "workers.n=2", "stop.time=1"], method="freya_page",
                          backend="sim", output=str(tmp_path / "x.h5"))
     with pytest.raises(ConfigError, match="finite-sum"):
-        run_sim(config)
+        simulate(config)
 
 
 @pytest.mark.mpi
