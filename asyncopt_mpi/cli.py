@@ -152,6 +152,24 @@ def _stored_backend(path: str) -> str:
         return str(handle.attrs.get("backend", "mpi"))
 
 
+@cli.command("final-stats")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--final", "final", default=0.2, show_default=True, type=float,
+              help="Share of each run (by time, at its end) to average over.")
+@click.option("--metric", default="test_accuracy", show_default=True, help="A /metrics column.")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+def final_stats_command(files: tuple[str, ...], final: float, metric: str, as_json: bool) -> None:
+    """Mean and variance of a metric over the last part of each run (Freya PAGE's Table 2)."""
+    from .final_stats import final_stats, format_final_stats
+
+    try:
+        rows = [final_stats(path, metric, final) for path in _expand(files)]
+        click.echo(format_final_stats(rows, "json" if as_json else "table"))
+    except AsyncoptError as exc:
+        click.echo(f"asyncopt: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--sort", "sort", default=None, help="Sort by a column, e.g. time_to_target or suboptimality.")

@@ -10,18 +10,20 @@ from .objective import reported
 from .problems.base import Problem
 from .results import METRIC_COLUMNS, read_snapshots, write_metrics
 
-VALUE_COLUMNS = ("loss", "suboptimality", "grad_norm_sq", "accuracy")
+VALUE_COLUMNS = ("loss", "suboptimality", "grad_norm_sq", "accuracy", "test_loss", "test_accuracy")
 
 
 def evaluate_points(problem: Problem, xs: np.ndarray, f_star: float) -> np.ndarray:
-    """Rows of (loss, suboptimality, grad_norm_sq, accuracy) for each point in xs."""
+    """Rows of VALUE_COLUMNS for each point in xs (test_*: on the problem's held-out rows, nan without)."""
     rows = np.full((len(xs), len(VALUE_COLUMNS)), math.nan)
     objective = reported(problem)  # (1/n) sum_i f_i for Malenia/Amelie on shards (asyncopt_mpi.objective)
     for i, x in enumerate(xs):
         if not np.isfinite(x).all():
             continue  # a diverged point has no meaningful metrics; leave nan
         values = objective.metrics(x)
-        rows[i] = (values["loss"], values["loss"] - f_star, values["grad_norm_sq"], values.get("accuracy", math.nan))
+        test = problem.test_metrics(x) if hasattr(problem, "test_metrics") else {}
+        rows[i] = (values["loss"], values["loss"] - f_star, values["grad_norm_sq"], values.get("accuracy", math.nan),
+                   test.get("test_loss", math.nan), test.get("test_accuracy", math.nan))
     return rows
 
 

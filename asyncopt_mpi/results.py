@@ -45,6 +45,7 @@ EVENT_COLUMNS = {
 SNAPSHOT_COLUMNS = {"time": "f8", "iteration": "i8", "grads": "i8", "bytes": "i8"}
 METRIC_COLUMNS = (
     "time", "iteration", "grads", "bytes", "loss", "suboptimality", "grad_norm_sq", "accuracy",
+    "test_loss", "test_accuracy",  # on held-out rows (problem.test_data / test_fraction), nan without
 )
 WORKER_COLUMNS = {
     "jobs": "i8", "grads": "i8", "busy_time": "f8", "sleep_time": "f8", "overrun_time": "f8",

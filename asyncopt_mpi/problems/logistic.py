@@ -76,8 +76,10 @@ class LogisticProblem(Problem):
 
     name: ClassVar[str] = "logistic"
     # zero_based: None (auto) | true | false for LIBSVM indices; scale: none | standard | maxabs
+    # test_data: a held-out data file (same format rules); test_fraction: share of the rows held out
     params: ClassVar[dict[str, Any]] = {
         "classes": 0, "l2": 0.0, "bias": False, "format": "auto", "zero_based": None, "scale": "none",
+        "test_data": "", "test_fraction": 0.0,
     }
     description: ClassVar[str] = "logistic regression, binary or multinomial, dense or sparse, optional l2"
 
@@ -106,6 +108,7 @@ class LogisticProblem(Problem):
         self._targets = 2.0 * self.codes - 1 if self.classes == 2 else self.codes
         self._smoothness: float | None = None
         self._solution: np.ndarray | None = None
+        self.X_test: Features | None = None  # held-out rows (test_data or test_fraction), never trained on
 
     @classmethod
     def memory_estimate(cls, config: Any) -> tuple[int, int]:
@@ -138,8 +141,51 @@ class LogisticProblem(Problem):
             if config.samples > 0:
                 X, y = X[: config.samples], y[: config.samples]
             source = config.data
+        fraction = p["test_fraction"]
+        if not (isinstance(fraction, (int, float)) and 0 <= fraction < 1):
+            raise ConfigError(f"problem.test_fraction: the share of rows held out, a number in [0, 1), got {fraction!r}")
+        if p["test_data"] and fraction:
+            raise ConfigError("problem.test_data and problem.test_fraction: give one of them (a test file or a share held out)")
+        n_train = X.shape[0]
+        if p["test_data"]:
+            # Train and test rows are scaled and their labels coded together (one class mapping).
+            X_test, y_test = load_dataset(p["test_data"], p["format"], max_memory=getattr(config, "max_memory", 0),
+                                          zero_based=p["zero_based"],
+                                          n_features=X.shape[1] if sp.issparse(X) else None)
+            if X_test.shape[1] != X.shape[1]:
+                raise DataError(f"{p['test_data']}: test rows have {X_test.shape[1]} features, "
+                                f"the training data {source} has {X.shape[1]}")
+            X = sp.vstack([sp.csr_matrix(X), sp.csr_matrix(X_test)], format="csr") if sp.issparse(X) \
+                else np.vstack([np.asarray(X), np.asarray(X_test)])
+            y = np.concatenate([np.asarray(y), np.asarray(y_test)])
         X = scale_features(X, p["scale"], source)
-        return cls(X, y, classes=p["classes"], l2=p["l2"], bias=p["bias"], source=source)
+        problem = cls(X, y, classes=p["classes"], l2=p["l2"], bias=p["bias"], source=source)
+        if p["test_data"]:
+            problem.hold_out(np.arange(n_train, X.shape[0]))
+        elif fraction:
+            held = int(round(fraction * n_train))
+            if held < 1 or held >= n_train:
+                raise ConfigError(f"problem.test_fraction = {fraction} of {n_train} rows leaves no test or no training rows")
+            # a seeded random choice of rows (files are often sorted by label)
+            problem.hold_out(np.sort(np.random.default_rng(config.seed).permutation(n_train)[:held]))
+        return problem
+
+    def hold_out(self, rows: np.ndarray) -> None:
+        """Move `rows` to the test set: the finite sum, f*, L and training accuracy use the others only."""
+        keep = np.setdiff1d(np.arange(self.n_samples), rows)
+        self.X_test, self._targets_test, self.codes_test = self.X[rows], self._targets[rows], self.codes[rows]
+        self.X, self._targets, self.codes = self.X[keep], self._targets[keep], self.codes[keep]
+        self.n_samples = self.X.shape[0]
+        self._smoothness, self._solution = None, None
+
+    def test_metrics(self, x: np.ndarray) -> dict[str, float]:
+        """test_loss (mean loss over the held-out rows, no regulariser) and test_accuracy; nan without a test set."""
+        if self.X_test is None:
+            return {"test_loss": math.nan, "test_accuracy": math.nan}
+        scores = self._scores(x, self.X_test)
+        predicted = (scores >= 0).astype(np.int64) if self.classes == 2 else np.argmax(scores, axis=1)
+        return {"test_loss": self._data_loss(scores, self._targets_test),
+                "test_accuracy": float(np.mean(predicted == self.codes_test))}
 
     # -- regulariser hooks (a subclass overrides these three)
 
