@@ -47,6 +47,7 @@ METRIC_COLUMNS = (
     "time", "iteration", "grads", "bytes", "loss", "suboptimality", "grad_norm_sq", "accuracy",
     "test_loss", "test_accuracy",  # on held-out rows (problem.test_data / test_fraction), nan without
 )
+OPTIONAL_METRICS = ("test_loss", "test_accuracy")
 WORKER_COLUMNS = {
     "jobs": "i8", "grads": "i8", "busy_time": "f8", "sleep_time": "f8", "overrun_time": "f8",
     "bytes_up": "i8", "bytes_down": "i8", "shard_size": "i8", "shard_labels": "i8",
@@ -574,6 +575,9 @@ def write_metrics(path: str, metrics: dict[str, np.ndarray], f_star: float) -> N
                 del handle["metrics"]
             group = handle.create_group("metrics")
             for name in METRIC_COLUMNS:
+                if name in OPTIONAL_METRICS and name not in metrics:  # no held-out rows: nan
+                    group.create_dataset(name, data=np.full(len(metrics["time"]), np.nan))
+                    continue
                 group.create_dataset(name, data=np.asarray(metrics[name]))
             handle["problem"].attrs["f_star"] = f_star
     except (OSError, RuntimeError) as exc:
