@@ -458,14 +458,22 @@ def _validate_limits(config: Config) -> None:
             f"{key}: {seconds} s per gradient; the simulator's clock moves by compute times, so it must be "
             f">= {MIN_SIM_COMPUTE_TIME} s (the clock would never reach stop.time)",
         )
-    if stop.iterations is None and stop.gradients is None and stop.time is not None and n_workers:
-        from .timing import TimingModel
+    if workers.n is None:
+        return
+    from .timing import TimingModel
 
-        try:
-            per_second = float((1.0 / TimingModel(workers, n_workers).expected_compute()).sum())
-        except ConfigError:
-            return  # the timing model's own error is reported when the run builds it
-        expected = stop.time * per_second
+    try:
+        expected_compute = [float(seconds) for seconds in TimingModel(workers, n_workers).expected_compute()]
+    except ConfigError:
+        return  # the timing model's own error is reported when the run builds it
+    fastest = min(range(len(expected_compute)), key=expected_compute.__getitem__)
+    _require(  # e.g. a trace file of zeros
+        not expected_compute[fastest] < MIN_SIM_COMPUTE_TIME,
+        f"workers.compute: worker {fastest} needs {expected_compute[fastest]} s per gradient on average; the "
+        f"simulator's clock moves by compute times, so it must be >= {MIN_SIM_COMPUTE_TIME} s",
+    )
+    if stop.iterations is None and stop.gradients is None and stop.time is not None:
+        expected = stop.time * sum(1.0 / seconds for seconds in expected_compute)
         _require(
             expected <= MAX_SIM_GRADIENTS,
             f"stop.time = {stop.time}: the simulated workers would compute about {expected:.3g} gradients "
