@@ -186,6 +186,8 @@ def test_run_with_the_mpi_backend_launches_mpiexec_and_loads_the_file(tmp_path):
     assert len(result.trace["time"]) > 10
     with pytest.raises(ao.ConfigError, match="ranks"):
         ao.run(_config(tmp_path, "mpi2", workers={"n": 2}), backend="mpi", ranks=1)
+    with pytest.raises(ao.ConfigError, match="workers.n = 2 but mpiexec started 4 ranks"):  # the ranks' own error
+        ao.run(_config(tmp_path, "mpi3", workers={"n": 2}), backend="mpi", ranks=4, timeout=120)
 
 
 def _has_runtime_primitives() -> bool:
