@@ -72,7 +72,7 @@ def load_plugin(spec: str) -> str:
             module_name = _import_file(resolved) if is_file_spec(resolved) else _import_module(resolved)
         except PluginError:
             raise
-        except Exception as exc:  # the plugin's own code failed: name it and the error, one line
+        except (Exception, SystemExit) as exc:  # the plugin's own code failed: name it and the error, one line
             raise PluginError(f"plugin {spec.strip()!r} failed to import: {type(exc).__name__}: {_one_line(exc)}") from exc
     _loaded[resolved] = module_name
     return resolved
