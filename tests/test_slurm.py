@@ -11,7 +11,7 @@ import pytest
 
 from slurm_cluster import SlurmCluster, missing_reason
 
-from conftest import BIN, read
+from conftest import BIN, MPI_IMPLEMENTATION, read
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "jobs" / "slurm"
@@ -33,15 +33,34 @@ def environment() -> dict:
     return {"PATH": f"{BIN}:{os.environ['PATH']}"}
 
 
-def test_a_single_run(slurm, tmp_path):
+# Both launchers of jobs/slurm/*.sbatch: the venv's mpiexec (hydra places the ranks with Slurm's
+# help) and srun, which starts every rank itself. The mpich wheel's PMI-1 client talks to Slurm's
+# pmi2 plugin; --mpi=pmix is not usable here (Debian's slurm-wlm plugin finds no libpmix, and
+# Open MPI 5 under srun needs it too), so the srun runs need MPICH and are skipped under Open MPI.
+LAUNCHERS = {"mpiexec": None, "srun": "srun --mpi=pmi2"}
+
+
+def launcher_environment(launcher: str) -> dict:
+    if LAUNCHERS[launcher] is None:
+        return environment()
+    if MPI_IMPLEMENTATION != "mpich":
+        pytest.skip(f"srun --mpi=pmi2 starts MPICH's PMI-1 client; this venv's MPI is {MPI_IMPLEMENTATION}")
+    return {**environment(), "LAUNCHER": LAUNCHERS[launcher]}
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_a_single_run(slurm, tmp_path, launcher):
     path = tmp_path / "run.h5"
+    env = launcher_environment(launcher)
     job = slurm.submit("--ntasks=4", f"--chdir={tmp_path}", str(SCRIPTS / "run.sbatch"), DEMO,
-                       "--output", str(path), "--set", "stop.time=2", "--set", "stop.target=1e-12", env=environment())
-    assert slurm.wait(job) == "COMPLETED", (tmp_path / f"asyncopt-{job}.out").read_text()
+                       "--output", str(path), "--set", "stop.time=2", "--set", "stop.target=1e-12", env=env)
+    output = tmp_path / f"asyncopt-{job}.out"
+    assert slurm.wait(job) == "COMPLETED", output.read_text()
     with h5py.File(path, "r") as handle:
         assert handle.attrs["status"] == "completed" and handle.attrs["n_workers"] == 3
         assert len(handle["metrics/loss"]) >= 3
-    assert "asyncopt on 1 node(s), 4 ranks" in (tmp_path / f"asyncopt-{job}.out").read_text()
+    shown = output.read_text()
+    assert "asyncopt on 1 node(s), 4 ranks" in shown and f": {LAUNCHERS[launcher] or 'mpiexec -n 4'} asyncopt run" in shown
 
 
 def test_a_job_array_over_methods_and_seeds(slurm, tmp_path):
@@ -58,10 +77,12 @@ def test_a_job_array_over_methods_and_seeds(slurm, tmp_path):
             assert f"seed = {path.stem[-1]}" in handle.attrs["config"]
 
 
-def test_usr1_before_the_time_limit_ends_the_run_cleanly(slurm, tmp_path):
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_usr1_before_the_time_limit_ends_the_run_cleanly(slurm, tmp_path, launcher):
     path = tmp_path / "signal.h5"
     job = slurm.submit("--ntasks=4", f"--chdir={tmp_path}", str(SCRIPTS / "signal.sbatch"), DEMO,
-                       "--output", str(path), "--set", "stop.time=1e9", "--set", "stop.target=1e-12", env=environment())
+                       "--output", str(path), "--set", "stop.time=1e9", "--set", "stop.target=1e-12",
+                       env=launcher_environment(launcher))
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:  # wait until the run records, then do what --signal=B:USR1@60 does
         try:

@@ -10,6 +10,7 @@ status "failed" and a stop reason naming the rank that ended first.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import select
 import subprocess
@@ -23,6 +24,10 @@ def start(path: str, pids: list[int], hosts: list[str]) -> subprocess.Popen | No
     """Start the watchdog for `path`; pids and hosts are per rank (rank 0 is the writer)."""
     local = [f"{rank}:{pid}" for rank, (pid, host) in enumerate(zip(pids, hosts)) if host == hosts[0]]
     command = [sys.executable, "-m", "asyncopt_mpi.runtime.guardian", "--file", os.path.abspath(path), *local]
+    if any(host != hosts[0] for host in hosts):  # ranks elsewhere report to us (host_watch.py)
+        from . import host_watch
+
+        command += ["--elsewhere", json.dumps({"host": hosts[0], "ranks": host_watch.elsewhere(pids, hosts)})]
     try:
         return subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
     except OSError:
@@ -44,8 +49,15 @@ def alive(pid: int) -> bool:
         return True
 
 
-def _wait_for_ends(ranks: dict[int, int]) -> list[list[int]]:
-    """Block until rank 0 ends; the ranks that ended, grouped by when we saw them end.
+def wait_for_first_end(ranks: dict[int, int]) -> list[int]:
+    """Block until one of `ranks` ends; the ranks seen ending first (a host_watch reporter's wait)."""
+    return _wait_for_ends(ranks, until=None)[0]
+
+
+def _wait_for_ends(ranks: dict[int, int], until: int | None = 0, times: list[float] | None = None) -> list[list[int]]:
+    """Block until rank `until` ends (any rank: None); the ranks that ended, grouped by when we saw them end.
+
+    `times` receives the wall-clock time each group was seen.
 
     Process file descriptors (Linux >= 5.3) wake us the moment a rank ends, so the rank that
     died first is told apart from the ones the launcher killed after it; elsewhere we poll.
@@ -61,7 +73,7 @@ def _wait_for_ends(ranks: dict[int, int]) -> list[list[int]]:
     poller = select.poll() if descriptors else None
     for descriptor in descriptors:
         poller.register(descriptor, select.POLLIN)
-    while 0 not in seen:
+    while (until not in seen) if until is not None else not seen:
         if poller is not None:
             poller.poll(1000)
         else:
@@ -69,14 +81,17 @@ def _wait_for_ends(ranks: dict[int, int]) -> list[list[int]]:
         now_ended = [rank for rank, pid in ranks.items() if rank not in seen and not alive(pid)]
         if now_ended:
             ended.append(sorted(now_ended))
+            if times is not None:
+                times.append(time.time())
             seen.update(now_ended)
     for descriptor in descriptors:
         os.close(descriptor)
     return ended
 
 
-def watch(path: str, ranks: dict[int, int]) -> None:
-    ended = _wait_for_ends(ranks)
+def watch(path: str, ranks: dict[int, int], elsewhere: dict | None = None) -> None:
+    times: list[float] = []
+    ended = _wait_for_ends(ranks, times=times)
     time.sleep(0.2)  # let the file system settle after the writer's death
     from ..results import is_cleanly_closed, recover
 
@@ -88,16 +103,21 @@ def watch(path: str, ranks: dict[int, int]) -> None:
     else:
         names = ", ".join(f"rank {rank} (pid {ranks[rank]})" for rank in first)
         reason = f"killed: {names} ended first, and the MPI job ended without closing the file"
+    if elsewhere:  # ranks on other hosts: their reporters say whether one of them ended first
+        from . import host_watch
+
+        reason = host_watch.first_ended_reason(path, first, times[0], ranks, elsewhere["ranks"], elsewhere["host"])
     recover(path, reason)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--file", required=True)
+    parser.add_argument("--elsewhere", type=json.loads, default=None, help="rank 0's host and the ranks per other host (JSON)")
     parser.add_argument("ranks", nargs="+", help="rank:pid pairs on this host; rank 0 writes the file")
     args = parser.parse_args(argv)
     ranks = {int(rank): int(pid) for rank, pid in (item.split(":") for item in args.ranks)}
-    watch(args.file, ranks)
+    watch(args.file, ranks, elsewhere=args.elsewhere)
 
 
 if __name__ == "__main__":

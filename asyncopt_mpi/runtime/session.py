@@ -24,7 +24,7 @@ from ..evaluate import VALUE_COLUMNS, evaluate_file, evaluate_points, metrics_ta
 from ..results import ResumePoint, is_cleanly_closed, read_resume_point, read_snapshots, recover, write_metrics
 from ..progress import Progress
 from ..timing import TimingModel
-from . import guardian
+from . import guardian, host_watch
 from .backoff import lower_timer_slack, poll
 from ..methods.decentralized import graph_attrs, uses_graph
 from .mpi_text import library_version
@@ -297,6 +297,7 @@ def run_mpi(
             server.signals = signals
             server.progress = Progress(quiet=quiet)
             return server
+        watchdog = host_watch.start_reporter(config.output_path(), pids, hosts, rank)  # None but on other hosts
         context = build_context(config, problem, rank - 1, shards[rank - 1])
         if plan is not None:
             return GraphNode(comm, context, plan, config, timing, 0.0, signals)
@@ -337,6 +338,7 @@ def run_mpi(
         outcome = 1 if (failed or error is not None) else 0
         if error is not None:
             report(f"error: rank {rank}: {_describe(error)}")
+        _stop_watchdog(watchdog)  # this host's reporter: no rank ends before the barrier
     _polite_barrier(comm)
 
     # 4. Metrics at the snapshots, shared out over all ranks.
