@@ -74,6 +74,19 @@ def check_output_path(path: str, *, overwrite: bool = False, inputs: tuple[str, 
         )
 
 
+def lock_output(path: str, *, overwrite: bool, inputs: tuple[str, ...] = (), dim: int = 1):
+    """Check `path` (check_output_path), take its lock, then refuse it if it exists without `overwrite`
+    (after the lock, so a file a live run writes is refused naming that run). Returns the lock."""
+    from .locks import ResultsLock
+
+    check_output_path(path, overwrite=True, inputs=inputs, dim=dim)
+    lock = ResultsLock.acquire(path)
+    if not overwrite and os.path.lexists(path):
+        lock.release()
+        raise UserError(f"output path {path!r}: exists; pass --overwrite to replace it, or choose another --output")
+    return lock
+
+
 def free_bytes(directory: str) -> int | None:
     try:
         stats = os.statvfs(directory)

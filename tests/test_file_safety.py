@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -65,7 +66,7 @@ def test_a_live_file_refuses_a_second_writer_evaluate_and_resume_naming_the_hold
     path = tmp_path / "s.h5"
     first = subprocess.Popen(
         [MPIEXEC, "-n", "3", *asyncopt_command(), "run", DEMO, "--quiet", "--output", str(path),
-         "--set", "stop.time=12", "--set", "stop.target=1e-12"],
+         "--set", "stop.time=90", "--set", "stop.target=1e-12"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert wait_for(lambda: path.exists() and (tmp_path / "s.h5.lock").exists(), 120), "the first run never started"
@@ -73,19 +74,21 @@ def test_a_live_file_refuses_a_second_writer_evaluate_and_resume_naming_the_hold
         pid = holder.split("pid=")[1].split()[0]
         second = run_mpi(2, ["run", DEMO, "--method", "minibatch_sgd", "--quiet", "--output", str(path), "--overwrite",
                              "--set", "stop.time=3"], timeout=120)
+        plain = run_cli(["run", DEMO, *SIM, "--output", str(path)], timeout=120)  # no --overwrite: still named
         evaluate = run_cli(["evaluate", str(path)], timeout=120)
         resume = run_cli(["run", "--resume", str(path), "--set", "stop.time=30"], timeout=120)
         running = first.poll() is None
     finally:
+        first.send_signal(signal.SIGUSR1)  # stop it cleanly (README: SIGUSR1 to mpiexec)
         out, err = first.communicate(timeout=240)
     assert running, "the first run ended before the refusals were checked; they prove nothing"
-    for done in (second, evaluate, resume):
+    for done in (second, plain, evaluate, resume):
         assert done.returncode == 2, done.stderr
         line = one_error_line(done.stderr)
         assert "a run is writing it" in line and f"host {socket.gethostname()}" in line and f"pid {pid}" in line, line
     assert first.returncode == 0, err
     info = attrs(path)
-    assert info["status"] == "completed" and info["method"] == "async_sgd" and int(info.get("segments", 1)) == 1
+    assert info["status"] == "stopped" and info["method"] == "async_sgd" and int(info.get("segments", 1)) == 1
     assert not (tmp_path / "s.h5.lock").exists() and not (tmp_path / "s.h5.partial").exists()
 
 

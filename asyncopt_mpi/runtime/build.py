@@ -22,6 +22,7 @@ from ..problems.splits import shard_indices
 from ..results import ResultsWriter, ResumePoint
 from ..timing import TimingModel
 from .. import provenance
+from .mpi_text import printable
 from .worker import WorkerContext
 
 
@@ -71,6 +72,7 @@ def open_writer(
     config: Config, problem: Problem, method: Method, n_workers: int, f_star: float,
     mpi_library: str = "none", hosts: list[str] | None = None, pids: list[int] | None = None,
     resume: ResumePoint | None = None, background: bool = False, graph: dict[str, Any] | None = None,
+    staging: str | None = None,
 ) -> ResultsWriter:
     attrs: dict[str, Any] = {
         "method": config.method.name,
@@ -79,8 +81,8 @@ def open_writer(
         "n_workers": n_workers,
         "config": config.to_toml(),
         "asyncopt_version": __version__,
-        "mpi_library": mpi_library,
-        "hosts": np.array(sorted(set(hosts or [socket.gethostname()])), dtype=object),
+        "mpi_library": printable(mpi_library),
+        "hosts": np.array(sorted({printable(host) for host in hosts or [socket.gethostname()]}), dtype=object),
         "pids": np.array(pids or [os.getpid()], dtype=np.int64),  # per rank, to match launcher messages
         **provenance.collect(),  # library versions, git commit, command line, plugins
         # What every process of a resumed run, an evaluation or a sweep imports again (asyncopt_mpi.plugins).
@@ -96,5 +98,5 @@ def open_writer(
     return ResultsWriter(
         config.output_path(), attrs=attrs, dim=problem.dim, n_workers=n_workers,
         trace_extra=method.trace_columns, problem_attrs=problem_attrs, state_shapes=method.state_shapes(),
-        resume=resume, background=background, graph=graph,
+        resume=resume, background=background, graph=graph, staging=staging,
     )

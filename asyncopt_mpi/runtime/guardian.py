@@ -5,6 +5,10 @@ at once, rank 0 included, so no rank can record the failure. Rank 0 therefore st
 small process in its own session: it watches the ranks' process ids on its host, and when
 rank 0 is gone and the file was not closed, rewrites the file as normally closed with
 status "failed" and a stop reason naming the rank that ended first.
+
+It inherits the results file's lock (locks.py), so no other run, `evaluate` or `--resume`
+can touch the file until the repair is done; a staged file the run never published (it died
+while setting up) is removed, leaving the old file at the path as it was.
 """
 
 from __future__ import annotations
@@ -20,16 +24,25 @@ import time
 POLL_SECONDS = 0.05
 
 
-def start(path: str, pids: list[int], hosts: list[str]) -> subprocess.Popen | None:
-    """Start the watchdog for `path`; pids and hosts are per rank (rank 0 is the writer)."""
+def start(path: str, pids: list[int], hosts: list[str], lock=None, staged: str | None = None) -> subprocess.Popen | None:
+    """Start the watchdog for `path`; pids and hosts are per rank (rank 0 is the writer).
+
+    `lock` (a locks.ResultsLock) is shared with the watchdog, which keeps it until it is done.
+    """
     local = [f"{rank}:{pid}" for rank, (pid, host) in enumerate(zip(pids, hosts)) if host == hosts[0]]
-    command = [sys.executable, "-m", "asyncopt_mpi.runtime.guardian", "--file", os.path.abspath(path), *local]
+    command = [sys.executable, "-m", "asyncopt_mpi.runtime.guardian", "--file", os.path.abspath(path)]
+    fds: tuple[int, ...] = ()
+    if lock is not None and lock.fd >= 0:
+        fds = (lock.inheritable_fd(),)
+        command += ["--lock-fd", str(lock.fd), "--lock-path", os.path.abspath(lock.lock_path)]
+    if staged and os.path.abspath(staged) != os.path.abspath(path):
+        command += ["--staged", os.path.abspath(staged)]
     if any(host != hosts[0] for host in hosts):  # ranks elsewhere report to us (host_watch.py)
         from . import host_watch
 
         command += ["--elsewhere", json.dumps({"host": hosts[0], "ranks": host_watch.elsewhere(pids, hosts)})]
     try:
-        return subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(command + local, stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=fds)
     except OSError:
         return None  # best effort: without it a killed run's file is repaired by `asyncopt evaluate`
 
@@ -89,14 +102,25 @@ def _wait_for_ends(ranks: dict[int, int], until: int | None = 0, times: list[flo
     return ended
 
 
-def watch(path: str, ranks: dict[int, int], elsewhere: dict | None = None) -> None:
+def watch(path: str, ranks: dict[int, int], staged: str | None = None, lock_fd: int | None = None,
+          elsewhere: dict | None = None) -> None:
     times: list[float] = []
     ended = _wait_for_ends(ranks, times=times)
+    if lock_fd is not None:
+        _mark_repairing(lock_fd)  # refusals now name this process
     time.sleep(0.2)  # let the file system settle after the writer's death
+    from ..errors import UserError
     from ..results import is_cleanly_closed, recover
 
-    if not os.path.exists(path) or is_cleanly_closed(path):
-        return
+    if staged and os.path.exists(staged):
+        os.unlink(staged)  # the run died before it started cleanly: the old file stays
+    if os.path.exists(path + ".reserve"):
+        os.unlink(path + ".reserve")  # the writer's reserve of disk space (results.RESERVE_SUFFIX)
+    try:
+        if not os.path.exists(path) or is_cleanly_closed(path):
+            return
+    except UserError:
+        return  # not a file we can repair (truncated by another hand): leave it
     first = ended[0]
     if first == [0]:
         reason = "killed: rank 0 ended without closing the file"
@@ -107,17 +131,39 @@ def watch(path: str, ranks: dict[int, int], elsewhere: dict | None = None) -> No
         from . import host_watch
 
         reason = host_watch.first_ended_reason(path, first, times[0], ranks, elsewhere["ranks"], elsewhere["host"])
-    recover(path, reason)
+    try:
+        recover(path, reason)
+    except UserError:
+        pass
+
+
+def _mark_repairing(descriptor: int) -> None:
+    import datetime
+    import socket
+
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    text = f"host={socket.gethostname()} pid={os.getpid()} started={started} repairing\n".encode()
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, text, 0)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--file", required=True)
+    parser.add_argument("--lock-fd", type=int, default=None, help="inherited descriptor of the file's lock")
+    parser.add_argument("--lock-path", default=None)
+    parser.add_argument("--staged", default=None, help="the run's file before it was published")
     parser.add_argument("--elsewhere", type=json.loads, default=None, help="rank 0's host and the ranks per other host (JSON)")
     parser.add_argument("ranks", nargs="+", help="rank:pid pairs on this host; rank 0 writes the file")
     args = parser.parse_args(argv)
     ranks = {int(rank): int(pid) for rank, pid in (item.split(":") for item in args.ranks)}
-    watch(args.file, ranks, elsewhere=args.elsewhere)
+    from ..locks import release_descriptor
+
+    try:
+        watch(args.file, ranks, args.staged, args.lock_fd, args.elsewhere)
+    finally:
+        if args.lock_fd is not None and args.lock_path:
+            release_descriptor(args.lock_path, args.lock_fd)
 
 
 if __name__ == "__main__":

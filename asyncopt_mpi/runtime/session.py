@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import resource
+import shutil
 import socket
 import sys
 import traceback
@@ -21,6 +22,8 @@ import numpy as np
 from ..config import Config, load_config
 from ..errors import AsyncoptError, ConfigError, RunError, UserError
 from ..evaluate import VALUE_COLUMNS, evaluate_file, evaluate_points, metrics_table
+from ..locks import ResultsLock, held, release_fully
+from ..output import check_output_path, lock_output, staging_path
 from ..results import ResumePoint, is_cleanly_closed, read_resume_point, read_snapshots, recover, write_metrics
 from ..progress import Progress
 from ..timing import TimingModel
@@ -87,28 +90,61 @@ def _summary_line(config: Config, server: ServerCore, status: str, reason: str) 
 def prepare_resume(path: str, overrides: list[str], backend: str) -> tuple[Config, ResumePoint]:
     """The config a run resumes with (the file's own, plus overrides) and its last snapshot.
 
-    A file whose writer died is repaired first. The method and the number of workers stay.
+    Takes the file's lock (refused while a run or a repair holds it) and never changes the file:
+    everything is validated first, then the run works on a copy (PATH.partial; a file whose writer
+    died is repaired into it) that replaces the file once the resumed run has started cleanly.
+    The method and the number of workers stay.
     """
-    if not os.path.exists(path):
-        raise UserError(f"--resume: results file not found: {path}")
-    if not is_cleanly_closed(path):
-        recover(path)
-    for item in overrides:
-        key = item.partition("=")[0].strip()
-        if key in ("method.name", "problem.name", "workers.n"):
-            raise ConfigError(f"--set {key}: a resumed run keeps the {key} it was started with")
-    point = read_resume_point(path)
-    config = load_config(None, overrides, backend=backend, output=path, text=point.config)
-    if uses_graph(config.method.name, config.graph.topology):
-        raise ConfigError(f"--resume: {config.method.name} on a worker graph cannot be resumed yet; start a new run")
-    limit = config.stop.time
-    if limit is not None and limit <= point.time:
-        raise ConfigError(
-            f"stop.time = {limit:g} s: the run already reached {point.time:.4g} s; "
-            f"continue it with e.g. --set stop.time={2 * limit:g}"
-        )
+    check_output_path(path, resume=True)
+    lock = ResultsLock.acquire(path, "resume")
+    staged = staging_path(path)
+    try:
+        for item in overrides:
+            key = item.partition("=")[0].strip()
+            if key in ("method.name", "problem.name", "workers.n"):
+                raise ConfigError(f"--set {key}: a resumed run keeps the {key} it was started with")
+        source = path
+        if not is_cleanly_closed(path):
+            recover(path, target_path=staged)
+            source = staged
+        point = read_resume_point(source)
+        config = load_config(None, overrides, backend=backend, output=path, text=point.config)
+        stored = load_config(None, [], backend=backend, output=path, text=point.config)
+        if config.problem != stored.problem:
+            changed = [key for key in vars(stored.problem) if getattr(config.problem, key) != getattr(stored.problem, key)]
+            raise ConfigError(
+                f"--set problem.{changed[0] if changed else '...'}: a resumed run keeps the problem it was started "
+                "with (its snapshots are points of that problem); start a new run to change it"
+            )
+        crash_after = config.workers.crash_after
+        if crash_after and len(crash_after) != len(point.workers["jobs"]):
+            raise ConfigError(
+                f"workers.crash_after: has {len(crash_after)} entries but the run has {len(point.workers['jobs'])} workers"
+            )
+        if uses_graph(config.method.name, config.graph.topology):
+            raise ConfigError(f"--resume: {config.method.name} on a worker graph cannot be resumed yet; start a new run")
+        limit = config.stop.time
+        if limit is not None and limit <= point.time:
+            raise ConfigError(
+                f"stop.time = {limit:g} s: the run already reached {point.time:.4g} s; "
+                f"continue it with e.g. --set stop.time={2 * limit:g}"
+            )
+        if source == path:
+            shutil.copyfile(path, staged)
+        point.staged = staged
+    except BaseException:
+        if os.path.exists(staged):
+            os.unlink(staged)
+        lock.release()
+        raise
     config.segment = point.segment
     return config, point
+
+
+def _inputs(config: Config, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Files the run reads, which its results file must never be."""
+    data = config.problem.data if config.problem.data and config.problem.data != "synthetic" else ""
+    return (*extra, *data.split(":"), config.graph.edges)
 
 
 # ---------------------------------------------------------------- simulator
@@ -125,10 +161,11 @@ class SimOutcome:
     summary: str
 
 
-def run_sim(config: Config, resume: ResumePoint | None = None, quiet: bool = True) -> int:
+def run_sim(config: Config, resume: ResumePoint | None = None, quiet: bool = True, overwrite: bool = False,
+            inputs: tuple[str, ...] = ()) -> int:
     """The CLI's simulator run: `simulate`, its closing line or error reported, an exit status."""
     try:
-        outcome = simulate(config, resume, quiet)
+        outcome = simulate(config, resume, quiet, overwrite=overwrite, inputs=inputs)
     except Exception as exc:
         report(f"error: {_describe(exc)}")
         return _exit_code(exc)
@@ -136,13 +173,16 @@ def run_sim(config: Config, resume: ResumePoint | None = None, quiet: bool = Tru
     return outcome.exit_code
 
 
-def simulate(config: Config, resume: ResumePoint | None = None, quiet: bool = True) -> SimOutcome:
+def simulate(config: Config, resume: ResumePoint | None = None, quiet: bool = True, *, overwrite: bool = False,
+             inputs: tuple[str, ...] = ()) -> SimOutcome:
     """Run a validated config in the simulator, in this process. Raises ConfigError/DataError for
     bad input; when the run itself fails the file is closed (status failed) and a RunError (or the
-    method's own AsyncoptError) is raised with `.path` set."""
-    from .graph_sim import GraphSim
-    from .sim import SimServer
+    method's own AsyncoptError) is raised with `.path` set.
 
+    The results path is checked and locked before anything is built; an existing file is refused
+    unless `overwrite` (then replaced only once the new run has started cleanly). `inputs` are
+    files the run reads (the config), which the results file must not be.
+    """
     n_workers = config.workers.n
     if n_workers is None and resume is not None:
         n_workers = len(resume.workers["jobs"])
@@ -150,6 +190,26 @@ def simulate(config: Config, resume: ResumePoint | None = None, quiet: bool = Tr
         raise ConfigError("workers.n: required with --backend sim (the number of simulated workers)")
     if not config.resolved_path:
         config.resolve_output_path(n_workers)
+    path = config.output_path()
+    if resume is None:
+        lock = lock_output(path, overwrite=overwrite, inputs=_inputs(config, inputs), dim=config.problem.dim)
+    else:
+        lock = ResultsLock.acquire(path)
+    try:
+        return _simulate_locked(config, resume, quiet, n_workers, lock, replace=overwrite or resume is not None)
+    finally:
+        if resume is not None and resume.staged and os.path.exists(resume.staged):
+            os.unlink(resume.staged)  # the resumed run did not start: the file stays as it was
+        lock.release()
+        if resume is not None:
+            lock.release()  # the one prepare_resume took
+
+
+def _simulate_locked(config: Config, resume: ResumePoint | None, quiet: bool, n_workers: int, lock: ResultsLock,
+                     replace: bool) -> SimOutcome:
+    from .graph_sim import GraphSim
+    from .sim import SimServer
+
     problem = build_problem(config)
     timing = TimingModel(config.workers, n_workers)
     shards = build_shards(config, problem, n_workers)
@@ -157,15 +217,22 @@ def simulate(config: Config, resume: ResumePoint | None = None, quiet: bool = Tr
     method = build_method(config, problem, n_workers)
     f_star = compute_f_star(problem)
     plan = build_plan(config, n_workers, timing)
+    staged = resume.staged if resume is not None and resume.staged else staging_path(config.output_path())
     writer = open_writer(config, problem, method, n_workers, f_star, resume=resume,
-                         graph=None if plan is None else graph_attrs(plan))
-    watchdog = guardian.start(config.output_path(), [os.getpid()], [socket.gethostname()])
-    if plan is None:
-        server = SimServer(config, problem, method, writer, timing, f_star, resume, contexts=contexts)
-    else:
-        server = GraphSim(config, problem, method, writer, timing, f_star, resume, contexts=contexts, plan=plan)
-    server.progress = Progress(quiet=quiet, virtual=True)
-    server.record_shards(shards)
+                         graph=None if plan is None else graph_attrs(plan), staging=staged)
+    watchdog = guardian.start(config.output_path(), [os.getpid()], [socket.gethostname()], lock=lock, staged=staged)
+    try:
+        if plan is None:
+            server = SimServer(config, problem, method, writer, timing, f_star, resume, contexts=contexts)
+        else:
+            server = GraphSim(config, problem, method, writer, timing, f_star, resume, contexts=contexts, plan=plan)
+        server.progress = Progress(quiet=quiet, virtual=True)
+        server.record_shards(shards)
+        writer.publish(replace)  # set up cleanly: the new file takes the path
+    except BaseException:
+        writer.abandon()  # the staged file goes; an old file at the path stays as it was
+        _stop_watchdog(watchdog)
+        raise
     error = None
     server.signals.install()
     try:
@@ -176,7 +243,8 @@ def simulate(config: Config, resume: ResumePoint | None = None, quiet: bool = Tr
         server.signals.restore()
         server.progress.close()
     status, reason = _finish(server, error)
-    evaluate_file(config.output_path(), problem, f_star)
+    if writer.failed is None:
+        evaluate_file(config.output_path(), problem, f_star)
     _stop_watchdog(watchdog)
     if error is not None:
         failure = error if isinstance(error, AsyncoptError) else RunError(_describe(error))
@@ -220,7 +288,7 @@ def _try(step: Callable[[], Any]) -> tuple[Any, BaseException | None]:
 
 def run_mpi(
     path: str | None, overrides: list[str], method: str | None, output: str | None, resume_path: str | None = None,
-    quiet: bool = False, plugins: list[str] = (),
+    quiet: bool = False, plugins: list[str] = (), overwrite: bool = False,
 ) -> int:
     from mpi4py import MPI
 
@@ -235,6 +303,8 @@ def run_mpi(
     rank, size = comm.rank, comm.size
 
     def fail(error: BaseException) -> int:
+        if rank == 0 and resume is not None and resume.staged and os.path.exists(resume.staged):
+            os.unlink(resume.staged)  # the resumed run never started: its file stays as it was
         if rank == 0:
             origin = "" if getattr(error, "rank", 0) == 0 else f"rank {error.rank}: "
             report(f"error: {origin}{error}")
@@ -253,7 +323,7 @@ def run_mpi(
 
     # 1. Config: read and validated on rank 0 only, then shared.
     if rank == 0:
-        loaded, error = _try(lambda: _load_mpi_config(path, overrides, method, output, size, resume_path))
+        loaded, error = _try(lambda: _load_mpi_config(path, overrides, method, output, size, resume_path, overwrite))
         config, resume = loaded or (None, None)
         if config is not None:
             config.plugins.plugins = merge(specs, config.plugins.plugins)
@@ -267,6 +337,7 @@ def run_mpi(
     hosts = comm.allgather(socket.gethostname())
     pids = comm.allgather(os.getpid())
     watchdog = None
+    opened: dict[str, Any] = {}  # rank 0: the writer, once its staged file exists
 
     # 2. Problem on every rank (workers need the data too); method and file on rank 0.
     problem, error = _try(lambda: build_problem(config))
@@ -282,12 +353,15 @@ def run_mpi(
             method_object = build_method(config, problem, n_workers)
             f_star = compute_f_star(problem)
             library = library_version(MPI)  # Open MPI's ends in a NUL byte: cleaned
+            staged = resume.staged if resume is not None and resume.staged else staging_path(config.output_path())
             writer = open_writer(
                 config, problem, method_object, n_workers, f_star, library, hosts, pids, resume, background=True,
-                graph=None if plan is None else graph_attrs(plan),
+                graph=None if plan is None else graph_attrs(plan), staging=staged,
             )
+            opened["writer"] = writer
             nonlocal watchdog
-            watchdog = guardian.start(config.output_path(), pids, hosts)
+            watchdog = guardian.start(config.output_path(), pids, hosts, lock=held(config.output_path()),
+                                      staged=staged)
             if plan is None:
                 server = MpiServer(config, problem, method_object, writer, timing, f_star, resume, comm=comm, hosts=hosts)
             else:
@@ -305,10 +379,13 @@ def run_mpi(
 
     role, error = _try(setup)
     error = _agree(comm, error)
+    if error is None and rank == 0:  # every rank set up cleanly: the new file takes the path
+        _, error = _try(lambda: opened["writer"].publish(overwrite or resume is not None))
+    error = _agree(comm, error)
     if error is not None:
-        if rank == 0 and role is not None:
-            role.writer.abandon()
-            _stop_watchdog(watchdog)
+        if rank == 0 and "writer" in opened:
+            opened["writer"].abandon()  # the staged file goes; an old file at the path stays as it was
+        _stop_watchdog(watchdog)  # rank 0's watchdog, or another host's reporter
         return fail(error)
 
     # 3. Run (graph runs first agree on a time origin: hop times are compared across ranks).
@@ -329,7 +406,10 @@ def run_mpi(
         warn_if_short(server)  # workers slower than the timing model: say so
         if missing:
             # Ranks that do not answer cannot join the collective evaluation: evaluate here, then end the job.
-            evaluate_file(config.output_path(), problem, server.f_star)
+            if server.writer.failed is None:
+                _, trouble = _try(lambda: evaluate_file(config.output_path(), problem, server.f_star))
+                if trouble is not None:
+                    report(f"error: metrics not computed: {_describe(trouble)}")
             _stop_watchdog(watchdog)
             comm.Abort(1)
         outcome = 1 if error is not None else server.exit_code()
@@ -341,8 +421,12 @@ def run_mpi(
         _stop_watchdog(watchdog)  # this host's reporter: no rank ends before the barrier
     _polite_barrier(comm)
 
-    # 4. Metrics at the snapshots, shared out over all ranks.
-    _evaluate_shared(comm, config, problem, server.f_star if rank == 0 else math.nan)
+    # 4. Metrics at the snapshots, shared out over all ranks (none after a write error).
+    failed_file = rank == 0 and server.writer.failed is not None
+    problem_text = _evaluate_shared(comm, config, problem, server.f_star if rank == 0 else math.nan, skip=failed_file)
+    if rank == 0 and problem_text is not None:
+        report(f"error: {problem_text}")
+        outcome, error = 1, error or RunError(problem_text)
     if rank == 0:
         _stop_watchdog(watchdog)
         if error is None:
@@ -357,11 +441,28 @@ def _stop_watchdog(watchdog) -> None:
         watchdog.wait()
 
 
-def _load_mpi_config(path, overrides, method, output, size: int, resume_path: str | None):
+def _load_mpi_config(path, overrides, method, output, size: int, resume_path: str | None, overwrite: bool = False):
+    """Rank 0: the validated config, the resume point, and the results file checked and locked."""
     if resume_path is not None:
-        config, resume = prepare_resume(resume_path, overrides, "mpi")
-    else:
-        config, resume = load_config(path, overrides, method=method, backend="mpi", output=output), None
+        config, resume = prepare_resume(resume_path, overrides, "mpi")  # takes the lock
+        try:
+            _check_ranks(config, resume, size)
+        except BaseException:
+            os.unlink(resume.staged)
+            release_fully(resume_path)
+            raise
+        config.resolve_output_path(size - 1)
+        return config, resume
+    config = load_config(path, overrides, method=method, backend="mpi", output=output)
+    _check_ranks(config, None, size)
+    config.resolve_output_path(size - 1)  # once, here on rank 0 ({timestamp}); the config is broadcast
+    # Held by rank 0 until it exits (and by its watchdog while it repairs a killed run's file).
+    lock_output(config.output_path(), overwrite=overwrite, inputs=_inputs(config, (path,) if path else ()),
+                dim=config.problem.dim)
+    return config, None
+
+
+def _check_ranks(config: Config, resume: ResumePoint | None, size: int) -> None:
     if resume is not None and len(resume.workers["jobs"]) != size - 1:
         raise ConfigError(
             f"--resume: the run had {len(resume.workers['jobs'])} workers; start "
@@ -377,16 +478,22 @@ def _load_mpi_config(path, overrides, method, output, size: int, resume_path: st
             f"workers.n = {config.workers.n} but mpiexec started {size} ranks, i.e. {size - 1} workers; "
             f"set workers.n = {size - 1}, remove it, or start {config.workers.n + 1} ranks"
         )
-    config.resolve_output_path(size - 1)  # once, here on rank 0 ({timestamp}); the config is broadcast
-    return config, resume
 
 
-def _evaluate_shared(comm, config: Config, problem, f_star: float) -> None:
-    """Every rank evaluates a share of the snapshots; rank 0 stores the table."""
-    snapshots = read_snapshots(config.output_path()) if comm.rank == 0 else None
+def _evaluate_shared(comm, config: Config, problem, f_star: float, skip: bool = False) -> str | None:
+    """Every rank evaluates a share of the snapshots; rank 0 stores the table.
+
+    On rank 0, the reason the metrics could not be read or stored (None when they were).
+    """
+    snapshots, trouble = None, None
+    if comm.rank == 0 and not skip:
+        try:
+            snapshots = read_snapshots(config.output_path())
+        except Exception as exc:
+            trouble = f"metrics not computed: {_describe(exc)}"
     count = comm.bcast(0 if snapshots is None else len(snapshots["x"]), root=0)
     f_star = comm.bcast(f_star, root=0)
-    xs = snapshots["x"] if comm.rank == 0 else np.empty((count, problem.dim))
+    xs = snapshots["x"] if snapshots is not None else np.empty((count, problem.dim))
     if count:
         comm.Bcast(xs, root=0)
     mine = np.arange(comm.rank, count, comm.size)
@@ -396,4 +503,9 @@ def _evaluate_shared(comm, config: Config, problem, f_star: float) -> None:
         table = np.full((count, len(VALUE_COLUMNS)), math.nan)
         for rows, part in gathered:
             table[rows] = part
-        write_metrics(config.output_path(), metrics_table(snapshots, table), f_star)
+        if snapshots is not None:
+            try:
+                write_metrics(config.output_path(), metrics_table(snapshots, table), f_star)
+            except Exception as exc:
+                trouble = f"metrics not stored: {_describe(exc)}"
+    return trouble
