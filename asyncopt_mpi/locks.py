@@ -88,6 +88,10 @@ class ResultsLock:
     @classmethod
     def _take(cls, path: str, doing: str) -> "ResultsLock":
         name = lock_path(path)
+        try:  # a fresh clone has no results/ folder yet: the file's folder is made here, as the writer would
+            os.makedirs(os.path.dirname(name) or ".", exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create the folder of the results file {path}: {exc.strerror}") from None
         for _ in range(20):
             try:
                 descriptor = os.open(name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
