@@ -57,7 +57,7 @@ HOP_COLUMNS = {
     "queued": "f8", "start": "f8", "arrived": "f8", "source": "i4", "dest": "i4", "kind": "i1", "version": "i8",
     "rho": "f8",
 }
-STATUSES = ("running", "completed", "stopped", "failed")
+STATUSES = ("running", "completed", "stopped", "failed", "diverged")
 RESERVE_BYTES = 256 * 1024  # kept free on the results file's disk so the file can still be closed
 SWMR_WAIT_SECONDS = 10.0  # a file still marked open for writing must be readable within this
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"

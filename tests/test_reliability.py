@@ -131,9 +131,9 @@ def test_divergence_fails_the_run_and_suggests_a_smaller_step(tmp_path, backend)
     args = long_run_args(path, method={"lr": 50.0}, stop={"time": 20.0})
     done = run_mpi(3, args, timeout=60) if backend == "mpi" else run_cli(args + ["--backend", "sim", "--set", "workers.n=2"])
     assert done.returncode == 1, done.stderr
-    assert "non-finite" in done.stderr and "smaller method.lr" in done.stderr
+    assert "diverged" in done.stderr and "smaller method.lr" in done.stderr
     with h5py.File(path, "r") as handle:
-        assert handle.attrs["status"] == "failed"
+        assert handle.attrs["status"] == "diverged"
 
 
 def test_a_dead_worker_stops_only_synchronous_methods(tmp_path):

@@ -42,9 +42,11 @@ class StopReason(str, Enum):
     SIGNAL = "signal"
     ERROR = "error"
     METHOD = "method"
+    DIVERGED = "diverged"
 
 
 COMPLETED_REASONS = {StopReason.TIME, StopReason.ITERATIONS, StopReason.GRADIENTS, StopReason.TARGET, StopReason.METHOD}
+DIVERGENCE_FACTOR = 1e6  # a loss above f_ref + 1e6 (f(x0) - f*) at a snapshot, or a non-finite one, ends the run
 
 
 class ServerCore:
@@ -307,16 +309,27 @@ class ServerCore:
         )
         self.last_snapshot_time = now
         self.last_snapshot_version = self.version
-        if not np.isfinite(x).all():
-            raise RunError(
-                f"the iterate became non-finite (nan or inf) at iteration {self.version}, "
-                f"time {now:.3g} s; the method diverged: try a smaller method.lr (now {self.config.method.lr:g})"
-            )
+        self.last_loss = float(reported(self.problem).loss(x)) if np.isfinite(x).all() else math.inf
+        if self._diverged(self.last_loss, now):
+            return
         target = self.stop_rules.target
-        if target is not None or self.config.output.evaluate_inline:
-            self.last_loss = float(reported(self.problem).loss(x))
         if target is not None and math.isfinite(self.f_star) and self.last_loss - self.f_star <= target:
             self.stop(StopReason.TARGET, f"stop.target = {target:g} reached")
+
+    def _diverged(self, loss: float, now: float) -> bool:
+        """Stop with status diverged when the loss is non-finite or beyond f_ref + 1e6 x the initial gap."""
+        if not hasattr(self, "_loss_bound"):
+            objective = reported(self.problem)
+            f0 = float(objective.loss(self.problem.x0()))
+            gap = f0 - self.f_star if math.isfinite(self.f_star) and f0 > self.f_star else max(abs(f0), 1.0)
+            self._loss_bound = (self.f_star if math.isfinite(self.f_star) else f0) + DIVERGENCE_FACTOR * gap
+        if math.isfinite(loss) and loss <= self._loss_bound:
+            return False
+        what = "the iterate became non-finite (nan or inf)" if not math.isfinite(loss) else \
+            f"the loss reached {loss:.3g}, beyond {DIVERGENCE_FACTOR:g} x the initial gap (bound {self._loss_bound:.3g})"
+        self.stop(StopReason.DIVERGED, f"{what} at iteration {self.version}, time {now:.3g} s; "
+                                       f"try a smaller method.lr (now {self.config.method.lr:g})")
+        return True
 
     def final_snapshot(self) -> None:
         if self.last_snapshot_version != self.version or self.now() > self.last_snapshot_time:
@@ -337,7 +350,7 @@ class ServerCore:
     def exit_code(self) -> int:
         """0, or 128 + signal number after SIGINT/SIGTERM anywhere (SIGUSR1 is a planned stop: 0)."""
         if self.stop_signal in (None, signal.SIGUSR1):
-            return 0
+            return 1 if self.stop_reason == StopReason.DIVERGED else 0
         return 128 + int(self.stop_signal)
 
     def check_time(self, now: float) -> bool:
@@ -358,6 +371,8 @@ class ServerCore:
             return "failed", "error: the run ended without a stop reason"
         if reason in COMPLETED_REASONS:
             status = "completed"
+        elif reason == StopReason.DIVERGED:
+            status = "diverged"
         elif reason == StopReason.ERROR:
             status = "failed"
         else:

@@ -169,7 +169,7 @@ def run_sim(config: Config, resume: ResumePoint | None = None, quiet: bool = Tru
     except Exception as exc:
         report(f"error: {_describe(exc)}")
         return _exit_code(exc)
-    report(outcome.summary, error=False)
+    report(outcome.summary, error=outcome.status == "diverged")  # a diverged run's line goes to stderr
     return outcome.exit_code
 
 
@@ -430,7 +430,7 @@ def run_mpi(
     if rank == 0:
         _stop_watchdog(watchdog)
         if error is None:
-            report(_summary_line(config, server, status, reason), error=False)
+            report(_summary_line(config, server, status, reason), error=status == "diverged")
     return comm.bcast(outcome, root=0)
 
 
