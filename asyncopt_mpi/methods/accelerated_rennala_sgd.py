@@ -31,7 +31,7 @@ class AcceleratedRennalaSGD(RennalaSGD):
 
     def step(self, server: Server, collector: BatchCollector) -> None:
         alpha, gamma = 2.0 / (self.k + 1), self.lr * (self.k + 1) / 2.0
-        self.z -= (gamma / collector.count) * collector.sum
+        self.z -= (gamma / collector.count) * collector.sum.value()
         self.x *= 1.0 - alpha
         self.x += alpha * self.z
         self.k += 1

@@ -51,6 +51,6 @@ class AsyncSGD(Method):
         accepted = max_delay < 0 or result.delay <= max_delay
         if accepted:
             lr = self.step_size(result.delay)
-            self.sgd_step(server, result.vector, lr, grads_used=result.n_grads, max_delay=result.delay, lr=lr)
+            server.step(result, lr, grads_used=result.n_grads, max_delay=result.delay, lr=lr)
         server.assign(self.assignment.next(worker), Job(JobKind.GRAD, server.version, self.batch))
         return accepted

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..config import MethodConfig
 from ..problems.base import Problem
+from .vectors import VectorSum
 
 
 class JobKind(IntEnum):
@@ -46,6 +47,11 @@ class Job:
     duration: float = 0.0  # modelled seconds, drawn by the server when the job is assigned
     fail: bool = False  # set by the server: the worker fails on this job (workers.crash_after)
 
+    def copy(self, indices: np.ndarray | None = None) -> "Job":
+        """An unassigned copy for another worker, with `indices` instead of this job's if given."""
+        return Job(self.kind, self.version, self.batch, self.indices if indices is None else indices, self.version2,
+                   self.copies, self.compressor, self.compress_param, self.extra_grads, self.wait)
+
     @property
     def versions(self) -> tuple[int, ...]:
         """Point versions the worker must hold to run this job."""
@@ -73,7 +79,12 @@ class Job:
 
 @dataclass(slots=True)
 class Result:
-    """A worker's answer. `vector` is only valid during `on_result`: copy what you keep."""
+    """A worker's answer. `vector` is only valid during `on_result`: copy what you keep.
+
+    In the simulator `vector` is computed on first access (the worker's random draws are
+    made when the job completes, so streams do not depend on it): a result dropped
+    without reading it costs no gradient math.
+    """
 
     kind: JobKind
     job_id: int
@@ -103,7 +114,13 @@ class Server(Protocol):
     def publish(
         self, x: np.ndarray, *, grads_used: int, max_delay: int, delta: np.ndarray | None = None, **columns: float
     ) -> int: ...
+    def step(
+        self, direction: "Result | VectorSum | np.ndarray", scale: float, *, grads_used: int, max_delay: int,
+        **columns: float
+    ) -> int: ...  # publish x - scale * direction
+    def vector_sum(self) -> VectorSum: ...
     def assign(self, worker: int, job: Job) -> None: ...
+    def assign_many(self, workers: "list[int] | np.ndarray", job: Job, indices: np.ndarray | None = None) -> np.ndarray: ...
     def cancel(self, worker: int) -> None: ...  # abandon its jobs; their results never arrive
     def pin(self, version: int) -> None: ...  # keep an older point available for jobs (an anchor)
     def unpin(self, version: int) -> None: ...
@@ -164,8 +181,5 @@ class Method:
         """Called after start() when a run resumes from a snapshot."""
 
     def sgd_step(self, server: Server, direction: np.ndarray, scale: float, **trace: Any) -> int:
-        """Publish x - scale * direction (written into a pooled buffer, no allocation)."""
-        x_next = server.new_point()
-        np.multiply(direction, -scale, out=x_next)
-        x_next += server.x
-        return server.publish(x_next, **trace)
+        """Publish x - scale * direction: kept for plugins written before server.step, which it calls."""
+        return server.step(direction, scale, **trace)

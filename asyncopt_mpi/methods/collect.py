@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Result
+from .base import Result, Server
 
 
 class BatchCollector:
-    def __init__(self, dim: int, size: int):
+    """Sums the fresh gradients at x^version (a server-owned VectorSum) until `size` are in."""
+
+    def __init__(self, server: Server, size: int):
         self.size = size
-        self.sum = np.zeros(dim)
+        self.sum = server.vector_sum()
         self.count = 0
         self.version = 0
 
     def reset(self, version: int) -> None:
         """Start collecting for point `version`."""
-        self.sum[:] = 0.0
+        self.sum.clear()
         self.count = 0
         self.version = version
 
@@ -28,7 +30,7 @@ class BatchCollector:
         """Take a result if it was computed at the collected point; False (dropped) otherwise."""
         if result.version != self.version:
             return False
-        self.sum += result.n_grads * result.vector  # results carry batch means
+        self.sum.add(result, result.n_grads)  # results carry batch means
         self.count += result.n_grads
         return True
 
@@ -37,7 +39,7 @@ class BatchCollector:
         return self.count >= self.size
 
     def mean(self) -> np.ndarray:
-        return self.sum / self.count
+        return self.sum.value() / self.count
 
 
 def batch_from_noise(options: dict, default: int, floor: int = 1) -> int:

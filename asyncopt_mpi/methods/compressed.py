@@ -70,7 +70,7 @@ class CompressedRounds(Method):
         self.compressor.decode_add(self.accumulator, result.vector, int(self.m[worker]), float(self.w[worker]))
         if not self.waiting:
             denominator = float(np.sum(self.w * self.m * self.b))
-            self.sgd_step(server, self.accumulator, self.lr / denominator, grads_used=int(self.b.sum()),
+            server.step(self.accumulator, self.lr / denominator, grads_used=int(self.b.sum()),
                           max_delay=0, **self.trace_values())
             self.accumulator[:] = 0.0
             self.finish_round(server)

@@ -10,6 +10,8 @@ A collector hands out jobs, takes results, and says when it is done; methods com
   S arrivals from anyone count; the rest is cancelled.
 - SplitCollect: the synchronous counterpart: given indices split evenly over the workers,
   done when all of them answered (minibatch PAGE; with one worker, Hero/Soviet PAGE).
+A collection starts every worker with one server.assign_many call and one index draw.
+Sums live in a server-owned VectorSum, so the runtime decides when their math runs.
 """
 
 from __future__ import annotations
@@ -17,19 +19,23 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Job, JobKind, Result, Server
+from .vectors import VectorSum
 
 
 class Collector:
     def __init__(self, dim: int, workers: list[int], rng: np.random.Generator):
-        self.workers = workers
+        self.workers = list(workers)
         self.rng = rng
-        self.sum = np.zeros(dim)
+        self.sum: VectorSum | None = None  # the server's, from the first collection on
         self.count = 0
         self.done = True
         self.jobs: dict[int, tuple[int, np.ndarray]] = {}  # job id -> (worker, indices)
 
-    def _begin(self) -> None:
-        self.sum[:] = 0.0
+    def _begin(self, server: Server) -> None:
+        if self.sum is None:
+            self.sum = server.vector_sum()
+        else:
+            self.sum.clear()
         self.count = 0
         self.done = False
         self.jobs.clear()
@@ -37,6 +43,11 @@ class Collector:
     def _give(self, server: Server, worker: int, job: Job) -> None:
         server.assign(worker, job)
         self.jobs[job.job_id] = (worker, job.indices)
+
+    def _give_all(self, server: Server, job: Job, indices: np.ndarray) -> None:
+        """Row i of `indices` to the i-th worker, in one call."""
+        ids = server.assign_many(self.workers, job, indices)
+        self.jobs.update(zip(ids.tolist(), zip(self.workers, indices)))
 
     def _finish(self, server: Server) -> None:
         """Done: abandon the work still running for this collection."""
@@ -46,7 +57,7 @@ class Collector:
         self.jobs.clear()
 
     def mean(self) -> np.ndarray:
-        return self.sum / self.count
+        return self.sum.value() / self.count
 
 
 class ComputeGradient(Collector):
@@ -57,10 +68,16 @@ class ComputeGradient(Collector):
         self.collected = np.zeros(n_samples, dtype=bool)
 
     def start(self, server: Server, version: int) -> None:
-        self._begin()
+        self._begin(server)
         self.version = version
         self.collected[:] = False
         self.order = self.rng.permutation(self.n_samples)
+        first = len(self.workers) * self.block
+        if first <= self.n_samples:  # every worker gets a fresh block: one call
+            self.handed_out = first
+            self._give_all(server, Job(JobKind.GRAD_INDICES, version),
+                           self.order[:first].reshape(len(self.workers), self.block))
+            return
         self.handed_out = 0
         for worker in self.workers:
             self._give_block(server, worker)
@@ -81,7 +98,7 @@ class ComputeGradient(Collector):
         indices = entry[1]
         accepted = not self.collected[indices].any()
         if accepted:
-            self.sum += len(indices) * result.vector  # the result is the mean over its indices
+            self.sum.add(result, len(indices))  # the result is the mean over its indices
             self.collected[indices] = True
             self.count += len(indices)
         if self.count == self.n_samples:
@@ -100,21 +117,21 @@ class ComputeBatch(Collector):
 
     def start(self, server: Server, version: int, previous: int = -1) -> None:
         """Collect gradients at `version`, or differences between `version` and `previous`."""
-        self._begin()
+        self._begin(server)
         self.version, self.previous = version, previous
-        for worker in self.workers:
-            self._give_sample(server, worker)
+        self.kind = JobKind.GRAD_INDICES if previous < 0 else JobKind.GRAD_DIFF
+        indices = self.rng.integers(self.n_samples, size=(len(self.workers), self.block))  # one draw for all
+        self._give_all(server, Job(self.kind, version, version2=previous), indices)
 
     def _give_sample(self, server: Server, worker: int) -> None:
         indices = self.rng.integers(self.n_samples, size=self.block)
-        kind = JobKind.GRAD_INDICES if self.previous < 0 else JobKind.GRAD_DIFF
-        self._give(server, worker, Job(kind, self.version, indices=indices, version2=self.previous))
+        self._give(server, worker, Job(self.kind, self.version, indices=indices, version2=self.previous))
 
     def on_result(self, server: Server, worker: int, result: Result) -> bool:
         entry = self.jobs.pop(result.job_id, None)
         if entry is None:
             return False
-        self.sum += len(entry[1]) * result.vector
+        self.sum.add(result, len(entry[1]))
         self.count += len(entry[1])
         if self.count >= self.size:
             self._finish(server)
@@ -126,7 +143,7 @@ class ComputeBatch(Collector):
 class SplitCollect(Collector):
     def start(self, server: Server, indices: np.ndarray, version: int, previous: int = -1) -> None:
         """Split `indices` evenly over the workers; done when every part is in."""
-        self._begin()
+        self._begin(server)
         kind = JobKind.GRAD_INDICES if previous < 0 else JobKind.GRAD_DIFF
         for worker, part in zip(self.workers, np.array_split(indices, len(self.workers))):
             if len(part):
@@ -136,7 +153,7 @@ class SplitCollect(Collector):
         entry = self.jobs.pop(result.job_id, None)
         if entry is None:
             return False
-        self.sum += len(entry[1]) * result.vector
+        self.sum.add(result, len(entry[1]))
         self.count += len(entry[1])
         self.done = not self.jobs
         return True

@@ -38,6 +38,6 @@ class FreyaSGD(Method):
         collector = self.batch_collector
         accepted = collector.on_result(server, worker, result)
         if collector.done:
-            version = self.sgd_step(server, collector.sum, self.lr / collector.count, grads_used=collector.count, max_delay=0)
+            version = server.step(collector.sum, self.lr / collector.count, grads_used=collector.count, max_delay=0)
             collector.start(server, version)
         return accepted

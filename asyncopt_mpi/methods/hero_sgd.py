@@ -19,6 +19,6 @@ class HeroSGD(Method):
         server.assign(self.hero, Job(JobKind.GRAD, server.version, self.batch))
 
     def on_result(self, server: Server, worker: int, result: Result) -> bool:
-        version = self.sgd_step(server, result.vector, self.lr, grads_used=result.n_grads, max_delay=result.delay)
+        version = server.step(result, self.lr, grads_used=result.n_grads, max_delay=result.delay)
         server.assign(self.hero, Job(JobKind.GRAD, version, self.batch))
         return True

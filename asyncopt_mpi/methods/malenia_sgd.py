@@ -50,7 +50,7 @@ class MaleniaSGD(Method):
             # (1/n sum 1/B_i)^{-1} >= S/n  <=>  n^2 >= S * sum 1/B_i
             if self.contributors == n and n * n >= self.S * self.inverse_count_sum:
                 direction = (self.sums / self.counts[:, None]).mean(axis=0)
-                self.sgd_step(server, direction, self.lr, grads_used=int(self.counts.sum()), max_delay=0)
+                server.step(direction, self.lr, grads_used=int(self.counts.sum()), max_delay=0)
                 self.sums[:] = 0.0
                 self.counts[:] = 0
                 self.inverse_count_sum = 0.0

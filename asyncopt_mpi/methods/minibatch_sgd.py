@@ -15,7 +15,7 @@ class MinibatchSGD(Method):
     paper = "baseline (e.g. Tyurin & Richtarik, NeurIPS 2023, Sec. 1)"
 
     def start(self, server: Server) -> None:
-        self.sum = np.zeros(self.problem.dim)
+        self.sum = server.vector_sum()
         self.grads = 0
         self.answered = 0
         self._assign_all(server)
@@ -26,12 +26,12 @@ class MinibatchSGD(Method):
 
     def on_result(self, server: Server, worker: int, result: Result) -> bool:
         # Results carry a batch mean; weight by the batch so the step uses the mean of all gradients.
-        self.sum += result.n_grads * result.vector
+        self.sum.add(result, result.n_grads)
         self.grads += result.n_grads
         self.answered += 1
         if self.answered == server.n_workers:
-            self.sgd_step(server, self.sum, self.lr / self.grads, grads_used=self.grads, max_delay=0)
-            self.sum[:] = 0.0
+            server.step(self.sum, self.lr / self.grads, grads_used=self.grads, max_delay=0)
+            self.sum.clear()
             self.grads = 0
             self.answered = 0
             self._assign_all(server)

@@ -60,7 +60,7 @@ class PageMethod(Method):
             else:
                 self.g += collector.mean()
             previous = server.version
-            version = self.sgd_step(server, self.g, self.lr, grads_used=collector.count, max_delay=0, full=self.full)
+            version = server.step(self.g, self.lr, grads_used=collector.count, max_delay=0, full=self.full)
             self.full = bool(server.rng.random() < self.p)
             if self.full:
                 self.collect_full(server, version)

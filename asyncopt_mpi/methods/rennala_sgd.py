@@ -21,7 +21,7 @@ class RennalaSGD(Method):
     params = {"sigma2": 0.0, "eps": 0.0}
 
     def start(self, server: Server) -> None:
-        self.collector = BatchCollector(self.problem.dim, batch_from_noise(self.options, default=self.batch))
+        self.collector = BatchCollector(server, batch_from_noise(self.options, default=self.batch))
         self.collector.reset(server.version)
         for worker in range(server.n_workers):
             server.assign(worker, Job(JobKind.GRAD, server.version))
@@ -36,4 +36,4 @@ class RennalaSGD(Method):
         return accepted
 
     def step(self, server: Server, collector: BatchCollector) -> None:
-        self.sgd_step(server, collector.sum, self.lr / collector.count, grads_used=collector.count, max_delay=0)
+        server.step(collector.sum, self.lr / collector.count, grads_used=collector.count, max_delay=0)

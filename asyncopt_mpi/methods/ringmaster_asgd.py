@@ -35,6 +35,6 @@ class RingmasterASGD(Method):
     def on_result(self, server: Server, worker: int, result: Result) -> bool:
         accepted = result.delay < self.threshold
         if accepted:
-            self.sgd_step(server, result.vector, self.lr, grads_used=result.n_grads, max_delay=result.delay)
+            server.step(result, self.lr, grads_used=result.n_grads, max_delay=result.delay)
         server.assign(worker, Job(JobKind.GRAD, server.version, self.batch))
         return accepted

@@ -64,6 +64,16 @@ class Problem(ABC):
         (an array of sample indices; None means all samples).
         """
 
+    def additive_noise(self, batch: int) -> float | None:
+        """s when stochastic_grad(x, rng, batch, shard) is full_grad(x) + s * rng.standard_normal(dim)
+        with exactly those draws (s = 0: no draw at all), else None. The simulator then draws the
+        noise when a job completes and computes gradients of many points in one block."""
+        return None
+
+    def full_grad_rows(self, points: np.ndarray) -> np.ndarray:
+        """full_grad of each row of `points` (a new array); override to compute them in one block."""
+        return np.array([self.full_grad(x) for x in points]).reshape(points.shape)
+
     def sample_indices(self, rng: np.random.Generator, batch: int, shard: np.ndarray | None = None) -> np.ndarray:
         """`batch` sample indices drawn uniformly with replacement from `shard` (None: all samples)."""
         if shard is None:

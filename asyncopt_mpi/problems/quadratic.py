@@ -171,6 +171,24 @@ class QuadraticProblem(Problem):
         b0 = self._b_scale[idx].mean() * (-self.L / 4)
         return float(0.5 * x @ tridiag_matvec(main, off, x) - b0 * x[0])
 
+    def additive_noise(self, batch: int) -> float | None:
+        """The stochastic version's add noise: stochastic_grad = full_grad + (noise / sqrt(batch)) N(0, I)."""
+        if self.n_samples is not None or (self.noise != 0 and self.noise_type != "add"):
+            return None
+        return self.noise / math.sqrt(batch) if self.noise else 0.0
+
+    def full_grad_rows(self, points: np.ndarray) -> np.ndarray:
+        """Rows A x - b in one pass over the block (the same operations, in the same order, as full_grad)."""
+        if self.n_samples is not None:
+            return super().full_grad_rows(points)
+        left, centre, right = self._stencil
+        g = np.empty_like(points)
+        g[:, 1:-1] = points[:, :-2] * left + points[:, 1:-1] * centre + points[:, 2:] * right
+        g[:, 0] = points[:, 0] * centre + points[:, 1] * right
+        g[:, -1] = points[:, -2] * left + points[:, -1] * centre
+        g[:, 0] -= self._b[0]
+        return g
+
     def stochastic_grad(
         self, x: np.ndarray, rng: np.random.Generator, batch: int = 1, shard: np.ndarray | None = None
     ) -> np.ndarray:

@@ -19,6 +19,7 @@ from ..config import Config
 from ..errors import ConfigError, RunError
 from ..methods.base import Job, Method, Result
 from ..objective import reported
+from ..methods.vectors import VectorSum, as_vector
 from ..problems.base import Problem
 from ..problems.splits import split_summary
 from ..results import ResultsWriter, ResumePoint
@@ -50,6 +51,8 @@ DIVERGENCE_FACTOR = 1e6  # a loss above f_ref + 1e6 (f(x0) - f*) at a snapshot, 
 
 
 class ServerCore:
+    housekeeping_every = 1  # events between looks at the wall clock (the simulator's are fast)
+
     def __init__(
         self,
         config: Config,
@@ -80,9 +83,9 @@ class ServerCore:
         self.never_answering: set[int] = set()  # workers given a job of infinite duration
         self.resume = resume
         if resume is None:
-            self.points = PointStore(problem.x0())
+            self.points = self.make_points(problem.x0(), 0)
         else:
-            self.points = PointStore(resume.state.get("point", resume.x), version=resume.iteration)
+            self.points = self.make_points(resume.state.get("point", resume.x), resume.iteration)
         self.dim = self.points.dim
         self.shape = getattr(problem, "shape", None)  # (rows, cols) of a matrix problem
         # Versions each worker holds, mirrored exactly as the worker evicts them.
@@ -112,13 +115,26 @@ class ServerCore:
                 if name in self.stats and len(values) == n_workers:
                     self.stats[name] = values.tolist()
         writer.worker_stats = self.worker_table
+        # The per-event path reads these lists and limits directly.
+        self.jobs_of, self.grads_of = self.stats["jobs"], self.stats["grads"]
+        self.busy_time_of, self.bytes_up_of = self.stats["busy_time"], self.stats["bytes_up"]
         self.stop_reason: StopReason | None = None
         self.stop_detail = ""
         self.stop_rules = config.stop
+        rules = config.stop
+        self.gradient_limit = math.inf if rules.gradients is None else rules.gradients
+        self.time_limit = math.inf if rules.time is None else rules.time
+        self.iteration_limit = math.inf if rules.iterations is None else rules.iterations
+        self.countdown = self.housekeeping_every  # events until the next housekeeping
         self.snapshot_every = config.output.snapshot_every
         self.last_snapshot_time = -math.inf if resume is None else resume.time
         self.last_snapshot_version = -1 if resume is None else resume.iteration
         self._trace_extra = method.trace_columns
+        self._payload_cache: dict[tuple, int] = {}
+
+    def make_points(self, x0: np.ndarray, version: int) -> PointStore:
+        """The store of numbered points (the simulator has its own)."""
+        return PointStore(x0, version=version)
 
     # ----- what methods use -----
     @property
@@ -143,15 +159,40 @@ class ServerCore:
         `delta` = [a, b, u, v] says x = a x_previous + b u v^T (a matrix problem's rank-one
         step): workers that hold the previous point then get the delta instead of x.
         """
-        version = self.points.publish(x, delta)
-        row = (self.now(), version, grads_used, max_delay, self.bytes_up, self.bytes_down)
-        if self._trace_extra:
-            row += tuple(float(columns.get(name, math.nan)) for name in self._trace_extra)
-        self.writer.trace(row)
-        limit = self.stop_rules.iterations
-        if limit is not None and version >= limit:
-            self.stop(StopReason.ITERATIONS, f"stop.iterations = {limit} reached")
+        return self._record_step(self.points.publish(x, delta), grads_used, max_delay, columns)
+
+    def step(self, direction, scale: float, *, grads_used: int, max_delay: int, **columns: float) -> int:
+        """Publish x - scale * direction (a Result, a VectorSum or an array), into a pooled buffer."""
+        x_next = self.points.new_buffer()
+        np.multiply(as_vector(direction), -scale, out=x_next)
+        x_next += self.x
+        return self._record_step(self.points.publish(x_next), grads_used, max_delay, columns)
+
+    def vector_sum(self) -> VectorSum:
+        """A zeroed accumulator of vectors of the problem's dimension."""
+        return VectorSum(self.dim)
+
+    def _record_step(self, version: int, grads_used: int, max_delay: int, columns: dict) -> int:
+        extra = self._trace_extra
+        if not extra:
+            self.writer.trace((self.now(), version, grads_used, max_delay, self.bytes_up, self.bytes_down))
+        elif len(extra) == 1:
+            self.writer.trace((self.now(), version, grads_used, max_delay, self.bytes_up, self.bytes_down,
+                               float(columns.get(extra[0], math.nan))))
+        else:
+            self.writer.trace((self.now(), version, grads_used, max_delay, self.bytes_up, self.bytes_down,
+                               *[float(columns.get(name, math.nan)) for name in extra]))
+        if version >= self.iteration_limit:
+            self.stop(StopReason.ITERATIONS, f"stop.iterations = {self.stop_rules.iterations} reached")
         return version
+
+    def payload_floats(self, job: Job) -> int:
+        """Floats of the job's result payload, cached per kind of job (it depends on nothing else)."""
+        key = (job.kind, job.compressor, job.compress_param, job.copies)
+        floats = self._payload_cache.get(key)
+        if floats is None:
+            floats = self._payload_cache[key] = job.payload_floats(self.dim, self.shape)
+        return floats
 
     def assign(self, worker: int, job: Job) -> None:
         if self.stop_reason is not None:
@@ -159,7 +200,7 @@ class ServerCore:
         job.job_id = self.next_job_id
         self.next_job_id += 1
         job.duration = job.wait + self.timing.job_time(
-            worker, job.n_grads, job.payload_floats(self.dim, self.shape), self.now(), self.timing_rngs[worker]
+            worker, job.n_grads, self.payload_floats(job), self.now(), self.timing_rngs[worker]
         )
         if job.duration == math.inf:
             self.never_answering.add(worker)
@@ -177,6 +218,17 @@ class ServerCore:
         if not hasattr(self, "_master_rng"):
             self._master_rng = timing_rng(self.config.workers.seed, self.n_workers, self.config.segment)
         return self.timing.master_time(n_grads, self._master_rng)
+
+    def assign_many(self, workers, job: Job, indices: np.ndarray | None = None) -> np.ndarray:
+        """Give each of `workers` a copy of `job` (row i of `indices` to workers[i]); returns their job ids."""
+        ids = np.full(len(workers), -1, dtype=np.int64)
+        if self.stop_reason is not None:
+            return ids
+        for row, worker in enumerate(workers):
+            one = job.copy(None if indices is None else indices[row])
+            self.assign(int(worker), one)
+            ids[row] = one.job_id
+        return ids
 
     def cancel(self, worker: int) -> None:
         """Abandon the worker's current and queued jobs: their results never reach the method."""
@@ -266,30 +318,31 @@ class ServerCore:
     def deliver(self, worker: int, result: Result, payload_floats: int, sleep: float = 0.0, overrun: float = 0.0) -> None:
         """Hand a worker's result to the method and record it."""
         now = self.now()
-        version = self.points.current
-        result.delay = version - result.version
+        result.delay = delay = self.points.current - result.version
         self.outstanding[worker] -= 1
-        self.grads_received += result.n_grads
+        n_grads = result.n_grads
+        self.grads_received += n_grads
         n_bytes = FLOAT_BYTES * payload_floats
         self.bytes_up += n_bytes
-        stats = self.stats
-        stats["jobs"][worker] += 1
-        stats["grads"][worker] += result.n_grads
-        stats["busy_time"][worker] += result.duration
-        stats["bytes_up"][worker] += n_bytes
+        self.jobs_of[worker] += 1
+        self.grads_of[worker] += n_grads
+        self.busy_time_of[worker] += result.duration
+        self.bytes_up_of[worker] += n_bytes
         if sleep or overrun:  # only workers that really sleep (MPI) report these
-            stats["sleep_time"][worker] += sleep
-            stats["overrun_time"][worker] += overrun
+            self.stats["sleep_time"][worker] += sleep
+            self.stats["overrun_time"][worker] += overrun
         accepted = self.method.on_result(self, worker, result)
-        self.writer.event((now, worker, result.kind, result.version, result.delay, accepted))
-        rules = self.stop_rules
-        if rules.gradients is not None and self.grads_received >= rules.gradients:
-            self.stop(StopReason.GRADIENTS, f"stop.gradients = {rules.gradients} reached")
+        self.writer.event((now, worker, result.kind, result.version, delay, accepted))
+        if self.grads_received >= self.gradient_limit:
+            self.stop(StopReason.GRADIENTS, f"stop.gradients = {self.stop_rules.gradients} reached")
         if now - self.last_snapshot_time >= self.snapshot_every:
             self.take_snapshot(now)
-        if rules.time is not None and now >= rules.time:
+        if now >= self.time_limit:
             self.check_time(now)
-        self.housekeeping()
+        self.countdown -= 1
+        if not self.countdown:
+            self.countdown = self.housekeeping_every
+            self.housekeeping()
 
     def housekeeping(self) -> None:
         """Flush the file at least once a second; show progress now and then (looked at every 20 ms)."""

@@ -1,91 +1,498 @@
 """Virtual-clock runtime: a heap of job completion times driving the same methods and worker code.
 
 Each worker runs one job at a time (later ones queue) for the duration the server drew
-when it assigned the job; its math runs when it completes, at the point version it names
-(kept alive by a reference until then). Ties are broken by a sequence number, so a run is
-bit-for-bit reproducible.
+when it assigned the job. Ties are broken by a sequence number, so a run is bit-for-bit
+reproducible. The per-event path touches scalars only:
+
+- A job holds references to the points it needs (Python's own reference counting keeps
+  them alive), so there is no per-version bookkeeping beyond the current, previous and
+  pinned points.
+- A result's vector is computed when the method first reads it (SimResult). The worker's
+  random draws are made when the job completes, in the same order as before, so the
+  streams do not depend on what the method reads: a dropped result costs its draw only.
+- When the problem's stochastic gradient is a full gradient plus scaled standard normal
+  noise (Problem.additive_noise), the noise is drawn at completion into a ring of rows,
+  and `server.step(result, ...)` and `VectorSum.add(result, ...)` are deferred: their
+  math runs later in blocks (one batched gradient of many points, one cumulative sum for
+  many steps), with the same floating-point operations in the same order, hence the same
+  numbers. Anything that reads a point (server.x, a snapshot, an eager job) runs the
+  pending blocks first.
 """
 
 from __future__ import annotations
 
 import heapq
-import itertools
 import math
 from collections import deque
 
-from ..methods.base import Job, Result
-from .server import ServerCore, StopReason
+import numpy as np
+
+from ..methods.base import Job, JobKind, Result
+from ..methods.vectors import VectorSum, as_vector
+from .points import DELTA_LOG
+from .server import FLOAT_BYTES, HELD_VERSIONS, ServerCore, StopReason
 from .worker import WorkerContext
+
+BLOCK = 1024  # deferred steps or sum terms computed in one block at most
+NOISE_BYTES = 32 * 2**20  # the ring of noise rows drawn at completion and not yet used
+_GRAD, _GRAD_INDICES, _GRAD_DIFF = JobKind.GRAD, JobKind.GRAD_INDICES, JobKind.GRAD_DIFF
+_EAGER, _EXECUTE = -2, -3  # SimResult modes besides a noise row >= 0 (or -1: noise-free gradient)
+
+
+class PendingPoint:
+    """A published version whose vector a deferred block has not computed yet (then `x` is set)."""
+
+    __slots__ = ("x",)
+
+    def __init__(self):
+        self.x = None
+
+
+class SimPoints:
+    """The simulator's point versions: the current, the previous and pinned ones (jobs hold their own).
+
+    Offers what ServerCore uses of runtime.points.PointStore. A version is an array or a
+    PendingPoint; `materialise` (the simulator's flush) computes pending ones on demand.
+    """
+
+    def __init__(self, x0: np.ndarray, version: int, materialise):
+        x0 = np.array(x0, dtype=float)
+        x0.flags.writeable = False
+        self.dim = x0.size
+        self.current = version
+        self.previous: int | None = None
+        self.deltas: dict[int, np.ndarray] = {}
+        self.fingerprints: dict[int, float] = {}
+        self.live: dict[int, np.ndarray | PendingPoint] = {version: x0}
+        self.pins: dict[int, int] = {}
+        self.materialise = materialise
+
+    def __len__(self) -> int:
+        return len(self.live)
+
+    def get(self, version: int) -> np.ndarray:
+        point = self.live[version]
+        if type(point) is PendingPoint:
+            if point.x is None:
+                self.materialise()
+            return point.x
+        return point
+
+    def new_buffer(self) -> np.ndarray:
+        return np.empty(self.dim)
+
+    def publish(self, x: np.ndarray, delta: np.ndarray | None = None) -> int:
+        """Make x (which the store now owns, unless read-only or not float64) the current point."""
+        if x.shape != (self.dim,):
+            raise ValueError(f"published point has shape {x.shape}, expected ({self.dim},)")
+        if not x.flags.writeable or x.dtype != np.float64:
+            x = np.array(x, dtype=float)
+        x.flags.writeable = False
+        version = self.advance(x)
+        if delta is not None:
+            self.deltas[version] = np.array(delta, dtype=float)
+            self.fingerprints[version] = float(x @ x)
+            self.deltas.pop(version - DELTA_LOG, None)
+            self.fingerprints.pop(version - DELTA_LOG, None)
+        return version
+
+    def advance(self, point: np.ndarray | PendingPoint) -> int:
+        version = self.current + 1
+        live = self.live
+        live[version] = point
+        dropped = self.previous
+        if dropped is not None and dropped not in self.pins:
+            del live[dropped]
+        self.previous, self.current = self.current, version
+        return version
+
+    def delta_floats(self, base: int, version: int) -> int:
+        """Floats of the delta chain from base to version (0 if some delta is not kept)."""
+        steps = range(base + 1, version + 1)
+        if not base < version or any(step not in self.deltas for step in steps):
+            return 0
+        return sum(self.deltas[step].size for step in steps)
+
+    def acquire(self, version: int) -> None:
+        if version not in self.live:
+            raise KeyError(version)
+        self.pins[version] = self.pins.get(version, 0) + 1
+
+    def release(self, version: int) -> None:
+        count = self.pins[version] - 1
+        if count:
+            self.pins[version] = count
+            return
+        del self.pins[version]
+        if version != self.current and version != self.previous:
+            self.live.pop(version, None)
+
+
+class SimResult(Result):
+    """A result whose vector is computed on first access (see the module docstring)."""
+
+    __slots__ = ("_vector", "_sim", "_entry", "_row", "_scale")
+
+    def __init__(self, kind, job_id, worker, version, n_grads, duration, sim, entry, row, scale=0.0, vector=None):
+        self.kind = kind
+        self.job_id = job_id
+        self.worker = worker
+        self.version = version
+        self.n_grads = n_grads
+        self.duration = duration
+        self.delay = 0
+        self._sim = sim
+        self._entry = entry
+        self._row = row
+        self._scale = scale
+        self._vector = vector
+
+    @property
+    def vector(self) -> np.ndarray:
+        vector = self._vector
+        if vector is None:
+            vector = self._vector = self._sim._compute(self)
+        return vector
+
+
+class SimVectorSum(VectorSum):
+    """A VectorSum whose adds of noise-row results wait and run as one block (same numbers)."""
+
+    __slots__ = ("pending", "sim")
+
+    def __init__(self, sim: "SimServer"):
+        super().__init__(sim.dim)
+        self.pending: list[tuple[SimResult, float]] = []
+        self.sim = sim
+
+    def add(self, item, weight: float = 1.0) -> None:
+        if type(item) is SimResult and item._vector is None and item._row >= -1 and self.sim.defer:
+            self.pending.append((item, weight))
+            if len(self.pending) >= BLOCK:
+                self.flush()
+            return
+        if self.pending:
+            self.flush()
+        self.total += weight * as_vector(item)
+
+    def clear(self) -> None:
+        self.pending.clear()
+        self.total.fill(0.0)
+
+    def value(self) -> np.ndarray:
+        if self.pending:
+            self.flush()
+        return super().value()
+
+    def flush(self) -> None:
+        """total + w_1 g_1 + w_2 g_2 + ..., added in order (as the eager adds would)."""
+        items, self.pending = self.pending, []
+        if not items:
+            return
+        gradients = self.sim._gradients([result for result, _ in items])
+        gradients *= np.array([weight for _, weight in items], dtype=float)[:, None]
+        stack = np.empty((len(items) + 1, self.total.size))
+        stack[0] = self.total
+        stack[1:] = gradients
+        np.add.reduce(stack, axis=0, out=self.total)
 
 
 class SimServer(ServerCore):
+    housekeeping_every = 64
+
     def __init__(self, *args, contexts: list[WorkerContext], **kwargs):
         super().__init__(*args, **kwargs)
         self.contexts = contexts
         self.clock = self.time_offset
         self.heap: list[tuple[float, int, int, int]] = []  # (finish, sequence, worker, job id)
-        self.sequence = itertools.count()
-        self.running: list[Job | None] = [None] * self.n_workers
-        self.queues: dict[int, deque[Job]] = {}
+        self.sequence = 0
+        # Per worker: the running (job id, job, point, second point) and the queued ones.
+        self.running: list[tuple | None] = [None] * self.n_workers
+        self.queues: dict[int, deque[tuple]] = {}
+        self.crash_times = self.crash_after.tolist()
+        self.bytes_down_of = self.stats["bytes_down"]
+        # Durations of fixed-time models without faults, inline: compute + comm per worker.
+        timing = self.timing
+        self.fixed_times = None
+        if timing.distribution == "fixed" and not timing.faults:
+            self.fixed_times = (timing.mean_compute.astype(float).tolist(), timing.comm_per_float.astype(float).tolist())
+        # Deferred math: noise rows drawn at completion, steps and sums waiting for a block.
+        self.noise_scales: dict[int, float | None] = {}
+        rows = min(4096, NOISE_BYTES // (8 * self.dim))
+        self.defer = rows >= 64
+        self.noise = np.zeros((rows if self.defer else 1, self.dim))
+        self.noise_next = 0
+        self.pending_steps: list[tuple[SimResult, float, PendingPoint]] = []
+        self.pending_base: np.ndarray | PendingPoint | None = None
+        self.sums: list[SimVectorSum] = []
+
+    def make_points(self, x0: np.ndarray, version: int) -> SimPoints:
+        points = SimPoints(x0, version, self.flush)
+        self.live, self.deltas = points.live, points.deltas  # read on every assignment
+        return points
 
     def now(self) -> float:
         return self.clock
 
-    def _dispatch(self, worker: int, job: Job, attached: list[tuple[int, int]]) -> None:
-        for version in job.versions:
-            self.points.acquire(version)
-        if self.running[worker] is None:
-            self._start_job(worker, job)
-        else:
-            self.queues.setdefault(worker, deque()).append(job)
+    # ----- what methods use
+    def vector_sum(self) -> VectorSum:
+        vector_sum = SimVectorSum(self)
+        self.sums.append(vector_sum)
+        return vector_sum
 
-    def _start_job(self, worker: int, job: Job) -> None:
-        self.running[worker] = job
-        if math.isfinite(job.duration):
-            heapq.heappush(self.heap, (self.clock + job.duration, next(self.sequence), worker, job.job_id))
+    def publish(self, x: np.ndarray, *, grads_used: int, max_delay: int, delta: np.ndarray | None = None,
+                **columns: float) -> int:
+        self.flush()  # pending steps come first
+        return super().publish(x, grads_used=grads_used, max_delay=max_delay, delta=delta, **columns)
+
+    def step(self, direction, scale: float, *, grads_used: int, max_delay: int, **columns: float) -> int:
+        if type(direction) is SimResult and direction._vector is None and direction._row >= -1 and self.defer:
+            pending = self.pending_steps
+            points = self.points
+            if not pending:
+                self.pending_base = points.live[points.current]
+            point = PendingPoint()
+            pending.append((direction, scale, point))
+            version = self._record_step(points.advance(point), grads_used, max_delay, columns)
+            if len(pending) >= BLOCK:
+                self.flush()
+            return version
+        return super().step(direction, scale, grads_used=grads_used, max_delay=max_delay, **columns)
+
+    def assign(self, worker: int, job: Job) -> None:
+        if self.stop_reason is not None:
+            return
+        job_id = job.job_id = self.next_job_id
+        self.next_job_id = job_id + 1
+        kind = job.kind
+        if kind is _GRAD or kind is _GRAD_INDICES or kind is _GRAD_DIFF:
+            floats = self.dim
+        else:
+            floats = self.payload_floats(job)
+        n_grads = job.n_grads
+        if self.fixed_times is not None:
+            compute, comm = self.fixed_times
+            duration = (compute[worker] * n_grads if n_grads > 0 else 0.0) + comm[worker] * floats
+        else:
+            duration = self.timing.job_time(worker, n_grads, floats, self.clock, self.timing_rngs[worker])
+        job.duration = duration = job.wait + duration
+        if duration == math.inf:
+            self.never_answering.add(worker)
+        job.fail = self.clock >= self.crash_times[worker]
+        # Bytes down: the point is counted as sent unless the worker holds it (the mirror of
+        # what a worker process would hold; the simulator itself sends nothing).
+        version = job.version
+        held = self.held[worker]
+        if job.version2 < 0 and version in held:
+            sent = 0 if self.cache_points else self.dim
+        elif job.version2 < 0 and not self.deltas:
+            sent = self.dim
+            if len(held) >= HELD_VERSIONS:
+                del held[0]
+            held.append(version)
+        else:
+            attached = self._attach(worker, job.versions)
+            sent = sum(self.dim if base < 0 else self.points.delta_floats(base, v) for v, base in attached)
+        if job.indices is not None:
+            sent += len(job.indices)
+        if sent:
+            self.bytes_down += FLOAT_BYTES * sent
+            self.bytes_down_of[worker] += FLOAT_BYTES * sent
+        self.outstanding[worker] += 1
+        point = self.live.get(version)
+        if point is None:
+            point = self._point_ref(version)
+        entry = (job_id, job, point, None if job.version2 < 0 else self._point_ref(job.version2))
+        if self.running[worker] is None:
+            self._start(worker, entry)
+        else:
+            self.queues.setdefault(worker, deque()).append(entry)
+
+    def assign_many(self, workers, job: Job, indices: np.ndarray | None = None) -> np.ndarray:
+        ids = np.full(len(workers), -1, dtype=np.int64)
+        if self.stop_reason is not None:
+            return ids
+        first = self.next_job_id
+        assign = self.assign
+        if indices is None:
+            for worker in workers:
+                assign(int(worker), job.copy())
+        else:
+            for worker, row in zip(workers, indices):
+                assign(int(worker), job.copy(row))
+        ids[:] = np.arange(first, first + len(workers))
+        return ids
+
+    def _point_ref(self, version: int) -> np.ndarray | PendingPoint:
+        """What a job keeps of point `version`: the array, or the PendingPoint that will hold it."""
+        point = self.points.live.get(version)
+        if point is not None:
+            return point
+        # An older version some job still refers to.
+        for entry in [self.running[worker] for worker in range(self.n_workers)] + [
+                e for queue in self.queues.values() for e in queue]:
+            if entry is not None:
+                if entry[1].version == version:
+                    return entry[2]
+                if entry[1].version2 == version:
+                    return entry[3]
+        raise KeyError(f"point version {version} is no longer kept (neither current, previous, pinned nor in use)")
+
+    def _start(self, worker: int, entry: tuple) -> None:
+        self.running[worker] = entry
+        duration = entry[1].duration
+        if duration != math.inf:
+            heapq.heappush(self.heap, (self.clock + duration, self.sequence, worker, entry[0]))
+            self.sequence += 1
 
     def _cancel(self, worker: int) -> None:
         """Drop the worker's running and queued jobs now; their heap entries become stale."""
-        dropped = [self.running[worker], *self.queues.pop(worker, ())]
         self.running[worker] = None
-        for job in dropped:
-            if job is not None:
-                for version in job.versions:
-                    self.points.release(version)
+        self.queues.pop(worker, None)
         self.outstanding[worker] = 0
+
+    # ----- results
+    def _complete(self, worker: int, entry: tuple) -> tuple[Result, int]:
+        """The result of a finished job (its draws made now) and its payload floats."""
+        job_id, job, point, _ = entry
+        kind = job.kind
+        if not job.fail:
+            if kind is _GRAD:
+                scale = self.noise_scales.get(job.batch, False)
+                if scale is False:
+                    scale = self.noise_scales[job.batch] = self.problem.additive_noise(job.batch)
+                if scale is not None:
+                    row = -1
+                    if scale:
+                        row = self.noise_next
+                        if row == len(self.noise):
+                            self._wrap()
+                            row = 0
+                        self.noise_next = row + 1
+                        self.contexts[worker].data_rng.standard_normal(out=self.noise[row])
+                    return SimResult(kind, job_id, worker, job.version, job.batch, job.duration, self, entry, row,
+                                     scale), self.dim
+            elif kind is _GRAD_INDICES or kind is _GRAD_DIFF:  # no random draws: computed when read
+                n_grads = len(job.indices) * (2 if kind is _GRAD_DIFF else 1)
+                return SimResult(kind, job_id, worker, job.version, n_grads, job.duration, self, entry,
+                                 _EXECUTE), self.dim
+        vector, n_grads = self.contexts[worker].execute(job, self._lookup(entry))
+        return SimResult(kind, job_id, worker, job.version, n_grads, job.duration, self, entry, _EAGER,
+                         vector=vector), vector.size
+
+    def _lookup(self, entry: tuple):
+        job = entry[1]
+
+        def point(version: int) -> np.ndarray:
+            return self._resolve(entry[2] if version == job.version else entry[3])
+
+        return point
+
+    def _resolve(self, point: np.ndarray | PendingPoint) -> np.ndarray:
+        if type(point) is PendingPoint:
+            if point.x is None:
+                self.flush()
+            return point.x
+        return point
+
+    def _compute(self, result: SimResult) -> np.ndarray:
+        """The vector of a result read for the first time."""
+        if result._row == _EXECUTE:
+            entry = result._entry
+            return self.contexts[result.worker].execute(entry[1], self._lookup(entry))[0]
+        gradient = self.problem.full_grad(self._resolve(result._entry[2]))
+        if result._row >= 0:
+            gradient += result._scale * self.noise[result._row]
+        return gradient
+
+    def _gradients(self, results: list[SimResult]) -> np.ndarray:
+        """Rows: the vectors of noise-row results, computed as one block."""
+        resolve = self._resolve
+        gradients = self.problem.full_grad_rows(np.array([resolve(result._entry[2]) for result in results]))
+        rows = [result._row for result in results]
+        if max(rows) >= 0:
+            scales = np.array([result._scale if result._row >= 0 else 0.0 for result in results])
+            gradients += self.noise[rows] * scales[:, None]
+        return gradients
+
+    # ----- deferred steps
+    def flush(self) -> None:
+        """Compute every pending step: runs of steps whose gradients' points are known, one block each."""
+        steps = self.pending_steps
+        if not steps:
+            return
+        self.pending_steps = []
+        x = self._resolve(self.pending_base)
+        self.pending_base = None
+        start, count = 0, len(steps)
+        while start < count:
+            end = start
+            while end < count:
+                point = steps[end][0]._entry[2]
+                if type(point) is PendingPoint and point.x is None:
+                    break
+                end += 1
+            if end == start:
+                raise RuntimeError(f"deferred step {start} refers to a point computed after it")
+            block = steps[start:end]
+            gradients = self._gradients([result for result, _, _ in block])
+            points = np.empty((len(block) + 1, self.dim))
+            points[0] = x
+            np.multiply(gradients, np.array([-scale for _, scale, _ in block])[:, None], out=points[1:])
+            np.add.accumulate(points, axis=0, out=points)  # x_{k+1} = x_k + (-scale_k g_k), in order
+            points.flags.writeable = False
+            for row, (_, _, pending) in enumerate(block, start=1):
+                pending.x = points[row]
+            x = points[-1]
+            start = end
+
+    def _wrap(self) -> None:
+        """The noise ring is full: finish everything that still reads its rows."""
+        self.flush()
+        for vector_sum in self.sums:
+            if vector_sum.pending:
+                vector_sum.flush()
+        self.noise_next = 0
 
     def run(self) -> None:
         """Advance the clock from event to event until a stop rule fires or no work is left."""
-        time_limit = self.stop_rules.time
+        time_limit = math.inf if self.stop_rules.time is None else self.stop_rules.time
         heap = self.heap
-        self.start()
+        running = self.running
+        queues = self.queues
+        heappop = heapq.heappop
+        complete = self._complete
+        deliver = self.deliver
         signals = self.signals
-        while not self.stopping:
+        self.start()
+        while self.stop_reason is None:
             if signals.received is not None:
                 self.check_signal()
                 break
-            # With no finite event left, time still runs to stop.time (workers may never answer).
-            finish, _, worker, job_id = heap[0] if heap else (math.inf, 0, -1, -1)
-            if finish == math.inf and time_limit is None:
-                self.stop(StopReason.IDLE, "no worker has a job that will ever finish, and stop.time is not set")
-                break
-            if time_limit is not None and finish > time_limit:
+            if not heap:
+                # With no finite event left, time still runs to stop.time (workers may never answer).
+                if self.stop_rules.time is None:
+                    self.stop(StopReason.IDLE, "no worker has a job that will ever finish, and stop.time is not set")
+                    break
                 self.clock = time_limit
                 self.check_time(time_limit)
                 break
-            heapq.heappop(heap)
-            job = self.running[worker]
-            if job is None or job.job_id != job_id:
+            if heap[0][0] > time_limit:
+                self.clock = time_limit
+                self.check_time(time_limit)
+                break
+            finish, _, worker, job_id = heappop(heap)
+            entry = running[worker]
+            if entry is None or entry[0] != job_id:
                 continue  # a cancelled job
             self.clock = finish
-            self.running[worker] = None
-            vector, n_grads = self.contexts[worker].execute(job, self.points.get)
-            for version in job.versions:
-                self.points.release(version)
+            running[worker] = None
+            result, floats = complete(worker, entry)
             # The worker moves on to its queued job before the method hands it new ones.
-            queue = self.queues.get(worker)
-            if queue:
-                self._start_job(worker, queue.popleft())
-            result = Result(job.kind, job.job_id, worker, job.version, vector, n_grads, duration=job.duration)
-            self.deliver(worker, result, vector.size)
+            if queues:
+                queue = queues.get(worker)
+                if queue:
+                    self._start(worker, queue.popleft())
+            deliver(worker, result, floats)
+        self.flush()
         self.final_snapshot()
