@@ -17,9 +17,9 @@ from typing import Any
 
 from .errors import ConfigError
 
-COMPUTE_MODELS = ("fixed", "sqrt", "uniform", "exponential", "poisson", "normal", "geometric", "trace")
+COMPUTE_MODELS = ("fixed", "sqrt", "uniform", "exponential", "poisson", "normal", "geometric", "trace", "uniform_range")
 COMPUTE_PROFILES = ("equal", "sqrt", "linear")
-COMM_MODELS = ("none", "fixed", "sqrt")
+COMM_MODELS = ("none", "fixed", "sqrt", "uniform_range")
 BACKENDS = ("mpi", "sim")
 
 
@@ -56,6 +56,9 @@ class WorkersConfig:
     comm: str = "none"
     comm_scale: float = 0.0
     comm_times: list[float] = field(default_factory=list)
+    # compute / comm = "uniform_range": every job draws its seconds per gradient / per float from U(a, b)
+    compute_range: list[float] = field(default_factory=list)
+    comm_range: list[float] = field(default_factory=list)
     data_split: str = "iid"
     dirichlet_alpha: float = 0.5
     dead_after: list[float] = field(default_factory=list)
@@ -377,6 +380,12 @@ def validate(config: Config, require_stop: bool = True) -> None:
     _nonnegative("workers.comm_scale", workers.comm_scale)
     for i, value in enumerate(workers.comm_times):
         _nonnegative(f"workers.comm_times[{i}]", value)
+    for key, model in (("compute", workers.compute), ("comm", workers.comm)):
+        bounds = getattr(workers, f"{key}_range")
+        if model == "uniform_range":
+            _require(len(bounds) == 2 and 0 <= bounds[0] <= bounds[1] and math.isfinite(bounds[1]),
+                     f'workers.{key}_range: workers.{key} = "uniform_range" needs [a, b] with 0 <= a <= b < inf '
+                     f"(seconds per {'gradient' if key == 'compute' else 'float'}), got {bounds}")
     _choice("workers.data_split", workers.data_split, SPLITS)
     _nonnegative("workers.dirichlet_alpha", workers.dirichlet_alpha, allow_zero=False)
     for row in workers.slowdown:

@@ -12,11 +12,15 @@ AsGrad's speeds 1..n). `workers.compute` picks the distribution around it:
   normal       unit * (|N(s_i/unit, s_i/unit)| + 1) (AsGrad)
   geometric    a job of b gradients takes b s_i p Geometric(p): one draw for the whole task,
                mean b s_i, p = compute_p (SFW-asyn's queueing model, seed 003 appendix D)
+  uniform_range  every job draws its seconds per gradient tau ~ U(a, b), [a, b] = compute_range,
+               the same for every worker (a job of b gradients: b tau); Shadowheart's "adding
+               more workers" experiment (tau_i, theta_i ~ U(0.1, 1) redrawn every iteration)
 
 A job of b gradients takes the sum of b independent draws (geometric: one draw per job, as
 in the seed, so that task times stay as varied as p says however large the task). Communication: worker i needs
 theta_i seconds per float it sends (comm = fixed: comm_times or comm_scale; sqrt:
-comm_scale*sqrt(i)); the server's downlink is free, as in the papers' models.
+comm_scale*sqrt(i); uniform_range: every job draws theta ~ U(a, b), [a, b] = comm_range, after
+its compute draw); the server's downlink is free, as in the papers' models.
 
 Faults: a job that starts inside a `slowdown` window [worker, start, end, factor] takes
 factor times longer; a worker never finishes a job that would end after its `dead_after`
@@ -56,6 +60,9 @@ class TimingModel:
 
             self.replay = TraceReplay(load_trace(config.compute_trace, n_workers))
             self.mean_compute = self.replay.means()
+        elif config.compute == "uniform_range":
+            self.compute_range = tuple(float(v) for v in config.compute_range)
+            self.mean_compute = np.full(n_workers, sum(self.compute_range) / 2)
         elif config.compute_times:
             self.mean_compute = _per_worker("workers.compute_times", config.compute_times, n_workers)
         else:
@@ -75,8 +82,12 @@ class TimingModel:
                 raise ConfigError(f"workers.slowdown: worker {int(worker)} does not exist (workers are 0..{n_workers - 1})")
             self.slowdowns.setdefault(int(worker), []).append((start, end, factor))
         self.faults = bool(self.slowdowns) or bool(np.isfinite(self.dead_after).any())
+        self.comm_range = None  # comm = "uniform_range": (a, b) drawn per job; comm_per_float holds the mean
         if config.comm == "none":
             self.comm_per_float = np.zeros(n_workers)
+        elif config.comm == "uniform_range":
+            self.comm_range = tuple(float(v) for v in config.comm_range)
+            self.comm_per_float = np.full(n_workers, sum(self.comm_range) / 2)
         elif config.comm_times:
             self.comm_per_float = _per_worker("workers.comm_times", config.comm_times, n_workers)
         elif config.comm == "sqrt":
@@ -86,7 +97,7 @@ class TimingModel:
 
     def job_time(self, worker: int, n_grads: int, n_floats: int, start: float, rng: np.random.Generator) -> float:
         """Seconds a job started at `start` takes: compute, then send; with the worker's faults applied."""
-        seconds = self.compute_time(worker, n_grads, rng) + self.comm_time(worker, n_floats)
+        seconds = self.compute_time(worker, n_grads, rng) + self.comm_time(worker, n_floats, rng)
         if not self.faults:
             return seconds
         for window_start, window_end, factor in self.slowdowns.get(worker, ()):
@@ -106,6 +117,8 @@ class TimingModel:
         kind = self.distribution
         if kind == "fixed":
             return mean * n_grads
+        if kind == "uniform_range":
+            return n_grads * float(rng.uniform(*self.compute_range))  # one tau per job
         if kind == "trace":
             return self.replay.take(worker, n_grads)
         if kind == "uniform":
@@ -139,7 +152,11 @@ class TimingModel:
         return mean * n_grads * self.p * float(rng.geometric(self.p))
 
     def comm_time(self, worker: int, n_floats: int, rng: np.random.Generator | None = None) -> float:
-        """Seconds worker needs to send n_floats to the server."""
+        """Seconds worker needs to send n_floats to the server (uniform_range: one theta drawn per call)."""
+        if self.comm_range is not None and n_floats > 0:
+            if rng is None:
+                raise ValueError("comm_time: the uniform_range model draws theta and needs the worker's rng")
+            return n_floats * float(rng.uniform(*self.comm_range))
         return float(self.comm_per_float[worker]) * n_floats
 
     def expected_compute(self) -> np.ndarray:

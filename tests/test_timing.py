@@ -215,3 +215,48 @@ def test_comm_does_not_depend_on_compute_model():
     a = TimingModel(WorkersConfig(compute="exponential", comm="sqrt", comm_scale=1e-3), 2)
     b = TimingModel(WorkersConfig(compute="fixed", comm="sqrt", comm_scale=1e-3), 2)
     assert a.comm_time(1, 7, np.random.default_rng(0)) == b.comm_time(1, 7)
+
+
+def test_uniform_range_redraws_compute_and_communication_every_job():
+    # Shadowheart's "adding more workers": tau, theta ~ U(0.1, 1) per job, the same law for every worker.
+    config = WorkersConfig(compute="uniform_range", compute_range=[0.1, 1.0], comm="uniform_range",
+                           comm_range=[0.1, 1.0])
+    model = TimingModel(config, 3)
+    rng = np.random.default_rng(0)
+    np.testing.assert_allclose(model.expected_compute(), 0.55)
+    np.testing.assert_allclose(model.comm_per_float, 0.55)
+    compute = np.array([model.compute_time(2, 4, rng) for _ in range(4000)])
+    assert compute.min() >= 0.4 and compute.max() <= 4.0  # 4 gradients of one tau each
+    assert_mean_close(compute, 4 * 0.55)
+    assert np.std(compute) == pytest.approx(4 * 0.9 / math.sqrt(12), rel=0.1)  # one draw per job, not per gradient
+    comm = np.array([model.comm_time(0, 10, rng) for _ in range(4000)])
+    assert comm.min() >= 1.0 and comm.max() <= 10.0 and len(set(comm.tolist())) == 4000
+    assert_mean_close(comm, 10 * 0.55)
+    jobs = np.array([model.job_time(1, 1, 1, 0.0, rng) for _ in range(4000)])
+    assert 0.2 <= jobs.min() and jobs.max() <= 2.0 and jobs.std() > 0.2  # compute and comm both random
+
+
+def test_uniform_range_needs_its_bounds():
+    from asyncopt_mpi.config import load_config
+
+    for key in ("compute", "comm"):
+        with pytest.raises(ConfigError, match=f"workers.{key}_range"):
+            load_config(None, [f'workers.{key}="uniform_range"', f"workers.{key}_range=[1.0, 0.5]", "stop.time=1"],
+                        backend="sim")
+
+
+def test_the_shadowheart_more_workers_config_runs_with_random_rounds(tmp_path):
+    from asyncopt_mpi.config import load_config
+    from asyncopt_mpi.runtime.session import run_sim
+
+    path = tmp_path / "sh.h5"
+    config = load_config("jobs/shadowheart_more_workers.toml", ["workers.n=8", "problem.dim=50", "stop.time=1000"],
+                         backend="sim", output=str(path))
+    assert run_sim(config) == 0
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        rounds = np.diff(handle["trace/time"][:])
+        busy = handle["workers/busy_time"][:] / np.maximum(handle["workers/jobs"][:], 1)
+    assert len(rounds) > 5 and rounds.std() > 0  # round lengths vary: times are redrawn
+    assert np.all(busy > 0) and busy.std() > 0
