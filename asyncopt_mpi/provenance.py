@@ -22,7 +22,7 @@ PROVENANCE_ATTRS = (
     "python_version", *(f"{name}_version" for name in LIBRARIES), "git_commit", "git_dirty",
     "command_line", "plugins",
 )
-SHOWN_ATTRS = ("asyncopt_version", "mpi_library", "hosts", *PROVENANCE_ATTRS)
+SHOWN_ATTRS = ("asyncopt_version", "mpi_library", "hosts", *PROVENANCE_ATTRS, "plugin_specs")  # specs: plugins.py
 GIT_TIMEOUT = 2.0  # seconds; a slow or hung git must not delay a run
 
 
