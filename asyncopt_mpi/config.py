@@ -168,7 +168,8 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return json.dumps(value)  # JSON string escapes are valid TOML basic-string escapes
+        # JSON escapes are TOML basic-string escapes, but not its surrogate pairs: non-ASCII stays as is.
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, (list, tuple)):
@@ -200,7 +201,10 @@ def load_config(
     """
     raw: dict[str, Any] = {}
     if text is not None:
-        raw = tomllib.loads(text)
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"the stored config is not valid TOML: {exc}") from None
     elif path is not None:
         try:
             with open(path, "rb") as handle:

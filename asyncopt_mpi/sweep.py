@@ -16,6 +16,12 @@ from .config import load_config, parse_value
 from .errors import ConfigError
 
 
+# Bounds on what one sweep launches (a typo such as --seeds 1000000 would otherwise plan for hours).
+MAX_RANKS = 4096
+MAX_RUNS = 10_000
+MAX_PROCESSES = 256
+
+
 @dataclass
 class SweepRun:
     name: str
@@ -79,7 +85,10 @@ def _run_mpi(config_path: str | None, run: SweepRun, ranks: int, mpiexec: str, o
     command += ["--overwrite"] if overwrite else []
     command += [item for spec in requested_plugins() for item in ("--plugin", spec)]  # a [plugins] table travels in the config
     command += ([config_path] if config_path else []) + [item for override in run.overrides for item in ("--set", override)]
-    done = subprocess.run(command, capture_output=True, text=True)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True)
+    except OSError as exc:  # the launcher is missing or not executable
+        raise ConfigError(f"--mpiexec {mpiexec!r}: cannot start it ({exc.strerror}); give the path of mpiexec or srun") from None
     if done.returncode not in (0,):
         sys.stderr.write(done.stderr)
     return run.name, done.returncode
@@ -90,8 +99,11 @@ def sweep(config_path: str | None, grid_items: list[str], seeds: int, out: str, 
           overwrite: bool = False) -> list[tuple[str, int]]:
     """Run every combination into `out`; returns (run name, exit status) in order.
     A results file already in `out` is refused (that run fails) unless `overwrite`."""
-    if backend == "mpi" and ranks < 2:
-        raise ConfigError("--ranks: the mpi backend needs at least 2 ranks per run (rank 0 is the server)")
+    if backend == "mpi" and not 2 <= ranks <= MAX_RANKS:
+        raise ConfigError(f"--ranks {ranks}: the mpi backend needs 2 to {MAX_RANKS} ranks per run (rank 0 is the server)")
+    if not 0 <= seeds <= MAX_RUNS or not 1 <= processes <= MAX_PROCESSES:
+        raise ConfigError(f"--seeds {seeds} / --processes {processes}: accepted: 0 to {MAX_RUNS} seeds (0: one run), "
+                          f"1 to {MAX_PROCESSES} processes")
     os.makedirs(out, exist_ok=True)
     runs = plan_runs(config_path, grid_items, max(seeds, 1), out, overrides, backend)
     if backend == "sim":
