@@ -196,3 +196,21 @@ def test_dead_worker_stops_minibatch_but_not_asynchronous_methods(tmp_path):
     assert info["status"] == "completed" and info["stop_reason"].startswith("time")
     assert "never answered" in info["stop_reason"] and "worker 3" in info["stop_reason"]
     assert len(read(path, "trace/iteration")["trace/iteration"]) == 0
+
+
+@pytest.mark.parametrize("cap", [0, 2])
+def test_async_sgd_drops_gradients_older_than_max_arrival_delay_arrivals(tmp_path, cap):
+    # Pure assignment: a worker's job is assigned when its previous result arrives (or at the
+    # start), so the arrivals it waited for are the events between its two results.
+    n = 4
+    path = simulate(tmp_path, "async_sgd", [
+        "workers.n=4", "workers.compute_times=[0.01, 0.013, 0.017, 0.09]", "method.lr=0.05",
+        f"method.max_arrival_delay={cap}", "stop.time=3"])
+    data = events(path)
+    last_seen = {worker: -1 for worker in range(n)}
+    limit = n if cap == 0 else cap
+    for index, (worker, accepted) in enumerate(zip(data["worker"], data["accepted"])):
+        waited = index - last_seen[worker] - 1
+        assert bool(accepted) == (waited <= limit), (index, worker, waited)
+        last_seen[worker] = index
+    assert (data["accepted"] == 0).any() and (data["accepted"] == 1).sum() > 100
