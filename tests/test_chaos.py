@@ -1,0 +1,330 @@
+"""Chaos: 100 seeded random faults against real runs; nothing hangs, nothing prints a traceback, no result is lost.
+
+Faults: SIGKILL of the simulator or of a random MPI rank at a random time, SIGTERM/SIGUSR1 to
+the simulator or to mpiexec, two writers on one file at once, `evaluate` on a live file, a
+results file truncated at a random length, a full disk (root only: a 2 MB tmpfs), corrupt
+config and data files, and a resume of what a killed run left. Every command runs under a
+timeout (a timeout is a hang). At the end every results file on disk must be complete
+(closed, status completed or stopped) or be made readable by `asyncopt evaluate`, and one
+`asyncopt summary` over all of them must work. CHAOS_SEED and CHAOS_FAULTS change the draw.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import random
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import h5py
+import pytest
+
+from conftest import MPIEXEC, asyncopt_command
+
+DEMO = os.path.join(os.path.dirname(__file__), "..", "jobs", "demo.toml")
+SEED = int(os.environ.get("CHAOS_SEED", "14"))
+FAULTS = int(os.environ.get("CHAOS_FAULTS", "100"))
+SIM_TIMEOUT, MPI_TIMEOUT = 90, 120
+SIM = ["--backend", "sim", "--quiet", "--set", "workers.n=4", "--set", "stop.target=1e-12"]
+MPI = ["--quiet", "--set", "stop.target=1e-12"]
+
+
+class Chaos:
+    """Runs commands under timeouts and keeps the counts."""
+
+    def __init__(self, root):
+        self.root = root
+        self.counts: collections.Counter = collections.Counter()
+        self.problems: list[str] = []
+        self.lock = threading.Lock()
+
+    def note(self, key: str, problem: str | None = None) -> None:
+        with self.lock:
+            self.counts[key] += 1
+            if problem:
+                self.problems.append(problem)
+
+    def start(self, args: list[str]) -> subprocess.Popen:
+        return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True, stdin=subprocess.DEVNULL)
+
+    def finish(self, process: subprocess.Popen, timeout: float, what: str) -> tuple[int | None, str]:
+        """Wait for `process`; a timeout counts as a hang (its process group is killed)."""
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            out, err = process.communicate()
+            self.note("hangs", f"hang: {what}")
+            return None, out + err
+        text = out + err
+        self.note("commands")
+        if "Traceback" in text:
+            self.note("tracebacks", f"traceback: {what}\n{text[-2000:]}")
+        return process.returncode, text
+
+    def run(self, args: list[str], timeout: float, what: str) -> tuple[int | None, str]:
+        return self.finish(self.start(args), timeout, what)
+
+    def cli(self, args: list[str], timeout: float = SIM_TIMEOUT) -> tuple[int | None, str]:
+        return self.run(asyncopt_command() + args, timeout, " ".join(args))
+
+    def mpi(self, n: int, args: list[str]) -> subprocess.Popen:
+        return self.start([MPIEXEC, "-n", str(n), *asyncopt_command(), *args])
+
+
+def rank_pids(launcher_pid: int) -> list[int]:
+    """Pids of the MPI ranks under a launcher (python processes running asyncopt, not the watchdog)."""
+    found, todo = [], [launcher_pid]
+    while todo:
+        pid = todo.pop()
+        try:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as handle:
+                    todo += [int(child) for child in handle.read().split()]
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                command = handle.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "asyncopt_mpi" in command and "guardian" not in command and pid != launcher_pid:
+            found.append(pid)
+    return found
+
+
+def wait_unlocked(path: str, seconds: float = 30) -> None:
+    """A killed run's watchdog holds PATH.lock while it repairs the file."""
+    deadline = time.monotonic() + seconds
+    while os.path.exists(path + ".lock") and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def settle(rng: random.Random, path: str, process: subprocess.Popen) -> None:
+    """Wait a random time: mostly into the run (after its file appeared), sometimes during start-up."""
+    if rng.random() < 0.8:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(path) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.5))
+    else:
+        time.sleep(rng.uniform(0.1, 2.0))
+
+
+def sim_args(path: str, stop_time: float) -> list[str]:
+    return ["run", DEMO, *SIM, "--set", f"stop.time={stop_time}", "--set", "output.snapshot_every=0.5",
+            "--output", path]
+
+
+# ---------------------------------------------------------------- the faults
+
+
+def kill_simulator(chaos: Chaos, rng: random.Random, folder: str) -> None:
+    path = os.path.join(folder, "k.h5")
+    process = chaos.start(asyncopt_command() + sim_args(path, 4000))
+    settle(rng, path, process)
+    process.send_signal(rng.choice([signal.SIGKILL, signal.SIGTERM, signal.SIGUSR1]))
+    chaos.finish(process, SIM_TIMEOUT, "signalled simulator")
+    wait_unlocked(path)
+
+
+def kill_a_rank(chaos: Chaos, rng: random.Random, folder: str) -> None:
+    path = os.path.join(folder, "m.h5")
+    process = chaos.mpi(3, ["run", DEMO, *MPI, "--set", f"stop.time={rng.uniform(1, 2):.2f}", "--output", path])
+    settle(rng, path, process)
+    ranks = rank_pids(process.pid)
+    if ranks:
+        try:
+            os.kill(rng.choice(ranks), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    chaos.finish(process, MPI_TIMEOUT, "mpi run with a killed rank")
+    wait_unlocked(path)
+
+
+def signal_the_launcher(chaos: Chaos, rng: random.Random, folder: str) -> None:
+    path = os.path.join(folder, "l.h5")
+    process = chaos.mpi(3, ["run", DEMO, *MPI, "--set", "stop.time=2", "--output", path])
+    settle(rng, path, process)
+    if process.poll() is None:
+        process.send_signal(rng.choice([signal.SIGTERM, signal.SIGUSR1]))
+    chaos.finish(process, MPI_TIMEOUT, "signalled mpiexec")
+    wait_unlocked(path)
+
+
+def concurrent_writers(chaos: Chaos, rng: random.Random, folder: str) -> None:
+    path = os.path.join(folder, "c.h5")
+    extra = ["--overwrite"] if rng.random() < 0.5 else []
+    first = chaos.start(asyncopt_command() + sim_args(path, 60))
+    time.sleep(rng.uniform(0.0, 1.5))
+    second = chaos.start(asyncopt_command() + sim_args(path, 40) + extra)
+    codes = [chaos.finish(first, SIM_TIMEOUT, "first writer"), chaos.finish(second, SIM_TIMEOUT, "second writer")]
+    # One completes; the other is refused naming the live run (or the file, if the first had ended),
+    # unless it came after the first had ended and was given --overwrite.
+    refused_well = all(code == 2 and ("a run is writing it" in text or "exists" in text)
+                       for code, text in codes if code != 0)
+    both_ran = all(code == 0 for code, _ in codes) and extra
+    if not any(code == 0 for code, _ in codes) or not refused_well or (all(c == 0 for c, _ in codes) and not both_ran):
+        chaos.note("bad_outcomes", f"two writers: {[code for code, _ in codes]}: {[t[-300:] for _, t in codes]}")
+
+
+def evaluate_live(chaos: Chaos, rng: random.Random, folder: str) -> None:
+    path = os.path.join(folder, "e.h5")
+    process = chaos.start(asyncopt_command() + sim_args(path, 60))
+    settle(rng, path, process)
+    code, text = chaos.cli(["evaluate", path])
+    running = process.poll() is None
+    chaos.finish(process, SIM_TIMEOUT, "live run under evaluate")
+    if running and code not in (0, 2):
+        chaos.note("bad_outcomes", f"evaluate on a live file: exit {code}: {text[-300:]}")
+
+
+def truncate(chaos: Chaos, rng: random.Random, folder: str, base: str) -> None:
+    path = os.path.join(folder, "t.h5")
+    data = open(base, "rb").read()
+    with open(path, "wb") as handle:
+        handle.write(data[: rng.randrange(0, len(data))])
+    command = rng.choice([["summary", path], ["evaluate", path], ["run", "--resume", path, "--set", "stop.time=9"]])
+    code, text = chaos.cli(command, timeout=60)
+    if code not in (0, 2):
+        chaos.note("bad_outcomes", f"{command[0]} on a truncated file: exit {code}: {text[-300:]}")
+    os.unlink(path)  # a file cut by hand is not a result that was recorded
+
+
+def disk_full(chaos: Chaos, rng: random.Random, folder: str) -> None:
+    if os.geteuid() != 0:
+        chaos.note("skipped_disk_full")
+        return
+    mount = os.path.join(folder, "disk")
+    os.mkdir(mount)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", mount], capture_output=True).returncode:
+        chaos.note("skipped_disk_full")
+        return
+    try:
+        path = os.path.join(mount, "f.h5")
+        code, text = chaos.cli(["run", DEMO, *SIM, "--set", f"problem.dim={rng.choice([200, 300, 500])}",
+                                "--set", "stop.time=5000", "--set", "output.snapshot_every=0.01", "--output", path])
+        if code != 1 or "No space left on device" not in text:
+            chaos.note("bad_outcomes", f"disk full: exit {code}: {text[-300:]}")
+        if os.path.exists(path):
+            shutil.move(path, os.path.join(folder, "f.h5"))
+    finally:
+        subprocess.run(["umount", "-l", mount], capture_output=True)
+
+
+def corrupt_input(chaos: Chaos, rng: random.Random, folder: str) -> None:
+    junk = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 400)))
+    if rng.random() < 0.5:
+        config = os.path.join(folder, "bad.toml")
+        with open(config, "wb") as handle:
+            handle.write(rng.choice([junk, b"[problem]\nname = 'quadratic'\ndim = -3\n", b"[stop]\ntime = 'x'\n"]))
+        args = ["run", config, *SIM, "--set", "stop.time=1", "--output", os.path.join(folder, "x.h5")]
+    else:
+        data = os.path.join(folder, "bad.svm")
+        with open(data, "wb") as handle:
+            handle.write(rng.choice([junk, b"1 0:1\n", b"+1 3:nan\n-1 1:2\n", b""]))
+        args = ["run", DEMO, *SIM, "--set", "problem.name=logistic", "--set", f'problem.data="{data}"',
+                "--set", "stop.time=1", "--output", os.path.join(folder, "x.h5")]
+    code, text = chaos.cli(args)
+    if code not in (0, 2):
+        chaos.note("bad_outcomes", f"corrupt input: exit {code}: {text[-300:]}")
+
+
+def existing_file(chaos: Chaos, rng: random.Random, folder: str, base: str) -> None:
+    path = os.path.join(folder, "x.h5")
+    shutil.copy(base, path)
+    before = open(path, "rb").read()
+    code, text = chaos.cli(sim_args(path, 1))
+    if code != 2 or open(path, "rb").read() != before:
+        chaos.note("bad_outcomes", f"existing file without --overwrite: exit {code}, changed")
+
+
+def resume_killed(chaos: Chaos, rng: random.Random, folder: str) -> None:
+    path = os.path.join(folder, "r.h5")
+    process = chaos.start(asyncopt_command() + sim_args(path, 4000))
+    settle(rng, path, process)
+    process.kill()
+    chaos.finish(process, SIM_TIMEOUT, "simulator killed before a resume")
+    wait_unlocked(path)
+    if os.path.exists(path):
+        code, text = chaos.cli(["run", "--resume", path, "--set", "stop.time=4000", "--set", "stop.iterations=50"])
+        if code not in (0, 2):
+            chaos.note("bad_outcomes", f"resume of a killed run: exit {code}: {text[-300:]}")
+
+
+FAULT_KINDS = {
+    kill_simulator: 16, kill_a_rank: 14, signal_the_launcher: 10, concurrent_writers: 12, evaluate_live: 8,
+    truncate: 12, disk_full: 6, corrupt_input: 10, existing_file: 4, resume_killed: 8,
+}
+
+
+def is_complete(path: str) -> bool:
+    try:
+        with h5py.File(path, "r") as handle:
+            return handle.attrs.get("status") in ("completed", "stopped") and "metrics" in handle
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.mpi
+@pytest.mark.timeout(1500)
+def test_a_hundred_random_faults_leave_no_hang_no_traceback_and_every_file_readable(tmp_path):
+    chaos = Chaos(tmp_path)
+    rng = random.Random(SEED)
+    base = str(tmp_path / "base.h5")
+    code, text = chaos.cli(sim_args(base, 2))
+    assert code == 0, text
+    kinds = list(FAULT_KINDS)
+    draws = rng.choices(kinds, weights=[FAULT_KINDS[kind] for kind in kinds], k=FAULTS)
+    tasks = []
+    for index, kind in enumerate(draws):
+        folder = tmp_path / f"{index:03d}-{kind.__name__}"
+        folder.mkdir()
+        extra = (base,) if kind in (truncate, existing_file) else ()
+        tasks.append((kind, random.Random(rng.random()), str(folder), extra))
+    started = time.monotonic()
+
+    def one(task) -> None:
+        kind, own_rng, folder, extra = task
+        try:
+            kind(chaos, own_rng, folder, *extra)
+        except Exception as exc:  # a fault the harness itself did not expect: count, do not stop the others
+            chaos.note("bad_outcomes", f"{kind.__name__}: {type(exc).__name__}: {exc}")
+        chaos.note(f"fault {kind.__name__}")
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(one, tasks))
+    files = sorted(
+        os.path.join(folder, name) for folder, _, names in os.walk(tmp_path) for name in names
+        if name.endswith(".h5") and os.path.basename(folder) != "disk"
+    )
+    complete = [path for path in files if is_complete(path)]
+    repaired, unreadable = [], []
+
+    def evaluate(path: str) -> None:
+        code, text = chaos.cli(["evaluate", path])
+        (repaired if code == 0 else unreadable).append(path if code == 0 else f"{path}: {text[-300:]}")
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(evaluate, [path for path in files if path not in complete]))
+    readable = complete + repaired
+    code, text = chaos.cli(["summary", *readable]) if readable else (0, "")
+    leftovers = [os.path.join(folder, name) for folder, _, names in os.walk(tmp_path) for name in names
+                 if name.endswith((".lock", ".partial", ".reserve"))]
+    counts = chaos.counts
+    if os.environ.get("CHAOS_VERBOSE"):
+        print("\n".join(files + chaos.problems + leftovers))
+    print(f"\nchaos (seed {SEED}): {FAULTS} faults in {time.monotonic() - started:.0f} s, "
+          f"{counts['commands']} commands, {counts['hangs']} hangs, {counts['tracebacks']} tracebacks, "
+          f"{len(files)} results files: {len(complete)} complete, {len(repaired)} repaired by evaluate, "
+          f"{len(unreadable)} unreadable; {counts['bad_outcomes']} unexpected outcomes; "
+          f"{len(leftovers)} lock/partial/reserve files left; disk-full skipped {counts['skipped_disk_full']}; "
+          + ", ".join(f"{key[6:]} {value}" for key, value in sorted(counts.items()) if key.startswith("fault ")))
+    assert counts["hangs"] == 0 and counts["tracebacks"] == 0, "\n".join(chaos.problems)
+    assert not unreadable, unreadable
+    assert code == 0, text
+    assert counts["bad_outcomes"] == 0, "\n".join(chaos.problems)
