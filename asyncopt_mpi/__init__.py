@@ -44,14 +44,9 @@ from .methods import Job, JobKind, Method, Result, Server, register_method  # no
 from .problems import Problem, register_problem  # noqa: E402
 from .api import RunResult, load, load_config, run  # noqa: E402
 
+from .methods.vectors import VectorSum  # noqa: E402
+
 __all__ = [
     "ConfigError", "DataError", "Job", "JobKind", "Method", "Problem", "Result", "RunError", "RunResult", "Server",
-    "__version__", "load", "load_config", "register_method", "register_problem", "run",
+    "VectorSum", "__version__", "load", "load_config", "register_method", "register_problem", "run",
 ]
-
-try:  # the runtime-owned accumulator of API.md (issue 17); exported once the runtime defines it
-    from .methods.base import VectorSum  # noqa: E402
-
-    __all__.append("VectorSum")
-except ImportError:  # pragma: no cover - until methods/base.py has it
-    pass

@@ -33,7 +33,7 @@ def _config(tmp_path, name: str = "run", **sections) -> dict:
 
 
 def test_the_public_names_are_exported():
-    for name in ("Method", "Problem", "Job", "JobKind", "Result", "Server", "register_method", "register_problem",
+    for name in ("Method", "Problem", "Job", "JobKind", "Result", "Server", "VectorSum", "register_method", "register_problem",
                  "load_config", "run", "load", "RunResult", "ConfigError", "DataError", "__version__"):
         assert hasattr(ao, name), name
     assert "Example" in ao.__doc__ or "::" in ao.__doc__
@@ -190,13 +190,6 @@ def test_run_with_the_mpi_backend_launches_mpiexec_and_loads_the_file(tmp_path):
         ao.run(_config(tmp_path, "mpi3", workers={"n": 2}), backend="mpi", ranks=4, timeout=120)
 
 
-def _has_runtime_primitives() -> bool:
-    from asyncopt_mpi.runtime.server import ServerCore
-
-    return hasattr(ServerCore, "step") and hasattr(ServerCore, "vector_sum")
-
-
-@pytest.mark.skipif(not _has_runtime_primitives(), reason="server.step / vector_sum (issue 17) not in the runtime yet")
 @pytest.mark.timeout(400)
 def test_compare_in_python_example_prints_its_table(tmp_path):
     done = subprocess.run([sys.executable, str(EXAMPLES / "compare_in_python.py"), str(tmp_path)],
@@ -243,7 +236,6 @@ def test_an_existing_results_file_is_kept_unless_overwrite(tmp_path):
     assert "lr = 0.05" in second.attrs["config"]
 
 
-@pytest.mark.skipif(not _has_runtime_primitives(), reason="server.step / vector_sum (issue 17) not in the runtime yet")
 def test_the_module_docstring_example_runs(tmp_path, monkeypatch, capsys):
     pytest.importorskip("pandas", reason="the example ends with metrics_frame()")
     monkeypatch.chdir(tmp_path)
