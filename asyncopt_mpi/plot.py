@@ -205,6 +205,9 @@ def best_per_method(paths: list[str], y_axis: str = "suboptimality") -> list[str
     return chosen
 
 
+MAX_PIXELS = 2**16  # Agg's limit per side
+
+
 def parse_pair(option: str, text: str | None, allow_empty: bool = False) -> tuple[float | None, float | None] | None:
     """'A,B' as two numbers (either may be empty when allow_empty, e.g. --ylim 1e-8,)."""
     if text is None:
@@ -217,6 +220,8 @@ def parse_pair(option: str, text: str | None, allow_empty: bool = False) -> tupl
     except ValueError:
         example = "1e-8,10 (or 1e-8, to set only the bottom)" if allow_empty else "6.4,4.2"
         raise UserError(f"{option} {text!r}: expected two numbers separated by a comma, e.g. {example}") from None
+    if not all(value is None or math.isfinite(value) for value in values):
+        raise UserError(f"{option} {text!r}: expected finite numbers (not nan or inf)")
     return values
 
 
@@ -246,6 +251,9 @@ def plot(paths: list[str], output: str, x_axis: str = "time", y_axis: str = "sub
 
     if dpi <= 0 or min(size) <= 0:
         raise UserError(f"--dpi {dpi} / --figsize {size[0]:g},{size[1]:g}: must be positive")
+    if max(size) * dpi > MAX_PIXELS:
+        raise UserError(f"--dpi {dpi} / --figsize {size[0]:g},{size[1]:g}: an image of {size[0] * dpi:.3g} x "
+                        f"{size[1] * dpi:.3g} pixels; at most {MAX_PIXELS} per side")
     from matplotlib.backend_bases import FigureCanvasBase
 
     extension = os.path.splitext(output)[1].lstrip(".").lower()
@@ -300,10 +308,13 @@ def plot(paths: list[str], output: str, x_axis: str = "time", y_axis: str = "sub
             figure.tight_layout(rect=(0, 0.035 * len(caption) + 0.01, 1, 1))
         else:
             figure.tight_layout()
-        directory = os.path.dirname(output)
-        if directory:
-            os.makedirs(directory, exist_ok=True)
-        figure.savefig(output)
+        try:
+            directory = os.path.dirname(output)
+            if directory:
+                os.makedirs(directory, exist_ok=True)
+            figure.savefig(output)
+        except OSError as exc:
+            raise UserError(f"-o {output[:200]}: cannot write it ({exc.strerror or exc})") from None
         plt.close(figure)
     if export:
         write_csv(export, x_axis, y_axis, rows)
