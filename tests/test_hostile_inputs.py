@@ -216,3 +216,18 @@ def test_memory_budget_defaults_to_half_the_available_memory_per_local_rank(monk
     assert memory.budget(123) == 123
     monkeypatch.setenv("MPI_LOCALNRANKS", "4")
     assert memory.budget(0) == 1_000_000_000
+
+
+@pytest.mark.mpi
+def test_over_mpi_a_huge_declared_size_ends_every_rank_with_one_line(tmp_path):
+    from conftest import run_mpi
+
+    path = tmp_path / "huge.svm"
+    path.write_text("1 2147483647:1\n-1 1:1 5:2\n")
+    done = run_mpi(3, ["run", "--quiet", "--set", "problem.name=logistic", "--set", f"problem.data={path}",
+                       "--set", f"problem.max_memory={LIMIT}", "--set", "stop.time=5", "--output",
+                       str(tmp_path / "out.h5")], timeout=120)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "huge.svm:1: feature index 2147483647" in lines[0] and "Traceback" not in done.stdout + done.stderr
+    assert not (tmp_path / "out.h5").exists()
