@@ -155,9 +155,13 @@ class QuadraticProblem(Problem):
         if self.n_samples is None:
             return super().grad(x, idx)
         idx = np.asarray(idx)
-        main = self._sample_main[idx].mean(axis=0)
-        off = self._sample_off[idx].mean(axis=0)
-        b0 = self._b_scale[idx].mean() * (-self.L / 4)
+        if idx.size == 1:  # the mean of one row is the row (the same numbers, without np.mean's overhead)
+            j = int(idx.reshape(-1)[0])
+            main, off, b0 = self._sample_main[j], self._sample_off[j], self._b_scale[j] * (-self.L / 4)
+        else:
+            main = self._sample_main[idx].mean(axis=0)
+            off = self._sample_off[idx].mean(axis=0)
+            b0 = self._b_scale[idx].mean() * (-self.L / 4)
         g = tridiag_matvec(main, off, x)
         g[0] -= b0
         return g

@@ -16,6 +16,8 @@ them, answers BYE, and everyone meets at a barrier. Every wait polls politely.
 
 from __future__ import annotations
 
+import heapq
+import math
 import os
 import time
 from collections import deque
@@ -29,7 +31,7 @@ from .backoff import Backoff, poll
 from .protocol import (
     CONTROL_BYTES, HEADER, PACK_FLOATS, R_DURATION, R_ID, R_KIND, R_MSG, R_N_GRADS, R_N_VALUES, R_OVERRUN,
     R_FINGERPRINT, R_SLEEP, R_VERSION, C_THROUGH, S_CANCELS_SENT, S_FAILED, S_JOBS_SENT, Msg, Notice, Tag, decode_job,
-    encode_bye, encode_cancel, encode_cancelled, encode_job, encode_stop, fill_result,
+    encode_bye, encode_cancel, encode_cancelled, encode_job, encode_job_into, encode_stop, fill_result,
 )
 from .points import apply_delta
 from .server import HELD_VERSIONS, ServerCore
@@ -41,6 +43,7 @@ SPIN_TAIL = 1e-4  # the end of a padding sleep is polled, since a sleep may wake
 SPIN_AHEAD = 1e-4  # the server polls without sleeping from this long before a result is due
 SPIN_LATE = 2e-3  # ... until this long after; a later worker is waited for with back-off
 WORKER_SPIN = 3e-4  # a worker polls without sleeping this long after sending a result
+REAP_SECONDS = 5e-3  # an idle server looks at its sends in flight at most this often
 _KINDS = {int(kind): kind for kind in JobKind}
 # Plain ints for the hot path (an enum member lookup costs a Python call each time).
 _JOB, _POINT, _INDICES, _RESULT = int(Tag.JOB), int(Tag.POINT), int(Tag.INDICES), int(Tag.RESULT)
@@ -66,18 +69,25 @@ class MpiServer(ServerCore):
         self.control_request = comm.Recv_init(self.control_buffer, source=MPI.ANY_SOURCE, tag=Tag.CONTROL)
         self.all_requests = [*self.requests, self.control_request]
         self.status_object = MPI.Status()
-        self.jobs_sent = np.zeros(n, dtype=np.int64)
+        self.statuses = [MPI.Status() for _ in range(n + 1)]
+        # Per-worker counters as Python lists (no numpy scalars on the per-message path).
+        self.jobs_sent = [0] * n
         # Cancelled jobs: the last cancelled id per worker, and how many replies for them are to come.
-        self.cancelled_through = np.full(n, -1, dtype=np.int64)
-        self.cancelled_pending = np.zeros(n, dtype=np.int64)
-        self.cancels_sent = np.zeros(n, dtype=np.int64)
+        self.cancelled_through = [-1] * n
+        self.cancelled_pending = [0] * n
+        self.cancels_sent = [0] * n
+        # Job messages are encoded into per-worker buffers, reused once their send completed.
+        self.packed = self.dim <= PACK_FLOATS
+        self.job_buffers: list[list[list]] = [[] for _ in range(n)]  # per worker: [buffer, request] slots
+        self.last_reap = 0.0
         # When each worker's jobs end (monotonic clock), and so when its next result is due.
         self.shared_clock = [host == hosts[0] for host in hosts[1:]]
         self.event_clock = time.monotonic()  # when the event being handled happened
         self.busy_until = [-np.inf] * n
         self.finishes: list[deque[float]] = [deque() for _ in range(n)]
-        self.due = np.full(n, np.inf)  # in the units of now()
-        self.next_due = np.inf
+        self.due = [math.inf] * n  # in the units of now()
+        self.due_heap: list[tuple[float, int]] = []  # (due, worker), stale entries dropped when on top
+        self.next_due = math.inf  # a lower bound of min(due), made exact by _next_due()
         # Sends in flight, with the buffer they read and the point version they keep alive.
         self.sends: list[MPI.Request] = []
         self.send_refs: list[tuple[np.ndarray, int | None]] = []
@@ -95,10 +105,12 @@ class MpiServer(ServerCore):
         finish = max(self.event_clock, self.busy_until[worker]) + job.duration
         self.busy_until[worker] = finish
         clock = finish if self.shared_clock[worker] else -1.0
-        if len(attached) == 1 and attached[0][1] < 0 and job.indices is None and self.dim <= PACK_FLOATS:
-            self._send(encode_job(job, attached, clock, self.points.get(attached[0][0])), dest, _JOB)
+        slot = self._job_buffer(worker)
+        if len(attached) == 1 and attached[0][1] < 0 and job.indices is None and self.packed:
+            slot[1] = self.comm.Isend(encode_job_into(slot[0], job, attached, clock, self.points.get(attached[0][0])),
+                                      dest, _JOB)
         else:
-            self._send(encode_job(job, attached, clock), dest, _JOB)
+            slot[1] = self.comm.Isend(encode_job_into(slot[0], job, attached, clock), dest, _JOB)
             for version, base in attached:
                 if base >= 0:  # the deltas from a version the worker holds
                     self._send(self.points.delta_chain(base, version), dest, _POINT)
@@ -112,6 +124,21 @@ class MpiServer(ServerCore):
         if len(self.finishes[worker]) == 1:
             self._set_due(worker, finish)
 
+    def _job_buffer(self, worker: int) -> list:
+        """A [buffer, request] slot of the worker whose previous send has completed (a new one if none)."""
+        pool = self.job_buffers[worker]
+        for slot in pool:
+            request = slot[1]
+            if request is None or request.Test():
+                slot[1] = None
+                return slot
+        slot = [np.zeros(HEADER + (self.dim if self.packed else 0)), None]
+        pool.append(slot)
+        return slot
+
+    def _job_requests(self) -> list[MPI.Request]:
+        return [slot[1] for pool in self.job_buffers for slot in pool if slot[1] is not None]
+
     def _cancel(self, worker: int) -> None:
         """Tell the worker to abandon its jobs so far; each still answers, and those answers are dropped."""
         self._send(encode_cancel(self.next_job_id - 1), worker + 1, Tag.CANCEL)
@@ -120,23 +147,41 @@ class MpiServer(ServerCore):
         self.cancelled_pending[worker] = self.outstanding[worker]
         self.finishes[worker].clear()
         self.busy_until[worker] = self.event_clock  # it drops its jobs now
-        self._set_due(worker, np.inf)
+        self._set_due(worker, math.inf)
 
     def _set_due(self, worker: int, finish: float) -> None:
-        """The worker's next result is due at `finish` (monotonic clock)."""
-        self.due[worker] = self.time_offset + finish - self.t0
-        self.next_due = float(self.due.min())
+        """The worker's next result is due at `finish` (monotonic clock); O(log n), no scan."""
+        due = self.time_offset + finish - self.t0
+        self.due[worker] = due
+        if due != math.inf:
+            heapq.heappush(self.due_heap, (due, worker))
+            if due < self.next_due:
+                self.next_due = due
+
+    def _next_due(self) -> float:
+        """min(due): drop heap entries that no longer match their worker's due time."""
+        heap, due = self.due_heap, self.due
+        while heap and due[heap[0][1]] != heap[0][0]:
+            heapq.heappop(heap)
+        self.next_due = heap[0][0] if heap else math.inf
+        return self.next_due
 
     def _idle(self, backoff: Backoff) -> None:
         """Wait a little: without sleeping when a result is due now, else with back-off."""
         now = self.now()
-        if self.next_due - SPIN_AHEAD <= now:
-            if self.next_due < now - SPIN_LATE:  # overrunning workers; wait for them with back-off
-                self.due[self.due < now - SPIN_LATE] = np.inf
-                self.next_due = float(self.due.min())
-            os.sched_yield()
-            backoff.reset()
-            return
+        if self.next_due - SPIN_AHEAD <= now and self._next_due() - SPIN_AHEAD <= now:
+            late = now - SPIN_LATE
+            if self.next_due < late:  # overrunning workers; wait for them with back-off
+                heap, due = self.due_heap, self.due
+                while heap and heap[0][0] < late:
+                    stale_due, worker = heapq.heappop(heap)
+                    if due[worker] == stale_due:
+                        due[worker] = math.inf
+                self._next_due()
+            if self.next_due - SPIN_AHEAD <= now:
+                os.sched_yield()
+                backoff.reset()
+                return
         backoff.sleep(limit=self.next_due - SPIN_AHEAD - now)
 
     def _reap_sends(self) -> None:
@@ -161,45 +206,52 @@ class MpiServer(ServerCore):
             request.Start()
         self.t0 = self.event_clock = time.monotonic()
         self.start()
-        requests, status, backoff, n = self.all_requests, self.status_object, self.backoff, self.n_workers
+        requests, statuses, backoff, n = self.all_requests, self.statuses, self.backoff, self.n_workers
         signals = self.signals
+        testsome = MPI.Request.Testsome
         while not self.stopping:
             if signals.received is not None:
                 self.check_signal()
                 break
-            index, done = MPI.Request.Testany(requests, status)
-            if done and index != MPI.UNDEFINED:
+            ready = testsome(requests, statuses)  # every result that has arrived, handled in one turn
+            if ready:
                 self.event_clock = time.monotonic()
-                if index == n:
-                    self._on_notice(status)
-                    continue
-                self._on_result(index)
+                for position, index in enumerate(ready):
+                    if index == n:
+                        self._on_notice(statuses[position])
+                    elif self.stopping:  # the run ended in this turn: later results are dropped
+                        self.requests[index].Start()
+                    else:
+                        self._on_result(index)
                 backoff.reset()
                 if len(self.sends) > 4 * n:
                     self._reap_sends()
                 continue
-            if self.check_time(self.now()):
+            now = self.now()
+            if self.check_time(now):
                 break
             self.housekeeping()
-            self._reap_sends()
+            if self.sends and now - self.last_reap >= REAP_SECONDS:
+                self.last_reap = now
+                self._reap_sends()
             self._idle(backoff)
         self.final_snapshot()
 
     def _on_result(self, worker: int) -> None:
         buffer = self.recv_buffers[worker]
-        if buffer[R_MSG] == _MSG_BYE:
+        header = buffer[:HEADER].tolist()  # one conversion instead of one per field
+        if header[R_MSG] == _MSG_BYE:
             raise RunError(f"{self.worker_name(worker)} left the run before it was told to stop")
         try:
-            if buffer[R_ID] <= self.cancelled_through[worker]:
+            if header[R_ID] <= self.cancelled_through[worker]:
                 self._drop_cancelled(worker)
             else:
-                self._take_result(worker, buffer)
+                self._take_result(worker, buffer, header)
         finally:
             # The method is done with the payload view (or failed): the buffer may take the next message.
             self.requests[worker].Start()
 
-    def _take_result(self, worker: int, buffer: np.ndarray) -> None:
-        header = buffer[:HEADER].tolist()  # one conversion instead of one per field
+    def _take_result(self, worker: int, buffer: np.ndarray, header: list[float]) -> None:
         if header[R_FINGERPRINT] >= 0:
             self._check_fingerprint(worker, int(header[R_VERSION]), header[R_FINGERPRINT])
         n_values = int(header[R_N_VALUES])
@@ -209,7 +261,7 @@ class MpiServer(ServerCore):
         )
         finishes = self.finishes[worker]
         finishes.popleft()
-        self._set_due(worker, finishes[0] if finishes else np.inf)
+        self._set_due(worker, finishes[0] if finishes else math.inf)
         self.deliver(worker, result, n_values, header[R_SLEEP], header[R_OVERRUN])
 
     def _check_fingerprint(self, worker: int, version: int, found: float) -> None:
@@ -240,7 +292,7 @@ class MpiServer(ServerCore):
     def shutdown(self, failed: bool) -> list[int]:
         """Stop every worker and drain; returns the workers that did not acknowledge in time."""
         for worker in range(self.n_workers):
-            stop = encode_stop(failed, int(self.jobs_sent[worker]), int(self.cancels_sent[worker]))
+            stop = encode_stop(failed, self.jobs_sent[worker], self.cancels_sent[worker])
             self._send(stop, worker + 1, Tag.STOP)
         waiting = set(range(self.n_workers))
         grace = self.stop_rules.grace
@@ -260,7 +312,8 @@ class MpiServer(ServerCore):
                 continue
             backoff.sleep()
         if not waiting:
-            poll(lambda: MPI.Request.Testall(self.sends), timeout=grace)
+            pending = self.sends + self._job_requests()
+            poll(lambda: MPI.Request.Testall(pending), timeout=grace)
             self._reap_sends()
         self.control_request.Cancel()
         _wait(self.control_request, timeout=1.0)

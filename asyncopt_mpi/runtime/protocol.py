@@ -79,6 +79,23 @@ def encode_job(
     return header
 
 
+def encode_job_into(
+    buffer: np.ndarray, job: Job, attached: list[tuple[int, int]], finish: float = -1.0, point: np.ndarray | None = None
+) -> np.ndarray:
+    """encode_job into a reused buffer of at least HEADER (+ point size) floats; returns the message view."""
+    message = buffer[: HEADER if point is None else HEADER + point.size]
+    if point is not None:
+        message[HEADER:] = point
+    fields = [
+        job.job_id, job.kind, job.version, job.version2, job.batch, job.duration, finish, job.fail, job.copies,
+        job.compressor, job.compress_param, job.extra_grads, point is not None, 0 if job.indices is None else len(job.indices),
+        len(attached), *(value for pair in attached for value in pair),
+    ]
+    message[: len(fields)] = fields
+    message[len(fields) : HEADER] = 0.0
+    return message
+
+
 _KINDS = {int(kind): kind for kind in JobKind}
 
 

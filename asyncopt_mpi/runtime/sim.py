@@ -30,7 +30,7 @@ import numpy as np
 from ..methods.base import Job, JobKind, Result
 from ..methods.vectors import VectorSum, as_vector
 from .points import DELTA_LOG
-from .server import FLOAT_BYTES, HELD_VERSIONS, ServerCore, StopReason
+from .server import FLOAT_BYTES, ServerCore, StopReason
 from .worker import WorkerContext
 
 BLOCK = 1024  # deferred steps or sum terms computed in one block at most
@@ -210,12 +210,16 @@ class SimServer(ServerCore):
         self.running: list[tuple | None] = [None] * self.n_workers
         self.queues: dict[int, deque[tuple]] = {}
         self.crash_times = self.crash_after.tolist()
+        self.held_first = [-1] * self.n_workers  # the mirror of the two versions each worker holds
+        self.held_second = [-1] * self.n_workers
         self.bytes_down_of = self.stats["bytes_down"]
         # Durations of fixed-time models without faults, inline: compute + comm per worker.
         timing = self.timing
         self.fixed_times = None
         if timing.distribution == "fixed" and not timing.faults:
             self.fixed_times = (timing.mean_compute.astype(float).tolist(), timing.comm_per_float.astype(float).tolist())
+        self.compute_array = np.asarray(timing.mean_compute, dtype=float)
+        self.comm_array = np.asarray(timing.comm_per_float, dtype=float)
         # Deferred math: noise rows drawn at completion, steps and sums waiting for a block.
         self.noise_scales: dict[int, float | None] = {}
         rows = min(4096, NOISE_BYTES // (8 * self.dim))
@@ -282,17 +286,10 @@ class SimServer(ServerCore):
         # Bytes down: the point is counted as sent unless the worker holds it (the mirror of
         # what a worker process would hold; the simulator itself sends nothing).
         version = job.version
-        held = self.held[worker]
-        if job.version2 < 0 and version in held:
+        if job.version2 < 0 and (version == self.held_first[worker] or version == self.held_second[worker]):
             sent = 0 if self.cache_points else self.dim
-        elif job.version2 < 0 and not self.deltas:
-            sent = self.dim
-            if len(held) >= HELD_VERSIONS:
-                del held[0]
-            held.append(version)
         else:
-            attached = self._attach(worker, job.versions)
-            sent = sum(self.dim if base < 0 else self.points.delta_floats(base, v) for v, base in attached)
+            sent = self._mirror(worker, job.versions)
         if job.indices is not None:
             sent += len(job.indices)
         if sent:
@@ -302,26 +299,118 @@ class SimServer(ServerCore):
         point = self.live.get(version)
         if point is None:
             point = self._point_ref(version)
-        entry = (job_id, job, point, None if job.version2 < 0 else self._point_ref(job.version2))
+        entry = (job_id, job, point, None if job.version2 < 0 else self._point_ref(job.version2), job.indices,
+                 duration, job.fail)
         if self.running[worker] is None:
             self._start(worker, entry)
         else:
             self.queues.setdefault(worker, deque()).append(entry)
 
     def assign_many(self, workers, job: Job, indices: np.ndarray | None = None) -> np.ndarray:
-        ids = np.full(len(workers), -1, dtype=np.int64)
-        if self.stop_reason is not None:
+        """One call for many idle workers: durations, the mirror of held points and the bytes as arrays."""
+        count = len(workers)
+        ids = np.full(count, -1, dtype=np.int64)
+        if self.stop_reason is not None or not count:
             return ids
-        first = self.next_job_id
-        assign = self.assign
-        if indices is None:
-            for worker in workers:
-                assign(int(worker), job.copy())
+        chosen = np.asarray(workers, dtype=np.int64)
+        running, queues = self.running, self.queues
+        simple = (not self.deltas and len(np.unique(chosen)) == count
+                  and all(running[w] is None and w not in queues for w in chosen.tolist()))
+        if not simple:  # busy or repeated workers, or deltas: one at a time
+            first = self.next_job_id
+            for row, worker in enumerate(chosen.tolist()):
+                self.assign(worker, job.copy(None if indices is None else indices[row]))
+            ids[:] = np.arange(first, first + count)
+            return ids
+        job = job.copy()  # the template all entries share; per-worker fields live in the entries
+        n_grads = job.n_grads if indices is None else (
+            indices.shape[1] * (2 if job.kind is _GRAD_DIFF else 1))
+        floats = self.dim if (job.kind is _GRAD or job.kind is _GRAD_INDICES or job.kind is _GRAD_DIFF) \
+            else self.payload_floats(job)
+        listed = chosen.tolist()
+        if self.fixed_times is not None:
+            compute = self.compute_array[chosen] * n_grads if n_grads > 0 else np.zeros(count)
+            durations = compute + self.comm_array[chosen] * floats
         else:
-            for worker, row in zip(workers, indices):
-                assign(int(worker), job.copy(row))
-        ids[:] = np.arange(first, first + len(workers))
+            durations = np.array([self.timing.job_time(w, n_grads, floats, self.clock, self.timing_rngs[w])
+                                  for w in listed])
+        durations = job.wait + durations
+        if np.isinf(durations).any():
+            self.never_answering.update(chosen[np.isinf(durations)].tolist())
+        fails = (self.clock >= self.crash_after[chosen]).tolist()
+        sent = self._mirror_many(chosen, job.versions)
+        if indices is not None:
+            sent = sent + indices.shape[1]
+        self.bytes_down += FLOAT_BYTES * int(sent.sum())
+        bytes_down = np.array(self.bytes_down_of)
+        bytes_down[chosen] += FLOAT_BYTES * sent
+        self.bytes_down_of[:] = bytes_down.tolist()
+        outstanding = self.outstanding
+        point = self.live.get(job.version)
+        if point is None:
+            point = self._point_ref(job.version)
+        point2 = None if job.version2 < 0 else self._point_ref(job.version2)
+        first = self.next_job_id
+        self.next_job_id = first + count
+        ids[:] = np.arange(first, first + count)
+        finish = (self.clock + durations).tolist()
+        sequence = self.sequence
+        heap, push = self.heap, heapq.heappush
+        rows = [None] * count if indices is None else list(indices)
+        for row, (worker, job_id, duration, fail, finish_time) in enumerate(
+                zip(listed, ids.tolist(), durations.tolist(), fails, finish)):
+            running[worker] = (job_id, job, point, point2, rows[row], duration, fail)
+            outstanding[worker] += 1
+            if duration != math.inf:
+                push(heap, (finish_time, sequence, worker, job_id))
+                sequence += 1
+        self.sequence = sequence
         return ids
+
+    def _mirror(self, worker: int, versions: tuple[int, ...]) -> int:
+        """Floats of points sent with a job at `versions`; updates the mirror of the (at most
+        two) versions the worker holds, which evicts as a worker process does."""
+        first, second = self.held_first, self.held_second
+        sent = 0
+        for version in versions:
+            a, b = first[worker], second[worker]
+            if version == a or version == b:
+                if not self.cache_points:
+                    sent += self.dim
+                continue
+            base = self._delta_base([v for v in (a, b) if v >= 0], version) if self.deltas else -1
+            sent += self.dim if base < 0 else self.points.delta_floats(base, version)
+            if b >= 0:  # full: evict the first held version this job does not need
+                if a not in versions:
+                    first[worker], second[worker] = b, version
+                else:
+                    second[worker] = version
+            elif a >= 0:
+                second[worker] = version
+            else:
+                first[worker] = version
+        return sent
+
+    def _mirror_many(self, workers: np.ndarray, versions: tuple[int, ...]) -> np.ndarray:
+        """_mirror for many distinct workers at once (no deltas): floats sent to each."""
+        all_first, all_second = np.array(self.held_first), np.array(self.held_second)
+        first, second = all_first[workers], all_second[workers]
+        sent = np.zeros(len(workers), dtype=np.int64)
+        for version in versions:
+            hit = (first == version) | (second == version)
+            if not self.cache_points:
+                sent += self.dim * hit
+            miss = ~hit
+            sent += self.dim * miss
+            full = miss & (second >= 0)
+            evict_first = full & ~np.isin(first, versions)
+            grow = miss & (second < 0) & (first >= 0)
+            empty = miss & (first < 0)
+            first, second = (np.where(evict_first, second, np.where(empty, version, first)),
+                             np.where(full | grow, version, second))
+        all_first[workers], all_second[workers] = first, second
+        self.held_first, self.held_second = all_first.tolist(), all_second.tolist()
+        return sent
 
     def _point_ref(self, version: int) -> np.ndarray | PendingPoint:
         """What a job keeps of point `version`: the array, or the PendingPoint that will hold it."""
@@ -340,13 +429,20 @@ class SimServer(ServerCore):
 
     def _start(self, worker: int, entry: tuple) -> None:
         self.running[worker] = entry
-        duration = entry[1].duration
+        duration = entry[5]
         if duration != math.inf:
             heapq.heappush(self.heap, (self.clock + duration, self.sequence, worker, entry[0]))
             self.sequence += 1
 
-    def _cancel(self, worker: int) -> None:
+    def cancel(self, worker: int) -> None:
         """Drop the worker's running and queued jobs now; their heap entries become stale."""
+        if self.outstanding[worker]:
+            self.never_answering.discard(worker)
+            self.running[worker] = None
+            self.queues.pop(worker, None)
+            self.outstanding[worker] = 0
+
+    def _cancel(self, worker: int) -> None:
         self.running[worker] = None
         self.queues.pop(worker, None)
         self.outstanding[worker] = 0
@@ -354,9 +450,9 @@ class SimServer(ServerCore):
     # ----- results
     def _complete(self, worker: int, entry: tuple) -> tuple[Result, int]:
         """The result of a finished job (its draws made now) and its payload floats."""
-        job_id, job, point, _ = entry
+        job_id, job, point, _, indices, duration, fail = entry
         kind = job.kind
-        if not job.fail:
+        if not fail:
             if kind is _GRAD:
                 scale = self.noise_scales.get(job.batch, False)
                 if scale is False:
@@ -370,15 +466,25 @@ class SimServer(ServerCore):
                             row = 0
                         self.noise_next = row + 1
                         self.contexts[worker].data_rng.standard_normal(out=self.noise[row])
-                    return SimResult(kind, job_id, worker, job.version, job.batch, job.duration, self, entry, row,
+                    return SimResult(kind, job_id, worker, job.version, job.batch, duration, self, entry, row,
                                      scale), self.dim
             elif kind is _GRAD_INDICES or kind is _GRAD_DIFF:  # no random draws: computed when read
-                n_grads = len(job.indices) * (2 if kind is _GRAD_DIFF else 1)
-                return SimResult(kind, job_id, worker, job.version, n_grads, job.duration, self, entry,
+                n_grads = len(indices) * (2 if kind is _GRAD_DIFF else 1)
+                return SimResult(kind, job_id, worker, job.version, n_grads, duration, self, entry,
                                  _EXECUTE), self.dim
-        vector, n_grads = self.contexts[worker].execute(job, self._lookup(entry))
-        return SimResult(kind, job_id, worker, job.version, n_grads, job.duration, self, entry, _EAGER,
+        vector, n_grads = self.contexts[worker].execute(self._job(entry), self._lookup(entry))
+        return SimResult(kind, job_id, worker, job.version, n_grads, duration, self, entry, _EAGER,
                          vector=vector), vector.size
+
+    @staticmethod
+    def _job(entry: tuple) -> Job:
+        """The job of an entry as the worker runs it (assign_many's entries share one template)."""
+        job = entry[1]
+        if job.job_id == entry[0]:
+            return job
+        copy = job.copy(entry[4])
+        copy.job_id, copy.duration, copy.fail = entry[0], entry[5], entry[6]
+        return copy
 
     def _lookup(self, entry: tuple):
         job = entry[1]
@@ -399,7 +505,7 @@ class SimServer(ServerCore):
         """The vector of a result read for the first time."""
         if result._row == _EXECUTE:
             entry = result._entry
-            return self.contexts[result.worker].execute(entry[1], self._lookup(entry))[0]
+            return self.contexts[result.worker].execute(self._job(entry), self._lookup(entry))[0]
         gradient = self.problem.full_grad(self._resolve(result._entry[2]))
         if result._row >= 0:
             gradient += result._scale * self.noise[result._row]
