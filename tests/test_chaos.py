@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import h5py
 import pytest
 
-from conftest import MPIEXEC, asyncopt_command
+from conftest import MPIEXEC, MPIEXEC_FLAGS, asyncopt_command
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "jobs", "demo.toml")
 SEED = int(os.environ.get("CHAOS_SEED", "14"))
@@ -75,7 +75,7 @@ class Chaos:
         return self.run(asyncopt_command() + args, timeout, " ".join(args))
 
     def mpi(self, n: int, args: list[str]) -> subprocess.Popen:
-        return self.start([MPIEXEC, "-n", str(n), *asyncopt_command(), *args])
+        return self.start([MPIEXEC, *MPIEXEC_FLAGS, "-n", str(n), *asyncopt_command(), *args])
 
 
 def rank_pids(launcher_pid: int) -> list[int]:

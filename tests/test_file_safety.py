@@ -22,7 +22,7 @@ import time
 import h5py
 import pytest
 
-from conftest import MPIEXEC, asyncopt_command, attrs, run_cli, run_mpi
+from conftest import MPIEXEC, MPIEXEC_FLAGS, asyncopt_command, attrs, project_lines, run_cli, run_mpi
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "jobs", "demo.toml")
 SIM = ["--backend", "sim", "--quiet", "--set", "workers.n=4", "--set", "stop.time=2", "--set", "stop.target=1e-12"]
@@ -36,7 +36,7 @@ def digest(path) -> str:
 def one_error_line(stderr: str) -> str:
     """The single 'asyncopt: error: ...' line a refusal prints (and no traceback)."""
     assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.splitlines() if line.strip()]
+    lines = project_lines(stderr)  # without the launcher's own banner lines
     errors = [line for line in lines if line.startswith("asyncopt: error:") or line.startswith("Error:")]
     assert len(errors) == 1, stderr
     return errors[0]
@@ -65,7 +65,7 @@ def wait_for(predicate, seconds: float) -> bool:
 def test_a_live_file_refuses_a_second_writer_evaluate_and_resume_naming_the_holder(tmp_path):
     path = tmp_path / "s.h5"
     first = subprocess.Popen(
-        [MPIEXEC, "-n", "3", *asyncopt_command(), "run", DEMO, "--quiet", "--output", str(path),
+        [MPIEXEC, *MPIEXEC_FLAGS, "-n", "3", *asyncopt_command(), "run", DEMO, "--quiet", "--output", str(path),
          "--set", "stop.time=90", "--set", "stop.target=1e-12"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
