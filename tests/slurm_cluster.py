@@ -1,7 +1,10 @@
-"""A real single-node Slurm for the tests: munge, slurmctld and slurmd started here as root.
+"""A real Slurm for the tests: munge, slurmctld and two slurmd nodes started here as root.
 
-The node's CPU count is overridden in slurm.conf so that several MPI ranks fit on a small
-machine. Each test session gets its own ports, state folder and logs, and shuts it down.
+Both nodes run on this machine: one slurmd per node (`slurmd -N NAME`), each with its own
+port, spool folder, pid file and log (Debian's slurm-wlm 22.05 accepts this for nodes that
+share a NodeHostname). Their CPU counts are overridden in slurm.conf so that several MPI
+ranks fit on a small machine. Each test session gets its own ports, state folder and logs,
+and shuts it down.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class SlurmCluster:
     def __init__(self, folder: Path, cpus: int = 32):
         self.folder = folder
         self.host = socket.gethostname().split(".")[0]
+        self.nodes = (self.host, f"{self.host}-node2")  # the second slurmd listens on a port of its own
         self.conf = folder / "slurm.conf"
         for name in ("state", "spool"):
             (folder / name).mkdir(parents=True, exist_ok=True)
@@ -66,11 +70,11 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 StateSaveLocation={folder}/state
-SlurmdSpoolDir={folder}/spool
+SlurmdSpoolDir={folder}/spool-%n
 SlurmctldPidFile={folder}/slurmctld.pid
-SlurmdPidFile={folder}/slurmd.pid
+SlurmdPidFile={folder}/slurmd-%n.pid
 SlurmctldLogFile={folder}/slurmctld.log
-SlurmdLogFile={folder}/slurmd.log
+SlurmdLogFile={folder}/slurmd-%n.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SchedulerType=sched/builtin
@@ -79,28 +83,35 @@ SelectTypeParameters=CR_Core
 ReturnToService=2
 SlurmdParameters=config_overrides
 MpiDefault=none
-NodeName={self.host} CPUs={cpus} State=UNKNOWN
-PartitionName=test Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
+NodeName={self.nodes[0]} NodeHostname={self.host} CPUs={cpus} State=UNKNOWN
+NodeName={self.nodes[1]} NodeHostname={self.host} Port={_free_port()} CPUs={cpus} State=UNKNOWN
+PartitionName=test Nodes={",".join(self.nodes)} Default=YES MaxTime=INFINITE State=UP
 """)
         self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
 
     def start(self) -> None:
         ensure_munge()
-        for daemon in ("slurmctld", "slurmd"):
-            started = _run(f"/usr/sbin/{daemon}", "-f", str(self.conf), env=self.env)
+        daemons = [["/usr/sbin/slurmctld"]] + [["/usr/sbin/slurmd", "-N", node] for node in self.nodes]
+        for daemon in daemons:
+            started = _run(*daemon, "-f", str(self.conf), env=self.env)
             if started.returncode != 0:
-                raise RuntimeError(f"{daemon} did not start: {started.stderr.strip()} (log: {self.folder})")
+                raise RuntimeError(f"{' '.join(daemon)} did not start: {started.stderr.strip()} (log: {self.folder})")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            state = _run("sinfo", "-h", "-o", "%t", env=self.env).stdout.strip()
-            if state in ("idle", "mix", "alloc"):
+            states = _run("sinfo", "-h", "-N", "-o", "%t", env=self.env).stdout.split()
+            if len(states) == len(self.nodes) and all(state in ("idle", "mix", "alloc") for state in states):
                 return
             time.sleep(0.5)
-        raise RuntimeError(f"the Slurm node did not become idle; logs in {self.folder}")
+        raise RuntimeError(f"the Slurm nodes did not become idle; logs in {self.folder}")
+
+    def steps_on(self, node: str) -> str:
+        """What the node's slurmd log says it launched ("launch task StepId=JOB.STEP ...")."""
+        log = self.folder / f"slurmd-{node}.log"
+        return log.read_text() if log.exists() else ""
 
     def stop(self) -> None:
         _run("scontrol", "shutdown", env=self.env)
-        for name in ("slurmctld.pid", "slurmd.pid"):
+        for name in ("slurmctld.pid", *(f"slurmd-{node}.pid" for node in self.nodes)):
             pid_file = self.folder / name
             deadline = time.monotonic() + 10
             while pid_file.exists() and time.monotonic() < deadline:

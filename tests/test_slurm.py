@@ -63,6 +63,23 @@ def test_a_single_run(slurm, tmp_path, launcher):
     assert "asyncopt on 1 node(s), 4 ranks" in shown and f": {LAUNCHERS[launcher] or 'mpiexec -n 4'} asyncopt run" in shown
 
 
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_a_run_over_two_nodes(slurm, tmp_path, launcher):
+    path = tmp_path / "two.h5"
+    env = launcher_environment(launcher)
+    job = slurm.submit("--nodes=2", "--ntasks=4", "--ntasks-per-node=2", f"--chdir={tmp_path}",
+                       str(SCRIPTS / "run.sbatch"), DEMO, "--output", str(path), "--set", "stop.time=2",
+                       "--set", "stop.target=1e-12", env=env)
+    output = tmp_path / f"asyncopt-{job}.out"
+    assert slurm.wait(job) == "COMPLETED", output.read_text()
+    assert "asyncopt on 2 node(s), 4 ranks" in output.read_text()
+    with h5py.File(path, "r") as handle:
+        assert handle.attrs["status"] == "completed" and handle.attrs["n_workers"] == 3
+        assert (handle["workers/grads"][:] > 0).all()
+    if launcher == "srun":  # srun starts ranks on both nodes; hydra sees one host name and forks them all here
+        assert f"launch task StepId={job}.0" in slurm.steps_on(slurm.nodes[1])
+
+
 def test_a_job_array_over_methods_and_seeds(slurm, tmp_path):
     folder = tmp_path / "array"
     env = {**environment(), "METHODS": "async_sgd rennala_sgd", "SEEDS": "2"}
