@@ -46,7 +46,10 @@ MPIEXEC_FLAGS = ["--oversubscribe"] if MPI_IMPLEMENTATION == "openmpi" else []
 
 # Blocks launchers print around a failed job (prterun's "----" boxes, hydra's "====" ones): not ours.
 _RULE = re.compile(r"^\s*(-{20,}|={20,})\s*$")
-_LAUNCHER_LINE = re.compile(r"^\s*\[(proxy:|mpiexec@|prterun|prte|[\w.-]+:\d+\])|^\s*(prterun|mpiexec|mpirun|prte)\b.*(noticed|detected|terminat)")
+_LAUNCHER_LINE = re.compile(
+    r"^\s*\[(proxy:|mpiexec@|prterun|prte|[\w.-]+:\d+\])"  # hydra's and Open MPI's prefixed lines
+    r"|^\s*(prterun|mpiexec|mpirun|prte)\b.*(noticed|detected|terminat)"
+)
 
 
 def launcher_status_after(signal_number: int) -> int:

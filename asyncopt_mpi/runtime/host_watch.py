@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 
-REPORT_WAIT = 10.0  # at most this long rank 0's watchdog waits for the other hosts' reports (the launcher may take seconds to end them)
+REPORT_WAIT = 10.0  # rank 0's watchdog waits at most this long for reports (a launcher may take seconds to end a host)
 REPORT_KEEP = 30.0  # a report nobody collected is removed this long after the host's last rank ended
 
 
