@@ -137,35 +137,53 @@ def _show(value: Any) -> str:
 
 
 def legend_labels(groups: dict[tuple, list[Curve]]) -> dict[tuple, str]:
-    """'method (what differs from the other lines)'; a single line is named by its method and step size."""
+    """'method (what differs from the other lines)'.
+
+    Settings outside [method] (backend, workers, problem, timing, graph) are named when they
+    differ between any lines; a method's own keys when they differ between lines of that method.
+    A method with a single line is named with its step size and non-default keys (run_label).
+    """
     firsts = {key: members[0] for key, members in groups.items()}
-    names = set().union(*(curve.settings for curve in firsts.values())) if firsts else set()
     missing = object()
-    differing = sorted(
-        (name for name in names if name != "method.name"
-         and len({repr(curve.settings.get(name, missing)) for curve in firsts.values()}) > 1),
-        key=_order,
-    )
-    short = [name.split(".", 1)[-1] for name in differing]
+
+    def differing(curves: list[Curve], inside_method: bool) -> list[str]:
+        names = set().union(*(curve.settings for curve in curves)) if curves else set()
+        names = {name for name in names if name.startswith("method.") == inside_method and name != "method.name"}
+        return sorted((name for name in names
+                       if len({repr(curve.settings.get(name, missing)) for curve in curves}) > 1), key=_order)
+
+    shared = differing(list(firsts.values()), inside_method=False)
+    by_method: dict[str, list[Curve]] = defaultdict(list)
+    for curve in firsts.values():
+        by_method[curve.settings.get("method.name", curve.label.split(" ")[0])].append(curve)
+    own = {method: differing(curves, inside_method=True) for method, curves in by_method.items()}
     labels = {}
     for key, curve in firsts.items():
-        parts = []
-        for name, brief in zip(differing, short):
-            value = curve.settings.get(name, "-")
-            if name == "backend":
-                parts.append(_show(value))
-            elif name == "workers":
-                parts.append(f"n={value}")
-            else:
-                parts.append(f"{brief if short.count(brief) == 1 else name}={_show(value)}")
         method = curve.settings.get("method.name", curve.label.split(" ")[0])
-        labels[key] = f"{method} ({', '.join(parts)})" if parts else curve.label
+        parts = [_part(name, curve.settings.get(name, "-"), shared) for name in shared]
+        if len(by_method[method]) == 1:
+            inner = curve.label[len(method):].strip(" ()")
+            parts += [inner] if inner else []
+        else:
+            parts += [_part(name, curve.settings.get(name, "-"), own[method]) for name in own[method]]
+        labels[key] = f"{method} ({', '.join(parts)})" if parts else method
     if len(set(labels.values())) < len(labels):  # same visible settings, e.g. lists cut short: number them
         seen: dict[str, int] = defaultdict(int)
         for key, label in labels.items():
             seen[label] += 1
             labels[key] = f"{label} #{seen[label]}"
     return labels
+
+
+def _part(name: str, value: Any, names: list[str]) -> str:
+    """One setting in a legend: the backend bare, workers as n=..., others as key=value (section if ambiguous)."""
+    if name == "backend":
+        return _show(value)
+    if name == "workers":
+        return f"n={value}"
+    brief = name.split(".", 1)[-1]
+    clash = sum(other.split(".", 1)[-1] == brief for other in names) > 1
+    return f"{name if clash else brief}={_show(value)}"
 
 
 def diverged(curve: Curve, y_axis: str) -> bool:

@@ -144,3 +144,11 @@ def test_figure_options(runs, tmp_path):
     for option, value in (("--figsize", "4x3"), ("--ylim", "a,b"), ("--style", "no-such-style")):
         done = run_cli(["plot", paths[0], "-o", str(tmp_path / "x.png"), option, value])
         assert done.returncode == 2 and option in done.stderr and "Traceback" not in done.stderr
+
+
+def test_lines_of_different_methods_are_named_by_their_own_settings_only(runs):
+    from asyncopt_mpi.plot import group_curves, legend_labels
+
+    _, paths = runs
+    labels = sorted(legend_labels(group_curves(load_curves(paths, "time", "loss"))).values())
+    assert labels == ["async_sgd (lr=1)", "rennala_sgd (lr=0.5)", "rennala_sgd (lr=2)"]
