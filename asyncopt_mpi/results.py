@@ -255,7 +255,7 @@ class ResultsWriter:
         self.worker_stats: Callable[[], dict[str, np.ndarray]] = dict  # the server's counters, stored at each flush
         trace_columns = dict(TRACE_COLUMNS, **{name: "f8" for name in trace_extra})
         if resume is None:
-            self.file = h5py.File(self.path, "w", libver="latest")
+            self.file = h5py.File(self.path, "w", libver="latest", rdcc_nbytes=0)  # no chunk cache: RSS flat in rows
             for key, value in attrs.items():
                 self.file.attrs[key] = value
             self.file.attrs["format_version"] = FORMAT_VERSION
@@ -281,7 +281,7 @@ class ResultsWriter:
                     group.attrs[key] = value
                 self.file.create_group("hops")
         else:
-            self.file = h5py.File(self.path, "r+", libver="latest")
+            self.file = h5py.File(self.path, "r+", libver="latest", rdcc_nbytes=0)
             self.file.attrs["segments"] = resume.segment + 1
             keep = resume.rows
             if "metrics" in self.file:  # recomputed from all snapshots at the end

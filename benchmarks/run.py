@@ -49,7 +49,9 @@ def machine() -> list[str]:
     import mpi4py
     import scipy
 
-    library = MPI.Get_library_version().strip().splitlines()[0]
+    from asyncopt_mpi.runtime.mpi_text import library_version
+
+    library = library_version(MPI)
     return [
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         f"- Python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
@@ -197,6 +199,10 @@ SECTIONS = [
     ("Freya PAGE Figure 1 at n = 10,000", "target: within 15 minutes", freya_figure),
     ("Server memory", "peak RSS of rank 0 (async_sgd, one receive buffer per worker plus points)", server_memory),
 ]
+sys.path.insert(0, HERE)
+from core_speed import SECTIONS as CORE_SECTIONS  # noqa: E402  (issue 17: simulator core, rank 0 CPU, RSS)
+
+SECTIONS += CORE_SECTIONS
 
 
 def main() -> None:

@@ -1,0 +1,96 @@
+"""`make bench` sections of issue 17: simulator events/s against sim_floor.py and the old core, rank 0 CPU
+per MPI result against a bare Testsome loop, and peak RSS against recorded events.
+
+Each function takes (directory, quick) and returns Markdown lines, like the other sections
+of benchmarks/run.py. Ratios come from runs alternated in the same benchmark run; the old
+core's rates (commit 9bbab50, before the lean event core) were measured on this machine
+with `python benchmarks/sim_speed.py --only-code --code /tmp/old ...` and are kept below.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from rss_events import peak_rss
+from sim_speed import against_floor, run_sim
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PYTHON = sys.executable
+
+# events/s of 9bbab50 here (median of 3, 2026-11-29, 2 cores shared with other jobs)
+OLD_CORE = {("rennala", 10_000, 100): 67_825, ("freya", 10_000, 1000): 5_740}
+OLD_FLOOR_RATIO = {1000: 0.31, 10_000: 0.32, 100_000: 0.22}
+
+
+def simulator_vs_floor(directory: str, quick: bool) -> list[str]:
+    cases = [(1000, 20_000)] if quick else [(1000, 300_000), (10_000, 300_000), (100_000, 1_000_000)]
+    repeats = 1 if quick else 3
+    lines = ["| workers n | d | simulator (events/s) | sim_floor (events/s) | ratio | 9bbab50's ratio |",
+             "|---|---|---|---|---|---|"]
+    for n, events in cases:
+        ours, floor = against_floor(n, 100, events, repeats, directory)
+        lines.append(f"| {n:,} | 100 | {ours:,.0f} | {floor:,.0f} | {ours / floor:.2f} | {OLD_FLOOR_RATIO[n]:.2f} |")
+    return lines
+
+
+def simulator_vs_old_core(directory: str, quick: bool) -> list[str]:
+    if quick:
+        return ["(skipped in quick mode)"]
+    lines = ["| method | n | d | events/s now | events/s at 9bbab50 | speed-up |", "|---|---|---|---|---|---|"]
+    for (case, n, d), old in OLD_CORE.items():
+        events = 300_000 if case == "rennala" else 40_000
+        rates = [run_sim(case, n, d, events, os.path.join(directory, f"core-{case}-{r}.h5"))["rate"] for r in range(3)]
+        rate = float(np.median(rates))
+        lines.append(f"| {case} | {n:,} | {d} | {rate:,.0f} | {old:,} | {rate / old:.2f}x |")
+    return lines
+
+
+def _mpiexec() -> str:
+    local = os.path.join(os.path.dirname(PYTHON), "mpiexec")
+    return local if os.path.exists(local) else "mpiexec"
+
+
+def _rank0_us(mode: str, workers: int, results: int, path: str) -> float:
+    command = [_mpiexec(), "-n", str(workers + 1), PYTHON, os.path.join(HERE, "mpi_overhead.py"), mode, "1000",
+               str(results)] + ([path] if mode == "asyncopt" else [])
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def mpi_rank0_cpu(directory: str, quick: bool) -> list[str]:
+    counts, results, repeats = ([4], 3000, 1) if quick else ([4, 8], 20_000, 3)
+    lines = ["| workers | bare Testsome loop (us/result) | asyncopt server (us/result) | ratio |", "|---|---|---|---|"]
+    for workers in counts:
+        bare, ours = [], []
+        for repeat in range(repeats):
+            bare.append(_rank0_us("bare", workers, results, ""))
+            ours.append(_rank0_us("asyncopt", workers, results, os.path.join(directory, f"rank0-{workers}-{repeat}.h5")))
+        lines.append(f"| {workers} | {np.median(bare):.1f} | {np.median(ours):.1f} | {np.median(ours) / np.median(bare):.1f} |")
+    return lines
+
+
+def rss_against_events(directory: str, quick: bool) -> list[str]:
+    counts = [100_000, 300_000] if quick else [1_000_000, 10_000_000]
+    lines = ["| events recorded | peak RSS (MiB) |", "|---|---|"]
+    for events in counts:
+        recorded, peak = peak_rss(events, directory)
+        lines.append(f"| {recorded:,} | {peak / 2**20:.0f} |")
+    return lines
+
+
+SECTIONS = [
+    ("Simulator against sim_floor.py", "async_sgd on the quadratic, d = 100, tau_i = sqrt(i), recording on; events per "
+     "CPU second of the simulator and of benchmarks/sim_floor.py (a minimal heapq simulator), alternated, medians; "
+     "target >= 2x at n = 1000, >= 1.5x at 10,000 and 100,000", simulator_vs_floor),
+    ("Simulator against the old core", "rennala_sgd (S = n/10) and freya_page (m = 10,000) at n = 10,000; events per "
+     "CPU second (set-up included) now and at 9bbab50 (kept numbers); target >= 5x", simulator_vs_old_core),
+    ("Rank 0 CPU per MPI result", "d = 1000, async_sgd, workers as fast as they can; server-thread CPU spent handling "
+     "results per result (idle polling excluded) against a bare Testsome + re-arm + axpy + Isend loop; target <= 3x",
+     mpi_rank0_cpu),
+    ("Memory against recorded events", "peak RSS of simulator runs (async_sgd, d = 10, n = 100) with 10x more events; "
+     "target: within 100 MB", rss_against_events),
+]
