@@ -77,7 +77,8 @@ def test_finite_sum_methods_converge_in_sim(tmp_path, method):
 def test_hero_page_and_hero_gd_use_only_the_fastest_worker(tmp_path):
     for method in ("hero_page", "hero_gd"):
         path = simulate(tmp_path, method, FINITE_QUADRATIC + [
-            "workers.n=4", "workers.compute_times=[0.03, 0.01, 0.02, 0.04]", "method.lr=0.3", "stop.time=20"])
+            "workers.n=4", "workers.compute_times=[0.03, 0.01, 0.02, 0.04]", "method.lr=0.3", "stop.time=20"],
+            name=method)
         assert set(events(path)["worker"].tolist()) == {1}
 
 
