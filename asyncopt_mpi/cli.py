@@ -203,7 +203,7 @@ def summary(files: tuple[str, ...], sort: str | None, fmt: str | None, workers: 
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False), help="OUT.png or OUT.pdf")
 @click.option("--x", "x_axis", default="time", show_default=True, help="time | grads | bytes | iteration")
 @click.option("--y", "y_axis", default="suboptimality", show_default=True,
-              help="suboptimality | loss | grad_norm_sq | accuracy")
+              help="suboptimality | loss | grad_norm_sq | accuracy | test_loss | test_accuracy")
 @click.option("--title", default=None)
 @click.option("--logx", is_flag=True, help="Logarithmic x axis.")
 @click.option("--best", is_flag=True, help="Per method, only its best parameters (lowest final value; always for folders).")

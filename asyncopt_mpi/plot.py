@@ -29,8 +29,9 @@ X_AXES = {
 }
 Y_AXES = {
     "suboptimality": "f(x) - f*", "loss": "f(x)", "grad_norm_sq": "||grad f(x)||^2", "accuracy": "accuracy",
+    "test_loss": "test loss (held-out rows)", "test_accuracy": "test accuracy (held-out rows)",
 }
-LOG_Y = {"suboptimality", "loss", "grad_norm_sq"}
+LOG_Y = {"suboptimality", "loss", "grad_norm_sq", "test_loss"}
 # Method parameters that name a line when it is the only configuration, if they are set.
 LABEL_KEYS = ("lr", "batch", "S", "p", "R", "K", "assign", "block", "sigma2", "eps", "max_delay", "delay_adaptive")
 # Keys that do not make two runs different configurations: seeds, stop rules, output settings.
