@@ -92,6 +92,29 @@ def test_a_live_file_refuses_a_second_writer_evaluate_and_resume_naming_the_hold
     assert not (tmp_path / "s.h5.lock").exists() and not (tmp_path / "s.h5.partial").exists()
 
 
+@pytest.mark.mpi
+@pytest.mark.timeout(240)
+def test_the_watchdog_keeps_the_lock_while_it_repairs_a_killed_run_and_then_releases_it(tmp_path):
+    path = tmp_path / "k.h5"
+    run = subprocess.Popen(
+        [MPIEXEC, *MPIEXEC_FLAGS, "-n", "3", *asyncopt_command(), "run", DEMO, "--quiet", "--output", str(path),
+         "--set", "stop.time=90", "--set", "stop.target=1e-12"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(path.exists, 120), "the run never started"
+        time.sleep(1.0)
+        writer = int((tmp_path / "k.h5.lock").read_text().split("pid=")[1].split()[0])
+        os.kill(writer, signal.SIGKILL)  # rank 0, the writer: nobody left to close the file but the watchdog
+    finally:
+        run.communicate(timeout=120)
+    assert wait_for(lambda: not (tmp_path / "k.h5.lock").exists(), 60), "the watchdog never released the lock"
+    info = attrs(path)
+    assert info["status"] == "failed" and "rank 0" in info["stop_reason"], info["stop_reason"]
+    assert sorted(os.listdir(tmp_path)) == ["k.h5"]  # no lock, staging or reserve file left
+    done = run_cli(["evaluate", str(path)])
+    assert done.returncode == 0, done.stderr
+
+
 @pytest.mark.timeout(120)
 def test_a_stale_lock_is_taken_over_and_another_hosts_lock_is_refused(tmp_path):
     path = tmp_path / "s.h5"
