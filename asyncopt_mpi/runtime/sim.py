@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import weakref
 from collections import deque
 
 import numpy as np
@@ -158,7 +159,7 @@ class SimResult(Result):
 class SimVectorSum(VectorSum):
     """A VectorSum whose adds of noise-row results wait and run as one block (same numbers)."""
 
-    __slots__ = ("pending", "sim")
+    __slots__ = ("pending", "sim", "__weakref__")
 
     def __init__(self, sim: "SimServer"):
         super().__init__(sim.dim)
@@ -228,7 +229,7 @@ class SimServer(ServerCore):
         self.noise_next = 0
         self.pending_steps: list[tuple[SimResult, float, PendingPoint]] = []
         self.pending_base: np.ndarray | PendingPoint | None = None
-        self.sums: list[SimVectorSum] = []
+        self.sums: weakref.WeakSet[SimVectorSum] = weakref.WeakSet()  # the methods' sums, flushed on a ring wrap
 
     def make_points(self, x0: np.ndarray, version: int) -> SimPoints:
         points = SimPoints(x0, version, self.flush)
@@ -241,7 +242,7 @@ class SimServer(ServerCore):
     # ----- what methods use
     def vector_sum(self) -> VectorSum:
         vector_sum = SimVectorSum(self)
-        self.sums.append(vector_sum)
+        self.sums.add(vector_sum)
         return vector_sum
 
     def publish(self, x: np.ndarray, *, grads_used: int, max_delay: int, delta: np.ndarray | None = None,
@@ -555,7 +556,7 @@ class SimServer(ServerCore):
     def _wrap(self) -> None:
         """The noise ring is full: finish everything that still reads its rows."""
         self.flush()
-        for vector_sum in self.sums:
+        for vector_sum in list(self.sums):
             if vector_sum.pending:
                 vector_sum.flush()
         self.noise_next = 0
