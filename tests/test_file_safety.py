@@ -263,6 +263,38 @@ def test_a_full_disk_ends_the_run_with_one_line_and_a_file_evaluate_reads(small_
         assert "No space left on device" in attrs(moved)["stop_reason"] or "recovered" in attrs(moved)["stop_reason"]
 
 
+@pytest.mark.timeout(240)
+def test_a_disk_filled_by_another_process_under_a_run_ends_it_with_one_line(small_disk, tmp_path):
+    path = small_disk / "s.h5"
+    run = subprocess.Popen(asyncopt_command() + ["run", DEMO, "--backend", "sim", "--quiet", "--set", "workers.n=4",
+                                                 "--set", "stop.time=2e5", "--set", "stop.target=1e-12",
+                                                 "--set", "output.snapshot_every=0.2", "--output", str(path)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: path.exists() or run.poll() is not None, 120) and run.poll() is None, \
+            ("the run never started", run.stderr.read() if run.poll() is not None else "")
+        with open(small_disk / "filler", "wb") as filler:  # another program takes every free byte
+            try:
+                while True:
+                    filler.write(bytes(65536))
+                    filler.flush()
+            except OSError:
+                pass
+        out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 1, (run.returncode, err)  # not 139 (SIGSEGV), not a hang
+    assert "results file: No space left on device" in one_error_line(err)
+    moved = tmp_path / "s.h5"
+    shutil.move(path, moved)
+    os.unlink(small_disk / "filler")
+    evaluated = run_cli(["evaluate", str(moved)])  # space is back: the file is read or repaired
+    assert evaluated.returncode == 0, evaluated.stderr
+    summary = run_cli(["summary", str(moved)])
+    assert summary.returncode == 0 and "failed" in summary.stdout, summary.stderr
+
+
 # ------------------------------------------------------------ 5. bounded readers
 
 
