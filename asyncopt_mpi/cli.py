@@ -329,13 +329,12 @@ def methods(markdown: bool) -> None:
 @plugin_option
 def evaluate(file: str) -> None:
     """(Re)compute /metrics of a results file; repairs a file whose run was killed."""
-    from .config import build_config, validate
+    from .config import build_config, parse_stored_config, validate
     from .evaluate import evaluate_file
     from .problems import make_problem
     from .errors import UserError
     from .locks import ResultsLock
     from .results import is_cleanly_closed, read_run, recover
-    import tomllib
 
     try:
         ResultsLock.acquire(file, "evaluate")  # refused while a run writes (or a watchdog repairs) it
@@ -348,7 +347,7 @@ def evaluate(file: str) -> None:
             recover(file)
             click.echo(f"{file}: {exc}; rewrote it with the rows that could be read", err=True)
             run_data = read_run(file)
-        config = build_config(tomllib.loads(run_data["attrs"]["config"]), source=file)
+        config = build_config(parse_stored_config(run_data["attrs"].get("config", ""), file), source=file)
         validate(config)
         problem = make_problem(config.problem)
         from .objective import reported

@@ -14,13 +14,13 @@ from __future__ import annotations
 import csv
 import math
 import os
-import tomllib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .config import parse_stored_config
 from .errors import UserError
 from .results import read_run
 
@@ -105,7 +105,7 @@ def load_curves(paths: list[str], x_axis: str, y_axis: str) -> list[Curve]:
         metrics = run["metrics"]
         if y_axis not in metrics or not len(metrics[y_axis]):
             raise UserError(f"{path}: no metrics to plot; compute them with `asyncopt evaluate {path}`")
-        config = tomllib.loads(run["attrs"].get("config", ""))
+        config = parse_stored_config(run["attrs"].get("config", ""), str(path))
         column = {"grads": "grads", "bytes": "bytes", "iteration": "iteration"}.get(x_axis, "time")
         curves.append(Curve(run_label(config), np.asarray(metrics[column], dtype=float),
                             np.asarray(metrics[y_axis], dtype=float), run["attrs"].get("backend", "mpi"),

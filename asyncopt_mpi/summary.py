@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .config import parse_stored_config
 from .errors import UserError
 from .results import read_run
 
@@ -42,7 +43,7 @@ def summary_row(path: str, run: dict[str, Any] | None = None) -> dict[str, Any]:
     run = run or read_run(path)
     attrs = run["attrs"]
     snapshots, trace, metrics = run["snapshots"], run["trace"], run["metrics"]
-    target = tomllib.loads(attrs.get("config", "")).get("stop", {}).get("target")
+    target = parse_stored_config(attrs.get("config", ""), path).get("stop", {}).get("target")
     has_metrics = "loss" in metrics and len(metrics["loss"]) > 0
     return {
         "file": path,

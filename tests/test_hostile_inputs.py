@@ -231,3 +231,19 @@ def test_over_mpi_a_huge_declared_size_ends_every_rank_with_one_line(tmp_path):
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert "huge.svm:1: feature index 2147483647" in lines[0] and "Traceback" not in done.stdout + done.stderr
     assert not (tmp_path / "out.h5").exists()
+
+
+def test_a_stored_config_with_a_surrogate_escape_is_one_line_for_evaluate_plot_and_summary(tmp_path):
+    """An old results file whose stored config holds \\udcff (a non-UTF-8 path escaped as JSON does)."""
+    run = subprocess.run([sys.executable, "-m", "asyncopt_mpi", "run", *BASE, "--output", "r.h5"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    with h5py.File(tmp_path / "r.h5", "r+") as handle:
+        text = handle.attrs["config"]
+        text = text.decode() if isinstance(text, bytes) else str(text)
+        assert 'path = "' in text
+        handle.attrs["config"] = text.replace('path = "', 'path = "\\udcff', 1)
+    for command in (["evaluate", "r.h5"], ["plot", "r.h5", "-o", "r.png"], ["summary", "r.h5"]):
+        line = refused(asyncopt(command, tmp_path), "r.h5", "the stored config is not valid TOML")
+        assert line.startswith("asyncopt: error:"), (command, line)
+    assert not os.path.exists(tmp_path / "r.png")
