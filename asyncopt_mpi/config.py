@@ -459,23 +459,11 @@ def _validate_limits(config: Config) -> None:
     Simulator: every worker's mean time per gradient must be at least MIN_SIM_COMPUTE_TIME, and
     a run stopped only by stop.time may not need more than MAX_SIM_GRADIENTS gradients.
     """
-    from .memory import budget, human, limit_text, run_bytes
-    from .problems import PROBLEMS
-
     problem, workers, stop = config.problem, config.workers, config.stop
     _require(problem.max_memory >= 0, f"problem.max_memory: must be >= 0 bytes (0: half the available memory), "
                                       f"got {problem.max_memory}")
-    limit = budget(problem.max_memory)
-    estimate = getattr(PROBLEMS[problem.name], "memory_estimate", None)
-    data_bytes, model_dim = estimate(problem) if estimate is not None else (0, problem.dim)
     n_workers = workers.n or 1
-    vector_bytes = run_bytes(model_dim, n_workers)
-    if data_bytes + vector_bytes > limit:
-        raise ConfigError(
-            f"problem.dim = {problem.dim}, problem.samples = {problem.samples}, workers.n = {workers.n}: the run "
-            f"needs about {human(data_bytes + vector_bytes)} ({human(data_bytes)} of problem data, "
-            f"{human(vector_bytes)} of vectors and worker state), more than {limit_text(limit)}"
-        )
+    check_memory(config, n_workers)
     if config.backend != "sim":
         return
     if workers.compute_times:
@@ -509,6 +497,32 @@ def _validate_limits(config: Config) -> None:
             f"stop.time = {stop.time}: the simulated workers would compute about {expected:.3g} gradients "
             f"(more than {MAX_SIM_GRADIENTS:.0e}, hours of simulation); lower stop.time or set stop.iterations "
             "or stop.gradients",
+        )
+
+
+def check_memory(config: Config, n_workers: int, ranks: int | None = None) -> None:
+    """Refuse (ConfigError) a run of n_workers workers whose data, vectors and worker state exceed problem.max_memory.
+
+    Validation calls it with workers.n (1 when absent); under MPI rank 0 calls it again once the
+    launcher's rank count gives the number of workers (its per-worker buffers grow with it).
+    """
+    from .memory import budget, human, limit_text, run_bytes
+    from .problems import PROBLEMS
+
+    problem = config.problem
+    limit = budget(problem.max_memory)
+    estimate = getattr(PROBLEMS[problem.name], "memory_estimate", None)
+    data_bytes, model_dim = estimate(problem) if estimate is not None else (0, problem.dim)
+    vector_bytes = run_bytes(model_dim, n_workers)
+    if data_bytes + vector_bytes > limit:
+        if ranks is not None:
+            given = f"{n_workers} (mpiexec started {ranks} ranks)"
+        else:
+            given = config.workers.n if config.workers.n is not None else f"unset ({n_workers} counted)"
+        raise ConfigError(
+            f"problem.dim = {problem.dim}, problem.samples = {problem.samples}, workers.n = {given}: the run "
+            f"needs about {human(data_bytes + vector_bytes)} ({human(data_bytes)} of problem data, "
+            f"{human(vector_bytes)} of vectors and worker state), more than {limit_text(limit)}"
         )
 
 

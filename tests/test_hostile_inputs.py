@@ -247,3 +247,24 @@ def test_a_stored_config_with_a_surrogate_escape_is_one_line_for_evaluate_plot_a
         line = refused(asyncopt(command, tmp_path), "r.h5", "the stored config is not valid TOML")
         assert line.startswith("asyncopt: error:"), (command, line)
     assert not os.path.exists(tmp_path / "r.png")
+
+
+@pytest.mark.mpi
+def test_over_mpi_max_memory_counts_the_workers_mpiexec_started(tmp_path):
+    """workers.n unset: validation counts 1 worker; rank 0 checks again with size - 1 (its per-worker buffers)."""
+    from conftest import run_mpi
+
+    from asyncopt_mpi.memory import run_bytes
+
+    data = 8 * 20 * 4  # the quadratic's own arrays at dim 20 (its memory_estimate)
+    limit = data + (run_bytes(20, 1) + run_bytes(20, 2)) // 2  # enough for 1 worker, not for 2
+    args = ["run", "--quiet", "--set", "problem.dim=20", "--set", f"problem.max_memory={limit}",
+            "--set", "stop.iterations=20"]
+    fits = run_mpi(2, [*args, "--output", str(tmp_path / "one.h5")], timeout=120)
+    assert fits.returncode == 0, fits.stderr
+    done = run_mpi(3, [*args, "--output", str(tmp_path / "two.h5")], timeout=120)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "workers.n = 2 (mpiexec started 3 ranks)" in lines[0] and "max_memory = " in lines[0], lines[0]
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not (tmp_path / "two.h5").exists()

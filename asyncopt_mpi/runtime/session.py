@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..config import Config, load_config
+from ..config import Config, check_memory, load_config
 from ..errors import AsyncoptError, ConfigError, RunError, UserError
 from ..evaluate import VALUE_COLUMNS, evaluate_file, evaluate_points, metrics_table
 from ..locks import ResultsLock, held, release_fully
@@ -447,6 +447,7 @@ def _load_mpi_config(path, overrides, method, output, size: int, resume_path: st
         config, resume = prepare_resume(resume_path, overrides, "mpi")  # takes the lock
         try:
             _check_ranks(config, resume, size)
+            check_memory(config, size - 1, ranks=size)
         except BaseException:
             os.unlink(resume.staged)
             release_fully(resume_path)
@@ -455,6 +456,7 @@ def _load_mpi_config(path, overrides, method, output, size: int, resume_path: st
         return config, resume
     config = load_config(path, overrides, method=method, backend="mpi", output=output)
     _check_ranks(config, None, size)
+    check_memory(config, size - 1, ranks=size)  # validation counted workers.n or 1; rank 0 holds buffers for size - 1
     config.resolve_output_path(size - 1)  # once, here on rank 0 ({timestamp}); the config is broadcast
     # Held by rank 0 until it exits (and by its watchdog while it repairs a killed run's file).
     lock_output(config.output_path(), overwrite=overwrite, inputs=_inputs(config, (path,) if path else ()),
