@@ -37,6 +37,12 @@ def collect() -> dict[str, Any]:
     found.update(git_state())
     found["command_line"] = shlex.join(sys.argv)
     found["plugins"] = ", ".join(plugin_names()) or "none"
+    import logging
+
+    logging.getLogger("asyncopt").debug(
+        "provenance: Python %s, numpy %s, scipy %s, h5py %s, mpi4py %s, git commit %s",
+        platform.python_version(), *(found[f"{name}_version"] for name in LIBRARIES),
+        found.get("git_commit", "absent (not a checkout)"))
     return found
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from .errors import ConfigError
 
 KEY = "workers.compute_trace"
+_ANNOUNCED: set[tuple[str, int]] = set()
 
 
 def load_trace(path: str, n_workers: int) -> list[np.ndarray]:
@@ -45,6 +46,14 @@ def load_trace(path: str, n_workers: int) -> list[np.ndarray]:
     for worker, times in enumerate(traces):
         if not times.sum() > 0:
             raise ConfigError(f"{KEY}: {path}: every time of worker {worker} is 0; a worker needs some time per gradient")
+    import logging
+
+    if (path, n_workers) in _ANNOUNCED:  # the config check and the run both load it: say it once
+        return traces
+    _ANNOUNCED.add((path, n_workers))
+    logging.getLogger("asyncopt").info(
+        "%s: replaying %d workers' measured times (%s per worker; mean %.3g to %.3g s per gradient)", path, n_workers,
+        f"{min(map(len, traces))}" if min(map(len, traces)) == max(map(len, traces)) else f"{min(map(len, traces))} to {max(map(len, traces))}", min(t.mean() for t in traces), max(t.mean() for t in traces))
     return traces
 
 

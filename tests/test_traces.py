@@ -99,3 +99,17 @@ def test_mpi_replays_the_trace_within_ten_percent(tmp_path):
     grads, predicted, withheld = predicted_grads(mpi_path, [float(np.mean(sequence)) for sequence in times.values()])
     np.testing.assert_allclose(grads, predicted, rtol=0.10, atol=2, err_msg=f"withheld {withheld * 1e3:.2f} ms/job")
     assert np.all(grads <= in_sim["workers/grads"] + 2), (grads, in_sim["workers/grads"])
+
+
+def test_log_levels_show_and_hide_lines(tmp_path):
+    trace = write_csv(tmp_path / "t.csv")
+    base = ["run", "--backend", "sim", "--set", "workers.n=3"] + trace_args(trace, 0.5)
+    shown = run_cli(base + ["--output", str(tmp_path / "a.h5"), "--verbose"])
+    assert shown.returncode == 0, shown.stderr
+    assert "replaying 3 workers' measured times" in shown.stderr and "asyncopt: debug: provenance:" in shown.stderr
+    quiet = run_cli(base + ["--output", str(tmp_path / "b.h5"), "--quiet"])
+    assert quiet.returncode == 0 and "replaying" not in quiet.stderr and "debug" not in quiet.stderr
+    default = run_cli(base + ["--output", str(tmp_path / "c.h5")])
+    assert "replaying 3 workers' measured times" in default.stderr and "debug" not in default.stderr
+    bad = run_cli(base + ["--output", str(tmp_path / "d.h5"), "--log-level", "loud"])
+    assert bad.returncode == 2 and "--log-level 'loud'" in bad.stderr and "Traceback" not in bad.stderr

@@ -48,4 +48,8 @@ def warn_if_short(server) -> str | None:
     text = shortfall_warning(stats["busy_time"], stats["overrun_time"], server.worker_name)
     if text is not None:
         log.warning(text)
+    else:
+        shares = delivered_shares(stats["busy_time"], stats["overrun_time"])
+        log.debug("workers delivered %.0f%% to %.0f%% of the gradients the timing model asks for",
+                  100 * min(shares, default=1.0), 100 * max(shares, default=1.0))
     return text
