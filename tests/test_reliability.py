@@ -206,7 +206,9 @@ def test_many_more_ranks_than_cores_run_and_shut_down(tmp_path, n_workers):
         pytest.skip("Open MPI (wheel 5.0.11) takes 90-150 s only to start 33 ranks on 2 busy cores (MPICH: 18 s), "
                     "beyond this test's budget; 32 workers under Open MPI were run by hand (README)")
     path = tmp_path / "many.h5"
-    args = long_run_args(path, workers={"compute_scale": 0.02}, stop={"time": 3.0}, output={"snapshot_every": 0.5})
+    # A step size small enough for delays of about n_workers (this test is about start and shutdown).
+    args = long_run_args(path, method={"lr": 0.002}, workers={"compute_scale": 0.02}, stop={"time": 3.0},
+                         output={"snapshot_every": 0.5})
     started = time.monotonic()
     done = run_mpi(n_workers + 1, args, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
