@@ -32,13 +32,18 @@ pytestmark = pytest.mark.mpi
 
 
 def readme_commands() -> list[str]:
-    """Every command of the ```sh blocks in README's quick start and Running sections (continuations joined)."""
+    """Every command of the ```sh blocks in README's quick start and Running sections (continuations joined).
+
+    A section ends at the next heading, `##` or `###`: the subsections under Running (experiments
+    that need data files, multi-host launchers, Slurm) are not the commands a new user starts with.
+    """
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     commands = []
     for title in SECTIONS:
         start = text.index(f"\n## {title}\n")
-        end = text.find("\n## ", start + 1)
-        section = text[start: end if end >= 0 else len(text)]
+        end = min((at for at in (text.find("\n## ", start + 1), text.find("\n### ", start + 1)) if at >= 0),
+                  default=len(text))
+        section = text[start:end]
         for block in re.findall(r"```sh\n(.*?)```", section, flags=re.S):
             for line in block.replace("\\\n", " ").splitlines():
                 words = shlex.split(line, comments=True)
