@@ -268,3 +268,25 @@ def test_over_mpi_max_memory_counts_the_workers_mpiexec_started(tmp_path):
     assert "workers.n = 2 (mpiexec started 3 ranks)" in lines[0] and "max_memory = " in lines[0], lines[0]
     assert "Traceback" not in done.stdout + done.stderr
     assert not (tmp_path / "two.h5").exists()
+
+
+def test_a_slow_simulator_set_up_says_what_it_is_doing_unless_quiet(tmp_path):
+    """Set-up lines appear once set-up outlasts the threshold (forced low by ASYNCOPT_PROGRESS_SECONDS), never with --quiet."""
+    def run(n: int, name: str, *extra: str, seconds: str | None = None) -> subprocess.CompletedProcess:
+        env = dict(os.environ)
+        env.pop("ASYNCOPT_PROGRESS_SECONDS", None)
+        if seconds is not None:
+            env["ASYNCOPT_PROGRESS_SECONDS"] = seconds
+        done = subprocess.run(
+            [sys.executable, "-m", "asyncopt_mpi", "run", "--backend", "sim", "--set", f"workers.n={n}",
+             "--set", "stop.iterations=10", "--output", name, *extra],
+            capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env,
+        )
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+        return done
+
+    slow = run(20000, "slow.h5", seconds="0.01")
+    lines = [line for line in slow.stderr.splitlines() if "setting up 20000 simulated workers: " in line]
+    assert lines and all(line.startswith("asyncopt: ") and "s so far)" in line for line in lines), slow.stderr
+    assert not run(20000, "quiet.h5", "--quiet", seconds="0.01").stderr.strip()
+    assert "setting up" not in run(4, "fast.h5").stderr  # a set-up of 4 workers is far below 2 s

@@ -27,7 +27,7 @@ from ..timing import TimingModel
 from ..progress import Progress
 from .points import PointStore
 from .signals import SignalWatch
-from .worker import server_seed, timing_rng
+from .worker import TimingStreams, server_seed, timing_rng
 
 HELD_VERSIONS = 2  # point versions a worker keeps (two for jobs at a pair of points)
 HOUSEKEEPING_SECONDS = 0.02
@@ -74,7 +74,7 @@ class ServerCore:
         self.rng = np.random.Generator(np.random.PCG64(server_seed(config.workers.seed, segment)))
         # Job durations are drawn here, in job order per worker, in both runtimes.
         self.timing = timing
-        self.timing_rngs = [timing_rng(config.workers.seed, worker, segment) for worker in range(n_workers)]
+        self.timing_rngs = TimingStreams(config.workers.seed, segment)  # made on first use
         self.expected_times = timing.expected_compute()
         self.comm_times = timing.comm_per_float.copy()
         self.crash_after = np.array(config.workers.crash_after or [math.inf] * n_workers, dtype=float)

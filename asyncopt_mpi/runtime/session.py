@@ -25,7 +25,7 @@ from ..evaluate import VALUE_COLUMNS, evaluate_file, evaluate_points, metrics_ta
 from ..locks import ResultsLock, held, release_fully
 from ..output import check_output_path, lock_output, staging_path
 from ..results import ResumePoint, is_cleanly_closed, read_resume_point, read_snapshots, recover, write_metrics
-from ..progress import Progress
+from ..progress import Progress, SetupProgress
 from ..timing import TimingModel
 from . import guardian, host_watch
 from .backoff import lower_timer_slack, poll
@@ -207,28 +207,48 @@ def simulate(config: Config, resume: ResumePoint | None = None, quiet: bool = Tr
 
 def _simulate_locked(config: Config, resume: ResumePoint | None, quiet: bool, n_workers: int, lock: ResultsLock,
                      replace: bool) -> SimOutcome:
+    setup = SetupProgress(f"setting up {n_workers} simulated workers", quiet=quiet)  # lines only if slow
+    try:
+        return _build_and_simulate(config, resume, quiet, n_workers, lock, replace, setup)
+    finally:
+        setup.close()
+
+
+def _build_and_simulate(config: Config, resume: ResumePoint | None, quiet: bool, n_workers: int, lock: ResultsLock,
+                        replace: bool, setup: SetupProgress) -> SimOutcome:
     from .graph_sim import GraphSim
     from .sim import SimServer
 
+    setup.phase(f"problem {config.problem.name}")
     problem = build_problem(config)
+    setup.phase("timing model")
     timing = TimingModel(config.workers, n_workers)
+    setup.phase("data shards")
     shards = build_shards(config, problem, n_workers)
+    setup.phase("worker contexts")
     contexts = [build_context(config, problem, worker, shards[worker]) for worker in range(n_workers)]
+    setup.phase(f"method {config.method.name}")
     method = build_method(config, problem, n_workers)
+    setup.phase("f* (reference optimum)")
     f_star = compute_f_star(problem)
+    setup.phase("graph plan")
     plan = build_plan(config, n_workers, timing)
+    setup.phase("results file")
     staged = resume.staged if resume is not None and resume.staged else staging_path(config.output_path())
     writer = open_writer(config, problem, method, n_workers, f_star, resume=resume,
                          graph=None if plan is None else graph_attrs(plan), staging=staged)
     watchdog = guardian.start(config.output_path(), [os.getpid()], [socket.gethostname()], lock=lock, staged=staged)
     try:
+        setup.phase("server state")
         if plan is None:
             server = SimServer(config, problem, method, writer, timing, f_star, resume, contexts=contexts)
         else:
             server = GraphSim(config, problem, method, writer, timing, f_star, resume, contexts=contexts, plan=plan)
         server.progress = Progress(quiet=quiet, virtual=True)
+        server.progress.setup = setup  # ended by the first progress tick
         server.record_shards(shards)
         writer.publish(replace)  # set up cleanly: the new file takes the path
+        setup.phase("first jobs")
     except BaseException:
         writer.abandon()  # the staged file goes; an old file at the path stays as it was
         _stop_watchdog(watchdog)
