@@ -302,8 +302,11 @@ class SimServer(ServerCore):
             point = self._point_ref(version)
         entry = (job_id, job, point, None if job.version2 < 0 else self._point_ref(job.version2), job.indices,
                  duration, job.fail)
-        if self.running[worker] is None:
-            self._start(worker, entry)
+        if self.running[worker] is None:  # start it now (as _start does)
+            self.running[worker] = entry
+            if duration != math.inf:
+                heapq.heappush(self.heap, (self.clock + duration, self.sequence, worker, job_id))
+                self.sequence += 1
         else:
             self.queues.setdefault(worker, deque()).append(entry)
 
