@@ -27,7 +27,7 @@ OLD_FLOOR_RATIO = {1000: 0.31, 10_000: 0.32, 100_000: 0.22}
 
 
 def simulator_vs_floor(directory: str, quick: bool) -> list[str]:
-    cases = [(1000, 20_000)] if quick else [(1000, 300_000), (10_000, 300_000), (100_000, 1_000_000)]
+    cases = [(1000, 5_000)] if quick else [(1000, 300_000), (10_000, 300_000), (100_000, 1_000_000)]
     repeats = 1 if quick else 3
     lines = ["| workers n | d | simulator (events/s) | sim_floor (events/s) | ratio | 9bbab50's ratio |",
              "|---|---|---|---|---|---|"]
@@ -62,7 +62,7 @@ def _rank0_us(mode: str, workers: int, results: int, path: str) -> float:
 
 
 def mpi_rank0_cpu(directory: str, quick: bool) -> list[str]:
-    counts, results, repeats = ([4], 3000, 1) if quick else ([4, 8], 20_000, 3)
+    counts, results, repeats = ([2], 1000, 1) if quick else ([4, 8], 20_000, 3)
     lines = ["| workers | bare Testsome loop (us/result) | asyncopt server (us/result) | ratio |", "|---|---|---|---|"]
     for workers in counts:
         bare, ours = [], []
@@ -74,7 +74,7 @@ def mpi_rank0_cpu(directory: str, quick: bool) -> list[str]:
 
 
 def rss_against_events(directory: str, quick: bool) -> list[str]:
-    counts = [100_000, 300_000] if quick else [1_000_000, 10_000_000]
+    counts = [20_000, 60_000] if quick else [1_000_000, 10_000_000]
     lines = ["| events recorded | peak RSS (MiB) |", "|---|---|"]
     for events in counts:
         recorded, peak = peak_rss(events, directory)
