@@ -220,14 +220,14 @@ def test_memory_budget_defaults_to_half_the_available_memory_per_local_rank(monk
 
 @pytest.mark.mpi
 def test_over_mpi_a_huge_declared_size_ends_every_rank_with_one_line(tmp_path):
-    from conftest import run_mpi
+    from conftest import project_lines, run_mpi
 
     path = tmp_path / "huge.svm"
     path.write_text("1 2147483647:1\n-1 1:1 5:2\n")
     done = run_mpi(3, ["run", "--quiet", "--set", "problem.name=logistic", "--set", f"problem.data={path}",
                        "--set", f"problem.max_memory={LIMIT}", "--set", "stop.time=5", "--output",
                        str(tmp_path / "out.h5")], timeout=120)
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    lines = project_lines(done.stderr)  # not the launcher's banner (prterun adds one)
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert "huge.svm:1: feature index 2147483647" in lines[0] and "Traceback" not in done.stdout + done.stderr
     assert not (tmp_path / "out.h5").exists()
@@ -252,7 +252,7 @@ def test_a_stored_config_with_a_surrogate_escape_is_one_line_for_evaluate_plot_a
 @pytest.mark.mpi
 def test_over_mpi_max_memory_counts_the_workers_mpiexec_started(tmp_path):
     """workers.n unset: validation counts 1 worker; rank 0 checks again with size - 1 (its per-worker buffers)."""
-    from conftest import run_mpi
+    from conftest import project_lines, run_mpi
 
     from asyncopt_mpi.memory import run_bytes
 
@@ -263,7 +263,7 @@ def test_over_mpi_max_memory_counts_the_workers_mpiexec_started(tmp_path):
     fits = run_mpi(2, [*args, "--output", str(tmp_path / "one.h5")], timeout=120)
     assert fits.returncode == 0, fits.stderr
     done = run_mpi(3, [*args, "--output", str(tmp_path / "two.h5")], timeout=120)
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    lines = project_lines(done.stderr)  # not the launcher's banner (prterun adds one)
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert "workers.n = 2 (mpiexec started 3 ranks)" in lines[0] and "max_memory = " in lines[0], lines[0]
     assert "Traceback" not in done.stdout + done.stderr
