@@ -31,7 +31,7 @@ MEMORY_LIMIT = 6 * 2**30
 
 # Case files live in one folder made by the `files` fixture; {name} below stands for its path.
 PATHS = {
-    "missing": "/nonexistent/dir/x.h5",
+    "missing": "{text}/dir/x.h5",  # under a regular file: cannot be created, even by root
     "directory": "{folder}",
     "devnull": "/dev/null",
     "text": "{text}",
@@ -96,7 +96,7 @@ def _cases() -> list[tuple[str, list[str]]]:
                                   "problem.dim=" + ",".join(str(i) for i in range(2, 400)), "method.lr=\U0001F600"]):
         add(f"sweep-grid-{index}", ["sweep", "--out", f"{{folder}}/grid{index}", "--grid", grid, *SIM[2:]])
     for name, value in [("x", "bogus"), ("y", "bogus"), ("x", ""), ("title", "x" * 5000), ("style", "nonexistent"),
-                        ("style", "/dev/null"), ("export", "{folder}"), ("export", "/nonexistent/x.csv"),
+                        ("style", "/dev/null"), ("export", "{folder}"), ("export", "{text}/x.csv"),
                         ("output", "{folder}/x.xyz"), ("output", "/dev/full"), ("output", "{folder}")]:
         flag = "-o" if name == "output" else f"--{name}"
         add(f"plot-{name}-{value[:12]}", ["plot", "{results}", "-o", "{folder}/p.png", flag, value]
