@@ -46,3 +46,34 @@ def predicted_grads(path, seconds_per_grad: list[float]) -> tuple[np.ndarray, np
         windows[worker] = times.max() - (times.min() - per_job)
     withheld = float((windows - data["busy_time"]).sum() / max((grads - 1).sum(), 1))
     return grads, (windows + withheld) / (tau + withheld), withheld
+
+
+def graph_time_given(path) -> dict[str, float]:
+    """What the machine gave the ranks of a decentralized (graph) run, from its /workers and /hops tables.
+
+    A graph node adds a job's observed time (start to when it noticed the end) to busy_time, so
+    busy_time - (completed jobs x modelled job time) is what the scheduler withheld (plus the
+    elapsed part of jobs a new point replaced: an over- rather than an under-estimate).
+      job_lateness: withheld seconds per completed job, over all workers (0 on an idle machine);
+      compute_efficiency: modelled / observed job time (1 on an idle machine);
+      link_efficiency: rho / mean(arrived - start) over the hops (1 on an idle machine).
+    """
+    from asyncopt_mpi.config import load_config
+    from asyncopt_mpi.timing import TimingModel
+
+    with h5py.File(path, "r") as handle:
+        text = handle.attrs["config"]
+        busy = handle["workers"]["busy_time"][()]
+        grads = handle["workers"]["grads"][()].astype(float)
+        delay = handle["hops"]["arrived"][()] - handle["hops"]["start"][()]
+        rho = handle["hops"]["rho"][()]
+    config = load_config(None, [], backend="mpi", text=text.decode() if isinstance(text, bytes) else str(text))
+    batch = config.method.batch
+    job_time = np.asarray(TimingModel(config.workers, len(busy)).expected_compute(), dtype=float) * batch
+    completed = grads / batch
+    modelled = float((completed * job_time).sum())
+    return {
+        "job_lateness": max(0.0, float(busy.sum()) - modelled) / max(float(completed.sum()), 1.0),
+        "compute_efficiency": min(1.0, modelled / float(busy.sum())) if busy.sum() > 0 else 1.0,
+        "link_efficiency": min(1.0, float(rho.mean() / delay.mean())) if len(delay) else 1.0,
+    }
