@@ -185,24 +185,25 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def parse_stored_config(text: Any, source: str = "the stored config") -> dict[str, Any]:
+def parse_stored_config(text: Any, source: str = "") -> dict[str, Any]:
     """A results file's stored config text as a table; ConfigError (one line, exit 2) if it is not TOML.
 
     Readers of results files (evaluate, plot, summary, resume) parse the stored text only here,
     so an old file whose config holds an escape TOML refuses (e.g. a surrogate such as \\udcff
     from a path that was not UTF-8) is one line naming the file, never a traceback.
     """
+    where = f"{source}: " if source else ""
     if isinstance(text, bytes):
         try:
             text = text.decode()
         except UnicodeDecodeError as exc:
-            raise ConfigError(f"{source}: the stored config is not UTF-8 text: {exc}") from None
+            raise ConfigError(f"{where}the stored config is not UTF-8 text: {exc}") from None
     if not isinstance(text, str):
-        raise ConfigError(f"{source}: the stored config is not text (got {type(text).__name__})")
+        raise ConfigError(f"{where}the stored config is not text (got {type(text).__name__})")
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: the stored config is not valid TOML: {exc}") from None
+        raise ConfigError(f"{where}the stored config is not valid TOML: {exc}") from None
 
 
 def load_config(
