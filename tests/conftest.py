@@ -49,6 +49,7 @@ _RULE = re.compile(r"^\s*(-{20,}|={20,})\s*$")
 _LAUNCHER_LINE = re.compile(
     r"^\s*\[(proxy:|mpiexec@|prterun|prte|[\w.-]+:\d+\])"  # hydra's and Open MPI's prefixed lines
     r"|^\s*(prterun|mpiexec|mpirun|prte)\b.*(noticed|detected|terminat)"
+    r"|^\s*\[(warn|err)\] Epoll "  # libevent inside Open MPI's launcher, when ranks exit together
 )
 
 
