@@ -352,11 +352,14 @@ def _x_label(x_axis: str, curves: list[Curve]) -> str:
 
 def write_csv(path: str, x_axis: str, y_axis: str, rows: list[tuple]) -> None:
     """The drawn lines: label, runs, x, median, 25th and 75th percentile (equal for a single run)."""
-    directory = os.path.dirname(path)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["label", "runs", x_axis, f"{y_axis}_median", f"{y_axis}_q25", f"{y_axis}_q75"])
-        for label, runs, x, median, low, high in rows:
-            writer.writerow([label, runs, repr(float(x)), repr(float(median)), repr(float(low)), repr(float(high))])
+    try:
+        directory = os.path.dirname(path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["label", "runs", x_axis, f"{y_axis}_median", f"{y_axis}_q25", f"{y_axis}_q75"])
+            for label, runs, x, median, low, high in rows:
+                writer.writerow([label, runs, repr(float(x)), repr(float(median)), repr(float(low)), repr(float(high))])
+    except OSError as exc:  # e.g. a parent that is a file, a read-only or full disk
+        raise UserError(f"--export {path[:200]}: cannot write it ({exc.strerror or exc})") from None
