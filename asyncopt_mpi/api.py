@@ -170,7 +170,7 @@ def load(path: str | os.PathLike[str]) -> RunResult:
     """Read a results file: root attributes and every group's datasets as numpy arrays."""
     import h5py
 
-    from .results import open_results
+    from .results import decode_attrs, open_results
 
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -179,11 +179,11 @@ def load(path: str | os.PathLike[str]) -> RunResult:
     group_attrs: dict[str, dict[str, Any]] = {}
     try:
         with open_results(path) as handle:
-            attrs = _decode(handle.attrs)
+            attrs = decode_attrs(handle.attrs)
             for name, group in handle.items():
                 if not isinstance(group, h5py.Group):
                     continue
-                group_attrs[name] = _decode(group.attrs)
+                group_attrs[name] = decode_attrs(group.attrs)
                 columns: dict[str, np.ndarray] = {}
 
                 def take(inner: str, item: Any, columns: dict[str, np.ndarray] = columns) -> None:
@@ -196,18 +196,6 @@ def load(path: str | os.PathLike[str]) -> RunResult:
         raise DataError(f"{path}: not a readable results file ({exc})") from None
     return RunResult(path, attrs, groups, group_attrs)
 
-
-def _decode(attrs: Any) -> dict[str, Any]:
-    out = {}
-    for key, value in attrs.items():
-        if isinstance(value, bytes):
-            value = value.decode()
-        elif isinstance(value, np.generic):
-            value = value.item()
-        elif isinstance(value, np.ndarray) and value.dtype == object:
-            value = np.array([item.decode() if isinstance(item, bytes) else item for item in value], dtype=object)
-        out[key] = value
-    return out
 
 
 @dataclass(frozen=True, eq=False)

@@ -597,8 +597,8 @@ def read_run(path: str) -> dict[str, Any]:
     """Attributes and all column groups of a results file as numpy arrays."""
     with open_results(path) as handle:
         require_groups(handle, path, ("snapshots",))
-        run: dict[str, Any] = {"path": path, "attrs": _decode_attrs(handle.attrs)}
-        run["problem"] = _decode_attrs(handle["problem"].attrs) if "problem" in handle else {}
+        run: dict[str, Any] = {"path": path, "attrs": decode_attrs(handle.attrs)}
+        run["problem"] = decode_attrs(handle["problem"].attrs) if "problem" in handle else {}
         for group in ("trace", "events", "metrics", "workers"):
             run[group] = {name: dataset[:] for name, dataset in handle[group].items()} if group in handle else {}
         snapshots = handle["snapshots"]
@@ -606,13 +606,16 @@ def read_run(path: str) -> dict[str, Any]:
     return run
 
 
-def _decode_attrs(attrs: h5py.AttributeManager) -> dict[str, Any]:
+def decode_attrs(attrs: h5py.AttributeManager) -> dict[str, Any]:
+    """HDF5 attributes as Python values: bytes as str, numpy scalars as numbers, string arrays decoded."""
     out = {}
     for key, value in attrs.items():
         if isinstance(value, bytes):
             value = value.decode()
         elif isinstance(value, np.generic):
             value = value.item()
+        elif isinstance(value, np.ndarray) and value.dtype == object:
+            value = np.array([item.decode() if isinstance(item, bytes) else item for item in value], dtype=object)
         out[key] = value
     return out
 
