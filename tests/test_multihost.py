@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from conftest import MPI_IMPLEMENTATION, MPIEXEC, asyncopt_command, attrs, read, sets
+from test_reliability import wait_for_snapshots
 
 SCALE = 0.01  # workers.compute_scale: worker i computes a gradient in SCALE*sqrt(i+1) s
 
@@ -134,18 +135,6 @@ def efficiency(path) -> tuple[float, np.ndarray]:
     return float(grads.sum() / (duration / per_gradient).sum()), grads
 
 
-def wait_for_snapshots(path, count: int = 3, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if len(read(path, "snapshots/time")["snapshots/time"]) >= count:
-                return
-        except (OSError, KeyError):
-            pass
-        time.sleep(0.2)
-    pytest.fail("the run did not record snapshots")
-
-
 def test_remote_workers_contribute_and_the_file_records_both_hosts(two_hosts, tmp_path):
     path = tmp_path / "two.h5"
     code, stderr = finish(start(two_hosts, 3, 2, run_args(path, 4.0)), timeout=120)
@@ -172,7 +161,7 @@ def test_remote_workers_contribute_and_the_file_records_both_hosts(two_hosts, tm
 def test_sigkill_of_a_remote_rank_is_named_in_the_file(two_hosts, tmp_path):
     path = tmp_path / "killed.h5"
     process = start(two_hosts, 3, 2, run_args(path, 120.0, snapshot_every=0.1))
-    wait_for_snapshots(path)
+    wait_for_snapshots(path, timeout=90)
     victim = int(attrs(path)["pids"][3])  # rank 3 runs in host B (same pid namespace, so the pid is ours)
     os.kill(victim, signal.SIGKILL)
     code, stderr = finish(process, timeout=60)
@@ -200,7 +189,7 @@ def test_sigkill_of_a_remote_rank_is_named_in_the_file(two_hosts, tmp_path):
 def test_a_stop_signal_to_mpiexec_ends_the_job_with_the_documented_status(two_hosts, tmp_path, signal_number):
     path = tmp_path / "stopped.h5"
     process = start(two_hosts, 3, 2, run_args(path, 120.0, snapshot_every=0.1))
-    wait_for_snapshots(path)
+    wait_for_snapshots(path, timeout=90)
     process.send_signal(signal_number)
     code, stderr = finish(process, timeout=60)
     assert code == (0 if signal_number == signal.SIGUSR1 else 128 + signal_number), stderr
