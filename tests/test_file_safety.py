@@ -273,11 +273,11 @@ def test_a_disk_filled_by_another_process_under_a_run_ends_it_with_one_line(smal
     try:
         assert wait_for(lambda: path.exists() or run.poll() is not None, 120) and run.poll() is None, \
             ("the run never started", run.stderr.read() if run.poll() is not None else "")
-        with open(small_disk / "filler", "wb") as filler:  # another program takes every free byte
+        # Another program takes every free byte (unbuffered: closing it must not raise ENOSPC again).
+        with open(small_disk / "filler", "wb", buffering=0) as filler:
             try:
                 while True:
                     filler.write(bytes(65536))
-                    filler.flush()
             except OSError:
                 pass
         out, err = run.communicate(timeout=120)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 
@@ -13,7 +12,7 @@ import pytest
 
 from asyncopt_mpi.results import is_cleanly_closed
 
-from conftest import MPIEXEC, asyncopt_command, attrs, project_lines, read, run_cli, run_mpi, sets
+from conftest import MPIEXEC, asyncopt_command, attrs, kill_session, project_lines, read, run_cli, run_mpi, sets
 from recorded_time import predicted_grads
 
 pytestmark = pytest.mark.mpi
@@ -111,17 +110,17 @@ def test_run_killed_with_sigkill_leaves_a_readable_file(tmp_path):
                 rows = 0
         assert rows >= 5, "the run did not record snapshots"
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
+        kill_session(process.pid)
         process.wait(timeout=30)
     shown = run_cli(["summary", str(path)], timeout=60)
     assert shown.returncode == 0, shown.stderr
     # Read while the watchdog may still be repairing it: running, or failed once repaired.
     assert ("running" in shown.stdout or "failed" in shown.stdout) and "async_sgd" in shown.stdout
-    trace = read(path, "trace/iteration")["trace/iteration"]
-    assert len(trace) > 10
     deadline = time.monotonic() + 20
     while not is_cleanly_closed(path) and time.monotonic() < deadline:
         time.sleep(0.2)
+    trace = read(path, "trace/iteration")["trace/iteration"]
+    assert len(trace) > 10
     # `asyncopt evaluate` computes the metrics of what was recorded.
     fixed = run_cli(["evaluate", str(path)], timeout=60)
     assert fixed.returncode == 0, fixed.stderr

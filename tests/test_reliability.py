@@ -14,8 +14,8 @@ import pytest
 from asyncopt_mpi.problems.data import save_idx
 from asyncopt_mpi.results import is_cleanly_closed
 
-from conftest import (MPI_IMPLEMENTATION, MPIEXEC, asyncopt_command, attrs, launcher_status_after, project_lines, read,
-                      run_cli, run_mpi, sets)
+from conftest import (MPI_IMPLEMENTATION, MPIEXEC, asyncopt_command, attrs, kill_session, launcher_status_after,
+                      project_lines, read, run_cli, run_mpi, sets)
 
 pytestmark = pytest.mark.mpi
 
@@ -54,7 +54,7 @@ def finish(process: subprocess.Popen, timeout: float) -> tuple[int, str]:
     try:
         _, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        kill_session(process.pid)
         process.communicate()
         pytest.fail(f"ranks did not exit within {timeout} s")
     return process.returncode, stderr

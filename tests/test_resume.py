@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 
@@ -11,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import MPIEXEC, asyncopt_command, read, run_cli, run_mpi
+from conftest import MPIEXEC, asyncopt_command, kill_session, read, run_cli, run_mpi
 
 BASE = ["--set", "problem.name=logistic", "--set", "problem.samples=300", "--set", "problem.dim=10",
         "--set", "method.lr=0.05", "--set", "method.batch=4", "--set", "output.snapshot_every=0.25"]
@@ -80,7 +79,7 @@ def test_a_killed_mpi_run_resumes_from_its_last_snapshot(tmp_path):
                 break
         except (OSError, KeyError):
             pass
-    os.killpg(process.pid, signal.SIGKILL)
+    kill_session(process.pid)
     process.wait(timeout=30)
     done = run_mpi(4, ["run", "--resume", path, "--set", "stop.time=3"], timeout=90)
     assert done.returncode == 0, done.stderr
