@@ -35,12 +35,15 @@ by name and then work in configs, on the command line, in the simulator and over
 For the MPI ranks, a method defined in a script must live in a module or .py file given as a
 plugin (`plugins=[...]`, `--plugin`, a `[plugins]` table or an entry point); see README
 "Writing a method", "Writing a problem" and "Plugins".
+
+A method that treats every result alike may also return that rule from `every_result` (a
+`StepAndRestart`): the simulator then takes many results per pass, with the same numbers.
 """
 
 __version__ = "0.1.0"
 
 from .errors import ConfigError, DataError, RunError  # noqa: E402
-from .methods import Job, JobKind, Method, Result, Server, register_method  # noqa: E402
+from .methods import Job, JobKind, Method, Result, Server, StepAndRestart, register_method  # noqa: E402
 from .problems import Problem, register_problem  # noqa: E402
 from .api import RunResult, load, load_config, run  # noqa: E402
 
@@ -48,5 +51,5 @@ from .methods.vectors import VectorSum  # noqa: E402
 
 __all__ = [
     "ConfigError", "DataError", "Job", "JobKind", "Method", "Problem", "Result", "RunError", "RunResult", "Server",
-    "VectorSum", "__version__", "load", "load_config", "register_method", "register_problem", "run",
+    "StepAndRestart", "VectorSum", "__version__", "load", "load_config", "register_method", "register_problem", "run",
 ]

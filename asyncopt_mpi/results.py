@@ -134,15 +134,40 @@ class _Table:
             self.datasets = [group[name] for name in columns]
             for dataset in self.datasets:
                 dataset.resize((keep,))
-        self.rows: deque[tuple] = deque()  # appended by the server loop, taken by the flushing thread
+        self.rows: deque[tuple | np.ndarray] = deque()  # appended by the server loop, taken by the flushing thread
+        self.block_rows = 0  # rows waiting in blocks beyond one per item (for the free-space check)
         self.length = keep or 0
+
+    def block(self, columns: tuple) -> None:
+        """Append many rows at once: one array (or scalar, repeated) per column, in column order."""
+        rows = np.empty(len(columns[0]), dtype=self.dtype)
+        for name, values in zip(self.names, columns):
+            rows[name] = values
+        self.block_rows += len(rows) - 1
+        self.rows.append(rows)
 
     def flush(self) -> None:
         count = len(self.rows)
         if not count:
             return
         take = self.rows.popleft
-        block = np.array([take() for _ in range(count)], dtype=self.dtype)
+        items = [take() for _ in range(count)]
+        if any(type(item) is np.ndarray for item in items):  # blocks among the rows: keep their order
+            parts, tuples = [], []
+            for item in items:
+                if type(item) is np.ndarray:
+                    if tuples:
+                        parts.append(np.array(tuples, dtype=self.dtype))
+                        tuples = []
+                    parts.append(item)
+                else:
+                    tuples.append(item)
+            if tuples:
+                parts.append(np.array(tuples, dtype=self.dtype))
+            block = np.concatenate(parts)
+            self.block_rows -= len(block) - len(items)
+        else:
+            block = np.array(items, dtype=self.dtype)
         end = self.length + len(block)
         for name, dataset in zip(self.names, self.datasets):
             dataset.resize((end,))
@@ -310,6 +335,8 @@ class ResultsWriter:
         _make_reserve(self.reserve_path)
         self.trace = self.trace_table.rows.append
         self.event = self.event_table.rows.append
+        self.trace_block = self.trace_table.block  # many rows at once: one array per column
+        self.event_block = self.event_table.block
         self.hop = self.hop_table.rows.append if self.hop_table is not None else None
         self.snapshots: deque[tuple[np.ndarray, dict[str, np.ndarray]]] = deque()
         self._last_flush = time.monotonic()
@@ -372,7 +399,7 @@ class ResultsWriter:
 
     def _pending_bytes(self) -> int:
         tables = (self.trace_table, self.event_table, self.hop_table)
-        rows = sum(len(t.rows) * t.dtype.itemsize for t in tables if t is not None)
+        rows = sum((len(t.rows) + t.block_rows) * t.dtype.itemsize for t in tables if t is not None)
         return rows + sum(x.nbytes + sum(v.nbytes for v in state.values()) for _, x, state in self.snapshots)
 
     def _write(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import ConfigError
-from .base import Job, JobKind, Method, Result, Server
+from .base import Job, JobKind, Method, Result, Server, StepAndRestart
 
 METHODS: dict[str, type[Method]] = {}
 ORIGINS: dict[str, str] = {}  # method name -> "built-in", "plugin SPEC", "entry point ..." or the defining module
@@ -107,6 +107,6 @@ def method_table_markdown() -> str:
 
 
 __all__ = [
-    "METHODS", "ORIGINS", "Job", "JobKind", "Method", "Result", "Server", "is_built_in", "method_lines",
-    "method_table_markdown", "register", "register_method",
+    "METHODS", "ORIGINS", "Job", "JobKind", "Method", "Result", "Server", "StepAndRestart", "is_built_in",
+    "method_lines", "method_table_markdown", "register", "register_method",
 ]

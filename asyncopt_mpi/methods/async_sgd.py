@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import ConfigError
 from . import register_method
 from .assignment import ASSIGN_RULES, Assignment
-from .base import Job, JobKind, Method, Result, Server
+from .base import Job, JobKind, Method, Result, Server, StepAndRestart
 
 
 @register_method
@@ -55,6 +55,13 @@ class AsyncSGD(Method):
         server.assign(worker, job)
         if self.arrival_cap >= 0 and job.job_id >= 0:
             self.assigned_at[job.job_id] = self.arrivals
+
+    def every_result(self, server: Server) -> StepAndRestart | None:
+        """Pure assignment with a fixed step and no staleness rule: every result is a step and a restart."""
+        options = self.options
+        if options["assign"] != "pure" or options["delay_adaptive"] or options["max_delay"] >= 0 or self.arrival_cap >= 0:
+            return None
+        return StepAndRestart(self.lr, Job(JobKind.GRAD, -1, self.batch), {"lr": self.lr})
 
     def step_size(self, delay: int) -> float:
         if not self.options["delay_adaptive"] or delay <= self.tau_c:

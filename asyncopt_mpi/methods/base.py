@@ -7,7 +7,7 @@ on the MPI parameter server and on the virtual-clock simulator.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, ClassVar, Protocol
 
@@ -96,6 +96,21 @@ class Result:
     duration: float = 0.0  # modelled seconds the job took on the worker
 
 
+@dataclass(frozen=True)
+class StepAndRestart:
+    """The rule of a method that treats every result alike (see Method.every_result).
+
+    For each result, in arrival order: x <- x - scale * result.vector (one new version, its
+    trace row holding grads_used = result.n_grads, max_delay = result.delay and `columns`),
+    then the result's worker computes `job` again at that new point (job.version is ignored).
+    This is asynchronous SGD with pure assignment.
+    """
+
+    scale: float
+    job: Job
+    columns: dict[str, float] = field(default_factory=dict)
+
+
 class Server(Protocol):
     """What a method may use of the runtime (both runtimes offer exactly this)."""
 
@@ -159,6 +174,16 @@ class Method:
 
     def on_result(self, server: Server, worker: int, result: Result) -> bool:
         raise NotImplementedError
+
+    def every_result(self, server: Server) -> StepAndRestart | None:
+        """The one rule this method applies to every result from now on, if it has one (None: it does not).
+
+        Optional. Asked by the simulator after `start` (and after `load_state`); when it gets a
+        rule, it applies it to runs of results at once, with the same numbers as calling
+        `on_result` for each, which it then does not call. Return a rule only if on_result
+        would do exactly that and keep no state of its own.
+        """
+        return None
 
     def iterate(self, server: Server) -> np.ndarray:
         """The point whose quality the run reports (snapshots); the published point by default."""

@@ -333,14 +333,18 @@ class ServerCore:
             self.stats["overrun_time"][worker] += overrun
         accepted = self.method.on_result(self, worker, result)
         self.writer.event((now, worker, result.kind, result.version, delay, accepted))
+        self.after_results(now, 1)
+
+    def after_results(self, now: float, count: int) -> None:
+        """The stop rules, snapshots and housekeeping due after `count` results, the last one at `now`."""
         if self.grads_received >= self.gradient_limit:
             self.stop(StopReason.GRADIENTS, f"stop.gradients = {self.stop_rules.gradients} reached")
         if now - self.last_snapshot_time >= self.snapshot_every:
             self.take_snapshot(now)
         if now >= self.time_limit:
             self.check_time(now)
-        self.countdown -= 1
-        if not self.countdown:
+        self.countdown -= count
+        if self.countdown <= 0:
             self.countdown = self.housekeeping_every
             self.housekeeping()
 

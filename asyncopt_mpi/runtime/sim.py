@@ -32,6 +32,7 @@ from ..methods.base import Job, JobKind, Result
 from ..methods.vectors import VectorSum, as_vector
 from .points import DELTA_LOG
 from .server import FLOAT_BYTES, ServerCore, StopReason
+from .sim_runs import StepAndRestartRuns
 from .worker import WorkerContext
 
 BLOCK = 1024  # deferred steps or sum terms computed in one block at most
@@ -107,6 +108,21 @@ class SimPoints:
         self.previous, self.current = self.current, version
         return version
 
+    def advance_many(self, count: int) -> list[PendingPoint]:
+        """`count` advances at once: new pending versions; only the last two stay live (and pinned ones)."""
+        new = [PendingPoint() for _ in range(count)]
+        live, pins = self.live, self.pins
+        first = self.current + 1
+        dropped = [self.previous] if count == 1 else [self.previous, self.current]
+        for version in dropped:
+            if version is not None and version not in pins:
+                live.pop(version, None)
+        if count >= 2:
+            live[first + count - 2] = new[-2]
+        live[first + count - 1] = new[-1]
+        self.previous, self.current = first + count - 2, first + count - 1
+        return new
+
     def delta_floats(self, base: int, version: int) -> int:
         """Floats of the delta chain from base to version (0 if some delta is not kept)."""
         steps = range(base + 1, version + 1)
@@ -163,12 +179,12 @@ class SimVectorSum(VectorSum):
 
     def __init__(self, sim: "SimServer"):
         super().__init__(sim.dim)
-        self.pending: list[tuple[SimResult, float]] = []
+        self.pending: list[tuple] = []  # (point, noise row, noise scale, weight) per deferred add
         self.sim = sim
 
     def add(self, item, weight: float = 1.0) -> None:
         if type(item) is SimResult and item._vector is None and item._row >= -1 and self.sim.defer:
-            self.pending.append((item, weight))
+            self.pending.append((item._entry[2], item._row, item._scale, weight))
             if len(self.pending) >= BLOCK:
                 self.flush()
             return
@@ -190,8 +206,8 @@ class SimVectorSum(VectorSum):
         items, self.pending = self.pending, []
         if not items:
             return
-        gradients = self.sim._gradients([result for result, _ in items])
-        gradients *= np.array([weight for _, weight in items], dtype=float)[:, None]
+        gradients = self.sim._gradients(items)
+        gradients *= np.array([item[3] for item in items], dtype=float)[:, None]
         stack = np.empty((len(items) + 1, self.total.size))
         stack[0] = self.total
         stack[1:] = gradients
@@ -200,6 +216,7 @@ class SimVectorSum(VectorSum):
 
 class SimServer(ServerCore):
     housekeeping_every = 64
+    block_size = BLOCK
 
     def __init__(self, *args, contexts: list[WorkerContext], **kwargs):
         super().__init__(*args, **kwargs)
@@ -227,7 +244,8 @@ class SimServer(ServerCore):
         self.defer = rows >= 64
         self.noise = np.zeros((rows if self.defer else 1, self.dim))
         self.noise_next = 0
-        self.pending_steps: list[tuple[SimResult, float, PendingPoint]] = []
+        # (point, noise row, noise scale, step scale, PendingPoint) per deferred step x <- x - scale g
+        self.pending_steps: list[tuple] = []
         self.pending_base: np.ndarray | PendingPoint | None = None
         self.sums: weakref.WeakSet[SimVectorSum] = weakref.WeakSet()  # the methods' sums, flushed on a ring wrap
 
@@ -257,7 +275,7 @@ class SimServer(ServerCore):
             if not pending:
                 self.pending_base = points.live[points.current]
             point = PendingPoint()
-            pending.append((direction, scale, point))
+            pending.append((direction._entry[2], direction._row, direction._scale, scale, point))
             version = self._record_step(points.advance(point), grads_used, max_delay, columns)
             if len(pending) >= BLOCK:
                 self.flush()
@@ -301,7 +319,7 @@ class SimServer(ServerCore):
         if point is None:
             point = self._point_ref(version)
         entry = (job_id, job, point, None if job.version2 < 0 else self._point_ref(job.version2), job.indices,
-                 duration, job.fail)
+                 duration, job.fail, version)
         if self.running[worker] is None:  # start it now (as _start does)
             self.running[worker] = entry
             if duration != math.inf:
@@ -363,7 +381,7 @@ class SimServer(ServerCore):
         rows = [None] * count if indices is None else list(indices)
         for row, (worker, job_id, duration, fail, finish_time) in enumerate(
                 zip(listed, ids.tolist(), durations.tolist(), fails, finish)):
-            running[worker] = (job_id, job, point, point2, rows[row], duration, fail)
+            running[worker] = (job_id, job, point, point2, rows[row], duration, fail, job.version)
             outstanding[worker] += 1
             if duration != math.inf:
                 push(heap, (finish_time, sequence, worker, job_id))
@@ -425,7 +443,7 @@ class SimServer(ServerCore):
         for entry in [self.running[worker] for worker in range(self.n_workers)] + [
                 e for queue in self.queues.values() for e in queue]:
             if entry is not None:
-                if entry[1].version == version:
+                if entry[7] == version:
                     return entry[2]
                 if entry[1].version2 == version:
                     return entry[3]
@@ -454,7 +472,7 @@ class SimServer(ServerCore):
     # ----- results
     def _complete(self, worker: int, entry: tuple) -> tuple[Result, int]:
         """The result of a finished job (its draws made now) and its payload floats."""
-        job_id, job, point, _, indices, duration, fail = entry
+        job_id, job, point, _, indices, duration, fail, version = entry
         kind = job.kind
         if not fail:
             if kind is _GRAD:
@@ -470,31 +488,29 @@ class SimServer(ServerCore):
                             row = 0
                         self.noise_next = row + 1
                         self.contexts[worker].data_rng.standard_normal(out=self.noise[row])
-                    return SimResult(kind, job_id, worker, job.version, job.batch, duration, self, entry, row,
+                    return SimResult(kind, job_id, worker, version, job.batch, duration, self, entry, row,
                                      scale), self.dim
             elif kind is _GRAD_INDICES or kind is _GRAD_DIFF:  # no random draws: computed when read
                 n_grads = len(indices) * (2 if kind is _GRAD_DIFF else 1)
-                return SimResult(kind, job_id, worker, job.version, n_grads, duration, self, entry,
+                return SimResult(kind, job_id, worker, version, n_grads, duration, self, entry,
                                  _EXECUTE), self.dim
         vector, n_grads = self.contexts[worker].execute(self._job(entry), self._lookup(entry))
-        return SimResult(kind, job_id, worker, job.version, n_grads, duration, self, entry, _EAGER,
+        return SimResult(kind, job_id, worker, version, n_grads, duration, self, entry, _EAGER,
                          vector=vector), vector.size
 
     @staticmethod
     def _job(entry: tuple) -> Job:
-        """The job of an entry as the worker runs it (assign_many's entries share one template)."""
+        """The job of an entry as the worker runs it (entries of assign_many and of runs share a template)."""
         job = entry[1]
         if job.job_id == entry[0]:
             return job
         copy = job.copy(entry[4])
-        copy.job_id, copy.duration, copy.fail = entry[0], entry[5], entry[6]
+        copy.job_id, copy.duration, copy.fail, copy.version = entry[0], entry[5], entry[6], entry[7]
         return copy
 
     def _lookup(self, entry: tuple):
-        job = entry[1]
-
         def point(version: int) -> np.ndarray:
-            return self._resolve(entry[2] if version == job.version else entry[3])
+            return self._resolve(entry[2] if version == entry[7] else entry[3])
 
         return point
 
@@ -515,13 +531,13 @@ class SimServer(ServerCore):
             gradient += result._scale * self.noise[result._row]
         return gradient
 
-    def _gradients(self, results: list[SimResult]) -> np.ndarray:
-        """Rows: the vectors of noise-row results, computed as one block."""
+    def _gradients(self, terms: list[tuple]) -> np.ndarray:
+        """Rows: the gradients of deferred terms (point, noise row, noise scale, ...), computed as one block."""
         resolve = self._resolve
-        gradients = self.problem.full_grad_rows(np.array([resolve(result._entry[2]) for result in results]))
-        rows = [result._row for result in results]
+        gradients = self.problem.full_grad_rows(np.array([resolve(term[0]) for term in terms]))
+        rows = [term[1] for term in terms]
         if max(rows) >= 0:
-            scales = np.array([result._scale if result._row >= 0 else 0.0 for result in results])
+            scales = np.array([term[2] if term[1] >= 0 else 0.0 for term in terms])
             gradients += self.noise[rows] * scales[:, None]
         return gradients
 
@@ -538,21 +554,21 @@ class SimServer(ServerCore):
         while start < count:
             end = start
             while end < count:
-                point = steps[end][0]._entry[2]
+                point = steps[end][0]
                 if type(point) is PendingPoint and point.x is None:
                     break
                 end += 1
             if end == start:
                 raise RuntimeError(f"deferred step {start} refers to a point computed after it")
             block = steps[start:end]
-            gradients = self._gradients([result for result, _, _ in block])
+            gradients = self._gradients(block)
             points = np.empty((len(block) + 1, self.dim))
             points[0] = x
-            np.multiply(gradients, np.array([-scale for _, scale, _ in block])[:, None], out=points[1:])
+            np.multiply(gradients, np.array([-step[3] for step in block])[:, None], out=points[1:])
             np.add.accumulate(points, axis=0, out=points)  # x_{k+1} = x_k + (-scale_k g_k), in order
             points.flags.writeable = False
-            for row, (_, _, pending) in enumerate(block, start=1):
-                pending.x = points[row]
+            for row, step in enumerate(block, start=1):
+                step[4].x = points[row]
             x = points[-1]
             start = end
 
@@ -575,10 +591,13 @@ class SimServer(ServerCore):
         deliver = self.deliver
         signals = self.signals
         self.start()
+        runs = StepAndRestartRuns.for_method(self)
         while self.stop_reason is None:
             if signals.received is not None:
                 self.check_signal()
                 break
+            if runs is not None and runs.take():
+                continue
             if not heap:
                 # With no finite event left, time still runs to stop.time (workers may never answer).
                 if self.stop_rules.time is None:
