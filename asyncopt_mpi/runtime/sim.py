@@ -249,6 +249,10 @@ class SimServer(ServerCore):
         self.pending_base: np.ndarray | PendingPoint | None = None
         self.sums: weakref.WeakSet[SimVectorSum] = weakref.WeakSet()  # the methods' sums, flushed on a ring wrap
 
+    def draw_noise(self, worker: int, out: np.ndarray) -> None:
+        """The worker's next standard normal noise row (runs may replace this by a bank of rows drawn ahead)."""
+        self.contexts[worker].data_rng.standard_normal(out=out)
+
     def make_points(self, x0: np.ndarray, version: int) -> SimPoints:
         points = SimPoints(x0, version, self.flush)
         self.live, self.deltas = points.live, points.deltas  # read on every assignment
@@ -487,7 +491,7 @@ class SimServer(ServerCore):
                             self._wrap()
                             row = 0
                         self.noise_next = row + 1
-                        self.contexts[worker].data_rng.standard_normal(out=self.noise[row])
+                        self.draw_noise(worker, self.noise[row])
                     return SimResult(kind, job_id, worker, version, job.batch, duration, self, entry, row,
                                      scale), self.dim
             elif kind is _GRAD_INDICES or kind is _GRAD_DIFF:  # no random draws: computed when read
@@ -534,7 +538,9 @@ class SimServer(ServerCore):
     def _gradients(self, terms: list[tuple]) -> np.ndarray:
         """Rows: the gradients of deferred terms (point, noise row, noise scale, ...), computed as one block."""
         resolve = self._resolve
-        gradients = self.problem.full_grad_rows(np.array([resolve(term[0]) for term in terms]))
+        gradients = self.problem.full_grad_rows(np.array(
+            [point.x if type(point) is PendingPoint and point.x is not None else resolve(point)
+             for point in [term[0] for term in terms]]))
         rows = [term[1] for term in terms]
         if max(rows) >= 0:
             scales = np.array([term[2] if term[1] >= 0 else 0.0 for term in terms])

@@ -25,6 +25,8 @@ from ..methods.base import JobKind, StepAndRestart
 from .server import FLOAT_BYTES, StopReason
 
 MAX_RUN = 1024  # events per run at most
+BANK_BYTES = 64 * 2**20  # noise rows drawn ahead per worker, at most this much in all
+BANK_ROWS = 16  # rows a worker draws in one call (one call for k rows gives the numbers of k calls)
 MIN_RUN = 4  # shorter runs go through the per-event path (the same numbers, less set-up)
 _GRAD = JobKind.GRAD
 
@@ -50,6 +52,12 @@ class StepAndRestartRuns:
         if noise is False:
             noise = sim.noise_scales[job.batch] = sim.problem.additive_noise(job.batch)
         self.noise_scale = noise
+        # Each worker's noise drawn BANK_ROWS rows at a time into its own slab: one call per slab
+        # instead of one per event. Every draw of a worker then goes through the bank (runs and
+        # the per-event path alike), so its stream is read in the same order.
+        rows = min(BANK_ROWS, BANK_BYTES // (8 * dim * sim.n_workers))
+        self.bank = np.empty((sim.n_workers, rows, dim)) if noise and rows >= 4 else None
+        self.bank_next = [rows] * sim.n_workers  # next unused row of each slab (rows: drawn on first use)
 
     @classmethod
     def for_method(cls, sim) -> "StepAndRestartRuns | None":
@@ -64,14 +72,20 @@ class StepAndRestartRuns:
             and job.batch >= 1 and not job.extra_grads and all(math.isinf(t) for t in sim.crash_times)
             and sim.problem.additive_noise(job.batch) is not None
         )
-        return cls(sim, rule) if allowed else None
+        if not allowed:
+            return None
+        runs = cls(sim, rule)
+        # Every job is then one the rule restarts, so no other draw ever meets the bank.
+        if not all(entry is None or runs._ours(entry) for entry in sim.running):
+            return None
+        if runs.bank is not None:
+            sim.draw_noise = runs.draw
+        return runs
 
     def _ours(self, entry: tuple) -> bool:
         """Whether the entry's job is one the rule restarts (the method's start() made the first ones)."""
         job = entry[1]
-        if job is self.template:
-            return True
-        return (job.kind is _GRAD and job.batch == self.batch and not job.extra_grads
+        return job is self.template or (job.kind is _GRAD and job.batch == self.batch and not job.extra_grads
                 and entry[3] is None and entry[4] is None and not entry[6])
 
     def take(self) -> int:
@@ -83,10 +97,12 @@ class StepAndRestartRuns:
         first = heap[0][0]
         horizon = first + self.shortest
         time_limit = sim.time_limit
+        # The run ends with the event that reaches the gradient or iteration limit, or at max_run.
         grads_left = sim.gradient_limit - sim.grads_received
-        steps_left = sim.iteration_limit - sim.points.current
+        most = min(self.max_run, sim.iteration_limit - sim.points.current,
+                   math.ceil(grads_left / self.n_grads) if grads_left != math.inf else math.inf)
         last_snapshot, snapshot_every = sim.last_snapshot_time, sim.snapshot_every
-        n_grads, max_run = self.n_grads, self.max_run
+        template = self.template
         heappop = heapq.heappop
         tops, times, workers, entries = [], [], [], []
         while heap:
@@ -97,16 +113,14 @@ class StepAndRestartRuns:
             entry = running[worker]
             if entry is None or entry[0] != job_id:
                 continue  # a cancelled job
-            if not self._ours(entry):
+            if entry[1] is not template and not self._ours(entry):
                 heapq.heappush(heap, top)  # the per-event path takes it, after this run
                 break
             tops.append(top)
             times.append(finish)
             workers.append(worker)
             entries.append(entry)
-            count = len(times)
-            if (count * n_grads >= grads_left or count >= steps_left or finish - last_snapshot >= snapshot_every
-                    or finish >= time_limit or count >= max_run):
+            if len(times) >= most or finish - last_snapshot >= snapshot_every or finish >= time_limit:
                 break
         count = len(times)
         if count < MIN_RUN:  # back as they were: the per-event path pops them in the same order
@@ -131,8 +145,21 @@ class StepAndRestartRuns:
             first_row = sim.noise_next
             sim.noise_next = first_row + count
             noise, contexts = sim.noise, sim.contexts
-            for row, worker in enumerate(workers, start=first_row):
-                contexts[worker].data_rng.standard_normal(out=noise[row])
+            bank = self.bank
+            if bank is None:
+                for row, worker in enumerate(workers, start=first_row):
+                    contexts[worker].data_rng.standard_normal(out=noise[row])
+            else:
+                bank_next, last = self.bank_next, bank.shape[1]
+                taken = []
+                for worker in workers:
+                    row = bank_next[worker]
+                    if row == last:
+                        contexts[worker].data_rng.standard_normal(out=bank[worker])
+                        row = 0
+                    bank_next[worker] = row + 1
+                    taken.append(row)
+                noise[first_row:first_row + count] = bank[workers, taken]
             rows = range(first_row, first_row + count)
         else:
             rows = [-1] * count
@@ -173,6 +200,15 @@ class StepAndRestartRuns:
         if len(pending) >= sim.block_size:
             sim.flush()
         sim.after_results(times[-1], count)
+
+    def draw(self, worker: int, out: np.ndarray) -> None:
+        """One noise row of `worker` (the per-event path's draw while the bank is in use)."""
+        row = self.bank_next[worker]
+        if row == self.bank.shape[1]:
+            self.sim.contexts[worker].data_rng.standard_normal(out=self.bank[worker])
+            row = 0
+        self.bank_next[worker] = row + 1
+        out[:] = self.bank[worker, row]
 
     def _restart(self, times: list[float], workers: list[int], new_points: list, base: int, count: int) -> None:
         sim = self.sim
