@@ -56,7 +56,7 @@ def run_sim(case: str, n: int, d: int, events: int, path: str, code: str | None 
     env = dict(os.environ)
     if code:
         env["PYTHONPATH"] = code + os.pathsep + env.get("PYTHONPATH", "")
-    done = subprocess.run([PYTHON, "-c", RUN_SCRIPT, method, path, json.dumps(sets)],
+    done = subprocess.run([PYTHON, "-P", "-c", RUN_SCRIPT, method, path, json.dumps(sets)],
                           capture_output=True, text=True, timeout=3600, env=env)
     if done.returncode:
         raise RuntimeError(f"{method} {sets} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")

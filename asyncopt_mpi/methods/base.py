@@ -29,6 +29,9 @@ class JobKind(IntEnum):
     LMO_VR = 6  # the same for G = mean over `batch` samples of grad f_j(X) - grad f_j(W) + grad f(W), W = version2
 
 
+_LMO_VR, _GRAD_DIFF = JobKind.LMO_VR, JobKind.GRAD_DIFF  # read on every assignment: plain globals are faster
+
+
 @dataclass(slots=True)
 class Job:
     """Work for one worker; `job_id` is set by the server when the job is assigned."""
@@ -70,11 +73,12 @@ class Job:
     @property
     def n_grads(self) -> int:
         """Stochastic gradients the job costs (a difference costs two)."""
-        if self.kind == JobKind.LMO_VR:
+        kind = self.kind
+        if kind is _LMO_VR:
             return 2 * self.batch + self.extra_grads
         if self.indices is None:
             return self.batch + self.extra_grads
-        return len(self.indices) * (2 if self.kind == JobKind.GRAD_DIFF else 1)
+        return len(self.indices) * (2 if kind is _GRAD_DIFF else 1)
 
 
 @dataclass(slots=True)
@@ -137,6 +141,7 @@ class Server(Protocol):
     def assign(self, worker: int, job: Job) -> None: ...
     def assign_many(self, workers: "list[int] | np.ndarray", job: Job, indices: np.ndarray | None = None) -> np.ndarray: ...
     def cancel(self, worker: int) -> None: ...  # abandon its jobs; their results never arrive
+    def cancel_many(self, workers: "list[int] | np.ndarray") -> None: ...  # cancel each of them, in one call
     def pin(self, version: int) -> None: ...  # keep an older point available for jobs (an anchor)
     def unpin(self, version: int) -> None: ...
     def idle_workers(self) -> list[int]: ...

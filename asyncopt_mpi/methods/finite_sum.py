@@ -25,11 +25,16 @@ from .vectors import VectorSum
 class Collector:
     def __init__(self, dim: int, workers: list[int], rng: np.random.Generator):
         self.workers = list(workers)
+        self.worker_array = np.asarray(self.workers, dtype=np.int64)
         self.rng = rng
         self.sum: VectorSum | None = None  # the server's, from the first collection on
         self.count = 0
         self.done = True
         self.jobs: dict[int, tuple[int, np.ndarray]] = {}  # job id -> (worker, indices)
+        # The jobs of one assign_many call: row i went to workers[i] with indices[i]; out[i] until it returns.
+        self.group_ids: np.ndarray | None = None
+        self.group_indices: np.ndarray | None = None
+        self.group_out: np.ndarray | None = None
 
     def _begin(self, server: Server) -> None:
         if self.sum is None:
@@ -39,6 +44,7 @@ class Collector:
         self.count = 0
         self.done = False
         self.jobs.clear()
+        self.group_ids = None
 
     def _give(self, server: Server, worker: int, job: Job) -> None:
         server.assign(worker, job)
@@ -46,15 +52,29 @@ class Collector:
 
     def _give_all(self, server: Server, job: Job, indices: np.ndarray) -> None:
         """Row i of `indices` to the i-th worker, in one call."""
-        ids = server.assign_many(self.workers, job, indices)
-        self.jobs.update(zip(ids.tolist(), zip(self.workers, indices)))
+        self.group_ids = server.assign_many(self.workers, job, indices)
+        self.group_indices = indices
+        self.group_out = self.group_ids >= 0
+
+    def _take(self, job_id: int) -> tuple[int, np.ndarray] | None:
+        """(worker, indices) of a job of this collection that just returned, or None (an earlier one's)."""
+        entry = self.jobs.pop(job_id, None)
+        if entry is None and self.group_ids is not None:
+            row = job_id - int(self.group_ids[0])
+            if 0 <= row < len(self.group_ids) and self.group_ids[row] == job_id and self.group_out[row]:
+                self.group_out[row] = False
+                entry = (self.workers[row], self.group_indices[row])
+        return entry
 
     def _finish(self, server: Server) -> None:
-        """Done: abandon the work still running for this collection."""
+        """Done: abandon the work still running for this collection (one call for all its workers)."""
         self.done = True
-        for worker in {worker for worker, _ in self.jobs.values()}:
-            server.cancel(worker)
+        running = [worker for worker, _ in self.jobs.values()]
+        if self.group_ids is not None:
+            running = np.concatenate([self.worker_array[self.group_out], np.asarray(running, dtype=np.int64)])
+        server.cancel_many(np.unique(np.asarray(running, dtype=np.int64)))
         self.jobs.clear()
+        self.group_ids = None
 
     def mean(self) -> np.ndarray:
         return self.sum.value() / self.count
@@ -92,7 +112,7 @@ class ComputeGradient(Collector):
         self._give(server, worker, Job(JobKind.GRAD_INDICES, self.version, indices=indices))
 
     def on_result(self, server: Server, worker: int, result: Result) -> bool:
-        entry = self.jobs.pop(result.job_id, None)
+        entry = self._take(result.job_id)
         if entry is None:
             return False  # work for an earlier collection
         indices = entry[1]
@@ -128,7 +148,7 @@ class ComputeBatch(Collector):
         self._give(server, worker, Job(self.kind, self.version, indices=indices, version2=self.previous))
 
     def on_result(self, server: Server, worker: int, result: Result) -> bool:
-        entry = self.jobs.pop(result.job_id, None)
+        entry = self._take(result.job_id)
         if entry is None:
             return False
         self.sum.add(result, len(entry[1]))
@@ -150,7 +170,7 @@ class SplitCollect(Collector):
                 self._give(server, worker, Job(kind, version, indices=part, version2=previous))
 
     def on_result(self, server: Server, worker: int, result: Result) -> bool:
-        entry = self.jobs.pop(result.job_id, None)
+        entry = self._take(result.job_id)
         if entry is None:
             return False
         self.sum.add(result, len(entry[1]))

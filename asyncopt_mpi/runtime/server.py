@@ -236,6 +236,11 @@ class ServerCore:
             self.never_answering.discard(worker)
             self._cancel(worker)
 
+    def cancel_many(self, workers) -> None:
+        """cancel() for each of `workers` (one call; the simulator ends a whole group of jobs at once)."""
+        for worker in np.asarray(workers, dtype=np.int64).tolist():
+            self.cancel(worker)
+
     def pin(self, version: int) -> None:
         """Keep `version` alive after newer points are published (e.g. an SVRF anchor)."""
         self.points.acquire(version)

@@ -32,6 +32,7 @@ from ..methods.base import Job, JobKind, Result
 from ..methods.vectors import VectorSum, as_vector
 from .points import DELTA_LOG
 from .server import FLOAT_BYTES, ServerCore, StopReason
+from .job_groups import JobGroup
 from .sim_runs import StepAndRestartRuns
 from .worker import WorkerContext
 
@@ -222,11 +223,15 @@ class SimServer(ServerCore):
         super().__init__(*args, **kwargs)
         self.contexts = contexts
         self.clock = self.time_offset
-        self.heap: list[tuple[float, int, int, int]] = []  # (finish, sequence, worker, job id)
+        # (finish, sequence, worker, job id, its JobGroup or None)
+        self.heap: list[tuple[float, int, int, int, JobGroup | None]] = []
         self.sequence = 0
         # Per worker: the running (job id, job, point, second point) and the queued ones.
         self.running: list[tuple | None] = [None] * self.n_workers
         self.queues: dict[int, deque[tuple]] = {}
+        self.member_of = np.full(self.n_workers, -1, dtype=np.int64)  # job id of a worker's running group job
+        self.groups: list[JobGroup] = []  # groups some job of which may still run
+        self.groups_made = False  # until the first group, no worker is in one
         self.crash_times = self.crash_after.tolist()
         self.held_first = [-1] * self.n_workers  # the mirror of the two versions each worker holds
         self.held_second = [-1] * self.n_workers
@@ -324,10 +329,10 @@ class SimServer(ServerCore):
             point = self._point_ref(version)
         entry = (job_id, job, point, None if job.version2 < 0 else self._point_ref(job.version2), job.indices,
                  duration, job.fail, version)
-        if self.running[worker] is None:  # start it now (as _start does)
+        if self.running[worker] is None and (not self.groups_made or self.member_of[worker] < 0):  # start it now
             self.running[worker] = entry
             if duration != math.inf:
-                heapq.heappush(self.heap, (self.clock + duration, self.sequence, worker, job_id))
+                heapq.heappush(self.heap, (self.clock + duration, self.sequence, worker, job_id, None))
                 self.sequence += 1
         else:
             self.queues.setdefault(worker, deque()).append(entry)
@@ -340,8 +345,9 @@ class SimServer(ServerCore):
             return ids
         chosen = np.asarray(workers, dtype=np.int64)
         running, queues = self.running, self.queues
-        simple = (not self.deltas and len(np.unique(chosen)) == count
-                  and all(running[w] is None and w not in queues for w in chosen.tolist()))
+        listed = chosen.tolist()
+        simple = (not self.deltas and len(np.unique(chosen)) == count and (self.member_of[chosen] < 0).all()
+                  and all(running[w] is None for w in listed) and not any(w in queues for w in listed))
         if not simple:  # busy or repeated workers, or deltas: one at a time
             first = self.next_job_id
             for row, worker in enumerate(chosen.tolist()):
@@ -353,7 +359,6 @@ class SimServer(ServerCore):
             indices.shape[1] * (2 if job.kind is _GRAD_DIFF else 1))
         floats = self.dim if (job.kind is _GRAD or job.kind is _GRAD_INDICES or job.kind is _GRAD_DIFF) \
             else self.payload_floats(job)
-        listed = chosen.tolist()
         if self.fixed_times is not None:
             compute = self.compute_array[chosen] * n_grads if n_grads > 0 else np.zeros(count)
             durations = compute + self.comm_array[chosen] * floats
@@ -363,7 +368,7 @@ class SimServer(ServerCore):
         durations = job.wait + durations
         if np.isinf(durations).any():
             self.never_answering.update(chosen[np.isinf(durations)].tolist())
-        fails = (self.clock >= self.crash_after[chosen]).tolist()
+        fails = self.clock >= self.crash_after[chosen]
         sent = self._mirror_many(chosen, job.versions)
         if indices is not None:
             sent = sent + indices.shape[1]
@@ -379,19 +384,31 @@ class SimServer(ServerCore):
         first = self.next_job_id
         self.next_job_id = first + count
         ids[:] = np.arange(first, first + count)
-        finish = (self.clock + durations).tolist()
-        sequence = self.sequence
-        heap, push = self.heap, heapq.heappush
-        rows = [None] * count if indices is None else list(indices)
-        for row, (worker, job_id, duration, fail, finish_time) in enumerate(
-                zip(listed, ids.tolist(), durations.tolist(), fails, finish)):
-            running[worker] = (job_id, job, point, point2, rows[row], duration, fail, job.version)
+        for worker in listed:
             outstanding[worker] += 1
-            if duration != math.inf:
-                push(heap, (finish_time, sequence, worker, job_id))
-                sequence += 1
-        self.sequence = sequence
+        # One group for all these jobs: only its earliest job sits in the heap (runtime.job_groups).
+        group = JobGroup(job, point, point2, job.version, indices, self.clock, chosen, ids, durations, fails,
+                         self.sequence)
+        self.sequence += len(group)
+        self.member_of[chosen] = ids
+        self.groups.append(group)
+        self.groups_made = True
+        group.push_next(self.heap, self.member_of)
         return ids
+
+    def cancel_many(self, workers) -> None:
+        """cancel() for many workers: their group jobs end with one array operation."""
+        chosen = np.asarray(workers, dtype=np.int64)
+        self.member_of[chosen] = -1
+        outstanding, running, queues = self.outstanding, self.running, self.queues
+        for worker in chosen.tolist():
+            if outstanding[worker]:
+                outstanding[worker] = 0
+                running[worker] = None
+                if queues:
+                    queues.pop(worker, None)
+        if self.never_answering:
+            self.never_answering.difference_update(chosen.tolist())
 
     def _mirror(self, worker: int, versions: tuple[int, ...]) -> int:
         """Floats of points sent with a job at `versions`; updates the mirror of the (at most
@@ -451,13 +468,31 @@ class SimServer(ServerCore):
                     return entry[2]
                 if entry[1].version2 == version:
                     return entry[3]
+        for group in self.groups:
+            if group.version == version:
+                return group.point
+            if group.job.version2 == version:
+                return group.point2
         raise KeyError(f"point version {version} is no longer kept (neither current, previous, pinned nor in use)")
+
+    def _take_from(self, group: JobGroup, worker: int, job_id: int) -> tuple | None:
+        """The entry of the group's job just popped (None if cancelled); the group's next job goes in the heap."""
+        position = group.next
+        member_of = self.member_of
+        running = member_of[worker] == job_id
+        if running:
+            member_of[worker] = -1
+        group.next = position + 1
+        group.push_next(self.heap, member_of)
+        if group.next >= len(group) and group.all_finite:
+            self.groups.remove(group)
+        return group.entry(position) if running else None
 
     def _start(self, worker: int, entry: tuple) -> None:
         self.running[worker] = entry
         duration = entry[5]
         if duration != math.inf:
-            heapq.heappush(self.heap, (self.clock + duration, self.sequence, worker, entry[0]))
+            heapq.heappush(self.heap, (self.clock + duration, self.sequence, worker, entry[0], None))
             self.sequence += 1
 
     def cancel(self, worker: int) -> None:
@@ -467,11 +502,13 @@ class SimServer(ServerCore):
             self.running[worker] = None
             self.queues.pop(worker, None)
             self.outstanding[worker] = 0
+            self.member_of[worker] = -1
 
     def _cancel(self, worker: int) -> None:
         self.running[worker] = None
         self.queues.pop(worker, None)
         self.outstanding[worker] = 0
+        self.member_of[worker] = -1
 
     # ----- results
     def _complete(self, worker: int, entry: tuple) -> tuple[Result, int]:
@@ -616,10 +653,15 @@ class SimServer(ServerCore):
                 self.clock = time_limit
                 self.check_time(time_limit)
                 break
-            finish, _, worker, job_id = heappop(heap)
-            entry = running[worker]
-            if entry is None or entry[0] != job_id:
-                continue  # a cancelled job
+            finish, _, worker, job_id, group = heappop(heap)
+            if group is None:
+                entry = running[worker]
+                if entry is None or entry[0] != job_id:
+                    continue  # a cancelled job
+            else:
+                entry = self._take_from(group, worker, job_id)
+                if entry is None:
+                    continue  # a cancelled job
             self.clock = finish
             running[worker] = None
             result, floats = complete(worker, entry)

@@ -67,7 +67,7 @@ class StepAndRestartRuns:
             return None
         job = rule.job
         allowed = (
-            sim.fixed_times is not None and sim.defer and not sim.deltas and not sim.queues
+            sim.fixed_times is not None and sim.defer and not sim.deltas and not sim.queues and not sim.groups
             and job.kind is _GRAD and job.indices is None and job.version2 < 0 and not job.wait
             and job.batch >= 1 and not job.extra_grads and all(math.isinf(t) for t in sim.crash_times)
             and sim.problem.additive_noise(job.batch) is not None
@@ -106,9 +106,11 @@ class StepAndRestartRuns:
         heappop = heapq.heappop
         tops, times, workers, entries = [], [], [], []
         while heap:
-            finish, _, worker, job_id = top = heap[0]
+            finish, _, worker, job_id, group = top = heap[0]
             if finish >= horizon or finish > time_limit:
                 break
+            if group is not None:
+                break  # a job of a group: the per-event path takes it
             heappop(heap)
             entry = running[worker]
             if entry is None or entry[0] != job_id:
@@ -232,7 +234,7 @@ class StepAndRestartRuns:
                 first[worker] = version
             bytes_down_of[worker] += payload
             running[worker] = (job_id, template, new_points[row], None, None, duration, False, version)
-            heappush(heap, (times[row] + duration, sequence, worker, job_id))
+            heappush(heap, (times[row] + duration, sequence, worker, job_id, None))
             job_id += 1
             sequence += 1
         sim.bytes_down += count * payload
