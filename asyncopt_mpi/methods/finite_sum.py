@@ -86,11 +86,13 @@ class ComputeGradient(Collector):
         self.n_samples = n_samples
         self.block = block
         self.collected = np.zeros(n_samples, dtype=bool)
+        self.missing: np.ndarray | None = None  # indices not collected yet (kept while none is added)
 
     def start(self, server: Server, version: int) -> None:
         self._begin(server)
         self.version = version
         self.collected[:] = False
+        self.missing = None
         self.order = self.rng.permutation(self.n_samples)
         first = len(self.workers) * self.block
         if first <= self.n_samples:  # every worker gets a fresh block: one call
@@ -107,7 +109,9 @@ class ComputeGradient(Collector):
             indices = self.order[self.handed_out : self.handed_out + self.block]
             self.handed_out += len(indices)
         else:
-            missing = np.flatnonzero(~self.collected)
+            if self.missing is None:  # recomputed only after the collected set changed
+                self.missing = np.flatnonzero(~self.collected)
+            missing = self.missing
             indices = self.rng.choice(missing, size=min(self.block, missing.size), replace=False)
         self._give(server, worker, Job(JobKind.GRAD_INDICES, self.version, indices=indices))
 
@@ -120,6 +124,7 @@ class ComputeGradient(Collector):
         if accepted:
             self.sum.add(result, len(indices))  # the result is the mean over its indices
             self.collected[indices] = True
+            self.missing = None
             self.count += len(indices)
         if self.count == self.n_samples:
             self._finish(server)

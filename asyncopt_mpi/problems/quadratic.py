@@ -97,14 +97,22 @@ class QuadraticProblem(Problem):
     def _build_finite_sum(self, m: int, lam: float, mu: float, seed: int) -> None:
         """Per-sample diagonals (m, d) / (m, d-1) and b scales (m,), shifted so the mean has lambda_min = mu."""
         rng = np.random.default_rng(seed)
-        main = self._main * (1 + lam * rng.standard_normal((m, self.dim)))
-        off = self._off * (1 + lam * rng.standard_normal((m, self.dim - 1)))
+        # main = base * (1 + lam * Z), computed in place (the same operations, no m x d temporaries).
+        main = rng.standard_normal((m, self.dim))
+        main *= lam
+        main += 1
+        main *= self._main
+        off = rng.standard_normal((m, self.dim - 1))
+        off *= lam
+        off += 1
+        off *= self._off
         # b has one nonzero coordinate, so b_j = b * (1 + lam * nu_j) is stored as one scale per sample.
         self._b_scale = 1 + lam * rng.standard_normal(m)
         mean_main, mean_off = main.mean(axis=0), off.mean(axis=0)
         lowest = scipy.linalg.eigvalsh_tridiagonal(mean_main, mean_off, select="i", select_range=(0, 0))[0]
         shift = mu - lowest
-        self._sample_main = main + shift
+        main += shift
+        self._sample_main = main
         self._sample_off = off
         # The full problem is the mean of the f_j: replace the base matrix by the mean one.
         self._main = mean_main + shift
