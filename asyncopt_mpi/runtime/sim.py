@@ -37,6 +37,7 @@ from .sim_runs import StepAndRestartRuns
 from .worker import WorkerContext
 
 BLOCK = 1024  # deferred steps or sum terms computed in one block at most
+GROUPS_ENABLED = True  # tests turn job groups off to compare with one entry per job
 NOISE_BYTES = 32 * 2**20  # the ring of noise rows drawn at completion and not yet used
 _GRAD, _GRAD_INDICES, _GRAD_DIFF = JobKind.GRAD, JobKind.GRAD_INDICES, JobKind.GRAD_DIFF
 _EAGER, _EXECUTE = -2, -3  # SimResult modes besides a noise row >= 0 (or -1: noise-free gradient)
@@ -346,8 +347,9 @@ class SimServer(ServerCore):
         chosen = np.asarray(workers, dtype=np.int64)
         running, queues = self.running, self.queues
         listed = chosen.tolist()
-        simple = (not self.deltas and len(np.unique(chosen)) == count and (self.member_of[chosen] < 0).all()
-                  and all(running[w] is None for w in listed) and not any(w in queues for w in listed))
+        simple = (GROUPS_ENABLED and not self.deltas and len(np.unique(chosen)) == count
+                  and (self.member_of[chosen] < 0).all() and all(running[w] is None for w in listed)
+                  and not any(w in queues for w in listed))
         if not simple:  # busy or repeated workers, or deltas: one at a time
             first = self.next_job_id
             for row, worker in enumerate(chosen.tolist()):
