@@ -3,8 +3,8 @@ per MPI result against a bare Testsome loop, and peak RSS against recorded event
 
 Each function takes (directory, quick) and returns Markdown lines, like the other sections
 of benchmarks/run.py. Ratios come from runs alternated in the same benchmark run; the old
-core's rates (commit 9bbab50, before the lean event core) were measured on this machine
-with `python benchmarks/sim_speed.py --only-code --code /tmp/old ...` and are kept below.
+core (commit 9bbab50, before the lean event core) is unpacked from the git history and run
+side by side (its rates measured here earlier are kept below for a checkout without history).
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ import sys
 import numpy as np
 
 from rss_events import peak_rss
-from sim_speed import against_floor, run_sim
+from sim_speed import against_code, against_floor, run_sim
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+OLD_COMMIT = "9bbab50"  # the simulator before issue 17's event core
 PYTHON = sys.executable
 
-# events/s of 9bbab50 here (median of 3, 2026-11-29, 2 cores shared with other jobs)
+# events/s of 9bbab50 here (median of 3, 2026-11-29, 2 cores shared with other jobs), used without git history
 OLD_CORE = {("rennala", 10_000, 100): 67_825, ("freya", 10_000, 1000): 5_740}
 OLD_FLOOR_RATIO = {1000: 0.31, 10_000: 0.32, 100_000: 0.22}
 
@@ -37,15 +39,30 @@ def simulator_vs_floor(directory: str, quick: bool) -> list[str]:
     return lines
 
 
+def _old_core(directory: str) -> str | None:
+    """The package at OLD_COMMIT, unpacked from this repository's history (None without git or history)."""
+    target = os.path.join(directory, "old-core")
+    os.makedirs(target, exist_ok=True)
+    archive = subprocess.run(["git", "-C", ROOT, "archive", OLD_COMMIT, "asyncopt_mpi"], capture_output=True)
+    if archive.returncode:
+        return None
+    subprocess.run(["tar", "-x", "-C", target], input=archive.stdout, check=True)
+    return target
+
+
 def simulator_vs_old_core(directory: str, quick: bool) -> list[str]:
     if quick:
         return ["(skipped in quick mode)"]
+    code = _old_core(directory)
     lines = ["| method | n | d | events/s now | events/s at 9bbab50 | speed-up |", "|---|---|---|---|---|---|"]
-    for (case, n, d), old in OLD_CORE.items():
+    for (case, n, d), kept in OLD_CORE.items():
         events = 300_000 if case == "rennala" else 40_000
-        rates = [run_sim(case, n, d, events, os.path.join(directory, f"core-{case}-{r}.h5"))["rate"] for r in range(3)]
-        rate = float(np.median(rates))
-        lines.append(f"| {case} | {n:,} | {d} | {rate:,.0f} | {old:,} | {rate / old:.2f}x |")
+        if code is None:  # no history to run the old core from: its rate measured here earlier
+            now, old = float(np.median([run_sim(case, n, d, events, os.path.join(directory, f"core-{case}-{r}.h5"))
+                                        ["rate"] for r in range(3)])), kept
+        else:  # alternated runs of both, as everywhere else
+            now, old = against_code(case, n, d, events, 3, code, directory)
+        lines.append(f"| {case} | {n:,} | {d} | {now:,.0f} | {old:,.0f}{'' if code else ' (kept)'} | {now / old:.2f}x |")
     return lines
 
 
