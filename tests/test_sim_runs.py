@@ -7,16 +7,10 @@ communication times and resumes that cut or shape a run.
 
 from __future__ import annotations
 
-import contextlib
-import io
-
-import h5py
-import numpy as np
 import pytest
 
-from asyncopt_mpi.config import load_config
 from asyncopt_mpi.runtime import sim_runs
-from asyncopt_mpi.runtime.session import prepare_resume, run_sim
+from same_files import assert_same_files, simulate
 
 BASE = ["problem.dim=30", "problem.noise=0.01", "workers.n=60", "workers.compute=sqrt", "method.lr=0.02"]
 CASES = {
@@ -30,38 +24,13 @@ CASES = {
 }
 
 
-def _datasets(path) -> dict[str, np.ndarray]:
-    found = {}
-    with h5py.File(path, "r") as handle:
-        handle.visititems(lambda name, item: found.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset) else None)
-    return found
-
-
-def _run(path, overrides: list[str], resume: bool = False) -> None:
-    if resume:
-        config, point = prepare_resume(str(path), overrides, "sim")
-    else:
-        config, point = load_config(None, overrides + [f"output.path={path}"], method="async_sgd", backend="sim"), None
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert run_sim(config, point) == 0
-
-
-def _same_files(first, second) -> int:
-    a, b = _datasets(first), _datasets(second)
-    assert sorted(a) == sorted(b)
-    for name in a:
-        assert a[name].shape == b[name].shape, name
-        assert np.array_equal(a[name], b[name], equal_nan=a[name].dtype.kind == "f"), f"{name} differs"
-    return len(a["events/time"])
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_runs_give_the_per_event_files_bit_for_bit(tmp_path, monkeypatch, case):
     overrides = BASE + CASES[case]
-    _run(tmp_path / "runs.h5", overrides)
+    assert simulate(tmp_path / "runs.h5", "async_sgd", overrides) == 0
     monkeypatch.setattr(sim_runs, "RUNS_ENABLED", False)
-    _run(tmp_path / "events.h5", overrides)
-    assert _same_files(tmp_path / "runs.h5", tmp_path / "events.h5") >= 1000
+    assert simulate(tmp_path / "events.h5", "async_sgd", overrides) == 0
+    assert assert_same_files(tmp_path / "runs.h5", tmp_path / "events.h5") >= 1000
 
 
 def test_runs_are_taken_and_a_rule_less_method_keeps_the_per_event_path(monkeypatch, tmp_path):
@@ -73,10 +42,10 @@ def test_runs_are_taken_and_a_rule_less_method_keeps_the_per_event_path(monkeypa
         return original(self, times, workers, entries)
 
     monkeypatch.setattr(sim_runs.StepAndRestartRuns, "_apply", counting)
-    _run(tmp_path / "pure.h5", BASE + ["stop.gradients=3000"])
+    assert simulate(tmp_path / "pure.h5", "async_sgd", BASE + ["stop.gradients=3000"]) == 0
     assert sum(taken) > 2500 and max(taken) > sim_runs.MIN_RUN  # most results came in runs
     taken.clear()
-    _run(tmp_path / "random.h5", BASE + ["stop.gradients=3000", "method.assign=random"])
+    assert simulate(tmp_path / "random.h5", "async_sgd", BASE + ["stop.gradients=3000", "method.assign=random"]) == 0
     assert not taken  # random assignment is not one rule for every result
 
 
@@ -84,6 +53,6 @@ def test_a_resumed_run_with_runs_equals_one_without(tmp_path, monkeypatch):
     overrides = BASE + ["stop.time=20", "output.snapshot_every=1"]
     for name, enabled in (("runs", True), ("events", False)):
         monkeypatch.setattr(sim_runs, "RUNS_ENABLED", enabled)
-        _run(tmp_path / f"{name}.h5", overrides)
-        _run(tmp_path / f"{name}.h5", ["stop.time=45"], resume=True)
-    _same_files(tmp_path / "runs.h5", tmp_path / "events.h5")
+        assert simulate(tmp_path / f"{name}.h5", "async_sgd", overrides) == 0
+        assert simulate(tmp_path / f"{name}.h5", "async_sgd", ["stop.time=45"], resume=True) == 0
+    assert_same_files(tmp_path / "runs.h5", tmp_path / "events.h5")
