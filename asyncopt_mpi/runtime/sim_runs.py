@@ -28,6 +28,7 @@ MAX_RUN = 1024  # events per run at most
 BANK_BYTES = 64 * 2**20  # noise rows drawn ahead per worker, at most this much in all
 BANK_ROWS = 16  # rows a worker draws in one call (one call for k rows gives the numbers of k calls)
 MIN_RUN = 4  # shorter runs go through the per-event path (the same numbers, less set-up)
+RUNS_ENABLED = True  # tests turn runs off to compare with the per-event path
 _GRAD = JobKind.GRAD
 
 
@@ -75,8 +76,9 @@ class StepAndRestartRuns:
         if not allowed:
             return None
         runs = cls(sim, rule)
-        # Every job is then one the rule restarts, so no other draw ever meets the bank.
-        if not all(entry is None or runs._ours(entry) for entry in sim.running):
+        # Every job is then one the rule restarts (so no other draw ever meets the bank), and ends.
+        if not all(entry is None or runs._ours(entry) for entry in sim.running) or runs.shortest <= 0 \
+                or not math.isfinite(max(runs.durations)):
             return None
         if runs.bank is not None:
             sim.draw_noise = runs.draw
@@ -240,5 +242,3 @@ class StepAndRestartRuns:
         sim.bytes_down += count * payload
         sim.next_job_id, sim.sequence = job_id, sequence
 
-
-RUNS_ENABLED = True  # tests turn runs off to compare with the per-event path
