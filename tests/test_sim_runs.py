@@ -56,3 +56,36 @@ def test_a_resumed_run_with_runs_equals_one_without(tmp_path, monkeypatch):
         assert simulate(tmp_path / f"{name}.h5", "async_sgd", overrides) == 0
         assert simulate(tmp_path / f"{name}.h5", "async_sgd", ["stop.time=45"], resume=True) == 0
     assert_same_files(tmp_path / "runs.h5", tmp_path / "events.h5")
+
+
+def test_a_method_written_with_the_public_api_gets_runs_with_the_same_numbers(tmp_path, monkeypatch):
+    import asyncopt_mpi as ao
+
+    class PlainAsyncSGD(ao.Method):  # README "Writing a method", "One rule for every result"
+        name = "plain_async_sgd_with_rule"
+        description = "every gradient applied on arrival, said once as a rule"
+
+        def start(self, server):
+            for worker in range(server.n_workers):
+                server.assign(worker, ao.Job(ao.JobKind.GRAD, server.version, self.batch))
+
+        def on_result(self, server, worker, result):
+            server.step(result, self.lr, grads_used=result.n_grads, max_delay=result.delay)
+            server.assign(worker, ao.Job(ao.JobKind.GRAD, server.version, self.batch))
+            return True
+
+        def every_result(self, server):
+            return ao.StepAndRestart(self.lr, ao.Job(ao.JobKind.GRAD, -1, self.batch))
+
+    from asyncopt_mpi.methods import METHODS, ORIGINS
+
+    ao.register_method(PlainAsyncSGD)
+    try:
+        overrides = BASE + ["stop.gradients=4000", "output.snapshot_every=1"]
+        assert simulate(tmp_path / "runs.h5", PlainAsyncSGD.name, overrides) == 0
+        monkeypatch.setattr(sim_runs, "RUNS_ENABLED", False)
+        assert simulate(tmp_path / "events.h5", PlainAsyncSGD.name, overrides) == 0
+        assert assert_same_files(tmp_path / "runs.h5", tmp_path / "events.h5") == 4000
+    finally:  # other tests list the registered methods
+        METHODS.pop(PlainAsyncSGD.name, None)
+        ORIGINS.pop(PlainAsyncSGD.name, None)
