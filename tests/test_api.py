@@ -33,8 +33,9 @@ def _config(tmp_path, name: str = "run", **sections) -> dict:
 
 
 def test_the_public_names_are_exported():
-    for name in ("Method", "Problem", "Job", "JobKind", "Result", "Server", "VectorSum", "register_method", "register_problem",
-                 "load_config", "run", "load", "RunResult", "ConfigError", "DataError", "__version__"):
+    for name in ("Method", "Problem", "Job", "JobKind", "Result", "Server", "StepAndRestart", "VectorSum",
+                 "register_method", "register_problem", "load_config", "run", "load", "RunResult", "ConfigError",
+                 "DataError", "__version__"):
         assert hasattr(ao, name), name
     assert "Example" in ao.__doc__ or "::" in ao.__doc__
 
@@ -246,3 +247,11 @@ def test_the_module_docstring_example_runs(tmp_path, monkeypatch, capsys):
     assert printed[-1] == "completed" and float(printed[0]) < 0.1
     loaded = ao.load(tmp_path / "plain.h5")
     assert loaded.method == "plain_async_sgd" and loaded.plugins == []  # exec'd code: nothing to import again
+
+
+def test_an_in_process_run_leaves_the_garbage_collector_as_it_was(tmp_path):
+    import gc
+
+    before = gc.get_threshold()
+    ao.run(_config(tmp_path, "collector"))  # the simulator's loop collects less often while it runs
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0 and gc.isenabled()

@@ -32,6 +32,7 @@ from ..methods.base import Job, JobKind, Result
 from ..methods.vectors import VectorSum, as_vector
 from .points import DELTA_LOG
 from .server import FLOAT_BYTES, ServerCore, StopReason
+from .collector import fewer_collections
 from .job_groups import JobGroup
 from .sim_runs import StepAndRestartRuns
 from .worker import WorkerContext
@@ -628,6 +629,15 @@ class SimServer(ServerCore):
     def run(self) -> None:
         """Advance the clock from event to event until a stop rule fires or no work is left."""
         time_limit = math.inf if self.stop_rules.time is None else self.stop_rules.time
+        self.start()
+        runs = StepAndRestartRuns.for_method(self)
+        with fewer_collections():
+            self._loop(runs, time_limit)
+        self.flush()
+        self.final_snapshot()
+
+    def _loop(self, runs: StepAndRestartRuns | None, time_limit: float) -> None:
+        """Events until a stop rule fires or no work is left; runs of results where the method allows them."""
         heap = self.heap
         running = self.running
         queues = self.queues
@@ -635,8 +645,6 @@ class SimServer(ServerCore):
         complete = self._complete
         deliver = self.deliver
         signals = self.signals
-        self.start()
-        runs = StepAndRestartRuns.for_method(self)
         while self.stop_reason is None:
             if signals.received is not None:
                 self.check_signal()
@@ -673,5 +681,3 @@ class SimServer(ServerCore):
                 if queue:
                     self._start(worker, queue.popleft())
             deliver(worker, result, floats)
-        self.flush()
-        self.final_snapshot()
