@@ -353,7 +353,7 @@ class SimServer(ServerCore):
                   and not any(w in queues for w in listed))
         if not simple:  # busy or repeated workers, or deltas: one at a time
             first = self.next_job_id
-            for row, worker in enumerate(chosen.tolist()):
+            for row, worker in enumerate(listed):
                 self.assign(worker, job.copy(None if indices is None else indices[row]))
             ids[:] = np.arange(first, first + count)
             return ids
