@@ -37,7 +37,8 @@ plugin (`plugins=[...]`, `--plugin`, a `[plugins]` table or an entry point); see
 "Writing a method", "Writing a problem" and "Plugins".
 
 A method that treats every result alike may also return that rule from `every_result` (a
-`StepAndRestart`): the simulator then takes many results per pass, with the same numbers.
+`StepAndRestart`): the simulator then takes many results per pass and the MPI server applies
+it without a method call per message, with the same numbers.
 """
 
 __version__ = "0.1.0"

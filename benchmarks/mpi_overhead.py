@@ -9,7 +9,7 @@ is not counted, in either loop.
 - bare: one persistent receive per worker into a preallocated buffer, Testsome over them;
   per result: x <- x - lr g (axpy), re-arm the receive, copy x into the worker's send
   buffer and Isend it.
-- asyncopt: `asyncopt run --method async_sgd` with its server's result handler timed.
+- asyncopt: `asyncopt run --method async_sgd` with its server's handler of what one Testsome returned timed.
 
     mpiexec -n 5 python benchmarks/mpi_overhead.py bare 1000 20000
     mpiexec -n 5 python benchmarks/mpi_overhead.py asyncopt 1000 20000 OUT.h5
@@ -81,15 +81,15 @@ def asyncopt(dim: int, results: int, path: str) -> None:
     from asyncopt_mpi.runtime import mpi
 
     spent = [0.0, 0]
-    handle = mpi.MpiServer._on_result
+    handle = mpi.MpiServer._on_arrivals
 
-    def timed(self, worker: int) -> None:
+    def timed(self, ready: list[int]) -> None:
         started = time.thread_time()
-        handle(self, worker)
+        handle(self, ready)
         spent[0] += time.thread_time() - started
-        spent[1] += 1
+        spent[1] += len(ready)
 
-    mpi.MpiServer._on_result = timed
+    mpi.MpiServer._on_arrivals = timed
     args = ["run", "--quiet", "--method", "async_sgd", "--output", path]
     for item in (f"problem.dim={dim}", "problem.noise=0.01", "method.lr=1e-4", "workers.compute=fixed",
                  "workers.compute_scale=0", f"stop.gradients={results}", "output.snapshot_every=1e9"):

@@ -183,10 +183,11 @@ class Method:
     def every_result(self, server: Server) -> StepAndRestart | None:
         """The one rule this method applies to every result from now on, if it has one (None: it does not).
 
-        Optional. Asked by the simulator after `start` (and after `load_state`); when it gets a
-        rule, it applies it to runs of results at once, with the same numbers as calling
-        `on_result` for each, which it then does not call. Return a rule only if on_result
-        would do exactly that and keep no state of its own.
+        Optional. Asked by both runtimes after `start` (and after `load_state`); when they get
+        a rule, the simulator applies it to runs of results at once and the MPI server to each
+        result directly, with the same numbers as calling `on_result` for each, which they then
+        do not call. Return a rule only if on_result would do exactly that and keep no state of
+        its own.
         """
         return None
 

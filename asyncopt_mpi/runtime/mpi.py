@@ -33,6 +33,7 @@ from .protocol import (
     R_FINGERPRINT, R_SLEEP, R_VERSION, C_THROUGH, S_CANCELS_SENT, S_FAILED, S_JOBS_SENT, Msg, Notice, Tag, decode_job,
     encode_bye, encode_cancel, encode_cancelled, encode_job, encode_job_into, encode_stop, fill_result,
 )
+from .mpi_rule import RulePath
 from .points import apply_delta
 from .server import HELD_VERSIONS, ServerCore
 from .signals import SignalWatch
@@ -92,6 +93,7 @@ class MpiServer(ServerCore):
         self.sends: list[MPI.Request] = []
         self.send_refs: list[tuple[np.ndarray, int | None]] = []
         self.backoff = Backoff(maximum=1e-3)
+        self.rule_slots: list[list[list]] = []  # the job messages of RulePath, per worker
 
     def now(self) -> float:
         return self.time_offset + time.monotonic() - self.t0
@@ -137,7 +139,13 @@ class MpiServer(ServerCore):
         return slot
 
     def _job_requests(self) -> list[MPI.Request]:
-        return [slot[1] for pool in self.job_buffers for slot in pool if slot[1] is not None]
+        pools = [*self.job_buffers, *self.rule_slots]
+        return [slot[1] for pool in pools for slot in pool if slot[1] is not None]
+
+    def _free_rule_sends(self) -> None:
+        for pool in self.rule_slots:
+            for slot in pool:
+                slot[1].Free()
 
     def _cancel(self, worker: int) -> None:
         """Tell the worker to abandon its jobs so far; each still answers, and those answers are dropped."""
@@ -206,7 +214,10 @@ class MpiServer(ServerCore):
             request.Start()
         self.t0 = self.event_clock = time.monotonic()
         self.start()
-        requests, statuses, backoff, n = self.all_requests, self.statuses, self.backoff, self.n_workers
+        rule_path = RulePath.for_server(self)
+        if rule_path is not None:
+            self._on_result = rule_path.on_result  # every result takes the rule's direct path
+        requests, statuses, backoff = self.all_requests, self.statuses, self.backoff
         signals = self.signals
         testsome = MPI.Request.Testsome
         while not self.stopping:
@@ -215,17 +226,8 @@ class MpiServer(ServerCore):
                 break
             ready = testsome(requests, statuses)  # every result that has arrived, handled in one turn
             if ready:
-                self.event_clock = time.monotonic()
-                for position, index in enumerate(ready):
-                    if index == n:
-                        self._on_notice(statuses[position])
-                    elif self.stopping:  # the run ended in this turn: later results are dropped
-                        self.requests[index].Start()
-                    else:
-                        self._on_result(index)
+                self._on_arrivals(ready)
                 backoff.reset()
-                if len(self.sends) > 4 * n:
-                    self._reap_sends()
                 continue
             now = self.now()
             if self.check_time(now):
@@ -236,6 +238,20 @@ class MpiServer(ServerCore):
                 self._reap_sends()
             self._idle(backoff)
         self.final_snapshot()
+
+    def _on_arrivals(self, ready: list[int]) -> None:
+        """Handle every message Testsome returned (indices into all_requests), in order."""
+        self.event_clock = time.monotonic()
+        n, statuses = self.n_workers, self.statuses
+        for position, index in enumerate(ready):
+            if index == n:
+                self._on_notice(statuses[position])
+            elif self.stop_reason is not None:  # the run ended in this turn: later results are dropped
+                self.requests[index].Start()
+            else:
+                self._on_result(index)
+        if len(self.sends) > 4 * n:
+            self._reap_sends()
 
     def _on_result(self, worker: int) -> None:
         buffer = self.recv_buffers[worker]
@@ -313,7 +329,8 @@ class MpiServer(ServerCore):
             backoff.sleep()
         if not waiting:
             pending = self.sends + self._job_requests()
-            poll(lambda: MPI.Request.Testall(pending), timeout=grace)
+            if poll(lambda: MPI.Request.Testall(pending), timeout=grace):
+                self._free_rule_sends()
             self._reap_sends()
         self.control_request.Cancel()
         _wait(self.control_request, timeout=1.0)

@@ -99,6 +99,24 @@ class PointStore:
             self.release(released)
         return version
 
+    def publish_buffer(self, x: np.ndarray) -> int:
+        """publish() for a buffer from new_buffer() the caller has filled: no checks, no delta (the hot path)."""
+        x.flags.writeable = False
+        version = self.current + 1
+        self._points[version] = x
+        self._refs[version] = 1
+        released, self.previous, self.current = self.previous, self.current, version
+        if released is not None:
+            refs = self._refs[released] - 1
+            if refs:
+                self._refs[released] = refs
+            else:
+                del self._refs[released]
+                buffer = self._points.pop(released)
+                if len(self._pool) < POOL_SIZE and buffer.base is None:
+                    self._pool.append(buffer)
+        return version
+
     def acquire(self, version: int) -> None:
         self._refs[version] += 1
 

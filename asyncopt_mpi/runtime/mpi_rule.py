@@ -1,0 +1,157 @@
+"""The MPI server's direct path for a method's StepAndRestart rule: no Result, Job or method call per message.
+
+The rule says what `on_result` would do with every result: x <- x - scale * g, then the same
+job again for the same worker at the new point. So the server does exactly that, with the
+bookkeeping of `ServerCore.deliver`, `assign` and `MpiServer._dispatch` written out once for
+this one case: the restart's job header is the same every time but for six slots, written
+into a per-worker buffer that carries the new point after it and goes out on a persistent
+send. Any other message (a goodbye, an answer to a cancelled job, a point rebuilt from deltas)
+takes the general path.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from ..methods.base import JobKind, StepAndRestart
+from .protocol import (
+    HEADER, J_ATTACHED, J_DURATION, J_FAIL, J_FINISH, J_ID, J_VERSION, R_DURATION, R_FINGERPRINT, R_ID, R_MSG,
+    R_N_GRADS, R_N_VALUES, R_OVERRUN, R_SLEEP, R_VERSION, Msg, Tag, encode_job,
+)
+from .server import FLOAT_BYTES, HELD_VERSIONS, StopReason
+
+_GRAD = JobKind.GRAD
+_RESULT, _JOB = float(Msg.RESULT), int(Tag.JOB)
+
+
+class RulePath:
+    """Handles each result of a StepAndRestart method on the MPI server (see the module doc)."""
+
+    def __init__(self, server, rule: StepAndRestart):
+        job = rule.job
+        self.server = server
+        self.general = server._on_result  # everything the rule does not cover
+        self.scale = rule.scale
+        self.columns = tuple(float(rule.columns.get(name, math.nan)) for name in server.method.trace_columns)
+        self.payload = server.payload_floats(job)
+        self.n_grads = job.n_grads
+        self.wait = job.wait
+        timing = server.timing
+        # With fixed times and no faults every restart of a worker takes the same time (no draw).
+        self.durations = None
+        if timing.distribution == "fixed" and timing.comm_range is None and not timing.faults:
+            self.durations = [job.wait + timing.job_time(worker, job.n_grads, self.payload, 0.0, None)
+                              for worker in range(server.n_workers)]
+        self.crash_times = server.crash_after.tolist()
+        stats = server.stats
+        self.sleep_time_of, self.overrun_time_of, self.bytes_down_of = (
+            stats["sleep_time"], stats["overrun_time"], stats["bytes_down"])
+        self.point_bytes = FLOAT_BYTES * server.dim
+        self.header = encode_job(job, [(0, -1)], point=np.zeros(server.dim))  # the fixed slots of every restart
+        server.rule_slots = [[] for _ in range(server.n_workers)]
+
+    @classmethod
+    def for_server(cls, server) -> "RulePath | None":
+        """The path for the method's rule, if it states one and its job travels in one packed message."""
+        rule = server.method.every_result(server)
+        if type(rule) is not StepAndRestart or not server.packed or server.points.deltas:
+            return None
+        job = rule.job
+        if job.kind is not _GRAD or job.indices is not None or job.version2 >= 0:
+            return None
+        return cls(server, rule)
+
+    def on_result(self, worker: int) -> None:
+        server = self.server
+        buffer = server.recv_buffers[worker]
+        header = buffer[:HEADER].tolist()
+        if header[R_MSG] != _RESULT or header[R_ID] <= server.cancelled_through[worker] or header[R_FINGERPRINT] >= 0:
+            self.general(worker)
+            return
+        try:
+            self._apply(server, worker, buffer, header)
+        finally:
+            server.requests[worker].Start()  # the payload is used: the buffer may take the next message
+
+    def _apply(self, server, worker: int, buffer: np.ndarray, header: list[float]) -> None:
+        """deliver(): the result's bookkeeping, the rule's step and restart, the rows, the stop rules."""
+        finishes = server.finishes[worker]
+        finishes.popleft()
+        if finishes:
+            server._set_due(worker, finishes[0])
+        else:
+            server.due[worker] = math.inf
+        now = server.time_offset + time.monotonic() - server.t0  # server.now()
+        points = server.points
+        version = int(header[R_VERSION])
+        delay = points.current - version
+        n_grads = int(header[R_N_GRADS])
+        n_bytes = FLOAT_BYTES * int(header[R_N_VALUES])
+        server.outstanding[worker] -= 1
+        server.grads_received += n_grads
+        server.bytes_up += n_bytes
+        server.jobs_of[worker] += 1
+        server.grads_of[worker] += n_grads
+        server.busy_time_of[worker] += header[R_DURATION]
+        server.bytes_up_of[worker] += n_bytes
+        self.sleep_time_of[worker] += header[R_SLEEP]
+        self.overrun_time_of[worker] += header[R_OVERRUN]
+        x_next = points.new_buffer()
+        np.multiply(buffer[HEADER : HEADER + server.dim], -self.scale, out=x_next)
+        x_next += points.get(points.current)
+        new_version = points.publish_buffer(x_next)
+        server.writer.trace((now, new_version, n_grads, delay, server.bytes_up, server.bytes_down, *self.columns))
+        if new_version >= server.iteration_limit:
+            server.stop(StopReason.ITERATIONS, f"stop.iterations = {server.stop_rules.iterations} reached")
+        if server.stop_reason is None:
+            self._restart(server, worker, new_version, x_next, now)
+        server.writer.event((now, worker, _GRAD, version, delay, True))
+        server.after_results(now, 1)
+
+    def _restart(self, server, worker: int, version: int, point: np.ndarray, now: float) -> None:
+        """assign() and _dispatch() of the rule's job at `version`, a point no worker holds yet."""
+        job_id = server.next_job_id
+        server.next_job_id += 1
+        if self.durations is not None:
+            duration = self.durations[worker]
+        else:
+            duration = self.wait + server.timing.job_time(worker, self.n_grads, self.payload, now,
+                                                          server.timing_rngs[worker])
+        if duration == math.inf:
+            server.never_answering.add(worker)
+        held = server.held[worker]  # the mirror of the worker's points, as _attach keeps it
+        if len(held) >= HELD_VERSIONS:
+            del held[0]
+        held.append(version)
+        server.bytes_down += self.point_bytes
+        self.bytes_down_of[worker] += self.point_bytes
+        server.outstanding[worker] += 1
+        finish = max(server.event_clock, server.busy_until[worker]) + duration
+        server.busy_until[worker] = finish
+        message, send = self._slot(server, worker)
+        message[HEADER:] = point
+        message[J_ID] = job_id
+        message[J_VERSION] = message[J_ATTACHED] = version
+        message[J_DURATION] = duration
+        message[J_FINISH] = finish if server.shared_clock[worker] else -1.0
+        message[J_FAIL] = now >= self.crash_times[worker]
+        send.Start()
+        server.jobs_sent[worker] += 1
+        finishes = server.finishes[worker]
+        finishes.append(finish)
+        if len(finishes) == 1:
+            server._set_due(worker, finish)
+
+    def _slot(self, server, worker: int) -> list:
+        """A [message, persistent send] of the worker whose previous send has completed (a new one if none)."""
+        pool = server.rule_slots[worker]
+        for slot in pool:
+            if slot[1].Test():  # an inactive persistent request tests complete
+                return slot
+        message = self.header.copy()
+        slot = [message, server.comm.Send_init(message, worker + 1, _JOB)]
+        pool.append(slot)
+        return slot
