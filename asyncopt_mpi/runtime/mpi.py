@@ -57,6 +57,8 @@ def _wait(request: MPI.Request, backoff: Backoff | None = None, timeout: float |
 
 
 class MpiServer(ServerCore):
+    housekeeping_every = 8  # results between looks at the wall clock (each costs microseconds; idle turns look too)
+
     def __init__(self, *args, comm: MPI.Comm, hosts: list[str], **kwargs):
         super().__init__(*args, **kwargs)
         self.comm = comm

@@ -65,19 +65,13 @@ class RulePath:
         return cls(server, rule)
 
     def on_result(self, worker: int) -> None:
+        """deliver() for one result: its bookkeeping, the rule's step and restart, the rows, the stop rules."""
         server = self.server
         buffer = server.recv_buffers[worker]
         header = buffer[:HEADER].tolist()
         if header[R_MSG] != _RESULT or header[R_ID] <= server.cancelled_through[worker] or header[R_FINGERPRINT] >= 0:
             self.general(worker)
             return
-        try:
-            self._apply(server, worker, buffer, header)
-        finally:
-            server.requests[worker].Start()  # the payload is used: the buffer may take the next message
-
-    def _apply(self, server, worker: int, buffer: np.ndarray, header: list[float]) -> None:
-        """deliver(): the result's bookkeeping, the rule's step and restart, the rows, the stop rules."""
         finishes = server.finishes[worker]
         finishes.popleft()
         if finishes:
@@ -99,15 +93,15 @@ class RulePath:
         server.bytes_up_of[worker] += n_bytes
         self.sleep_time_of[worker] += header[R_SLEEP]
         self.overrun_time_of[worker] += header[R_OVERRUN]
-        x_next = points.new_buffer()
-        np.multiply(buffer[HEADER : HEADER + server.dim], -self.scale, out=x_next)
-        x_next += points.get(points.current)
-        new_version = points.publish_buffer(x_next)
+        try:
+            new_version = points.step_alone(buffer[HEADER : HEADER + server.dim], self.scale)
+        finally:
+            server.requests[worker].Start()  # the payload is used: the buffer may take the next message
         server.writer.trace((now, new_version, n_grads, delay, server.bytes_up, server.bytes_down, *self.columns))
         if new_version >= server.iteration_limit:
             server.stop(StopReason.ITERATIONS, f"stop.iterations = {server.stop_rules.iterations} reached")
         if server.stop_reason is None:
-            self._restart(server, worker, new_version, x_next, now)
+            self._restart(server, worker, new_version, points.get(new_version), now)
         server.writer.event((now, worker, _GRAD, version, delay, True))
         server.after_results(now, 1)
 

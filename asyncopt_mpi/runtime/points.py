@@ -42,6 +42,7 @@ class PointStore:
         self._points: dict[int, np.ndarray] = {version: x0}
         self._refs: dict[int, int] = {version: 1}  # the current point holds one reference
         self._pool: list[np.ndarray] = []
+        self._scratch: np.ndarray | None = None  # step_alone's scale * direction
 
     def __len__(self) -> int:
         """Number of live versions."""
@@ -99,22 +100,33 @@ class PointStore:
             self.release(released)
         return version
 
-    def publish_buffer(self, x: np.ndarray) -> int:
-        """publish() for a buffer from new_buffer() the caller has filled: no checks, no delta (the hot path)."""
+    def step_alone(self, direction: np.ndarray, scale: float) -> int:
+        """Publish x - scale * direction for a caller that asks for no other version (no pairs, no deltas).
+
+        The previous point is let go; the new version takes over the current point's buffer,
+        updated in place, when nothing else refers to it (no pin, no send in flight), else a
+        new buffer. This is the MPI server's StepAndRestart path: two passes over x, no copy.
+        """
+        if self.previous is not None:
+            previous, self.previous = self.previous, None
+            self.release(previous)
+        current = self.current
+        if self._refs[current] != 1 or self.deltas:
+            x = self.new_buffer()
+            np.multiply(direction, -scale, out=x)
+            x += self._points[current]
+            return self.publish(x)
+        if self._scratch is None:
+            self._scratch = np.empty(self.dim)
+        x = self._points.pop(current)
+        del self._refs[current]
+        np.multiply(direction, scale, out=self._scratch)
+        x.flags.writeable = True
+        np.subtract(x, self._scratch, out=x)
         x.flags.writeable = False
-        version = self.current + 1
+        self.current = version = current + 1
         self._points[version] = x
         self._refs[version] = 1
-        released, self.previous, self.current = self.previous, self.current, version
-        if released is not None:
-            refs = self._refs[released] - 1
-            if refs:
-                self._refs[released] = refs
-            else:
-                del self._refs[released]
-                buffer = self._points.pop(released)
-                if len(self._pool) < POOL_SIZE and buffer.base is None:
-                    self._pool.append(buffer)
         return version
 
     def acquire(self, version: int) -> None:
