@@ -2,7 +2,8 @@
 
 Every file the simulator writes with runs must equal, dataset by dataset and bit for bit, the
 file of the per-event path (runs turned off), across the stop rules, snapshots, noise, batches,
-communication times and resumes that cut or shape a run.
+communication times and resumes that cut or shape a run: for async_sgd (a step per result)
+and rennala_sgd (a batch rule: fresh results collected, a step per S of them).
 """
 
 from __future__ import annotations
@@ -24,12 +25,27 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_runs_give_the_per_event_files_bit_for_bit(tmp_path, monkeypatch, case):
-    overrides = BASE + CASES[case]
-    assert simulate(tmp_path / "runs.h5", "async_sgd", overrides) == 0
+RENNALA_CASES = {
+    "gradients+snapshots": ["method.batch=20", "stop.gradients=6000", "output.snapshot_every=0.7"],
+    "iterations": ["method.batch=15", "stop.iterations=150", "output.snapshot_every=3"],
+    "time": ["method.batch=25", "stop.time=40", "output.snapshot_every=1"],
+    "target": ["method.batch=10", "method.lr=0.1", "stop.target=1e-3", "stop.time=500", "output.snapshot_every=0.25"],
+    "no noise": ["problem.noise=0", "method.batch=12", "stop.gradients=6000", "output.snapshot_every=2"],
+    "batch beyond a block": ["method.batch=1500", "stop.gradients=7000", "output.snapshot_every=5"],
+    "communication": ["method.batch=20", "workers.comm=sqrt", "workers.comm_scale=1e-3", "stop.gradients=5000"],
+    "ties, points not cached": ["method.batch=20", "workers.compute=fixed", "workers.compute_scale=0.5",
+                                "workers.cache_points=false", "stop.gradients=5000"],
+}
+ALL_CASES = [("async_sgd", case, CASES[case]) for case in sorted(CASES)] + \
+    [("rennala_sgd", case, RENNALA_CASES[case]) for case in sorted(RENNALA_CASES)]
+
+
+@pytest.mark.parametrize("method, case, overrides", ALL_CASES, ids=[f"{m}: {c}" for m, c, _ in ALL_CASES])
+def test_runs_give_the_per_event_files_bit_for_bit(tmp_path, monkeypatch, method, case, overrides):
+    overrides = BASE + overrides
+    assert simulate(tmp_path / "runs.h5", method, overrides) == 0
     monkeypatch.setattr(sim_runs, "RUNS_ENABLED", False)
-    assert simulate(tmp_path / "events.h5", "async_sgd", overrides) == 0
+    assert simulate(tmp_path / "events.h5", method, overrides) == 0
     assert assert_same_files(tmp_path / "runs.h5", tmp_path / "events.h5") >= 1000
 
 
@@ -37,9 +53,9 @@ def test_runs_are_taken_and_a_rule_less_method_keeps_the_per_event_path(monkeypa
     taken = []
     original = sim_runs.StepAndRestartRuns._apply
 
-    def counting(self, times, workers, entries):
+    def counting(self, times, workers, entries, tops):
         taken.append(len(times))
-        return original(self, times, workers, entries)
+        return original(self, times, workers, entries, tops)
 
     monkeypatch.setattr(sim_runs.StepAndRestartRuns, "_apply", counting)
     assert simulate(tmp_path / "pure.h5", "async_sgd", BASE + ["stop.gradients=3000"]) == 0
@@ -49,12 +65,29 @@ def test_runs_are_taken_and_a_rule_less_method_keeps_the_per_event_path(monkeypa
     assert not taken  # random assignment is not one rule for every result
 
 
-def test_a_resumed_run_with_runs_equals_one_without(tmp_path, monkeypatch):
-    overrides = BASE + ["stop.time=20", "output.snapshot_every=1"]
+def test_every_rennala_result_goes_through_batch_runs(monkeypatch, tmp_path):
+    from asyncopt_mpi.runtime import sim_batch_runs
+
+    taken = []
+    original = sim_batch_runs.BatchRuns._apply
+
+    def counting(self, times, workers, entries, tops):
+        done = original(self, times, workers, entries, tops)
+        taken.append(done)
+        return done
+
+    monkeypatch.setattr(sim_batch_runs.BatchRuns, "_apply", counting)
+    assert simulate(tmp_path / "rennala.h5", "rennala_sgd", BASE + ["method.batch=20", "stop.gradients=3000"]) == 0
+    assert sum(taken) == 3000 and max(taken) > 20  # the batch lives in the runs: no result may bypass them
+
+
+@pytest.mark.parametrize("method, extra", [("async_sgd", []), ("rennala_sgd", ["method.batch=20"])])
+def test_a_resumed_run_with_runs_equals_one_without(tmp_path, monkeypatch, method, extra):
+    overrides = BASE + extra + ["stop.time=20", "output.snapshot_every=1"]
     for name, enabled in (("runs", True), ("events", False)):
         monkeypatch.setattr(sim_runs, "RUNS_ENABLED", enabled)
-        assert simulate(tmp_path / f"{name}.h5", "async_sgd", overrides) == 0
-        assert simulate(tmp_path / f"{name}.h5", "async_sgd", ["stop.time=45"], resume=True) == 0
+        assert simulate(tmp_path / f"{name}.h5", method, overrides) == 0
+        assert simulate(tmp_path / f"{name}.h5", method, ["stop.time=45"], resume=True) == 0
     assert_same_files(tmp_path / "runs.h5", tmp_path / "events.h5")
 
 

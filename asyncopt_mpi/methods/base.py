@@ -104,15 +104,24 @@ class Result:
 class StepAndRestart:
     """The rule of a method that treats every result alike (see Method.every_result).
 
-    For each result, in arrival order: x <- x - scale * result.vector (one new version, its
-    trace row holding grads_used = result.n_grads, max_delay = result.delay and `columns`),
-    then the result's worker computes `job` again at that new point (job.version is ignored).
-    This is asynchronous SGD with pure assignment.
+    With `collect` = 1 (asynchronous SGD with pure assignment), for each result in arrival
+    order: x <- x - scale * result.vector (one new version, its trace row holding
+    grads_used = result.n_grads, max_delay = result.delay and `columns`), then the result's
+    worker computes `job` again at that new point (job.version is ignored).
+
+    With `collect` > 1 (Rennala SGD: collect = S, fresh_only = True), each result joins a batch,
+    unless `fresh_only` and it was computed at an older point than the current one (then it
+    is dropped); once the batch holds `collect` gradients or more (counting result.n_grads),
+    x <- x - (scale / g) * sum of result.n_grads * result.vector over the batch, g being its
+    gradients (trace row: grads_used = g, max_delay = the batch's largest delay), and a new
+    batch begins. Either way the worker then computes `job` again at the current point.
     """
 
     scale: float
     job: Job
     columns: dict[str, float] = field(default_factory=dict)
+    collect: int = 1
+    fresh_only: bool = False
 
 
 class Server(Protocol):

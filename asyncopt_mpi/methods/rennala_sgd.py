@@ -9,7 +9,7 @@ S = max(ceil(sigma2/eps), 1) when both are given, else method.batch.
 from __future__ import annotations
 
 from . import register_method
-from .base import Job, JobKind, Method, Result, Server
+from .base import Job, JobKind, Method, Result, Server, StepAndRestart
 from .collect import BatchCollector, batch_from_noise
 
 
@@ -25,6 +25,10 @@ class RennalaSGD(Method):
         self.collector.reset(server.version)
         for worker in range(server.n_workers):
             server.assign(worker, Job(JobKind.GRAD, server.version))
+
+    def every_result(self, server: Server) -> StepAndRestart:
+        """Every result: kept if fresh, a step once S are in, then its worker restarts at the current point."""
+        return StepAndRestart(self.lr, Job(JobKind.GRAD, -1), collect=self.collector.size, fresh_only=True)
 
     def on_result(self, server: Server, worker: int, result: Result) -> bool:
         collector = self.collector

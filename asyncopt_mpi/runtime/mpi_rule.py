@@ -57,8 +57,9 @@ class RulePath:
     def for_server(cls, server) -> "RulePath | None":
         """The path for the method's rule, if it states one and its job travels in one packed message."""
         rule = server.method.every_result(server)
-        if type(rule) is not StepAndRestart or not server.packed or server.points.deltas:
-            return None
+        if type(rule) is not StepAndRestart or rule.collect != 1 or rule.fresh_only or not server.packed \
+                or server.points.deltas:
+            return None  # a batch rule goes through on_result
         job = rule.job
         if job.kind is not _GRAD or job.indices is not None or job.version2 >= 0:
             return None

@@ -34,6 +34,7 @@ from .points import DELTA_LOG
 from .server import FLOAT_BYTES, ServerCore, StopReason
 from .collector import fewer_collections
 from .job_groups import JobGroup
+from .sim_batch_runs import BatchRuns
 from .sim_runs import StepAndRestartRuns
 from .worker import WorkerContext
 
@@ -630,7 +631,7 @@ class SimServer(ServerCore):
         """Advance the clock from event to event until a stop rule fires or no work is left."""
         time_limit = math.inf if self.stop_rules.time is None else self.stop_rules.time
         self.start()
-        runs = StepAndRestartRuns.for_method(self)
+        runs = StepAndRestartRuns.for_method(self) or BatchRuns.for_method(self)
         with fewer_collections():
             self._loop(runs, time_limit)
         self.flush()

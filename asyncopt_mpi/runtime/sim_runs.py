@@ -35,6 +35,8 @@ _GRAD = JobKind.GRAD
 class StepAndRestartRuns:
     """Takes runs of results off the simulator's heap and applies the rule to them (see the module doc)."""
 
+    min_run = MIN_RUN
+
     def __init__(self, sim, rule: StepAndRestart):
         job = rule.job
         self.sim = sim
@@ -64,7 +66,7 @@ class StepAndRestartRuns:
     def for_method(cls, sim) -> "StepAndRestartRuns | None":
         """The runs for the method's rule, if it has one and the run allows them (else None)."""
         rule = sim.method.every_result(sim)
-        if type(rule) is not StepAndRestart or not RUNS_ENABLED:
+        if type(rule) is not StepAndRestart or not RUNS_ENABLED or not cls.handles(rule):
             return None
         job = rule.job
         allowed = (
@@ -84,6 +86,18 @@ class StepAndRestartRuns:
             sim.draw_noise = runs.draw
         return runs
 
+    @staticmethod
+    def handles(rule: StepAndRestart) -> bool:
+        """Whether this class applies the rule (a step per result; BatchRuns takes batches)."""
+        return rule.collect == 1 and not rule.fresh_only
+
+    def most_events(self) -> float:
+        """Events a run may take: it ends with the one that reaches the gradient or iteration limit."""
+        sim = self.sim
+        grads_left = sim.gradient_limit - sim.grads_received
+        return min(self.max_run, sim.iteration_limit - sim.points.current,
+                   math.ceil(grads_left / self.n_grads) if grads_left != math.inf else math.inf)
+
     def _ours(self, entry: tuple) -> bool:
         """Whether the entry's job is one the rule restarts (the method's start() made the first ones)."""
         job = entry[1]
@@ -99,10 +113,7 @@ class StepAndRestartRuns:
         first = heap[0][0]
         horizon = first + self.shortest
         time_limit = sim.time_limit
-        # The run ends with the event that reaches the gradient or iteration limit, or at max_run.
-        grads_left = sim.gradient_limit - sim.grads_received
-        most = min(self.max_run, sim.iteration_limit - sim.points.current,
-                   math.ceil(grads_left / self.n_grads) if grads_left != math.inf else math.inf)
+        most = self.most_events()
         last_snapshot, snapshot_every = sim.last_snapshot_time, sim.snapshot_every
         template = self.template
         heappop = heapq.heappop
@@ -127,21 +138,55 @@ class StepAndRestartRuns:
             if len(times) >= most or finish - last_snapshot >= snapshot_every or finish >= time_limit:
                 break
         count = len(times)
-        if count < MIN_RUN:  # back as they were: the per-event path pops them in the same order
+        if count < self.min_run:  # back as they were: the per-event path pops them in the same order
             for top in tops:
                 heapq.heappush(heap, top)
             return 0
-        self._apply(times, workers, entries)
-        return count
+        return self._apply(times, workers, entries, tops)
 
-    def _apply(self, times: list[float], workers: list[int], entries: list[tuple]) -> None:
-        """The per-event path's effects for a run of `count` results, in the same order and numbers."""
+    def _apply(self, times: list[float], workers: list[int], entries: list[tuple], tops: list[tuple]) -> int:
+        """The per-event path's effects for a run of results, in the same order and numbers; returns the count."""
         sim = self.sim
         count = len(times)
         dim, n_grads = sim.dim, self.n_grads
         points = sim.points
         base = points.current
-        # Results: the workers' noise draws, in event order, into consecutive rows of the ring.
+        rows = self._noise_rows(workers)
+        versions = [entry[7] for entry in entries]
+        bytes_up0, bytes_down0 = sim.bytes_up, sim.bytes_down
+        self._deliveries(workers, entries)
+        # Steps: one new (deferred) version per result.
+        pending = sim.pending_steps
+        if not pending:
+            sim.pending_base = points.live[base]
+        new_points = points.advance_many(count)
+        step_scale, scale = self.step_scale, self.noise_scale
+        pending.extend(zip([entry[2] for entry in entries], rows, [scale] * count, [step_scale] * count, new_points))
+        stopped = points.current >= sim.iteration_limit
+        if stopped:
+            sim.stop(StopReason.ITERATIONS, f"stop.iterations = {sim.stop_rules.iterations} reached")
+        payload = FLOAT_BYTES * dim
+        index = np.arange(count)
+        delays = index + base - np.array(versions)
+        sim.writer.trace_block((times, index + base + 1, n_grads, delays, bytes_up0 + (index + 1) * payload,
+                                bytes_down0 + index * payload, *self.columns))
+        sim.writer.event_block((times, workers, int(_GRAD), versions, delays, 1))
+        # Restarts: the same worker, at the version its own step published (none after a stop).
+        restarts = count - 1 if stopped else count
+        self._restart(times, workers, new_points, base, restarts)
+        if stopped:
+            sim.outstanding[workers[-1]] -= 1
+            sim.running[workers[-1]] = None
+        sim.clock = times[-1]
+        if len(pending) >= sim.block_size:
+            sim.flush()
+        sim.after_results(times[-1], count)
+        return count
+
+    def _noise_rows(self, workers: list[int]):
+        """The workers' noise draws, in event order, into consecutive rows of the ring (or -1 rows: no noise)."""
+        sim = self.sim
+        count = len(workers)
         scale = self.noise_scale
         if scale:
             if sim.noise_next + count > len(sim.noise):
@@ -164,46 +209,21 @@ class StepAndRestartRuns:
                     bank_next[worker] = row + 1
                     taken.append(row)
                 noise[first_row:first_row + count] = bank[workers, taken]
-            rows = range(first_row, first_row + count)
-        else:
-            rows = [-1] * count
-        versions = [entry[7] for entry in entries]
-        # Deliveries: the counters every result adds to.
-        payload = FLOAT_BYTES * dim
+            return range(first_row, first_row + count)
+        return [-1] * count
+
+    def _deliveries(self, workers: list[int], entries: list[tuple]) -> None:
+        """ServerCore.deliver's counters for each result of the run."""
+        sim = self.sim
+        n_grads, payload = self.n_grads, FLOAT_BYTES * sim.dim
         jobs_of, grads_of, busy_of, bytes_up_of = sim.jobs_of, sim.grads_of, sim.busy_time_of, sim.bytes_up_of
         for worker, entry in zip(workers, entries):
             jobs_of[worker] += 1
             grads_of[worker] += n_grads
             busy_of[worker] += entry[5]
             bytes_up_of[worker] += payload
-        bytes_up0, bytes_down0 = sim.bytes_up, sim.bytes_down
-        sim.grads_received += count * n_grads
-        sim.bytes_up = bytes_up0 + count * payload
-        # Steps: one new (deferred) version per result.
-        pending = sim.pending_steps
-        if not pending:
-            sim.pending_base = points.live[base]
-        new_points = points.advance_many(count)
-        step_scale = self.step_scale
-        pending.extend(zip([entry[2] for entry in entries], rows, [scale] * count, [step_scale] * count, new_points))
-        stopped = points.current >= sim.iteration_limit
-        if stopped:
-            sim.stop(StopReason.ITERATIONS, f"stop.iterations = {sim.stop_rules.iterations} reached")
-        index = np.arange(count)
-        delays = index + base - np.array(versions)
-        sim.writer.trace_block((times, index + base + 1, n_grads, delays, bytes_up0 + (index + 1) * payload,
-                                bytes_down0 + index * payload, *self.columns))
-        sim.writer.event_block((times, workers, int(_GRAD), versions, delays, 1))
-        # Restarts: the same worker, at the version its own step published (none after a stop).
-        restarts = count - 1 if stopped else count
-        self._restart(times, workers, new_points, base, restarts)
-        if stopped:
-            sim.outstanding[workers[-1]] -= 1
-            sim.running[workers[-1]] = None
-        sim.clock = times[-1]
-        if len(pending) >= sim.block_size:
-            sim.flush()
-        sim.after_results(times[-1], count)
+        sim.grads_received += len(workers) * n_grads
+        sim.bytes_up += len(workers) * payload
 
     def draw(self, worker: int, out: np.ndarray) -> None:
         """One noise row of `worker` (the per-event path's draw while the bank is in use)."""
