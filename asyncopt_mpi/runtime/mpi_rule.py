@@ -25,6 +25,7 @@ from .server import FLOAT_BYTES, HELD_VERSIONS, StopReason
 
 _GRAD = JobKind.GRAD
 _RESULT, _JOB = float(Msg.RESULT), int(Tag.JOB)
+_FIELDS = R_FINGERPRINT + 1  # the result header's slots read here
 
 
 class RulePath:
@@ -50,6 +51,7 @@ class RulePath:
         self.sleep_time_of, self.overrun_time_of, self.bytes_down_of = (
             stats["sleep_time"], stats["overrun_time"], stats["bytes_down"])
         self.point_bytes = FLOAT_BYTES * server.dim
+        self.trace, self.event = server.writer.trace, server.writer.event  # the rows' appends
         self.header = encode_job(job, [(0, -1)], point=np.zeros(server.dim))  # the fixed slots of every restart
         server.rule_slots = [[] for _ in range(server.n_workers)]
 
@@ -69,7 +71,7 @@ class RulePath:
         """deliver() for one result: its bookkeeping, the rule's step and restart, the rows, the stop rules."""
         server = self.server
         buffer = server.recv_buffers[worker]
-        header = buffer[:HEADER].tolist()
+        header = buffer[:_FIELDS].tolist()
         if header[R_MSG] != _RESULT or header[R_ID] <= server.cancelled_through[worker] or header[R_FINGERPRINT] >= 0:
             self.general(worker)
             return
@@ -85,7 +87,6 @@ class RulePath:
         delay = points.current - version
         n_grads = int(header[R_N_GRADS])
         n_bytes = FLOAT_BYTES * int(header[R_N_VALUES])
-        server.outstanding[worker] -= 1
         server.grads_received += n_grads
         server.bytes_up += n_bytes
         server.jobs_of[worker] += 1
@@ -98,13 +99,19 @@ class RulePath:
             new_version = points.step_alone(buffer[HEADER : HEADER + server.dim], self.scale)
         finally:
             server.requests[worker].Start()  # the payload is used: the buffer may take the next message
-        server.writer.trace((now, new_version, n_grads, delay, server.bytes_up, server.bytes_down, *self.columns))
+        self.trace((now, new_version, n_grads, delay, server.bytes_up, server.bytes_down, *self.columns))
         if new_version >= server.iteration_limit:
             server.stop(StopReason.ITERATIONS, f"stop.iterations = {server.stop_rules.iterations} reached")
-        if server.stop_reason is None:
+        if server.stop_reason is None:  # its job is done and the next one out: outstanding stays
             self._restart(server, worker, new_version, points.get(new_version), now)
-        server.writer.event((now, worker, _GRAD, version, delay, True))
-        server.after_results(now, 1)
+        else:
+            server.outstanding[worker] -= 1
+        self.event((now, worker, _GRAD, version, delay, True))
+        if server.countdown > 1 and server.grads_received < server.gradient_limit and now < server.time_limit \
+                and now - server.last_snapshot_time < server.snapshot_every:
+            server.countdown -= 1  # nothing else is due after this result
+        else:
+            server.after_results(now, 1)
 
     def _restart(self, server, worker: int, version: int, point: np.ndarray, now: float) -> None:
         """assign() and _dispatch() of the rule's job at `version`, a point no worker holds yet."""
@@ -123,7 +130,6 @@ class RulePath:
         held.append(version)
         server.bytes_down += self.point_bytes
         self.bytes_down_of[worker] += self.point_bytes
-        server.outstanding[worker] += 1
         finish = max(server.event_clock, server.busy_until[worker]) + duration
         server.busy_until[worker] = finish
         message, send = self._slot(server, worker)
