@@ -69,14 +69,14 @@ def test_every_rennala_result_goes_through_batch_runs(monkeypatch, tmp_path):
     from asyncopt_mpi.runtime import sim_batch_runs
 
     taken = []
-    original = sim_batch_runs.BatchRuns._apply
+    original = sim_batch_runs.BatchRuns.take
 
-    def counting(self, times, workers, entries, tops):
-        done = original(self, times, workers, entries, tops)
+    def counting(self):
+        done = original(self)
         taken.append(done)
         return done
 
-    monkeypatch.setattr(sim_batch_runs.BatchRuns, "_apply", counting)
+    monkeypatch.setattr(sim_batch_runs.BatchRuns, "take", counting)
     assert simulate(tmp_path / "rennala.h5", "rennala_sgd", BASE + ["method.batch=20", "stop.gradients=3000"]) == 0
     assert sum(taken) == 3000 and max(taken) > 20  # the batch lives in the runs: no result may bypass them
 

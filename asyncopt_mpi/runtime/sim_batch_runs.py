@@ -29,6 +29,7 @@ class BatchRuns(StepAndRestartRuns):
     """
 
     min_run = 1
+    bank_rows = 0  # each draw goes straight into its ring row: one pass, and no bank to fetch from cold memory
 
     def __init__(self, sim, rule: StepAndRestart):
         super().__init__(sim, rule)
@@ -48,28 +49,50 @@ class BatchRuns(StepAndRestartRuns):
         grads_left = sim.gradient_limit - sim.grads_received
         return min(self.max_run, math.ceil(grads_left / self.n_grads) if grads_left != math.inf else math.inf)
 
-    def _apply(self, times: list[float], workers: list[int], entries: list[tuple], tops: list[tuple]) -> int:
+    def take(self) -> int:
+        """Handle the next run of events (popped, drawn and applied in one pass); 0 when there is none."""
         sim = self.sim
-        points, writer = sim.points, sim.writer
+        heap, running = sim.heap, sim.running
+        if sim.queues or not heap:
+            return 0
+        horizon = heap[0][0] + self.shortest
+        time_limit, most = sim.time_limit, self.most_events()
+        last_snapshot, snapshot_every = sim.last_snapshot_time, sim.snapshot_every
+        points = sim.points
         n_grads, collect, fresh_only = self.n_grads, self.collect, self.fresh_only
         noise_scale, step_scale = self.noise_scale, self.step_scale
-        rows = self._noise_rows(workers)
+        noise, ring = sim.noise, len(sim.noise)
+        contexts = sim.contexts
         batch = self.batch_sum
         pending = batch.pending
         payload = FLOAT_BYTES * sim.dim
         current = points.current
-        live, running, heap = sim.live, sim.running, sim.heap
+        live = sim.live
         first, second = sim.held_first, sim.held_second
         cache_points, bytes_down_of, durations = sim.cache_points, sim.bytes_down_of, self.durations
         template = self.template
         jobs_of, grads_of, busy_of, bytes_up_of = sim.jobs_of, sim.grads_of, sim.busy_time_of, sim.bytes_up_of
-        heappush = heapq.heappush
+        heappush, heappop = heapq.heappush, heapq.heappop
         point = live[current]
-        versions, delays, accepted = [], [], []
-        count = len(times)
-        done = count
-        for k in range(count):
-            worker, entry, now = workers[k], entries[k], times[k]
+        times, workers, versions, delays, accepted = [], [], [], [], []
+        while heap and len(times) < most:
+            now, _, worker, job_id, group = heap[0]
+            if now >= horizon or now > time_limit or group is not None:
+                break
+            heappop(heap)
+            entry = running[worker]
+            if entry is None or entry[0] != job_id:
+                continue  # a cancelled job
+            # SimServer._complete: the worker's noise row, drawn now.
+            row = -1
+            if noise_scale:
+                row = sim.noise_next
+                if row == ring:
+                    sim._wrap()  # flushes the batch's sum too, which then holds a new list
+                    pending = batch.pending
+                    row = 0
+                sim.noise_next = row + 1
+                contexts[worker].data_rng.standard_normal(out=noise[row])
             # ServerCore.deliver
             version = entry[7]
             delay = current - version
@@ -79,13 +102,15 @@ class BatchRuns(StepAndRestartRuns):
             bytes_up_of[worker] += payload
             sim.grads_received += n_grads
             sim.bytes_up += payload
+            times.append(now)
+            workers.append(worker)
             versions.append(version)
             delays.append(delay)
             # The rule: join the batch (or be dropped), step once the batch is full.
             kept = not fresh_only or delay == 0
             accepted.append(kept)
             if kept:
-                pending.append((entry[2], rows[k], noise_scale, n_grads))
+                pending.append((entry[2], row, noise_scale, n_grads))
                 if len(pending) >= sim.block_size:
                     batch.flush()
                     pending = batch.pending  # flush hands the sum a new list
@@ -103,7 +128,6 @@ class BatchRuns(StepAndRestartRuns):
                     if sim.stop_reason is not None:  # the iteration limit: no restart, the run ends here
                         sim.outstanding[worker] -= 1
                         running[worker] = None
-                        done = k + 1
                         break
             # SimServer.assign of the rule's job at the current point.
             job_id = sim.next_job_id
@@ -119,10 +143,11 @@ class BatchRuns(StepAndRestartRuns):
             running[worker] = (job_id, template, point, None, None, duration, False, current)
             heappush(heap, (now + duration, sim.sequence, worker, job_id, None))
             sim.sequence += 1
-        for top in tops[done:]:  # not reached: back for the per-event path, in the same order
-            heappush(heap, top)
-        times = times[:done]
-        writer.event_block((times, workers[:done], int(_GRAD), versions, delays, accepted))
+            if now - last_snapshot >= snapshot_every or now >= time_limit:
+                break  # the per-event path acts after this event: a snapshot, the time limit
+        if not times:
+            return 0
+        sim.writer.event_block((times, workers, int(_GRAD), versions, delays, accepted))
         sim.clock = times[-1]
-        sim.after_results(times[-1], done)
-        return done
+        sim.after_results(times[-1], len(times))
+        return len(times)

@@ -36,6 +36,7 @@ class StepAndRestartRuns:
     """Takes runs of results off the simulator's heap and applies the rule to them (see the module doc)."""
 
     min_run = MIN_RUN
+    bank_rows = BANK_ROWS
 
     def __init__(self, sim, rule: StepAndRestart):
         job = rule.job
@@ -58,7 +59,7 @@ class StepAndRestartRuns:
         # Each worker's noise drawn BANK_ROWS rows at a time into its own slab: one call per slab
         # instead of one per event. Every draw of a worker then goes through the bank (runs and
         # the per-event path alike), so its stream is read in the same order.
-        rows = min(BANK_ROWS, BANK_BYTES // (8 * dim * sim.n_workers))
+        rows = min(self.bank_rows, BANK_BYTES // (8 * dim * sim.n_workers))
         self.bank = np.empty((sim.n_workers, rows, dim)) if noise and rows >= 4 else None
         self.bank_next = [rows] * sim.n_workers  # next unused row of each slab (rows: drawn on first use)
 
