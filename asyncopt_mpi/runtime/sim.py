@@ -584,8 +584,18 @@ class SimServer(ServerCore):
              for point in [term[0] for term in terms]]))
         rows = [term[1] for term in terms]
         if max(rows) >= 0:
-            scales = np.array([term[2] if term[1] >= 0 else 0.0 for term in terms])
-            gradients += self.noise[rows] * scales[:, None]
+            scales = [term[2] if term[1] >= 0 else 0.0 for term in terms]
+            index = np.array(rows)
+            # Runs fill consecutive ring rows with one noise scale: a slice and a scalar then
+            # (the same products as the general gather).
+            if rows[0] >= 0 and (np.diff(index) == 1).all():
+                noise = self.noise[rows[0] : rows[-1] + 1]
+            else:
+                noise = self.noise[index]
+            if scales.count(scales[0]) == len(scales):
+                gradients += noise * scales[0]
+            else:
+                gradients += noise * np.array(scales)[:, None]
         return gradients
 
     # ----- deferred steps
@@ -611,7 +621,11 @@ class SimServer(ServerCore):
             gradients = self._gradients(block)
             points = np.empty((len(block) + 1, self.dim))
             points[0] = x
-            np.multiply(gradients, np.array([-step[3] for step in block])[:, None], out=points[1:])
+            scales = [-step[3] for step in block]
+            if scales.count(scales[0]) == len(scales):  # one step size (the same products)
+                np.multiply(gradients, scales[0], out=points[1:])
+            else:
+                np.multiply(gradients, np.array(scales)[:, None], out=points[1:])
             np.add.accumulate(points, axis=0, out=points)  # x_{k+1} = x_k + (-scale_k g_k), in order
             points.flags.writeable = False
             for row, step in enumerate(block, start=1):
