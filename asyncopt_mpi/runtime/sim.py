@@ -35,7 +35,7 @@ from .server import FLOAT_BYTES, ServerCore, StopReason
 from .collector import fewer_collections
 from .job_groups import JobGroup
 from .sim_batch_runs import BatchRuns
-from .sim_runs import StepAndRestartRuns
+from .sim_runs import RuleRuns, StepAndRestartRuns
 from .worker import WorkerContext
 
 BLOCK = 1024  # deferred steps or sum terms computed in one block at most
@@ -126,6 +126,19 @@ class SimPoints:
         live[first + count - 1] = new[-1]
         self.previous, self.current = first + count - 2, first + count - 1
         return new
+
+    def advance_live(self, count: int) -> list[tuple[int, PendingPoint]]:
+        """advance_many for a caller that computes points by version: pending points only for the
+        versions that stay live (the last two), returned with their versions."""
+        live, pins = self.live, self.pins
+        last = self.current + count
+        for version in ([self.previous] if count == 1 else [self.previous, self.current]):
+            if version is not None and version not in pins:
+                live.pop(version, None)
+        made = [(version, PendingPoint()) for version in range(max(self.current + 1, last - 1), last + 1)]
+        live.update(made)
+        self.previous, self.current = last - 1, last
+        return made
 
     def delta_floats(self, base: int, version: int) -> int:
         """Floats of the delta chain from base to version (0 if some delta is not kept)."""
@@ -256,9 +269,10 @@ class SimServer(ServerCore):
         self.pending_steps: list[tuple] = []
         self.pending_base: np.ndarray | PendingPoint | None = None
         self.sums: weakref.WeakSet[SimVectorSum] = weakref.WeakSet()  # the methods' sums, flushed on a ring wrap
+        self.deferred_runs = None  # runs that keep deferred steps of their own (flushed with ours)
 
     def draw_noise(self, worker: int, out: np.ndarray) -> None:
-        """The worker's next standard normal noise row (runs may replace this by a bank of rows drawn ahead)."""
+        """The worker's next standard normal noise row."""
         self.contexts[worker].data_rng.standard_normal(out=out)
 
     def make_points(self, x0: np.ndarray, version: int) -> SimPoints:
@@ -545,7 +559,7 @@ class SimServer(ServerCore):
 
     @staticmethod
     def _job(entry: tuple) -> Job:
-        """The job of an entry as the worker runs it (entries of assign_many and of runs share a template)."""
+        """The job of an entry as the worker runs it (the entries of one assign_many call share a template)."""
         job = entry[1]
         if job.job_id == entry[0]:
             return job
@@ -601,6 +615,8 @@ class SimServer(ServerCore):
     # ----- deferred steps
     def flush(self) -> None:
         """Compute every pending step: runs of steps whose gradients' points are known, one block each."""
+        if self.deferred_runs is not None:
+            self.deferred_runs.flush()
         steps = self.pending_steps
         if not steps:
             return
@@ -651,7 +667,7 @@ class SimServer(ServerCore):
         self.flush()
         self.final_snapshot()
 
-    def _loop(self, runs: StepAndRestartRuns | None, time_limit: float) -> None:
+    def _loop(self, runs: RuleRuns | None, time_limit: float) -> None:
         """Events until a stop rule fires or no work is left; runs of results where the method allows them."""
         heap = self.heap
         running = self.running
@@ -666,7 +682,8 @@ class SimServer(ServerCore):
                 break
             if runs is not None and runs.take():
                 continue
-            if not heap:
+            next_finish = runs.next_finish() if runs is not None else (heap[0][0] if heap else math.inf)
+            if next_finish == math.inf:
                 # With no finite event left, time still runs to stop.time (workers may never answer).
                 if self.stop_rules.time is None:
                     self.stop(StopReason.IDLE, "no worker has a job that will ever finish, and stop.time is not set")
@@ -674,7 +691,7 @@ class SimServer(ServerCore):
                 self.clock = time_limit
                 self.check_time(time_limit)
                 break
-            if heap[0][0] > time_limit:
+            if next_finish > time_limit:
                 self.clock = time_limit
                 self.check_time(time_limit)
                 break

@@ -2,39 +2,35 @@
 
 Under such a rule every result either joins the batch (or is dropped when `fresh_only` and it
 was computed at an older point), a full batch is one step, and the result's worker restarts
-at the current point. With fixed job times the events of a run are found as for asynchronous
-SGD (runtime/sim_runs.py: every event before `first finish + shortest job`); here each event
-costs a few scalar updates and one deferred term of the batch's sum, the steps (one per batch)
-go through `server.step` as on the per-event path, and the rows are written in blocks. The
-draws, job ids, heap order, rows and sums are those of the per-event path, number for number.
+at the current point. The events of a run are found as for asynchronous SGD
+(runtime/sim_runs.py: every event before `first finish + shortest job`, from per-worker
+arrays). A run is cut into segments at its steps: within a segment the current point is
+fixed, so which results join, their delays, the deliveries and the restarts are array
+operations; each joining result adds one deferred term to the batch's sum, and the step (one
+per batch) goes through `server.step` as on the per-event path. The draws, job ids, sequence
+numbers, rows and sums are those of the per-event path, number for number.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
+
+import numpy as np
 
 from ..methods.base import JobKind, StepAndRestart
 from .server import FLOAT_BYTES
-from .sim_runs import StepAndRestartRuns
+from .sim_runs import RuleRuns
 
 _GRAD = JobKind.GRAD
 
 
-class BatchRuns(StepAndRestartRuns):
-    """Takes runs of results off the simulator's heap for a rule with `collect` > 1 or `fresh_only`.
-
-    The batch lives here, not in the method, so every result goes through runs (a run of one
-    result too): once the rule is taken, every job is one of its restarts and is in a run.
-    """
-
-    min_run = 1
-    bank_rows = 0  # each draw goes straight into its ring row: one pass, and no bank to fetch from cold memory
+class BatchRuns(RuleRuns):
+    """The runs of a rule with `collect` > 1 or `fresh_only`; the batch lives here (on_result is not called)."""
 
     def __init__(self, sim, rule: StepAndRestart):
         super().__init__(sim, rule)
         self.collect, self.fresh_only = rule.collect, rule.fresh_only
-        self.batch_sum = sim.vector_sum()  # the rule's batch, owned here (the method's on_result is not called)
+        self.batch_sum = sim.vector_sum()
         self.batch_grads = 0
         self.batch_delay = 0
         self.rule_columns = dict(rule.columns)
@@ -49,105 +45,94 @@ class BatchRuns(StepAndRestartRuns):
         grads_left = sim.gradient_limit - sim.grads_received
         return min(self.max_run, math.ceil(grads_left / self.n_grads) if grads_left != math.inf else math.inf)
 
-    def take(self) -> int:
-        """Handle the next run of events (popped, drawn and applied in one pass); 0 when there is none."""
+    def adopt(self) -> bool:
+        """The arrays of RuleRuns, the points the jobs started from, and the mirror of held points as arrays."""
+        if not super().adopt():
+            return False
         sim = self.sim
-        heap, running = sim.heap, sim.running
-        if sim.queues or not heap:
-            return 0
-        horizon = heap[0][0] + self.shortest
-        time_limit, most = sim.time_limit, self.most_events()
-        last_snapshot, snapshot_every = sim.last_snapshot_time, sim.snapshot_every
+        self.point_of = np.empty(sim.n_workers, dtype=object)  # the point object each job started from
+        for worker, entry in enumerate(self.entries):
+            if entry is not None:
+                self.point_of[worker] = entry[2]
+        self.entries = None
+        self.held_first, self.held_second = np.array(sim.held_first), np.array(sim.held_second)
+        return True
+
+    def _apply(self, times: np.ndarray, workers: np.ndarray) -> int:
+        sim = self.sim
         points = sim.points
-        n_grads, collect, fresh_only = self.n_grads, self.collect, self.fresh_only
-        noise_scale, step_scale = self.noise_scale, self.step_scale
-        noise, ring = sim.noise, len(sim.noise)
-        contexts = sim.contexts
-        batch = self.batch_sum
-        pending = batch.pending
-        payload = FLOAT_BYTES * sim.dim
-        current = points.current
-        live = sim.live
-        first, second = sim.held_first, sim.held_second
-        cache_points, bytes_down_of, durations = sim.cache_points, sim.bytes_down_of, self.durations
-        template = self.template
-        jobs_of, grads_of, busy_of, bytes_up_of = sim.jobs_of, sim.grads_of, sim.busy_time_of, sim.bytes_up_of
-        heappush, heappop = heapq.heappush, heapq.heappop
-        point = live[current]
-        times, workers, versions, delays, accepted = [], [], [], [], []
-        while heap and len(times) < most:
-            now, _, worker, job_id, group = heap[0]
-            if now >= horizon or now > time_limit or group is not None:
+        count = len(times)
+        first_row = self._noise_rows(workers)
+        versions = self.version[workers]
+        kinds = []  # per segment: (delays, accepted)
+        start = 0
+        while start < count:
+            current = points.current
+            segment = versions[start:]
+            kept = segment == current if self.fresh_only else np.ones(len(segment), dtype=bool)
+            filled = np.flatnonzero(np.cumsum(kept) * self.n_grads >= self.collect - self.batch_grads)
+            end = start + int(filled[0]) + 1 if filled.size else count
+            kept = kept[: end - start]
+            delays = current - versions[start:end]
+            kinds.append((delays, kept))
+            self._deliver(workers[start:end])
+            kept_at = np.flatnonzero(kept)
+            if kept_at.size:
+                self._add(workers[start:end][kept_at], first_row, start + kept_at, delays[kept_at])
+            if not filled.size:  # no step in this segment: every worker restarts at the current point
+                self._restart_at(times[start:end], workers[start:end], current)
                 break
-            heappop(heap)
-            entry = running[worker]
-            if entry is None or entry[0] != job_id:
-                continue  # a cancelled job
-            # SimServer._complete: the worker's noise row, drawn now.
-            row = -1
-            if noise_scale:
-                row = sim.noise_next
-                if row == ring:
-                    sim._wrap()  # flushes the batch's sum too, which then holds a new list
-                    pending = batch.pending
-                    row = 0
-                sim.noise_next = row + 1
-                contexts[worker].data_rng.standard_normal(out=noise[row])
-            # ServerCore.deliver
-            version = entry[7]
-            delay = current - version
-            jobs_of[worker] += 1
-            grads_of[worker] += n_grads
-            busy_of[worker] += entry[5]
-            bytes_up_of[worker] += payload
-            sim.grads_received += n_grads
-            sim.bytes_up += payload
-            times.append(now)
-            workers.append(worker)
-            versions.append(version)
-            delays.append(delay)
-            # The rule: join the batch (or be dropped), step once the batch is full.
-            kept = not fresh_only or delay == 0
-            accepted.append(kept)
-            if kept:
-                pending.append((entry[2], row, noise_scale, n_grads))
-                if len(pending) >= sim.block_size:
-                    batch.flush()
-                    pending = batch.pending  # flush hands the sum a new list
-                self.batch_grads += n_grads
-                if delay > self.batch_delay:
-                    self.batch_delay = delay
-                if self.batch_grads >= collect:
-                    sim.clock = now
-                    grads, self.batch_grads = self.batch_grads, 0
-                    max_delay, self.batch_delay = self.batch_delay, 0
-                    sim.step(batch, step_scale / grads, grads_used=grads, max_delay=max_delay, **self.rule_columns)
-                    batch.clear()
-                    current = points.current
-                    point = live[current]
-                    if sim.stop_reason is not None:  # the iteration limit: no restart, the run ends here
-                        sim.outstanding[worker] -= 1
-                        running[worker] = None
-                        break
-            # SimServer.assign of the rule's job at the current point.
-            job_id = sim.next_job_id
-            sim.next_job_id = job_id + 1
-            duration = durations[worker]
-            if current == first[worker] or current == second[worker]:
-                sent = 0 if cache_points else sim.dim
-            else:
-                sent = sim._mirror(worker, (current,))
-            if sent:
-                sim.bytes_down += FLOAT_BYTES * sent
-                bytes_down_of[worker] += FLOAT_BYTES * sent
-            running[worker] = (job_id, template, point, None, None, duration, False, current)
-            heappush(heap, (now + duration, sim.sequence, worker, job_id, None))
-            sim.sequence += 1
-            if now - last_snapshot >= snapshot_every or now >= time_limit:
-                break  # the per-event path acts after this event: a snapshot, the time limit
-        if not times:
-            return 0
-        sim.writer.event_block((times, workers, int(_GRAD), versions, delays, accepted))
-        sim.clock = times[-1]
-        sim.after_results(times[-1], len(times))
-        return len(times)
+            # The last result of the segment fills the batch: the others restart first, then the step.
+            self._restart_at(times[start:end - 1], workers[start:end - 1], current)
+            sim.clock = float(times[end - 1])
+            grads, self.batch_grads = self.batch_grads, 0
+            max_delay, self.batch_delay = self.batch_delay, 0
+            sim.step(self.batch_sum, self.step_scale / grads, grads_used=grads, max_delay=max_delay,
+                     **self.rule_columns)
+            self.batch_sum.clear()
+            if sim.stop_reason is not None:  # the iteration limit: no restart, the run ends here
+                self.finish[workers[end - 1]] = math.inf
+                sim.outstanding[int(workers[end - 1])] -= 1
+                count = end
+                break
+            self._restart_at(times[end - 1:end], workers[end - 1:end], points.current)
+            start = end
+        sim.writer.event_block((times[:count], workers[:count], int(_GRAD), versions[:count],
+                                np.concatenate([delays for delays, _ in kinds]),
+                                np.concatenate([kept for _, kept in kinds])))
+        sim.clock = float(times[count - 1])
+        sim.after_results(sim.clock, count)
+        return count
+
+    def _add(self, workers: np.ndarray, first_row: int, positions: np.ndarray, delays: np.ndarray) -> None:
+        """The joining results' deferred terms of the batch's sum: (start point, noise row, scale, weight)."""
+        batch, sim = self.batch_sum, self.sim
+        rows = [-1] * len(workers) if first_row < 0 else (positions + first_row).tolist()
+        for point, row in zip(self.point_of[workers].tolist(), rows):
+            batch.pending.append((point, row, self.noise_scale, self.n_grads))
+            if len(batch.pending) >= sim.block_size:
+                batch.flush()
+        self.batch_grads += len(workers) * self.n_grads
+        self.batch_delay = max(self.batch_delay, int(delays.max()))
+
+    def _restart_at(self, times: np.ndarray, workers: np.ndarray, version: int) -> None:
+        """SimServer.assign of the rule's job at `version` for each worker (bytes priced by the mirror of held points)."""
+        if not len(workers):
+            return
+        sim = self.sim
+        first, second = self.held_first[workers], self.held_second[workers]
+        held = (first == version) | (second == version)
+        sent = np.where(held, 0 if sim.cache_points else sim.dim, sim.dim) * FLOAT_BYTES
+        # A worker that does not hold the version keeps it, evicting its older one when full.
+        fresh = ~held
+        full = fresh & (second >= 0)
+        self.held_first[workers[full]] = second[full]
+        self.held_second[workers[full]] = version
+        self.held_second[workers[fresh & ~full & (first >= 0)]] = version
+        self.held_first[workers[fresh & (first < 0)]] = version
+        sim.bytes_down_of[workers] += sent
+        sim.bytes_down += int(sent.sum())
+        points = np.empty(len(workers), dtype=object)
+        points.fill(sim.live[version])  # one object in every slot (an array value would be broadcast)
+        self.point_of[workers] = points
+        self._restart(times, workers, np.full(len(workers), version))

@@ -3,20 +3,21 @@
 The per-event path calls the method once per result. Under a StepAndRestart rule (asynchronous
 SGD with pure assignment) the outcome of every result is known in advance: one step, then the
 same worker restarts. With fixed job times a restarted job ends no sooner than
-`now + shortest job`, so every event in the heap before `first + shortest job` completes
-before any job the run starts: those events form a run, handled with one pass of scalar
-bookkeeping per event and the rows, stats and steps written in blocks. Each run reproduces
-the per-event path exactly: the same draws from the same worker streams in the same order,
-the same job ids and heap sequence numbers, the same rows and the same deferred steps.
+`now + shortest job`, so every event before `first + shortest job` completes before any job
+the run starts: those events form a run. Once the rule is taken, the jobs leave the heap for
+per-worker arrays (when each job ends, its heap sequence number, the version and the point it
+started from), and a run is found with one comparison over them, sorted by (end, sequence) as
+the heap would pop them; its bookkeeping, rows, restarts and noise draws are array operations,
+and its steps are deferred and computed in blocks. Each run reproduces the per-event path
+exactly: the same draws from the same worker streams in the same order, the same job ids and
+sequence numbers, the same rows and the same points.
 
-A run ends early at whatever the per-event path would act on after an event: a snapshot,
-the gradient, iteration or time limit. Anything else (another kind of job, a queued job)
-goes back to the per-event path.
+A run ends early at whatever the per-event path would act on after an event: a snapshot, the
+gradient, iteration or time limit.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 
 import numpy as np
@@ -27,15 +28,14 @@ from .server import FLOAT_BYTES, StopReason
 MAX_RUN = 1024  # events per run at most
 BANK_BYTES = 64 * 2**20  # noise rows drawn ahead per worker, at most this much in all
 BANK_ROWS = 16  # rows a worker draws in one call (one call for k rows gives the numbers of k calls)
-MIN_RUN = 4  # shorter runs go through the per-event path (the same numbers, less set-up)
+START_POINTS_BYTES = 2 * 2**30  # the workers' start points (n x dim) are kept in one array up to this size
 RUNS_ENABLED = True  # tests turn runs off to compare with the per-event path
 _GRAD = JobKind.GRAD
 
 
-class StepAndRestartRuns:
-    """Takes runs of results off the simulator's heap and applies the rule to them (see the module doc)."""
+class RuleRuns:
+    """What the runs of every StepAndRestart rule share: the restarted job, its times, the noise."""
 
-    min_run = MIN_RUN
     bank_rows = BANK_ROWS
 
     def __init__(self, sim, rule: StepAndRestart):
@@ -44,8 +44,6 @@ class StepAndRestartRuns:
         self.batch = self.n_grads = job.batch
         self.step_scale = rule.scale
         self.columns = tuple(float(rule.columns.get(name, math.nan)) for name in sim.method.trace_columns)
-        self.template = job.copy()  # shared by the entries of restarted jobs; each entry has its own version
-        self.template.version = -1
         compute, comm = sim.fixed_times
         dim = sim.dim
         # The per-worker job time, with the operations of SimServer.assign (so the same floats).
@@ -57,15 +55,14 @@ class StepAndRestartRuns:
             noise = sim.noise_scales[job.batch] = sim.problem.additive_noise(job.batch)
         self.noise_scale = noise
         # Each worker's noise drawn BANK_ROWS rows at a time into its own slab: one call per slab
-        # instead of one per event. Every draw of a worker then goes through the bank (runs and
-        # the per-event path alike), so its stream is read in the same order.
+        # instead of one per event (runs draw every noise row once the rule is taken).
         rows = min(self.bank_rows, BANK_BYTES // (8 * dim * sim.n_workers))
         self.bank = np.empty((sim.n_workers, rows, dim)) if noise and rows >= 4 else None
-        self.bank_next = [rows] * sim.n_workers  # next unused row of each slab (rows: drawn on first use)
+        self.bank_next = np.full(sim.n_workers, rows)  # next unused row of each slab (rows: drawn on first use)
 
     @classmethod
-    def for_method(cls, sim) -> "StepAndRestartRuns | None":
-        """The runs for the method's rule, if it has one and the run allows them (else None)."""
+    def for_method(cls, sim) -> "RuleRuns | None":
+        """The runs for the method's rule, if it has one this class takes and the run allows them (else None)."""
         rule = sim.method.every_result(sim)
         if type(rule) is not StepAndRestart or not RUNS_ENABLED or not cls.handles(rule):
             return None
@@ -79,18 +76,90 @@ class StepAndRestartRuns:
         if not allowed:
             return None
         runs = cls(sim, rule)
-        # Every job is then one the rule restarts (so no other draw ever meets the bank), and ends.
+        # Every job is then one the rule restarts (so every draw is a run's), and ends; the runs own them.
         if not all(entry is None or runs._ours(entry) for entry in sim.running) or runs.shortest <= 0 \
-                or not math.isfinite(max(runs.durations)):
+                or not math.isfinite(max(runs.durations)) or not runs.adopt():
             return None
-        if runs.bank is not None:
-            sim.draw_noise = runs.draw
         return runs
 
     @staticmethod
     def handles(rule: StepAndRestart) -> bool:
-        """Whether this class applies the rule (a step per result; BatchRuns takes batches)."""
-        return rule.collect == 1 and not rule.fresh_only
+        raise NotImplementedError
+
+    def adopt(self) -> bool:
+        """Move every job from the heap into the arrays, and the per-worker counters into arrays.
+
+        From here on every job is a restart of the runs, so the simulator's per-job entries are
+        left as they are. False when this run cannot be taken.
+        """
+        sim = self.sim
+        n = sim.n_workers
+        sim.flush()  # the points the first jobs started from
+        self.finish = np.full(n, math.inf)  # when each worker's job ends (inf: none)
+        self.sequence = np.zeros(n, dtype=np.int64)  # its heap sequence number (ties end in this order)
+        self.version = np.zeros(n, dtype=np.int64)  # the version it started from
+        self.duration = np.array(self.durations)
+        self.entries = [None] * n  # the running entries taken off the heap (their start points)
+        for finish, sequence, worker, job_id, _ in sim.heap:
+            entry = sim.running[worker]
+            if entry is None or entry[0] != job_id:
+                continue  # a cancelled job
+            self.finish[worker], self.sequence[worker], self.version[worker] = finish, sequence, entry[7]
+            self.entries[worker] = entry
+        sim.heap.clear()
+        for name in ("jobs", "grads", "bytes_up", "bytes_down", "busy_time"):
+            sim.stats[name] = np.array(sim.stats[name])
+        sim.jobs_of, sim.grads_of, sim.bytes_up_of, sim.bytes_down_of, sim.busy_time_of = (
+            sim.stats["jobs"], sim.stats["grads"], sim.stats["bytes_up"], sim.stats["bytes_down"], sim.stats["busy_time"])
+        return True
+
+    def next_finish(self) -> float:
+        return float(self.finish.min())
+
+    def take(self) -> int:
+        """Handle the next run of events; 0 when no event comes before the time limit."""
+        sim = self.sim
+        finish = self.finish
+        first = finish.min()
+        time_limit = sim.time_limit
+        if first > time_limit or first == math.inf:
+            return 0
+        ending = np.flatnonzero(finish < first + self.shortest)
+        order = np.lexsort((self.sequence[ending], finish[ending]))  # as the heap pops them
+        workers, times = ending[order], finish[ending[order]]
+        count = min(len(workers), self.most_events())
+        if times[count - 1] > time_limit:
+            count = int(np.searchsorted(times, time_limit, side="right"))
+        # The run ends with the first event after which the per-event path would act.
+        acts = np.flatnonzero((times[:count] - sim.last_snapshot_time >= sim.snapshot_every) | (times[:count] >= time_limit))
+        if acts.size:
+            count = int(acts[0]) + 1
+        return self._apply(times[:count], workers[:count])
+
+    def _apply(self, times: np.ndarray, workers: np.ndarray) -> int:
+        """The per-event path's effects for a run of results, in the same order and numbers; returns how many."""
+        raise NotImplementedError
+
+    def _deliver(self, workers: np.ndarray) -> None:
+        """ServerCore.deliver's counters for results of distinct workers (one add per worker, as per event)."""
+        sim = self.sim
+        payload = FLOAT_BYTES * sim.dim
+        sim.jobs_of[workers] += 1
+        sim.grads_of[workers] += self.n_grads
+        sim.busy_time_of[workers] += self.duration[workers]
+        sim.bytes_up_of[workers] += payload
+        sim.grads_received += len(workers) * self.n_grads
+        sim.bytes_up += len(workers) * payload
+
+    def _restart(self, times: np.ndarray, workers: np.ndarray, versions: np.ndarray) -> None:
+        """The rule's job again for each worker, ending `duration` after its event, in event order."""
+        sim = self.sim
+        count = len(workers)
+        self.finish[workers] = times + self.duration[workers]
+        self.sequence[workers] = np.arange(sim.sequence, sim.sequence + count)
+        self.version[workers] = versions
+        sim.sequence += count
+        sim.next_job_id += count
 
     def most_events(self) -> float:
         """Events a run may take: it ends with the one that reaches the gradient or iteration limit."""
@@ -100,166 +169,140 @@ class StepAndRestartRuns:
                    math.ceil(grads_left / self.n_grads) if grads_left != math.inf else math.inf)
 
     def _ours(self, entry: tuple) -> bool:
-        """Whether the entry's job is one the rule restarts (the method's start() made the first ones)."""
+        """Whether the entry's job (one the method's start() made) is the one the rule restarts."""
         job = entry[1]
-        return job is self.template or (job.kind is _GRAD and job.batch == self.batch and not job.extra_grads
-                and entry[3] is None and entry[4] is None and not entry[6])
+        return (job.kind is _GRAD and job.batch == self.batch and not job.extra_grads and entry[3] is None
+                and entry[4] is None and not entry[6])
 
-    def take(self) -> int:
-        """Handle the next run of events; 0 when the per-event path must take the next event."""
+    def _noise_rows(self, workers: np.ndarray) -> int:
+        """The workers' noise draws, in event order, into consecutive ring rows; the first row (-1: no noise)."""
+        if not self.noise_scale:
+            return -1
         sim = self.sim
-        heap, running = sim.heap, sim.running
-        if sim.queues or not heap:
-            return 0
-        first = heap[0][0]
-        horizon = first + self.shortest
-        time_limit = sim.time_limit
-        most = self.most_events()
-        last_snapshot, snapshot_every = sim.last_snapshot_time, sim.snapshot_every
-        template = self.template
-        heappop = heapq.heappop
-        tops, times, workers, entries = [], [], [], []
-        while heap:
-            finish, _, worker, job_id, group = top = heap[0]
-            if finish >= horizon or finish > time_limit:
-                break
-            if group is not None:
-                break  # a job of a group: the per-event path takes it
-            heappop(heap)
-            entry = running[worker]
-            if entry is None or entry[0] != job_id:
-                continue  # a cancelled job
-            if entry[1] is not template and not self._ours(entry):
-                heapq.heappush(heap, top)  # the per-event path takes it, after this run
-                break
-            tops.append(top)
-            times.append(finish)
-            workers.append(worker)
-            entries.append(entry)
-            if len(times) >= most or finish - last_snapshot >= snapshot_every or finish >= time_limit:
-                break
-        count = len(times)
-        if count < self.min_run:  # back as they were: the per-event path pops them in the same order
-            for top in tops:
-                heapq.heappush(heap, top)
-            return 0
-        return self._apply(times, workers, entries, tops)
+        count = len(workers)
+        if sim.noise_next + count > len(sim.noise):
+            sim._wrap()
+        first_row = sim.noise_next
+        sim.noise_next = first_row + count
+        noise, contexts, bank = sim.noise, sim.contexts, self.bank
+        if bank is None:
+            for row, worker in enumerate(workers.tolist(), start=first_row):
+                contexts[worker].data_rng.standard_normal(out=noise[row])
+        else:
+            taken = self.bank_next[workers]  # a worker is at most once in a run
+            empty = taken == bank.shape[1]
+            for worker in workers[empty].tolist():
+                contexts[worker].data_rng.standard_normal(out=bank[worker])
+            taken[empty] = 0
+            self.bank_next[workers] = taken + 1
+            noise[first_row:first_row + count] = bank[workers, taken]
+        return first_row
 
-    def _apply(self, times: list[float], workers: list[int], entries: list[tuple], tops: list[tuple]) -> int:
-        """The per-event path's effects for a run of results, in the same order and numbers; returns the count."""
+
+class StepAndRestartRuns(RuleRuns):
+    """The runs of a one-result rule (asynchronous SGD): a deferred step per result (see the module doc)."""
+
+    @staticmethod
+    def handles(rule: StepAndRestart) -> bool:
+        return rule.collect == 1 and not rule.fresh_only
+
+    def adopt(self) -> bool:
+        """The arrays of RuleRuns, and each worker's start point in one (n, dim) array.
+
+        The simulator's mirror of the points each worker holds is not kept from here on (it only
+        prices later assignments): a restart is always at a point the worker does not hold.
+        """
+        sim = self.sim
+        if sim.n_workers * sim.dim * 8 > START_POINTS_BYTES or not super().adopt():
+            return False
+        self.start_points = np.empty((sim.n_workers, sim.dim))
+        for worker, entry in enumerate(self.entries):
+            if entry is not None:
+                self.start_points[worker] = sim._resolve(entry[2])
+        self.entries = None
+        sim.deferred_runs = self
+        # Steps waiting for a block: their workers and first noise rows, per run; the points the
+        # simulator keeps live (versions -> PendingPoint) are set when the block is computed.
+        self.pending: list[tuple[np.ndarray, int]] = []
+        self.pending_count = 0
+        self.pending_base = None
+        self.pending_version = 0  # the version the first pending step makes
+        self.unresolved: list[tuple[int, object]] = []
+        return True
+
+    def _apply(self, times: np.ndarray, workers: np.ndarray) -> int:
         sim = self.sim
         count = len(times)
-        dim, n_grads = sim.dim, self.n_grads
+        payload = FLOAT_BYTES * sim.dim
         points = sim.points
         base = points.current
-        rows = self._noise_rows(workers)
-        versions = [entry[7] for entry in entries]
+        first_row = self._noise_rows(workers)
+        versions = self.version[workers]
         bytes_up0, bytes_down0 = sim.bytes_up, sim.bytes_down
-        self._deliveries(workers, entries)
+        self._deliver(workers)
         # Steps: one new (deferred) version per result.
-        pending = sim.pending_steps
-        if not pending:
-            sim.pending_base = points.live[base]
-        new_points = points.advance_many(count)
-        step_scale, scale = self.step_scale, self.noise_scale
-        pending.extend(zip([entry[2] for entry in entries], rows, [scale] * count, [step_scale] * count, new_points))
+        if not self.pending:
+            self.pending_base = points.live[base]
+            self.pending_version = base + 1
+        self.pending.append((workers, first_row))
+        self.pending_count += count
+        self.unresolved.extend(points.advance_live(count))
         stopped = points.current >= sim.iteration_limit
         if stopped:
             sim.stop(StopReason.ITERATIONS, f"stop.iterations = {sim.stop_rules.iterations} reached")
-        payload = FLOAT_BYTES * dim
         index = np.arange(count)
-        delays = index + base - np.array(versions)
-        sim.writer.trace_block((times, index + base + 1, n_grads, delays, bytes_up0 + (index + 1) * payload,
+        delays = index + base - versions
+        sim.writer.trace_block((times, index + base + 1, self.n_grads, delays, bytes_up0 + (index + 1) * payload,
                                 bytes_down0 + index * payload, *self.columns))
         sim.writer.event_block((times, workers, int(_GRAD), versions, delays, 1))
         # Restarts: the same worker, at the version its own step published (none after a stop).
         restarts = count - 1 if stopped else count
-        self._restart(times, workers, new_points, base, restarts)
+        self._restart(times[:restarts], workers[:restarts], np.arange(base + 1, base + 1 + restarts))
+        sim.bytes_down_of[workers[:restarts]] += payload
+        sim.bytes_down = bytes_down0 + restarts * payload
         if stopped:
-            sim.outstanding[workers[-1]] -= 1
-            sim.running[workers[-1]] = None
-        sim.clock = times[-1]
-        if len(pending) >= sim.block_size:
-            sim.flush()
-        sim.after_results(times[-1], count)
+            self.finish[workers[-1]] = math.inf
+            sim.outstanding[int(workers[-1])] -= 1
+        sim.clock = float(times[-1])
+        if self.pending_count >= sim.block_size:
+            self.flush()
+        sim.after_results(sim.clock, count)
         return count
 
-    def _noise_rows(self, workers: list[int]):
-        """The workers' noise draws, in event order, into consecutive rows of the ring (or -1 rows: no noise)."""
+    def flush(self) -> None:
+        """Compute the pending steps in order, in blocks that need no point computed inside them."""
+        if not self.pending:
+            return
         sim = self.sim
+        workers = np.concatenate([item[0] for item in self.pending])
+        first_row = self.pending[0][1]  # the ring wraps only after a flush: the rows are consecutive
+        x = sim._resolve(self.pending_base)
+        version0 = self.pending_version
+        unresolved = self.unresolved
+        self.pending, self.pending_count, self.pending_base, self.unresolved = [], 0, None, []
         count = len(workers)
-        scale = self.noise_scale
-        if scale:
-            if sim.noise_next + count > len(sim.noise):
-                sim._wrap()
-            first_row = sim.noise_next
-            sim.noise_next = first_row + count
-            noise, contexts = sim.noise, sim.contexts
-            bank = self.bank
-            if bank is None:
-                for row, worker in enumerate(workers, start=first_row):
-                    contexts[worker].data_rng.standard_normal(out=noise[row])
-            else:
-                bank_next, last = self.bank_next, bank.shape[1]
-                taken = []
-                for worker in workers:
-                    row = bank_next[worker]
-                    if row == last:
-                        contexts[worker].data_rng.standard_normal(out=bank[worker])
-                        row = 0
-                    bank_next[worker] = row + 1
-                    taken.append(row)
-                noise[first_row:first_row + count] = bank[workers, taken]
-            return range(first_row, first_row + count)
-        return [-1] * count
-
-    def _deliveries(self, workers: list[int], entries: list[tuple]) -> None:
-        """ServerCore.deliver's counters for each result of the run."""
-        sim = self.sim
-        n_grads, payload = self.n_grads, FLOAT_BYTES * sim.dim
-        jobs_of, grads_of, busy_of, bytes_up_of = sim.jobs_of, sim.grads_of, sim.busy_time_of, sim.bytes_up_of
-        for worker, entry in zip(workers, entries):
-            jobs_of[worker] += 1
-            grads_of[worker] += n_grads
-            busy_of[worker] += entry[5]
-            bytes_up_of[worker] += payload
-        sim.grads_received += len(workers) * n_grads
-        sim.bytes_up += len(workers) * payload
-
-    def draw(self, worker: int, out: np.ndarray) -> None:
-        """One noise row of `worker` (the per-event path's draw while the bank is in use)."""
-        row = self.bank_next[worker]
-        if row == self.bank.shape[1]:
-            self.sim.contexts[worker].data_rng.standard_normal(out=self.bank[worker])
-            row = 0
-        self.bank_next[worker] = row + 1
-        out[:] = self.bank[worker, row]
-
-    def _restart(self, times: list[float], workers: list[int], new_points: list, base: int, count: int) -> None:
-        sim = self.sim
-        running, heap, durations = sim.running, sim.heap, self.durations
-        first, second = sim.held_first, sim.held_second
-        bytes_down_of = sim.bytes_down_of
-        payload = FLOAT_BYTES * sim.dim
-        template = self.template
-        job_id, sequence = sim.next_job_id, sim.sequence
-        heappush = heapq.heappush
-        for row in range(count):
-            worker = workers[row]
-            version = base + 1 + row
-            duration = durations[worker]
-            # The mirror of the versions the worker holds: a new version always evicts (SimServer._mirror).
-            if second[worker] >= 0:
-                first[worker], second[worker] = second[worker], version
-            elif first[worker] >= 0:
-                second[worker] = version
-            else:
-                first[worker] = version
-            bytes_down_of[worker] += payload
-            running[worker] = (job_id, template, new_points[row], None, None, duration, False, version)
-            heappush(heap, (times[row] + duration, sequence, worker, job_id, None))
-            job_id += 1
-            sequence += 1
-        sim.bytes_down += count * payload
-        sim.next_job_id, sim.sequence = job_id, sequence
-
+        # A worker whose start point is made by an earlier step of this flush cuts the block there.
+        order = np.argsort(workers, kind="stable")
+        repeat = workers[order][1:] == workers[order][:-1]
+        previous = np.full(count, -1)
+        previous[order[1:][repeat]] = order[:-1][repeat]
+        start_points, problem, noise = self.start_points, sim.problem, sim.noise
+        start = 0
+        while start < count:
+            later = np.flatnonzero(previous[start:] >= start)
+            end = start + int(later[0]) if later.size else count
+            block = workers[start:end]
+            gradients = problem.full_grad_rows(start_points[block])
+            if first_row >= 0:
+                gradients += noise[first_row + start:first_row + end] * self.noise_scale
+            points = np.empty((end - start + 1, sim.dim))
+            points[0] = x
+            np.multiply(gradients, -self.step_scale, out=points[1:])
+            np.add.accumulate(points, axis=0, out=points)  # x_{k+1} = x_k + (-scale g_k), in order
+            points.flags.writeable = False
+            start_points[block] = points[1:]  # each worker restarted at its own step's point
+            for version, pending_point in unresolved:
+                if version0 + start <= version < version0 + end:
+                    pending_point.x = points[version - version0 - start + 1]
+            x = points[-1]
+            start = end
