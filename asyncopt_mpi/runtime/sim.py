@@ -112,24 +112,9 @@ class SimPoints:
         self.previous, self.current = self.current, version
         return version
 
-    def advance_many(self, count: int) -> list[PendingPoint]:
-        """`count` advances at once: new pending versions; only the last two stay live (and pinned ones)."""
-        new = [PendingPoint() for _ in range(count)]
-        live, pins = self.live, self.pins
-        first = self.current + 1
-        dropped = [self.previous] if count == 1 else [self.previous, self.current]
-        for version in dropped:
-            if version is not None and version not in pins:
-                live.pop(version, None)
-        if count >= 2:
-            live[first + count - 2] = new[-2]
-        live[first + count - 1] = new[-1]
-        self.previous, self.current = first + count - 2, first + count - 1
-        return new
-
     def advance_live(self, count: int) -> list[tuple[int, PendingPoint]]:
-        """advance_many for a caller that computes points by version: pending points only for the
-        versions that stay live (the last two), returned with their versions."""
+        """`count` advances at once: pending points only for the versions that stay live (the last
+        two, and pinned ones), returned with their versions for the caller to compute."""
         live, pins = self.live, self.pins
         last = self.current + count
         for version in ([self.previous] if count == 1 else [self.previous, self.current]):
