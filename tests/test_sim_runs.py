@@ -122,3 +122,15 @@ def test_a_method_written_with_the_public_api_gets_runs_with_the_same_numbers(tm
     finally:  # other tests list the registered methods
         METHODS.pop(PlainAsyncSGD.name, None)
         ORIGINS.pop(PlainAsyncSGD.name, None)
+
+
+@pytest.mark.parametrize("method, extra", [("async_sgd", []), ("rennala_sgd", ["method.batch=20"])])
+@pytest.mark.parametrize("limit", ["stop.gradients=1000", "stop.iterations=10"])
+def test_a_resume_past_its_limits_equals_one_without_runs(tmp_path, monkeypatch, method, extra, limit):
+    # The resumed run has already done more than the new limit allows: it takes one result and stops.
+    overrides = BASE + extra + ["stop.gradients=3000", "output.snapshot_every=1"]
+    for name, enabled in (("runs", True), ("events", False)):
+        monkeypatch.setattr(sim_runs, "RUNS_ENABLED", enabled)
+        assert simulate(tmp_path / f"{name}.h5", method, overrides) == 0
+        assert simulate(tmp_path / f"{name}.h5", method, [limit], resume=True) == 0
+    assert_same_files(tmp_path / "runs.h5", tmp_path / "events.h5")

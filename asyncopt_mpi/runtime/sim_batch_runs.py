@@ -43,7 +43,7 @@ class BatchRuns(RuleRuns):
         """Events a run may take: it ends with the one that reaches the gradient limit (steps are checked as they come)."""
         sim = self.sim
         grads_left = sim.gradient_limit - sim.grads_received
-        return min(self.max_run, math.ceil(grads_left / self.n_grads) if grads_left != math.inf else math.inf)
+        return max(1, min(self.max_run, math.ceil(grads_left / self.n_grads) if grads_left != math.inf else math.inf))
 
     def adopt(self) -> bool:
         """The arrays of RuleRuns, the points the jobs started from, and the mirror of held points as arrays."""

@@ -165,8 +165,9 @@ class RuleRuns:
         """Events a run may take: it ends with the one that reaches the gradient or iteration limit."""
         sim = self.sim
         grads_left = sim.gradient_limit - sim.grads_received
-        return min(self.max_run, sim.iteration_limit - sim.points.current,
-                   math.ceil(grads_left / self.n_grads) if grads_left != math.inf else math.inf)
+        # At least one: a resumed run past its limits still takes one result, then stops (as per event).
+        return max(1, min(self.max_run, sim.iteration_limit - sim.points.current,
+                          math.ceil(grads_left / self.n_grads) if grads_left != math.inf else math.inf))
 
     def _ours(self, entry: tuple) -> bool:
         """Whether the entry's job (one the method's start() made) is the one the rule restarts."""
