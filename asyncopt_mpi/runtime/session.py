@@ -424,7 +424,7 @@ def run_mpi(
             report(f"error: {error}; ending the job")
         status, reason = _finish(server, error)
         warn_if_short(server)  # workers slower than the timing model: say so
-        if missing:
+        if missing:  # the run failed (error is set above): never reached by a completed or stopped run
             # Ranks that do not answer cannot join the collective evaluation: evaluate here, then end the job.
             if server.writer.failed is None:
                 _, trouble = _try(lambda: evaluate_file(config.output_path(), problem, server.f_star))

@@ -27,6 +27,8 @@ _GRAD = JobKind.GRAD
 class BatchRuns(RuleRuns):
     """The runs of a rule with `collect` > 1 or `fresh_only`; the batch lives here (on_result is not called)."""
 
+    step_per_result = False  # steps come once a batch is full: the iteration limit is checked at each
+
     def __init__(self, sim, rule: StepAndRestart):
         super().__init__(sim, rule)
         self.collect, self.fresh_only = rule.collect, rule.fresh_only
@@ -38,12 +40,6 @@ class BatchRuns(RuleRuns):
     @staticmethod
     def handles(rule: StepAndRestart) -> bool:
         return rule.collect > 1 or rule.fresh_only
-
-    def most_events(self) -> float:
-        """Events a run may take: it ends with the one that reaches the gradient limit (steps are checked as they come)."""
-        sim = self.sim
-        grads_left = sim.gradient_limit - sim.grads_received
-        return max(1, min(self.max_run, math.ceil(grads_left / self.n_grads) if grads_left != math.inf else math.inf))
 
     def adopt(self) -> bool:
         """The arrays of RuleRuns, the points the jobs started from, and the mirror of held points as arrays."""

@@ -37,6 +37,7 @@ class RuleRuns:
     """What the runs of every StepAndRestart rule share: the restarted job, its times, the noise."""
 
     bank_rows = BANK_ROWS
+    step_per_result = True  # every result is a step (so the iteration limit bounds a run)
 
     def __init__(self, sim, rule: StepAndRestart):
         job = rule.job
@@ -165,8 +166,9 @@ class RuleRuns:
         """Events a run may take: it ends with the one that reaches the gradient or iteration limit."""
         sim = self.sim
         grads_left = sim.gradient_limit - sim.grads_received
+        steps_left = sim.iteration_limit - sim.points.current if self.step_per_result else math.inf
         # At least one: a resumed run past its limits still takes one result, then stops (as per event).
-        return max(1, min(self.max_run, sim.iteration_limit - sim.points.current,
+        return max(1, min(self.max_run, steps_left,
                           math.ceil(grads_left / self.n_grads) if grads_left != math.inf else math.inf))
 
     def _ours(self, entry: tuple) -> bool:
