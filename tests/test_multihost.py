@@ -111,6 +111,9 @@ def run_args(path, seconds: float, snapshot_every: float = 0.5) -> list[str]:
     )
 
 
+HYDRA_PROXY_ASSERT = "assert (!closed) failed"
+
+
 def start(two_hosts: TwoHosts, ranks_a: int, ranks_b: int, args: list[str]) -> subprocess.Popen:
     return subprocess.Popen(two_hosts.command(ranks_a, ranks_b, args), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -187,11 +190,16 @@ def test_sigkill_of_a_remote_rank_is_named_in_the_file(two_hosts, tmp_path):
 @pytest.mark.parametrize("signal_number", [signal.SIGUSR1, signal.SIGTERM, signal.SIGUSR1, signal.SIGTERM],
                          ids=["SIGUSR1", "SIGTERM", "SIGUSR1-again", "SIGTERM-again"])
 def test_a_stop_signal_to_mpiexec_ends_the_job_with_the_documented_status(two_hosts, tmp_path, signal_number):
-    path = tmp_path / "stopped.h5"
-    process = start(two_hosts, 3, 2, run_args(path, 120.0, snapshot_every=0.1))
-    wait_for_snapshots(path, timeout=90)
-    process.send_signal(signal_number)
-    code, stderr = finish(process, timeout=60)
+    for attempt in range(2):
+        path = tmp_path / f"stopped-{attempt}.h5"
+        process = start(two_hosts, 3, 2, run_args(path, 120.0, snapshot_every=0.1))
+        wait_for_snapshots(path, timeout=90)
+        process.send_signal(signal_number)
+        code, stderr = finish(process, timeout=60)
+        # hydra's proxy on the second host sometimes fails its own assertion while it forwards the
+        # signal (a fault inside MPICH's launcher, about 1 run in 20 here, not in asyncopt): once more.
+        if HYDRA_PROXY_ASSERT not in stderr:
+            break
     assert code == (0 if signal_number == signal.SIGUSR1 else 128 + signal_number), stderr
     with h5py.File(path, "r") as handle:
         assert handle.attrs["status"] == "stopped"
