@@ -125,6 +125,7 @@ class _Table:
     def __init__(self, group: h5py.Group, columns: dict[str, str], keep: int | None = None):
         self.names = tuple(columns)
         self.dtype = np.dtype([(name, kind) for name, kind in columns.items()])
+        self.kinds = tuple(np.dtype(kind) for kind in columns.values())
         if keep is None:
             self.datasets = [
                 group.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(4096,), dtype=kind)
@@ -134,17 +135,18 @@ class _Table:
             self.datasets = [group[name] for name in columns]
             for dataset in self.datasets:
                 dataset.resize((keep,))
-        self.rows: deque[tuple | np.ndarray] = deque()  # appended by the server loop, taken by the flushing thread
+        self.rows: deque[tuple | _Block] = deque()  # appended by the server loop, taken by the flushing thread
         self.block_rows = 0  # rows waiting in blocks beyond one per item (for the free-space check)
         self.length = keep or 0
 
     def block(self, columns: tuple) -> None:
-        """Append many rows at once: one array (or scalar, repeated) per column, in column order."""
-        rows = np.empty(len(columns[0]), dtype=self.dtype)
-        for name, values in zip(self.names, columns):
-            rows[name] = values
-        self.block_rows += len(rows) - 1
-        self.rows.append(rows)
+        """Append many rows at once: one array (or scalar, repeated) per column, in column order.
+
+        The arrays are kept as they are until the next flush: the caller must not change them.
+        """
+        length = len(columns[0])
+        self.block_rows += length - 1
+        self.rows.append(_Block(length, columns))
 
     def flush(self) -> None:
         count = len(self.rows)
@@ -152,28 +154,46 @@ class _Table:
             return
         take = self.rows.popleft
         items = [take() for _ in range(count)]
-        if any(type(item) is np.ndarray for item in items):  # blocks among the rows: keep their order
-            parts, tuples = [], []
-            for item in items:
-                if type(item) is np.ndarray:
-                    if tuples:
-                        parts.append(np.array(tuples, dtype=self.dtype))
-                        tuples = []
-                    parts.append(item)
-                else:
-                    tuples.append(item)
-            if tuples:
-                parts.append(np.array(tuples, dtype=self.dtype))
-            block = np.concatenate(parts)
-            self.block_rows -= len(block) - len(items)
-        else:
-            block = np.array(items, dtype=self.dtype)
-        end = self.length + len(block)
-        for name, dataset in zip(self.names, self.datasets):
+        # Each column's parts in row order: blocks as they came, runs of single rows as one table.
+        parts: list[list[np.ndarray]] = [[] for _ in self.names]
+        singles: list[tuple] = []
+        block_rows = 0
+
+        def add_singles() -> None:
+            if singles:
+                table = np.array(singles, dtype=self.dtype)
+                for column, name in zip(parts, self.names):
+                    column.append(table[name])
+                singles.clear()
+
+        for item in items:
+            if type(item) is _Block:
+                add_singles()
+                block_rows += item.length - 1
+                for column, values, kind in zip(parts, item.columns, self.kinds):
+                    column.append(values if type(values) is np.ndarray else np.full(item.length, values, dtype=kind))
+            else:
+                singles.append(item)
+        add_singles()
+        self.block_rows -= block_rows
+        columns = [(column[0] if len(column) == 1 else np.concatenate(column)).astype(kind, copy=False)
+                   for column, kind in zip(parts, self.kinds)]
+        end = self.length + len(columns[0])
+        for dataset, values in zip(self.datasets, columns):
             dataset.resize((end,))
-            dataset[self.length : end] = block[name]
+            dataset[self.length : end] = values
             dataset.flush()
         self.length = end
+
+
+class _Block:
+    """Rows appended at once, one array (or scalar) per column."""
+
+    __slots__ = ("length", "columns")
+
+    def __init__(self, length: int, columns: tuple):
+        self.length = length
+        self.columns = columns
 
 
 @dataclass

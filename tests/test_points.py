@@ -187,12 +187,14 @@ def test_step_alone_updates_in_place_unless_the_point_is_referenced():
     store.publish(filled(store, 1.0))  # version 1; version 0 is now the previous point
     direction = np.arange(DIM, dtype=float)
     buffer = store.get(1)
-    assert store.step_alone(direction, 0.5) == 2
-    assert store.get(2) is buffer and not buffer.flags.writeable  # the same buffer, read-only again
-    np.testing.assert_array_equal(store.get(2), 1.0 - 0.5 * direction)
+    assert store.step_alone(direction, 0.25) == 2
+    point = store.get(2)
+    assert np.shares_memory(point, buffer) and not point.flags.writeable  # the same memory, read-only
     assert len(store) == 1 and store.previous is None  # the previous point was let go
-    store.acquire(2)  # a point still referenced (a pin, a send) keeps its numbers: the next version gets a new buffer
-    assert store.step_alone(direction, 1.0) == 3
-    assert store.get(3) is not store.get(2)
-    np.testing.assert_array_equal(store.get(2), 1.0 - 0.5 * direction)
-    np.testing.assert_array_equal(store.get(3), 1.0 - 1.5 * direction)
+    assert store.step_alone(direction, 0.25) == 3 and store.get(3) is point  # later steps keep the view
+    np.testing.assert_array_equal(point, 1.0 - 0.5 * direction)
+    store.acquire(3)  # a point still referenced (a pin, a send) keeps its numbers: the next version gets a new buffer
+    assert store.step_alone(direction, 1.0) == 4
+    assert store.get(4) is not point and not np.shares_memory(store.get(4), point)
+    np.testing.assert_array_equal(store.get(3), 1.0 - 0.5 * direction)
+    np.testing.assert_array_equal(store.get(4), 1.0 - 1.5 * direction)

@@ -199,3 +199,18 @@ def test_stochastic_problem_has_no_sample_gradients():
     problem = make_problem(config())
     with pytest.raises(NotImplementedError):
         problem.grad(problem.x0(), np.array([0]))
+
+
+@pytest.mark.parametrize("dim", [2, 3, 7, 100])
+def test_full_grad_rows_are_full_grad_of_each_row_bit_for_bit(dim):
+    problem = QuadraticProblem(dim)
+    points = np.random.default_rng(dim).normal(size=(5, dim))
+    rows = problem.full_grad_rows(points[::-1])  # a non-contiguous block too
+    assert np.array_equal(rows, np.array([problem.full_grad(x) for x in points[::-1]]))
+
+
+def test_dimension_two_has_a_gradient_of_dimension_two():
+    problem = QuadraticProblem(2)
+    x = np.array([1.0, 2.0])
+    a = problem.L / 4 * np.array([[2.0, -1.0], [-1.0, 2.0]])
+    np.testing.assert_allclose(problem.full_grad(x), a @ x + problem.L / 4 * np.array([1.0, 0.0]))

@@ -22,6 +22,8 @@ CASES = {
     "no noise, batch 3": ["problem.noise=0", "method.batch=3", "stop.gradients=9000", "output.snapshot_every=2"],
     "communication": ["workers.comm=sqrt", "workers.comm_scale=1e-3", "stop.gradients=5000", "output.snapshot_every=2"],
     "ties": ["workers.compute=fixed", "workers.compute_scale=0.5", "stop.gradients=5000", "output.snapshot_every=2"],
+    "odd dimension, fast workers again and again": ["problem.dim=31", "workers.n=200", "stop.gradients=8000",
+                                                     "output.snapshot_every=5"],
 }
 
 

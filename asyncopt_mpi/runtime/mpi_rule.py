@@ -21,7 +21,7 @@ from .protocol import (
     HEADER, J_ATTACHED, J_DURATION, J_FAIL, J_FINISH, J_ID, J_VERSION, R_DURATION, R_FINGERPRINT, R_ID, R_MSG,
     R_N_GRADS, R_N_VALUES, R_OVERRUN, R_SLEEP, R_VERSION, Msg, Tag, encode_job,
 )
-from .server import FLOAT_BYTES, HELD_VERSIONS, StopReason
+from .server import FLOAT_BYTES, StopReason
 
 _GRAD = JobKind.GRAD
 _RESULT, _JOB = float(Msg.RESULT), int(Tag.JOB)
@@ -53,6 +53,9 @@ class RulePath:
         self.point_bytes = FLOAT_BYTES * server.dim
         self.trace, self.event = server.writer.trace, server.writer.event  # the rows' appends
         self.header = encode_job(job, [(0, -1)], point=np.zeros(server.dim))  # the fixed slots of every restart
+        # Views made once: a result's header and gradient in each worker's receive buffer.
+        self.result_headers = [buffer[:_FIELDS] for buffer in server.recv_buffers]
+        self.gradients = [buffer[HEADER : HEADER + server.dim] for buffer in server.recv_buffers]
         server.rule_slots = [[] for _ in range(server.n_workers)]
 
     @classmethod
@@ -70,8 +73,7 @@ class RulePath:
     def on_result(self, worker: int) -> None:
         """deliver() for one result: its bookkeeping, the rule's step and restart, the rows, the stop rules."""
         server = self.server
-        buffer = server.recv_buffers[worker]
-        header = buffer[:_FIELDS].tolist()
+        header = self.result_headers[worker].tolist()
         if header[R_MSG] != _RESULT or header[R_ID] <= server.cancelled_through[worker] or header[R_FINGERPRINT] >= 0:
             self.general(worker)
             return
@@ -96,7 +98,7 @@ class RulePath:
         self.sleep_time_of[worker] += header[R_SLEEP]
         self.overrun_time_of[worker] += header[R_OVERRUN]
         try:
-            new_version = points.step_alone(buffer[HEADER : HEADER + server.dim], self.scale)
+            new_version = points.step_alone(self.gradients[worker], self.scale)
         finally:
             server.requests[worker].Start()  # the payload is used: the buffer may take the next message
         self.trace((now, new_version, n_grads, delay, server.bytes_up, server.bytes_down, *self.columns))
@@ -124,16 +126,15 @@ class RulePath:
                                                           server.timing_rngs[worker])
         if duration == math.inf:
             server.never_answering.add(worker)
-        held = server.held[worker]  # the mirror of the worker's points, as _attach keeps it
-        if len(held) >= HELD_VERSIONS:
-            del held[0]
-        held.append(version)
+        held = server.held[worker]  # the mirror of the worker's points, for _attach to send by reference
+        if held:  # a subset of what the worker holds is enough: every point of the rule's restarts goes in full
+            held.clear()
         server.bytes_down += self.point_bytes
         self.bytes_down_of[worker] += self.point_bytes
         finish = max(server.event_clock, server.busy_until[worker]) + duration
         server.busy_until[worker] = finish
-        message, send = self._slot(server, worker)
-        message[HEADER:] = point
+        message, send, message_point = self._slot(server, worker)
+        message_point[:] = point
         message[J_ID] = job_id
         message[J_VERSION] = message[J_ATTACHED] = version
         message[J_DURATION] = duration
@@ -147,12 +148,12 @@ class RulePath:
             server._set_due(worker, finish)
 
     def _slot(self, server, worker: int) -> list:
-        """A [message, persistent send] of the worker whose previous send has completed (a new one if none)."""
+        """A [message, persistent send, the message's point] of the worker whose previous send has completed (a new one if none)."""
         pool = server.rule_slots[worker]
         for slot in pool:
             if slot[1].Test():  # an inactive persistent request tests complete
                 return slot
         message = self.header.copy()
-        slot = [message, server.comm.Send_init(message, worker + 1, _JOB)]
+        slot = [message, server.comm.Send_init(message, worker + 1, _JOB), message[HEADER:]]
         pool.append(slot)
         return slot

@@ -10,6 +10,7 @@ and large points are not re-faulted into memory on every step.
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg.blas import daxpy
 
 POOL_SIZE = 8
 DELTA_LOG = 4096  # published deltas kept, so a worker up to this many versions behind can catch up
@@ -42,7 +43,7 @@ class PointStore:
         self._points: dict[int, np.ndarray] = {version: x0}
         self._refs: dict[int, int] = {version: 1}  # the current point holds one reference
         self._pool: list[np.ndarray] = []
-        self._scratch: np.ndarray | None = None  # step_alone's scale * direction
+        self._alone: np.ndarray | None = None  # the writable buffer behind step_alone's point
 
     def __len__(self) -> int:
         """Number of live versions."""
@@ -105,7 +106,9 @@ class PointStore:
 
         The previous point is let go; the new version takes over the current point's buffer,
         updated in place, when nothing else refers to it (no pin, no send in flight), else a
-        new buffer. This is the MPI server's StepAndRestart path: two passes over x, no copy.
+        new buffer. This is the MPI server's StepAndRestart path: one BLAS axpy over x, no copy.
+        The point stays a read-only view of a writable buffer kept here, so that stepping in
+        place needs no toggling of the view's flags.
         """
         if self.previous is not None:
             previous, self.previous = self.previous, None
@@ -116,14 +119,15 @@ class PointStore:
             np.multiply(direction, -scale, out=x)
             x += self._points[current]
             return self.publish(x)
-        if self._scratch is None:
-            self._scratch = np.empty(self.dim)
         x = self._points.pop(current)
         del self._refs[current]
-        np.multiply(direction, scale, out=self._scratch)
-        x.flags.writeable = True
-        np.subtract(x, self._scratch, out=x)
-        x.flags.writeable = False
+        owner = self._alone
+        if owner is None or x.base is not owner:  # the first step on this buffer
+            x.flags.writeable = True
+            self._alone = owner = x
+            x = owner.view()
+            x.flags.writeable = False
+        daxpy(direction, owner, a=-scale)  # in place, one pass (BLAS may fuse the multiply-add)
         self.current = version = current + 1
         self._points[version] = x
         self._refs[version] = 1

@@ -285,7 +285,8 @@ class ServerCore:
     def _attach(self, worker: int, versions: tuple[int, ...]) -> list[tuple[int, int]]:
         """(version, base) to send with a job, base -1 for the point itself or the held version a
         chain of deltas rebuilds it from (when that is smaller); updates the mirror of what the
-        worker holds, which evicts exactly as the worker does."""
+        worker holds, which evicts as the worker does. The mirror may be a subset of what the worker
+        holds (the MPI server's direct path clears it), never more."""
         held = self.held[worker]
         if len(versions) == 1 and versions[0] in held:  # the common case
             return [] if self.cache_points else [(versions[0], -1)]

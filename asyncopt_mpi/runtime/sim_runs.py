@@ -51,6 +51,8 @@ class RuleRuns:
         self.durations = [compute[w] * self.n_grads + comm[w] * dim for w in range(sim.n_workers)]
         self.shortest = min(self.durations)
         self.max_run = min(MAX_RUN, len(sim.noise))
+        self.counting = np.arange(1, self.max_run + 1)  # 1, 2, ... (sliced, so a run makes no ranges)
+        self.payload_steps = self.counting * (FLOAT_BYTES * dim)  # bytes of 1, 2, ... points
         noise = sim.noise_scales.get(job.batch, False)
         if noise is False:
             noise = sim.noise_scales[job.batch] = sim.problem.additive_noise(job.batch)
@@ -157,7 +159,7 @@ class RuleRuns:
         sim = self.sim
         count = len(workers)
         self.finish[workers] = times + self.duration[workers]
-        self.sequence[workers] = np.arange(sim.sequence, sim.sequence + count)
+        self.sequence[workers] = self.counting[:count] + (sim.sequence - 1)
         self.version[workers] = versions
         sim.sequence += count
         sim.next_job_id += count
@@ -253,14 +255,16 @@ class StepAndRestartRuns(RuleRuns):
         stopped = points.current >= sim.iteration_limit
         if stopped:
             sim.stop(StopReason.ITERATIONS, f"stop.iterations = {sim.stop_rules.iterations} reached")
-        index = np.arange(count)
-        delays = index + base - versions
-        sim.writer.trace_block((times, index + base + 1, self.n_grads, delays, bytes_up0 + (index + 1) * payload,
-                                bytes_down0 + index * payload, *self.columns))
+        iterations = self.counting[:count] + base
+        delays = iterations - versions
+        delays -= 1
+        sent = self.payload_steps[:count]
+        sim.writer.trace_block((times, iterations, self.n_grads, delays, bytes_up0 + sent,
+                                (bytes_down0 - payload) + sent, *self.columns))
         sim.writer.event_block((times, workers, int(_GRAD), versions, delays, 1))
         # Restarts: the same worker, at the version its own step published (none after a stop).
         restarts = count - 1 if stopped else count
-        self._restart(times[:restarts], workers[:restarts], np.arange(base + 1, base + 1 + restarts))
+        self._restart(times[:restarts], workers[:restarts], iterations[:restarts])
         sim.bytes_down_of[workers[:restarts]] += payload
         sim.bytes_down = bytes_down0 + restarts * payload
         if stopped:
@@ -301,7 +305,7 @@ class StepAndRestartRuns(RuleRuns):
             points = np.empty((end - start + 1, sim.dim))
             points[0] = x
             np.multiply(gradients, -self.step_scale, out=points[1:])
-            np.add.accumulate(points, axis=0, out=points)  # x_{k+1} = x_k + (-scale g_k), in order
+            _prefix_sum(points)  # x_{k+1} = x_k + (-scale g_k), in order
             points.flags.writeable = False
             start_points[block] = points[1:]  # each worker restarted at its own step's point
             for version, pending_point in unresolved:
@@ -309,3 +313,10 @@ class StepAndRestartRuns(RuleRuns):
                     pending_point.x = points[version - version0 - start + 1]
             x = points[-1]
             start = end
+
+
+def _prefix_sum(rows: np.ndarray) -> None:
+    """In place, in order: rows[k + 1] = rows[k] + rows[k + 1] (rows[0] is the starting point)."""
+    if rows.shape[1] % 2 == 0:  # as complex pairs: the same float additions in half the (serial) steps
+        rows = rows.view(np.complex128)
+    np.add.accumulate(rows, axis=0, out=rows)
