@@ -154,8 +154,9 @@ class _Table:
             return
         take = self.rows.popleft
         items = [take() for _ in range(count)]
-        # Each column's parts in row order: blocks as they came, runs of single rows as one table.
-        parts: list[list[np.ndarray]] = [[] for _ in self.names]
+        # Each column's parts in row order: blocks as they came (a scalar as (rows, value)), runs of
+        # single rows as one table.
+        parts: list[list] = [[] for _ in self.names]
         singles: list[tuple] = []
         block_rows = 0
 
@@ -170,20 +171,28 @@ class _Table:
             if type(item) is _Block:
                 add_singles()
                 block_rows += item.length - 1
-                for column, values, kind in zip(parts, item.columns, self.kinds):
-                    column.append(values if type(values) is np.ndarray else np.full(item.length, values, dtype=kind))
+                for column, values in zip(parts, item.columns):
+                    column.append(values if type(values) is np.ndarray else (item.length, values))
             else:
                 singles.append(item)
         add_singles()
         self.block_rows -= block_rows
-        columns = [(column[0] if len(column) == 1 else np.concatenate(column)).astype(kind, copy=False)
-                   for column, kind in zip(parts, self.kinds)]
+        columns = [_joined(column, kind) for column, kind in zip(parts, self.kinds)]
         end = self.length + len(columns[0])
         for dataset, values in zip(self.datasets, columns):
             dataset.resize((end,))
             dataset[self.length : end] = values
             dataset.flush()
         self.length = end
+
+
+def _joined(parts: list, kind: np.dtype) -> np.ndarray:
+    """One column from its parts: arrays, and scalars as (rows, value)."""
+    if all(type(part) is tuple for part in parts):  # a scalar in every block: one repeat
+        lengths, values = zip(*parts)
+        return np.repeat(np.array(values, dtype=kind), lengths)
+    arrays = [np.full(part[0], part[1], dtype=kind) if type(part) is tuple else part for part in parts]
+    return (arrays[0] if len(arrays) == 1 else np.concatenate(arrays)).astype(kind, copy=False)
 
 
 class _Block:

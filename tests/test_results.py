@@ -337,3 +337,24 @@ def test_recover_keeps_a_completed_status(tmp_path):
     assert run["attrs"]["status"] == "completed"
     assert run["attrs"]["stop_reason"] == "stop.iterations = 7 reached"
     assert run["trace"]["time"].size == 7
+
+
+def test_blocks_and_single_rows_keep_their_order_and_types(tmp_path):
+    import asyncopt_mpi.results as results
+
+    with h5py.File(tmp_path / "t.h5", "w") as handle:
+        table = results._Table(handle.create_group("events"), dict(zip(EVENTS, ("f8", "i4", "i1", "i8", "i8", "i1"))))
+        table.rows.append((0.5, 7, 0, 3, 1, 1))
+        table.block((np.array([1.0, 2.0]), np.array([1, 2]), 0, np.array([4, 5]), np.array([0, 0]), 1))
+        table.flush()  # first flush: a row, then a block
+        table.block((np.array([3.0]), np.array([9]), 2, np.array([6]), np.array([2]), np.array([0])))
+        table.rows.append((4.0, 3, 1, 7, 0, 1))
+        table.block((np.array([5.0, 6.0]), np.array([4, 5]), 2, np.array([8, 9]), np.array([1, 1]), 0))
+        table.flush()  # a column with scalars in some blocks and an array in another
+        columns = {name: handle[f"events/{name}"][()] for name in EVENTS}
+    assert columns["time"].tolist() == [0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert columns["worker"].tolist() == [7, 1, 2, 9, 3, 4, 5] and columns["worker"].dtype == np.int32
+    assert columns["kind"].tolist() == [0, 0, 0, 2, 1, 2, 2] and columns["kind"].dtype == np.int8
+    assert columns["point_version"].tolist() == [3, 4, 5, 6, 7, 8, 9]
+    assert columns["accepted"].tolist() == [1, 1, 1, 0, 1, 0, 0]
+    assert table.block_rows == 0
