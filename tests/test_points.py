@@ -198,3 +198,12 @@ def test_step_alone_updates_in_place_unless_the_point_is_referenced():
     assert store.get(4) is not point and not np.shares_memory(store.get(4), point)
     np.testing.assert_array_equal(store.get(3), 1.0 - 0.5 * direction)
     np.testing.assert_array_equal(store.get(4), 1.0 - 1.5 * direction)
+
+
+def test_step_alone_from_a_strided_point_gives_the_right_numbers():
+    store = PointStore(np.zeros(DIM))
+    store.publish(np.arange(2.0 * DIM)[::2])  # a writable strided view becomes the current point
+    direction = np.ones(DIM)
+    store.step_alone(direction, 1.0)
+    store.step_alone(direction, 1.0)  # in place from here on
+    np.testing.assert_array_equal(store.get(store.current), np.arange(2.0 * DIM)[::2] - 2.0)

@@ -114,8 +114,8 @@ class PointStore:
             previous, self.previous = self.previous, None
             self.release(previous)
         current = self.current
-        if self._refs[current] != 1 or self.deltas:
-            x = self.new_buffer()
+        if self._refs[current] != 1 or self.deltas or not self._points[current].flags.c_contiguous:
+            x = self.new_buffer()  # contiguous, so the next step can be in place
             np.multiply(direction, -scale, out=x)
             x += self._points[current]
             return self.publish(x)
