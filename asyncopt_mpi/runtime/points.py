@@ -114,15 +114,16 @@ class PointStore:
             previous, self.previous = self.previous, None
             self.release(previous)
         current = self.current
-        if self._refs[current] != 1 or self.deltas or not self._points[current].flags.c_contiguous:
+        x = self._points[current]
+        owner = self._alone
+        stepped_here = owner is not None and x.base is owner  # (then contiguous: no look at the flags)
+        if self._refs[current] != 1 or self.deltas or not (stepped_here or x.flags.c_contiguous):
             x = self.new_buffer()  # contiguous, so the next step can be in place
             np.multiply(direction, -scale, out=x)
             x += self._points[current]
             return self.publish(x)
-        x = self._points.pop(current)
-        del self._refs[current]
-        owner = self._alone
-        if owner is None or x.base is not owner:  # the first step on this buffer
+        del self._points[current], self._refs[current]
+        if not stepped_here:  # the first step on this buffer
             x.flags.writeable = True
             self._alone = owner = x
             x = owner.view()
