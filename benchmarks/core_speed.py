@@ -30,7 +30,7 @@ OLD_FLOOR_RATIO = {1000: 0.31, 10_000: 0.32, 100_000: 0.22}
 
 def simulator_vs_floor(directory: str, quick: bool) -> list[str]:
     cases = [(1000, 5_000)] if quick else [(1000, 300_000), (10_000, 300_000), (100_000, 1_000_000)]
-    repeats = 1 if quick else 3
+    repeats = 1 if quick else 5
     lines = ["| workers n | d | simulator (events/s) | sim_floor (events/s) | ratio | 9bbab50's ratio |",
              "|---|---|---|---|---|---|"]
     for n, events in cases:
@@ -61,7 +61,7 @@ def simulator_vs_old_core(directory: str, quick: bool) -> list[str]:
             now, old = float(np.median([run_sim(case, n, d, events, os.path.join(directory, f"core-{case}-{r}.h5"))
                                         ["rate"] for r in range(3)])), kept
         else:  # alternated runs of both, as everywhere else
-            now, old = against_code(case, n, d, events, 3, code, directory)
+            now, old = against_code(case, n, d, events, 5, code, directory)
         lines.append(f"| {case} | {n:,} | {d} | {now:,.0f} | {old:,.0f}{'' if code else ' (kept)'} | {now / old:.2f}x |")
     return lines
 
@@ -79,7 +79,7 @@ def _rank0_us(mode: str, workers: int, results: int, path: str) -> float:
 
 
 def mpi_rank0_cpu(directory: str, quick: bool) -> list[str]:
-    counts, results, repeats = ([2], 1000, 1) if quick else ([4, 8], 20_000, 3)
+    counts, results, repeats = ([2], 1000, 1) if quick else ([4, 8], 20_000, 5)
     lines = ["| workers | bare Testsome loop (us/result) | asyncopt server (us/result) | ratio |", "|---|---|---|---|"]
     for workers in counts:
         bare, ours = [], []
