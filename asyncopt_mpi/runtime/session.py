@@ -29,6 +29,7 @@ from ..progress import Progress, SetupProgress
 from ..timing import TimingModel
 from . import guardian, host_watch
 from .backoff import lower_timer_slack, poll
+from .heap import keep_freed_memory
 from ..methods.decentralized import graph_attrs, uses_graph
 from .mpi_text import library_version
 from .emulation import warn_if_short
@@ -183,6 +184,7 @@ def simulate(config: Config, resume: ResumePoint | None = None, quiet: bool = Tr
     unless `overwrite` (then replaced only once the new run has started cleanly). `inputs` are
     files the run reads (the config), which the results file must not be.
     """
+    keep_freed_memory()
     n_workers = config.workers.n
     if n_workers is None and resume is not None:
         n_workers = len(resume.workers["jobs"])
@@ -318,6 +320,7 @@ def run_mpi(
     from .mpi import MpiServer, WorkerLoop
 
     lower_timer_slack()
+    keep_freed_memory()
     signals = SignalWatch().install()
     comm = MPI.COMM_WORLD
     rank, size = comm.rank, comm.size

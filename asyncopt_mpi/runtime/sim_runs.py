@@ -294,6 +294,9 @@ class StepAndRestartRuns(RuleRuns):
         previous = np.full(count, -1)
         previous[order[1:][repeat]] = order[:-1][repeat]
         start_points, problem, noise = self.start_points, sim.problem, sim.noise
+        # points[k] is the point after k steps of this flush; a block adds its steps to the point before it.
+        points = np.empty((count + 1, sim.dim))
+        points[0] = x
         start = 0
         while start < count:
             later = np.flatnonzero(previous[start:] >= start)
@@ -302,17 +305,13 @@ class StepAndRestartRuns(RuleRuns):
             gradients = problem.full_grad_rows(start_points[block])
             if first_row >= 0:
                 gradients += noise[first_row + start:first_row + end] * self.noise_scale
-            points = np.empty((end - start + 1, sim.dim))
-            points[0] = x
-            np.multiply(gradients, -self.step_scale, out=points[1:])
-            _prefix_sum(points)  # x_{k+1} = x_k + (-scale g_k), in order
-            points.flags.writeable = False
-            start_points[block] = points[1:]  # each worker restarted at its own step's point
-            for version, pending_point in unresolved:
-                if version0 + start <= version < version0 + end:
-                    pending_point.x = points[version - version0 - start + 1]
-            x = points[-1]
+            np.multiply(gradients, -self.step_scale, out=points[start + 1:end + 1])
+            _prefix_sum(points[start:end + 1])  # x_{k+1} = x_k + (-scale g_k), in order
+            start_points[block] = points[start + 1:end + 1]  # each worker restarted at its own step's point
             start = end
+        points.flags.writeable = False
+        for version, pending_point in unresolved:
+            pending_point.x = points[version - version0 + 1]
 
 
 def _prefix_sum(rows: np.ndarray) -> None:
