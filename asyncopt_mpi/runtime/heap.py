@@ -16,7 +16,7 @@ import sys
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
 TRIM_BYTES = 64 * 2**20  # free memory at the heap's top kept up to this much
-MMAP_BYTES = 32 * 2**20  # blocks from this size on are mapped (and returned when freed)
+MMAP_BYTES = 4 * 2**20  # blocks from this size on are mapped (and returned when freed)
 
 
 def keep_freed_memory() -> bool:
