@@ -31,6 +31,7 @@ BANK_ROWS = 16  # rows a worker draws in one call (one call for k rows gives the
 START_POINTS_BYTES = 2 * 2**30  # the workers' start points (n x dim) are kept in one array up to this size
 RUNS_ENABLED = True  # tests turn runs off to compare with the per-event path
 _GRAD = JobKind.GRAD
+COUNTED = ("jobs", "grads", "bytes_up")  # the per-worker counters a result adds fixed amounts to
 
 
 class RuleRuns:
@@ -110,7 +111,12 @@ class RuleRuns:
             self.finish[worker], self.sequence[worker], self.version[worker] = finish, sequence, entry[7]
             self.entries[worker] = entry
         sim.heap.clear()
-        for name in ("jobs", "grads", "bytes_up", "bytes_down", "busy_time"):
+        # jobs, grads and bytes up of each worker side by side: a result adds one row to all three at once.
+        self.counts = np.array([sim.stats[name] for name in COUNTED]).T.copy()
+        self.per_result = np.array([1, self.n_grads, FLOAT_BYTES * sim.dim], dtype=self.counts.dtype)
+        for column, name in enumerate(COUNTED):
+            sim.stats[name] = self.counts[:, column]
+        for name in ("bytes_down", "busy_time"):
             sim.stats[name] = np.array(sim.stats[name])
         sim.jobs_of, sim.grads_of, sim.bytes_up_of, sim.bytes_down_of, sim.busy_time_of = (
             sim.stats["jobs"], sim.stats["grads"], sim.stats["bytes_up"], sim.stats["bytes_down"], sim.stats["busy_time"])
@@ -133,9 +139,12 @@ class RuleRuns:
         count = min(len(workers), self.most_events())
         if times[count - 1] > time_limit:
             count = int(np.searchsorted(times, time_limit, side="right"))
-        # The run ends with the first event after which the per-event path would act.
-        acts = np.flatnonzero((times[:count] - sim.last_snapshot_time >= sim.snapshot_every) | (times[:count] >= time_limit))
-        if acts.size:
+        # The run ends with the first event after which the per-event path would act (both tests
+        # only turn true as time goes on, so the last event tells whether any does).
+        last = float(times[count - 1])
+        if last - sim.last_snapshot_time >= sim.snapshot_every or last >= time_limit:
+            acts = np.flatnonzero((times[:count] - sim.last_snapshot_time >= sim.snapshot_every)
+                                  | (times[:count] >= time_limit))
             count = int(acts[0]) + 1
         return self._apply(times[:count], workers[:count])
 
@@ -147,10 +156,8 @@ class RuleRuns:
         """ServerCore.deliver's counters for results of distinct workers (one add per worker, as per event)."""
         sim = self.sim
         payload = FLOAT_BYTES * sim.dim
-        sim.jobs_of[workers] += 1
-        sim.grads_of[workers] += self.n_grads
+        self.counts[workers] += self.per_result  # jobs, grads and bytes up
         sim.busy_time_of[workers] += self.duration[workers]
-        sim.bytes_up_of[workers] += payload
         sim.grads_received += len(workers) * self.n_grads
         sim.bytes_up += len(workers) * payload
 
