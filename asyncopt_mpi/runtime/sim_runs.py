@@ -38,6 +38,7 @@ class RuleRuns:
     """What the runs of every StepAndRestart rule share: the restarted job, its times, the noise."""
 
     bank_rows = BANK_ROWS
+    scaled_noise = False  # whether _noise_rows leaves noise_scale * draw in the ring (async_sgd's runs)
     step_per_result = True  # every result is a step (so the iteration limit bounds a run)
 
     def __init__(self, sim, rule: StepAndRestart):
@@ -207,7 +208,10 @@ class RuleRuns:
                 contexts[worker].data_rng.standard_normal(out=bank[worker])
             taken[empty] = 0
             self.bank_next[workers] = taken + 1
-            noise[first_row:first_row + count] = bank[workers, taken]
+            if self.scaled_noise:  # the ring rows hold noise_scale * draw (the product the steps add)
+                np.multiply(bank[workers, taken], self.noise_scale, out=noise[first_row:first_row + count])
+            else:
+                noise[first_row:first_row + count] = bank[workers, taken]
         return first_row
 
 
@@ -232,6 +236,7 @@ class StepAndRestartRuns(RuleRuns):
             if entry is not None:
                 self.start_points[worker] = sim._resolve(entry[2])
         self.entries = None
+        self.scaled_noise = self.bank is not None
         sim.deferred_runs = self
         # Steps waiting for a block: their workers and first noise rows, per run; the points the
         # simulator keeps live (versions -> PendingPoint) are set when the block is computed.
@@ -311,7 +316,8 @@ class StepAndRestartRuns(RuleRuns):
             block = workers[start:end]
             gradients = problem.full_grad_rows(start_points[block])
             if first_row >= 0:
-                gradients += noise[first_row + start:first_row + end] * self.noise_scale
+                rows = noise[first_row + start:first_row + end]
+                gradients += rows if self.scaled_noise else rows * self.noise_scale
             np.multiply(gradients, -self.step_scale, out=points[start + 1:end + 1])
             _prefix_sum(points[start:end + 1])  # x_{k+1} = x_k + (-scale g_k), in order
             start_points[block] = points[start + 1:end + 1]  # each worker restarted at its own step's point
