@@ -136,3 +136,15 @@ def test_a_resume_past_its_limits_equals_one_without_runs(tmp_path, monkeypatch,
         assert simulate(tmp_path / f"{name}.h5", method, overrides) == 0
         assert simulate(tmp_path / f"{name}.h5", method, [limit], resume=True) == 0
     assert_same_files(tmp_path / "runs.h5", tmp_path / "events.h5")
+
+
+@pytest.mark.parametrize("method, overrides", [("async_sgd", ["stop.gradients=4000"]),
+                                               ("rennala_sgd", ["method.batch=20", "stop.gradients=4000"])])
+def test_runs_without_a_noise_bank_give_the_per_event_files(tmp_path, monkeypatch, method, overrides):
+    # Many workers of a large point leave no room for a bank: each noise row is drawn where it is used.
+    monkeypatch.setattr(sim_runs, "BANK_BYTES", 0)
+    overrides = BASE + overrides + ["output.snapshot_every=2"]
+    assert simulate(tmp_path / "runs.h5", method, overrides) == 0
+    monkeypatch.setattr(sim_runs, "RUNS_ENABLED", False)
+    assert simulate(tmp_path / "events.h5", method, overrides) == 0
+    assert assert_same_files(tmp_path / "runs.h5", tmp_path / "events.h5") >= 1000

@@ -38,7 +38,7 @@ class RuleRuns:
     """What the runs of every StepAndRestart rule share: the restarted job, its times, the noise."""
 
     bank_rows = BANK_ROWS
-    scaled_noise = False  # whether _noise_rows leaves noise_scale * draw in the ring (async_sgd's runs)
+    scaled_noise = False  # whether _noise_rows leaves noise_scale * draw in the ring (the product a step adds)
     step_per_result = True  # every result is a step (so the iteration limit bounds a run)
 
     def __init__(self, sim, rule: StepAndRestart):
@@ -142,11 +142,11 @@ class RuleRuns:
             count = int(np.searchsorted(times, time_limit, side="right"))
         # The run ends with the first event after which the per-event path would act (both tests
         # only turn true as time goes on, so the last event tells whether any does).
-        last = float(times[count - 1])
-        if last - sim.last_snapshot_time >= sim.snapshot_every or last >= time_limit:
-            acts = np.flatnonzero((times[:count] - sim.last_snapshot_time >= sim.snapshot_every)
-                                  | (times[:count] >= time_limit))
-            count = int(acts[0]) + 1
+        def acts(at):  # the per-event path's tests after an event at `at` (a time or an array of them)
+            return (at - sim.last_snapshot_time >= sim.snapshot_every) | (at >= time_limit)
+
+        if acts(float(times[count - 1])):
+            count = int(np.flatnonzero(acts(times[:count]))[0]) + 1
         return self._apply(times[:count], workers[:count])
 
     def _apply(self, times: np.ndarray, workers: np.ndarray) -> int:
@@ -201,6 +201,8 @@ class RuleRuns:
         if bank is None:
             for row, worker in enumerate(workers.tolist(), start=first_row):
                 contexts[worker].data_rng.standard_normal(out=noise[row])
+            if self.scaled_noise:
+                noise[first_row:first_row + count] *= self.noise_scale
         else:
             taken = self.bank_next[workers]  # a worker is at most once in a run
             empty = taken == bank.shape[1]
@@ -217,6 +219,8 @@ class RuleRuns:
 
 class StepAndRestartRuns(RuleRuns):
     """The runs of a one-result rule (asynchronous SGD): a deferred step per result (see the module doc)."""
+
+    scaled_noise = True
 
     @staticmethod
     def handles(rule: StepAndRestart) -> bool:
@@ -236,7 +240,6 @@ class StepAndRestartRuns(RuleRuns):
             if entry is not None:
                 self.start_points[worker] = sim._resolve(entry[2])
         self.entries = None
-        self.scaled_noise = self.bank is not None
         sim.deferred_runs = self
         # Steps waiting for a block: their workers and first noise rows, per run; the points the
         # simulator keeps live (versions -> PendingPoint) are set when the block is computed.
@@ -316,8 +319,7 @@ class StepAndRestartRuns(RuleRuns):
             block = workers[start:end]
             gradients = problem.full_grad_rows(start_points[block])
             if first_row >= 0:
-                rows = noise[first_row + start:first_row + end]
-                gradients += rows if self.scaled_noise else rows * self.noise_scale
+                gradients += noise[first_row + start:first_row + end]  # already scaled
             np.multiply(gradients, -self.step_scale, out=points[start + 1:end + 1])
             _prefix_sum(points[start:end + 1])  # x_{k+1} = x_k + (-scale g_k), in order
             start_points[block] = points[start + 1:end + 1]  # each worker restarted at its own step's point
