@@ -55,13 +55,16 @@ def test_runs_are_taken_and_a_rule_less_method_keeps_the_per_event_path(monkeypa
     taken = []
     original = sim_runs.StepAndRestartRuns._apply
 
-    def counting(self, times, workers):
+    def counting(self, times, workers, *rest):
         taken.append(len(times))
-        return original(self, times, workers)
+        repeats.append(len(workers) - len(set(workers.tolist())))
+        return original(self, times, workers, *rest)
 
+    repeats = []
     monkeypatch.setattr(sim_runs.StepAndRestartRuns, "_apply", counting)
     assert simulate(tmp_path / "pure.h5", "async_sgd", BASE + ["stop.gradients=3000"]) == 0
     assert sum(taken) == 3000 and max(taken) > 10  # every result came in runs, most of them many at a time
+    assert max(repeats) > 0  # runs span several of the shortest jobs: the fast workers end more than once
     taken.clear()
     assert simulate(tmp_path / "random.h5", "async_sgd", BASE + ["stop.gradients=3000", "method.assign=random"]) == 0
     assert not taken  # random assignment is not one rule for every result

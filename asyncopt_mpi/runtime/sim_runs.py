@@ -26,6 +26,7 @@ from ..methods.base import JobKind, StepAndRestart
 from .server import FLOAT_BYTES, StopReason
 
 MAX_RUN = 1024  # events per run at most
+RUN_EVENTS = 512  # events a run of asynchronous SGD aims at (its window spans several shortest jobs)
 BANK_BYTES = 64 * 2**20  # noise rows drawn ahead per worker, at most this much in all
 BANK_ROWS = 16  # rows a worker draws in one call (one call for k rows gives the numbers of k calls)
 START_POINTS_BYTES = 2 * 2**30  # the workers' start points (n x dim) are kept in one array up to this size
@@ -137,38 +138,60 @@ class RuleRuns:
         ending = np.flatnonzero(finish < first + self.shortest)
         order = np.lexsort((self.sequence[ending], finish[ending]))  # as the heap pops them
         workers, times = ending[order], finish[ending[order]]
-        count = min(len(workers), self.most_events())
+        count = self._count(times)
+        return self._apply(times[:count], workers[:count])
+
+    def _count(self, times: np.ndarray) -> int:
+        """How many of these events (in heap order) the run takes: up to the limits, and up to the
+        first event after which the per-event path would act."""
+        sim = self.sim
+        time_limit = sim.time_limit
+        count = min(len(times), self.most_events())
         if times[count - 1] > time_limit:
             count = int(np.searchsorted(times, time_limit, side="right"))
-        # The run ends with the first event after which the per-event path would act (both tests
-        # only turn true as time goes on, so the last event tells whether any does).
+
+        # Both tests only turn true as time goes on, so the last event tells whether any does.
         def acts(at):  # the per-event path's tests after an event at `at` (a time or an array of them)
             return (at - sim.last_snapshot_time >= sim.snapshot_every) | (at >= time_limit)
 
         if acts(float(times[count - 1])):
             count = int(np.flatnonzero(acts(times[:count]))[0]) + 1
-        return self._apply(times[:count], workers[:count])
+        return count
 
     def _apply(self, times: np.ndarray, workers: np.ndarray) -> int:
         """The per-event path's effects for a run of results, in the same order and numbers; returns how many."""
         raise NotImplementedError
 
-    def _deliver(self, workers: np.ndarray) -> None:
-        """ServerCore.deliver's counters for results of distinct workers (one add per worker, as per event)."""
+    def _deliver(self, workers: np.ndarray, distinct: bool = True) -> None:
+        """ServerCore.deliver's counters for a run's results, in event order (as per event)."""
         sim = self.sim
         payload = FLOAT_BYTES * sim.dim
-        self.counts[workers] += self.per_result  # jobs, grads and bytes up
-        sim.busy_time_of[workers] += self.duration[workers]
+        if distinct:
+            self.counts[workers] += self.per_result  # jobs, grads and bytes up
+            sim.busy_time_of[workers] += self.duration[workers]
+        else:  # add.at adds repeats one by one, in order (the same float sums)
+            np.add.at(self.counts, workers, self.per_result)
+            np.add.at(sim.busy_time_of, workers, self.duration[workers])
         sim.grads_received += len(workers) * self.n_grads
         sim.bytes_up += len(workers) * payload
 
-    def _restart(self, times: np.ndarray, workers: np.ndarray, versions: np.ndarray) -> None:
-        """The rule's job again for each worker, ending `duration` after its event, in event order."""
+    def _restart(self, times: np.ndarray, workers: np.ndarray, versions: np.ndarray,
+                 last: np.ndarray | None = None) -> None:
+        """The rule's job again for each worker, ending `duration` after its event, in event order.
+
+        `last` marks each worker's last event when a worker has several: the job that stays."""
         sim = self.sim
         count = len(workers)
-        self.finish[workers] = times + self.duration[workers]
-        self.sequence[workers] = self.counting[:count] + (sim.sequence - 1)
-        self.version[workers] = versions
+        if last is None:
+            self.finish[workers] = times + self.duration[workers]
+            self.sequence[workers] = self.counting[:count] + (sim.sequence - 1)
+            self.version[workers] = versions
+        else:
+            at = np.flatnonzero(last)
+            staying = workers[at]
+            self.finish[staying] = times[at] + self.duration[staying]
+            self.sequence[staying] = at + sim.sequence
+            self.version[staying] = versions[at]
         sim.sequence += count
         sim.next_job_id += count
 
@@ -187,8 +210,11 @@ class RuleRuns:
         return (job.kind is _GRAD and job.batch == self.batch and not job.extra_grads and entry[3] is None
                 and entry[4] is None and not entry[6])
 
-    def _noise_rows(self, workers: np.ndarray) -> int:
-        """The workers' noise draws, in event order, into consecutive ring rows; the first row (-1: no noise)."""
+    def _noise_rows(self, workers: np.ndarray, occurrence: np.ndarray | None = None,
+                    last: np.ndarray | None = None) -> int:
+        """The workers' noise draws, in event order, into consecutive ring rows; the first row (-1: no noise).
+
+        A worker with several events in the run: `occurrence` counts its earlier ones, `last` marks its last."""
         if not self.noise_scale:
             return -1
         sim = self.sim
@@ -203,13 +229,30 @@ class RuleRuns:
                 contexts[worker].data_rng.standard_normal(out=noise[row])
             if self.scaled_noise:
                 noise[first_row:first_row + count] *= self.noise_scale
-        else:
-            taken = self.bank_next[workers]  # a worker is at most once in a run
+        elif occurrence is None:
+            taken = self.bank_next[workers]  # a worker is at most once in this run
             empty = taken == bank.shape[1]
             for worker in workers[empty].tolist():
                 contexts[worker].data_rng.standard_normal(out=bank[worker])
             taken[empty] = 0
             self.bank_next[workers] = taken + 1
+        else:
+            # A worker's k-th event in the run takes its slab's next row + k. A slab with fewer
+            # rows left moves them to its front and draws the rest (the stream goes on in order).
+            rows = bank.shape[1]
+            staying, uses = workers[last], occurrence[last] + 1
+            start = self.bank_next[staying]
+            short = np.flatnonzero(start + uses > rows)
+            for worker, left in zip(staying[short].tolist(), start[short].tolist()):
+                kept = rows - left
+                if kept:
+                    bank[worker, :kept] = bank[worker, left:]
+                contexts[worker].data_rng.standard_normal(out=bank[worker, kept:])
+            start[short] = 0
+            self.bank_next[staying] = start
+            taken = self.bank_next[workers] + occurrence
+            self.bank_next[staying] = start + uses
+        if bank is not None:
             if self.scaled_noise:  # the ring rows hold noise_scale * draw (the product the steps add)
                 np.multiply(bank[workers, taken], self.noise_scale, out=noise[first_row:first_row + count])
             else:
@@ -248,18 +291,96 @@ class StepAndRestartRuns(RuleRuns):
         self.pending_base = None
         self.pending_version = 0  # the version the first pending step makes
         self.unresolved: list[tuple[int, object]] = []
+        # A run spans several of the shortest jobs (about RUN_EVENTS events), but no worker has
+        # more events in it than its noise slab has rows.
+        rate = float(np.sum(1.0 / self.duration))
+        self.window = max(self.shortest, RUN_EVENTS / rate)
+        if self.bank is not None:
+            self.window = min(self.window, max(1, self.bank.shape[1] - 2) * self.shortest)
         return True
 
-    def _apply(self, times: np.ndarray, workers: np.ndarray) -> int:
+    def take(self) -> int:
+        """Handle the next run of events (0 when none comes before the time limit).
+
+        The run is every event before `first + window`: the jobs running now that end by then,
+        and then, wave after wave, each worker's restarts that still end by then (each end the
+        same sum the per-event path forms). The heap orders equal ends by sequence number; the
+        restarts get theirs inside the run, so when two restarts end at the same time the run
+        is the base one, up to one shortest job (where no job ends twice)."""
+        sim = self.sim
+        finish, duration = self.finish, self.duration
+        first = finish.min()
+        if first > sim.time_limit or first == math.inf or self.window == self.shortest:
+            return super().take()
+        horizon = first + self.window
+        ending = np.flatnonzero(finish < horizon)
+        wave_times, wave_workers = finish[ending], ending
+        wave_index = np.arange(len(ending))  # where a wave's events are in the concatenation
+        times, workers, parents = [wave_times], [ending], []
+        total = len(ending)
+        while True:
+            wave_times = wave_times + duration[wave_workers]
+            inside = np.flatnonzero(wave_times < horizon)
+            if not inside.size:
+                break
+            wave_times, wave_workers = wave_times[inside], wave_workers[inside]
+            parents.append(wave_index[inside])
+            wave_index = np.arange(total, total + inside.size)
+            total += inside.size
+            times.append(wave_times)
+            workers.append(wave_workers)
+        if not parents:
+            return super().take()
+        first_wave = len(ending)
+        parent = np.concatenate(parents)  # the event (in the concatenation) each restart follows
+        key = np.full(total, sim.sequence)  # the heap's tie-break: sequence numbers (the restarts' are larger)
+        key[:first_wave] = self.sequence[ending]
+        all_times, workers = np.concatenate(times), np.concatenate(workers)
+        order = np.lexsort((key, all_times))
+        times = all_times[order]
+        position = np.empty(total + 1, dtype=np.int64)  # each event's place in the run (total: none)
+        position[order] = np.arange(total)
+        position[total] = total
+        restarted = order >= first_wave
+        if ((times[1:] == times[:-1]) & restarted[1:] & restarted[:-1]).any():
+            # Restarts that end together: a restart's sequence number is its parent's place after
+            # the run's first sequence number. Sort again with them until the order holds.
+            while True:
+                key[first_wave:] = position[parent] + sim.sequence
+                again = np.lexsort((key, all_times))
+                if np.array_equal(again, order):
+                    break
+                order = again
+                position[order] = np.arange(total)
+            times = all_times[order]
+        count = self._count(times)
+        events = order[:count]
+        # For each event: which of the worker's events in the run it is, whether it is the last
+        # one, and the version it started from (the iteration of the worker's previous event).
+        child = np.full(total, total)
+        child[parent] = np.arange(first_wave, total)
+        occurrence = np.repeat(np.arange(len(parents) + 1), [first_wave] + [len(p) for p in parents])[events]
+        last = position[child[events]] >= count
+        workers = workers[events]
+        versions = self.version[workers]
+        later = np.flatnonzero(occurrence)
+        versions[later] = position[parent[events[later] - first_wave]] + (sim.points.current + 1)
+        return self._apply(times[:count], workers, versions, occurrence, last)
+
+    def _apply(self, times: np.ndarray, workers: np.ndarray, versions: np.ndarray | None = None,
+               occurrence: np.ndarray | None = None, last: np.ndarray | None = None) -> int:
+        """As RuleRuns._apply; a worker with several events in the run has `occurrence`, `last`
+        and the `versions` its events started from (see take)."""
         sim = self.sim
         count = len(times)
         payload = FLOAT_BYTES * sim.dim
         points = sim.points
         base = points.current
-        first_row = self._noise_rows(workers)
-        versions = self.version[workers]
+        first_row = self._noise_rows(workers, occurrence, last)
+        if versions is None:
+            versions = self.version[workers]
         bytes_up0, bytes_down0 = sim.bytes_up, sim.bytes_down
-        self._deliver(workers)
+        self._deliver(workers, distinct=last is None)
         # Steps: one new (deferred) version per result.
         if not self.pending:
             self.pending_base = points.live[base]
@@ -279,8 +400,12 @@ class StepAndRestartRuns(RuleRuns):
         sim.writer.event_block((times, workers, int(_GRAD), versions, delays, 1))
         # Restarts: the same worker, at the version its own step published (none after a stop).
         restarts = count - 1 if stopped else count
-        self._restart(times[:restarts], workers[:restarts], iterations[:restarts])
-        sim.bytes_down_of[workers[:restarts]] += payload
+        if last is None:
+            self._restart(times[:restarts], workers[:restarts], iterations[:restarts])
+            sim.bytes_down_of[workers[:restarts]] += payload
+        else:  # (after a stop, the last worker's earlier restart is the job that just ended)
+            self._restart(times[:restarts], workers[:restarts], iterations[:restarts], last[:restarts])
+            np.add.at(sim.bytes_down_of, workers[:restarts], payload)
         sim.bytes_down = bytes_down0 + restarts * payload
         if stopped:
             self.finish[workers[-1]] = math.inf
