@@ -8,9 +8,11 @@ the run starts: those events form a run. Once the rule is taken, the jobs leave 
 per-worker arrays (when each job ends, its heap sequence number, the version and the point it
 started from), and a run is found with one comparison over them, sorted by (end, sequence) as
 the heap would pop them; its bookkeeping, rows, restarts and noise draws are array operations,
-and its steps are deferred and computed in blocks. Each run reproduces the per-event path
-exactly: the same draws from the same worker streams in the same order, the same job ids and
-sequence numbers, the same rows and the same points.
+and its steps are deferred and computed in blocks. Asynchronous SGD's runs span several of the
+shortest jobs: the restarts a run makes that end inside it are found wave by wave, and ordered
+among the other events by the sequence numbers the run gives them. Each run reproduces the
+per-event path exactly: the same draws from the same worker streams in the same order, the same
+job ids and sequence numbers, the same rows and the same points.
 
 A run ends early at whatever the per-event path would act on after an event: a snapshot, the
 gradient, iteration or time limit.
@@ -428,19 +430,20 @@ class StepAndRestartRuns(RuleRuns):
         unresolved = self.unresolved
         self.pending, self.pending_count, self.pending_base, self.unresolved = [], 0, None, []
         count = len(workers)
-        # A worker whose start point is made by an earlier step of this flush cuts the block there.
+        # A worker whose start point is made by an earlier step of this flush cuts the block there:
+        # a block from `start` ends at the first event whose worker's previous event is in it.
         order = np.argsort(workers, kind="stable")
         repeat = workers[order][1:] == workers[order][:-1]
-        previous = np.full(count, -1)
-        previous[order[1:][repeat]] = order[:-1][repeat]
+        following = np.full(count, count)  # each event's worker's next event in the flush
+        following[order[:-1][repeat]] = order[1:][repeat]
+        block_end = np.minimum.accumulate(following[::-1])[::-1].tolist()
         start_points, problem, noise = self.start_points, sim.problem, sim.noise
         # points[k] is the point after k steps of this flush; a block adds its steps to the point before it.
         points = np.empty((count + 1, sim.dim))
         points[0] = x
         start = 0
         while start < count:
-            later = np.flatnonzero(previous[start:] >= start)
-            end = start + int(later[0]) if later.size else count
+            end = block_end[start]
             block = workers[start:end]
             gradients = problem.full_grad_rows(start_points[block])
             if first_row >= 0:
