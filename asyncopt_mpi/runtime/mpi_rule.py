@@ -101,7 +101,7 @@ class RulePath:
             new_version = points.step_alone(self.gradients[worker], self.scale)
         finally:
             server.requests[worker].Start()  # the payload is used: the buffer may take the next message
-        self.trace((now, new_version, n_grads, delay, server.bytes_up, server.bytes_down, *self.columns))
+        self.trace((now, new_version, n_grads, delay, server.bytes_up, server.bytes_down) + self.columns)
         if new_version >= server.iteration_limit:
             server.stop(StopReason.ITERATIONS, f"stop.iterations = {server.stop_rules.iterations} reached")
         if server.stop_reason is None:  # its job is done and the next one out: outstanding stays
@@ -133,7 +133,11 @@ class RulePath:
         self.bytes_down_of[worker] += self.point_bytes
         finish = max(server.event_clock, server.busy_until[worker]) + duration
         server.busy_until[worker] = finish
-        message, send, message_point = self._slot(server, worker)
+        slots = server.rule_slots[worker]
+        if slots and slots[0][1].Test():  # the usual case: the worker's last job message has gone
+            message, send, message_point = slots[0]
+        else:
+            message, send, message_point = self._slot(server, worker)
         message_point[:] = point
         message[J_ID] = job_id
         message[J_VERSION] = message[J_ATTACHED] = version

@@ -128,7 +128,8 @@ class PointStore:
             self._alone = owner = x
             x = owner.view()
             x.flags.writeable = False
-        daxpy(direction, owner, a=-scale)  # in place, one pass (BLAS may fuse the multiply-add)
+        # In place, one pass (BLAS may fuse the multiply-add); n and a given by position cost less to pass.
+        daxpy(direction, owner, self.dim, -scale)
         self.current = version = current + 1
         self._points[version] = x
         self._refs[version] = 1
