@@ -26,6 +26,7 @@ from .server import FLOAT_BYTES, StopReason
 _GRAD = JobKind.GRAD
 _RESULT, _JOB = float(Msg.RESULT), int(Tag.JOB)
 _FIELDS = R_FINGERPRINT + 1  # the result header's slots read here
+_NEVER = math.inf
 
 
 class RulePath:
@@ -82,7 +83,7 @@ class RulePath:
         if finishes:
             server._set_due(worker, finishes[0])
         else:
-            server.due[worker] = math.inf
+            server.due[worker] = _NEVER
         now = server.time_offset + time.monotonic() - server.t0  # server.now()
         points = server.points
         version = int(header[R_VERSION])
@@ -105,7 +106,7 @@ class RulePath:
         if new_version >= server.iteration_limit:
             server.stop(StopReason.ITERATIONS, f"stop.iterations = {server.stop_rules.iterations} reached")
         if server.stop_reason is None:  # its job is done and the next one out: outstanding stays
-            self._restart(server, worker, new_version, points.get(new_version), now)
+            self._restart(server, worker, new_version, points.get(new_version), now, finishes)
         else:
             server.outstanding[worker] -= 1
         self.event((now, worker, _GRAD, version, delay, True))
@@ -115,8 +116,9 @@ class RulePath:
         else:
             server.after_results(now, 1)
 
-    def _restart(self, server, worker: int, version: int, point: np.ndarray, now: float) -> None:
-        """assign() and _dispatch() of the rule's job at `version`, a point no worker holds yet."""
+    def _restart(self, server, worker: int, version: int, point: np.ndarray, now: float, finishes) -> None:
+        """assign() and _dispatch() of the rule's job at `version`, a point no worker holds yet
+        (`finishes`: the worker's queue of finish times)."""
         job_id = server.next_job_id
         server.next_job_id += 1
         if self.durations is not None:
@@ -124,7 +126,7 @@ class RulePath:
         else:
             duration = self.wait + server.timing.job_time(worker, self.n_grads, self.payload, now,
                                                           server.timing_rngs[worker])
-        if duration == math.inf:
+        if duration == _NEVER:
             server.never_answering.add(worker)
         held = server.held[worker]  # the mirror of the worker's points, for _attach to send by reference
         if held:  # a subset of what the worker holds is enough: every point of the rule's restarts goes in full
@@ -146,7 +148,6 @@ class RulePath:
         message[J_FAIL] = now >= self.crash_times[worker]
         send.Start()
         server.jobs_sent[worker] += 1
-        finishes = server.finishes[worker]
         finishes.append(finish)
         if len(finishes) == 1:
             server._set_due(worker, finish)
