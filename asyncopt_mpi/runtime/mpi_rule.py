@@ -26,7 +26,7 @@ from .server import FLOAT_BYTES, StopReason
 _GRAD = JobKind.GRAD
 _RESULT, _JOB = float(Msg.RESULT), int(Tag.JOB)
 _FIELDS = R_FINGERPRINT + 1  # the result header's slots read here
-_NEVER = math.inf
+_NEVER = math.inf  # no due time (a module global: one lookup, not two)
 
 
 class RulePath:

@@ -306,9 +306,7 @@ class StepAndRestartRuns(RuleRuns):
 
         The run is every event before `first + window`: the jobs running now that end by then,
         and then, wave after wave, each worker's restarts that still end by then (each end the
-        same sum the per-event path forms). The heap orders equal ends by sequence number; the
-        restarts get theirs inside the run, so when two restarts end at the same time the run
-        is the base one, up to one shortest job (where no job ends twice)."""
+        same sum the per-event path forms), in the order the event heap would pop them."""
         sim = self.sim
         finish, duration = self.finish, self.duration
         first = finish.min()
@@ -346,7 +344,8 @@ class StepAndRestartRuns(RuleRuns):
         restarted = order >= first_wave
         if ((times[1:] == times[:-1]) & restarted[1:] & restarted[:-1]).any():
             # Restarts that end together: a restart's sequence number is its parent's place after
-            # the run's first sequence number. Sort again with them until the order holds.
+            # the run's first sequence number. Sort again with them until the order holds (each
+            # sort settles one more wave: a parent ends before its restart).
             while True:
                 key[first_wave:] = position[parent] + sim.sequence
                 again = np.lexsort((key, all_times))
