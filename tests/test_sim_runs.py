@@ -8,6 +8,8 @@ and rennala_sgd (a batch rule: fresh results collected, a step per S of them).
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from asyncopt_mpi.runtime import sim_runs
@@ -84,6 +86,39 @@ def test_every_rennala_result_goes_through_batch_runs(monkeypatch, tmp_path):
     monkeypatch.setattr(sim_batch_runs.BatchRuns, "take", counting)
     assert simulate(tmp_path / "rennala.h5", "rennala_sgd", BASE + ["method.batch=20", "stop.gradients=3000"]) == 0
     assert sum(taken) == 3000 and max(taken) > 20  # the batch lives in the runs: no result may bypass them
+
+
+def _random_settings(seed: int) -> tuple[list[str], int]:
+    """async_sgd settings drawn from `seed` (equal job times, odd dimensions, small noise banks
+    that refill inside a run, ...), and the noise bank's size in bytes."""
+    draw = random.Random(seed)
+    n, dim = draw.choice([1, 2, 7, 20, 60, 150]), draw.choice([2, 3, 10, 31])
+    overrides = [f"problem.dim={dim}", f"workers.n={n}", f"method.lr={draw.choice([0.01, 0.05])}",
+                 f"problem.noise={draw.choice([0, 0.01, 0.1])}", f"method.batch={draw.choice([1, 2])}",
+                 f"workers.seed={seed}", "workers.compute=fixed"]
+    if draw.random() < 0.5:  # few distinct times: restarts often end together
+        grid = draw.choice([0.01, 0.25])
+        overrides.append("workers.compute_times=[" + ",".join(str(round(grid * draw.randint(1, 12), 6))
+                                                            for _ in range(n)) + "]")
+    else:
+        overrides += [f"workers.compute_profile={draw.choice(['sqrt', 'equal', 'linear'])}",
+                      f"workers.compute_scale={draw.choice([0.01, 0.5])}"]
+    if draw.random() < 0.3:
+        overrides += ["workers.comm=sqrt", "workers.comm_scale=1e-3"]
+    overrides.append(draw.choice([f"stop.gradients={draw.randint(500, 3000)}",
+                                  f"stop.iterations={draw.randint(300, 2000)}", f"stop.time={draw.choice([5, 20])}"]))
+    overrides.append(f"output.snapshot_every={draw.choice([0.3, 1, 1e9])}")
+    return overrides, draw.choice([sim_runs.BANK_BYTES, 0, 8 * dim * n * 5])
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_runs_on_random_settings_give_the_per_event_files_bit_for_bit(tmp_path, monkeypatch, seed):
+    overrides, bank_bytes = _random_settings(seed)
+    monkeypatch.setattr(sim_runs, "BANK_BYTES", bank_bytes)
+    runs = simulate(tmp_path / "runs.h5", "async_sgd", overrides)
+    monkeypatch.setattr(sim_runs, "RUNS_ENABLED", False)
+    assert simulate(tmp_path / "events.h5", "async_sgd", overrides) == runs  # 1 when the step size diverges
+    assert_same_files(tmp_path / "runs.h5", tmp_path / "events.h5")
 
 
 @pytest.mark.parametrize("method, extra", [("async_sgd", []), ("rennala_sgd", ["method.batch=20"])])
