@@ -83,13 +83,9 @@ def run(config_path: str | None, method: str | None, overrides: tuple[str, ...],
         try:
             backend = _stored_backend(resume)
         except AsyncoptError as exc:
-            if launch_rank == 0:
-                report(f"error: --resume: {exc}")
-            _exit_refused(exc.exit_code, launch_rank)
+            _refuse(f"--resume: {exc}", exc.exit_code, launch_rank)
     if backend == "sim" and launched > 1:
-        if launch_rank == 0:
-            report(f"error: the simulator runs on one process; drop mpiexec (it started {launched} ranks)")
-        _exit_refused(2, launch_rank)
+        _refuse(f"the simulator runs on one process; drop mpiexec (it started {launched} ranks)", 2, launch_rank)
     if backend == "sim":
         from .config import load_config
         from .plugins import load_plugins
@@ -130,12 +126,16 @@ def _exit(code: int) -> None:
     sys.exit(code)
 
 
-def _exit_refused(code: int, launch_rank: int) -> None:
-    """Leave a run refused before MPI starts: rank 0 (which printed the line) with `code`, the others with 0.
+def _refuse(message: str, code: int, launch_rank: int) -> None:
+    """Refuse a run before MPI starts: rank 0 prints the line and leaves with `code`, the others with 0.
 
     The job's status is rank 0's. A launcher that sees a rank fail ends the others, and Open
     MPI's ended rank 0 before its line was out when rank 1 exited first with the error code.
     """
+    if launch_rank == 0:
+        from .runtime.session import report
+
+        report(f"error: {message}")
     sys.exit(code if launch_rank == 0 else 0)
 
 

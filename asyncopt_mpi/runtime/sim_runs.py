@@ -164,16 +164,13 @@ class RuleRuns:
         """The per-event path's effects for a run of results, in the same order and numbers; returns how many."""
         raise NotImplementedError
 
-    def _deliver(self, workers: np.ndarray, distinct: bool = True) -> None:
+    def _deliver(self, workers: np.ndarray) -> None:
         """ServerCore.deliver's counters for a run's results, in event order (as per event)."""
         sim = self.sim
         payload = FLOAT_BYTES * sim.dim
-        if distinct:
-            self.counts[workers] += self.per_result  # jobs, grads and bytes up
-            sim.busy_time_of[workers] += self.duration[workers]
-        else:  # add.at adds repeats one by one, in order (the same float sums)
-            np.add.at(self.counts, workers, self.per_result)
-            np.add.at(sim.busy_time_of, workers, self.duration[workers])
+        # add.at adds a worker's repeats one by one, in order (the same float sums).
+        np.add.at(self.counts, workers, self.per_result)  # jobs, grads and bytes up
+        np.add.at(sim.busy_time_of, workers, self.duration[workers])
         sim.grads_received += len(workers) * self.n_grads
         sim.bytes_up += len(workers) * payload
 
@@ -184,16 +181,11 @@ class RuleRuns:
         `last` marks each worker's last event when a worker has several: the job that stays."""
         sim = self.sim
         count = len(workers)
-        if last is None:
-            self.finish[workers] = times + self.duration[workers]
-            self.sequence[workers] = self.counting[:count] + (sim.sequence - 1)
-            self.version[workers] = versions
-        else:
-            at = np.flatnonzero(last)
-            staying = workers[at]
-            self.finish[staying] = times[at] + self.duration[staying]
-            self.sequence[staying] = at + sim.sequence
-            self.version[staying] = versions[at]
+        at = self.counting[:count] - 1 if last is None else np.flatnonzero(last)  # the events whose jobs stay
+        staying = workers[at]
+        self.finish[staying] = times[at] + self.duration[staying]
+        self.sequence[staying] = at + sim.sequence
+        self.version[staying] = versions[at]
         sim.sequence += count
         sim.next_job_id += count
 
@@ -231,18 +223,14 @@ class RuleRuns:
                 contexts[worker].data_rng.standard_normal(out=noise[row])
             if self.scaled_noise:
                 noise[first_row:first_row + count] *= self.noise_scale
-        elif occurrence is None:
-            taken = self.bank_next[workers]  # a worker is at most once in this run
-            empty = taken == bank.shape[1]
-            for worker in workers[empty].tolist():
-                contexts[worker].data_rng.standard_normal(out=bank[worker])
-            taken[empty] = 0
-            self.bank_next[workers] = taken + 1
         else:
             # A worker's k-th event in the run takes its slab's next row + k. A slab with fewer
             # rows left moves them to its front and draws the rest (the stream goes on in order).
             rows = bank.shape[1]
-            staying, uses = workers[last], occurrence[last] + 1
+            if occurrence is None:  # each worker once in this run
+                staying, uses, occurrence = workers, 1, 0
+            else:
+                staying, uses = workers[last], occurrence[last] + 1
             start = self.bank_next[staying]
             short = np.flatnonzero(start + uses > rows)
             for worker, left in zip(staying[short].tolist(), start[short].tolist()):
@@ -337,23 +325,20 @@ class StepAndRestartRuns(RuleRuns):
         key[:first_wave] = self.sequence[ending]
         all_times, workers = np.concatenate(times), np.concatenate(workers)
         order = np.lexsort((key, all_times))
-        times = all_times[order]
         position = np.empty(total + 1, dtype=np.int64)  # each event's place in the run (total: none)
         position[order] = np.arange(total)
         position[total] = total
-        restarted = order >= first_wave
-        if ((times[1:] == times[:-1]) & restarted[1:] & restarted[:-1]).any():
-            # Restarts that end together: a restart's sequence number is its parent's place after
-            # the run's first sequence number. Sort again with them until the order holds (each
-            # sort settles one more wave: a parent ends before its restart).
-            while True:
-                key[first_wave:] = position[parent] + sim.sequence
-                again = np.lexsort((key, all_times))
-                if np.array_equal(again, order):
-                    break
-                order = again
-                position[order] = np.arange(total)
-            times = all_times[order]
+        # A restart's sequence number is its parent's place after the run's first sequence number
+        # (it matters where restarts end together). Sort again with them until the order holds
+        # (each sort settles one more wave: a parent ends before its restart).
+        while True:
+            key[first_wave:] = position[parent] + sim.sequence
+            again = np.lexsort((key, all_times))
+            if np.array_equal(again, order):
+                break
+            order = again
+            position[order] = np.arange(total)
+        times = all_times[order]
         count = self._count(times)
         events = order[:count]
         # For each event: which of the worker's events in the run it is, whether it is the last
@@ -381,7 +366,7 @@ class StepAndRestartRuns(RuleRuns):
         if versions is None:
             versions = self.version[workers]
         bytes_up0, bytes_down0 = sim.bytes_up, sim.bytes_down
-        self._deliver(workers, distinct=last is None)
+        self._deliver(workers)
         # Steps: one new (deferred) version per result.
         if not self.pending:
             self.pending_base = points.live[base]
@@ -401,12 +386,10 @@ class StepAndRestartRuns(RuleRuns):
         sim.writer.event_block((times, workers, int(_GRAD), versions, delays, 1))
         # Restarts: the same worker, at the version its own step published (none after a stop).
         restarts = count - 1 if stopped else count
-        if last is None:
-            self._restart(times[:restarts], workers[:restarts], iterations[:restarts])
-            sim.bytes_down_of[workers[:restarts]] += payload
-        else:  # (after a stop, the last worker's earlier restart is the job that just ended)
-            self._restart(times[:restarts], workers[:restarts], iterations[:restarts], last[:restarts])
-            np.add.at(sim.bytes_down_of, workers[:restarts], payload)
+        # (After a stop, the last worker's earlier restart in the run is the job that just ended.)
+        self._restart(times[:restarts], workers[:restarts], iterations[:restarts],
+                      None if last is None else last[:restarts])
+        np.add.at(sim.bytes_down_of, workers[:restarts], payload)
         sim.bytes_down = bytes_down0 + restarts * payload
         if stopped:
             self.finish[workers[-1]] = math.inf
