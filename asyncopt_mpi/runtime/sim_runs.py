@@ -164,13 +164,16 @@ class RuleRuns:
         """The per-event path's effects for a run of results, in the same order and numbers; returns how many."""
         raise NotImplementedError
 
-    def _deliver(self, workers: np.ndarray) -> None:
+    def _deliver(self, workers: np.ndarray, distinct: bool = True) -> None:
         """ServerCore.deliver's counters for a run's results, in event order (as per event)."""
         sim = self.sim
         payload = FLOAT_BYTES * sim.dim
-        # add.at adds a worker's repeats one by one, in order (the same float sums).
-        np.add.at(self.counts, workers, self.per_result)  # jobs, grads and bytes up
-        np.add.at(sim.busy_time_of, workers, self.duration[workers])
+        if distinct:  # (add.at's fixed cost is most of a small batch segment's)
+            self.counts[workers] += self.per_result  # jobs, grads and bytes up
+            sim.busy_time_of[workers] += self.duration[workers]
+        else:  # add.at adds a worker's repeats one by one, in order (the same float sums)
+            np.add.at(self.counts, workers, self.per_result)
+            np.add.at(sim.busy_time_of, workers, self.duration[workers])
         sim.grads_received += len(workers) * self.n_grads
         sim.bytes_up += len(workers) * payload
 
@@ -366,7 +369,7 @@ class StepAndRestartRuns(RuleRuns):
         if versions is None:
             versions = self.version[workers]
         bytes_up0, bytes_down0 = sim.bytes_up, sim.bytes_down
-        self._deliver(workers)
+        self._deliver(workers, distinct=last is None)
         # Steps: one new (deferred) version per result.
         if not self.pending:
             self.pending_base = points.live[base]
