@@ -11,7 +11,9 @@ stretch the emulated compute times. Knowing when each result is due, the server 
 (adaptive back-off) while nothing is due and polls without sleeping from just before a
 due time, because a process woken from sleep runs its first Python several times slower.
 Shutdown: a STOP to every worker that says how many jobs it was sent; the worker drains
-them, answers BYE, and everyone meets at a barrier. Every wait polls politely.
+them, answers BYE with how many notices it sent, the server takes those notices too (an
+unreceived message makes MPICH's MPI_Finalize fail on rank 0, which leaves ranks on other
+hosts waiting for ever), and everyone meets at a barrier. Every wait polls politely.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from ..errors import RunError
 from ..methods.base import JobKind, Result
 from .backoff import Backoff, poll
 from .protocol import (
-    CONTROL_BYTES, HEADER, PACK_FLOATS, R_DURATION, R_ID, R_KIND, R_MSG, R_N_GRADS, R_N_VALUES, R_OVERRUN,
-    R_FINGERPRINT, R_SLEEP, R_VERSION, C_THROUGH, S_CANCELS_SENT, S_FAILED, S_JOBS_SENT, Msg, Notice, Tag, decode_job,
+    B_NOTICES, CONTROL_BYTES, HEADER, PACK_FLOATS, R_DURATION, R_ID, R_KIND, R_MSG, R_N_GRADS, R_N_VALUES,
+    R_OVERRUN, R_FINGERPRINT, R_SLEEP, R_VERSION, C_THROUGH, S_CANCELS_SENT, S_FAILED, S_JOBS_SENT, Msg, Notice,
+    Tag, decode_job,
     encode_bye, encode_cancel, encode_cancelled, encode_job, encode_job_into, encode_stop, fill_result,
 )
 from .mpi_rule import RulePath
@@ -71,6 +74,7 @@ class MpiServer(ServerCore):
         self.control_buffer = bytearray(CONTROL_BYTES)
         self.control_request = comm.Recv_init(self.control_buffer, source=MPI.ANY_SOURCE, tag=Tag.CONTROL)
         self.all_requests = [*self.requests, self.control_request]
+        self.notices_received = 0
         self.status_object = MPI.Status()
         self.statuses = [MPI.Status() for _ in range(n + 1)]
         # Per-worker counters as Python lists (no numpy scalars on the per-message path).
@@ -301,6 +305,7 @@ class MpiServer(ServerCore):
         source = status.Get_source()
         message = bytes(self.control_buffer[: status.Get_count(MPI.BYTE)])
         self.control_request.Start()
+        self.notices_received += 1
         kind, text = message[:1], message[1:].decode("utf-8", "replace")
         if kind == Notice.SIGNAL:
             self.stop_by_signal(text, f"rank {source}")
@@ -313,18 +318,21 @@ class MpiServer(ServerCore):
             stop = encode_stop(failed, self.jobs_sent[worker], self.cancels_sent[worker])
             self._send(stop, worker + 1, Tag.STOP)
         waiting = set(range(self.n_workers))
+        notices_sent = 0  # as the goodbyes count them
         grace = self.stop_rules.grace
         deadline = time.monotonic() + grace
         backoff = Backoff(maximum=1e-3)
         n = self.n_workers
-        while waiting and time.monotonic() < deadline:
+        while (waiting or self.notices_received < notices_sent) and time.monotonic() < deadline:
             index, done = MPI.Request.Testany(self.all_requests)
             if done and index != MPI.UNDEFINED:
                 backoff.reset()
                 if index == n:
                     self.control_request.Start()  # a late notice: the run is ending anyway
+                    self.notices_received += 1
                 elif self.recv_buffers[index][R_MSG] == Msg.BYE:
                     waiting.discard(index)
+                    notices_sent += int(self.recv_buffers[index][B_NOTICES])
                 else:
                     self.requests[index].Start()  # a late result: drop it
                 continue
@@ -356,6 +364,7 @@ class WorkerLoop:
         self.sleep_slice = SLEEP_SLICE * max(1.0, ranks_on_host / (2 * cores))
         self.signals = signals or SignalWatch()
         self.signal_reported = False
+        self.notices_sent = 0
         self.context = context
         self.dim = dim
         self.points: dict[int, np.ndarray] = {}
@@ -510,6 +519,7 @@ class WorkerLoop:
     def _notify(self, kind: bytes, text: str) -> None:
         message = (kind + text.encode("utf-8"))[:CONTROL_BYTES]
         _wait(self.comm.Isend(message, 0, Tag.CONTROL))
+        self.notices_sent += 1
 
     def _report_error(self, exc: Exception) -> None:
         self._notify(Notice.ERROR, f"{type(exc).__name__}: {exc}")
@@ -541,4 +551,4 @@ class WorkerLoop:
         for request in [self.send_request, *self.small_sends]:
             if request is not None:
                 _wait(request)
-        _wait(self.comm.Isend(encode_bye(), 0, Tag.RESULT))
+        _wait(self.comm.Isend(encode_bye(self.notices_sent), 0, Tag.RESULT))

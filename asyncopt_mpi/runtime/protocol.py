@@ -56,6 +56,9 @@ C_THROUGH = 0
 # Result header slots.
 (R_MSG, R_ID, R_KIND, R_VERSION, R_N_GRADS, R_N_VALUES, R_DURATION, R_SLEEP, R_OVERRUN,
  R_FINGERPRINT) = range(10)
+# Goodbye header slot (after R_MSG): the CONTROL notices the worker sent, so the server takes
+# every one before it ends (a notice and the goodbye travel under different tags, in no set order).
+B_NOTICES = 1
 
 
 def encode_job(
@@ -162,7 +165,8 @@ def fill_result(
     buffer[R_FINGERPRINT] = fingerprint
 
 
-def encode_bye() -> np.ndarray:
+def encode_bye(notices_sent: int) -> np.ndarray:
     header = np.zeros(HEADER)
     header[R_MSG] = Msg.BYE
+    header[B_NOTICES] = notices_sent
     return header
