@@ -400,6 +400,37 @@ def theory(config_path: str | None, overrides: tuple[str, ...], method: str | No
     click.echo(table_json(table) if as_json else format_table(table))
 
 
+@cli.group()
+def data() -> None:
+    """Named data sets of the shipped configs (`{data}/NAME/...` in a config): list and fetch them."""
+
+
+@data.command("list")
+def data_list() -> None:
+    """The data sets `asyncopt data fetch` knows, and the cache folder `{data}` stands for."""
+    from .datasets import DATASETS, cache_folder
+
+    for dataset in DATASETS.values():
+        click.echo(f"{dataset.name}: {dataset.description}")
+    click.echo(f"cache folder ({{data}} in configs; $ASYNCOPT_DATA sets it): {cache_folder()}")
+
+
+@data.command("fetch")
+@click.argument("name")
+@click.option("--dir", "root", type=click.Path(file_okay=False),
+              help="Folder to fetch into (NAME/ goes inside)  [default: $ASYNCOPT_DATA, else ~/.cache/asyncopt].")
+def data_fetch(name: str, root: str | None) -> None:
+    """Download data set NAME (checksums verified); on a compute node without internet, run it once on a
+    login node with a shared $ASYNCOPT_DATA."""
+    from .datasets import fetch
+
+    try:
+        fetch(name, root, log=lambda line: click.echo(f"asyncopt: {line}", err=True))
+    except AsyncoptError as exc:
+        click.echo(f"asyncopt: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
 def main() -> None:
     cli(prog_name="asyncopt")
 

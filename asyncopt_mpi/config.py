@@ -366,6 +366,7 @@ def validate(config: Config, require_stop: bool = True) -> None:
     from .methods import METHODS
     from .problems import PROBLEMS
     from .problems.splits import SPLITS
+    from . import datasets
 
     problem, method, workers, stop, output = (
         config.problem, config.method, config.workers, config.stop, config.output
@@ -376,9 +377,12 @@ def validate(config: Config, require_stop: bool = True) -> None:
     _nonnegative("problem.samples", problem.samples)
     _nonnegative("problem.noise", problem.noise)
     if problem.data and problem.data != "synthetic":
+        problem.data = ":".join(datasets.resolve(part) for part in problem.data.split(":"))
         for part in problem.data.split(":"):
             if not os.path.exists(part):
-                raise ConfigError(f"problem.data: data file not found: {part}")
+                raise ConfigError(f"problem.data: data file not found: {part}{datasets.missing_hint(part)}")
+    if problem.params.get("test_data"):
+        problem.params["test_data"] = datasets.resolve(problem.params["test_data"])
 
     _choice("method.name", method.name, tuple(sorted(METHODS)))
     method.params = _resolve_params("method", METHODS[method.name].params, method.params, method.name)
