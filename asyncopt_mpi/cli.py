@@ -187,9 +187,13 @@ def final_stats_command(files: tuple[str, ...], final: float, metric: str, as_js
 @click.option("--workers", is_flag=True, help="One row per worker: jobs, gradients, busy/idle time, bytes, accepted share.")
 @click.option("--provenance", "show_provenance", is_flag=True,
               help="Versions (Python, numpy, scipy, h5py, mpi4py, MPI), git commit, command line, hosts, plugins.")
+@click.option("--all-keys", "all_keys", is_flag=True,
+              help="A column for every config key (default: only the keys that differ among the runs).")
 @plugin_option
-def summary(files: tuple[str, ...], sort: str | None, fmt: str | None, workers: bool, show_provenance: bool) -> None:
-    """One row per results file (or folder of them): method, workers, duration, updates, loss, time to target."""
+def summary(files: tuple[str, ...], sort: str | None, fmt: str | None, workers: bool, show_provenance: bool,
+            all_keys: bool) -> None:
+    """One row per results file (or folder of them): method, the config keys that differ among the runs
+    (e.g. method.lr of a sweep; CSV/JSON also the seed), status, workers, duration, updates, loss, time to target."""
     from .summary import summarize
 
     try:
@@ -200,7 +204,8 @@ def summary(files: tuple[str, ...], sort: str | None, fmt: str | None, workers: 
             return
         skippable: set[str] = set()
         paths = _expand(files, skippable)
-        text = summarize(paths, sort=sort, fmt=fmt or "table", workers=workers, skippable=skippable, warn=_warn)
+        text = summarize(paths, sort=sort, fmt=fmt or "table", workers=workers, skippable=skippable, warn=_warn,
+                         all_keys=all_keys)
         click.echo(text)
     except AsyncoptError as exc:
         click.echo(f"asyncopt: error: {exc}", err=True)
@@ -255,7 +260,8 @@ def plot(files: tuple[str, ...], output: str, x_axis: str, y_axis: str, title: s
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Folder of the results files.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key in every run.")
 @click.option("--backend", type=click.Choice(["sim", "mpi"]), default="sim", show_default=True)
-@click.option("--ranks", default=0, help="mpi backend: ranks per run (N workers + 1).")
+@click.option("--ranks", default=0, help="mpi backend: ranks per run when the config leaves workers.n open  "
+              "[default: workers.n + 1 of each run].")
 @click.option("--processes", default=1, show_default=True, help="sim backend: runs in parallel.")
 @click.option("--mpiexec", default="mpiexec", show_default=True, help="mpi backend: the launcher.")
 @click.option("--overwrite", is_flag=True, help="Replace results files already in the folder (else those runs are refused).")
@@ -264,21 +270,20 @@ def sweep_command(config_path: str | None, grid: tuple[str, ...], seeds: int, ou
                   backend: str, ranks: int, processes: int, mpiexec: str, overwrite: bool) -> None:
     """Run the product of --grid values (and seeds) into one folder; then `asyncopt plot DIR`."""
     from .summary import summarize
-    from .sweep import sweep
+    from .sweep import sweep, verdict
 
     try:
-        results = sweep(config_path, list(grid), seeds, out, list(overrides), backend, ranks, processes, mpiexec,
-                        overwrite)
+        outcomes = sweep(config_path, list(grid), seeds, out, list(overrides), backend, ranks, processes, mpiexec,
+                         overwrite)
     except AsyncoptError as exc:
         click.echo(f"asyncopt: error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    failed = [name for name, code in results if code != 0]
     paths = _expand((out,))
     if paths:
         click.echo(summarize(paths, sort="suboptimality"))
-    if failed:
-        click.echo(f"asyncopt: {len(failed)} of {len(results)} runs failed: {', '.join(failed)}", err=True)
-        sys.exit(1)
+    line, code = verdict(outcomes)
+    click.echo(f"asyncopt: {line}", err=True)
+    sys.exit(code)
 
 
 def _expand(items: tuple[str, ...], from_folders: set[str] | None = None) -> list[str]:

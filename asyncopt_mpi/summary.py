@@ -14,12 +14,15 @@ import numpy as np
 
 from .config import parse_stored_config
 from .errors import UserError
+from .parameters import cell, flat_config, parameter_columns
 from .results import read_run
 
 COLUMNS = (
     "file", "method", "backend", "workers", "status", "duration", "updates", "gradients",
     "loss", "suboptimality", "time_to_target",
 )
+PARAMETERS_AFTER = "method"  # the runs' differing config keys (and seed) follow this column
+
 WORKER_COLUMNS = (
     "file", "worker", "jobs", "grads", "busy_time", "idle_time", "overrun_time", "bytes_up", "bytes_down",
     "accepted_share",
@@ -40,12 +43,15 @@ def _duration(run: dict[str, Any]) -> float:
 
 
 def summary_row(path: str, run: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One run's row; its flat config (`section.key` values) is under the key "parameters"."""
     run = run or read_run(path)
     attrs = run["attrs"]
     snapshots, trace, metrics = run["snapshots"], run["trace"], run["metrics"]
-    target = parse_stored_config(attrs.get("config", ""), path).get("stop", {}).get("target")
+    config = parse_stored_config(attrs.get("config", ""), path)
+    target = config.get("stop", {}).get("target")
     has_metrics = "loss" in metrics and len(metrics["loss"]) > 0
     return {
+        "parameters": flat_config(config),
         "file": path,
         "method": attrs.get("method", "?"),
         "backend": attrs.get("backend", "?"),
@@ -119,18 +125,36 @@ def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
     return buffer.getvalue().rstrip("\n")
 
 
-def _json(rows: list[dict[str, Any]]) -> str:
-    clean = [{key: None if isinstance(value, float) and not math.isfinite(value) else value
-              for key, value in row.items()} for row in rows]
+def _json(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    clean = [{key: None if isinstance(row[key], float) and not math.isfinite(row[key]) else row[key]
+              for key in columns} for row in rows]
     return json.dumps(clean, indent=2)
 
 
+def with_parameters(rows: list[dict[str, Any]], columns: tuple[str, ...], all_keys: bool = False,
+                    seed: bool = False) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+    """Rows with one column per config key that differs among them (every key with `all_keys`), and
+    `seed` (workers.seed) when asked, placed after the method column."""
+    chosen = parameter_columns([row["parameters"] for row in rows], all_keys)
+    extra = [name for name in chosen if name not in ("method.name", "workers.seed")]
+    extra += ["seed"] if seed or "workers.seed" in chosen else []
+    for row in rows:
+        parameters = row.pop("parameters")
+        row.update({name: cell(parameters.get(name)) for name in extra if name != "seed"})
+        if "seed" in extra:
+            row["seed"] = parameters.get("workers.seed", 0)
+    at = columns.index(PARAMETERS_AFTER) + 1
+    return rows, (*columns[:at], *extra, *columns[at:])
+
+
 def summarize(paths: list[str], sort: str | None = None, fmt: str = "table", workers: bool = False,
-              skippable: set[str] = frozenset(), warn: Callable[[str], None] | None = None) -> str:
+              skippable: set[str] = frozenset(), warn: Callable[[str], None] | None = None,
+              all_keys: bool = False) -> str:
     """The summary of results files as text: fmt is table, csv or json; per worker with workers=True.
 
-    A file in `skippable` (found in a folder) that cannot be read is left out with a `warn`ing;
-    any other unreadable file raises UserError.
+    Run rows carry one column per config key that differs among the runs (`all_keys`: every key);
+    CSV and JSON always carry the seed. A file in `skippable` (found in a folder) that cannot be read
+    is left out with a `warn`ing; any other unreadable file raises UserError.
     """
     rows: list[dict[str, Any]] = []
     skipped = 0
@@ -153,9 +177,11 @@ def summarize(paths: list[str], sort: str | None = None, fmt: str = "table", wor
     if skipped and not rows:
         raise UserError(f"none of the {skipped} files could be read (see the warnings above)")
     columns = WORKER_COLUMNS if workers else COLUMNS
+    if not workers:
+        rows, columns = with_parameters(rows, columns, all_keys, seed=fmt in ("csv", "json"))
     rows = _sort(rows, sort, columns)
     if fmt == "csv":
         return _csv(rows, columns)
     if fmt == "json":
-        return _json(rows)
+        return _json(rows, columns)
     return _table(rows, columns)

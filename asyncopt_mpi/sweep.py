@@ -1,4 +1,9 @@
-"""`asyncopt sweep`: the product of parameter grids and seeds, run into one folder (sim in-process, MPI by launching)."""
+"""`asyncopt sweep`: the product of parameter grids and seeds, run into one folder (sim in-process, MPI by launching).
+
+A run that diverges is a result of the grid, not a failure of the sweep: each run's outcome is
+its results file's status (completed, stopped, diverged, failed), or `failed` when it left no
+file (e.g. refused). Over MPI each run gets `workers.n + 1` ranks, so `--grid workers.n=...` works.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +32,30 @@ class SweepRun:
     name: str
     overrides: list[str]
     path: str
+    method: str = ""
+    ranks: int = 0  # MPI: workers.n + 1 (or --ranks when the config leaves workers.n open)
+
+
+@dataclass
+class Outcome:
+    """How one run of a sweep ended: its exit status and its file's status."""
+
+    name: str
+    code: int
+    status: str  # completed | stopped | diverged | failed (also: no file)
+    method: str = ""
+
+
+def file_status(path: str) -> str:
+    """The status a run left in its results file ('failed' when there is no readable file)."""
+    from .results import open_results
+
+    try:
+        with open_results(path) as handle:
+            status = handle.attrs.get("status", "failed")
+    except Exception:  # refused before the file existed, or left unreadable: not a result
+        return "failed"
+    return status.decode() if isinstance(status, bytes) else str(status)
 
 
 def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
@@ -45,8 +74,11 @@ def _slug(text: str) -> str:
 
 
 def plan_runs(config_path: str | None, grid_items: list[str], seeds: int, out: str, overrides: list[str],
-              backend: str) -> list[SweepRun]:
-    """Every combination, each checked like `asyncopt run` would, before anything runs."""
+              backend: str, ranks: int = 0) -> list[SweepRun]:
+    """Every combination, each checked like `asyncopt run` would, before anything runs.
+
+    Over MPI a run takes `workers.n + 1` ranks, or `ranks` when its config leaves workers.n open.
+    """
     grid = parse_grid(grid_items)
     keys = [key for key, _ in grid]
     runs = []
@@ -61,27 +93,41 @@ def plan_runs(config_path: str | None, grid_items: list[str], seeds: int, out: s
             ] + ([f"seed{seed}"] if seeds > 1 else [])
             name = "-".join(parts)
             path = os.path.join(out, name + ".h5")
-            runs.append(SweepRun(name, overrides + chosen + seeding + [f"output.path={path}"], path))
+            run_ranks = _ranks(config.workers.n, ranks, name) if backend == "mpi" else 0
+            runs.append(SweepRun(name, overrides + chosen + seeding + [f"output.path={path}"], path,
+                                 config.method.name, run_ranks))
     names = [run.name for run in runs]
     if len(set(names)) != len(names):
         raise ConfigError("--grid: two combinations give the same run name; make the values distinct")
     return runs
 
 
-def _run_sim(task: tuple[str | None, SweepRun, bool]) -> tuple[str, int]:
+def _ranks(workers: int | None, ranks: int, name: str) -> int:
+    if workers is None:
+        if not ranks:
+            raise ConfigError(f"run {name}: workers.n is not set; set it (each run gets workers.n + 1 ranks) "
+                              "or give --ranks N+1")
+        return ranks
+    if ranks and ranks != workers + 1:
+        raise ConfigError(f"--ranks {ranks}: run {name} has workers.n = {workers}, i.e. {workers + 1} ranks; "
+                          "drop --ranks (each run gets workers.n + 1 ranks)")
+    return workers + 1
+
+
+def _run_sim(task: tuple[str | None, SweepRun, bool]) -> Outcome:
     from .runtime.session import run_sim
 
     config_path, run, overwrite = task
     with contextlib.redirect_stdout(io.StringIO()):
         code = run_sim(load_config(config_path, run.overrides, backend="sim"), overwrite=overwrite,
                        inputs=(config_path,) if config_path else ())
-    return run.name, code
+    return Outcome(run.name, code, file_status(run.path) if code in (0, 1) else "failed", run.method)
 
 
-def _run_mpi(config_path: str | None, run: SweepRun, ranks: int, mpiexec: str, overwrite: bool = False) -> tuple[str, int]:
+def _run_mpi(config_path: str | None, run: SweepRun, mpiexec: str, overwrite: bool = False) -> Outcome:
     from .plugins import requested_plugins
 
-    command = [mpiexec, "-n", str(ranks), sys.executable, "-m", "asyncopt_mpi", "run", "--quiet"]
+    command = [mpiexec, "-n", str(run.ranks), sys.executable, "-m", "asyncopt_mpi", "run", "--quiet"]
     command += ["--overwrite"] if overwrite else []
     command += [item for spec in requested_plugins() for item in ("--plugin", spec)]  # a [plugins] table travels in the config
     command += ([config_path] if config_path else []) + [item for override in run.overrides for item in ("--set", override)]
@@ -89,27 +135,56 @@ def _run_mpi(config_path: str | None, run: SweepRun, ranks: int, mpiexec: str, o
         done = subprocess.run(command, capture_output=True, text=True)
     except OSError as exc:  # the launcher is missing or not executable
         raise ConfigError(f"--mpiexec {mpiexec!r}: cannot start it ({exc.strerror}); give the path of mpiexec or srun") from None
-    if done.returncode not in (0,):
+    status = file_status(run.path) if done.returncode in (0, 1) else "failed"
+    if done.returncode != 0 and status != "diverged":
         sys.stderr.write(done.stderr)
-    return run.name, done.returncode
+    return Outcome(run.name, done.returncode, status, run.method)
 
 
 def sweep(config_path: str | None, grid_items: list[str], seeds: int, out: str, overrides: list[str],
           backend: str = "sim", ranks: int = 0, processes: int = 1, mpiexec: str = "mpiexec",
-          overwrite: bool = False) -> list[tuple[str, int]]:
-    """Run every combination into `out`; returns (run name, exit status) in order.
+          overwrite: bool = False) -> list[Outcome]:
+    """Run every combination into `out`; returns each run's Outcome in order.
     A results file already in `out` is refused (that run fails) unless `overwrite`."""
-    if backend == "mpi" and not 2 <= ranks <= MAX_RANKS:
+    if backend == "mpi" and ranks and not 2 <= ranks <= MAX_RANKS:
         raise ConfigError(f"--ranks {ranks}: the mpi backend needs 2 to {MAX_RANKS} ranks per run (rank 0 is the server)")
     if not 0 <= seeds <= MAX_RUNS or not 1 <= processes <= MAX_PROCESSES:
         raise ConfigError(f"--seeds {seeds} / --processes {processes}: accepted: 0 to {MAX_RUNS} seeds (0: one run), "
                           f"1 to {MAX_PROCESSES} processes")
     os.makedirs(out, exist_ok=True)
-    runs = plan_runs(config_path, grid_items, max(seeds, 1), out, overrides, backend)
+    runs = plan_runs(config_path, grid_items, max(seeds, 1), out, overrides, backend, ranks)
+    for run in runs:
+        if backend == "mpi" and not 2 <= run.ranks <= MAX_RANKS:
+            raise ConfigError(f"run {run.name}: {run.ranks} ranks; the mpi backend needs 2 to {MAX_RANKS} ranks per run")
     if backend == "sim":
         tasks = [(config_path, run, overwrite) for run in runs]
         if processes > 1:
             with Pool(processes) as pool:
                 return list(pool.imap(_run_sim, tasks))
         return [_run_sim(task) for task in tasks]
-    return [_run_mpi(config_path, run, ranks, mpiexec, overwrite) for run in runs]
+    return [_run_mpi(config_path, run, mpiexec, overwrite) for run in runs]
+
+
+def verdict(outcomes: list[Outcome]) -> tuple[str, int]:
+    """The sweep's last line and exit status: diverged runs are results (exit 0) unless every run of
+    some method diverged; any other failure makes the status 1."""
+    failed = [outcome.name for outcome in outcomes if outcome.code != 0 and outcome.status != "diverged"]
+    diverged = [outcome.name for outcome in outcomes if outcome.status == "diverged"]
+    by_method: dict[str, list[str]] = {}
+    for outcome in outcomes:
+        by_method.setdefault(outcome.method, []).append(outcome.status)
+    all_diverged = sorted(method for method, statuses in by_method.items() if set(statuses) == {"diverged"})
+    parts = [f"{len(outcomes)} runs: {len(outcomes) - len(failed) - len(diverged)} ended by a stop rule"]
+    if diverged:
+        parts.append(f"{len(diverged)} diverged ({_names(diverged)})")
+    if failed:
+        parts.append(f"{len(failed)} failed ({_names(failed)})")
+    line = ", ".join(parts)
+    if all_diverged:
+        line += f"; every run of {', '.join(all_diverged)} diverged: try smaller step sizes"
+    return line, 1 if failed or all_diverged else 0
+
+
+def _names(names: list[str], limit: int = 10) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
