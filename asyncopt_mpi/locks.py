@@ -5,21 +5,25 @@ on it, so on the same host a lock whose holder died (its flock gone with it) is 
 safely, and a live holder is named in a one-line refusal. The watchdog inherits the open
 lock file, so the lock stays held while it repairs the file of a killed run. A lock left by
 a run on another host cannot be checked from here: it is refused, and the message says how
-to remove it if that run is gone.
+to remove it if that run is gone. The lock file is opened with O_NOFOLLOW and checked with
+fstat: a symbolic link, a hard-linked or special file, or another user's file in its place is
+refused (side_files.py), never written through.
 """
 
 from __future__ import annotations
 
 import atexit
 import datetime
+import errno
 import fcntl
 import os
 import socket
 from dataclasses import dataclass
 
+from . import side_files
 from .errors import UserError
 
-SUFFIX = ".lock"
+SUFFIX = side_files.LOCK_SUFFIX
 # Locks this process holds, by absolute results path: taking one again is reentrant (counted).
 _HELD: dict[str, "ResultsLock"] = {}
 
@@ -52,11 +56,18 @@ def _parse(text: str) -> Holder | None:
 
 def read_holder(path: str) -> Holder | None:
     """Who holds the lock of results file `path` (None if nobody has written one)."""
-    try:
-        with open(lock_path(path)) as handle:
-            return _parse(handle.read(4096))
+    try:  # never through a link, never blocked by a pipe in its place
+        descriptor = os.open(lock_path(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        if side_files.refusal(os.fstat(descriptor)) is not None:
+            return None
+        return _parse(os.pread(descriptor, 4096, 0).decode(errors="replace"))
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
 
 
 class ResultsLock:
@@ -88,46 +99,40 @@ class ResultsLock:
     @classmethod
     def _take(cls, path: str, doing: str) -> "ResultsLock":
         name = lock_path(path)
+        shown_path, shown_name = side_files.shown(path), side_files.shown(name)
         try:  # a fresh clone has no results/ folder yet: the file's folder is made here, as the writer would
             os.makedirs(os.path.dirname(name) or ".", exist_ok=True)
         except OSError as exc:
-            raise UserError(f"cannot create the folder of the results file {path}: {exc.strerror}") from None
+            raise UserError(f"cannot create the folder of the results file {shown_path}: {exc.strerror}") from None
         for _ in range(20):
-            try:
-                descriptor = os.open(name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            except OSError as exc:
-                raise UserError(f"cannot create the lock file {name}: {exc.strerror}") from None
+            descriptor = _open_lock_file(name)
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = _parse(os.pread(descriptor, 4096, 0).decode(errors="replace"))
                 os.close(descriptor)
                 who = holder.describe() if holder else "a process on this host"
-                raise LockedError(f"cannot {doing} {path}: a run is writing it ({who})") from None
+                raise LockedError(f"cannot {doing} {shown_path}: a run is writing it ({who})") from None
             except OSError as exc:  # a file system without locks: fall back to the recorded pid
                 if not _stale_without_flock(descriptor):
                     os.close(descriptor)
-                    raise UserError(f"cannot lock {name}: {exc.strerror}") from None
-            try:
-                same = os.stat(name).st_ino == os.fstat(descriptor).st_ino
-            except FileNotFoundError:
-                same = False
-            if not same:  # released (unlinked) by its holder while we opened it: try again
+                    raise UserError(f"cannot lock {shown_name}: {exc.strerror}") from None
+            if not _still_named(name, descriptor):  # released (unlinked) by its holder while we opened it: try again
                 os.close(descriptor)
                 continue
             holder = _parse(os.pread(descriptor, 4096, 0).decode(errors="replace"))
             if holder is not None and holder.host != socket.gethostname():
                 os.close(descriptor)
                 raise LockedError(
-                    f"cannot {doing} {path}: locked by a run on another host ({holder.describe()}); "
-                    f"if that run is gone, delete {name}"
+                    f"cannot {doing} {shown_path}: locked by a run on another host ({holder.describe()}); "
+                    f"if that run is gone, delete {shown_name}"
                 )
             started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
             text = f"host={socket.gethostname()} pid={os.getpid()} started={started}\n".encode()
             os.ftruncate(descriptor, 0)
             os.pwrite(descriptor, text, 0)
             return cls(path, descriptor)
-        raise LockedError(f"cannot {doing} {path}: its lock file {name} keeps changing")
+        raise LockedError(f"cannot {doing} {shown_path}: its lock file {shown_name} keeps changing")
 
     def inheritable_fd(self) -> int:
         """The lock's descriptor, for a child (the watchdog) that keeps the lock after we die."""
@@ -167,7 +172,7 @@ def release_all() -> None:
 def release_descriptor(name: str, descriptor: int) -> None:
     """Remove lock file `name` if it is still the one open as `descriptor`, then close it."""
     try:
-        if os.stat(name).st_ino == os.fstat(descriptor).st_ino:
+        if _still_named(name, descriptor):
             os.unlink(name)
     except OSError:
         pass
@@ -175,6 +180,33 @@ def release_descriptor(name: str, descriptor: int) -> None:
         os.close(descriptor)
     except OSError:
         pass
+
+
+def _open_lock_file(name: str) -> int:
+    """The lock file `name`, created or opened as it is, for reading and writing: never through a
+    link (O_NOFOLLOW), never a pipe, device, hard-linked or another user's file (fstat)."""
+    try:
+        descriptor = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise side_files.refuse(name, "is a symbolic link") from None
+        if exc.errno in (errno.EISDIR, errno.ENXIO):
+            raise side_files.refuse(name, "is not a regular file (a folder, pipe or device)") from None
+        raise UserError(f"cannot create the lock file {side_files.shown(name)}: {exc.strerror}") from None
+    why = side_files.refusal(os.fstat(descriptor))
+    if why is not None:
+        os.close(descriptor)
+        raise side_files.refuse(name, why)
+    return descriptor
+
+
+def _still_named(name: str, descriptor: int) -> bool:
+    """Whether `name` itself (not a link in its place) is still the file open as `descriptor`."""
+    try:
+        named, opened = os.lstat(name), os.fstat(descriptor)
+    except OSError:
+        return False
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def _stale_without_flock(descriptor: int) -> bool:

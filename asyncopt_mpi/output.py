@@ -11,9 +11,10 @@ from __future__ import annotations
 import errno
 import os
 
+from . import side_files
 from .errors import UserError
+from .side_files import STAGING_SUFFIX, shown
 
-STAGING_SUFFIX = ".partial"
 FIRST_FLUSH_BYTES = 512 * 1024  # metadata and the first chunk of every column table
 MAX_PATH = 4096
 
@@ -38,40 +39,66 @@ def _existing_parent(path: str) -> str:
 def check_output_path(path: str, *, overwrite: bool = False, inputs: tuple[str, ...] = (), dim: int = 1,
                       resume: bool = False) -> None:
     """Refuse a results path that is a directory, a special file, an input, existing (without
-    --overwrite), too long, under a non-directory or unwritable parent, or on a too full disk."""
-    where = f"output path {path!r}" if not resume else f"--resume {path}"
+    --overwrite), too long, not UTF-8, under a non-directory or unwritable parent, or on a too full
+    disk; and refuse a side file place (side_files.py) holding a link or anything not plainly ours."""
+    where = f"output path {shown(path)}" if not resume else f"--resume {shown(path)}"
     if not path:
         raise UserError("output path: empty; give --output FILE.h5")
     if len(os.path.abspath(path)) >= MAX_PATH or any(len(part) > 255 for part in path.split(os.sep)):
         raise UserError(f"{where[:80]}...: too long (at most {MAX_PATH} characters, 255 a name)")
+    if not resume:
+        try:  # the results file records its own name as text
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UserError(f"{where}: not a UTF-8 name; choose a name of UTF-8 characters") from None
     try:
         exists = os.path.lexists(path)
     except (OSError, ValueError) as exc:
         raise UserError(f"{where}: {exc}") from None
+    side_files.check_all(path)
+    refuse_inputs(path, inputs, where)
     if exists:
         if os.path.isdir(path):
-            raise UserError(f"{where}: is a directory; give a file name, e.g. {os.path.join(path, 'run.h5')}")
+            raise UserError(f"{where}: is a directory; give a file name, e.g. {shown(os.path.join(path, 'run.h5'))}")
         if not os.path.isfile(path):
             raise UserError(f"{where}: is not a regular file (a device or pipe); give a file name")
-        for source in inputs:
-            if source and os.path.exists(source) and os.path.samefile(source, path):
-                raise UserError(f"{where}: is an input of this run ({source}); choose another results file")
         if not overwrite and not resume:
             raise UserError(f"{where}: exists; pass --overwrite to replace it, or choose another --output")
     elif resume:
-        raise UserError(f"--resume: results file not found: {path}")
+        raise UserError(f"--resume: results file not found: {shown(path)}")
     parent = _existing_parent(path)
     if not os.path.isdir(parent):
-        raise UserError(f"{where}: {parent} is not a directory")
+        raise UserError(f"{where}: {shown(parent)} is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"{where}: cannot write in {parent} (permission denied)")
+        raise UserError(f"{where}: cannot write in {shown(parent)} (permission denied)")
     needed = first_flush_bytes(dim) * (2 if resume else 1)
     free = free_bytes(parent)
     if free is not None and free < needed:
         raise UserError(
-            f"{where}: not enough free space in {parent}: {free / 1e6:.2f} MB free, "
+            f"{where}: not enough free space in {shown(parent)}: {free / 1e6:.2f} MB free, "
             f"the run needs at least {needed / 1e6:.2f} MB"
         )
+
+
+def refuse_inputs(path: str, inputs: tuple[str, ...], where: str = "") -> None:
+    """Refuse results file `path` when it, or one of its side files, is one of the files the run reads
+    (the same file by device and inode: also through a link), whether or not it may be replaced."""
+    where = where or f"output path {shown(path)}"
+    for place in (path, *side_files.places(path)):
+        if not _is_file(place):
+            continue
+        for source in inputs:
+            if source and _is_file(source) and os.path.samefile(source, place):
+                whose = "" if place == path else f"its side file {shown(place)} "
+                raise UserError(f"{where}: {whose}is an input of this run ({shown(source)}); "
+                                f"choose another results file")
+
+
+def _is_file(path: str) -> bool:
+    try:
+        return os.path.isfile(path)
+    except (OSError, ValueError):
+        return False
 
 
 def lock_output(path: str, *, overwrite: bool, inputs: tuple[str, ...] = (), dim: int = 1):
@@ -83,7 +110,7 @@ def lock_output(path: str, *, overwrite: bool, inputs: tuple[str, ...] = (), dim
     lock = ResultsLock.acquire(path)
     if not overwrite and os.path.lexists(path):
         lock.release()
-        raise UserError(f"output path {path!r}: exists; pass --overwrite to replace it, or choose another --output")
+        raise UserError(f"output path {shown(path)}: exists; pass --overwrite to replace it, or choose another --output")
     return lock
 
 
@@ -103,7 +130,7 @@ def make_parent(path: str) -> None:
         os.makedirs(directory, exist_ok=True)
     except (OSError, RecursionError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise UserError(f"output path {path!r}: cannot create its folder: {reason}") from None
+        raise UserError(f"output path {shown(path)}: cannot create its folder: {reason}") from None
 
 
 def publish(staged: str, path: str, replace: bool) -> None:
@@ -114,13 +141,13 @@ def publish(staged: str, path: str, replace: bool) -> None:
     try:
         os.link(staged, path)
     except FileExistsError:
-        raise UserError(f"output path {path!r}: was created by someone else while this run started; "
-                        f"the run is in {staged}") from None
+        raise UserError(f"output path {shown(path)}: was created by someone else while this run started; "
+                        f"the run is in {shown(staged)}") from None
     except OSError as exc:
         if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
             raise
         if os.path.exists(path):
-            raise UserError(f"output path {path!r}: exists; the run is in {staged}") from None
+            raise UserError(f"output path {shown(path)}: exists; the run is in {shown(staged)}") from None
         os.replace(staged, path)
         return
     os.unlink(staged)

@@ -29,8 +29,10 @@ from typing import Any, Callable
 import h5py
 import numpy as np
 
+from . import side_files
 from .errors import RunError, UserError
 from .output import free_bytes
+from .side_files import RECOVERING_SUFFIX, RESERVE_SUFFIX
 
 FORMAT_VERSION = 1
 FLUSH_SECONDS = 1.0
@@ -64,12 +66,13 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # Files whose HDF5 handle could not be closed after a write error; the process must then end
 # with os._exit, because HDF5 would crash (SIGSEGV) closing them at interpreter exit.
 UNCLOSED: list[str] = []
-RESERVE_SUFFIX = ".reserve"  # a file of RESERVE_BYTES beside the results file, deleted on a write error
 
 
 def _make_reserve(path: str) -> None:
+    """RESERVE_BYTES set aside in side file `path`, deleted on a write error (best effort: a full
+    disk leaves less or none; a link in its place is refused)."""
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        descriptor = side_files.create(path)
     except OSError:
         return
     try:
@@ -81,6 +84,16 @@ def _make_reserve(path: str) -> None:
             pass
     finally:
         os.close(descriptor)
+
+
+def create_file(path: str, **options: Any) -> h5py.File:
+    """A new HDF5 file as side file `path` (a stale one of ours removed first): HDF5 creates it with
+    O_EXCL ("x"), which never follows a link in its place."""
+    side_files.clear(path)
+    try:
+        return h5py.File(path, "x", **options)
+    except FileExistsError:
+        raise side_files.refuse(path, "appeared while the run was creating it") from None
 
 
 class ResultsWriteError(RunError):
@@ -296,7 +309,8 @@ class ResultsWriter:
 
         `graph` (attributes of a decentralized run's graph) adds /graph and the /hops table.
         With `staging`, the file is written there (for a resume: a copy prepared there) until
-        `publish` moves it to `path`.
+        `publish` moves it to `path`; a new staged file is created with O_EXCL, never through a
+        link in its place. If the set-up fails, the staged file is removed.
         """
         directory = os.path.dirname(path)
         if directory:
@@ -307,40 +321,70 @@ class ResultsWriter:
         self.failed: ResultsWriteError | None = None
         self.hdf5_failed = False
         self.worker_stats: Callable[[], dict[str, np.ndarray]] = dict  # the server's counters, stored at each flush
-        trace_columns = dict(TRACE_COLUMNS, **{name: "f8" for name in trace_extra})
-        if resume is None:
-            self.file = h5py.File(self.path, "w", libver="latest", rdcc_nbytes=0)  # no chunk cache: RSS flat in rows
-            for key, value in attrs.items():
-                self.file.attrs[key] = value
-            self.file.attrs["format_version"] = FORMAT_VERSION
-            self.file.attrs["segments"] = 1
-            self.file.attrs["started_at"] = _utc_now()
-            problem = self.file.create_group("problem")
-            for key, value in (problem_attrs or {}).items():
-                problem.attrs[key] = value
-            for group in ("trace", "events", "snapshots", "workers", "metrics"):
-                self.file.create_group(group)
-            snapshots = self.file["snapshots"]
-            rows_per_chunk = max(1, min(64, (1 << 20) // (8 * max(dim, 1))))
-            snapshots.create_dataset("x", shape=(0, dim), maxshape=(None, dim), chunks=(rows_per_chunk, dim), dtype="f8")
-            state = snapshots.create_group("state")
-            for name, size in (state_shapes or {}).items():
-                state.create_dataset(name, shape=(0, size), maxshape=(None, size), chunks=(rows_per_chunk, size), dtype="f8")
-            for name, kind in WORKER_COLUMNS.items():
-                self.file["workers"].create_dataset(name, shape=(n_workers,), dtype=kind)
-            keep = {"trace": None, "events": None, "snapshots": None}
-            if graph is not None:
-                group = self.file.create_group("graph")
-                for key, value in graph.items():
-                    group.attrs[key] = value
-                self.file.create_group("hops")
+        self.reserve_path = self.final_path + RESERVE_SUFFIX
+        self._thread: threading.Thread | None = None
+        options = {"libver": "latest", "rdcc_nbytes": 0}  # no chunk cache: RSS flat in rows
+        if resume is not None:
+            self.file = h5py.File(self.path, "r+", **options)
+        elif staging is not None:
+            self.file = create_file(self.path, **options)
         else:
-            self.file = h5py.File(self.path, "r+", libver="latest", rdcc_nbytes=0)
-            self.file.attrs["segments"] = resume.segment + 1
-            keep = resume.rows
-            if "metrics" in self.file:  # recomputed from all snapshots at the end
-                del self.file["metrics"]
-            self.file.create_group("metrics")
+            self.file = h5py.File(self.path, "w", **options)
+        opened = os.fstat(self.file.id.get_vfd_handle())
+        self._identity = (opened.st_dev, opened.st_ino)  # publish moves this file and no other
+        try:
+            if resume is None:
+                keep = self._lay_out(attrs, dim, n_workers, problem_attrs, state_shapes, graph)
+            else:
+                keep = self._cut_back(resume)
+            self._open_tables(dict(TRACE_COLUMNS, **{name: "f8" for name in trace_extra}), keep)
+        except BaseException:
+            self._discard_set_up()
+            raise
+        if background:
+            self._wake = threading.Event()
+            self._closing = False
+            self._thread = threading.Thread(target=self._flush_loop, name="results-writer", daemon=True)
+            self._thread.start()
+
+    def _lay_out(self, attrs: dict[str, Any], dim: int, n_workers: int, problem_attrs: dict[str, Any] | None,
+                 state_shapes: dict[str, int] | None, graph: dict[str, Any] | None) -> dict[str, int | None]:
+        """The groups, datasets and attributes of a new file; returns the rows to keep (none)."""
+        for key, value in attrs.items():
+            self.file.attrs[key] = value
+        self.file.attrs["format_version"] = FORMAT_VERSION
+        self.file.attrs["segments"] = 1
+        self.file.attrs["started_at"] = _utc_now()
+        problem = self.file.create_group("problem")
+        for key, value in (problem_attrs or {}).items():
+            problem.attrs[key] = value
+        for group in ("trace", "events", "snapshots", "workers", "metrics"):
+            self.file.create_group(group)
+        snapshots = self.file["snapshots"]
+        rows_per_chunk = max(1, min(64, (1 << 20) // (8 * max(dim, 1))))
+        snapshots.create_dataset("x", shape=(0, dim), maxshape=(None, dim), chunks=(rows_per_chunk, dim), dtype="f8")
+        state = snapshots.create_group("state")
+        for name, size in (state_shapes or {}).items():
+            state.create_dataset(name, shape=(0, size), maxshape=(None, size), chunks=(rows_per_chunk, size), dtype="f8")
+        for name, kind in WORKER_COLUMNS.items():
+            self.file["workers"].create_dataset(name, shape=(n_workers,), dtype=kind)
+        if graph is not None:
+            group = self.file.create_group("graph")
+            for key, value in graph.items():
+                group.attrs[key] = value
+            self.file.create_group("hops")
+        return {"trace": None, "events": None, "snapshots": None}
+
+    def _cut_back(self, resume: ResumePoint) -> dict[str, int]:
+        """A resumed file's next segment; returns the rows to keep."""
+        self.file.attrs["segments"] = resume.segment + 1
+        if "metrics" in self.file:  # recomputed from all snapshots at the end
+            del self.file["metrics"]
+        self.file.create_group("metrics")
+        return resume.rows
+
+    def _open_tables(self, trace_columns: dict[str, str], keep: dict[str, int | None]) -> None:
+        """Mark the file running, open its tables in SWMR mode and set the disk reserve aside."""
         self.file.attrs["status"] = "running"
         self.file.attrs["stop_reason"] = ""
         self.file.attrs["finished_at"] = ""
@@ -360,7 +404,6 @@ class ResultsWriter:
             int(np.prod(d.chunks or d.shape)) * 8 for d in (self.snapshot_x, *self.snapshot_state.values())
         )
         self.file.swmr_mode = True
-        self.reserve_path = self.final_path + RESERVE_SUFFIX
         _make_reserve(self.reserve_path)
         self.trace = self.trace_table.rows.append
         self.event = self.event_table.rows.append
@@ -369,13 +412,17 @@ class ResultsWriter:
         self.hop = self.hop_table.rows.append if self.hop_table is not None else None
         self.snapshots: deque[tuple[np.ndarray, dict[str, np.ndarray]]] = deque()
         self._last_flush = time.monotonic()
-        self._thread: threading.Thread | None = None
         self._thread_error: BaseException | None = None
-        if background:
-            self._wake = threading.Event()
-            self._closing = False
-            self._thread = threading.Thread(target=self._flush_loop, name="results-writer", daemon=True)
-            self._thread.start()
+
+    def _discard_set_up(self) -> None:
+        """A set-up that failed: close the file; a staged new file goes (nothing is left behind)."""
+        try:
+            self.file.close()
+        except Exception:
+            UNCLOSED.append(self.path)
+        if self.path != self.final_path:
+            side_files.remove(self.path)
+        side_files.remove(self.reserve_path)
 
     def _flush_loop(self) -> None:
         """The background thread: flush twice a second, or sooner when asked."""
@@ -393,6 +440,12 @@ class ResultsWriter:
         from .output import publish
 
         if self.path != self.final_path:
+            try:
+                named = os.lstat(self.path)
+            except OSError:
+                named = None
+            if named is None or (named.st_dev, named.st_ino) != self._identity:
+                raise side_files.refuse(self.path, "was replaced while the run was starting")
             publish(self.path, self.final_path, replace)
             self.path = self.final_path
 
@@ -449,10 +502,7 @@ class ResultsWriter:
             raise self.failed from None
 
     def _free_reserve(self) -> None:
-        try:
-            os.unlink(self.reserve_path)
-        except OSError:
-            pass
+        side_files.remove(self.reserve_path)
 
     def _write_rows(self) -> None:
         self.trace_table.flush()
@@ -522,10 +572,7 @@ class ResultsWriter:
                 self.file.close()
             except Exception:
                 UNCLOSED.append(self.path)
-            try:
-                os.unlink(self.path)
-            except OSError:
-                pass
+            side_files.remove(self.path)
             return
         try:
             self._stop_thread()
@@ -741,19 +788,28 @@ def recover(path: str, reason: str = "killed: the run ended without closing its 
 
     With `target_path` the repaired copy is written there and `path` is left as it was.
     """
-    temporary = target_path or path + ".recovering"
+    temporary = target_path or path + RECOVERING_SUFFIX
     with open_results(path) as handle:
         require_groups(handle, path, ("snapshots",))
-    with open_results(path) as source, h5py.File(temporary, "w", libver="latest") as target:
-        _salvage(source, target)
-        for group in ("trace", "events", "hops", "snapshots"):
-            if group in target:
-                _cut_to_common_length(target[group])
-        if target.attrs.get("status") in ("running", None):
-            target.attrs["status"] = "failed"
-            target.attrs["stop_reason"] = reason
-            target.attrs["finished_at"] = f"unknown (recovered {_utc_now()})"
+    room_for(temporary, os.path.getsize(path), "repair")  # the copy holds at most what the file does
+    with open_results(path) as source:
+        target = create_file(temporary, libver="latest")
+        try:
+            with target:
+                _salvage(source, target)
+                for group in ("trace", "events", "hops", "snapshots"):
+                    if group in target:
+                        _cut_to_common_length(target[group])
+                if target.attrs.get("status") in ("running", None):
+                    target.attrs["status"] = "failed"
+                    target.attrs["stop_reason"] = reason
+                    target.attrs["finished_at"] = f"unknown (recovered {_utc_now()})"
+                _check_repaired(target, path)
+        except BaseException as exc:
+            if isinstance(exc, DAMAGE) and target.id.valid:
+                abandon(temporary)  # HDF5 could not close the copy (a write failed)
+            side_files.remove(temporary)  # a half-written copy is of no use
+            raise
     if target_path is None:
         os.replace(temporary, path)
-    if os.path.exists(path + RESERVE_SUFFIX):
-        os.unlink(path + RESERVE_SUFFIX)  # the dead writer's reserve of disk space
+    side_files.remove(path + RESERVE_SUFFIX)  # the dead writer's reserve of disk space

@@ -109,13 +109,13 @@ def watch(path: str, ranks: dict[int, int], staged: str | None = None, lock_fd: 
     if lock_fd is not None:
         _mark_repairing(lock_fd)  # refusals now name this process
     time.sleep(0.2)  # let the file system settle after the writer's death
+    from .. import side_files
     from ..errors import UserError
     from ..results import is_cleanly_closed, recover
 
-    if staged and os.path.exists(staged):
-        os.unlink(staged)  # the run died before it started cleanly: the old file stays
-    if os.path.exists(path + ".reserve"):
-        os.unlink(path + ".reserve")  # the writer's reserve of disk space (results.RESERVE_SUFFIX)
+    if staged:
+        side_files.remove(staged)  # the run died before it started cleanly: the old file stays
+    side_files.remove(path + side_files.RESERVE_SUFFIX)  # the writer's reserve of disk space
     try:
         if not os.path.exists(path) or is_cleanly_closed(path):
             return

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import resource
-import shutil
 import socket
 import sys
 import traceback
@@ -23,7 +22,8 @@ from ..config import Config, check_memory, load_config
 from ..errors import AsyncoptError, ConfigError, RunError, UserError
 from ..evaluate import VALUE_COLUMNS, evaluate_file, evaluate_points, metrics_table
 from ..locks import ResultsLock, held, release_fully
-from ..output import check_output_path, lock_output, staging_path
+from .. import side_files
+from ..output import check_output_path, lock_output, refuse_inputs, staging_path
 from ..results import ResumePoint, is_cleanly_closed, read_resume_point, read_snapshots, recover, write_metrics
 from ..progress import Progress, SetupProgress
 from ..timing import TimingModel
@@ -130,12 +130,12 @@ def prepare_resume(path: str, overrides: list[str], backend: str) -> tuple[Confi
                 f"stop.time = {limit:g} s: the run already reached {point.time:.4g} s; "
                 f"continue it with e.g. --set stop.time={2 * limit:g}"
             )
+        refuse_inputs(path, _inputs(config), f"--resume {side_files.shown(path)}")
         if source == path:
-            shutil.copyfile(path, staged)
+            side_files.copy_into(path, staged)  # never through a link in the staged file's place
         point.staged = staged
     except BaseException:
-        if os.path.exists(staged):
-            os.unlink(staged)
+        side_files.remove(staged)
         lock.release()
         raise
     config.segment = point.segment
@@ -143,9 +143,22 @@ def prepare_resume(path: str, overrides: list[str], backend: str) -> tuple[Confi
 
 
 def _inputs(config: Config, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """Files the run reads, which its results file must never be."""
+    """Files the run reads, which its results file and side files must never be: `extra` (the
+    config file), problem.data (paths joined by ':'), the problem's *_data files (test_data), the
+    workers' *_trace files, graph.edges, and the files of the plugins this process imported."""
     data = config.problem.data if config.problem.data and config.problem.data != "synthetic" else ""
-    return (*extra, *data.split(":"), config.graph.edges)
+    problem_files = [value for key, value in config.problem.params.items() if key.endswith("_data")]
+    traces = [value for key, value in vars(config.workers).items() if key.endswith("_trace")]
+    files = (*extra, *data.split(":"), *problem_files, *traces, config.graph.edges, *_plugin_files(config))
+    return tuple(name for name in files if name and isinstance(name, str))
+
+
+def _plugin_files(config: Config) -> list[str]:
+    """The files of the run's plugins: file plugins as given, module plugins by their `__file__`."""
+    from ..plugins import is_file_spec, loaded_plugins, merge
+
+    specs = merge(config.plugins.plugins, loaded_plugins())
+    return [spec if is_file_spec(spec) else getattr(sys.modules.get(spec), "__file__", None) or "" for spec in specs]
 
 
 # ---------------------------------------------------------------- simulator
