@@ -21,6 +21,7 @@ import numpy as np
 from .config import Config, _toml_value
 from .config import load_config as _load_config
 from .errors import ConfigError, DataError, RunError
+from .output import refuse_inputs
 from .plugins import load_plugins, merge
 
 ConfigSource = Union[str, "os.PathLike[str]", Mapping[str, Any], Config]
@@ -112,12 +113,17 @@ def run(
     if backend == "sim":
         from .runtime.session import simulate
 
-        return load(simulate(loaded, quiet=quiet, **replace).path)
-    return _run_mpi(loaded, ranks, mpiexec, timeout, ["--overwrite"] if overwrite else [])
+        return load(simulate(loaded, quiet=quiet, inputs=_config_file(config), **replace).path)
+    return _run_mpi(loaded, ranks, mpiexec, timeout, ["--overwrite"] if overwrite else [], _config_file(config))
+
+
+def _config_file(config: ConfigSource) -> tuple[str, ...]:
+    """The TOML file a config came from, if any: an input the results file must never be."""
+    return (os.fspath(config),) if isinstance(config, (str, os.PathLike)) else ()
 
 
 def _run_mpi(config: Config, ranks: int | None, mpiexec: str | None, timeout: float | None,
-             flags: list[str]) -> RunResult:
+             flags: list[str], inputs: tuple[str, ...] = ()) -> RunResult:
     if ranks is None:
         if config.workers.n is None:
             raise ConfigError("ranks: give ranks = workers + 1 (or workers.n) for backend='mpi'")
@@ -126,6 +132,7 @@ def _run_mpi(config: Config, ranks: int | None, mpiexec: str | None, timeout: fl
         raise ConfigError(f"ranks: the mpi backend needs at least 2 ranks (rank 0 is the server), got {ranks}")
     _check_importable(config)  # the config's [plugins] table already lists the modules of methods registered here
     path = config.resolve_output_path(ranks - 1)
+    refuse_inputs(path, inputs)  # the ranks read a copy of the config: they cannot tell its file
     launcher = mpiexec or shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
     if launcher is None:
         raise ConfigError("backend='mpi': no mpiexec found; install an MPI (pip install mpich) or pass mpiexec=PATH")
