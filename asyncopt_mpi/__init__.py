@@ -47,11 +47,12 @@ from . import threads  # noqa: E402,F401  (first: thread pools are sized when nu
 from .errors import ConfigError, DataError, RunError  # noqa: E402
 from .methods import Job, JobKind, Method, Result, Server, StepAndRestart, register_method  # noqa: E402
 from .problems import Problem, register_problem  # noqa: E402
-from .api import RunResult, load, load_config, run  # noqa: E402
+from .api import RunResult, load, load_config, load_many, run  # noqa: E402
 
 from .methods.vectors import VectorSum  # noqa: E402
 
 __all__ = [
     "ConfigError", "DataError", "Job", "JobKind", "Method", "Problem", "Result", "RunError", "RunResult", "Server",
-    "StepAndRestart", "VectorSum", "__version__", "load", "load_config", "register_method", "register_problem", "run",
+    "StepAndRestart", "VectorSum", "__version__", "load", "load_config", "load_many", "register_method", "register_problem",
+    "run",
 ]

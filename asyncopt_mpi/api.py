@@ -20,7 +20,7 @@ import numpy as np
 
 from .config import Config, _toml_value
 from .config import load_config as _load_config
-from .errors import ConfigError, DataError, RunError
+from .errors import AsyncoptError, ConfigError, DataError, RunError, UserError
 from .output import refuse_inputs
 from .plugins import load_plugins, merge
 
@@ -108,13 +108,36 @@ def run(
     """
     if backend not in ("sim", "mpi"):
         raise ConfigError(f"backend {backend!r} is not accepted; accepted: sim, mpi")
-    loaded = load_config(config, overrides, backend=backend, output=output, plugins=plugins)
-    replace = {"overwrite": True} if overwrite else {}
-    if backend == "sim":
-        from .runtime.session import simulate
+    try:
+        loaded = load_config(config, overrides, backend=backend, output=output, plugins=plugins)
+        replace = {"overwrite": True} if overwrite else {}
+        if backend == "sim":
+            from .runtime.session import simulate
 
-        return load(simulate(loaded, quiet=quiet, inputs=_config_file(config), **replace).path)
-    return _run_mpi(loaded, ranks, mpiexec, timeout, ["--overwrite"] if overwrite else [], _config_file(config))
+            return load(simulate(loaded, quiet=quiet, inputs=_config_file(config), **replace).path)
+        return _run_mpi(loaded, ranks, mpiexec, timeout, ["--overwrite"] if overwrite else [], _config_file(config))
+    except AsyncoptError as error:
+        raise _in_api_words(error)
+
+
+# What the command line's refusals ask for, as this function's parameters.
+_API_WORDS = (("pass --overwrite", "pass overwrite=True"), ("another --output", "another output="),
+              ("give --output FILE.h5", "give output='FILE.h5'"))
+
+
+def _in_api_words(error: AsyncoptError) -> AsyncoptError:
+    """The error with the command line's words as this API's; a plain UserError (e.g. a refused output
+    path) as the ConfigError this API documents, since UserError is not exported."""
+    text = str(error)
+    for flag, parameter in _API_WORDS:
+        text = text.replace(flag, parameter)
+    if type(error) is UserError:
+        translated = ConfigError(text)
+        translated.__dict__.update(error.__dict__)
+        return translated
+    if text != str(error):
+        error.args = (text,)
+    return error
 
 
 def _config_file(config: ConfigSource) -> tuple[str, ...]:
@@ -292,6 +315,40 @@ class RunResult:
                 f"groups={sorted(self.groups)})")
 
 
+def load_many(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *, all_keys: bool = False) -> Any:
+    """The metrics of many runs as one tidy pandas DataFrame: a row per snapshot of each run, with the
+    run's method, problem, backend, n_workers, path, status, seed, and one column per config key that
+    differs among the runs (`all_keys=True`: every key), e.g. the `method.lr` of a sweep. A folder
+    stands for the .h5 files in it.
+
+        frame = ao.load_many("results/sweep")
+        frame.groupby(["method", "method.lr"])["suboptimality"].last()
+    """
+    from .config import parse_stored_config
+    from .parameters import cell, flat_config, parameter_columns
+
+    pandas = _pandas()
+    items = [os.fspath(item) for item in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
+    files: list[str] = []
+    for item in items:
+        files += sorted(os.path.join(item, name) for name in os.listdir(item) if name.endswith(".h5")) \
+            if os.path.isdir(item) else [item]
+    if not files:
+        raise DataError(f"no results files in {', '.join(items)[:200]}")
+    runs = [load(path) for path in files]
+    configs = [flat_config(parse_stored_config(run.attrs.get("config", ""), run.path)) for run in runs]
+    columns = [name for name in parameter_columns(configs, all_keys) if name != "method.name"]
+    frames = []
+    for run, config in zip(runs, configs):
+        frame = run.metrics_frame()
+        frame["status"] = run.status
+        frame["seed"] = config.get("workers.seed", 0)
+        for name in columns:
+            frame[name] = cell(config.get(name))
+        frames.append(frame)
+    return pandas.concat(frames, ignore_index=True)
+
+
 def _pandas() -> Any:
     try:
         import pandas
@@ -303,4 +360,4 @@ def _pandas() -> Any:
     return pandas
 
 
-__all__ = ["PandasMissingError", "RunResult", "load", "load_config", "run"]
+__all__ = ["PandasMissingError", "RunResult", "load", "load_config", "load_many", "run"]
