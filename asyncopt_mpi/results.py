@@ -791,7 +791,6 @@ def recover(path: str, reason: str = "killed: the run ended without closing its 
     temporary = target_path or path + RECOVERING_SUFFIX
     with open_results(path) as handle:
         require_groups(handle, path, ("snapshots",))
-    room_for(temporary, os.path.getsize(path), "repair")  # the copy holds at most what the file does
     with open_results(path) as source:
         target = create_file(temporary, libver="latest")
         try:
@@ -804,10 +803,7 @@ def recover(path: str, reason: str = "killed: the run ended without closing its 
                     target.attrs["status"] = "failed"
                     target.attrs["stop_reason"] = reason
                     target.attrs["finished_at"] = f"unknown (recovered {_utc_now()})"
-                _check_repaired(target, path)
-        except BaseException as exc:
-            if isinstance(exc, DAMAGE) and target.id.valid:
-                abandon(temporary)  # HDF5 could not close the copy (a write failed)
+        except BaseException:
             side_files.remove(temporary)  # a half-written copy is of no use
             raise
     if target_path is None:
