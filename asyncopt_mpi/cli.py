@@ -220,7 +220,10 @@ def summary(files: tuple[str, ...], sort: str | None, fmt: str | None, workers: 
               help="suboptimality | loss | grad_norm_sq | accuracy | test_loss | test_accuracy")
 @click.option("--title", default=None)
 @click.option("--logx", is_flag=True, help="Logarithmic x axis.")
-@click.option("--best", is_flag=True, help="Per method, only its best parameters (lowest final value; always for folders).")
+@click.option("--best/--all", "best", default=None,
+              help="--best: per method only its best parameters (lowest final value; a note when the best value "
+                   "is the smallest or largest tried); --all: every run  [default: --best when a folder is given, "
+                   "else --all].")
 @click.option("--figsize", default="6.4,4.2", show_default=True, metavar="W,H", help="Figure size in inches.")
 @click.option("--dpi", default=120, show_default=True, help="Dots per inch (PNG).")
 @click.option("--ylim", default=None, metavar="LOW,HIGH", help="y range; either end may be empty, e.g. 1e-8,")
@@ -228,11 +231,12 @@ def summary(files: tuple[str, ...], sort: str | None, fmt: str | None, workers: 
 @click.option("--export", "export", default=None, type=click.Path(dir_okay=False), metavar="CSV",
               help="Also write the drawn lines (label, runs, x, median, 25th/75th percentile) as CSV.")
 @plugin_option
-def plot(files: tuple[str, ...], output: str, x_axis: str, y_axis: str, title: str | None, logx: bool, best: bool,
+def plot(files: tuple[str, ...], output: str, x_axis: str, y_axis: str, title: str | None, logx: bool, best: bool | None,
          figsize: str, dpi: int, ylim: str | None, style: str | None, export: str | None) -> None:
     """Plot results files (or folders of them): one line per configuration (everything but the seeds);
-    runs of one configuration as their median and interquartile band; diverged runs left out with a note."""
-    from .plot import best_per_method, parse_pair, plot as draw
+    runs of one configuration as their median and interquartile band; diverged runs left out with a note;
+    runs whose problem has no known f* drawn on the loss."""
+    from .plot import parse_pair, plot as draw
 
     import os
 
@@ -240,17 +244,18 @@ def plot(files: tuple[str, ...], output: str, x_axis: str, y_axis: str, title: s
     paths = _expand(files, skippable)
     try:
         paths = _readable(paths, skippable)
-        # A folder is a sweep: like the papers, show each method at its best parameters.
-        if best or any(os.path.isdir(item) for item in files):
-            paths = best_per_method(paths, y_axis)
+        # A folder is a sweep: like the papers, show each method at its best parameters unless --all.
+        if best is None:
+            best = any(os.path.isdir(item) for item in files)
         drawn = draw(paths, output, x_axis, y_axis, title=title, logx=logx, size=parse_pair("--figsize", figsize),
-                     dpi=dpi, ylim=parse_pair("--ylim", ylim, allow_empty=True), style=style, export=export)
+                     dpi=dpi, ylim=parse_pair("--ylim", ylim, allow_empty=True), style=style, export=export,
+                     best=best)
     except AsyncoptError as exc:
         click.echo(f"asyncopt: error: {exc}", err=True)
         sys.exit(exc.exit_code)
     for note in drawn.notes:
         click.echo(f"asyncopt: note: {note}", err=True)
-    click.echo(f"wrote {output} ({len(paths)} runs, {len(drawn.labels)} lines){f' and {export}' if export else ''}")
+    click.echo(f"wrote {output} ({drawn.considered} runs, {len(drawn.labels)} lines){f' and {export}' if export else ''}")
 
 
 @cli.command("sweep")
@@ -339,6 +344,16 @@ def methods(markdown: bool) -> None:
 
 
 @cli.command()
+@click.option("--markdown", is_flag=True, help="A Markdown table of the built-in problems.")
+@plugin_option
+def problems(markdown: bool) -> None:
+    """List the problems (problem.name) with a description and their own config keys and defaults."""
+    from .problems.listing import problem_lines, problem_table_markdown
+
+    click.echo(problem_table_markdown() if markdown else "\n".join(problem_lines()))
+
+
+@cli.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @plugin_option
 def evaluate(file: str) -> None:
@@ -382,7 +397,8 @@ def evaluate(file: str) -> None:
 @click.argument("config_path", metavar="[CONFIG]", required=False, type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. workers.n=100.")
 @click.option("--method", "method", help="Method name (overrides method.name; its row is marked with *).")
-@click.option("--eps", type=float, help="Target E||grad f||^2 <= eps  [default: stop.target, else 1e-3].")
+@click.option("--eps", type=float, help="The accuracy the times are for: E||grad f(x)||^2 <= eps (a target on the "
+              "squared gradient norm, not on f - f* like stop.target)  [default: method.eps when set > 0, else 1e-3].")
 @click.option("--sigma2", type=float, help="Variance of a stochastic gradient  [default: estimated at x0].")
 @click.option("--json", "as_json", is_flag=True, help='JSON output; inf is the string "inf", nan is null.')
 @plugin_option

@@ -4,9 +4,12 @@ A configuration is everything a run's file records except its seeds (workers.see
 problem.seed), its stop rules and its output settings: backend, number of workers, problem and
 data, timing model, method and every method key. Runs of one configuration form one line, the
 median over the runs with a band from the 25th to the 75th percentile (interquartile range);
-the legend names what differs between the lines. A run whose values become non-finite or grow
-more than DIVERGED_FACTOR times above their start is left out, and a note under the figure says
-so. Reads results files only.
+the legend names what differs between the lines, and lines are ordered by their settings (numbers
+as numbers: n=4, n=8, n=16). A run whose values become non-finite or grow more than
+DIVERGED_FACTOR times above their start is left out, and a note under the figure says so. A run
+whose problem has no known f* is drawn on the loss instead of f(x) - f*, with a note. With
+`best`, each method is drawn at its best parameters only (choose_best); a best value at the edge
+of the values tried gets a note. Reads results files only.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class Curve:
     backend: str
     path: str = ""
     settings: dict[str, Any] = field(default_factory=dict)  # what makes its configuration (run_settings)
+    metric: str = ""  # the /metrics column drawn: the one asked for, or "loss" when f* is unknown
 
     @property
     def key(self) -> tuple:
@@ -61,6 +65,15 @@ class Drawn:
     """What a figure shows: one entry per line, and notes about runs left out."""
     labels: list[str]
     runs: list[int]
+    notes: list[str]
+    considered: int = 0  # runs looked at (after choosing the best parameters, if asked)
+
+
+@dataclass
+class Choice:
+    """The curves of each method's best parameters, the method keys that were chosen, and notes."""
+    curves: list[Curve]
+    tuned: set[str]
     notes: list[str]
 
 
@@ -105,12 +118,23 @@ def load_curves(paths: list[str], x_axis: str, y_axis: str) -> list[Curve]:
         metrics = run["metrics"]
         if y_axis not in metrics or not len(metrics[y_axis]):
             raise UserError(f"{path}: no metrics to plot; compute them with `asyncopt evaluate {path}`")
+        metric = y_axis
+        if y_axis == "suboptimality" and f_star_unknown(run) and "loss" in metrics:
+            metric = "loss"  # f(x) - f* is nan throughout; the loss still shows the run
         config = parse_stored_config(run["attrs"].get("config", ""), str(path))
         column = {"grads": "grads", "bytes": "bytes", "iteration": "iteration"}.get(x_axis, "time")
         curves.append(Curve(run_label(config), np.asarray(metrics[column], dtype=float),
-                            np.asarray(metrics[y_axis], dtype=float), run["attrs"].get("backend", "mpi"),
-                            path=str(path), settings=run_settings(run["attrs"], config)))
+                            np.asarray(metrics[metric], dtype=float), run["attrs"].get("backend", "mpi"),
+                            path=str(path), settings=run_settings(run["attrs"], config), metric=metric))
     return curves
+
+
+def f_star_unknown(run: dict) -> bool:
+    """The run's /problem attribute f_star is missing or nan (a problem without compute_f_star)."""
+    try:
+        return not math.isfinite(float(run["problem"].get("f_star", math.nan)))
+    except (TypeError, ValueError):
+        return True
 
 
 def group_curves(curves: list[Curve]) -> dict[tuple, list[Curve]]:
@@ -119,6 +143,24 @@ def group_curves(curves: list[Curve]) -> dict[tuple, list[Curve]]:
     for curve in curves:
         groups.setdefault(curve.key, []).append(curve)
     return groups
+
+
+def ordered_groups(groups: dict[tuple, list[Curve]]) -> dict[tuple, list[Curve]]:
+    """The groups by method, then by their settings in SETTING_ORDER, numbers compared as numbers."""
+    firsts = [members[0].settings for members in groups.values()]
+    names = sorted(set().union(*firsts) - {"method.name"}, key=_order) if firsts else []
+
+    def value_key(value: Any) -> tuple:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return (0, float(value), "")
+        return (1, 0.0, value if isinstance(value, str) else repr(value))
+
+    def group_key(item: tuple[tuple, list[Curve]]) -> tuple:
+        settings = item[1][0].settings
+        return (str(settings.get("method.name", "")),
+                *(value_key(settings[name]) if name in settings else (2, 0.0, "") for name in names))
+
+    return dict(sorted(groups.items(), key=group_key))
 
 
 def _order(name: str) -> tuple[int, str]:
@@ -137,12 +179,13 @@ def _show(value: Any) -> str:
     return text if len(text) <= 30 else text[:27] + "..."
 
 
-def legend_labels(groups: dict[tuple, list[Curve]]) -> dict[tuple, str]:
+def legend_labels(groups: dict[tuple, list[Curve]], shown: set[str] = frozenset()) -> dict[tuple, str]:
     """'method (what differs from the other lines)'.
 
     Settings outside [method] (backend, workers, problem, timing, graph) are named when they
-    differ between any lines; a method's own keys when they differ between lines of that method.
-    A method with a single line is named with its step size and non-default keys (run_label).
+    differ between any lines; a method's own keys when they differ between lines of that method,
+    or when they are in `shown` (parameters chosen as the best, named even if every line has the
+    same). A method with a single line is named with its step size and non-default keys (run_label).
     """
     firsts = {key: members[0] for key, members in groups.items()}
     missing = object()
@@ -157,7 +200,10 @@ def legend_labels(groups: dict[tuple, list[Curve]]) -> dict[tuple, str]:
     by_method: dict[str, list[Curve]] = defaultdict(list)
     for curve in firsts.values():
         by_method[curve.settings.get("method.name", curve.label.split(" ")[0])].append(curve)
-    own = {method: differing(curves, inside_method=True) for method, curves in by_method.items()}
+    own = {}
+    for method, curves in by_method.items():
+        chosen = {name for name in shown if any(name in curve.settings for curve in curves)}
+        own[method] = sorted(set(differing(curves, inside_method=True)) | chosen, key=_order)
     labels = {}
     for key, curve in firsts.items():
         method = curve.settings.get("method.name", curve.label.split(" ")[0])
@@ -188,12 +234,19 @@ def _part(name: str, value: Any, names: list[str]) -> str:
 
 
 def diverged(curve: Curve, y_axis: str) -> bool:
-    """Non-finite values, or (loss-like metrics) a climb above DIVERGED_FACTOR times the first value."""
+    """Non-finite values, or (loss-like metrics) a climb above DIVERGED_FACTOR times the first value
+    (for a first value at or below zero: by DIVERGED_FACTOR times its size, at least 1)."""
     if not np.all(np.isfinite(curve.y)):
         return True
-    if y_axis in LOG_Y and curve.y.size and curve.y[0] > 0:
-        return bool(np.max(curve.y) > DIVERGED_FACTOR * curve.y[0])
+    if (curve.metric or y_axis) in LOG_Y and curve.y.size:
+        first, top = float(curve.y[0]), float(np.max(curve.y))
+        return top > DIVERGED_FACTOR * first if first > 0 else top - first > DIVERGED_FACTOR * max(-first, 1.0)
     return False
+
+
+def unavailable(curve: Curve) -> bool:
+    """Every value nan: the metric does not apply to the run (e.g. accuracy of a regression)."""
+    return bool(curve.y.size) and bool(np.all(np.isnan(curve.y)))
 
 
 def median_band(curves: list[Curve], points: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -210,18 +263,58 @@ def best_per_method(paths: list[str], y_axis: str = "suboptimality") -> list[str
     """For each method (and each backend, problem, workers ... setting), the files of its best method
     parameters: the lowest final median value (how papers tune)."""
     curves = load_curves(paths, "time", y_axis) if paths else []
+    return [curve.path for curve in choose_best(curves).curves]
+
+
+def choose_best(curves: list[Curve]) -> Choice:
+    """Per method and setting outside [method], the configuration with the lowest final median value.
+
+    The method keys whose values differ among a method's configurations were chosen (`tuned`); a
+    chosen number that is the smallest or largest of the values tried gets a note: the best may
+    lie beyond the grid.
+    """
     candidates: dict[tuple, list[list[Curve]]] = defaultdict(list)
     for members in group_curves(curves).values():
         settings = members[0].settings
-        tuning = settings_key({k: v for k, v in settings.items() if not k.startswith("method.") or k == "method.name"})
-        candidates[tuning].append(members)
-    chosen = []
+        candidates[settings_key(_outside_method(settings))].append(members)
+    outside = [_outside_method(options[0][0].settings) for options in candidates.values()]
+    naming = [name for name in sorted(set().union(*outside) - {"method.name"}, key=_order)
+              if len({repr(settings.get(name)) for settings in outside}) > 1] if outside else []
+    chosen: list[Curve] = []
+    tuned: set[str] = set()
+    notes: list[str] = []
     for options in candidates.values():
-        def final(members: list[Curve]) -> float:
-            values = [curve.y[-1] if curve.y.size else math.inf for curve in members]
-            return float(np.nan_to_num(np.median(values), nan=math.inf))
-        chosen += [curve.path for curve in min(options, key=final)]
-    return chosen
+        best = min(options, key=_final)
+        chosen += best
+        settings = best[0].settings
+        where = ", ".join(_part(name, settings.get(name, "-"), naming) for name in naming)
+        method = str(settings.get("method.name", best[0].label.split(" ")[0]))
+        subject = f"{method} ({where})" if where else method
+        for name in sorted({name for members in options for name in members[0].settings}, key=_order):
+            if not name.startswith("method.") or name == "method.name":
+                continue
+            tried = {repr(members[0].settings.get(name)): members[0].settings.get(name) for members in options}
+            if len(tried) < 2:
+                continue
+            tuned.add(name)
+            value = settings.get(name)
+            numbers = sorted(v for v in tried.values() if isinstance(v, (int, float)) and not isinstance(v, bool))
+            if len(numbers) < len(tried) or value not in (numbers[0], numbers[-1]):
+                continue
+            edge = "smallest" if value == numbers[0] else "largest"
+            grid = ", ".join(_show(number) for number in numbers)
+            notes.append(f"{subject}: best {name} = {_show(value)} is the {edge} of its grid ({grid}); extend the grid")
+    return Choice(chosen, tuned, notes)
+
+
+def _outside_method(settings: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in settings.items() if not k.startswith("method.") or k == "method.name"}
+
+
+def _final(members: list[Curve]) -> float:
+    """The median over runs of the last value (nan and no values: inf, never the best)."""
+    values = [curve.y[-1] if curve.y.size else math.inf for curve in members]
+    return float(np.nan_to_num(np.median(values), nan=math.inf))
 
 
 MAX_PIXELS = 2**16  # Agg's limit per side
@@ -258,10 +351,11 @@ def _apply_style(style: str | None):
 def plot(paths: list[str], output: str, x_axis: str = "time", y_axis: str = "suboptimality",
          title: str | None = None, logx: bool = False, size: tuple[float, float] = (6.4, 4.2), dpi: int = 120,
          ylim: tuple[float | None, float | None] | None = None, style: str | None = None,
-         export: str | None = None) -> Drawn:
+         export: str | None = None, best: bool = False) -> Drawn:
     """Draw one line per configuration (median and interquartile band over its runs); save PNG/PDF/SVG.
 
-    Diverged runs are left out with a note under the figure; `export` writes the drawn lines as CSV.
+    `best`: each method at its best parameters only (choose_best). Diverged runs are left out
+    with a note under the figure; `export` writes the drawn lines as CSV.
     """
     import matplotlib
 
@@ -280,16 +374,28 @@ def plot(paths: list[str], output: str, x_axis: str = "time", y_axis: str = "sub
         accepted = ", ".join(sorted(FigureCanvasBase.get_supported_filetypes()))
         raise UserError(f"-o {output}: .{extension} is not an image format; accepted: {accepted}")
     curves = load_curves(paths, x_axis, y_axis)
-    groups = group_curves(curves)
-    labels = legend_labels(groups)
-    notes, rows, drawn = [], [], Drawn([], [], [])
+    notes: list[str] = []
+    shown: set[str] = set()
+    if best:
+        choice = choose_best(curves)
+        curves, shown, notes = choice.curves, choice.tuned, choice.notes
+    groups = ordered_groups(group_curves(curves))
+    labels = legend_labels(groups, shown)
+    rows, drawn = [], Drawn([], [], [], considered=len(curves))
+    no_f_star = [labels[key] for key, members in groups.items() if any(curve.metric != y_axis for curve in members)]
+    if no_f_star:
+        notes.append(f"f* unknown, drawn on the loss f(x): {', '.join(no_f_star)}")
     with _apply_style(style):
         figure, axes = plt.subplots(figsize=size, dpi=dpi)
         kept_curves = []
         for key, members in groups.items():
-            kept = [curve for curve in members if not diverged(curve, y_axis)]
-            if len(kept) < len(members):
-                gone = len(members) - len(kept)
+            empty = [curve for curve in members if unavailable(curve)]
+            if empty:
+                notes.append(f"{labels[key]}: {len(empty)} of {len(members)} runs have no {y_axis} values (nan), "
+                             "not drawn")
+            kept = [curve for curve in members if not unavailable(curve) and not diverged(curve, y_axis)]
+            if len(kept) + len(empty) < len(members):
+                gone = len(members) - len(kept) - len(empty)
                 notes.append(f"{labels[key]}: {gone} of {len(members)} runs diverged, not drawn")
             if not kept:
                 continue
@@ -312,7 +418,7 @@ def plot(paths: list[str], output: str, x_axis: str = "time", y_axis: str = "sub
         if ylim is not None:
             axes.set_ylim(*ylim)
         axes.set_xlabel(_x_label(x_axis, curves))
-        axes.set_ylabel(Y_AXES[y_axis])
+        axes.set_ylabel(_y_label(y_axis, curves))
         if title:
             axes.set_title(title)
         axes.grid(True, which="both", alpha=0.3)
@@ -339,6 +445,16 @@ def plot(paths: list[str], output: str, x_axis: str = "time", y_axis: str = "sub
         write_csv(export, x_axis, y_axis, rows)
     drawn.notes = notes
     return drawn
+
+
+def _y_label(y_axis: str, curves: list[Curve]) -> str:
+    """The metric's name; the loss's when no run knows f*, both when some do and some do not."""
+    metrics = {curve.metric for curve in curves}
+    if metrics == {"loss"} and y_axis != "loss":
+        return f"{Y_AXES['loss']} (f* unknown)"
+    if len(metrics) > 1:
+        return f"{Y_AXES[y_axis]}, or {Y_AXES['loss']} where f* is unknown"
+    return Y_AXES[y_axis]
 
 
 def _x_label(x_axis: str, curves: list[Curve]) -> str:
