@@ -291,6 +291,49 @@ def sweep_command(config_path: str | None, grid: tuple[str, ...], seeds: int, ou
     sys.exit(code)
 
 
+@cli.command("tune")
+@click.argument("config_path", metavar="CONFIG", required=False, type=click.Path(dir_okay=False))
+@click.option("--grid", "grid", multiple=True, required=True, metavar="KEY=V1,V2,...",
+              help="The key to tune and its first values, e.g. method.lr=0.01,0.1,1 (extended until bracketed).")
+@click.option("--methods", default=None, metavar="A,B,...", help="Methods to tune  [default: method.name].")
+@click.option("--seeds", "tuning_seeds", default=3, show_default=True, help="Tuning seeds (workers.seed 1000, 1001, ...).")
+@click.option("--eval-seeds", "evaluation_seeds", default=5, show_default=True,
+              help="Evaluation seeds for each method's best value (workers.seed 0, 1, ...).")
+@click.option("--target", type=float, default=None, help="f - f* target of the criterion  [default: stop.target].")
+@click.option("--extensions", default=3, show_default=True, help="At most this many grid extensions per side.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Folder: evaluation runs, tune.csv, TUNE.md; tuning runs in OUT/tuning.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key in every run.")
+@click.option("--backend", type=click.Choice(["sim", "mpi"]), default="sim", show_default=True)
+@click.option("--processes", default=1, show_default=True, help="sim backend: runs in parallel.")
+@click.option("--mpiexec", default="mpiexec", show_default=True, help="mpi backend: the launcher.")
+@click.option("--overwrite", is_flag=True, help="Replace results files already in the folders.")
+@plugin_option
+def tune_command(config_path: str | None, grid: tuple[str, ...], methods: str | None, tuning_seeds: int,
+                 evaluation_seeds: int, target: float | None, extensions: int, out: str, overrides: tuple[str, ...],
+                 backend: str, processes: int, mpiexec: str, overwrite: bool) -> None:
+    """Each method's best value of one key (e.g. the step size) on tuning seeds, the grid extended until the
+    best is bracketed, then evaluated on separate seeds; prints the table (OUT/TUNE.md), then `asyncopt plot OUT`."""
+    from .tune import summary_line, tune
+
+    try:
+        names = [name.strip() for name in methods.split(",") if name.strip()] if methods else None
+        _, outcomes = tune(config_path, list(grid), out, methods=names, overrides=list(overrides),
+                           tuning_seeds=tuning_seeds, evaluation_seeds=evaluation_seeds, target=target,
+                           extensions=extensions, backend=backend, processes=processes, mpiexec=mpiexec,
+                           overwrite=overwrite, log=lambda line: click.echo(f"asyncopt: {line}", err=True))
+    except AsyncoptError as exc:
+        click.echo(f"asyncopt: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    import os
+
+    with open(os.path.join(out, "TUNE.md")) as handle:
+        click.echo(handle.read().rstrip())
+    line, code = summary_line(outcomes)
+    click.echo(f"asyncopt: {line}", err=True)
+    sys.exit(code)
+
+
 def _expand(items: tuple[str, ...], from_folders: set[str] | None = None) -> list[str]:
     """Files as given; a folder stands for the .h5 files in it (added to `from_folders`)."""
     import glob

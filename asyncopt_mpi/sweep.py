@@ -44,6 +44,7 @@ class Outcome:
     code: int
     status: str  # completed | stopped | diverged | failed (also: no file)
     method: str = ""
+    path: str = ""
 
 
 def file_status(path: str) -> str:
@@ -121,7 +122,7 @@ def _run_sim(task: tuple[str | None, SweepRun, bool]) -> Outcome:
     with contextlib.redirect_stdout(io.StringIO()):
         code = run_sim(load_config(config_path, run.overrides, backend="sim"), overwrite=overwrite,
                        inputs=(config_path,) if config_path else ())
-    return Outcome(run.name, code, file_status(run.path) if code in (0, 1) else "failed", run.method)
+    return Outcome(run.name, code, file_status(run.path) if code in (0, 1) else "failed", run.method, run.path)
 
 
 def _run_mpi(config_path: str | None, run: SweepRun, mpiexec: str, overwrite: bool = False) -> Outcome:
@@ -138,7 +139,7 @@ def _run_mpi(config_path: str | None, run: SweepRun, mpiexec: str, overwrite: bo
     status = file_status(run.path) if done.returncode in (0, 1) else "failed"
     if done.returncode != 0 and status != "diverged":
         sys.stderr.write(done.stderr)
-    return Outcome(run.name, done.returncode, status, run.method)
+    return Outcome(run.name, done.returncode, status, run.method, run.path)
 
 
 def sweep(config_path: str | None, grid_items: list[str], seeds: int, out: str, overrides: list[str],
