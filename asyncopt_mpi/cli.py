@@ -45,7 +45,8 @@ def cli() -> None:
 @click.option("--method", "method", help="Method name (overrides method.name).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. method.lr=0.05.")
 @click.option("--backend", type=click.Choice(["mpi", "sim"]), default=None,
-              help="mpi (default): under mpiexec, rank 0 is the server; sim: virtual clock in this process.")
+              help="mpi: under mpiexec/srun, rank 0 is the server; sim: virtual clock in this process  [default: mpi "
+                   "when started by a launcher with 2 or more ranks, else sim; --resume: the file's own].")
 @click.option("--output", "output", type=click.Path(dir_okay=False), help="Results file (overrides output.path).")
 @click.option("--resume", "resume", type=click.Path(dir_okay=False), metavar="FILE",
               help="Continue a stopped or killed run from its last snapshot, appending to FILE.")
@@ -84,6 +85,8 @@ def run(config_path: str | None, method: str | None, overrides: tuple[str, ...],
             backend = _stored_backend(resume)
         except AsyncoptError as exc:
             _refuse(f"--resume: {exc}", exc.exit_code, launch_rank)
+    if backend is None:  # started by a launcher (mpiexec, srun) with ranks to serve: MPI; else the simulator
+        backend = "mpi" if launched > 1 else "sim"
     if backend == "sim" and launched > 1:
         _refuse(f"the simulator runs on one process; drop mpiexec (it started {launched} ranks)", 2, launch_rank)
     if backend == "sim":

@@ -68,3 +68,13 @@ def test_an_mpi_sweep_over_worker_counts_gives_each_run_its_own_ranks(tmp_path):
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(io.StringIO(run_cli(["summary", str(out), "--csv"]).stdout)))
     assert sorted((row["workers.n"], row["workers"]) for row in rows) == [("1", "1"), ("2", "2")]
+
+
+def test_run_without_a_launcher_or_backend_runs_the_simulator(tmp_path):
+    path = tmp_path / "default.h5"
+    done = run_cli(["run", DEMO, *SMALL, "--output", str(path)])
+    assert done.returncode == 0, done.stderr
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        assert handle.attrs["backend"] == "sim" and handle.attrs["status"] == "completed"
