@@ -73,13 +73,49 @@ for _cls in (QuadraticProblem, LogisticProblem, NonconvexLogisticProblem, Matrix
     register_problem(_cls.name, _cls)
 
 
+# Common [problem] keys a plugin problem may not use: set but never read, they are refused, as
+# built-in problems refuse keys they do not have (problem.dim: see _check_dim).
+UNUSED_REFUSED = ("samples", "noise", "noise_type", "data")
+
+
+class _Reading:
+    """A ProblemConfig as a plugin problem's from_config sees it, noting which keys it reads."""
+
+    def __init__(self, config: Any):
+        object.__setattr__(self, "_config", config)
+        object.__setattr__(self, "read", set())
+
+    def __getattr__(self, name: str) -> Any:
+        self.read.add(name)
+        return getattr(self._config, name)
+
+
 def make_problem(config: Any) -> Problem:
-    """Build the problem config.name names from its ProblemConfig."""
+    """Build the problem config.name names from its ProblemConfig.
+
+    A plugin problem that never reads a common key the config sets (e.g. problem.noise) is refused,
+    and so is a problem.dim that differs from the dimension the problem has (its own `dim` wins).
+    """
+    from ..plugins import BUILT_IN
+
     cls = PROBLEMS.get(config.name)
     if cls is None:
         accepted = ", ".join(sorted(PROBLEMS))
         raise ConfigError(f"problem.name: unknown problem {config.name!r}; accepted: {accepted}")
-    return cls.from_config(config)
+    if ORIGINS.get(config.name) == BUILT_IN:
+        return cls.from_config(config)
+    seen = _Reading(config)
+    problem = cls.from_config(seen)
+    defaults = type(config)()
+    for key in UNUSED_REFUSED:
+        if key not in seen.read and getattr(config, key) != getattr(defaults, key):
+            raise ConfigError(f"problem.{key}: problem {config.name!r} does not use this key (it reads "
+                              f"{', '.join(sorted(seen.read & set(vars(defaults)))) or 'none of the common keys'}); "
+                              "remove it")
+    if config.dim != defaults.dim and "dim" not in seen.read and getattr(problem, "dim", config.dim) != config.dim:
+        raise ConfigError(f"problem.dim = {config.dim}: problem {config.name!r} has dimension {problem.dim} (its own); "
+                          f"remove problem.dim or set it to {problem.dim}")
+    return problem
 
 
 __all__ = [
