@@ -68,37 +68,50 @@ def wait_for_first_end(ranks: dict[int, int]) -> list[int]:
 
 
 def _wait_for_ends(ranks: dict[int, int], until: int | None = 0, times: list[float] | None = None) -> list[list[int]]:
-    """Block until rank `until` ends (any rank: None); the ranks that ended, grouped by when we saw them end.
+    """Block until rank `until` ends (any rank: None); the ranks that ended, in groups in the order they ended.
 
     `times` receives the wall-clock time each group was seen.
 
-    Process file descriptors (Linux >= 5.3) wake us the moment a rank ends, so the rank that
-    died first is told apart from the ones the launcher killed after it; elsewhere we poll.
+    Each rank's process file descriptor (Linux >= 5.3) sits in an epoll set, whose ready list
+    keeps the order in which the ranks ended even when we wake only after several of them (a
+    loaded machine, the launcher killing the other ranks at once): every such rank is a group of
+    its own, so the rank that died first is told apart from the ones the launcher killed after
+    it. A rank without a descriptor (already gone when we started, or no pidfd_open) is polled;
+    those seen ending between two polls form one group, and which of them ended first is unknown.
     """
     ended: list[list[int]] = []
     seen: set[int] = set()
-    descriptors: dict[int, int] = {}
+    watched: dict[int, int] = {}  # descriptor -> rank
+    polled: dict[int, int] = {}  # rank -> pid
     for rank, pid in ranks.items():
         try:
-            descriptors[os.pidfd_open(pid)] = rank
+            watched[os.pidfd_open(pid)] = rank
         except (AttributeError, OSError):
-            pass
-    poller = select.poll() if descriptors else None
-    for descriptor in descriptors:
-        poller.register(descriptor, select.POLLIN)
+            polled[rank] = pid
+    ready = select.epoll() if watched else None
+    for descriptor in watched:
+        ready.register(descriptor, select.EPOLLIN)
     while (until not in seen) if until is not None else not seen:
-        if poller is not None:
-            poller.poll(1000)
-        else:
+        if ready is None:
             time.sleep(POLL_SECONDS)
-        now_ended = [rank for rank, pid in ranks.items() if rank not in seen and not alive(pid)]
-        if now_ended:
-            ended.append(sorted(now_ended))
-            if times is not None:
-                times.append(time.time())
-            seen.update(now_ended)
-    for descriptor in descriptors:
+            events = []
+        else:
+            events = ready.poll(POLL_SECONDS if polled else 1.0)
+        groups = [sorted(rank for rank, pid in polled.items() if rank not in seen and not alive(pid))]
+        for descriptor, _ in events:  # in the order the ranks ended
+            ready.unregister(descriptor)
+            os.close(descriptor)
+            groups.append([watched.pop(descriptor)])
+        for group in groups:
+            if group:
+                ended.append(group)
+                if times is not None:
+                    times.append(time.time())
+                seen.update(group)
+    for descriptor in watched:
         os.close(descriptor)
+    if ready is not None:
+        ready.close()
     return ended
 
 
@@ -122,11 +135,14 @@ def watch(path: str, ranks: dict[int, int], staged: str | None = None, lock_fd: 
     except UserError:
         return  # not a file we can repair (truncated by another hand): leave it
     first = ended[0]
+    names = ", ".join(f"rank {rank} (pid {ranks[rank]})" for rank in first)
     if first == [0]:
         reason = "killed: rank 0 ended without closing the file"
-    else:
-        names = ", ".join(f"rank {rank} (pid {ranks[rank]})" for rank in first)
+    elif len(first) == 1:
         reason = f"killed: {names} ended first, and the MPI job ended without closing the file"
+    else:
+        reason = (f"killed: the MPI job ended without closing the file; {names} were seen ending together "
+                  f"first, and which of them ended first cannot be told")
     if elsewhere:  # ranks on other hosts: their reporters say whether one of them ended first
         from . import host_watch
 
