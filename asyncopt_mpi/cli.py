@@ -252,7 +252,7 @@ def plot(files: tuple[str, ...], output: str, x_axis: str, y_axis: str, title: s
             best = any(os.path.isdir(item) for item in files)
         drawn = draw(paths, output, x_axis, y_axis, title=title, logx=logx, size=parse_pair("--figsize", figsize),
                      dpi=dpi, ylim=parse_pair("--ylim", ylim, allow_empty=True), style=style, export=export,
-                     best=best)
+                     best=best, skippable=skippable, warn=_warn)
     except AsyncoptError as exc:
         click.echo(f"asyncopt: error: {exc}", err=True)
         sys.exit(exc.exit_code)

@@ -19,10 +19,11 @@ import math
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Collection
 
 import numpy as np
 
+from . import side_files
 from .config import parse_stored_config
 from .errors import UserError
 from .results import read_run
@@ -107,26 +108,42 @@ def settings_key(settings: dict[str, Any]) -> tuple:
     return tuple(sorted((name, repr(value)) for name, value in settings.items()))
 
 
-def load_curves(paths: list[str], x_axis: str, y_axis: str) -> list[Curve]:
+def load_curves(paths: list[str], x_axis: str, y_axis: str, skippable: Collection[str] = frozenset(),
+                warn: Callable[[str], None] | None = None) -> list[Curve]:
+    """One curve per file. A file in `skippable` (found in a folder) that cannot be plotted (no
+    metrics: a killed run) is left out with a `warn`ing; any other raises UserError."""
     if x_axis not in X_AXES:
         raise UserError(f"--x {x_axis!r} is not accepted; accepted: {', '.join(X_AXES)}")
     if y_axis not in Y_AXES:
         raise UserError(f"--y {y_axis!r} is not accepted; accepted: {', '.join(Y_AXES)}")
     curves = []
     for path in paths:
-        run = read_run(path)
-        metrics = run["metrics"]
-        if y_axis not in metrics or not len(metrics[y_axis]):
-            raise UserError(f"{path}: no metrics to plot; compute them with `asyncopt evaluate {path}`")
-        metric = y_axis
-        if y_axis == "suboptimality" and f_star_unknown(run) and "loss" in metrics:
-            metric = "loss"  # f(x) - f* is nan throughout; the loss still shows the run
-        config = parse_stored_config(run["attrs"].get("config", ""), str(path))
-        column = {"grads": "grads", "bytes": "bytes", "iteration": "iteration"}.get(x_axis, "time")
-        curves.append(Curve(run_label(config), np.asarray(metrics[column], dtype=float),
-                            np.asarray(metrics[metric], dtype=float), run["attrs"].get("backend", "mpi"),
-                            path=str(path), settings=run_settings(run["attrs"], config), metric=metric))
+        try:
+            curves.append(_load_curve(path, x_axis, y_axis))
+        except UserError as exc:
+            if path not in skippable:
+                raise
+            if warn is not None:
+                warn(f"skipped: {exc}")
+    if paths and not curves:
+        raise UserError(f"none of the {len(paths)} files could be plotted (see the warnings above)")
     return curves
+
+
+def _load_curve(path: str, x_axis: str, y_axis: str) -> Curve:
+    run = read_run(path)
+    metrics = run["metrics"]
+    if y_axis not in metrics or not len(metrics[y_axis]):
+        name = side_files.shown(str(path))
+        raise UserError(f"{name}: no metrics to plot; compute them with `asyncopt evaluate {name}`")
+    metric = y_axis
+    if y_axis == "suboptimality" and f_star_unknown(run) and "loss" in metrics:
+        metric = "loss"  # f(x) - f* is nan throughout; the loss still shows the run
+    config = parse_stored_config(run["attrs"].get("config", ""), str(path))
+    column = {"grads": "grads", "bytes": "bytes", "iteration": "iteration"}.get(x_axis, "time")
+    return Curve(run_label(config), np.asarray(metrics[column], dtype=float),
+                 np.asarray(metrics[metric], dtype=float), run["attrs"].get("backend", "mpi"),
+                 path=str(path), settings=run_settings(run["attrs"], config), metric=metric)
 
 
 def f_star_unknown(run: dict) -> bool:
@@ -351,11 +368,13 @@ def _apply_style(style: str | None):
 def plot(paths: list[str], output: str, x_axis: str = "time", y_axis: str = "suboptimality",
          title: str | None = None, logx: bool = False, size: tuple[float, float] = (6.4, 4.2), dpi: int = 120,
          ylim: tuple[float | None, float | None] | None = None, style: str | None = None,
-         export: str | None = None, best: bool = False) -> Drawn:
+         export: str | None = None, best: bool = False, skippable: Collection[str] = frozenset(),
+         warn: Callable[[str], None] | None = None) -> Drawn:
     """Draw one line per configuration (median and interquartile band over its runs); save PNG/PDF/SVG.
 
     `best`: each method at its best parameters only (choose_best). Diverged runs are left out
-    with a note under the figure; `export` writes the drawn lines as CSV.
+    with a note under the figure; `export` writes the drawn lines as CSV. Files in `skippable`
+    that cannot be plotted are left out with a `warn`ing (load_curves).
     """
     import matplotlib
 
@@ -373,7 +392,7 @@ def plot(paths: list[str], output: str, x_axis: str = "time", y_axis: str = "sub
     if extension and extension not in FigureCanvasBase.get_supported_filetypes():
         accepted = ", ".join(sorted(FigureCanvasBase.get_supported_filetypes()))
         raise UserError(f"-o {output}: .{extension} is not an image format; accepted: {accepted}")
-    curves = load_curves(paths, x_axis, y_axis)
+    curves = load_curves(paths, x_axis, y_axis, skippable, warn)
     notes: list[str] = []
     shown: set[str] = set()
     if best:
