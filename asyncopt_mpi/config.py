@@ -11,11 +11,14 @@ import dataclasses
 import json
 import math
 import os
+import re
+import string
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, UserError
+from .inputs import CONFIG_MAX_BYTES, check_input, clip, read_input, shown
 
 COMPUTE_MODELS = ("fixed", "sqrt", "uniform", "exponential", "poisson", "normal", "geometric", "trace", "uniform_range")
 COMPUTE_PROFILES = ("equal", "sqrt", "linear")
@@ -115,9 +118,13 @@ class Config:
         return self.resolved_path or self.fill_output_path(self.workers.n)
 
     def fill_output_path(self, n_workers: int | None, now: float | None = None) -> str:
-        """output.path with OUTPUT_PLACEHOLDERS filled in ({workers} is n_workers, or 0 when unknown)."""
+        """output.path with OUTPUT_PLACEHOLDERS filled in ({workers} is n_workers, or 0 when unknown).
+
+        ConfigError for any other placeholder, or one with a format spec, conversion, attribute or index.
+        """
         import time
 
+        check_output_placeholders(self.output.path)
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(time.time() if now is None else now))
         return self.output.path.format(
             method=self.method.name, problem=self.problem.name, backend=self.backend,
@@ -145,6 +152,29 @@ class Config:
 # Placeholders output.path may contain: {array_task} is SLURM_ARRAY_TASK_ID (0 outside an array),
 # {timestamp} the UTC start time YYYYmmdd-HHMMSS, {seed} workers.seed, {workers} the number of workers.
 OUTPUT_PLACEHOLDERS = ("method", "problem", "backend", "workers", "seed", "timestamp", "array_task")
+
+
+def check_output_placeholders(path: str) -> None:
+    """Refuse (ConfigError) an output.path with a placeholder other than a bare {name} of OUTPUT_PLACEHOLDERS.
+
+    A format spec ({workers:>2000000000} would build a 2 GB name), a conversion, an attribute or
+    an index ({method.__class__}) is refused before anything is formatted; {{ and }} are braces.
+    """
+    accepted = ", ".join("{" + name + "}" for name in OUTPUT_PLACEHOLDERS)
+    try:
+        fields = list(string.Formatter().parse(path))
+    except ValueError as exc:  # a lone { or }
+        raise ConfigError(f"output.path: {exc} (write {{{{ or }}}} for a brace); accepted placeholders: {accepted}") \
+            from None
+    for _, name, spec, conversion in fields:
+        if name is None:
+            continue
+        if name not in OUTPUT_PLACEHOLDERS or spec or conversion:
+            written = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise ConfigError(
+                f"output.path: placeholder {shown(written)} is not accepted (no format spec, conversion, attribute "
+                f"or index); accepted placeholders: {accepted}"
+            )
 
 SECTIONS = {
     "problem": ProblemConfig,
@@ -177,11 +207,49 @@ def _toml_value(value: Any) -> str:
     return str(value)
 
 
+# Arrays and tables may nest this deep (the root table counts as one level); real configs need 3 or 4.
+MAX_TOML_DEPTH = 32
+_KEY_PART = r"""(?:[\w-]++|"[^"\n]*+"|'[^'\n]*+')"""
+# A dotted key of more parts than that (a.b.c...): TOML's reader spends time and memory quadratic in
+# their number on one (minutes for 100 kB), so such text is refused before it is parsed.
+_LONG_DOTTED_KEY = re.compile(rf"(?<![\w-]){_KEY_PART}(?:\s*+\.\s*+{_KEY_PART}){{{MAX_TOML_DEPTH},}}")
+
+
+def parse_toml(text: str, subject: str) -> dict[str, Any]:
+    """TOML text as a table; ConfigError (one line naming `subject`) if it is not TOML or nests too deeply."""
+    too_deep = f"{subject} nests arrays, tables or dotted keys more than {MAX_TOML_DEPTH} levels deep"
+    if _LONG_DOTTED_KEY.search(text):
+        raise ConfigError(too_deep)
+    try:
+        table = tomllib.loads(text)
+    except RecursionError:
+        raise ConfigError(too_deep) from None
+    except ValueError as exc:  # TOMLDecodeError, or an integer of more digits than Python converts
+        raise ConfigError(f"{subject} is not valid TOML: {clip(str(exc))}") from None
+    if _depth(table) > MAX_TOML_DEPTH:
+        raise ConfigError(too_deep)
+    return table
+
+
+def _depth(value: Any) -> int:
+    """How deep lists and dicts nest in value (1 for a flat one), counted without recursion.
+
+    Stops counting once past MAX_TOML_DEPTH.
+    """
+    deepest, pending = 0, [(value, 1)]
+    while pending and deepest <= MAX_TOML_DEPTH:
+        item, level = pending.pop()
+        deepest = max(deepest, level)
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
 def parse_value(text: str) -> Any:
     """A `--set` value: TOML syntax if it parses (numbers, booleans, arrays), else a plain string."""
     try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+        return parse_toml(f"v = {text}", "--set")["v"]
+    except ConfigError:
         return text
 
 
@@ -197,13 +265,10 @@ def parse_stored_config(text: Any, source: str = "") -> dict[str, Any]:
         try:
             text = text.decode()
         except UnicodeDecodeError as exc:
-            raise ConfigError(f"{where}the stored config is not UTF-8 text: {exc}") from None
+            raise ConfigError(f"{where}the stored config is not UTF-8 text: {clip(str(exc))}") from None
     if not isinstance(text, str):
         raise ConfigError(f"{where}the stored config is not text (got {type(text).__name__})")
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{where}the stored config is not valid TOML: {exc}") from None
+    return parse_toml(text, f"{where}the stored config")
 
 
 def load_config(
@@ -224,28 +289,20 @@ def load_config(
     if text is not None:
         raw = parse_stored_config(text)
     elif path is not None:
-        try:
-            with open(path, "rb") as handle:
-                raw_bytes = handle.read()
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-        text = raw_bytes.decode("utf-8", errors="replace")
-        try:
-            raw = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        text = read_config_file(path).decode("utf-8", errors="replace")
+        raw = parse_toml(text, clip(path))
     for item in overrides:
         key, sep, value = item.partition("=")
         section, dot, name = key.strip().partition(".")
         if not sep or not dot or not name:
-            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. --set method.lr=0.05")
+            raise ConfigError(f"--set {shown(item)}: expected section.key=value, e.g. --set method.lr=0.05")
         if section not in SECTIONS:
-            raise ConfigError(f"--set {item!r}: unknown section [{section}]; accepted: {', '.join(SECTIONS)}")
+            raise ConfigError(
+                f"--set {shown(item)}: unknown section [{clip(section)}]; accepted: {', '.join(SECTIONS)}"
+            )
         raw.setdefault(section, {})
         if not isinstance(raw[section], dict):
-            raise ConfigError(f"--set {item!r}: {section} is not a section")
+            raise ConfigError(f"--set {shown(item)}: {section} is not a section")
         parsed = parse_value(value.strip())
         if _is_string_field(section, name) and not isinstance(parsed, str):
             parsed = value.strip()  # a string key takes the text as written (e.g. a path "1e3")
@@ -263,6 +320,11 @@ def load_config(
     return config
 
 
+def read_config_file(path: str) -> bytes:
+    """A config file's bytes: a regular file of at most CONFIG_MAX_BYTES (a FIFO or device is refused unread)."""
+    return read_input(path, "config file", CONFIG_MAX_BYTES)
+
+
 def _is_string_field(section: str, name: str) -> bool:
     fields = {f.name: f for f in dataclasses.fields(SECTIONS[section])}
     return name in fields and str(fields[name].type) == "str"
@@ -277,10 +339,10 @@ def build_config(raw: dict[str, Any], source: str = "config") -> Config:
     for section, values in raw.items():
         if section not in SECTIONS:
             raise ConfigError(
-                f"{source}: unknown section [{section}]; accepted: {', '.join(SECTIONS)}"
+                f"{clip(source)}: unknown section [{clip(section)}]; accepted: {', '.join(SECTIONS)}"
             )
         if not isinstance(values, dict):
-            raise ConfigError(f"{source}: {section} must be a section ([{section}]), not a value")
+            raise ConfigError(f"{clip(source)}: {section} must be a section ([{section}]), not a value")
         target = getattr(config, section)
         known = {f.name: f for f in dataclasses.fields(target) if f.name != "params"}
         for key, value in values.items():
@@ -290,7 +352,7 @@ def build_config(raw: dict[str, Any], source: str = "config") -> Config:
                 target.params[key] = value
             else:
                 raise ConfigError(
-                    f"{section}.{key}: unknown key; accepted in [{section}]: {', '.join(known)}"
+                    f"{section}.{clip(key)}: unknown key; accepted in [{section}]: {', '.join(known)}"
                 )
     # What the results file records, so resume, evaluate and sweeps import it again.
     implied = implied_plugins(config.method.name, config.problem.name)
@@ -303,7 +365,7 @@ def _coerce(key: str, value: Any, default: Any, spec: dataclasses.Field) -> Any:
     kind = str(spec.type)
     if kind == "list[str]":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
+            raise ConfigError(f"{key}: expected a list of strings, got {shown(value)}")
         if key == "plugins.plugins":
             from .plugins import merge
 
@@ -314,29 +376,29 @@ def _coerce(key: str, value: Any, default: Any, spec: dataclasses.Field) -> Any:
             isinstance(row, list) and len(row) == 4 and all(_is_number(v) for v in row) for row in value
         )
         if not rows_ok:
-            raise ConfigError(f"{key}: expected a list of [worker, start, end, factor] rows, got {value!r}")
-        return [[float(v) for v in row] for row in value]
+            raise ConfigError(f"{key}: expected a list of [worker, start, end, factor] rows, got {shown(value)}")
+        return [[_float(key, v) for v in row] for row in value]
     if "list" in kind:
         if not isinstance(value, list) or not all(_is_number(v) for v in value):
-            raise ConfigError(f"{key}: expected a list of numbers, got {value!r}")
-        return [float(v) for v in value]
+            raise ConfigError(f"{key}: expected a list of numbers, got {shown(value)}")
+        return [_float(key, v) for v in value]
     if "float" in kind:
         if not _is_number(value):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        return float(value)
+            raise ConfigError(f"{key}: expected a number, got {shown(value)}")
+        return _float(key, value)
     if "int" in kind:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+            raise ConfigError(f"{key}: expected an integer, got {shown(value)}")
         return value
     if "bool" in kind:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+            raise ConfigError(f"{key}: expected true or false, got {shown(value)}")
         return value
     if "str" in kind:
         if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
+            raise ConfigError(f"{key}: expected a string, got {shown(value)}")
         return value
     return value
 
@@ -345,13 +407,21 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _float(key: str, value: int | float) -> float:
+    """A number as a float; nan is refused for every key (no key means anything by it)."""
+    number = float(value)
+    if math.isnan(number):
+        raise ConfigError(f"{key}: nan is not accepted; give a number")
+    return number
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
 
 
 def _choice(key: str, value: str, accepted: tuple[str, ...]) -> None:
-    _require(value in accepted, f"{key}: {value!r} is not accepted; accepted: {', '.join(accepted)}")
+    _require(value in accepted, f"{key}: {shown(value)} is not accepted; accepted: {', '.join(accepted)}")
 
 
 def _nonnegative(key: str, value: float | None, allow_zero: bool = True) -> None:
@@ -376,21 +446,24 @@ def validate(config: Config, require_stop: bool = True) -> None:
     _require(problem.dim >= 1, f"problem.dim: must be >= 1, got {problem.dim}")
     _nonnegative("problem.samples", problem.samples)
     _nonnegative("problem.noise", problem.noise)
+    _nonnegative("problem.seed", problem.seed)
     if problem.data and problem.data != "synthetic":
         problem.data = ":".join(datasets.resolve(part) for part in problem.data.split(":"))
         for part in problem.data.split(":"):
-            if not os.path.exists(part):
-                raise ConfigError(f"problem.data: data file not found: {part}{datasets.missing_hint(part)}")
+            if not os.path.lexists(part):
+                raise ConfigError(f"problem.data: data file not found: {clip(part)}{datasets.missing_hint(part)}")
+            check_input(part, "problem.data: data file")
     if problem.params.get("test_data"):
         problem.params["test_data"] = datasets.resolve(problem.params["test_data"])
 
     _choice("method.name", method.name, tuple(sorted(METHODS)))
     method.params = _resolve_params("method", METHODS[method.name].params, method.params, method.name)
-    METHODS[method.name].check_options(method.params)
-    _nonnegative("method.lr", method.lr, allow_zero=False)
+    _check_options(method)
+    _require(math.isfinite(method.lr) and method.lr > 0, f"method.lr: must be a finite number > 0, got {method.lr}")
     _require(method.batch >= 1, f"method.batch: must be >= 1, got {method.batch}")
 
     _require(workers.n is None or workers.n >= 1, f"workers.n: must be >= 1, got {workers.n}")
+    _nonnegative("workers.seed", workers.seed)
     _choice("workers.compute", workers.compute, COMPUTE_MODELS)
     _choice("workers.compute_profile", workers.compute_profile, COMPUTE_PROFILES)
     _nonnegative("workers.compute_scale", workers.compute_scale)
@@ -400,8 +473,7 @@ def validate(config: Config, require_stop: bool = True) -> None:
     if workers.compute == "trace":
         _require(bool(workers.compute_trace),
                  'workers.compute_trace: workers.compute = "trace" needs a trace file (CSV or .npy)')
-        _require(os.path.isfile(workers.compute_trace),
-                 f"workers.compute_trace: trace file not found: {workers.compute_trace}")
+        check_input(workers.compute_trace, "workers.compute_trace: trace file")
     _choice("workers.comm", workers.comm, COMM_MODELS)
     _nonnegative("workers.comm_scale", workers.comm_scale)
     for i, value in enumerate(workers.comm_times):
@@ -432,8 +504,12 @@ def validate(config: Config, require_stop: bool = True) -> None:
             )
 
     _nonnegative("stop.time", stop.time)
-    _nonnegative("stop.iterations", stop.iterations)
-    _nonnegative("stop.gradients", stop.gradients)
+    # A count of 0 is refused: the count is checked after each update, so 0 would still make one
+    # (stop.time = 0 ends a run before its first update).
+    for key in ("iterations", "gradients"):
+        count = getattr(stop, key)
+        _require(count is None or count >= 1,
+                 f"stop.{key}: must be >= 1, got {count} (a run without updates: stop.time = 0)")
     _nonnegative("stop.grace", stop.grace)
     _require(
         not require_stop or any(v is not None for v in (stop.time, stop.iterations, stop.gradients)),
@@ -442,11 +518,23 @@ def validate(config: Config, require_stop: bool = True) -> None:
     _validate_graph(config)
     _validate_limits(config)
     _nonnegative("output.snapshot_every", output.snapshot_every)
+    check_output_placeholders(output.path)
+
+
+def _check_options(method: MethodConfig) -> None:
+    """The method's own check of its options; whatever else it raises becomes one ConfigError line naming the method."""
+    from .methods import METHODS
+
     try:
-        config.fill_output_path(config.workers.n)
-    except (KeyError, IndexError, ValueError, AttributeError) as exc:
-        accepted = ", ".join("{" + name + "}" for name in OUTPUT_PLACEHOLDERS)
-        raise ConfigError(f"output.path: bad placeholder {exc}; accepted placeholders: {accepted}") from None
+        METHODS[method.name].check_options(method.params)
+    except UserError:
+        raise
+    except (Exception, SystemExit) as exc:  # a plugin's check: a broken check is still the config's refusal
+        given = ", ".join(f"method.{key} = {shown(value, 40)}" for key, value in sorted(method.params.items()))
+        raise ConfigError(
+            f"method {method.name!r} refused its options ({clip(given) or 'none'}): check_options raised "
+            f"{type(exc).__name__}: {clip(str(exc))}"
+        ) from None
 
 
 # The simulator's clock advances by compute times: below this (seconds per gradient) it would
@@ -550,8 +638,8 @@ def _validate_graph(config: Config) -> None:
             f"graph.topology: only decentralized methods and {', '.join(GRAPH_BASELINES)} run on a worker graph, "
             f"not {name}; remove [graph] or pick one of those",
         )
-    if graph.edges and graph.topology == "edges" and not os.path.exists(graph.edges):
-        raise ConfigError(f"graph.edges: edge-list file not found: {graph.edges}")
+    if graph.edges and graph.topology == "edges":
+        check_input(graph.edges, "graph.edges: edge-list file")
 
 
 def _resolve_params(section: str, declared: dict[str, Any], given: dict[str, Any], owner: str) -> dict[str, Any]:
@@ -561,13 +649,13 @@ def _resolve_params(section: str, declared: dict[str, Any], given: dict[str, Any
         if key not in declared:
             common = [f.name for f in dataclasses.fields(SECTIONS[section]) if f.name != "params"]
             accepted = ", ".join(common + sorted(declared))
-            raise ConfigError(f"{section}.{key}: unknown key for {section} {owner!r}; accepted: {accepted}")
+            raise ConfigError(f"{section}.{clip(key)}: unknown key for {section} {owner!r}; accepted: {accepted}")
         default = declared[key]
         if default is not None and not _same_kind(default, value):
             raise ConfigError(
-                f"{section}.{key}: expected {type(default).__name__}, got {value!r}"
+                f"{section}.{key}: expected {type(default).__name__}, got {shown(value)}"
             )
-        resolved[key] = float(value) if isinstance(default, float) else value
+        resolved[key] = _float(f"{section}.{key}", value) if isinstance(default, float) else value
     return resolved
 
 

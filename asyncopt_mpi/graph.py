@@ -9,7 +9,6 @@ so every message crosses graph edges one at a time.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +17,7 @@ from scipy.sparse.csgraph import connected_components, dijkstra
 
 from .config import GraphConfig
 from .errors import ConfigError, DataError
+from .inputs import TABLE_MAX_BYTES, clip, read_input, shown
 
 TOPOLOGIES = ("line", "ring", "star", "mesh", "torus", "edges")
 
@@ -54,29 +54,29 @@ def read_edges(path: str, n: int) -> dict[tuple[int, int], float]:
     """An edge-list file: lines `i j [time]` (0-based workers; time 1 if absent; `#` comments).
 
     A line gives the link i -> j; j -> i gets the same time unless a line of its own gives it.
+    The file is a regular file of at most 16 MB (inputs.TABLE_MAX_BYTES).
     """
-    if not os.path.exists(path):
-        raise ConfigError(f"graph.edges: edge-list file not found: {path}")
+    text = read_input(path, "graph.edges: edge-list file", TABLE_MAX_BYTES).decode("utf-8", errors="replace")
+    name = clip(path)
     given: dict[tuple[int, int], float] = {}
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            fields = line.split("#", 1)[0].split()
-            if not fields:
-                continue
-            try:
-                if len(fields) not in (2, 3):
-                    raise ValueError("expected `i j [time]`")
-                i, j = int(fields[0]), int(fields[1])
-                time = float(fields[2]) if len(fields) == 3 else 1.0
-                if not (0 <= i < n and 0 <= j < n) or i == j:
-                    raise ValueError(f"workers must be distinct and in 0..{n - 1}")
-                if not time >= 0 or math.isinf(time):
-                    raise ValueError("the time must be finite and >= 0")
-            except ValueError as exc:
-                raise DataError(f"{path}:{number}: {exc}: {line.strip()!r}") from None
-            given[(i, j)] = time
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split("#", 1)[0].split()
+        if not fields:
+            continue
+        try:
+            if len(fields) not in (2, 3):
+                raise ValueError("expected `i j [time]`")
+            i, j = int(fields[0]), int(fields[1])
+            time = float(fields[2]) if len(fields) == 3 else 1.0
+            if not (0 <= i < n and 0 <= j < n) or i == j:
+                raise ValueError(f"workers must be distinct and in 0..{n - 1}")
+            if not time >= 0 or math.isinf(time):
+                raise ValueError("the time must be finite and >= 0")
+        except ValueError as exc:
+            raise DataError(f"{name}:{number}: {clip(str(exc))}: {shown(line.strip())}") from None
+        given[(i, j)] = time
     if not given:
-        raise DataError(f"{path}: no edges")
+        raise DataError(f"{name}: no edges")
     links = dict(given)
     for (i, j), time in given.items():
         links.setdefault((j, i), time)

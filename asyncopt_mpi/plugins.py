@@ -20,7 +20,9 @@ import tomllib
 from contextlib import contextmanager
 from typing import Iterable, Iterator
 
+from . import side_files
 from .errors import UserError
+from .inputs import clip, shown
 
 ENTRY_POINT_GROUPS = ("asyncopt_mpi.methods", "asyncopt_mpi.problems")
 BUILT_IN = "built-in"
@@ -69,10 +71,15 @@ def load_plugin(spec: str) -> str:
         raise PluginError("plugin: an empty name; give a module (mypkg.methods) or a file (path/to/file.py)")
     with _origin(f"plugin {spec.strip()}"):
         try:
-            module_name = _import_file(resolved) if is_file_spec(resolved) else _import_module(resolved)
+            with _exits_refused():
+                module_name = _import_file(resolved) if is_file_spec(resolved) else _import_module(resolved)
         except PluginError:
             raise
-        except (Exception, SystemExit) as exc:  # the plugin's own code failed: name it and the error, one line
+        except (SystemExit, _ExitAtImport) as exc:  # a broken input, not a request of the user: one line, exit 2
+            call = f"{'sys.exit' if isinstance(exc, SystemExit) else 'os._exit'}({_exit_argument(exc.code)})"
+            raise PluginError(f"plugin {side_files.shown(spec.strip())} ended the process while it was imported "
+                              f"({call}); a plugin only defines and registers methods and problems") from None
+        except Exception as exc:  # the plugin's own code failed: name it and the error, one line
             raise PluginError(f"plugin {spec.strip()!r} failed to import: {type(exc).__name__}: {_one_line(exc)}") from exc
     _loaded[resolved] = module_name
     return resolved
@@ -81,6 +88,38 @@ def load_plugin(spec: str) -> str:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else "(no message)"
+
+
+class _ExitAtImport(BaseException):
+    """os._exit called while a plugin is imported, raised instead of ending the process without a word."""
+
+    def __init__(self, code: object) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@contextmanager
+def _exits_refused() -> Iterator[None]:
+    """While a plugin imports, os._exit raises _ExitAtImport: the real one cannot be caught, and a
+    plugin that ends the process there would leave a silent status 0 and no results file. The
+    project's own calls (a second Ctrl-C) still end the process."""
+    real_exit = os._exit
+
+    def exit_at_import(code: int) -> None:
+        if sys._getframe(1).f_globals.get("__name__", "").startswith(f"{__package__}."):
+            real_exit(code)
+        raise _ExitAtImport(code)
+
+    os._exit = exit_at_import
+    try:
+        yield
+    finally:
+        os._exit = real_exit
+
+
+def _exit_argument(code: object) -> str:
+    """What a plugin gave sys.exit or os._exit, bounded for an error line ("" for none)."""
+    return "" if code is None else str(code) if isinstance(code, int) else side_files.shown(str(code))
 
 
 def _import_module(name: str) -> str:
@@ -232,12 +271,14 @@ def table_plugins(raw: dict, source: str = "config") -> list[str]:
     """The `plugins` list of a parsed config's [plugins] table (checked: a list of strings)."""
     table = raw.get("plugins", {})
     if not isinstance(table, dict):
-        raise PluginError(f"{source}: plugins must be a table ([plugins] with plugins = [...]), not a value")
+        raise PluginError(f"{clip(source)}: plugins must be a table ([plugins] with plugins = [...]), not a value")
     items = table.get("plugins", [])
     if isinstance(items, str):
         items = [items]
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
-        raise PluginError(f"{source}: plugins.plugins must be a list of module names or .py paths, got {items!r}")
+        raise PluginError(
+            f"{clip(source)}: plugins.plugins must be a list of module names or .py paths, got {shown(items)}"
+        )
     return items
 
 
@@ -257,13 +298,17 @@ def override_plugins(overrides: Iterable[str]) -> list[str]:
 
 
 def config_file_plugins(path: str | None) -> list[str]:
-    """[plugins] of a TOML config file; [] when it cannot be read (loading the config reports that)."""
+    """[plugins] of a TOML config file; [] when it cannot be read or is refused (loading the config reports that).
+
+    Under MPI rank 0 calls this before the ranks agree on anything, so it must never raise.
+    """
+    from .config import parse_toml, read_config_file
+
     if path is None:
         return []
     try:
-        with open(path, "rb") as handle:
-            return table_plugins(tomllib.load(handle), path)
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return table_plugins(parse_toml(read_config_file(path).decode("utf-8", errors="replace"), path), path)
+    except UserError:
         return []
 
 

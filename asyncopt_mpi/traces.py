@@ -10,16 +10,18 @@ Files (workers are 0-based; a file may list more workers than the run uses, neve
   CSV   one measured time per line, `worker,seconds`, in the order they were measured;
         an optional header line and `#` comments.
   .npy  a 2-D float array, row w = worker w's times; rows may end in NaN padding.
+A trace file is a regular file of at most 16 MB (inputs.TABLE_MAX_BYTES).
 """
 
 from __future__ import annotations
 
+import io
 import math
-import os
 
 import numpy as np
 
 from .errors import ConfigError
+from .inputs import TABLE_MAX_BYTES, clip, npy_header, read_input, shown
 
 KEY = "workers.compute_trace"
 _ANNOUNCED: set[tuple[str, int]] = set()
@@ -29,23 +31,23 @@ def load_trace(path: str, n_workers: int) -> list[np.ndarray]:
     """Worker 0..n_workers-1's times from a CSV or .npy trace; ConfigError with one line on anything wrong."""
     if not path:
         raise ConfigError(f'{KEY}: workers.compute = "trace" needs a trace file (CSV or .npy)')
-    if not os.path.isfile(path):
-        raise ConfigError(f"{KEY}: trace file not found: {path}")
-    rows = _read_npy(path) if path.endswith(".npy") else _read_csv(path)
+    data = read_input(path, f"{KEY}: trace file", TABLE_MAX_BYTES)
+    name = clip(path)  # the path as error lines show it
+    rows = _read_npy(name, data) if path.endswith(".npy") else _read_csv(name, data)
     if not any(len(times) for times in rows.values()):
-        raise ConfigError(f"{KEY}: {path} has no times (empty trace)")
+        raise ConfigError(f"{KEY}: {name} has no times (empty trace)")
     missing = [worker for worker in range(n_workers) if not len(rows.get(worker, ()))]
     if missing:
-        listed = ", ".join(str(w) for w in sorted(w for w, t in rows.items() if len(t))) or "none"
+        listed = clip(", ".join(str(w) for w in sorted(w for w, t in rows.items() if len(t)))) or "none"
         raise ConfigError(
-            f"{KEY}: {path} has no times for worker {missing[0]}"
+            f"{KEY}: {name} has no times for worker {missing[0]}"
             f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}; the run has {n_workers} workers "
             f"(0..{n_workers - 1}) and the trace lists workers {listed}"
         )
     traces = [np.asarray(rows[worker], dtype=float) for worker in range(n_workers)]
     for worker, times in enumerate(traces):
         if not times.sum() > 0:
-            raise ConfigError(f"{KEY}: {path}: every time of worker {worker} is 0; a worker needs some time per gradient")
+            raise ConfigError(f"{KEY}: {name}: every time of worker {worker} is 0; a worker needs some time per gradient")
     import logging
 
     if (path, n_workers) in _ANNOUNCED:  # the config check and the run both load it: say it once
@@ -64,13 +66,12 @@ def _check_time(path: str, where: str, value: float) -> None:
         raise ConfigError(f"{KEY}: {path}{where}: time {value} is negative (times are seconds >= 0)")
 
 
-def _read_csv(path: str) -> dict[int, list[float]]:
+def _read_csv(path: str, data: bytes) -> dict[int, list[float]]:
     rows: dict[int, list[float]] = {}
     try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{KEY}: cannot read {path} as CSV text: {exc}") from None
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{KEY}: cannot read {path} as CSV text: {clip(str(exc))}") from None
     seen_data = False
     for lineno, line in enumerate(lines, 1):
         text = line.split("#", 1)[0].strip()
@@ -85,10 +86,10 @@ def _read_csv(path: str) -> dict[int, list[float]]:
             if not seen_data and not any(_is_number(field) for field in fields):
                 seen_data = True  # a header line such as "worker,seconds"
                 continue
-            raise ConfigError(f"{KEY}: {path}:{lineno}: expected 'worker,seconds', got {text!r}") from None
+            raise ConfigError(f"{KEY}: {path}:{lineno}: expected 'worker,seconds', got {shown(text)}") from None
         seen_data = True
         if worker < 0:
-            raise ConfigError(f"{KEY}: {path}:{lineno}: worker {worker} is negative (workers are 0-based)")
+            raise ConfigError(f"{KEY}: {path}:{lineno}: worker {clip(str(worker))} is negative (workers are 0-based)")
         _check_time(path, f":{lineno}", seconds)
         rows.setdefault(worker, []).append(seconds)
     return rows
@@ -102,11 +103,18 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _read_npy(path: str) -> dict[int, list[float]]:
+def _read_npy(path: str, data: bytes) -> dict[int, list[float]]:
+    from numpy.lib import format as npy
+
+    stream = io.BytesIO(data)
     try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{KEY}: cannot read {path} as a .npy array: {exc}") from None
+        shape, dtype = npy_header(stream)
+        if math.prod(shape) * dtype.itemsize > len(data) - stream.tell():  # before numpy allocates that much
+            raise ValueError(f"the header declares shape {shape} of {dtype}, more than the file holds")
+        stream.seek(0)
+        array = npy.read_array(stream, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise ConfigError(f"{KEY}: cannot read {path} as a .npy array: {clip(str(exc))}") from None
     if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
         raise ConfigError(f"{KEY}: {path}: expected a 2-D numeric array (workers x times), got shape {array.shape} "
                           f"of {array.dtype}")

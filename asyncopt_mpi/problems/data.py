@@ -1,7 +1,9 @@
 """Where a problem's data comes from: LIBSVM/svmlight text, MNIST IDX, .npz and .h5 files, or a seeded synthetic set.
 
 Nothing here downloads. Every problem with a file (missing, malformed, inconsistent)
-raises DataError with one line naming the file and, for text, the line number.
+raises DataError with one line naming the file and, for text, the line number. A FIFO, a
+device or a folder is refused before anything is read (asyncopt_mpi.inputs), and a token of
+the file that an error line quotes is cut to 200 characters.
 Features come back as a float64 ndarray or a scipy.sparse CSR matrix; labels as a
 1-D float64 array of the raw label values (problems map them to classes).
 """
@@ -20,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import DataError
+from ..inputs import check_input, clip, npy_header, open_input, shown
 from ..memory import TEXT_EXPANSION, VECTORS_PER_RUN, budget, human, limit_text
 
 Features = np.ndarray | sp.csr_matrix
@@ -69,16 +72,16 @@ def _format_of_head(head: bytes) -> str:
 
 
 def _head(path: str) -> bytes | None:
-    """The first 8 bytes of a file (of its content if gzip), or None when it cannot be read."""
+    """The first 8 bytes of a file (of its content if gzip), or None when it cannot be read (its loader says why)."""
     try:
-        with open(path, "rb") as handle:
+        with open_input(path, "data file", DataError) as handle:
             head = handle.read(8)
             if head[:2] != b"\x1f\x8b":
                 return head
             handle.seek(0)
             with gzip.GzipFile(fileobj=handle) as stream:
                 return stream.read(8)
-    except (OSError, EOFError, zlib.error):
+    except (DataError, OSError, EOFError, zlib.error):
         return None
 
 
@@ -135,14 +138,7 @@ def _fit_columns(path: str, X: Features, n_features: int | None) -> Features:
 
 def _open_data(path: str) -> BinaryIO:
     """The file opened for reading (a gzip stream when it starts with the gzip magic bytes)."""
-    try:
-        handle = open(path, "rb")
-    except FileNotFoundError:
-        raise DataError(f"data file not found: {path}") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, not a data file") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc.strerror}") from None
+    handle = open_input(path, "data file", DataError)
     try:
         gzipped = handle.read(2) == b"\x1f\x8b"
         handle.seek(0)
@@ -157,7 +153,7 @@ def _read_stream(path: str, stream: BinaryIO, count: int) -> bytes:
     try:
         return stream.read(count)
     except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"{path}: not a valid gzip file ({exc})") from None
+        raise DataError(f"{path}: not a valid gzip file ({clip(str(exc))})") from None
 
 
 def _gzip_size(stream: BinaryIO) -> int | None:
@@ -240,7 +236,7 @@ def load_libsvm(
         features = tokens[1:]
         bad = [t for t in features if t.count(":") != 1 or t[0] == ":" or t[-1] == ":"]
         if bad:
-            raise DataError(f"{path}:{lineno}: feature {bad[0]!r} is not idx:value")
+            raise DataError(f"{path}:{lineno}: feature {shown(bad[0])} is not idx:value")
         parts = " ".join(features).replace(":", " ").split()  # idx, value, idx, value, ...
         line_numbers.append(lineno)
         label_tokens.append(tokens[0])
@@ -251,12 +247,12 @@ def load_libsvm(
         raise DataError(f"{path}: no samples found")
 
     rows = np.repeat(np.arange(len(counts)), counts)  # row of each feature token
-    labels = _to_numbers(path, label_tokens, line_numbers, None, float, "label {!r} is not a number")
+    labels = _to_numbers(path, label_tokens, line_numbers, None, float, "label {} is not a number")
     indices = _to_numbers(
         path, index_tokens, line_numbers, rows, int,
-        "feature index {!r} is not an integer (expected idx:value with idx >= 1)",
+        "feature index {} is not an integer (expected idx:value with idx >= 1)",
     )
-    values = _to_numbers(path, value_tokens, line_numbers, rows, float, "feature value {!r} is not a number")
+    values = _to_numbers(path, value_tokens, line_numbers, rows, float, "feature value {} is not a number")
 
     def fail(positions: np.ndarray, message: Callable[[int], str], per_row: bool = False) -> None:
         if positions.size:
@@ -264,8 +260,9 @@ def load_libsvm(
             lineno = line_numbers[first if per_row else rows[first]]
             raise DataError(f"{path}:{lineno}: {message(first)}")
 
-    fail(np.flatnonzero(~np.isfinite(labels)), lambda i: f"label {label_tokens[i]!r} is not a finite number", True)
-    fail(np.flatnonzero(~np.isfinite(values)), lambda i: f"feature value {value_tokens[i]!r} is not a finite number")
+    fail(np.flatnonzero(~np.isfinite(labels)), lambda i: f"label {shown(label_tokens[i])} is not a finite number", True)
+    fail(np.flatnonzero(~np.isfinite(values)),
+         lambda i: f"feature value {shown(value_tokens[i])} is not a finite number")
     zero = _zero_based(path, indices, zero_based)
     first = 0 if zero else 1
     fail(np.flatnonzero(indices < first), lambda i: (
@@ -305,7 +302,7 @@ def _zero_based(path: str, indices: np.ndarray, zero_based: Any) -> bool:
         return True
     if zero_based in (False, "false"):
         return False
-    raise DataError(f"problem.zero_based: {zero_based!r} is not accepted; accepted: auto, true, false")
+    raise DataError(f"problem.zero_based: {shown(zero_based)} is not accepted; accepted: auto, true, false")
 
 
 def _to_numbers(
@@ -316,7 +313,7 @@ def _to_numbers(
     kind: type,
     message: str,
 ) -> np.ndarray:
-    """Convert tokens in bulk; on failure find the first bad token and report its line."""
+    """Convert tokens in bulk; on failure find the first bad token and report its line (`message` formats it)."""
     dtype = np.float64 if kind is float else np.int64
     try:
         return np.array(tokens, dtype=dtype)
@@ -329,9 +326,11 @@ def _to_numbers(
         try:
             number = kind(token)
         except ValueError:
-            raise DataError(f"{path}:{lineno}: {message.format(token)}") from None
+            raise DataError(f"{path}:{lineno}: {message.format(shown(token))}") from None
         if kind is int and abs(number) > MAX_FEATURE_INDEX:
-            raise DataError(f"{path}:{lineno}: feature index {token!r} is out of range (1 to {MAX_FEATURE_INDEX})")
+            raise DataError(
+                f"{path}:{lineno}: feature index {shown(token)} is out of range (1 to {MAX_FEATURE_INDEX})"
+            )
         out[i] = number
     return out
 
@@ -387,20 +386,12 @@ class _Sizes:
 
 def _npy_header(archive: Any, key: str) -> tuple[tuple[int, ...], int]:
     """Shape and item size of an .npz member, read from its header without reading its data."""
-    from numpy.lib import format as npy
-
     member = key + ".npy" if key + ".npy" in archive.zip.namelist() else key
     if not member.endswith(".npy"):
         return (archive.zip.getinfo(member).file_size,), 1  # a raw member is read as bytes
     with archive.zip.open(member) as stream:
-        version = npy.read_magic(stream)
-        if version == (1, 0):
-            shape, _, dtype = npy.read_array_header_1_0(stream)
-        elif version == (2, 0):
-            shape, _, dtype = npy.read_array_header_2_0(stream)
-        else:
-            shape, _, dtype = npy._read_array_header(stream, version)  # 3.0 has no public reader
-    return tuple(shape), dtype.itemsize
+        shape, dtype = npy_header(stream)
+    return shape, dtype.itemsize
 
 
 def load_npz(path: str, limit: int | None = None) -> tuple[Features, np.ndarray]:
@@ -409,36 +400,34 @@ def load_npz(path: str, limit: int | None = None) -> tuple[Features, np.ndarray]
     Every array's declared shape is checked against `limit` bytes (None: the default budget)
     from its header before it is read.
     """
-    if not os.path.isfile(path):
-        raise DataError(f"data file not found: {path}")
     sizes = _Sizes(path, budget() if limit is None else limit)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not hasattr(archive, "keys"):
-                raise DataError(f"{path}: a single .npy array, not an .npz archive; accepted: {_ACCEPTED}")
+    with open_input(path, "data file", DataError) as handle:
+        try:
+            with np.load(handle, allow_pickle=False) as archive:
+                if not hasattr(archive, "keys"):
+                    raise DataError(f"{path}: a single .npy array, not an .npz archive; accepted: {_ACCEPTED}")
 
-            def read(key: str) -> np.ndarray:
-                sizes.admit(key, *_npy_header(archive, key))
-                return archive[key]
+                def read(key: str) -> np.ndarray:
+                    sizes.admit(key, *_npy_header(archive, key))
+                    return archive[key]
 
-            return _features_and_labels(path, list(archive.keys()), read)
-    except DataError:
-        raise
-    except Exception as exc:  # a corrupt archive can fail in zipfile, zlib or numpy's header parser
-        raise DataError(f"{path}: not a valid .npz file ({type(exc).__name__}: {exc})") from None
+                return _features_and_labels(path, list(archive.keys()), read)
+        except DataError:
+            raise
+        except Exception as exc:  # a corrupt archive can fail in zipfile, zlib or numpy's header parser
+            raise DataError(f"{path}: not a valid .npz file ({type(exc).__name__}: {clip(str(exc))})") from None
 
 
 def load_h5(path: str, limit: int | None = None) -> tuple[Features, np.ndarray]:
     """X, y from datasets at the root of an HDF5 file (same keys as load_npz; shapes checked against `limit`)."""
     import h5py  # only needed for this format
 
-    if not os.path.isfile(path):
-        raise DataError(f"data file not found: {path}")
+    check_input(path, "data file", DataError)
     sizes = _Sizes(path, budget() if limit is None else limit)
     try:
         handle = h5py.File(path, "r")
     except (OSError, RuntimeError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable HDF5 file ({exc})") from None
+        raise DataError(f"{path}: not a readable HDF5 file ({clip(str(exc))})") from None
 
     def read(key: str) -> np.ndarray:
         node = handle[key]
@@ -452,7 +441,7 @@ def load_h5(path: str, limit: int | None = None) -> tuple[Features, np.ndarray]:
         try:
             return _features_and_labels(path, list(handle.keys()), read)
         except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:
-            raise DataError(f"{path}: cannot read the arrays ({type(exc).__name__}: {exc})") from None
+            raise DataError(f"{path}: cannot read the arrays ({type(exc).__name__}: {clip(str(exc))})") from None
 
 
 def _features_and_labels(path: str, keys: list[str], read: Callable[[str], Any]) -> tuple[Features, np.ndarray]:
@@ -469,11 +458,13 @@ def _features_and_labels(path: str, keys: list[str], read: Callable[[str], Any])
             )
             X.check_format(full_check=True)
         except (ValueError, TypeError) as exc:
-            raise DataError(f"{path}: the CSR arrays data, indices, indptr, shape do not fit ({exc})") from None
+            raise DataError(
+                f"{path}: the CSR arrays data, indices, indptr, shape do not fit ({clip(str(exc))})"
+            ) from None
     else:
         pair = next(((xk, yk) for xk, yk in _PAIRS if xk in keys and yk in keys), None)
         if pair is None:
-            found = ", ".join(sorted(keys)) or "none"
+            found = clip(", ".join(sorted(keys))) or "none"
             raise DataError(f"{path}: no feature/label arrays found (keys: {found}); accepted: {_ACCEPTED}")
         X = _numeric(path, pair[0], read(pair[0]))
         if X.ndim != 2:
