@@ -1,6 +1,9 @@
 """Progress of a run on rank 0: a live line on a terminal, a log line every few seconds otherwise.
 
-Off a terminal the interval is ASYNCOPT_PROGRESS_SECONDS (default 5) seconds. A set-up that
+Off a terminal the interval is ASYNCOPT_PROGRESS_SECONDS (default 5) seconds. When stop.time,
+stop.gradients or stop.iterations bound the run, the line says how much of it is done (the largest
+of those shares) and about how long it has left in wall seconds, from the pace so far (and, in the
+simulator, in virtual seconds too). It shows f - f* when f* is known, else the loss. A set-up that
 takes longer than SETUP_SECONDS (2 s, or the interval if shorter) says which phase it is in,
 one log line per phase and then one per interval (SetupProgress).
 """
@@ -33,9 +36,10 @@ class Progress:
         self.quiet = quiet
         self.virtual = virtual
         self.terminal = self.stream.isatty()
-        self.interval = 0.5 if self.terminal else float(os.environ.get("ASYNCOPT_PROGRESS_SECONDS", 5.0))
+        self.interval = 0.5 if self.terminal else progress_interval()
         self.next_time = time.monotonic() + self.interval
         self.shown = False
+        self.origin: tuple[float, float] | None = None  # (wall clock, share done) at the first tick: the pace's start
         self.setup: SetupProgress | None = None  # the set-up's lines, ended once the run is under way
 
     def tick(self, server: Any) -> None:
@@ -46,6 +50,8 @@ class Progress:
         if self.quiet:
             return
         now = time.monotonic()
+        if self.origin is None:  # a resumed run starts part done: its pace counts from here
+            self.origin = (now, done_share(server)[0])
         if now < self.next_time:
             return
         self.next_time = now + self.interval
@@ -55,10 +61,27 @@ class Progress:
         elapsed = server.now()
         rate = server.grads_received / elapsed if elapsed > 0 else 0.0
         unit = "virtual s" if self.virtual else "s"
-        text = (f"asyncopt: {elapsed:.1f} {unit}, {server.version} updates, {server.grads_received} gradients "
-                f"({rate:.4g}/{unit})")
-        loss = getattr(server, "last_loss", math.nan)
+        limit = getattr(server, "time_limit", math.inf)
+        text = f"asyncopt: {elapsed:.1f}{f' of {limit:g}' if math.isfinite(limit) else ''} {unit}"
+        share, rule = done_share(server)
+        if rule:
+            text += f", {100 * share:.0f}% of {rule} done{self.time_left(share, elapsed)}"
+        text += f", {server.version} updates, {server.grads_received} gradients ({rate:.4g}/{unit})"
+        loss, f_star = getattr(server, "last_loss", math.nan), getattr(server, "f_star", math.nan)
+        if math.isfinite(loss) and math.isfinite(f_star):
+            return text + f", f - f* {loss - f_star:.4g}"
         return text + (f", loss {loss:.6g}" if math.isfinite(loss) else "")
+
+    def time_left(self, share: float, elapsed: float) -> str:
+        """', about T left' from the pace since the first tick (wall seconds; in the simulator also virtual)."""
+        if self.origin is None or not 0 < share < 1:
+            return ""
+        started, share_then = self.origin
+        spent = time.monotonic() - started
+        if share <= share_then or spent <= 0:
+            return ""
+        text = f", {_duration(spent * (1 - share) / (share - share_then))} left"
+        return text + (f" ({elapsed * (1 - share) / share:.3g} virtual s)" if self.virtual else "")
 
     def show(self, server: Any) -> None:
         text = self.line(server)
@@ -74,6 +97,29 @@ class Progress:
         if self.terminal and self.shown and not self.quiet:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def done_share(server: Any) -> tuple[float, str]:
+    """(share done, the stop rule it is of): the largest of elapsed / stop.time, gradients /
+    stop.gradients and updates / stop.iterations; (0, "") when none of them bounds the run."""
+    shares = [(used / limit, rule) for used, limit, rule in (
+        (server.now(), getattr(server, "time_limit", math.inf), "stop.time"),
+        (server.grads_received, getattr(server, "gradient_limit", math.inf), "stop.gradients"),
+        (server.version, getattr(server, "iteration_limit", math.inf), "stop.iterations"),
+    ) if 0 < limit < math.inf]
+    if not shares:
+        return 0.0, ""
+    share, rule = max(shares)
+    return min(share, 1.0), rule
+
+
+def _duration(seconds: float) -> str:
+    """An estimate in words: 'under 1 s', 'about 40 s', 'about 12 min', 'about 3.5 h'."""
+    if seconds < 1:
+        return "under 1 s"
+    if seconds < 90:
+        return f"about {seconds:.0f} s"
+    return f"about {seconds / 60:.0f} min" if seconds < 5400 else f"about {seconds / 3600:.1f} h"
 
 
 class SetupProgress:
