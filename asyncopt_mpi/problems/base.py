@@ -14,6 +14,13 @@ class Problem(ABC):
 
     Subclasses declare `params`: their own config keys (beyond the common ones of
     ProblemConfig) with defaults, so that config validation can reject unknown keys.
+
+    `dim` (the instance attribute) is the size of x for the run: its vectors, messages and
+    results file all follow it. The config key problem.dim is only what `from_config` receives
+    as `config.dim`: a problem whose size comes from its data (examples/least_squares.py) may
+    ignore it, and then problem.dim serves only the checks made before the problem is built
+    (the memory budget through memory_estimate, the disk room for the results file), so such a
+    problem overrides memory_estimate.
     """
 
     name: ClassVar[str] = ""
@@ -58,10 +65,15 @@ class Problem(ABC):
     def stochastic_grad(
         self, x: np.ndarray, rng: np.random.Generator, batch: int = 1, shard: np.ndarray | None = None
     ) -> np.ndarray:
-        """Mean of `batch` independent stochastic gradients at x.
+        """Mean of `batch` independent stochastic gradients at x, drawn with `rng` (the worker's own
+        seeded stream, from workers.seed, the worker's number and the run segment).
 
-        For a finite sum the samples are drawn uniformly with replacement from `shard`
-        (an array of sample indices; None means all samples).
+        `shard` is the calling worker's part of the data under workers.data_split: a sorted int64
+        array of the sample indices (rows of a finite sum, 0 .. n_samples - 1) that worker may
+        draw from, the same on every rank (build_shards). It is None under the iid split and for
+        a stochastic problem (n_samples None), meaning every sample. A finite sum draws its
+        `batch` samples uniformly with replacement from `shard` (finite_sum_grad does exactly
+        that); a purely stochastic problem ignores it.
         """
 
     def additive_noise(self, batch: int) -> float | None:
