@@ -286,9 +286,10 @@ def best_per_method(paths: list[str], y_axis: str = "suboptimality") -> list[str
 def choose_best(curves: list[Curve]) -> Choice:
     """Per method and setting outside [method], the configuration with the lowest final median value.
 
-    The method keys whose values differ among a method's configurations were chosen (`tuned`); a
-    chosen number that is the smallest or largest of the values tried gets a note: the best may
-    lie beyond the grid.
+    The method keys whose values differ among a method's configurations were chosen (`tuned`, which
+    always holds method.lr: a folder of tuned runs holds only the chosen step sizes); a chosen
+    number that is the smallest or largest of the values tried gets a note: the best may lie
+    beyond the grid.
     """
     candidates: dict[tuple, list[list[Curve]]] = defaultdict(list)
     for members in group_curves(curves).values():
@@ -298,7 +299,7 @@ def choose_best(curves: list[Curve]) -> Choice:
     naming = [name for name in sorted(set().union(*outside) - {"method.name"}, key=_order)
               if len({repr(settings.get(name)) for settings in outside}) > 1] if outside else []
     chosen: list[Curve] = []
-    tuned: set[str] = set()
+    tuned = {"method.lr"}
     notes: list[str] = []
     for options in candidates.values():
         best = min(options, key=_final)
