@@ -20,7 +20,6 @@ import tomllib
 from contextlib import contextmanager
 from typing import Iterable, Iterator
 
-from . import side_files
 from .errors import UserError
 from .inputs import clip, shown
 
@@ -75,14 +74,20 @@ def load_plugin(spec: str) -> str:
                 module_name = _import_file(resolved) if is_file_spec(resolved) else _import_module(resolved)
         except PluginError:
             raise
-        except (SystemExit, _ExitAtImport) as exc:  # a broken input, not a request of the user: one line, exit 2
-            call = f"{'sys.exit' if isinstance(exc, SystemExit) else 'os._exit'}({_exit_argument(exc.code)})"
-            raise PluginError(f"plugin {side_files.shown(spec.strip())} ended the process while it was imported "
-                              f"({call}); a plugin only defines and registers methods and problems") from None
-        except Exception as exc:  # the plugin's own code failed: name it and the error, one line
-            raise PluginError(f"plugin {spec.strip()!r} failed to import: {type(exc).__name__}: {_one_line(exc)}") from exc
+        except (Exception, SystemExit, _ExitAtImport) as exc:  # the plugin's own code failed: one line
+            raise _import_failure(spec.strip(), exc) from exc
     _loaded[resolved] = module_name
     return resolved
+
+
+def _import_failure(label: str, exc: BaseException) -> PluginError:
+    """The one line (exit 2) for a plugin whose import raised, or tried to end the process: a broken
+    input, not a request of the user."""
+    if isinstance(exc, (SystemExit, _ExitAtImport)):
+        call = f"{'sys.exit' if isinstance(exc, SystemExit) else 'os._exit'}({_exit_argument(exc.code)})"
+        return PluginError(f"plugin {shown(label)} exits the process at import ({call}); a plugin "
+                           "only defines and registers methods and problems")
+    return PluginError(f"plugin {shown(label)} failed to import: {type(exc).__name__}: {clip(_one_line(exc))}")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -119,7 +124,7 @@ def _exits_refused() -> Iterator[None]:
 
 def _exit_argument(code: object) -> str:
     """What a plugin gave sys.exit or os._exit, bounded for an error line ("" for none)."""
-    return "" if code is None else str(code) if isinstance(code, int) else side_files.shown(str(code))
+    return "" if code is None else str(code) if isinstance(code, int) else shown(str(code))
 
 
 def _import_module(name: str) -> str:
@@ -184,12 +189,13 @@ def load_entry_points() -> list[str]:
             label = f"entry point {entry.name} = {entry.value}"
             with _origin(f"entry point {entry.name} ({entry.value})"):
                 try:
-                    loaded = entry.load()
+                    with _exits_refused():
+                        loaded = entry.load()
                     _register_loaded(group, entry.name, loaded)
                 except UserError as exc:
                     raise PluginError(f"plugin {label!r}: {exc}") from exc
-                except Exception as exc:
-                    raise PluginError(f"plugin {label!r} failed to import: {type(exc).__name__}: {_one_line(exc)}") from exc
+                except (Exception, SystemExit, _ExitAtImport) as exc:
+                    raise _import_failure(label, exc) from exc
             found.append(entry.name)
     return found
 
