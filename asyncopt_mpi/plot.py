@@ -292,7 +292,7 @@ def choose_best(curves: list[Curve]) -> Choice:
     beyond the grid.
     """
     candidates: dict[tuple, list[list[Curve]]] = defaultdict(list)
-    for members in group_curves(curves).values():
+    for members in ordered_groups(group_curves(curves)).values():  # notes in the legend's order
         settings = members[0].settings
         candidates[settings_key(_outside_method(settings))].append(members)
     outside = [_outside_method(options[0][0].settings) for options in candidates.values()]
