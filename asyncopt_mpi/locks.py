@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from . import side_files
 from .errors import UserError
+from .inputs import shown
 
 SUFFIX = side_files.LOCK_SUFFIX
 # Locks this process holds, by absolute results path: taking one again is reentrant (counted).
@@ -54,22 +55,6 @@ def _parse(text: str) -> Holder | None:
         return None
 
 
-def read_holder(path: str) -> Holder | None:
-    """Who holds the lock of results file `path` (None if nobody has written one)."""
-    try:  # never through a link, never blocked by a pipe in its place
-        descriptor = os.open(lock_path(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        if side_files.refusal(os.fstat(descriptor)) is not None:
-            return None
-        return _parse(os.pread(descriptor, 4096, 0).decode(errors="replace"))
-    except OSError:
-        return None
-    finally:
-        os.close(descriptor)
-
-
 class ResultsLock:
     """The exclusive right to write results file `path`; `release` (or process death) ends it."""
 
@@ -99,7 +84,7 @@ class ResultsLock:
     @classmethod
     def _take(cls, path: str, doing: str) -> "ResultsLock":
         name = lock_path(path)
-        shown_path, shown_name = side_files.shown(path), side_files.shown(name)
+        shown_path, shown_name = shown(path), shown(name)
         try:  # a fresh clone has no results/ folder yet: the file's folder is made here, as the writer would
             os.makedirs(os.path.dirname(name) or ".", exist_ok=True)
         except OSError as exc:
@@ -192,7 +177,7 @@ def _open_lock_file(name: str) -> int:
             raise side_files.refuse(name, "is a symbolic link") from None
         if exc.errno in (errno.EISDIR, errno.ENXIO):
             raise side_files.refuse(name, "is not a regular file (a folder, pipe or device)") from None
-        raise UserError(f"cannot create the lock file {side_files.shown(name)}: {exc.strerror}") from None
+        raise UserError(f"cannot create the lock file {shown(name)}: {exc.strerror}") from None
     why = side_files.refusal(os.fstat(descriptor))
     if why is not None:
         os.close(descriptor)

@@ -13,7 +13,8 @@ import os
 
 from . import side_files
 from .errors import UserError
-from .side_files import STAGING_SUFFIX, shown
+from .inputs import shown
+from .side_files import STAGING_SUFFIX
 
 FIRST_FLUSH_BYTES = 512 * 1024  # metadata and the first chunk of every column table
 MAX_PATH = 4096

@@ -16,21 +16,13 @@ import shutil
 import stat
 
 from .errors import UserError
+from .inputs import shown
 
 LOCK_SUFFIX = ".lock"
 STAGING_SUFFIX = ".partial"
 RESERVE_SUFFIX = ".reserve"
 RECOVERING_SUFFIX = ".recovering"
 SUFFIXES = (LOCK_SUFFIX, STAGING_SUFFIX, RESERVE_SUFFIX, RECOVERING_SUFFIX)
-SHOWN_CHARACTERS = 200  # of a name echoed in an error line
-
-
-def shown(name: str) -> str:
-    """`name` for an error line: quoted, escaped (undecodable bytes too) and cut to a bounded length."""
-    text = repr(name)
-    return text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS] + "..."
-
-
 def places(path: str) -> tuple[str, ...]:
     """Every side file results file `path` may have."""
     return tuple(path + suffix for suffix in SUFFIXES)

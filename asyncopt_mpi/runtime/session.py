@@ -23,6 +23,7 @@ from ..errors import AsyncoptError, ConfigError, RunError, UserError
 from ..evaluate import VALUE_COLUMNS, evaluate_file, evaluate_points, metrics_table
 from ..locks import ResultsLock, held, release_fully
 from .. import side_files
+from ..inputs import shown
 from ..output import check_output_path, lock_output, refuse_inputs, staging_path
 from ..results import ResumePoint, is_cleanly_closed, read_resume_point, read_snapshots, recover, write_metrics
 from ..progress import Progress, SetupProgress
@@ -130,7 +131,7 @@ def prepare_resume(path: str, overrides: list[str], backend: str) -> tuple[Confi
                 f"stop.time = {limit:g} s: the run already reached {point.time:.4g} s; "
                 f"continue it with e.g. --set stop.time={2 * limit:g}"
             )
-        refuse_inputs(path, _inputs(config), f"--resume {side_files.shown(path)}")
+        refuse_inputs(path, _inputs(config), f"--resume {shown(path)}")
         if source == path:
             side_files.copy_into(path, staged)  # never through a link in the staged file's place
         point.staged = staged
