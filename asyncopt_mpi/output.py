@@ -3,7 +3,8 @@
 A run never truncates an existing file: it writes PATH.partial and moves it to PATH once it
 has started cleanly (os.link for a new path, so a file that appeared meanwhile is not
 replaced; os.replace with --overwrite or --resume). A run that fails while it is set up
-leaves PATH as it was.
+leaves PATH as it was. Before anything is written, the places of its side files are checked
+(side_files.py) and neither PATH nor a side file may be one of the files the run reads.
 """
 
 from __future__ import annotations
