@@ -73,8 +73,8 @@ class GraphServer(GraphCore):
         return f"worker {worker} (rank {worker + 1} on {self.hosts[worker + 1]})"
 
     def run(self) -> None:
+        """After start(): record the pivot's steps until a stop rule fires."""
         comm, status = self.comm, self.status_object
-        self.start()
         while not self.stopping:
             if self.check_signal():
                 break

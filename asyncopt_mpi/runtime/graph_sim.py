@@ -110,12 +110,15 @@ class GraphSim(GraphCore):
         heapq.heappush(self.heap, (arrival, next(self.sequence), FREE, node, to))
 
     # ----- the loop
-    def run(self) -> None:
-        time_limit = self.stop_rules.time
-        heap = self.heap
-        self.start()
+    def start(self) -> None:
+        super().start()
         for node, policy in self.policies.items():
             policy.start(self.nets[node])
+
+    def run(self) -> None:
+        """After start(): events until a stop rule fires or nothing is left to do."""
+        time_limit = self.stop_rules.time
+        heap = self.heap
         signals = self.signals
         hop = self.writer.hop
         while not self.stopping:

@@ -104,6 +104,11 @@ class MpiServer(ServerCore):
     def now(self) -> float:
         return self.time_offset + time.monotonic() - self.t0
 
+    def discard(self) -> None:
+        """The run ended before it started: free the persistent receives (MPI_Finalize warns of them)."""
+        for request in self.all_requests:
+            request.Free()
+
     def _send(self, buffer: np.ndarray, dest: int, tag: Tag, version: int | None = None) -> None:
         self.sends.append(self.comm.Isend(buffer, dest, tag))
         self.send_refs.append((buffer, version))
@@ -214,13 +219,28 @@ class MpiServer(ServerCore):
     def worker_name(self, worker: int) -> str:
         return f"worker {worker} (rank {worker + 1} on {self.hosts[worker + 1]})"
 
-    def run(self) -> None:
-        """The event loop: react to whatever arrives, never block on one worker."""
+    def start(self) -> None:
+        """The receives posted, the clock started, the method's first jobs sent."""
         for request in self.all_requests:
             request.Start()
         self.t0 = self.event_clock = time.monotonic()
-        self.start()
-        rule_path = RulePath.for_server(self)
+        super().start()
+
+    def run(self) -> None:
+        """After start(): the event loop; a hook still running at stop.time + stop.grace is interrupted."""
+        if self.time_limit != math.inf:
+            grace = self.stop_rules.grace
+            self.signals.arm(self.time_limit + grace - self.now(),
+                             f"stop.time + stop.grace = {self.time_limit + grace:g} s")
+        try:
+            self._loop()
+        finally:
+            self.signals.disarm()
+
+    def _loop(self) -> None:
+        """React to whatever arrives, never block on one worker."""
+        with self.hook("every_result"):  # the rule of the direct path is the method's answer
+            rule_path = RulePath.for_server(self)
         if rule_path is not None:
             self._on_result = rule_path.on_result  # every result takes the rule's direct path
         requests, statuses, backoff = self.all_requests, self.statuses, self.backoff
@@ -428,6 +448,10 @@ class WorkerLoop:
             self.send_request = comm.Isend(self.send_buffer[: HEADER + n_values], 0, _RESULT)
         self._drain(job_request)
         return bool(self.stop_header[S_FAILED])
+
+    def discard(self) -> None:
+        """The run ended before this loop ran: free its persistent receive (MPI_Finalize warns of it)."""
+        self.cancel_request.Free()
 
     def _take_cancels(self) -> None:
         """Read every CANCEL that has arrived (each names the last job id to abandon)."""

@@ -11,12 +11,14 @@ from __future__ import annotations
 import math
 import signal
 import time
+import traceback
+from contextlib import contextmanager
 from enum import Enum
 
 import numpy as np
 
 from ..config import Config
-from ..errors import ConfigError, RunError
+from ..errors import AsyncoptError, ConfigError, RunError
 from ..methods.base import Job, Method, Result
 from ..objective import reported
 from ..methods.vectors import VectorSum, as_vector
@@ -26,12 +28,13 @@ from ..results import ResultsWriter, ResumePoint
 from ..timing import TimingModel
 from ..progress import Progress
 from .points import PointStore
-from .signals import SignalWatch
+from .signals import HOOK_GRACE, Interrupted, SignalWatch
 from .worker import TimingStreams, server_seed, timing_rng
 
 HELD_VERSIONS = 2  # point versions a worker keeps (two for jobs at a pair of points)
 HOUSEKEEPING_SECONDS = 0.02
 FLOAT_BYTES = 8
+SHOWN_CHARACTERS = 200  # of an exception's message in an error line
 
 
 class StopReason(str, Enum):
@@ -44,10 +47,22 @@ class StopReason(str, Enum):
     ERROR = "error"
     METHOD = "method"
     DIVERGED = "diverged"
+    INTERRUPTED = "interrupted"  # a method hook did not return by stop.time + stop.grace
 
 
 COMPLETED_REASONS = {StopReason.TIME, StopReason.ITERATIONS, StopReason.GRADIENTS, StopReason.TARGET, StopReason.METHOD}
 DIVERGENCE_FACTOR = 1e6  # a loss above f_ref + 1e6 (f(x0) - f*) at a snapshot, or a non-finite one, ends the run
+
+
+def failure_text(exc: BaseException) -> str:
+    """`Type: message (at file:line)` of an unexpected exception, its message cut to a bounded length."""
+    text = str(exc)
+    if len(text) > SHOWN_CHARACTERS:
+        text = text[:SHOWN_CHARACTERS] + "..."
+    # The innermost frame, so the bug can be found.
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" (at {frame.filename}:{frame.lineno})" if frame else ""
+    return f"{type(exc).__name__}{': ' + text if text else ''}{where}"
 
 
 class ServerCore:
@@ -266,6 +281,46 @@ class ServerCore:
     def stopping(self) -> bool:
         return self.stop_reason is not None
 
+    # ----- calling the method's hooks
+    def call_method(self, hook: str, *args):
+        """The method's `hook`(self, *args): anything it raises is a method failure (see method_failed)."""
+        with self.hook(hook):
+            return getattr(self.method, hook)(self, *args)
+
+    @contextmanager
+    def hook(self, name: str):
+        """Code of the method's hook `name` runs inside: the stop alarm may interrupt it (signals.py), and
+        what it raises, SystemExit and KeyboardInterrupt too, ends the run as a method failure."""
+        signals = self.signals
+        outer = signals.running
+        signals.running = name
+        try:
+            yield
+        except BaseException as exc:
+            self.method_failed(name, exc)
+        signals.running = outer
+
+    def method_failed(self, hook: str, exc: BaseException):
+        """Raise what `exc`, raised in the method's `hook`, means for the run: a RunError naming the
+        method and hook; the project's own errors and an Interrupted stay as they are."""
+        self.signals.running = None
+        if isinstance(exc, (AsyncoptError, Interrupted)):
+            raise exc
+        raise RunError(f"method {self.method.name!r} failed in {hook}: {failure_text(exc)}") from exc
+
+    def interrupted(self, stop: Interrupted) -> None:
+        """A hook did not return after a stop signal or by the time limit: the run stops there, and
+        the method, whose state is now unsure, is not called again (no final snapshot)."""
+        self.signals.running = None
+        late = f"method {self.method.name!r} did not return from {stop.running}"
+        if self.signals.received is not None:
+            self.stop_signal = signal.Signals(self.signals.received)
+            self.stop_reason = StopReason.SIGNAL
+            self.stop_detail = f"{self.signals.name} received; {late} within {HOOK_GRACE:g} s, interrupted"
+        else:
+            self.stop_reason = StopReason.INTERRUPTED
+            self.stop_detail = f"{late} by {stop.cause}"
+
     # ----- what runtimes use -----
     def record_shards(self, shards: list[np.ndarray | None]) -> None:
         """Per-worker shard sizes and distinct labels, written to /workers at the end."""
@@ -315,11 +370,12 @@ class ServerCore:
         return -1
 
     def start(self) -> None:
-        self.method.start(self)
+        """The method's start (the first jobs); the run's file is published only once this has returned."""
+        self.call_method("start")
         if self.resume is None:
             self.take_snapshot()
         else:
-            self.method.load_state(self, self.resume.state, self.resume.x)
+            self.call_method("load_state", self.resume.state, self.resume.x)
 
     def deliver(self, worker: int, result: Result, payload_floats: int, sleep: float = 0.0, overrun: float = 0.0) -> None:
         """Hand a worker's result to the method and record it."""
@@ -337,7 +393,13 @@ class ServerCore:
         if sleep or overrun:  # only workers that really sleep (MPI) report these
             self.stats["sleep_time"][worker] += sleep
             self.stats["overrun_time"][worker] += overrun
-        accepted = self.method.on_result(self, worker, result)
+        signals = self.signals
+        signals.running = "on_result"  # the hot path's hook: a flag, no context manager
+        try:
+            accepted = self.method.on_result(self, worker, result)
+        except BaseException as exc:
+            self.method_failed("on_result", exc)
+        signals.running = None
         self.writer.event((now, worker, result.kind, result.version, delay, accepted))
         self.after_results(now, 1)
 
@@ -366,9 +428,9 @@ class ServerCore:
     def take_snapshot(self, now: float | None = None) -> None:
         """Store the current point; stop on a non-finite point or a reached target."""
         now = self.now() if now is None else now
-        x = self.method.iterate(self)
+        x = self.call_method("iterate")
         self.writer.snapshot(
-            now, self.version, self.grads_received, self.bytes_up + self.bytes_down, x, self.method.state(self)
+            now, self.version, self.grads_received, self.bytes_up + self.bytes_down, x, self.call_method("state")
         )
         self.last_snapshot_time = now
         self.last_snapshot_version = self.version

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import resource
+import signal
 import socket
 import sys
 import traceback
@@ -35,8 +36,8 @@ from ..methods.decentralized import graph_attrs, uses_graph
 from .mpi_text import library_version
 from .emulation import warn_if_short
 from .build import build_context, build_method, build_plan, build_problem, build_shards, compute_f_star, open_writer
-from .server import ServerCore
-from .signals import SignalWatch
+from .server import ServerCore, failure_text
+from .signals import Interrupted, SignalWatch
 
 
 def report(message: str, error: bool = True) -> None:
@@ -44,16 +45,25 @@ def report(message: str, error: bool = True) -> None:
     print(f"asyncopt: {message}", file=sys.stderr if error else sys.stdout, flush=True)
 
 
+class StoppedBeforeStart(RunError):
+    """A stop signal came before the run started (set up, and the method's start returned on every
+    rank): its results file was never published. Exit status as for a stopped run: 0 after
+    SIGUSR1, else 128 + the signal's number."""
+
+    def __init__(self, number: int, rank: int = 0, left: str = ""):
+        where = f" received by rank {rank}" if rank else ""
+        super().__init__(f"stopped before the run started ({signal.Signals(number).name}{where}){left}")
+        self.rank = rank
+        self.exit_code = 0 if number == signal.SIGUSR1 else 128 + number
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, AsyncoptError):
         return str(exc)
-    # An unexpected exception is a bug: keep the innermost frame so it can be found.
-    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-    where = f" (at {frame.filename}:{frame.lineno})" if frame else ""
     culprit = _failing_method(exc)
     if culprit is not None:  # a method's own code (often a plugin's) raised: name the method
-        return f"method {culprit[0]!r} failed in {culprit[1]}: {type(exc).__name__}: {exc}{where}"
-    return f"internal error: {type(exc).__name__}: {exc}{where}"
+        return f"method {culprit[0]!r} failed in {culprit[1]}: {failure_text(exc)}"
+    return f"internal error: {failure_text(exc)}"  # a bug: its innermost frame says where
 
 
 def _failing_method(exc: BaseException) -> tuple[str, str] | None:
@@ -69,6 +79,40 @@ def _failing_method(exc: BaseException) -> tuple[str, str] | None:
 
 def _exit_code(exc: BaseException) -> int:
     return exc.exit_code if isinstance(exc, AsyncoptError) else 1
+
+
+def _failure(text: str, code: int) -> AsyncoptError:
+    """An error with `text` that exits with `code` (2: the user's mistake, else the run's failure)."""
+    failure = UserError(text) if code == 2 else RunError(text)
+    failure.exit_code = code
+    return failure
+
+
+def _left(path: str | None, stopped: bool) -> str:
+    """What the line of a run that never started says of its path: '; PATH left as it was' when a
+    file is there (an old run's, untouched), '; no results file written' after a stop signal."""
+    if path is not None and os.path.exists(path):
+        return f"; {side_files.shown(path)} left as it was"
+    return "; no results file written" if stopped else ""
+
+
+def _drive(server: ServerCore, step: Callable[[], None]) -> BaseException | None:
+    """Run `step` (the method's start, or the run loop); returns what failed, or None.
+
+    A hook the stop alarm interrupted stops the run (ServerCore.interrupted). Anything else is a
+    failure, BaseExceptions too: a method hook's SystemExit or KeyboardInterrupt arrives here as a
+    RunError (ServerCore.method_failed), and a real Ctrl-C is only a flag while signals are watched.
+    """
+    try:
+        step()
+    except Interrupted as stop:
+        server.interrupted(stop)
+    except BaseException as exc:
+        server.signals.running = None
+        return exc
+    finally:
+        server.signals.disarm()  # the alarm of a stop signal: nothing is left for it to interrupt
+    return None
 
 
 def _finish(server: ServerCore, error: BaseException | None) -> tuple[str, str]:
@@ -127,9 +171,10 @@ def prepare_resume(path: str, overrides: list[str], backend: str) -> tuple[Confi
             raise ConfigError(f"--resume: {config.method.name} on a worker graph cannot be resumed yet; start a new run")
         limit = config.stop.time
         if limit is not None and limit <= point.time:
+            further = math.floor(point.time) + max(math.ceil(limit), 1)  # beyond the time reached, a whole number
             raise ConfigError(
                 f"stop.time = {limit:g} s: the run already reached {point.time:.4g} s; "
-                f"continue it with e.g. --set stop.time={2 * limit:g}"
+                f"continue it with e.g. --set stop.time={further}"
             )
         refuse_inputs(path, _inputs(config), f"--resume {shown(path)}")
         if source == path:
@@ -182,7 +227,7 @@ def run_sim(config: Config, resume: ResumePoint | None = None, quiet: bool = Tru
     try:
         outcome = simulate(config, resume, quiet, overwrite=overwrite, inputs=inputs)
     except Exception as exc:
-        report(f"error: {_describe(exc)}")
+        report(str(exc) if isinstance(exc, StoppedBeforeStart) else f"error: {_describe(exc)}")
         return _exit_code(exc)
     report(outcome.summary, error=outcome.status == "diverged")  # a diverged run's line goes to stderr
     return outcome.exit_code
@@ -195,15 +240,17 @@ def simulate(config: Config, resume: ResumePoint | None = None, quiet: bool = Tr
     method's own AsyncoptError) is raised with `.path` set.
 
     The results path is checked and locked before anything is built; an existing file is refused
-    unless `overwrite` (then replaced only once the new run has started cleanly). `inputs` are
-    files the run reads (the config), which the results file must not be.
+    unless `overwrite` (then replaced only once the new run has set up and the method's start has
+    returned; a stop signal or failure before that leaves it as it was: StoppedBeforeStart, or the
+    error, says so). `inputs` are files the run reads (the config), which the results file must not be.
     """
     keep_freed_memory()
     n_workers = config.workers.n
     if n_workers is None and resume is not None:
         n_workers = len(resume.workers["jobs"])
     if n_workers is None:
-        raise ConfigError("workers.n: required with --backend sim (the number of simulated workers)")
+        raise ConfigError("workers.n: required with --backend sim (the number of simulated workers; the simulator "
+                          "is the default outside mpiexec: for N workers over MPI run `mpiexec -n N+1 asyncopt run ...`)")
     if not config.resolved_path:
         config.resolve_output_path(n_workers)
     path = config.output_path()
@@ -224,31 +271,39 @@ def simulate(config: Config, resume: ResumePoint | None = None, quiet: bool = Tr
 def _simulate_locked(config: Config, resume: ResumePoint | None, quiet: bool, n_workers: int, lock: ResultsLock,
                      replace: bool) -> SimOutcome:
     setup = SetupProgress(f"setting up {n_workers} simulated workers", quiet=quiet)  # lines only if slow
+    signals = SignalWatch(guards=True).install()  # a stop signal from here on, set-up included, stops the run
     try:
-        return _build_and_simulate(config, resume, quiet, n_workers, lock, replace, setup)
+        return _build_and_simulate(config, resume, quiet, n_workers, lock, replace, setup, signals)
     finally:
+        signals.restore()
         setup.close()
 
 
 def _build_and_simulate(config: Config, resume: ResumePoint | None, quiet: bool, n_workers: int, lock: ResultsLock,
-                        replace: bool, setup: SetupProgress) -> SimOutcome:
+                        replace: bool, setup: SetupProgress, signals: SignalWatch) -> SimOutcome:
     from .graph_sim import GraphSim
     from .sim import SimServer
 
-    setup.phase(f"problem {config.problem.name}")
-    problem = build_problem(config)
-    setup.phase("timing model")
-    timing = TimingModel(config.workers, n_workers)
-    setup.phase("data shards")
-    shards = build_shards(config, problem, n_workers)
-    setup.phase("worker contexts")
-    contexts = [build_context(config, problem, worker, shards[worker]) for worker in range(n_workers)]
-    setup.phase(f"method {config.method.name}")
-    method = build_method(config, problem, n_workers)
-    setup.phase("f* (reference optimum)")
-    f_star = compute_f_star(problem)
-    setup.phase("graph plan")
-    plan = build_plan(config, n_workers, timing)
+    signals.running = "set-up"  # a large problem or a slow plugin: a stop signal interrupts it
+    try:
+        setup.phase(f"problem {config.problem.name}")
+        problem = build_problem(config)
+        setup.phase("timing model")
+        timing = TimingModel(config.workers, n_workers)
+        setup.phase("data shards")
+        shards = build_shards(config, problem, n_workers)
+        setup.phase("worker contexts")
+        contexts = [build_context(config, problem, worker, shards[worker]) for worker in range(n_workers)]
+        setup.phase(f"method {config.method.name}")
+        method = build_method(config, problem, n_workers)
+        setup.phase("f* (reference optimum)")
+        f_star = compute_f_star(problem)
+        setup.phase("graph plan")
+        plan = build_plan(config, n_workers, timing)
+    except Interrupted:
+        raise StoppedBeforeStart(signals.received, left=_left(config.output_path(), True)) from None
+    finally:
+        signals.running = None
     setup.phase("results file")
     staged = resume.staged if resume is not None and resume.staged else staging_path(config.output_path())
     writer = open_writer(config, problem, method, n_workers, f_star, resume=resume,
@@ -260,24 +315,23 @@ def _build_and_simulate(config: Config, resume: ResumePoint | None, quiet: bool,
             server = SimServer(config, problem, method, writer, timing, f_star, resume, contexts=contexts)
         else:
             server = GraphSim(config, problem, method, writer, timing, f_star, resume, contexts=contexts, plan=plan)
+        server.signals = signals
         server.progress = Progress(quiet=quiet, virtual=True)
         server.progress.setup = setup  # ended by the first progress tick
         server.record_shards(shards)
-        writer.publish(replace)  # set up cleanly: the new file takes the path
         setup.phase("first jobs")
+        error = _drive(server, server.start)
+        if error is not None:
+            raise _failure(_describe(error) + _left(config.output_path(), False), _exit_code(error)) from error
+        if signals.received is not None:
+            raise StoppedBeforeStart(signals.received, left=_left(config.output_path(), True))
+        writer.publish(replace)  # set up and started cleanly: the new file takes the path
     except BaseException:
         writer.abandon()  # the staged file goes; an old file at the path stays as it was
         _stop_watchdog(watchdog)
         raise
-    error = None
-    server.signals.install()
-    try:
-        server.run()
-    except Exception as exc:  # recorded in the file and reported; the file is still closed
-        error = exc
-    finally:
-        server.signals.restore()
-        server.progress.close()
+    error = _drive(server, server.run)  # a failure is recorded in the file and reported; the file is still closed
+    server.progress.close()
     status, reason = _finish(server, error)
     if writer.failed is None:
         evaluate_file(config.output_path(), problem, f_star)
@@ -301,11 +355,22 @@ def _agree(comm, error: BaseException | None) -> BaseException | None:
     found = comm.allgather(None if error is None else (_exit_code(error), _describe(error)))
     for rank, item in enumerate(found):
         if item is not None:
-            code, text = item
-            failure = UserError(text) if code == 2 else RunError(text)
-            failure.exit_code = code
+            failure = _failure(item[1], item[0])
             failure.rank = rank
             return failure
+    return None
+
+
+def _agree_started(comm, error: BaseException | None, signals: SignalWatch) -> BaseException | None:
+    """Collective, before the run has started: the first error any rank had, else the first stop
+    signal any rank received so far (StoppedBeforeStart), else None on every rank. A set-up the
+    stop alarm interrupted is no error: its signal speaks."""
+    error = _agree(comm, None if isinstance(error, Interrupted) else error)
+    if error is not None:
+        return error
+    for rank, number in enumerate(comm.allgather(signals.received)):
+        if number is not None:
+            return StoppedBeforeStart(number, rank)
     return None
 
 
@@ -318,7 +383,7 @@ def _polite_barrier(comm) -> None:
 def _try(step: Callable[[], Any]) -> tuple[Any, BaseException | None]:
     try:
         return step(), None
-    except Exception as exc:
+    except (Exception, Interrupted) as exc:  # an interrupted set-up: _agree_started makes it a stop
         return None, exc
 
 
@@ -335,16 +400,19 @@ def run_mpi(
 
     lower_timer_slack()
     keep_freed_memory()
-    signals = SignalWatch().install()
     comm = MPI.COMM_WORLD
     rank, size = comm.rank, comm.size
+    signals = SignalWatch(guards=rank == 0).install()  # rank 0 runs the method's hooks
 
     def fail(error: BaseException) -> int:
+        """The run ended before it started: nothing was published."""
         if rank == 0 and resume is not None and resume.staged and os.path.exists(resume.staged):
             os.unlink(resume.staged)  # the resumed run never started: its file stays as it was
         if rank == 0:
-            origin = "" if getattr(error, "rank", 0) == 0 else f"rank {error.rank}: "
-            report(f"error: {origin}{error}")
+            stopped = isinstance(error, StoppedBeforeStart)
+            origin = "" if stopped or getattr(error, "rank", 0) == 0 else f"rank {error.rank}: "
+            target = None if config is None else config.output_path()
+            report(f"{'' if stopped else 'error: '}{origin}{error}{_left(target, stopped)}")
         return _exit_code(error)
 
     # 0. Plugins (--plugin, the config's [plugins], a resumed file's) on every rank, before validation.
@@ -354,7 +422,7 @@ def run_mpi(
         if rank == 0 else None, root=0,
     )
     _, error = _try(lambda: load_plugins(specs))
-    error = _agree(comm, error)
+    error = _agree_started(comm, error, signals)
     if error is not None:
         return fail(error)
 
@@ -366,7 +434,7 @@ def run_mpi(
             config.plugins.plugins = merge(specs, config.plugins.plugins)
     else:
         error = None
-    error = _agree(comm, error)
+    error = _agree_started(comm, error, signals)
     if error is not None:
         return fail(error)
     config = comm.bcast(config, root=0)
@@ -378,7 +446,7 @@ def run_mpi(
 
     # 2. Problem on every rank (workers need the data too); method and file on rank 0.
     problem, error = _try(lambda: build_problem(config))
-    error = _agree(comm, error)
+    error = _agree_started(comm, error, signals)
     if error is not None:
         return fail(error)
 
@@ -414,23 +482,41 @@ def run_mpi(
             return GraphNode(comm, context, plan, config, timing, 0.0, signals)
         return WorkerLoop(comm, context, problem.dim, signals, ranks_on_host=hosts.count(hosts[rank]))
 
+    signals.running = "set-up"  # a large problem or a slow plugin: a stop signal interrupts it on rank 0
     role, error = _try(setup)
-    error = _agree(comm, error)
-    if error is None and rank == 0:  # every rank set up cleanly: the new file takes the path
-        _, error = _try(lambda: opened["writer"].publish(overwrite or resume is not None))
-    error = _agree(comm, error)
+    signals.running = None
+    signals.disarm()
+    error = _agree_started(comm, error, signals)
     if error is not None:
         if rank == 0 and "writer" in opened:
             opened["writer"].abandon()  # the staged file goes; an old file at the path stays as it was
+        if isinstance(role, (MpiServer, WorkerLoop)):
+            role.discard()  # never started
         _stop_watchdog(watchdog)  # rank 0's watchdog, or another host's reporter
         return fail(error)
 
-    # 3. Run (graph runs first agree on a time origin: hop times are compared across ranks).
+    # 3. The method's first jobs; the file takes the path only once every rank knows the run started.
+    error = _drive(role, role.start) if rank == 0 else None
+    error = _agree_started(comm, error, signals)
+    if error is None and rank == 0:
+        _, error = _try(lambda: opened["writer"].publish(overwrite or resume is not None))
+    started = error is None  # on rank 0; the others run their loop either way, to take the first jobs back
+    # Graph runs agree on a time origin: hop times are compared across ranks.
     if uses_graph(config.method.name, config.graph.topology):
         role.t0 = shared_start(comm, hosts)
-    if rank == 0:
+    if rank == 0 and not started:
+        server = role
+        server.progress.close()
+        missing = server.shutdown(failed=True)  # the workers drain the jobs start() sent them
+        server.writer.abandon()  # the staged file goes; an old file at the path stays as it was
+        fail(error)
+        _stop_watchdog(watchdog)
+        if missing:
+            comm.Abort(1)
+        outcome = _exit_code(error)
+    elif rank == 0:
         server: MpiServer = role
-        _, error = _try(server.run)
+        error = _drive(server, server.run)
         server.progress.close()
         if error is not None:
             report(f"error: {_describe(error)}")
@@ -459,8 +545,8 @@ def run_mpi(
     _polite_barrier(comm)
 
     # 4. Metrics at the snapshots, shared out over all ranks (none after a write error).
-    failed_file = rank == 0 and server.writer.failed is not None
-    problem_text = _evaluate_shared(comm, config, problem, server.f_star if rank == 0 else math.nan, skip=failed_file)
+    skip = rank == 0 and (not started or server.writer.failed is not None)  # nothing published, or a write error
+    problem_text = _evaluate_shared(comm, config, problem, server.f_star if rank == 0 else math.nan, skip=skip)
     if rank == 0 and problem_text is not None:
         report(f"error: {problem_text}")
         outcome, error = 1, error or RunError(problem_text)

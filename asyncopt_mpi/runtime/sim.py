@@ -643,10 +643,10 @@ class SimServer(ServerCore):
         self.noise_next = 0
 
     def run(self) -> None:
-        """Advance the clock from event to event until a stop rule fires or no work is left."""
+        """After start(): advance the clock from event to event until a stop rule fires or no work is left."""
         time_limit = math.inf if self.stop_rules.time is None else self.stop_rules.time
-        self.start()
-        runs = StepAndRestartRuns.for_method(self) or BatchRuns.for_method(self)
+        with self.hook("every_result"):  # the rule the runs follow is the method's answer
+            runs = StepAndRestartRuns.for_method(self) or BatchRuns.for_method(self)
         with fewer_collections():
             self._loop(runs, time_limit)
         self.flush()
