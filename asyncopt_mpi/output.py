@@ -112,7 +112,8 @@ def lock_output(path: str, *, overwrite: bool, inputs: tuple[str, ...] = (), dim
     lock = ResultsLock.acquire(path)
     if not overwrite and os.path.lexists(path):
         lock.release()
-        raise UserError(f"output path {shown(path)}: exists; pass --overwrite to replace it, or choose another --output")
+        raise UserError(f"output path {shown(path)}: exists; pass --overwrite to replace it, "
+                        f"or choose another --output")
     return lock
 
 

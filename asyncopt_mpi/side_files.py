@@ -6,7 +6,7 @@ its own or nothing. What already stands in a side file's place must be a plain f
 user: a symbolic link, a file with other hard links, a pipe, device or folder, or another user's
 file is refused (one line, exit 2) and left as it is; a plain file of ours is a stale left-over of
 an earlier run and is removed first (the lock is taken over in locks.py instead).
-Standard library only: the watchdog (runtime/guardian.py) imports it.
+It imports only the standard library and inputs.py, so the watchdog (runtime/guardian.py) starts fast.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ STAGING_SUFFIX = ".partial"
 RESERVE_SUFFIX = ".reserve"
 RECOVERING_SUFFIX = ".recovering"
 SUFFIXES = (LOCK_SUFFIX, STAGING_SUFFIX, RESERVE_SUFFIX, RECOVERING_SUFFIX)
+
+
 def places(path: str) -> tuple[str, ...]:
     """Every side file results file `path` may have."""
     return tuple(path + suffix for suffix in SUFFIXES)

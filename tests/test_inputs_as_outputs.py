@@ -55,7 +55,8 @@ def arguments(folder, kind: str) -> tuple[list[str], str]:
     trace = ["--set", 'workers.compute="trace"', "--set", f'workers.compute_trace="{folder / "trace.csv"}"']
     logistic = ["--set", "problem.name=logistic", "--set", f'problem.data="{folder / "train.npz"}"',
                 "--set", f'problem.test_data="{folder / "test.npz"}"']
-    edges = ["--method", "fragile_sgd", "--set", "graph.topology=edges", "--set", f'graph.edges="{folder / "edges.txt"}"']
+    edges = ["--method", "fragile_sgd", "--set", "graph.topology=edges",
+             "--set", f'graph.edges="{folder / "edges.txt"}"']
     return {
         "plugin file": (["--plugin", str(folder / "plug.py")], folder / "plug.py"),
         "plugin module": (["--plugin", f"{PACKAGE}.plugin_module"], folder / PACKAGE / "plugin_module.py"),
