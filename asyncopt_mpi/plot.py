@@ -317,8 +317,8 @@ def choose_best(curves: list[Curve]) -> Choice:
             tuned.add(name)
             value = settings.get(name)
             numbers = sorted(v for v in tried.values() if isinstance(v, (int, float)) and not isinstance(v, bool))
-            if len(numbers) < len(tried) or value not in (numbers[0], numbers[-1]):
-                continue
+            if len(numbers) < len(tried) or value not in (numbers[0], numbers[-1]) or _final(best) == math.inf:
+                continue  # not numbers, inside the grid, or every value failed (then no best to extend from)
             edge = "smallest" if value == numbers[0] else "largest"
             grid = ", ".join(_show(number) for number in numbers)
             notes.append(f"{subject}: best {name} = {_show(value)} is the {edge} of its grid ({grid}); extend the grid")
