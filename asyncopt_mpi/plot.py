@@ -330,9 +330,9 @@ def _outside_method(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def _final(members: list[Curve]) -> float:
-    """The median over runs of the last value (nan and no values: inf, never the best)."""
-    values = [curve.y[-1] if curve.y.size else math.inf for curve in members]
-    return float(np.nan_to_num(np.median(values), nan=math.inf))
+    """The median over runs of the last value (non-finite or no values: inf, never the best)."""
+    median = float(np.median([curve.y[-1] if curve.y.size else math.inf for curve in members]))
+    return median if math.isfinite(median) else math.inf
 
 
 MAX_PIXELS = 2**16  # Agg's limit per side
