@@ -23,16 +23,21 @@ from test_file_safety import DEMO, SIM, digest, killed_run_file, one_error_line
 
 PRECIOUS = b"precious: not the run's to write\n"
 SUFFIXES = (".lock", ".partial", ".reserve", ".recovering")
+OTHER_USER = 65534  # nobody: a file of another user can be planted only by root
 
 
 def plant(name: str, kind: str, scratch) -> None:
-    """A symlink or hard link to the scratch file, or a FIFO, at `name`."""
+    """A symlink or hard link to the scratch file, a FIFO, or another user's file at `name`."""
     if kind == "symlink":
         os.symlink(scratch, name)
     elif kind == "hardlink":
         os.link(scratch, name)
-    else:
+    elif kind == "fifo":
         os.mkfifo(name)
+    else:
+        with open(name, "wb") as handle:
+            handle.write(PRECIOUS)
+        os.chown(name, OTHER_USER, OTHER_USER)
 
 
 def scratch_file(tmp_path):
@@ -43,8 +48,11 @@ def scratch_file(tmp_path):
 
 def assert_planted_and_untouched(name: str, kind: str, scratch) -> None:
     mode = os.lstat(name).st_mode
-    assert {"symlink": stat.S_ISLNK, "hardlink": stat.S_ISREG, "fifo": stat.S_ISFIFO}[kind](mode), kind
+    kinds = {"symlink": stat.S_ISLNK, "hardlink": stat.S_ISREG, "fifo": stat.S_ISFIFO, "foreign": stat.S_ISREG}
+    assert kinds[kind](mode), kind
     assert scratch.read_bytes() == PRECIOUS
+    if kind == "foreign":
+        assert open(name, "rb").read() == PRECIOUS and os.lstat(name).st_uid == OTHER_USER
 
 
 def refusal(result_stderr: str, name: str) -> str:
@@ -54,9 +62,11 @@ def refusal(result_stderr: str, name: str) -> str:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("kind", ["symlink", "hardlink", "fifo"])
+@pytest.mark.parametrize("kind", ["symlink", "hardlink", "fifo", "foreign"])
 @pytest.mark.parametrize("suffix", SUFFIXES)
-def test_a_link_or_fifo_in_a_side_files_place_is_refused_and_never_written(tmp_path, suffix, kind):
+def test_a_link_fifo_or_foreign_file_in_a_side_files_place_is_refused_and_never_written(tmp_path, suffix, kind):
+    if kind == "foreign" and os.geteuid() != 0:
+        pytest.skip("only root can plant another user's file")
     scratch, output = scratch_file(tmp_path), str(tmp_path / "o.h5")
     plant(output + suffix, kind, scratch)
     done = CliRunner().invoke(cli, ["run", DEMO, *SIM, "--output", output])
