@@ -378,8 +378,8 @@ class _Sizes:
         self.total += need
         if self.total > self.limit:
             raise DataError(
-                f"{self.path}: {key!r} declares shape {tuple(int(n) for n in shape)} ({human(elements * itemsize)} "
-                f"as stored, about {human(self.total)} in memory with the arrays before it), more than "
+                f"{self.path}: {key!r} declares shape {clip(str(tuple(int(n) for n in shape)))} "
+                f"({human(elements * itemsize)} as stored, about {human(self.total)} in memory with the arrays before it), more than "
                 f"{limit_text(self.limit)}"
             )
 
@@ -451,7 +451,7 @@ def _features_and_labels(path: str, keys: list[str], read: Callable[[str], Any])
         try:
             shape = tuple(int(s) for s in np.asarray(read("shape")).ravel())
             if len(shape) != 2 or min(shape) < 0:
-                raise ValueError(f"'shape' must be 2 sizes >= 0, got {shape}")
+                raise ValueError(f"'shape' must be 2 sizes >= 0, got {clip(str(shape))}")
             X = sp.csr_matrix(
                 (_numeric(path, "data", read("data")), np.asarray(read("indices")), np.asarray(read("indptr"))),
                 shape=shape,
@@ -468,13 +468,13 @@ def _features_and_labels(path: str, keys: list[str], read: Callable[[str], Any])
             raise DataError(f"{path}: no feature/label arrays found (keys: {found}); accepted: {_ACCEPTED}")
         X = _numeric(path, pair[0], read(pair[0]))
         if X.ndim != 2:
-            raise DataError(f"{path}: {pair[0]!r} must be 2-D (samples x features), got shape {X.shape}")
+            raise DataError(f"{path}: {pair[0]!r} must be 2-D (samples x features), got shape {clip(str(X.shape))}")
         label_key = pair[1]
     y = _numeric(path, label_key, read(label_key))
     if y.ndim == 2 and y.shape[1] == 1:
         y = y.ravel()
     if y.ndim != 1:
-        raise DataError(f"{path}: {label_key!r} must be 1-D (one label per sample), got shape {y.shape}")
+        raise DataError(f"{path}: {label_key!r} must be 1-D (one label per sample), got shape {clip(str(y.shape))}")
     if y.shape[0] != X.shape[0]:
         raise DataError(f"{path}: {X.shape[0]} samples in the features but {y.shape[0]} labels")
     return X, y
@@ -508,6 +508,8 @@ def save_npz(path: str, X: Features, y: np.ndarray) -> None:
 
 # IDX type byte -> big-endian numpy dtype.
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+# The header's dimension count is a byte (up to 255); numpy arrays have at most 32 (numpy 1) or 64.
+MAX_IDX_DIMENSIONS = 32
 
 
 def load_idx(path: str, limit: int | None = None) -> np.ndarray:
@@ -530,6 +532,9 @@ def load_idx(path: str, limit: int | None = None) -> np.ndarray:
                 f"({types}) and the number of dimensions"
             )
         ndim = magic[3]
+        if ndim > MAX_IDX_DIMENSIONS:
+            raise DataError(f"{path}: the IDX header declares {ndim} dimensions, more than the "
+                            f"{MAX_IDX_DIMENSIONS} an array may have")
         sizes = _read_stream(path, stream, 4 * ndim)
         if len(sizes) < 4 * ndim:
             raise DataError(f"{path}: file truncated: dimension {len(sizes) // 4} size missing from the header")
@@ -543,8 +548,12 @@ def load_idx(path: str, limit: int | None = None) -> np.ndarray:
             raise DataError(f"{path}: file truncated: expected {expected} bytes of data, found {found}")
         if found > expected:
             extra = 1 + sum(len(chunk) for chunk in _chunks(path, stream, limit))
-            raise DataError(f"{path}: {extra} bytes after the data the header {shape} describes")
-    return np.frombuffer(raw, dtype=dtype, count=math.prod(shape)).reshape(shape).astype(dtype.newbyteorder("="))
+            raise DataError(f"{path}: {extra} bytes after the data the header {clip(str(shape))} describes")
+    try:
+        array = np.frombuffer(raw, dtype=dtype, count=math.prod(shape)).reshape(shape)
+    except ValueError:  # e.g. (0, 2**32 - 1, 2**32 - 1): no bytes, but numpy cannot index that shape
+        raise DataError(f"{path}: the IDX header's shape {clip(str(shape))} cannot be an array") from None
+    return array.astype(dtype.newbyteorder("="))
 
 
 def _chunks(path: str, stream: BinaryIO, limit: int, size: int = 2**20):
@@ -584,13 +593,15 @@ def load_idx_dataset(path: str, limit: int | None = None) -> tuple[np.ndarray, n
     X = load_idx(images, limit)
     y = load_idx(labels, limit)
     if X.ndim < 2:
-        raise DataError(f"{images}: images must have at least 2 dimensions, got shape {X.shape}")
+        raise DataError(f"{images}: images must have at least 2 dimensions, got shape {clip(str(X.shape))}")
     if y.ndim != 1:
-        raise DataError(f"{labels}: labels must be 1-D, got shape {y.shape}")
+        raise DataError(f"{labels}: labels must be 1-D, got shape {clip(str(y.shape))}")
     if X.shape[0] != y.shape[0]:
         raise DataError(f"{images}: {X.shape[0]} images but {labels} has {y.shape[0]} labels")
     if X.shape[0] == 0 or X[0].size == 0:
-        raise DataError(f"{images}: no images (shape {X.shape}); a data set needs at least one image of one pixel")
+        raise DataError(
+            f"{images}: no images (shape {clip(str(X.shape))}); a data set needs at least one image of one pixel"
+        )
     rows = X.reshape(X.shape[0], -1).astype(np.float64)
     if not np.isfinite(rows).all():
         raise DataError(f"{images}: pixel values contain nan or inf")
