@@ -200,7 +200,7 @@ def load(path: str | os.PathLike[str]) -> RunResult:
     """Read a results file: root attributes and every group's datasets as numpy arrays."""
     import h5py
 
-    from .results import decode_attrs, open_results
+    from .results import DAMAGE, damaged, decode_attrs, open_results, values
 
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -218,12 +218,12 @@ def load(path: str | os.PathLike[str]) -> RunResult:
 
                 def take(inner: str, item: Any, columns: dict[str, np.ndarray] = columns) -> None:
                     if isinstance(item, h5py.Dataset):
-                        columns[inner] = item[()]
+                        columns[inner] = values(item)
 
                 group.visititems(take)
                 groups[name] = columns
-    except OSError as exc:
-        raise DataError(f"{path}: not a readable results file ({exc})") from None
+    except DAMAGE as exc:
+        raise DataError(str(damaged(path, exc))) from None
     return RunResult(path, attrs, groups, group_attrs)
 
 

@@ -157,11 +157,10 @@ def _launched_ranks() -> tuple[int, int]:
 
 
 def _stored_backend(path: str) -> str:
-    """The backend a results file was written with (a file that cannot be read: UserError)."""
-    from .results import open_results
+    """The backend a results file was written with (a file that cannot be read: UserError, one line)."""
+    from .results import read_backend
 
-    with open_results(path) as handle:
-        return str(handle.attrs.get("backend", "mpi"))
+    return read_backend(path)
 
 
 @cli.command("final-stats")
@@ -409,7 +408,7 @@ def evaluate(file: str) -> None:
     from .problems import make_problem
     from .errors import UserError
     from .locks import ResultsLock
-    from .results import is_cleanly_closed, read_run, recover
+    from .results import is_cleanly_closed, read_run, recover, shown
 
     try:
         ResultsLock.acquire(file, "evaluate")  # refused while a run writes (or a watchdog repairs) it
@@ -422,20 +421,26 @@ def evaluate(file: str) -> None:
             recover(file)
             click.echo(f"{file}: {exc}; rewrote it with the rows that could be read", err=True)
             run_data = read_run(file)
+        if run_data["attrs"].get("status") == "running":  # closed, but its writer failed before the status
+            recover(file, "failed: the run ended without recording its status (recovered)")
+            click.echo(f"{file}: the run ended without recording its status; rewrote it (status failed)", err=True)
+            run_data = read_run(file)
         config = build_config(parse_stored_config(run_data["attrs"].get("config", ""), file), source=file)
         validate(config)
         problem = make_problem(config.problem)
         from .objective import reported
         from .runtime.build import build_shards  # attaches the objective the run reported (asyncopt_mpi.objective)
 
-        build_shards(config, problem, int(run_data["attrs"]["n_workers"]))
-        f_star = run_data["problem"].get("f_star", math.nan)
+        n_workers, f_star = run_data["attrs"].get("n_workers"), run_data["problem"].get("f_star", math.nan)
+        if not (isinstance(n_workers, int) and n_workers > 0 and isinstance(f_star, (int, float))):
+            raise UserError(f"{shown(file)}: damaged: its n_workers or f_star attribute is not a number")
+        build_shards(config, problem, n_workers)
         if not math.isfinite(f_star):
             f_star = reported(problem).compute_f_star()
         table = evaluate_file(file, problem, f_star)
     except AsyncoptError as exc:
         click.echo(f"asyncopt: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        _exit(exc.exit_code)  # os._exit if a write error left an HDF5 handle unclosable
     click.echo(f"{file}: {len(table['time'])} snapshots evaluated")
 
 

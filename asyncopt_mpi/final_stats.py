@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
-from .results import open_results, require_groups
+from .results import DAMAGE, damaged, open_results, require_groups, shown, values
 
 ACCURACY_METRICS = ("accuracy", "test_accuracy")
 
@@ -25,20 +25,31 @@ def final_stats(path: str, metric: str = "test_accuracy", final: float = 0.2) ->
     """{file, method, metric, from, to, rows, mean, variance, std} of `metric` over the run's last `final` share."""
     if not (isinstance(final, (int, float)) and 0 < final <= 1):
         raise ConfigError(f"--final: the share of the run to average over, a number in (0, 1], got {final}")
-    with open_results(path) as handle:
-        require_groups(handle, path, ("metrics",))
-        group = handle["metrics"]
-        if metric not in group:
-            raise ConfigError(f"--metric: {path} has no metrics/{metric}; it has {', '.join(sorted(group))}")
-        times, values = group["time"][:], group[metric][:].astype(float)
-        method = str(handle.attrs.get("method", "?"))
+    try:
+        times, metric_values, method = _read(path, metric)
+    except DAMAGE as exc:
+        raise damaged(path, exc) from None
     end = float(times[-1]) if len(times) else math.nan
     start = (1.0 - final) * end
-    chosen = values[(times >= start) & np.isfinite(values)] if len(times) else values[:0]
+    chosen = metric_values[(times >= start) & np.isfinite(metric_values)] if len(times) else metric_values[:0]
     mean = float(chosen.mean()) if chosen.size else math.nan
     variance = float(chosen.var()) if chosen.size else math.nan
     return {"file": path, "method": method, "metric": metric, "from": start, "to": end, "rows": int(chosen.size),
             "mean": mean, "variance": variance, "std": math.sqrt(variance) if chosen.size else math.nan}
+
+
+def _read(path: str, metric: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """/metrics/time and /metrics/METRIC of a results file, and its method."""
+    with open_results(path) as handle:
+        require_groups(handle, path, ("metrics",))
+        group = handle["metrics"]
+        if metric not in group:
+            raise ConfigError(f"--metric: {shown(path)} has no metrics/{shown(metric)}; it has "
+                              f"{shown(', '.join(sorted(group)))}")
+        times, metric_values = values(group["time"]), values(group[metric]).astype(float)
+        if times.shape != metric_values.shape or times.ndim != 1:
+            raise ValueError(f"metrics/time and metrics/{metric} differ in shape")
+        return times, metric_values, str(handle.attrs.get("method", "?"))
 
 
 def format_final_stats(rows: list[dict[str, Any]], fmt: str = "table") -> str:

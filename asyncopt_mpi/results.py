@@ -15,7 +15,9 @@ serialises its own calls and only that thread touches the file until `finish`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import errno
 import os
 import re
 import subprocess
@@ -24,12 +26,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import h5py
 import numpy as np
 
-from . import side_files
+from . import side_files, swmr
 from .errors import RunError, UserError
 from .output import free_bytes
 from .side_files import RECOVERING_SUFFIX, RESERVE_SUFFIX
@@ -111,6 +113,26 @@ def _io_reason(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+# What h5py raises on a damaged file: HDF5's errors (OSError, KeyError, RuntimeError, ValueError),
+# and h5py's objects over broken metadata (a member whose object cannot be opened reads as None:
+# AttributeError, TypeError; a damaged dataspace or type: IndexError, OverflowError).
+DAMAGE = (OSError, KeyError, RuntimeError, ValueError, IndexError, TypeError, AttributeError, ArithmeticError)
+SHOWN_CHARACTERS = 200  # of a path or an HDF5 message echoed in an error line
+# A dataset may declare more bytes than its file holds only by rows of a block its writer had not
+# yet written (at most a flush's worth); anything larger is a damaged shape, not data.
+UNWRITTEN_BYTES = 64 << 20
+
+
+def shown(text: str) -> str:
+    """`text` cut to a bounded length for an error line."""
+    return text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS] + "..."
+
+
+def damaged(path: str, exc: BaseException) -> UserError:
+    """The one line for a results file that cannot be read (exit 2)."""
+    return UserError(f"{shown(path)}: cannot read this results file (truncated or damaged?): {shown(_io_reason(exc))}")
+
+
 def _one_line(read: Callable) -> Callable:
     """A reader whose HDF5 errors on a damaged file become one line (UserError naming the file)."""
     import functools
@@ -119,10 +141,20 @@ def _one_line(read: Callable) -> Callable:
     def wrapper(path: str, *args, **kwargs):
         try:
             return read(path, *args, **kwargs)
-        except (OSError, KeyError, RuntimeError, ValueError, IndexError, TypeError) as exc:
-            raise UserError(f"{path}: cannot read this results file (truncated or damaged?): {_io_reason(exc)}") from None
+        except DAMAGE as exc:
+            raise damaged(path, exc) from None
 
     return wrapper
+
+
+def values(dataset: h5py.Dataset, rows: slice = slice(None)) -> np.ndarray:
+    """A dataset's rows (all, or a slice); one that declares more bytes than its file could hold is
+    refused (UserError) before anything is allocated."""
+    declared = int(np.prod(dataset.shape, dtype=object)) * dataset.dtype.itemsize
+    if declared > os.path.getsize(dataset.file.filename) + UNWRITTEN_BYTES:
+        raise UserError(f"{shown(dataset.file.filename)}: cannot read this results file (damaged): {shown(dataset.name)} "
+                        f"declares shape {shown(str(dataset.shape))}, more than the file holds")
+    return dataset[()] if not dataset.shape else dataset[rows]
 
 
 def _utc_now() -> str:
@@ -253,6 +285,7 @@ def require_groups(handle: h5py.File, path: str, groups: tuple[str, ...] = ("tra
 def read_resume_point(path: str) -> ResumePoint:
     with open_results(path) as handle:
         require_groups(handle, path)
+        check_intact(handle)  # the resumed run writes into it: damage must show now, not half-way
         snapshots = handle["snapshots"]
         count = min(snapshots["time"].shape[0], snapshots["x"].shape[0])
         if count == 0:
@@ -261,7 +294,7 @@ def read_resume_point(path: str) -> ResumePoint:
         when = float(snapshots["time"][last])
         iteration = int(snapshots["iteration"][last])
         # Updates up to the snapshot's iteration stay (a trace row's time can trail its snapshot's).
-        trace_rows = int(np.searchsorted(handle["trace/iteration"][:], iteration, side="right"))
+        trace_rows = int(np.searchsorted(values(handle["trace/iteration"]), iteration, side="right"))
         bytes_up = int(handle["trace/bytes_up"][trace_rows - 1]) if trace_rows else 0
         state_group = snapshots.get("state")
         return ResumePoint(
@@ -273,11 +306,11 @@ def read_resume_point(path: str) -> ResumePoint:
             bytes_down=int(snapshots["bytes"][last]) - bytes_up,
             x=snapshots["x"][last],
             state={name: data[last] for name, data in state_group.items()} if state_group else {},
-            workers={name: data[:] for name, data in handle["workers"].items()},
+            workers={name: values(data) for name, data in handle["workers"].items()},
             segment=int(handle.attrs.get("segments", 1)),
             rows={
                 "trace": trace_rows,
-                "events": int(np.searchsorted(handle["events/time"][:], when, side="right")),
+                "events": int(np.searchsorted(values(handle["events/time"]), when, side="right")),
                 "snapshots": count,
             },
         )
@@ -588,11 +621,11 @@ class ResultsWriter:
 def _check_hdf5(path: str) -> None:
     """A regular, readable file with the HDF5 signature (at 0, 512, 1024, ... as HDF5 allows)."""
     if not os.path.exists(path):
-        raise UserError(f"{path}: no such file")
+        raise UserError(f"{shown(path)}: no such file")
     if os.path.isdir(path):
-        raise UserError(f"{path}: is a directory, not a results file")
+        raise UserError(f"{shown(path)}: is a directory, not a results file")
     if not os.path.isfile(path):
-        raise UserError(f"{path}: not a regular file (a device or pipe), not a results file")
+        raise UserError(f"{shown(path)}: not a regular file (a device or pipe), not a results file")
     try:
         size = os.path.getsize(path)
         with open(path, "rb") as handle:
@@ -603,13 +636,17 @@ def _check_hdf5(path: str) -> None:
                     return
                 offset = 512 if offset == 0 else 2 * offset
     except OSError as exc:
-        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
-    raise UserError(f"{path}: not an HDF5 file ({'empty' if size == 0 else 'no HDF5 signature'}), not a results file")
+        raise UserError(f"{shown(path)}: cannot read: {exc.strerror}") from None
+    raise UserError(f"{shown(path)}: not an HDF5 file ({'empty' if size == 0 else 'no HDF5 signature'}), not a results file")
 
 
+# Loads swmr.py by its path (not the package, which takes a second to import) and reads every dataset's last row.
 _SWMR_PROBE = """
-import sys, h5py
-with h5py.File(sys.argv[1], "r", libver="latest", swmr=True) as handle:
+import importlib.util, sys, h5py
+spec = importlib.util.spec_from_file_location("swmr", sys.argv[2])
+swmr = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(swmr)
+with swmr.open_swmr(sys.argv[1]) as handle:
     def touch(name, item):
         if isinstance(item, h5py.Dataset) and item.shape and item.shape[0]:
             item[-1:]
@@ -621,33 +658,46 @@ def _open_for_write(exc: OSError) -> bool:
     return "already open for write" in str(exc)
 
 
+# Verdicts of _probe_swmr by file identity and version (device, inode, size, mtime): a file no writer
+# changes is probed once per process, however many readers open it.
+_PROBED: dict[tuple[int, int, int, int], str | None] = {}
+
+
 def _probe_swmr(path: str) -> None:
     """Read a file still marked open for writing in a child process, so a damaged one cannot hang us."""
+    status = os.stat(path)
+    identity = (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
+    if identity not in _PROBED:
+        _PROBED[identity] = _probe_verdict(path)
+    if _PROBED[identity] is not None:
+        raise UserError(f"{shown(path)}: still marked open for writing and {_PROBED[identity]}")
+
+
+def _probe_verdict(path: str) -> str | None:
+    """None if the probe read `path`, else why not."""
     try:
-        done = subprocess.run([sys.executable, "-c", _SWMR_PROBE, path], capture_output=True, text=True,
+        done = subprocess.run([sys.executable, "-c", _SWMR_PROBE, path, swmr.__file__], capture_output=True, text=True,
                               timeout=SWMR_WAIT_SECONDS, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        raise UserError(
-            f"{path}: still marked open for writing and not readable within {SWMR_WAIT_SECONDS:g} s "
-            "(truncated or damaged)"
-        ) from None
+        return f"not readable within {SWMR_WAIT_SECONDS:g} s (truncated or damaged)"
     if done.returncode != 0:
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        raise UserError(f"{path}: still marked open for writing and cannot be read ({lines[-1] if lines else 'unknown error'})")
+        return f"cannot be read ({shown(lines[-1]) if lines else 'unknown error'})"
+    return None
 
 
 def _open_raw(path: str) -> h5py.File:
     _check_hdf5(path)
     try:
         return h5py.File(path, "r")
-    except OSError as exc:
-        if not _open_for_write(exc):
-            raise UserError(f"{path}: cannot read this HDF5 file (truncated or damaged?): {_io_reason(exc)}") from None
+    except DAMAGE as exc:
+        if not (isinstance(exc, OSError) and _open_for_write(exc)):
+            raise damaged(path, exc) from None
     _probe_swmr(path)
     try:
-        return h5py.File(path, "r", libver="latest", swmr=True)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read this HDF5 file (truncated or damaged?): {_io_reason(exc)}") from None
+        return swmr.open_swmr(path)
+    except DAMAGE as exc:
+        raise damaged(path, exc) from None
 
 
 def open_results(path: str) -> h5py.File:
@@ -655,10 +705,49 @@ def open_results(path: str) -> h5py.File:
     for writing (a live or killed run), after a bounded probe. A file that is not a results file,
     truncated or damaged raises UserError (one line) instead of hanging."""
     handle = _open_raw(path)
-    if "format_version" not in handle.attrs and "config" not in handle.attrs:
-        handle.close()
-        raise UserError(f"{path}: an HDF5 file, but not an asyncopt results file (no format_version or config attribute)")
+    try:
+        marked = "format_version" in handle.attrs or "config" in handle.attrs
+    except DAMAGE as exc:
+        _close_quietly(handle)
+        raise damaged(path, exc) from None
+    if not marked:
+        _close_quietly(handle)
+        raise UserError(f"{shown(path)}: an HDF5 file, but not an asyncopt results file (no format_version or config "
+                        "attribute)")
     return handle
+
+
+def _close_quietly(handle: h5py.File) -> None:
+    """Close a file being refused; HDF5's complaints about its damage were reported already."""
+    try:
+        handle.close()
+    except DAMAGE:
+        pass
+
+
+def check_intact(handle: h5py.Group) -> None:
+    """Read every attribute and dataset below `handle`: HDF5 checks its metadata as it loads it, so a
+    damaged part raises now (one of DAMAGE, or UserError for a damaged shape)."""
+    pending = [handle]
+    while pending:
+        group = pending.pop()
+        for key in group.attrs:
+            group.attrs[key]
+        for name in group:
+            item = group[name]
+            for key in item.attrs:
+                item.attrs[key]
+            if isinstance(item, h5py.Group):
+                pending.append(item)
+            else:
+                values(item)
+
+
+@_one_line
+def read_backend(path: str) -> str:
+    """The backend (mpi or sim) a results file was written with."""
+    with open_results(path) as handle:
+        return _text(handle.attrs.get("backend", "mpi"))
 
 
 @_one_line
@@ -667,13 +756,17 @@ def read_snapshots(path: str) -> dict[str, np.ndarray]:
         require_groups(handle, path, ("snapshots",))
         group = handle["snapshots"]
         rows = min(group["time"].shape[0], group["x"].shape[0])
-        return {name: group[name][:rows] for name in (*SNAPSHOT_COLUMNS, "x")}
+        return {name: values(group[name], slice(rows)) for name in (*SNAPSHOT_COLUMNS, "x")}
 
 
 def write_metrics(path: str, metrics: dict[str, np.ndarray], f_star: float) -> None:
-    """Store metrics at snapshots (replacing earlier ones) in a normally closed file."""
+    """Store metrics at snapshots (replacing earlier ones) in a normally closed file.
+
+    A disk without room for them refuses before the file is touched (ResultsWriteError, exit 1).
+    """
+    room_for(path, len(METRIC_COLUMNS) * (8 * len(metrics["time"]) + METADATA_BYTES), "store its metrics")
     try:
-        with h5py.File(path, "r+", libver="latest") as handle:
+        with _writing(h5py.File(path, "r+", libver="latest")) as handle:
             if "metrics" in handle:
                 del handle["metrics"]
             group = handle.create_group("metrics")
@@ -683,8 +776,72 @@ def write_metrics(path: str, metrics: dict[str, np.ndarray], f_star: float) -> N
                     continue
                 group.create_dataset(name, data=np.asarray(metrics[name]))
             handle["problem"].attrs["f_star"] = f_star
-    except (OSError, RuntimeError) as exc:
-        raise ResultsWriteError(f"results file: {_io_reason(exc)} ({path}); metrics not stored") from None
+    except DAMAGE as exc:
+        raise ResultsWriteError(f"results file: {shown(_io_reason(exc))} ({shown(path)}); metrics not stored") from None
+
+
+METADATA_BYTES = 4096  # HDF5's own bytes for a new dataset or group (headers, links), rounded up
+
+
+def room_for(path: str, needed: int, doing: str) -> None:
+    """ResultsWriteError (exit 1) unless the disk of `path` has `needed` bytes and a reserve free:
+    HDF5 meeting a full disk leaves the file half written and its handle unclosable."""
+    free = free_bytes(os.path.dirname(path) or ".")
+    if free is not None and free < needed + RESERVE_BYTES:
+        raise ResultsWriteError(f"results file: {os.strerror(errno.ENOSPC)} ({shown(path)}): to {doing} it needs about "
+                                f"{needed + RESERVE_BYTES} bytes free on its disk, {free} are")
+
+
+@contextlib.contextmanager
+def _writing(handle: h5py.File) -> Iterator[h5py.File]:
+    """Writes to `handle`, then closes it: a file whose disk may fill meanwhile (another program).
+
+    HDF5 reports a failed write of its metadata only as h5py drops an object, printed (through
+    sys.excepthook and sys.unraisablehook), never raised: those reports are held back and the first
+    one is raised after the block, so one line says it. HDF5 crashes (SIGSEGV) closing a file whose
+    writes failed, so such a handle is left open: the file goes to UNCLOSED and the process must end
+    with os._exit.
+    """
+    hooks = sys.excepthook, sys.unraisablehook
+    reports: list[BaseException] = []
+
+    def held_exception(kind, value, traceback) -> None:
+        if traceback is not None and "h5py" in traceback.tb_frame.f_code.co_filename:
+            reports.append(value)
+        else:
+            hooks[0](kind, value, traceback)
+
+    def held_unraisable(unraisable) -> None:
+        if "h5py" in str(unraisable.object):
+            reports.append(unraisable.exc_value)
+        else:
+            hooks[1](unraisable)
+
+    name = handle.filename
+    sys.excepthook, sys.unraisablehook = held_exception, held_unraisable
+    try:
+        yield handle
+        if reports:
+            raise reports[0]
+        handle.flush()
+    except BaseException as exc:
+        if isinstance(exc, DAMAGE) and (reports or not _flushes(handle)):
+            UNCLOSED.append(name)  # h5py keeps reporting as its objects of this file go: held back
+            raise
+        sys.excepthook, sys.unraisablehook = hooks
+        _close_quietly(handle)
+        raise
+    sys.excepthook, sys.unraisablehook = hooks
+    handle.close()
+
+
+def _flushes(handle: h5py.File) -> bool:
+    """Whether HDF5 can still write `handle` out (after an error that may have been a read's)."""
+    try:
+        handle.flush()
+    except DAMAGE:
+        return False
+    return True
 
 
 @_one_line
@@ -703,9 +860,9 @@ def read_run(path: str) -> dict[str, Any]:
         run: dict[str, Any] = {"path": path, "attrs": decode_attrs(handle.attrs)}
         run["problem"] = decode_attrs(handle["problem"].attrs) if "problem" in handle else {}
         for group in ("trace", "events", "metrics", "workers"):
-            run[group] = {name: dataset[:] for name, dataset in handle[group].items()} if group in handle else {}
+            run[group] = {name: values(dataset) for name, dataset in handle[group].items()} if group in handle else {}
         snapshots = handle["snapshots"]
-        run["snapshots"] = {name: snapshots[name][:] for name in SNAPSHOT_COLUMNS}
+        run["snapshots"] = {name: values(snapshots[name]) for name in SNAPSHOT_COLUMNS}
     return run
 
 
@@ -732,40 +889,57 @@ def is_cleanly_closed(path: str) -> bool:
     try:
         with h5py.File(path, "r"):
             return True
-    except OSError as exc:
-        if _open_for_write(exc):
+    except DAMAGE as exc:
+        if isinstance(exc, OSError) and _open_for_write(exc):
             return False
-        raise UserError(f"{path}: cannot read this HDF5 file (truncated or damaged?): {_io_reason(exc)}") from None
+        raise damaged(path, exc) from None
 
 
 def _readable_rows(dataset: h5py.Dataset) -> np.ndarray:
     """The dataset's rows up to the first block that cannot be read (a write that failed)."""
     if not dataset.shape:
         return dataset[()]
+    values(dataset, slice(0))  # a damaged shape is refused, not read block by block
     step = dataset.chunks[0] if dataset.chunks else max(dataset.shape[0], 1)
     parts = []
     for start in range(0, dataset.shape[0], step):
         try:
             parts.append(dataset[start : start + step])
-        except (OSError, RuntimeError, ValueError):
+        except DAMAGE:
             break
     return np.concatenate(parts) if parts else np.zeros((0, *dataset.shape[1:]), dtype=dataset.dtype)
 
 
 def _salvage(source: h5py.Group, target: h5py.Group) -> None:
-    """Copy attributes, groups and the readable rows of every dataset, keeping chunking and maxshape."""
+    """Copy attributes, groups and the readable rows of every dataset, keeping chunking and maxshape.
+
+    What cannot be read (an attribute written as a write failed, an object whose header is damaged)
+    is left out; recover then checks that what a reader needs is there.
+    """
     for key in source.attrs.keys():
         try:
             target.attrs[key] = source.attrs[key]
-        except (OSError, RuntimeError, ValueError):
+        except DAMAGE:
             pass  # written as a write failed (e.g. status on a full disk): set again by recover
     for name, item in source.items():
+        if item is None:  # h5py's answer for a member whose object cannot be opened
+            continue
         if isinstance(item, h5py.Group):
             _salvage(item, target.create_group(name))
         elif not item.shape:
             target.create_dataset(name, data=item[()])
         else:
             target.create_dataset(name, data=_readable_rows(item), maxshape=item.maxshape, chunks=item.chunks)
+
+
+def _check_repaired(target: h5py.File, path: str) -> None:
+    """UserError unless the repaired copy of `path` has what evaluate and summary need (else the
+    damaged original is worth more than the copy, and stays)."""
+    missing = [name for name in ("config",) if name not in target.attrs]
+    missing += [f"/{name}" for name in ("snapshots", "snapshots/time", "snapshots/x") if name not in target]
+    if missing:
+        raise UserError(f"{shown(path)}: damaged beyond repair: {', '.join(missing)} cannot be read; the file is left "
+                        "as it was")
 
 
 def _cut_to_common_length(group: h5py.Group) -> None:
@@ -791,10 +965,11 @@ def recover(path: str, reason: str = "killed: the run ended without closing its 
     temporary = target_path or path + RECOVERING_SUFFIX
     with open_results(path) as handle:
         require_groups(handle, path, ("snapshots",))
+    room_for(target_path or path, os.path.getsize(path), "repair")  # the copy holds at most what the file does
     with open_results(path) as source:
         target = create_file(temporary, libver="latest")
         try:
-            with target:
+            with _writing(target):
                 _salvage(source, target)
                 for group in ("trace", "events", "hops", "snapshots"):
                     if group in target:
@@ -803,8 +978,12 @@ def recover(path: str, reason: str = "killed: the run ended without closing its 
                     target.attrs["status"] = "failed"
                     target.attrs["stop_reason"] = reason
                     target.attrs["finished_at"] = f"unknown (recovered {_utc_now()})"
-        except BaseException:
+                _check_repaired(target, path)
+        except BaseException as exc:
             side_files.remove(temporary)  # a half-written copy is of no use
+            if isinstance(exc, DAMAGE) and os.strerror(errno.ENOSPC) in str(exc):
+                raise ResultsWriteError(f"results file: {os.strerror(errno.ENOSPC)} ({shown(path)}); not repaired, "
+                                        "the file is left as it was") from None
             raise
     if target_path is None:
         os.replace(temporary, path)

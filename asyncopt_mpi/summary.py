@@ -7,7 +7,6 @@ import io
 import json
 import math
 import os
-import tomllib
 from typing import Any, Callable
 
 import numpy as np
@@ -15,7 +14,8 @@ import numpy as np
 from .config import parse_stored_config
 from .errors import UserError
 from .parameters import cell, flat_config, parameter_columns
-from .results import read_run
+from .results import DAMAGE, read_run
+from .results import shown as cut
 
 COLUMNS = (
     "file", "method", "backend", "workers", "status", "duration", "updates", "gradients",
@@ -164,8 +164,8 @@ def summarize(paths: list[str], sort: str | None = None, fmt: str = "table", wor
             run = read_run(path)
             try:
                 found = worker_rows(shown, run) if workers else [summary_row(shown, run)]
-            except (KeyError, IndexError, ValueError, TypeError, tomllib.TOMLDecodeError) as exc:
-                raise UserError(f"{path}: not a complete results file ({type(exc).__name__}: {exc})") from None
+            except DAMAGE as exc:  # a value of a damaged file that is not what a run writes
+                raise UserError(f"{cut(path)}: not a complete results file ({type(exc).__name__}: {cut(str(exc))})") from None
         except UserError as exc:
             if path not in skippable:
                 raise

@@ -1,0 +1,45 @@
+"""Opening a results file still marked open for writing (SWMR read) with few metadata read attempts.
+
+An SWMR reader retries a metadata block whose checksum fails (HDF5's default: 100 attempts, with
+growing sleeps), since a live writer may be rewriting it; on a damaged file that is minutes of
+spinning for nothing. h5py does not offer H5Pset_metadata_read_attempts, so it is called in
+the HDF5 library h5py loaded. Depends on h5py and the standard library only: results.py's probe
+loads this file by its path in a child process without importing the package.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+import h5py
+
+# Enough for a live writer's torn block to settle (each retry sleeps longer), few enough that a
+# damaged file fails in well under a second.
+READ_ATTEMPTS = 4
+
+
+def _hdf5_library() -> ctypes.CDLL | None:
+    """The HDF5 library h5py is linked to (found among this process's mappings), or None."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                name = os.path.basename(line.split()[-1])
+                if name.startswith("libhdf5") and "_hl" not in name and ".so" in name:
+                    return ctypes.CDLL(line.split()[-1])
+    except (OSError, IndexError):
+        pass
+    return None
+
+
+def open_swmr(path: str) -> h5py.File:
+    """`path` opened read-only in SWMR mode, each metadata block read at most READ_ATTEMPTS times
+    (where the library allows setting it; else HDF5's default)."""
+    access = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    access.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
+    library = _hdf5_library()
+    setter = getattr(library, "H5Pset_metadata_read_attempts", None) if library is not None else None
+    if setter is not None:
+        setter(ctypes.c_int64(access.id), ctypes.c_uint(READ_ATTEMPTS))
+    identifier = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=access)
+    return h5py.File(identifier)
