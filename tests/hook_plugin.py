@@ -76,6 +76,18 @@ def write_plugin(folder) -> str:
     return path
 
 
+def loaded_plugin(tmp_path_factory) -> str:
+    """The plugin's file, one per test session, imported into this process (once: its method names are
+    taken then) without being listed in the configs made afterwards."""
+    from asyncopt_mpi.plugins import load_plugins
+
+    folder = tmp_path_factory.getbasetemp() / "hook_plugin"
+    folder.mkdir(exist_ok=True)
+    path = write_plugin(folder)
+    load_plugins([path], requested=False)
+    return path
+
+
 def digest(path) -> str:
     with open(path, "rb") as handle:
         return hashlib.sha256(handle.read()).hexdigest()

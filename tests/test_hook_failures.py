@@ -11,10 +11,10 @@ import pytest
 from asyncopt_mpi import RunError
 from asyncopt_mpi import run as api_run
 from asyncopt_mpi.config import load_config
-from asyncopt_mpi.plugins import load_plugins
-from asyncopt_mpi.runtime.session import run_sim, simulate
-from conftest import MPIEXEC_FLAGS, MPIEXEC, attrs, launcher_status_after, project_lines, run_mpi
-from hook_plugin import run_command, signal_when_stuck, write_plugin
+from asyncopt_mpi.runtime.server import failure_text
+from asyncopt_mpi.runtime.session import run_sim
+from conftest import MPIEXEC, MPIEXEC_FLAGS, attrs, launcher_status_after, project_lines, run_mpi
+from hook_plugin import loaded_plugin, run_command, signal_when_stuck
 
 DEMO = "jobs/demo.toml"
 RAISED = {  # method.mode -> what the line and the file say was raised in on_result
@@ -26,9 +26,7 @@ RAISED = {  # method.mode -> what the line and the file say was raised in on_res
 
 @pytest.fixture(scope="module")
 def plugin(tmp_path_factory) -> str:
-    path = write_plugin(tmp_path_factory.mktemp("plugin"))
-    load_plugins([path], requested=False)  # in this process only: later configs do not list it
-    return path
+    return loaded_plugin(tmp_path_factory)
 
 
 def _config(path, mode: str, *extra: str):
@@ -55,9 +53,7 @@ def test_sim_hook_failure_is_a_run_error_in_the_python_api(plugin, tmp_path):
     assert raised.value.path == str(out) and attrs(out)["status"] == "failed"
 
 
-def test_sim_long_exception_messages_are_cut(plugin, tmp_path):
-    from asyncopt_mpi.runtime.server import failure_text
-
+def test_long_exception_messages_are_cut():
     text = failure_text(ValueError("x" * 10_000))
     assert len(text) < 300 and text.startswith("ValueError: xxx") and "..." in text
 

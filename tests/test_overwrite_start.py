@@ -11,19 +11,16 @@ import pytest
 
 from asyncopt_mpi import ConfigError, RunError
 from asyncopt_mpi.config import load_config
-from asyncopt_mpi.plugins import load_plugins
 from asyncopt_mpi.runtime.session import prepare_resume, run_sim, simulate
 from conftest import MPIEXEC, MPIEXEC_FLAGS, launcher_status_after, project_lines, run_mpi
-from hook_plugin import digest, run_command, signal_when_stuck, write_plugin
+from hook_plugin import digest, loaded_plugin, run_command, signal_when_stuck
 
 DEMO = "jobs/demo.toml"
 
 
 @pytest.fixture(scope="module")
 def plugin(tmp_path_factory) -> str:
-    path = write_plugin(tmp_path_factory.mktemp("plugin"))
-    load_plugins([path], requested=False)  # in this process only: later configs do not list it
-    return path
+    return loaded_plugin(tmp_path_factory)
 
 
 @pytest.fixture

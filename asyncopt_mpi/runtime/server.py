@@ -463,6 +463,7 @@ class ServerCore:
     def check_signal(self) -> bool:
         if self.signals.received is None:
             return False
+        self.signals.disarm()  # the loop saw the signal itself: no hook is holding it up
         self.stop_by_signal(self.signals.name, "")
         return True
 

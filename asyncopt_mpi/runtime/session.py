@@ -406,6 +406,7 @@ def run_mpi(
 
     def fail(error: BaseException) -> int:
         """The run ended before it started: nothing was published."""
+        signals.disarm()  # a stop signal's alarm would end the process with SIGALRM while it leaves
         if rank == 0 and resume is not None and resume.staged and os.path.exists(resume.staged):
             os.unlink(resume.staged)  # the resumed run never started: its file stays as it was
         if rank == 0:

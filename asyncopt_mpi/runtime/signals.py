@@ -58,8 +58,8 @@ class SignalWatch:
             os._exit(128 + number)  # second Ctrl-C: leave now
         if self.received is None:
             self.received = number
-            if self.guards:
-                signal.setitimer(signal.ITIMER_REAL, HOOK_GRACE)
+        if self.guards:  # also after a second signal: the final snapshot's hooks may hang too
+            signal.setitimer(signal.ITIMER_REAL, HOOK_GRACE)
 
     def _alarm(self) -> None:
         running = self.running
