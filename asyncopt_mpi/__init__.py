@@ -44,6 +44,7 @@ it without a method call per message, with the same numbers.
 __version__ = "0.1.0"
 
 from . import threads  # noqa: E402,F401  (first: thread pools are sized when numpy loads)
+from . import early_signals  # noqa: E402,F401  (then: a stop signal while the command loads ends it cleanly)
 from .errors import ConfigError, DataError, RunError  # noqa: E402
 from .methods import Job, JobKind, Method, Result, Server, StepAndRestart, register_method  # noqa: E402
 from .problems import Problem, register_problem  # noqa: E402

@@ -35,8 +35,11 @@ def plugin_option(command):
 @click.version_option(package_name="asyncopt-mpi")
 def cli() -> None:
     """Asynchronous distributed optimization on an MPI parameter server or a virtual clock."""
+    from . import early_signals
     from .logs import configure
 
+    if click.get_current_context().invoked_subcommand != "run":
+        early_signals.release()  # only a run stops cleanly on a signal that came while the command started
     configure()  # info lines on stderr; `run --log-level/--verbose/--quiet` changes the level
 
 
@@ -68,6 +71,7 @@ def run(config_path: str | None, method: str | None, overrides: tuple[str, ...],
     mistake in what was given (config, data, paths, a file another run holds); 3 and above: see
     README.
     """
+    from .launcher import launched_ranks
     from .logs import configure, level_of
     from .runtime.session import report
 
@@ -76,7 +80,7 @@ def run(config_path: str | None, method: str | None, overrides: tuple[str, ...],
     except AsyncoptError as exc:
         report(f"error: {exc}")
         sys.exit(exc.exit_code)
-    launched, launch_rank = _launched_ranks()
+    launched, launch_rank = launched_ranks()
     if resume is not None and (config_path or method or output or overwrite):
         report("error: --resume FILE takes the config, method and output from FILE; give only --set overrides")
         sys.exit(2)
@@ -140,20 +144,6 @@ def _refuse(message: str, code: int, launch_rank: int) -> None:
 
         report(f"error: {message}")
     sys.exit(code if launch_rank == 0 else 0)
-
-
-def _launched_ranks() -> tuple[int, int]:
-    """(ranks, this rank) of the launcher that started this process, from its environment
-    (MPICH/hydra and Slurm's PMI, Open MPI, srun); (1, 0) when not launched as a parallel job."""
-    import os
-
-    for size_key, rank_key in (("PMI_SIZE", "PMI_RANK"), ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"),
-                               ("SLURM_STEP_NUM_TASKS", "SLURM_PROCID")):
-        size = os.environ.get(size_key, "")
-        if size.isdigit() and int(size) > 1:
-            rank = os.environ.get(rank_key, "0")
-            return int(size), int(rank) if rank.isdigit() else 0
-    return 1, 0
 
 
 def _stored_backend(path: str) -> str:

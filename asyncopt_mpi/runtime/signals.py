@@ -16,7 +16,9 @@ from __future__ import annotations
 import os
 import signal
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+from .. import early_signals
+
+STOP_SIGNALS = early_signals.STOP_SIGNALS  # SIGINT, SIGTERM, SIGUSR1: recorded from the command's start
 HOOK_GRACE = 1.0  # seconds a running hook has to return after a stop signal
 RETRY_SECONDS = 0.5  # the alarm comes again while the interrupted code still runs (it may catch Interrupted)
 
@@ -42,6 +44,7 @@ class SignalWatch:
     def install(self) -> "SignalWatch":
         for number in (*STOP_SIGNALS, *((signal.SIGALRM,) if self.guards else ())):
             self._previous[number] = signal.signal(number, self._handle)
+        early_signals.replay()  # a signal that came while the command was starting stops this run
         return self
 
     def restore(self) -> None:
