@@ -21,7 +21,7 @@ import socket
 from dataclasses import dataclass
 
 from . import side_files
-from .errors import UserError
+from .errors import RunError, UserError
 from .inputs import shown
 
 SUFFIX = side_files.LOCK_SUFFIX
@@ -114,8 +114,14 @@ class ResultsLock:
                 )
             started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
             text = f"host={socket.gethostname()} pid={os.getpid()} started={started}\n".encode()
-            os.ftruncate(descriptor, 0)
-            os.pwrite(descriptor, text, 0)
+            try:
+                os.ftruncate(descriptor, 0)
+                os.pwrite(descriptor, text, 0)
+            except OSError as exc:  # e.g. a full disk: a lock that cannot say who holds it goes
+                os.unlink(name)
+                os.close(descriptor)
+                raise RunError(f"cannot {doing} {shown_path}: its lock file {shown_name} cannot be written "
+                               f"({exc.strerror})") from None
             return cls(path, descriptor)
         raise LockedError(f"cannot {doing} {shown_path}: its lock file {shown_name} keeps changing")
 
