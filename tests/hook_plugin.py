@@ -9,7 +9,7 @@ import subprocess
 import textwrap
 import time
 
-from conftest import asyncopt_command
+from conftest import asyncopt_command, project_lines
 
 PLUGIN = textwrap.dedent('''
     import os
@@ -24,9 +24,12 @@ PLUGIN = textwrap.dedent('''
 
 
     def stuck():
-        """Say so (the test may then signal), and never come back."""
-        if "HOOK_MARK" in os.environ:
-            open(os.environ["HOOK_MARK"], "a").close()
+        """Say so with this process's id (the test may then signal it), and never come back."""
+        mark = os.environ.get("HOOK_MARK")
+        if mark:
+            with open(mark + ".new", "w") as handle:
+                handle.write(str(os.getpid()))
+            os.replace(mark + ".new", mark)
         while True:
             time.sleep(3600)
 
@@ -94,24 +97,29 @@ def digest(path) -> str:
 
 
 def signal_when_stuck(command: list[str], mark, number: int, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Start `command` (with HOOK_MARK=mark), send signal `number` once the plugin says it is stuck;
-    the finished process (a hang fails the test after `timeout` seconds)."""
+    """Start `command` (with HOOK_MARK=mark) and send signal `number` to the process that is stuck in the
+    plugin (the simulator, or MPI rank 0: Open MPI's launcher kills its ranks a quarter of a second after
+    a SIGTERM of its own) once it says so; the finished process (a hang fails the test after `timeout` s)."""
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "HOOK_MARK": str(mark)})
     try:
         deadline = time.monotonic() + timeout
-        while not os.path.exists(mark):
-            if process.poll() is not None or time.monotonic() > deadline:
-                break
+        while not os.path.exists(mark) and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        if process.poll() is None:
-            process.send_signal(number)
+        if process.poll() is None and os.path.exists(mark):
+            with open(mark) as handle:
+                os.kill(int(handle.read()), number)
         stdout, stderr = process.communicate(timeout=timeout)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def lines_of(stderr: str) -> list[str]:
+    """The project's lines (conftest.project_lines) without the lone NUL Open MPI's launcher may print."""
+    return [line for line in project_lines(stderr) if line.strip("\x00").strip()]
 
 
 def run_command(*args: str) -> list[str]:
