@@ -129,6 +129,9 @@ def _exit(code: int) -> None:
         release_all()
         sys.stdout.flush()
         sys.stderr.flush()
+        mpi = sys.modules.get("mpi4py.MPI")
+        if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized():
+            mpi.Finalize()  # the other ranks wait in theirs; a rank gone without it makes hydra SIGKILL them (exit 9)
         os._exit(code)
     sys.exit(code)
 
