@@ -1,7 +1,8 @@
 """A full disk, a damaged results file and a tight memory limit: one line and a documented exit status each.
 
 `evaluate` on a full disk (a file whose writer was killed, or a finished one) ends with exit 1 and
-one line, leaving the file byte for byte as it was and no side file; every command that reads a
+one line, leaving the file byte for byte as it was and no side file; a disk another program fills
+during an MPI run ends it with exit 1 and one line (no launcher banner); every command that reads a
 results file answers a damaged one in one line, also `run --resume` under mpiexec (one line, not
 one per rank); under `ulimit -v 200000` the command ends in one line instead of hanging in
 OpenBLAS's start-up, since thread pools default to one thread per process.
@@ -14,11 +15,12 @@ import random
 import resource
 import subprocess
 import sys
+import time
 
 import pytest
 
-from conftest import asyncopt_command, project_lines, run_cli, run_mpi
-from test_file_safety import DEMO, SIM, digest, sim_file, small_disk  # noqa: F401 (small_disk: a fixture)
+from conftest import MPIEXEC, MPIEXEC_FLAGS, asyncopt_command, project_lines, run_cli, run_mpi
+from test_file_safety import DEMO, SIM, digest, sim_file, small_disk, wait_for  # noqa: F401 (small_disk: a fixture)
 
 SIDE_SUFFIXES = (".lock", ".partial", ".reserve", ".recovering")
 
@@ -68,6 +70,26 @@ def test_evaluate_on_a_full_disk_ends_in_one_line_and_leaves_the_file_as_it_was(
     assert "No space left on device" in line
     assert sorted(os.listdir(small_disk)) == ["f.h5", "filler"]  # no .lock, no .recovering
     assert digest(path) == before
+
+
+@pytest.mark.mpi
+@pytest.mark.timeout(300)
+def test_a_disk_filled_by_another_program_during_an_mpi_run_ends_it_with_exit_1_on_every_rank(small_disk):
+    path = small_disk / "m.h5"
+    command = [MPIEXEC, *MPIEXEC_FLAGS, "-n", "3", *asyncopt_command(), "run", DEMO, "--quiet", "--set", "stop.time=2e5",
+               "--set", "stop.target=1e-12", "--set", "output.snapshot_every=0.2", "--output", str(path)]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: path.exists() or run.poll() is not None, 120) and run.poll() is None, "never started"
+        time.sleep(1)  # a few flushes into the run
+        fill(small_disk, 0)
+        out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    # Not 9 with hydra's BAD TERMINATION banner (the other ranks SIGKILLed after rank 0 left without MPI_Finalize).
+    assert run.returncode == 1 and "BAD TERMINATION" not in err, (run.returncode, err[-2000:])
+    assert "results file: No space left on device" in assert_one_line(subprocess.CompletedProcess([], 1, out, err), (1,))
 
 
 def damaged_copies(source: str, folder, count: int, broken) -> list[str]:
