@@ -387,7 +387,7 @@ def _coerce(key: str, value: Any, default: Any, spec: dataclasses.Field) -> Any:
             raise ConfigError(f"{key}: expected a number, got {shown(value)}")
         return _float(key, value)
     if "int" in kind:
-        if isinstance(value, float) and value.is_integer():
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:  # TOML's integers are 64-bit
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key}: expected an integer, got {shown(value)}")
@@ -483,7 +483,7 @@ def validate(config: Config, require_stop: bool = True) -> None:
         if model == "uniform_range":
             _require(len(bounds) == 2 and 0 <= bounds[0] <= bounds[1] and math.isfinite(bounds[1]),
                      f'workers.{key}_range: workers.{key} = "uniform_range" needs [a, b] with 0 <= a <= b < inf '
-                     f"(seconds per {'gradient' if key == 'compute' else 'float'}), got {bounds}")
+                     f"(seconds per {'gradient' if key == 'compute' else 'float'}), got {shown(bounds)}")
     _choice("workers.data_split", workers.data_split, SPLITS)
     _nonnegative("workers.dirichlet_alpha", workers.dirichlet_alpha, allow_zero=False)
     for row in workers.slowdown:

@@ -74,12 +74,15 @@ def test_dev_zero_and_a_fifo_as_config_are_refused_unread_in_the_simulator(tmp_p
         load_config(str(tmp_path), backend="sim")
 
 
-@pytest.mark.timeout(120)
-def test_a_fifo_and_dev_zero_as_problem_data_are_refused_unread(tmp_path, fifo):
-    for data in (fifo, "/dev/zero"):
+@pytest.mark.timeout(180)
+def test_a_fifo_and_dev_zero_as_problem_data_or_test_data_are_refused_unread(tmp_path, fifo):
+    (tmp_path / "train.svm").write_text("1 1:0.5 2:1\n-1 1:-1\n1 2:0.25\n-1 1:0.1 2:-2\n")
+    for data, test_data, fragment in [(fifo, "", "problem.data: data file"),
+                                      ("/dev/zero", "", "problem.data: data file /dev/zero"),
+                                      ("train.svm", fifo, "data file")]:
         done = asyncopt(["run", DEMO, *SIM, "--set", "problem.name=logistic", "--set", f"problem.data={data}",
-                         "--set", "problem.test_data=", "--output", "out.h5"], tmp_path)
-        one_line(done, "problem.data", "not a regular file")
+                         "--set", f"problem.test_data={test_data}", "--output", "out.h5"], tmp_path)
+        one_line(done, fragment, "not a regular file")
     assert not (tmp_path / "out.h5").exists()
 
 
