@@ -150,6 +150,8 @@ def _one_line(read: Callable) -> Callable:
 def values(dataset: h5py.Dataset, rows: slice = slice(None)) -> np.ndarray:
     """A dataset's rows (all, or a slice); one that declares more bytes than its file could hold is
     refused (UserError) before anything is allocated."""
+    if not isinstance(dataset, h5py.Dataset):  # h5py gives None for a member whose object cannot be opened
+        raise ValueError("a member that is not a readable dataset (its object header is damaged)")
     declared = int(np.prod(dataset.shape, dtype=object)) * dataset.dtype.itemsize
     if declared > os.path.getsize(dataset.file.filename) + UNWRITTEN_BYTES:
         raise UserError(f"{shown(dataset.file.filename)}: cannot read this results file (damaged): {shown(dataset.name)} "
