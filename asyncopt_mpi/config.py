@@ -164,17 +164,18 @@ def check_output_placeholders(path: str) -> None:
     try:
         fields = list(string.Formatter().parse(path))
     except ValueError as exc:  # a lone { or }
-        raise ConfigError(f"output.path: {exc} (write {{{{ or }}}} for a brace); accepted placeholders: {accepted}") \
-            from None
+        message = f"output.path: {exc} (write {{{{ or }}}} for a brace); accepted placeholders: {accepted}"
+        raise ConfigError(message) from None
     for _, name, spec, conversion in fields:
         if name is None:
             continue
         if name not in OUTPUT_PLACEHOLDERS or spec or conversion:
             written = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
             raise ConfigError(
-                f"output.path: placeholder {shown(written)} is not accepted (no format spec, conversion, attribute "
-                f"or index); accepted placeholders: {accepted}"
+                f"output.path: placeholder {shown(written)} is not accepted (a placeholder is a bare name: no format "
+                f"spec, conversion, attribute or index); accepted placeholders: {accepted}"
             )
+
 
 SECTIONS = {
     "problem": ProblemConfig,

@@ -43,9 +43,7 @@ def _kind(mode: int) -> str:
         return "a FIFO (named pipe)"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
+    return "a socket" if stat.S_ISSOCK(mode) else "a special file"
 
 
 def open_input(path: str, what: str, error: type[UserError] = ConfigError) -> BinaryIO:
