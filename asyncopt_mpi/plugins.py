@@ -16,7 +16,6 @@ import importlib.metadata
 import importlib.util
 import os
 import sys
-import tomllib
 from contextlib import contextmanager
 from typing import Iterable, Iterator
 
@@ -323,14 +322,13 @@ def results_file_plugins(path: str | None) -> list[str]:
     if path is None or not os.path.exists(path):
         return []
     try:
+        from .config import parse_stored_config
         from .results import open_results
 
         with open_results(path) as handle:
             stored = handle.attrs.get("plugin_specs")
-            if stored is None:
-                text = handle.attrs.get("config", "")
-                text = text.decode() if isinstance(text, bytes) else str(text)
-                return table_plugins(tomllib.loads(text))
+            if stored is None:  # the stored config, read with its nesting bounded
+                return table_plugins(parse_stored_config(handle.attrs.get("config", ""), path))
             return [item.decode() if isinstance(item, bytes) else str(item) for item in stored]
     except Exception:
         return []
