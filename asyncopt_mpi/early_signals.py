@@ -6,7 +6,7 @@ the process the default way: a KeyboardInterrupt traceback, or death by the sign
 reports as a crashed rank (its "BAD TERMINATION" banner, exit 15). In the command, this module
 (standard library only, imported by the package before anything heavy) handles such a signal
 instead. Before MPI is up nothing has started: rank 0 prints one line and every process exits
-128+n at once. Once MPI is up the signal is only recorded, and a run's SignalWatch
+128+n at once (0 after SIGUSR1). Once MPI is up the signal is only recorded, and a run's SignalWatch
 (runtime/signals.py) is handed it again once installed (`replay`), so the run stops before it
 starts the documented way: one line, every rank exits 128+n. Commands other than run get
 Python's default handlers back as they start (`release`).
@@ -45,14 +45,15 @@ def _record(number: int, frame) -> None:
 
 
 def _leave(number: int) -> None:
-    """End the command while it starts: rank 0's one line, every process 128+n.
+    """End the command while it starts: rank 0's one line, every process 128+n (0 after SIGUSR1, the
+    planned stop, as for a run it stops).
 
     At once, not after the imports: Open MPI's launcher sends SIGKILL a quarter of a second after
     the SIGTERM it passes on, and a killed rank would say nothing.
     """
     if launched_ranks()[1] == 0:
         os.write(2, f"asyncopt: stopped while starting ({signal.Signals(number).name}); nothing was written\n".encode())
-    os._exit(128 + number)
+    os._exit(0 if number == signal.SIGUSR1 else 128 + number)
 
 
 def replay() -> None:
