@@ -294,7 +294,7 @@ class GraphNode:
         stop_request = self.comm.Irecv(stop, source=0, tag=GTag.STOP)
         try:
             self._loop(stop_request)
-        except Exception as exc:
+        except BaseException as exc:  # a policy's or problem's code, sys.exit included
             self._notify(b"E", f"{type(exc).__name__}: {exc}" if not isinstance(exc, RunError) else str(exc))
             poll(stop_request.Test)
             self._close()

@@ -430,7 +430,7 @@ class WorkerLoop:
                 if HEADER + n_values > self.send_buffer.size:  # a payload larger than a point
                     self.send_buffer = np.empty(HEADER + n_values)
                 self.send_buffer[HEADER : HEADER + n_values] = vector
-            except Exception as exc:  # report the cause to the server, then wait to be stopped
+            except BaseException as exc:  # the problem's code, sys.exit included: report it, wait to be stopped
                 self._report_error(exc)
                 _wait(stop_request)
                 break
@@ -545,7 +545,7 @@ class WorkerLoop:
         _wait(self.comm.Isend(message, 0, Tag.CONTROL))
         self.notices_sent += 1
 
-    def _report_error(self, exc: Exception) -> None:
+    def _report_error(self, exc: BaseException) -> None:
         self._notify(Notice.ERROR, f"{type(exc).__name__}: {exc}")
 
     def _report_signal(self) -> None:
