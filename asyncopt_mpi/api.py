@@ -12,13 +12,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import tomllib
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 
-from .config import Config, _toml_value
+from .config import Config, _toml_value, parse_toml
 from .config import load_config as _load_config
 from .errors import AsyncoptError, ConfigError, DataError, RunError, UserError
 from .output import refuse_inputs
@@ -48,11 +47,11 @@ def load_config(
     if isinstance(config, Config):
         loaded = _load_config(None, items, backend=backend, output=output, text=config.to_toml())
     elif isinstance(config, Mapping):
-        text = _to_toml(config)
         try:
-            tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config dict: a value TOML cannot hold ({exc})") from None
+            text = _to_toml(config)
+        except RecursionError:
+            raise ConfigError("config dict: nests lists or dicts too deeply for a config") from None
+        parse_toml(text, "config dict")  # a value TOML cannot hold, or nesting too deep: one line
         loaded = _load_config(None, items, backend=backend, output=output, text=text)
     else:
         loaded = _load_config(os.fspath(config), items, backend=backend, output=output)

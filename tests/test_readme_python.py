@@ -47,3 +47,15 @@ def test_refusals_of_the_api_name_its_parameters_not_command_line_flags(tmp_path
         ao.run(config)
     message = str(raised.value)
     assert "overwrite=True" in message and "--overwrite" not in message and "--output" not in message
+
+
+def test_a_deeply_nested_config_dict_is_one_config_error():
+    import asyncopt_mpi as ao
+
+    for depth in (40, 5000):
+        value: list = []
+        for _ in range(depth):
+            value = [value]
+        with pytest.raises(ao.ConfigError) as raised:
+            ao.load_config({"problem": {"name": "quadratic", "dim": value}})
+        assert "deep" in str(raised.value) and len(str(raised.value)) < 200
