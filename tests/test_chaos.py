@@ -3,15 +3,22 @@
 Faults: SIGKILL of the simulator or of a random MPI rank at a random time, SIGTERM/SIGUSR1 to
 the simulator or to mpiexec, two writers on one file at once, `evaluate` on a live file, a
 results file truncated at a random length, a full disk (root only: a 2 MB tmpfs), corrupt
-config and data files, and a resume of what a killed run left. Every command runs under a
-timeout (a timeout is a hang). At the end every results file on disk must be complete
-(closed, status completed or stopped) or be made readable by `asyncopt evaluate`, and one
-`asyncopt summary` over all of them must work. CHAOS_SEED and CHAOS_FAULTS change the draw.
+config and data files, and a resume of what a killed run left; and hostile ones: a symlink,
+hard link or FIFO in a side file's place (.lock, .partial, .reserve, .recovering), an input
+(config, plugin, trace) given as the output with --overwrite, a method hook that exits,
+raises a BaseException or stalls, a FIFO or device as the config or data, deep or huge
+configs, and random bytes written into a results file. Every command runs under a timeout
+(a timeout is a hang). Every file a fault plants outside the run's own files (a symlink's
+target, an input) is checksummed and must be unchanged at the end. Every results file on
+disk must be complete (closed, status completed or stopped) or be made readable by
+`asyncopt evaluate`, and one `asyncopt summary` over all of them must work. CHAOS_SEED and
+CHAOS_FAULTS change the draw.
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
 import os
 import random
 import shutil
@@ -28,7 +35,7 @@ from conftest import MPIEXEC, MPIEXEC_FLAGS, asyncopt_command
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "jobs", "demo.toml")
 SEED = int(os.environ.get("CHAOS_SEED", "14"))
-FAULTS = int(os.environ.get("CHAOS_FAULTS", "100"))
+FAULTS = int(os.environ.get("CHAOS_FAULTS", "140"))
 SIM_TIMEOUT, MPI_TIMEOUT = 90, 120
 SIM = ["--backend", "sim", "--quiet", "--set", "workers.n=4", "--set", "stop.target=1e-12"]
 MPI = ["--quiet", "--set", "stop.target=1e-12"]
@@ -42,6 +49,16 @@ class Chaos:
         self.counts: collections.Counter = collections.Counter()
         self.problems: list[str] = []
         self.lock = threading.Lock()
+        self.guarded: dict[str, str] = {}  # files outside the runs' own: path -> sha256 when planted
+
+    def guard(self, path: str) -> str:
+        """Remember `path`'s content: no run may change it."""
+        with self.lock:
+            self.guarded[path] = _sha256(path)
+        return path
+
+    def touched(self) -> list[str]:
+        return [path for path, digest in self.guarded.items() if not os.path.exists(path) or _sha256(path) != digest]
 
     def note(self, key: str, problem: str | None = None) -> None:
         with self.lock:
@@ -76,6 +93,11 @@ class Chaos:
 
     def mpi(self, n: int, args: list[str]) -> subprocess.Popen:
         return self.start([MPIEXEC, *MPIEXEC_FLAGS, "-n", str(n), *asyncopt_command(), *args])
+
+
+def _sha256(path: str) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
 
 
 def rank_pids(launcher_pid: int) -> list[int]:
@@ -255,9 +277,175 @@ def resume_killed(chaos: Chaos, rng: random.Random, folder: str) -> None:
             chaos.note("bad_outcomes", f"resume of a killed run: exit {code}: {text[-300:]}")
 
 
+def _scratch(chaos: Chaos, folder: str, name: str = "victim.txt") -> str:
+    path = os.path.join(folder, name)
+    with open(path, "w") as handle:
+        handle.write("precious\n")
+    return chaos.guard(path)
+
+
+def hostile_side_file(chaos: Chaos, rng: random.Random, folder: str, base: str) -> None:
+    """A symlink (to a scratch file), hard link or FIFO where a run, evaluate or resume makes a side file."""
+    path = os.path.join(folder, "o.h5")
+    suffix = rng.choice([".lock", ".partial", ".reserve", ".recovering"])
+    victim = _scratch(chaos, folder)
+    kind = rng.choice(["symlink", "hardlink", "fifo"])
+    if kind == "symlink":
+        os.symlink(victim, path + suffix)
+    elif kind == "hardlink":
+        os.link(victim, path + suffix)
+    else:
+        os.mkfifo(path + suffix)
+    how = rng.choice(["sim", "mpi", "evaluate", "resume"])
+    if how in ("evaluate", "resume"):
+        shutil.copy(base, path)
+        args = ["evaluate", path] if how == "evaluate" else ["run", "--resume", path, "--set", "stop.time=9"]
+        code, text = chaos.cli(args, timeout=60)
+    elif how == "sim":
+        code, text = chaos.cli(sim_args(path, 1))
+    else:
+        code, text = chaos.finish(chaos.mpi(3, ["run", DEMO, *MPI, "--set", "stop.time=1", "--output", path]),
+                                  MPI_TIMEOUT, f"mpi run with a {kind} {suffix}")
+    if code not in (0, 2) or (code == 2 and os.path.basename(path) not in text):
+        chaos.note("bad_outcomes", f"{kind} {suffix} under {how}: exit {code}: {text[-300:]}")
+    if os.path.islink(path):
+        chaos.note("bad_outcomes", f"{kind} {suffix} under {how}: the results file became a symlink")
+    for name in (path + suffix,):
+        if os.path.lexists(name) and (os.path.islink(name) or not os.path.isfile(name) or kind == "hardlink"):
+            os.unlink(name)  # the planted one: not a result
+
+
+def input_as_output(chaos: Chaos, rng: random.Random, folder: str) -> None:
+    """An input of the run (its config, a plugin, a compute trace) given as its output with --overwrite."""
+    config = chaos.guard(shutil.copy(DEMO, os.path.join(folder, "in.toml")))
+    plugin = os.path.join(folder, "plug.py")
+    with open(plugin, "w") as handle:
+        handle.write("# a plugin that registers nothing\n")
+    chaos.guard(plugin)
+    trace = os.path.join(folder, "trace.csv")
+    with open(trace, "w") as handle:
+        handle.write("".join(f"{worker},0.01\n" for worker in range(4)))
+    chaos.guard(trace)
+    target = rng.choice([config, plugin, trace])
+    args = ["run", config, "--set", "stop.time=1", "--plugin", plugin, "--set", "workers.compute=\"trace\"",
+            "--set", f'workers.compute_trace="{trace}"', "--output", target, "--overwrite"]
+    if rng.random() < 0.5:
+        code, text = chaos.cli([*args, *SIM])
+    else:
+        code, text = chaos.finish(chaos.mpi(3, [*args, *MPI]), MPI_TIMEOUT, "mpi input as output")
+    if code != 2:
+        chaos.note("bad_outcomes", f"input {os.path.basename(target)} as output: exit {code}: {text[-300:]}")
+
+
+HOOK_PLUGIN = """
+import sys, time
+import asyncopt_mpi as ao
+
+@ao.register_method
+class Hostile(ao.Method):
+    name = "hostile_hook"
+    description = "a method whose on_result misbehaves"
+
+    def start(self, server):
+        for worker in range(server.n_workers):
+            server.assign(worker, ao.Job(ao.JobKind.GRAD, server.version, self.batch))
+
+    def on_result(self, server, worker, result):
+        if server.version >= 3:
+            {body}
+        server.publish(server.x - 0.1 * result.vector, grads_used=result.n_grads, max_delay=result.delay)
+        server.assign(worker, ao.Job(ao.JobKind.GRAD, server.version, self.batch))
+        return True
+"""
+# body of the hook, and the exit status and file status the run must end with
+HOOK_BODIES = {
+    "exit": ("sys.exit(7)", 1, "failed"), "interrupt": ("raise KeyboardInterrupt", 1, "failed"),
+    "base": ("raise GeneratorExit", 1, "failed"),
+    "stall": ("time.sleep(10 ** 6)", 128 + signal.SIGTERM, "stopped"),  # ended by a SIGTERM
+}
+
+
+def hostile_hook(chaos: Chaos, rng: random.Random, folder: str) -> None:
+    """A method hook that exits, raises a BaseException or never returns: the run still ends, file closed."""
+    kind = rng.choice(sorted(HOOK_BODIES))
+    body, expected, expected_status = HOOK_BODIES[kind]
+    plugin = os.path.join(folder, "hostile.py")
+    with open(plugin, "w") as handle:
+        handle.write(HOOK_PLUGIN.replace("{body}", body))
+    path = os.path.join(folder, "h.h5")
+    args = ["run", DEMO, "--plugin", plugin, "--method", "hostile_hook", "--set", "stop.time=60", "--output", path]
+    process = chaos.start(asyncopt_command() + [*args, *SIM]) if rng.random() < 0.5 else chaos.mpi(3, [*args, *MPI])
+    if kind == "stall":
+        settle(rng, path, process)
+        time.sleep(1.0)  # into the stalled hook
+        process.send_signal(signal.SIGTERM)
+    code, text = chaos.finish(process, MPI_TIMEOUT, f"hook {kind}")
+    wait_unlocked(path)
+    status = _status(path)
+    if code != expected or status != expected_status:
+        chaos.note("bad_outcomes", f"hook {kind}: exit {code}, status {status}: {text[-300:]}")
+
+
+def _status(path: str) -> str | None:
+    try:
+        with h5py.File(path, "r") as handle:
+            return handle.attrs.get("status")
+    except OSError:
+        return None
+
+
+def hostile_config(chaos: Chaos, rng: random.Random, folder: str) -> None:
+    """A FIFO or device as the config or data, a deeply nested or huge config: one line, exit 2, at once."""
+    kind = rng.choice(["fifo config", "device config", "fifo data", "deep config", "huge config"])
+    config = os.path.join(folder, "c.toml")
+    extra: list[str] = []
+    if kind == "fifo config":
+        os.mkfifo(config)
+    elif kind == "device config":
+        config = "/dev/zero"
+    elif kind == "fifo data":
+        data = os.path.join(folder, "d.svm")
+        os.mkfifo(data)
+        config = DEMO
+        extra = ["--set", "problem.name=logistic", "--set", f'problem.data="{data}"']
+    elif kind == "deep config":
+        with open(config, "w") as handle:
+            handle.write("[problem]\nname = " + "[" * 3000 + "]" * 3000 + "\n")
+    else:
+        with open(config, "w") as handle:
+            handle.write("[problem]\n" + "".join(f"# {index:09d} padding\n" for index in range(200_000)))
+    args = ["run", config, *extra, "--set", "stop.time=1", "--output", os.path.join(folder, "x.h5")]
+    if rng.random() < 0.5:
+        code, text = chaos.cli([*args, *SIM], timeout=60)
+    else:
+        code, text = chaos.finish(chaos.mpi(2, [*args, *MPI]), MPI_TIMEOUT, f"mpi {kind}")
+    if code != 2 or text.count("asyncopt: error") != 1:
+        chaos.note("bad_outcomes", f"{kind}: exit {code}: {text[-300:]}")
+
+
+def corrupt_results(chaos: Chaos, rng: random.Random, folder: str, base: str) -> None:
+    """Random bytes written into a results file, then read by every reader: one line, no side file left."""
+    path = os.path.join(folder, "z.h5")
+    data = bytearray(open(base, "rb").read())
+    for _ in range(rng.randrange(1, 20)):
+        at = rng.randrange(len(data))
+        data[at : at + rng.randrange(1, 64)] = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64)))
+    with open(path, "wb") as handle:
+        handle.write(bytes(data))
+    command = rng.choice([["summary", path], ["evaluate", path], ["final-stats", path], ["plot", path, "-o",
+                          os.path.join(folder, "z.png")], ["run", "--resume", path, "--set", "stop.time=9"]])
+    code, text = chaos.cli(command, timeout=60)
+    if code not in (0, 1, 2):
+        chaos.note("bad_outcomes", f"{command[0]} on a corrupted file: exit {code}: {text[-300:]}")
+    if code == 0 and command[0] == "evaluate":
+        return  # repaired: a results file like any other
+    os.unlink(path)  # bytes written by hand are not a result that was recorded
+
+
 FAULT_KINDS = {
     kill_simulator: 16, kill_a_rank: 14, signal_the_launcher: 10, concurrent_writers: 12, evaluate_live: 8,
     truncate: 12, disk_full: 6, corrupt_input: 10, existing_file: 4, resume_killed: 8,
+    hostile_side_file: 10, input_as_output: 6, hostile_hook: 8, hostile_config: 8, corrupt_results: 10,
 }
 
 
@@ -284,7 +472,7 @@ def test_a_hundred_random_faults_leave_no_hang_no_traceback_and_every_file_reada
     for index, kind in enumerate(draws):
         folder = tmp_path / f"{index:03d}-{kind.__name__}"
         folder.mkdir()
-        extra = (base,) if kind in (truncate, existing_file) else ()
+        extra = (base,) if kind in (truncate, existing_file, hostile_side_file, corrupt_results) else ()
         tasks.append((kind, random.Random(rng.random()), str(folder), extra))
     started = time.monotonic()
 
@@ -314,17 +502,20 @@ def test_a_hundred_random_faults_leave_no_hang_no_traceback_and_every_file_reada
     readable = complete + repaired
     code, text = chaos.cli(["summary", *readable]) if readable else (0, "")
     leftovers = [os.path.join(folder, name) for folder, _, names in os.walk(tmp_path) for name in names
-                 if name.endswith((".lock", ".partial", ".reserve"))]
+                 if name.endswith((".lock", ".partial", ".reserve", ".recovering"))]
     counts = chaos.counts
+    touched = chaos.touched()
     if os.environ.get("CHAOS_VERBOSE"):
         print("\n".join(files + chaos.problems + leftovers))
     print(f"\nchaos (seed {SEED}): {FAULTS} faults in {time.monotonic() - started:.0f} s, "
           f"{counts['commands']} commands, {counts['hangs']} hangs, {counts['tracebacks']} tracebacks, "
           f"{len(files)} results files: {len(complete)} complete, {len(repaired)} repaired by evaluate, "
           f"{len(unreadable)} unreadable; {counts['bad_outcomes']} unexpected outcomes; "
-          f"{len(leftovers)} lock/partial/reserve files left; disk-full skipped {counts['skipped_disk_full']}; "
+          f"{len(leftovers)} lock/partial/reserve files left; {len(touched)} of {len(chaos.guarded)} files "
+          f"outside the runs' own touched; disk-full skipped {counts['skipped_disk_full']}; "
           + ", ".join(f"{key[6:]} {value}" for key, value in sorted(counts.items()) if key.startswith("fault ")))
     assert counts["hangs"] == 0 and counts["tracebacks"] == 0, "\n".join(chaos.problems)
+    assert not touched, touched
     assert not unreadable, unreadable
     assert code == 0, text
     assert counts["bad_outcomes"] == 0, "\n".join(chaos.problems)
