@@ -162,6 +162,21 @@ def sets(**sections: dict) -> list[str]:
     return out
 
 
+def wait_for_snapshots(path, count: int = 2, seconds: float = 60, pause: float = 0.1) -> None:
+    """Wait until a running run's file holds `count` snapshots (a hang fails the test after `seconds`)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if len(read(path, "snapshots/time")["snapshots/time"]) >= count:
+                return
+        except (OSError, KeyError):
+            pass
+        time.sleep(pause)
+    pytest.fail(f"the run did not record {count} snapshots within {seconds:g} s")
+
+
 def read(path, *names: str) -> dict:
     with h5py.File(path, "r", swmr=True, libver="latest") as handle:
         return {name: handle[name][()] for name in names}

@@ -12,7 +12,7 @@ import pytest
 from asyncopt_mpi.results import is_cleanly_closed
 from asyncopt_mpi.runtime.guardian import alive
 
-from conftest import MPIEXEC, MPIEXEC_FLAGS, asyncopt_command, attrs, kill_session, read, sets
+from conftest import MPIEXEC, MPIEXEC_FLAGS, asyncopt_command, attrs, kill_session, sets, wait_for_snapshots
 
 pytestmark = pytest.mark.mpi
 
@@ -54,16 +54,7 @@ def test_a_late_watchdog_still_names_only_the_killed_rank(tmp_path):
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     guardian = None
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if len(read(path, "snapshots/time")["snapshots/time"]) >= 2:
-                    break
-            except (OSError, KeyError):
-                pass
-            time.sleep(0.2)
-        else:
-            pytest.fail("the run did not record snapshots")
+        wait_for_snapshots(path, pause=0.2)
         guardian = watching_guardian(path, 4)
         # The watchdog wakes only after the launcher has ended the other ranks (as on a loaded
         # machine): the ranks it then finds ended must still be told apart.

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from asyncopt_mpi.cli import cli
 from asyncopt_mpi.results import is_cleanly_closed
 
-from conftest import asyncopt_command, attrs, read, simulate
+from conftest import asyncopt_command, attrs, simulate, wait_for_snapshots
 
 
 def killed_run(path) -> None:
@@ -24,16 +24,7 @@ def killed_run(path) -> None:
         "--set", "stop.time=1e6", "--set", "output.snapshot_every=0.2"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if len(read(path, "snapshots/time")["snapshots/time"]) >= 2:
-                    break
-            except (OSError, KeyError):
-                pass
-            time.sleep(0.1)
-        else:
-            pytest.fail("the run did not record snapshots")
+        wait_for_snapshots(path, pause=0.1)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
