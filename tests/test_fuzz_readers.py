@@ -22,7 +22,7 @@ import scipy.sparse as sp
 
 from asyncopt_mpi.config import SECTIONS, load_config
 from asyncopt_mpi.errors import UserError
-from asyncopt_mpi.problems.data import load_dataset, save_idx, save_libsvm, save_npz
+from asyncopt_mpi.problems.data import load_dataset, save_idx
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED = 24
