@@ -41,7 +41,7 @@ A method that treats every result alike may also return that rule from `every_re
 it without a method call per message, with the same numbers.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.5.0"
 
 from . import threads  # noqa: E402,F401  (first: thread pools are sized when numpy loads)
 from . import early_signals  # noqa: E402,F401  (then: a stop signal while the command loads ends it cleanly)
