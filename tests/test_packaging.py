@@ -45,8 +45,9 @@ def test_license_file_is_the_declared_mit_license():
     assert text.startswith("MIT License\n")
     assert "Copyright (c) 2026 The asyncopt-mpi authors" in text
     assert 'THE SOFTWARE IS PROVIDED "AS IS"' in text
-    assert pyproject()["project"]["license"] == {"text": "MIT"}
-    assert "License :: OSI Approved :: MIT License" in pyproject()["project"]["classifiers"]
+    project = pyproject()["project"]
+    assert project["license"] == "MIT"
+    assert project["license-files"] == ["LICENSE"]
 
 
 def test_citation_file_names_this_version_and_the_papers():
