@@ -329,6 +329,38 @@ def tune_command(config_path: str | None, grid: tuple[str, ...], methods: str | 
     sys.exit(code)
 
 
+@cli.command("reproduce")
+@click.argument("name", required=False)
+@click.option("--list", "show_list", is_flag=True, help="One line per experiment: name, seed paper, figure, description.")
+@click.option("--scale", type=click.Choice(["small", "paper"]), default="small", show_default=True,
+              help="small: the paper's structure in under a minute; paper: the paper's n, m, d and horizon.")
+@click.option("--seeds", default=5, show_default=True, help="Reported seeds (workers.seed 0, 1, ...).")
+@click.option("--output", "output", default="reproductions-out", show_default=True, type=click.Path(file_okay=False),
+              help="Folder; the experiment writes OUTPUT/NAME/ (REPORT.md, figure-*.png, runs.csv, runs/).")
+@click.option("--processes", default=1, show_default=True, help="Runs in parallel.")
+@click.option("--overwrite", is_flag=True, help="Replace the runs and report of an earlier reproduction in OUTPUT/NAME.")
+def reproduce_command(name: str | None, show_list: bool, scale: str, seeds: int, output: str, processes: int,
+                      overwrite: bool) -> None:
+    """A seed paper's experiment: step sizes tuned on tuning seeds, runs on the reported seeds, the paper's claims
+    checked; writes OUTPUT/NAME/REPORT.md, the figure(s) and runs.csv."""
+    from .errors import UserError
+    from .reproduce import listing
+    from .reproduce.driver import reproduce
+
+    try:
+        if show_list == (name is not None):
+            raise UserError("reproduce: give either --list or one experiment NAME")
+        if show_list:
+            click.echo("\n".join(listing()))
+            return
+        folder = reproduce(name, scale, seeds, output, processes, overwrite,
+                           log=lambda line: click.echo(f"asyncopt: {line}", err=True))
+    except AsyncoptError as exc:
+        click.echo(f"asyncopt: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    click.echo(f"asyncopt: {folder}/REPORT.md written", err=True)
+
+
 def _expand(items: tuple[str, ...], from_folders: set[str] | None = None) -> list[str]:
     """Files as given; a folder stands for the .h5 files in it (added to `from_folders`)."""
     import glob

@@ -1,0 +1,172 @@
+"""Runs one declared experiment: tuning and reported seeds through `tune`, then DIR/NAME/REPORT.md, figures, runs.csv.
+
+Per panel and method, `tune.tune` picks the step size on the tuning seeds (workers.seed 1000, ...; the
+grid extended until bracketed) and runs it on the reported seeds (workers.seed 0 .. K-1) into
+DIR/NAME/runs/PANEL/METHOD/ (TUNE.md there). Claims are checked on the reported runs only.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import RunError, UserError
+from ..results import read_run, shown
+from ..summary import summarize, time_to_target
+from ..tune import Choice, markdown, table_rows, tune
+from . import get
+from .experiment import RULE, SCALES, Check, Claim, Experiment, MethodSpec, Panel, check, median_iqr
+
+DEFAULT_OUTPUT = "reproductions-out"
+KEY = "method.lr"
+
+
+@dataclass
+class MethodRuns:
+    spec: MethodSpec
+    choice: Choice
+    reported: list[str]  # files of the reported seeds, in seed order
+    all_files: list[str]  # tuning and reported
+
+
+def reproduce(name: str, scale: str = "small", seeds: int = 5, output: str = DEFAULT_OUTPUT, processes: int = 1,
+              overwrite: bool = False, log: Callable[[str], None] = print) -> str:
+    """Run experiment `name` at `scale`; return its folder DIR/NAME (REPORT.md, figure-PANEL.png, runs.csv)."""
+    experiment = get(name)
+    if scale not in SCALES:
+        raise UserError(f"--scale {shown(scale)}: accepted: {', '.join(SCALES)}")
+    if not 1 <= seeds <= 1000:
+        raise UserError(f"--seeds {seeds}: accepted: 1 to 1000 reported seeds")
+    folder = os.path.join(output, experiment.name)
+    if os.path.lexists(folder) and (not os.path.isdir(folder) or os.listdir(folder)) and not overwrite:
+        raise UserError(f"{shown(folder)} already exists; --overwrite replaces its runs and report")
+    started = time.monotonic()
+    panels: dict[str, list[MethodRuns]] = {}
+    for panel in experiment.panels:
+        panels[panel.label] = [_tune_method(experiment, panel, method, scale, seeds, folder, processes, overwrite, log)
+                               for method in experiment.methods]
+    figures = [_figure(experiment, panel, panels[panel.label], scale, folder) for panel in experiment.panels]
+    files = [path for runs in panels.values() for method_runs in runs for path in method_runs.all_files]
+    with open(os.path.join(folder, "runs.csv"), "w") as handle:
+        handle.write(summarize(files, fmt="csv"))
+    checks = {panel.label: [_check(claim, panels[panel.label], experiment.target[scale]) for claim in experiment.claims]
+              for panel in experiment.panels}
+    with open(os.path.join(folder, "REPORT.md"), "w") as handle:
+        handle.write(report(experiment, scale, seeds, panels, checks, figures, time.monotonic() - started))
+    return folder
+
+
+def _tune_method(experiment: Experiment, panel: Panel, method: MethodSpec, scale: str, seeds: int, folder: str,
+                 processes: int, overwrite: bool, log: Callable[[str], None]) -> MethodRuns:
+    out = os.path.join(folder, "runs", panel.slug, method.name)
+    log(f"{experiment.name}, {panel.label}: tuning {method.name}")
+    grid = f"{KEY}={','.join(f'{value:g}' for value in method.grid)}"
+    choices, outcomes = tune(None, [grid], out, methods=[method.name],
+                             overrides=experiment.overrides(panel, method, scale),
+                             tuning_seeds=experiment.tuning_seeds[scale], evaluation_seeds=seeds,
+                             target=experiment.target[scale], extensions=experiment.extensions[scale], backend="sim",
+                             processes=processes, overwrite=overwrite, log=log)
+    failed = [outcome for outcome in outcomes if outcome.code != 0 and outcome.status != "diverged"]
+    if failed:
+        raise RunError(f"{experiment.name}: {len(failed)} runs of {method.name} failed, e.g. {shown(failed[0].path)} "
+                       f"({failed[0].status})")
+    paths = [outcome.path for outcome in outcomes]
+    return MethodRuns(method, choices[0], paths[-seeds:], paths)
+
+
+def _figure(experiment: Experiment, panel: Panel, runs: list[MethodRuns], scale: str, folder: str) -> str:
+    from ..plot import plot
+
+    path = os.path.join(folder, f"figure-{panel.slug}.png")
+    plot([p for method_runs in runs for p in method_runs.reported], path, x_axis=experiment.figure.x,
+         y_axis=experiment.figure.y, logx=experiment.figure.logx,
+         title=f"{experiment.figure_ref}, {panel.label} ({scale} scale, median and IQR)")
+    return path
+
+
+def _per_seed(path: str, target: float | None) -> float:
+    """Time to f - f* <= target (inf: never), or with target None the final f - f* (inf: diverged)."""
+    run = read_run(path)
+    metrics = run["metrics"]
+    if target is not None:
+        reached = time_to_target(metrics, target)
+        return math.inf if math.isnan(reached) else reached
+    values = metrics.get("suboptimality", [])
+    if run["attrs"].get("status") == "diverged" or not len(values) or not math.isfinite(values[-1]):
+        return math.inf
+    return float(values[-1])
+
+
+def _check(claim: Claim, runs: list[MethodRuns], target: float) -> Check:
+    by_method = {method_runs.spec.name: method_runs.reported for method_runs in runs}
+    target = target if claim.kind == "before" else None
+    first = [_per_seed(path, target) for path in by_method[claim.first]]
+    second = [_per_seed(path, target) for path in by_method[claim.second]]
+    return check(claim, first, second)
+
+
+def _number(value: float, unit: str = "") -> str:
+    return "never" if value == math.inf else f"{value:.3g}{unit}"
+
+
+def _spread(values: list[float], unit: str) -> str:
+    median, low, high = median_iqr(values)
+    return f"{_number(median, unit)} [{_number(low, unit)}, {_number(high, unit)}]"
+
+
+def report(experiment: Experiment, scale: str, seeds: int, panels: dict[str, list[MethodRuns]],
+           checks: dict[str, list[Check]], figures: list[str], seconds: float) -> str:
+    """REPORT.md: setting with sources, step sizes, claims with our numbers and verdicts, files."""
+    lines = [f"# {experiment.figure_ref} of {experiment.paper}", "",
+             f"`asyncopt reproduce {experiment.name} --scale {scale} --seeds {seeds}`: {experiment.description}.",
+             f"Simulator; {seeds} reported seeds (workers.seed 0..{seeds - 1}), step sizes tuned on "
+             f"{experiment.tuning_seeds[scale]} separate tuning seeds (workers.seed 1000, ...); wall time "
+             f"{seconds:.0f} s.", ""]
+    if scale == "small":
+        lines += ["**Small scale**: the paper's structure at a size that runs in CI; its verdicts say what holds "
+                  "at this size, not whether the paper's figure is reproduced (`--scale paper`).", ""]
+    lines += ["## Setting", "", "| key | this run | paper | source |", "|---|---|---|---|"]
+    for setting in experiment.settings:
+        lines.append(f"| {setting.key} | {setting.value(scale)} | {setting.paper} | {setting.source} |")
+    for panel in experiment.panels:
+        for setting in panel.settings:
+            lines.append(f"| {setting.key} ({panel.label}) | {setting.value(scale)} | {setting.paper} | {setting.source} |")
+    for method in experiment.methods:
+        for setting in method.settings:
+            lines.append(f"| {setting.key} ({method.name}) | {setting.value(scale)} | {setting.paper} | "
+                         f"{setting.source} |")
+    lines += ["", "## Claims", "", f"Verdict rule: {RULE}", ""]
+    lines += ["| claim | panel | " + "paper's method | ours (median [IQR]) | other method | ours (median [IQR]) | "
+              "holds in | verdict |", "|---|---|---|---|---|---|---|---|"]
+    for label, panel_checks in checks.items():
+        for number, result in enumerate(panel_checks, 1):
+            claim = result.claim
+            unit = " s" if claim.kind == "before" else ""
+            lines.append(f"| {number}. {claim.statement(experiment.target[scale])} | {label} | {claim.first} | {_spread(result.first, unit)} | "
+                         f"{claim.second} | {_spread(result.second, unit)} | {sum(result.holds)} of "
+                         f"{len(result.holds)} seeds | **{result.verdict}** |")
+    lines.append("")
+    for number, claim in enumerate(experiment.claims, 1):
+        lines.append(f"{number}. \"{claim.quote}\" ({claim.source}). Checked as: {claim.statement(experiment.target[scale])}"
+                     f"{' (time to target per seed)' if claim.kind == 'before' else ' (final f - f* per seed)'}.")
+        missed = [label for label, panel_checks in checks.items() if panel_checks[number - 1].verdict == "not reproduced"]
+        if missed:
+            lines.append(f"   Not reproduced ({', '.join(missed)}); what to look at: {claim.look_at}.")
+    lines += ["", "## Step sizes and results per method", ""]
+    for label, runs in panels.items():
+        lines += [f"### {label}", ""]
+        lines.append(markdown(table_rows([method_runs.choice for method_runs in runs], KEY), KEY,
+                              experiment.target[scale], experiment.tuning_seeds[scale]).rstrip())
+        notes = [f"{method_runs.spec.name}: first grid {', '.join(f'{v:g}' for v in method_runs.spec.grid)}"
+                 f"{'; ' + method_runs.spec.note if method_runs.spec.note else ''}" for method_runs in runs]
+        lines += [""] + [f"- {note}" for note in notes] + [""]
+    lines += ["## Files", ""]
+    lines += [f"- `{os.path.basename(path)}`: f - f* against time, each method at its tuned step size "
+              "(median and interquartile band over the reported seeds)" for path in figures]
+    lines += ["- `runs.csv`: every run, tuning (`runs/PANEL/METHOD/tuning/`) and reported (`runs/PANEL/METHOD/`), "
+              "from `asyncopt summary --csv`",
+              "- `runs/PANEL/METHOD/TUNE.md`: the tuning of each method", ""]
+    return "\n".join(lines)
