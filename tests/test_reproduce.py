@@ -1,0 +1,100 @@
+"""`asyncopt reproduce`: the experiments are listed, each small scale writes REPORT.md, figures and runs.csv,
+and what is robust at that size holds (orders of magnitude between variance-reduced and SGD methods,
+Rennala SGD ahead of Minibatch SGD); the verdict rule is the documented one."""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+
+import pytest
+from click.testing import CliRunner
+
+from asyncopt_mpi.cli import cli
+from asyncopt_mpi.reproduce.experiment import Claim, check
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _reproduce(name: str, out) -> tuple[object, list[dict[str, str]]]:
+    done = CliRunner().invoke(cli, ["reproduce", name, "--scale", "small", "--seeds", "3", "--processes", "2",
+                                    "--output", str(out)])
+    assert done.exit_code == 0, done.stderr
+    folder = out / name
+    rows = list(csv.DictReader((folder / "runs.csv").open()))
+    return folder, rows
+
+
+def _finals(rows: list[dict[str, str]], panel: str, method: str) -> list[float]:
+    """Final f - f* of the reported runs (not the tuning ones) of one method in one panel."""
+    return [float(row["suboptimality"]) for row in rows
+            if f"/runs/{panel}/{method}/" in row["file"] and "/tuning/" not in row["file"]]
+
+
+def test_list_names_every_experiment_with_its_paper_and_figure():
+    done = CliRunner().invoke(cli, ["reproduce", "--list"])
+    assert done.exit_code == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["freya-fig1", "rennala"]
+    assert "seed 001" in lines[0] and "Figure 1" in lines[0] and "Figure 3" in lines[1]
+
+
+def test_an_unknown_experiment_or_a_used_folder_is_one_line_and_status_2(tmp_path):
+    done = CliRunner().invoke(cli, ["reproduce", "freya-fig9", "--output", str(tmp_path)])
+    assert done.exit_code == 2 and done.stderr.strip().splitlines() == [
+        "asyncopt: error: reproduce: no experiment 'freya-fig9'; known: freya-fig1, rennala (asyncopt reproduce --list)"]
+    (tmp_path / "rennala").mkdir()
+    (tmp_path / "rennala" / "notes.txt").write_text("an earlier reproduction")
+    done = CliRunner().invoke(cli, ["reproduce", "rennala", "--output", str(tmp_path)])
+    assert done.exit_code == 2 and "already exists; --overwrite replaces" in done.stderr
+    assert sorted(p.name for p in (tmp_path / "rennala").iterdir()) == ["notes.txt"]  # nothing ran
+
+
+def test_the_verdict_rule_counts_seeds_and_medians():
+    before = Claim("quote", "source", "before", "a", "b")
+    assert check(before, [1, 2, 3, 4, 5], [2, 3, 4, 5, 6]).verdict == "reproduced"
+    assert check(before, [1, 2, 3, 9, 9], [2, 3, 4, 5, 6]).verdict == "partly"  # medians yes, 3 of 5 seeds
+    assert check(before, [math.inf] * 5, [2, 3, 4, 5, 6]).verdict == "not reproduced"  # never is later
+    below = Claim("quote", "source", "below", "a", "b", factor=100.0)
+    assert check(below, [1e-8, 1e-8, 1e-8], [1e-5, 1e-5, 1e-5]).verdict == "reproduced"
+    assert check(below, [math.inf, 1e-8, 1e-8], [1e-5, 1e-9, 1e-5]).verdict == "partly"  # a diverged seed fails
+    assert check(below, [1e-6, 1e-6, 1e-6], [1e-5, 1e-5, 1e-5]).verdict == "not reproduced"
+
+
+@pytest.mark.timeout(300)
+def test_freya_fig1_small_scale_report_figures_csv_and_variance_reduction_orders_of_magnitude(tmp_path):
+    folder, rows = _reproduce("freya-fig1", tmp_path)
+    for panel in ("n-1000", "n-10000"):
+        assert (folder / f"figure-{panel}.png").read_bytes().startswith(PNG)
+        finals = {method: _finals(rows, panel, method)
+                  for method in ("freya_page", "soviet_page", "rennala_sgd", "async_sgd")}
+        assert all(len(values) == 3 for values in finals.values()), finals
+        for reduced in ("freya_page", "soviet_page"):  # no noise floor against the SGD methods' floors
+            for sgd in ("rennala_sgd", "async_sgd"):
+                assert statistics.median(finals[reduced]) * 100 <= statistics.median(finals[sgd]), (panel, finals)
+    seeds = {row["seed"] for row in rows if "/tuning/" not in row["file"]}
+    tuning = {row["seed"] for row in rows if "/tuning/" in row["file"]}
+    assert seeds == {"0", "1", "2"} and tuning and all(int(seed) >= 1000 for seed in tuning)
+    report = (folder / "REPORT.md").read_text()
+    assert "| problem.samples | 16 | 10000 |" in report and "config_async.py" in report  # setting with sources
+    assert "Verdict rule: reproduced:" in report
+    for claim in ("freya_page reaches f - f* <= 1e-06 before soviet_page",
+                  "freya_page ends at least 100 times below async_sgd", "freya_page ends at least 100 times below rennala_sgd"):
+        assert report.count(f"{claim}") >= 2  # one row per panel with its verdict
+    verdicts = [line.rsplit("**", 2)[-2] for line in report.splitlines() if line.startswith("| ") and "**" in line]
+    assert len(verdicts) == 6 and set(verdicts) <= {"reproduced", "partly", "not reproduced"}
+
+
+@pytest.mark.timeout(300)
+def test_rennala_small_scale_is_ahead_of_minibatch_sgd(tmp_path):
+    folder, rows = _reproduce("rennala", tmp_path)
+    assert (folder / "figure-n-10000.png").read_bytes().startswith(PNG)
+    assert all(len(_finals(rows, "n-10000", method)) == 3
+               for method in ("rennala_sgd", "async_sgd", "minibatch_sgd", "hero_sgd"))
+    assert statistics.median(_finals(rows, "n-10000", "rennala_sgd")) < statistics.median(
+        _finals(rows, "n-10000", "minibatch_sgd"))
+    report = (folder / "REPORT.md").read_text()
+    minibatch = [line for line in report.splitlines() if line.startswith("| 1. rennala_sgd reaches f - f* <= 0.01 "
+                                                                          "before minibatch_sgd")]
+    assert len(minibatch) == 1 and minibatch[0].endswith("| **reproduced** |"), minibatch
