@@ -43,7 +43,8 @@ def test_list_names_every_experiment_with_its_paper_and_figure():
 def test_an_unknown_experiment_or_a_used_folder_is_one_line_and_status_2(tmp_path):
     done = CliRunner().invoke(cli, ["reproduce", "freya-fig9", "--output", str(tmp_path)])
     assert done.exit_code == 2 and done.stderr.strip().splitlines() == [
-        "asyncopt: error: reproduce: no experiment 'freya-fig9'; known: freya-fig1, rennala (asyncopt reproduce --list)"]
+        "asyncopt: error: reproduce: no experiment 'freya-fig9'; known: freya-fig1, rennala "
+        "(asyncopt reproduce --list)"]
     (tmp_path / "rennala").mkdir()
     (tmp_path / "rennala" / "notes.txt").write_text("an earlier reproduction")
     done = CliRunner().invoke(cli, ["reproduce", "rennala", "--output", str(tmp_path)])
@@ -80,8 +81,9 @@ def test_freya_fig1_small_scale_report_figures_csv_and_variance_reduction_orders
     assert "| problem.samples | 16 | 10000 |" in report and "config_async.py" in report  # setting with sources
     assert "Verdict rule: reproduced:" in report
     for claim in ("freya_page reaches f - f* <= 1e-06 before soviet_page",
-                  "freya_page ends at least 100 times below async_sgd", "freya_page ends at least 100 times below rennala_sgd"):
-        assert report.count(f"{claim}") >= 2  # one row per panel with its verdict
+                  "freya_page ends at least 100 times below async_sgd",
+                  "freya_page ends at least 100 times below rennala_sgd"):
+        assert report.count(claim) >= 2  # one row per panel with its verdict
     verdicts = [line.rsplit("**", 2)[-2] for line in report.splitlines() if line.startswith("| ") and "**" in line]
     assert len(verdicts) == 6 and set(verdicts) <= {"reproduced", "partly", "not reproduced"}
 

@@ -18,7 +18,8 @@ EXPERIMENTS = {
 def get(name: str) -> Experiment:
     """The experiment called `name` (UserError naming the known ones otherwise)."""
     if name not in EXPERIMENTS:
-        raise UserError(f"reproduce: no experiment {shown(name)!r}; known: {', '.join(EXPERIMENTS)} (asyncopt reproduce --list)")
+        raise UserError(f"reproduce: no experiment {shown(name)!r}; known: {', '.join(EXPERIMENTS)} "
+                        "(asyncopt reproduce --list)")
     return importlib.import_module(f"{__name__}.{EXPERIMENTS[name]}").EXPERIMENT
 
 

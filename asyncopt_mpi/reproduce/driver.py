@@ -16,6 +16,7 @@ from typing import Callable
 from ..errors import RunError, UserError
 from ..results import read_run, shown
 from ..summary import summarize, time_to_target
+from ..sweep import MAX_PROCESSES
 from ..tune import Choice, markdown, table_rows, tune
 from . import get
 from .experiment import RULE, SCALES, Check, Claim, Experiment, MethodSpec, Panel, check, median_iqr
@@ -40,6 +41,8 @@ def reproduce(name: str, scale: str = "small", seeds: int = 5, output: str = DEF
         raise UserError(f"--scale {shown(scale)}: accepted: {', '.join(SCALES)}")
     if not 1 <= seeds <= 1000:
         raise UserError(f"--seeds {seeds}: accepted: 1 to 1000 reported seeds")
+    if not 1 <= processes <= MAX_PROCESSES:
+        raise UserError(f"--processes {processes}: accepted: 1 to {MAX_PROCESSES}")
     folder = os.path.join(output, experiment.name)
     if os.path.lexists(folder) and (not os.path.isdir(folder) or os.listdir(folder)) and not overwrite:
         raise UserError(f"{shown(folder)} already exists; --overwrite replaces its runs and report")
@@ -129,30 +132,28 @@ def report(experiment: Experiment, scale: str, seeds: int, panels: dict[str, lis
         lines += ["**Small scale**: the paper's structure at a size that runs in CI; its verdicts say what holds "
                   "at this size, not whether the paper's figure is reproduced (`--scale paper`).", ""]
     lines += ["## Setting", "", "| key | this run | paper | source |", "|---|---|---|---|"]
-    for setting in experiment.settings:
-        lines.append(f"| {setting.key} | {setting.value(scale)} | {setting.paper} | {setting.source} |")
-    for panel in experiment.panels:
-        for setting in panel.settings:
-            lines.append(f"| {setting.key} ({panel.label}) | {setting.value(scale)} | {setting.paper} | {setting.source} |")
-    for method in experiment.methods:
-        for setting in method.settings:
-            lines.append(f"| {setting.key} ({method.name}) | {setting.value(scale)} | {setting.paper} | "
-                         f"{setting.source} |")
-    lines += ["", "## Claims", "", f"Verdict rule: {RULE}", ""]
-    lines += ["| claim | panel | " + "paper's method | ours (median [IQR]) | other method | ours (median [IQR]) | "
-              "holds in | verdict |", "|---|---|---|---|---|---|---|---|"]
+    labelled = [(setting, "") for setting in experiment.settings]
+    labelled += [(setting, f" ({panel.label})") for panel in experiment.panels for setting in panel.settings]
+    labelled += [(setting, f" ({method.name})") for method in experiment.methods for setting in method.settings]
+    for setting, label in labelled:
+        lines.append(f"| {setting.key}{label} | {setting.value(scale)} | {setting.paper} | {setting.source} |")
+    target = experiment.target[scale]
+    lines += ["", "## Claims", "", f"Verdict rule: {RULE}", "",
+              "| claim | panel | method | ours (median [IQR]) | other method | ours (median [IQR]) | holds in | verdict |",
+              "|---|---|---|---|---|---|---|---|"]
     for label, panel_checks in checks.items():
         for number, result in enumerate(panel_checks, 1):
             claim = result.claim
             unit = " s" if claim.kind == "before" else ""
-            lines.append(f"| {number}. {claim.statement(experiment.target[scale])} | {label} | {claim.first} | {_spread(result.first, unit)} | "
-                         f"{claim.second} | {_spread(result.second, unit)} | {sum(result.holds)} of "
-                         f"{len(result.holds)} seeds | **{result.verdict}** |")
+            lines.append(f"| {number}. {claim.statement(target)} | {label} | {claim.first} | "
+                         f"{_spread(result.first, unit)} | {claim.second} | {_spread(result.second, unit)} | "
+                         f"{sum(result.holds)} of {len(result.holds)} seeds | **{result.verdict}** |")
     lines.append("")
     for number, claim in enumerate(experiment.claims, 1):
-        lines.append(f"{number}. \"{claim.quote}\" ({claim.source}). Checked as: {claim.statement(experiment.target[scale])}"
-                     f"{' (time to target per seed)' if claim.kind == 'before' else ' (final f - f* per seed)'}.")
-        missed = [label for label, panel_checks in checks.items() if panel_checks[number - 1].verdict == "not reproduced"]
+        measured = "time to target per seed" if claim.kind == "before" else "final f - f* per seed"
+        lines.append(f"{number}. \"{claim.quote}\" ({claim.source}). Checked as: {claim.statement(target)} ({measured}).")
+        missed = [label for label, panel_checks in checks.items()
+                  if panel_checks[number - 1].verdict == "not reproduced"]
         if missed:
             lines.append(f"   Not reproduced ({', '.join(missed)}); what to look at: {claim.look_at}.")
     lines += ["", "## Step sizes and results per method", ""]

@@ -93,7 +93,6 @@ class Experiment:
     # per scale; small keeps CI short: one tuning seed, at most two extensions per side
     tuning_seeds: dict[str, int] = field(default_factory=lambda: {"small": 1, "paper": 3})
     extensions: dict[str, int] = field(default_factory=lambda: {"small": 2, "paper": 4})
-    paper_runtime: str = ""  # how long --scale paper takes here, once measured
 
     def overrides(self, panel: Panel, method: MethodSpec, scale: str) -> list[str]:
         """`--set` items of one panel and method at `scale`."""

@@ -1,4 +1,4 @@
-"""`freya-fig1`: Freya PAGE, Figure 1 (seed 001): a nonconvex quadratic finite sum, tau_i = sqrt(i), n = 1000 and 10,000.
+"""`freya-fig1`: Freya PAGE, Figure 1 (seed 001): nonconvex quadratic finite sum, tau_i = sqrt(i), n = 1000, 10,000.
 
 The seed keeps only the figure's caption (seed 001 line 1361); the setting is the authors' public code
 (github k3nfalt/optimal-decentralized-optimization, code/distributed_optimization_library/experiments/
@@ -21,8 +21,9 @@ EXPERIMENT = Experiment(
     settings=(
         Setting("problem.name", "quadratic", "quadratic", f"{SEED} line 1361 (caption: nonconvex quadratic tasks); "
                 f"{CODE} generate_task: TridiagonalQuadraticFunction.create_worst_case_functions"),
-        Setting("problem.dim", 1000, 50, "paper's Section 8 as in jobs/freya_fig1_n1000.toml (not in the seed)"),
-        Setting("problem.samples", 10000, 16, "m = 10,000, jobs/freya_fig1_n1000.toml (not in the seed)"),
+        Setting("problem.dim", 1000, 50, "jobs/freya_fig1_n1000.toml (the seed keeps only the caption)"),
+        Setting("problem.samples", 10000, 16,
+                "m = 10,000 of jobs/freya_fig1_n1000.toml (the seed keeps only the caption)"),
         Setting("problem.lam", 2.0, 2.0, f"{CODE} --quad_noise_lambda (perturbation of each f_j)"),
         Setting("problem.mu", 1e-6, 1e-6, f"{CODE} --quad_strongly_convex_constant"),
         Setting("workers.compute", "sqrt", "sqrt", f"{SEED} line 855 (tau_i = sqrt(i)); {CODE} delays == 'sqrt'"),
@@ -45,8 +46,8 @@ EXPERIMENT = Experiment(
     claims=(
         Claim("Freya PAGE ... is robust to slow workers (robust to tau_n -> inf) (unlike Soviet PAGE ...)",
               f"{SEED} line 1290; Table 1 lines 1283, 1287", "before", "freya_page", "soviet_page",
-              look_at="the gap the theory predicts grows with n / sqrt(m) (`asyncopt theory --sigma2 0`); at n <= sqrt(m) "
-                      "it is a constant factor and seeds decide; check both grids are bracketed"),
+              look_at="the gap the theory predicts grows with n / sqrt(m) (10 and 100 in the paper, 2 and 8 at "
+                      "small scale; `asyncopt theory --sigma2 0` gives the factor); check both grids are bracketed"),
         Claim("the dependence on epsilon is O(1/epsilon) (unlike Rennala SGD and Asynchronous SGD)",
               f"{SEED} line 1290", "below", "freya_page", "async_sgd", factor=100.0,
               look_at="async_sgd's final f - f* is its noise floor; a horizon too short for Freya PAGE to pass it "

@@ -1,4 +1,4 @@
-"""`rennala`: Rennala SGD (seed 001 Figure 3; Tyurin & Richtarik, NeurIPS 2023): noisy quadratic, tau_i = sqrt(i), n = 10,000.
+"""`rennala`: Rennala SGD, seed 001 Figure 3 (Tyurin & Richtarik, NeurIPS 2023): noisy quadratic, tau_i = sqrt(i).
 
 The seed gives the times and n (seed 001 lines 855 and 860) and the time complexities the figure
 illustrates (lines 847-851); the problem is the authors' public code (github
@@ -30,7 +30,8 @@ EXPERIMENT = Experiment(
         Setting("stop.time", 20000.0, 400.0, "jobs/rennala_quadratic.toml (the seed's figure has no axis values)"),
         Setting("output.snapshot_every", 200.0, 16.0, "plot resolution (a snapshot costs an evaluation of f)"),
     ),
-    panels=(Panel("n = 10000", (Setting("workers.n", 10000, 32, f"{SEED} line 860 (Figure 3: # of workers n = 10000)"),)),),
+    panels=(Panel("n = 10000",
+                  (Setting("workers.n", 10000, 32, f"{SEED} line 860 (Figure 3: # of workers n = 10000)"),)),),
     methods=(
         MethodSpec("rennala_sgd", (0.5, 1.0, 2.0),
                    (Setting("method.batch", 10, 1, "S of jobs/rennala_quadratic.toml; small: the best S of "
