@@ -86,8 +86,15 @@ def _figure(experiment: Experiment, panel: Panel, runs: list[MethodRuns], scale:
     path = os.path.join(folder, f"figure-{panel.slug}.png")
     plot([p for method_runs in runs for p in method_runs.reported], path, x_axis=experiment.figure.x,
          y_axis=experiment.figure.y, logx=experiment.figure.logx,
-         title=f"{experiment.figure_ref}, {panel.label} ({scale} scale, median and IQR)")
+         title=f"{experiment.figure_ref}, {panel.label}{_at_scale(panel, scale)}")
     return path
+
+
+def _at_scale(panel: Panel, scale: str) -> str:
+    """What the panel's keys are at the small scale, e.g. " (small scale: workers.n = 32)"."""
+    if scale == "paper":
+        return ""
+    return f" (small scale: {', '.join(f'{s.key} = {s.small}' for s in panel.settings)})"
 
 
 def _per_seed(path: str, target: float | None) -> float:
@@ -126,7 +133,7 @@ def report(experiment: Experiment, scale: str, seeds: int, panels: dict[str, lis
     lines = [f"# {experiment.figure_ref} of {experiment.paper}", "",
              f"`asyncopt reproduce {experiment.name} --scale {scale} --seeds {seeds}`: {experiment.description}.",
              f"Simulator; {seeds} reported seeds (workers.seed 0..{seeds - 1}), step sizes tuned on "
-             f"{experiment.tuning_seeds[scale]} separate tuning seeds (workers.seed 1000, ...); wall time "
+             f"{experiment.tuning_seeds[scale]} separate tuning seed(s) (workers.seed 1000, ...); wall time "
              f"{seconds:.0f} s.", ""]
     if scale == "small":
         lines += ["**Small scale**: the paper's structure at a size that runs in CI; its verdicts say what holds "
