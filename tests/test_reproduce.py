@@ -100,3 +100,14 @@ def test_rennala_small_scale_is_ahead_of_minibatch_sgd(tmp_path):
     minibatch = [line for line in report.splitlines() if line.startswith("| 1. rennala_sgd reaches f - f* <= 0.01 "
                                                                           "before minibatch_sgd")]
     assert len(minibatch) == 1 and minibatch[0].endswith("| **reproduced** |"), minibatch
+
+
+def test_a_link_in_place_of_the_report_is_refused_before_anything_runs(tmp_path):
+    scratch = tmp_path / "scratch.md"
+    scratch.write_text("kept")
+    (tmp_path / "out" / "rennala").mkdir(parents=True)
+    (tmp_path / "out" / "rennala" / "REPORT.md").symlink_to(scratch)
+    done = CliRunner().invoke(cli, ["reproduce", "rennala", "--overwrite", "--output", str(tmp_path / "out")])
+    assert done.exit_code == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "REPORT.md" in done.stderr and "symbolic link" in done.stderr
+    assert scratch.read_text() == "kept" and not (tmp_path / "out" / "rennala" / "runs").exists()

@@ -13,7 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from .. import side_files
 from ..errors import RunError, UserError
+from ..output import make_parent
 from ..results import read_run, shown
 from ..summary import summarize, time_to_target
 from ..sweep import MAX_PROCESSES
@@ -46,6 +48,9 @@ def reproduce(name: str, scale: str = "small", seeds: int = 5, output: str = DEF
     folder = os.path.join(output, experiment.name)
     if os.path.lexists(folder) and (not os.path.isdir(folder) or os.listdir(folder)) and not overwrite:
         raise UserError(f"{shown(folder)} already exists; --overwrite replaces its runs and report")
+    make_parent(os.path.join(folder, "REPORT.md"))
+    for path in _written(experiment, folder):  # before anything runs: a link in their place is refused
+        side_files.check(path)
     started = time.monotonic()
     panels: dict[str, list[MethodRuns]] = {}
     for panel in experiment.panels:
@@ -53,13 +58,21 @@ def reproduce(name: str, scale: str = "small", seeds: int = 5, output: str = DEF
                                for method in experiment.methods]
     figures = [_figure(experiment, panel, panels[panel.label], scale, folder) for panel in experiment.panels]
     files = [path for runs in panels.values() for method_runs in runs for path in method_runs.all_files]
-    with open(os.path.join(folder, "runs.csv"), "w") as handle:
-        handle.write(summarize(files, fmt="csv"))
+    _write(os.path.join(folder, "runs.csv"), summarize(files, fmt="csv"))
     checks = {panel.label: [_check(claim, panels[panel.label], experiment.target[scale]) for claim in experiment.claims]
               for panel in experiment.panels}
-    with open(os.path.join(folder, "REPORT.md"), "w") as handle:
-        handle.write(report(experiment, scale, seeds, panels, checks, figures, time.monotonic() - started))
+    _write(os.path.join(folder, "REPORT.md"),
+           report(experiment, scale, seeds, panels, checks, figures, time.monotonic() - started))
     return folder
+
+
+def _write(path: str, text: str) -> None:
+    """Write a new file `path`, never through a link or anything but a plain file of ours in its place."""
+    try:
+        with os.fdopen(side_files.create(path), "w") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise RunError(f"cannot write {shown(path)}: {exc.strerror or exc}") from None
 
 
 def _tune_method(experiment: Experiment, panel: Panel, method: MethodSpec, scale: str, seeds: int, folder: str,
@@ -83,7 +96,8 @@ def _tune_method(experiment: Experiment, panel: Panel, method: MethodSpec, scale
 def _figure(experiment: Experiment, panel: Panel, runs: list[MethodRuns], scale: str, folder: str) -> str:
     from ..plot import plot
 
-    path = os.path.join(folder, f"figure-{panel.slug}.png")
+    path = _figure_path(panel, folder)
+    side_files.clear(path)  # a link in its place is refused, never written through
     plot([p for method_runs in runs for p in method_runs.reported], path, x_axis=experiment.figure.x,
          y_axis=experiment.figure.y, logx=experiment.figure.logx,
          title=f"{experiment.figure_ref}, {panel.label}{_at_scale(panel, scale)}")
@@ -95,6 +109,16 @@ def _at_scale(panel: Panel, scale: str) -> str:
     if scale == "paper":
         return ""
     return f" (small scale: {', '.join(f'{s.key} = {s.small}' for s in panel.settings)})"
+
+
+def _figure_path(panel: Panel, folder: str) -> str:
+    return os.path.join(folder, f"figure-{panel.slug}.png")
+
+
+def _written(experiment: Experiment, folder: str) -> list[str]:
+    """The files the driver itself writes into `folder` (tune writes the runs and TUNE.md)."""
+    return [os.path.join(folder, "REPORT.md"), os.path.join(folder, "runs.csv"),
+            *(_figure_path(panel, folder) for panel in experiment.panels)]
 
 
 def _per_seed(path: str, target: float | None) -> float:
