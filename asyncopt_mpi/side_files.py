@@ -89,6 +89,14 @@ def create(name: str) -> int:
         raise refuse(name, "appeared while the run was creating it") from None
 
 
+def write_text(name: str, text: str) -> None:
+    """Write `text` to a new file `name` (a stale one of ours replaced), never through a link in its place.
+
+    Raises UserError for what may not be replaced, OSError when the file system refuses."""
+    with os.fdopen(create(name), "w") as handle:
+        handle.write(text)
+
+
 def copy_into(source: str, name: str) -> None:
     """Copy file `source` into a new side file `name` (never through a link in its place)."""
     try:

@@ -21,14 +21,17 @@ As the papers tune ("each method with its best step size"), with what a reader c
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import side_files
 from .config import load_config, parse_value
-from .errors import ConfigError
+from .errors import ConfigError, RunError
+from .inputs import shown
 from .sweep import Outcome, sweep, verdict
 
 TUNING_SEED_BASE = 1000
@@ -229,6 +232,8 @@ def tune(config_path: str | None, grid: list[str], out: str, *, methods: list[st
     for method in methods:  # every method checked before anything runs
         load_config(config_path, [*overrides, f"method.name={method}"], backend="sim")
     os.makedirs(out, exist_ok=True)
+    for name in ("tune.csv", "TUNE.md"):  # before anything runs: a link in their place is refused
+        side_files.check(os.path.join(out, name))
     tuner = Tuner(config_path, key, methods, list(overrides), out, tuning_seeds, evaluation_seeds, target, extensions,
                   backend, processes, mpiexec, overwrite, log)
     choices = []
@@ -237,12 +242,15 @@ def tune(config_path: str | None, grid: list[str], out: str, *, methods: list[st
         tuner.evaluate(choice)
         choices.append(choice)
     rows = table_rows(choices, key)
-    with open(os.path.join(out, "tune.csv"), "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(dict.fromkeys(name for row in rows for name in row)))
-        writer.writeheader()
-        writer.writerows(rows)
-    with open(os.path.join(out, "TUNE.md"), "w") as handle:
-        handle.write(markdown(rows, key, target, tuning_seeds))
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=list(dict.fromkeys(name for row in rows for name in row)))
+    writer.writeheader()
+    writer.writerows(rows)
+    try:  # never through a link planted where the table goes
+        side_files.write_text(os.path.join(out, "tune.csv"), table.getvalue())
+        side_files.write_text(os.path.join(out, "TUNE.md"), markdown(rows, key, target, tuning_seeds))
+    except OSError as exc:
+        raise RunError(f"cannot write the tables in {shown(out)}: {exc.strerror or exc}") from None
     return choices, tuner.outcomes
 
 

@@ -73,3 +73,14 @@ def test_tune_over_mpi_runs_each_setting_under_mpiexec(tmp_path):
     assert rows[0]["method"] == "async_sgd" and len(rows[0]["tried"].split()) == 3
     with h5py.File(next(out.glob("*.h5")), "r") as handle:
         assert handle.attrs["backend"] == "mpi" and handle.attrs["n_workers"] == 2
+
+
+def test_a_link_where_the_table_goes_is_refused_before_anything_runs(tmp_path):
+    out = tmp_path / "t"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (out / "TUNE.md").symlink_to(victim)
+    done = CliRunner().invoke(cli, ["tune", DEMO, "--grid", "method.lr=0.1", "--out", str(out), *SMALL])
+    assert done.exit_code == 2 and "TUNE.md" in done.stderr and "symbolic link" in done.stderr
+    assert victim.read_text() == "precious\n" and not list(out.glob("**/*.h5"))

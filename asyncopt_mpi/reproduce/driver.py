@@ -69,8 +69,7 @@ def reproduce(name: str, scale: str = "small", seeds: int = 5, output: str = DEF
 def _write(path: str, text: str) -> None:
     """Write a new file `path`, never through a link or anything but a plain file of ours in its place."""
     try:
-        with os.fdopen(side_files.create(path), "w") as handle:
-            handle.write(text)
+        side_files.write_text(path, text)
     except OSError as exc:
         raise RunError(f"cannot write {shown(path)}: {exc.strerror or exc}") from None
 
