@@ -5,18 +5,20 @@ SIGTERM or SIGUSR1 in that time (Ctrl-C, scancel, mpiexec passing one on to the 
 the process the default way: a KeyboardInterrupt traceback, or death by the signal, which hydra
 reports as a crashed rank (its "BAD TERMINATION" banner, exit 15). In the command, this module
 (standard library only, imported by the package before anything heavy) handles such a signal
-instead. Before MPI is up nothing has started: rank 0 prints one line and every process exits
-128+n at once (0 after SIGUSR1). Once MPI is up the signal is only recorded, and a run's SignalWatch
-(runtime/signals.py) is handed it again once installed (`replay`), so the run stops before it
-starts the documented way: one line, every rank exits 128+n. Commands other than run get
-Python's default handlers back as they start (`release`).
+instead. A process that is not one rank of a parallel job has written nothing yet: it prints one
+line and exits 128+n (0 after SIGUSR1) at once. A rank of a parallel job only records the signal:
+leaving at once would be safe only if every rank left, and a rank already inside MPI_Init waits
+there for ever for a rank that left (seen under a loaded machine: mpiexec hung). So every rank
+carries on to the run's first agreement, where a run's SignalWatch (runtime/signals.py), handed
+the signal again once installed (`replay`), stops it before it starts the documented way: one
+line, every rank exits 128+n (0 after SIGUSR1). Commands other than run get Python's default
+handlers back as they start (`release`).
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import sys
 
 from .launcher import launched_ranks
 from .threads import is_command
@@ -38,19 +40,15 @@ def _record(number: int, frame) -> None:
     global received
     if number == signal.SIGINT and received == signal.SIGINT:
         os._exit(128 + number)  # a second Ctrl-C: leave now, as during a run
-    if "mpi4py.MPI" not in sys.modules:  # MPI is not up: nothing started, nothing written; leave now
+    if launched_ranks()[0] <= 1:  # one process (the simulator, any other command): nothing written yet; leave now
         _leave(number)
     if received is None:
         received = number
 
 
 def _leave(number: int) -> None:
-    """End the command while it starts: rank 0's one line, every process 128+n (0 after SIGUSR1, the
-    planned stop, as for a run it stops).
-
-    At once, not after the imports: Open MPI's launcher sends SIGKILL a quarter of a second after
-    the SIGTERM it passes on, and a killed rank would say nothing.
-    """
+    """End a single-process command while it starts: one line, exit 128+n (0 after SIGUSR1, the planned
+    stop, as for a run it stops)."""
     if launched_ranks()[1] == 0:
         os.write(2, f"asyncopt: stopped while starting ({signal.Signals(number).name}); nothing was written\n".encode())
     os._exit(0 if number == signal.SIGUSR1 else 128 + number)
