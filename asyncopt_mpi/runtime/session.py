@@ -527,7 +527,8 @@ def run_mpi(
             error = RunError(f"no answer to the stop message within stop.grace = {config.stop.grace:g} s from {names}")
             report(f"error: {error}; ending the job")
         status, reason = _finish(server, error)
-        warn_if_short(server)  # workers slower than the timing model: say so
+        if error is None:  # a failed run says one thing: its error
+            warn_if_short(server)  # workers slower than the timing model: say so
         if missing:  # the run failed (error is set above): never reached by a completed or stopped run
             # Ranks that do not answer cannot join the collective evaluation: evaluate here, then end the job.
             if server.writer.failed is None:
