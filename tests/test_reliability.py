@@ -15,7 +15,7 @@ from asyncopt_mpi.problems.data import save_idx
 from asyncopt_mpi.results import is_cleanly_closed
 
 from conftest import (MPI_IMPLEMENTATION, MPIEXEC, asyncopt_command, attrs, kill_session, launcher_status_after,
-                      project_lines, read, run_cli, run_mpi, sets)
+                      project_lines, read, run_cli, run_mpi, sets, wait_for_snapshots)
 
 pytestmark = pytest.mark.mpi
 
@@ -38,18 +38,6 @@ def start(n_ranks: int, args: list[str]) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def wait_for_snapshots(path, count: int = 3, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if len(read(path, "snapshots/time")["snapshots/time"]) >= count:
-                return
-        except (OSError, KeyError):
-            pass
-        time.sleep(0.2)
-    pytest.fail("the run did not record snapshots")
-
-
 def finish(process: subprocess.Popen, timeout: float) -> tuple[int, str]:
     try:
         _, stderr = process.communicate(timeout=timeout)
@@ -68,7 +56,7 @@ def finish(process: subprocess.Popen, timeout: float) -> tuple[int, str]:
 def test_a_signal_stops_the_run_cleanly(tmp_path, signal_number, rank):
     path = tmp_path / "run.h5"
     process = start(4, long_run_args(path))
-    wait_for_snapshots(path)
+    wait_for_snapshots(path, 3, pause=0.2)
     target = process.pid if rank == "mpiexec" else int(attrs(path)["pids"][rank])
     os.kill(target, signal_number)
     sent = time.monotonic()
@@ -87,7 +75,7 @@ def test_a_signal_stops_the_run_cleanly(tmp_path, signal_number, rank):
 def test_a_second_sigint_exits_at_once_and_the_file_stays_readable(tmp_path):
     path = tmp_path / "run.h5"
     process = start(3, long_run_args(path))
-    wait_for_snapshots(path)
+    wait_for_snapshots(path, 3, pause=0.2)
     rank0 = int(attrs(path)["pids"][0])
     os.kill(rank0, signal.SIGINT)
     os.kill(rank0, signal.SIGINT)
@@ -112,7 +100,7 @@ def test_a_crashing_worker_fails_the_run_with_its_rank_named(tmp_path):
 def test_a_killed_worker_ends_the_job_and_the_file_is_marked_failed(tmp_path):
     path = tmp_path / "run.h5"
     process = start(4, long_run_args(path))
-    wait_for_snapshots(path)
+    wait_for_snapshots(path, 3, pause=0.2)
     victim = int(attrs(path)["pids"][2])
     os.kill(victim, signal.SIGKILL)
     code, _ = finish(process, timeout=20)
@@ -222,7 +210,7 @@ def test_summary_reads_a_running_file(tmp_path):
     path = tmp_path / "live.h5"
     process = start(3, long_run_args(path))
     try:
-        wait_for_snapshots(path)
+        wait_for_snapshots(path, 3, pause=0.2)
         shown = run_cli(["summary", str(path)])
         assert shown.returncode == 0, shown.stderr
         assert "running" in shown.stdout
@@ -238,7 +226,7 @@ def test_summary_reads_a_running_file(tmp_path):
 def test_a_worker_that_never_answers_the_stop_is_named_after_the_grace_period(tmp_path):
     path = tmp_path / "run.h5"
     process = start(4, long_run_args(path, stop={"grace": 2.0}))
-    wait_for_snapshots(path)
+    wait_for_snapshots(path, 3, pause=0.2)
     pids = attrs(path)["pids"]
     os.kill(int(pids[3]), signal.SIGSTOP)  # rank 3 can no longer answer anything
     try:
