@@ -512,7 +512,7 @@ def run_mpi(
         server.writer.abandon()  # the staged file goes; an old file at the path stays as it was
         fail(error)
         _stop_watchdog(watchdog)
-        if missing:
+        if missing:  # workers that do not answer within stop.grace cannot join the barrier: never a clean stop
             comm.Abort(1)
         outcome = _exit_code(error)
     elif rank == 0:
