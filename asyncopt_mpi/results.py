@@ -32,6 +32,7 @@ import h5py
 import numpy as np
 
 from . import side_files, swmr
+from .inputs import clip as shown  # a path or an HDF5 message, cut for an error line
 from .errors import RunError, UserError
 from .output import free_bytes
 from .side_files import RECOVERING_SUFFIX, RESERVE_SUFFIX
@@ -117,15 +118,9 @@ def _io_reason(exc: BaseException) -> str:
 # and h5py's objects over broken metadata (a member whose object cannot be opened reads as None:
 # AttributeError, TypeError; a damaged dataspace or type: IndexError, OverflowError).
 DAMAGE = (OSError, KeyError, RuntimeError, ValueError, IndexError, TypeError, AttributeError, ArithmeticError)
-SHOWN_CHARACTERS = 200  # of a path or an HDF5 message echoed in an error line
 # A dataset may declare more bytes than its file holds only by rows of a block its writer had not
 # yet written (at most a flush's worth); anything larger is a damaged shape, not data.
 UNWRITTEN_BYTES = 64 << 20
-
-
-def shown(text: str) -> str:
-    """`text` cut to a bounded length for an error line."""
-    return text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS] + "..."
 
 
 def damaged(path: str, exc: BaseException) -> UserError:
