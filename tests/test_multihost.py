@@ -21,8 +21,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import MPI_IMPLEMENTATION, MPIEXEC, asyncopt_command, attrs, read, sets
-from test_reliability import wait_for_snapshots
+from conftest import MPI_IMPLEMENTATION, MPIEXEC, asyncopt_command, attrs, read, sets, wait_for_snapshots
 
 SCALE = 0.01  # workers.compute_scale: worker i computes a gradient in SCALE*sqrt(i+1) s
 
@@ -164,7 +163,7 @@ def test_remote_workers_contribute_and_the_file_records_both_hosts(two_hosts, tm
 def test_sigkill_of_a_remote_rank_is_named_in_the_file(two_hosts, tmp_path):
     path = tmp_path / "killed.h5"
     process = start(two_hosts, 3, 2, run_args(path, 120.0, snapshot_every=0.1))
-    wait_for_snapshots(path, timeout=90)
+    wait_for_snapshots(path, seconds=90)
     victim = int(attrs(path)["pids"][3])  # rank 3 runs in host B (same pid namespace, so the pid is ours)
     os.kill(victim, signal.SIGKILL)
     code, stderr = finish(process, timeout=60)
@@ -193,7 +192,7 @@ def test_a_stop_signal_to_mpiexec_ends_the_job_with_the_documented_status(two_ho
     for attempt in range(2):
         path = tmp_path / f"stopped-{attempt}.h5"
         process = start(two_hosts, 3, 2, run_args(path, 120.0, snapshot_every=0.1))
-        wait_for_snapshots(path, timeout=90)
+        wait_for_snapshots(path, seconds=90)
         process.send_signal(signal_number)
         code, stderr = finish(process, timeout=60)
         # hydra's proxy on the second host sometimes fails its own assertion while it forwards the
