@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from asyncopt_mpi.cli import cli
+from asyncopt_mpi.reproduce import EXPERIMENTS
 from asyncopt_mpi.reproduce.experiment import Claim, check
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -36,14 +37,17 @@ def test_list_names_every_experiment_with_its_paper_and_figure():
     done = CliRunner().invoke(cli, ["reproduce", "--list"])
     assert done.exit_code == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert [line.split()[0] for line in lines] == ["freya-fig1", "rennala"]
-    assert "seed 001" in lines[0] and "Figure 1" in lines[0] and "Figure 3" in lines[1]
+    assert [line.split()[0] for line in lines] == list(EXPERIMENTS)
+    assert {"freya-fig1", "rennala"} <= set(EXPERIMENTS)
+    by_name = dict(zip(EXPERIMENTS, lines))
+    assert "seed 001" in by_name["freya-fig1"] and "Figure 1" in by_name["freya-fig1"]
+    assert "Figure 3" in by_name["rennala"]
 
 
 def test_an_unknown_experiment_or_a_used_folder_is_one_line_and_status_2(tmp_path):
     done = CliRunner().invoke(cli, ["reproduce", "freya-fig9", "--output", str(tmp_path)])
     assert done.exit_code == 2 and done.stderr.strip().splitlines() == [
-        "asyncopt: error: reproduce: no experiment 'freya-fig9'; known: freya-fig1, rennala "
+        f"asyncopt: error: reproduce: no experiment 'freya-fig9'; known: {', '.join(EXPERIMENTS)} "
         "(asyncopt reproduce --list)"]
     (tmp_path / "rennala").mkdir()
     (tmp_path / "rennala" / "notes.txt").write_text("an earlier reproduction")
@@ -61,6 +65,15 @@ def test_the_verdict_rule_counts_seeds_and_medians():
     assert check(below, [1e-8, 1e-8, 1e-8], [1e-5, 1e-5, 1e-5]).verdict == "reproduced"
     assert check(below, [math.inf, 1e-8, 1e-8], [1e-5, 1e-9, 1e-5]).verdict == "partly"  # a diverged seed fails
     assert check(below, [1e-6, 1e-6, 1e-6], [1e-5, 1e-5, 1e-5]).verdict == "not reproduced"
+    above = Claim("92.66 vs 92.60", "source", "above", "a", "b", metric="test_accuracy", window=0.2)
+    assert check(above, [0.93, 0.93, 0.93], [0.92, 0.93, 0.91]).verdict == "reproduced"
+    assert check(above, [-math.inf, 0.93, 0.93], [0.92, 0.92, 0.92]).verdict == "partly"  # diverged is never above
+    assert check(above, [0.90, 0.90, 0.93], [0.92, 0.92, 0.92]).verdict == "not reproduced"
+    steadier = Claim("1.01e-7 vs 5.85e-7", "source", "steadier", "a", "b", metric="test_accuracy", window=0.2)
+    assert check(steadier, [1e-7, 2e-7, 1e-7], [5e-7, 6e-7, 5e-7]).verdict == "reproduced"
+    assert check(steadier, [1e-7, 2e-7, math.inf], [5e-7, 6e-7, 5e-7]).verdict == "partly"  # medians, 2 of 3 seeds
+    with pytest.raises(ValueError, match="claim kind 'faster'"):
+        Claim("quote", "source", "faster", "a", "b")
 
 
 @pytest.mark.timeout(300)

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 from .. import side_files
 from ..errors import RunError, UserError
 from ..output import make_parent
@@ -21,10 +23,9 @@ from ..summary import summarize, time_to_target
 from ..sweep import MAX_PROCESSES
 from ..tune import Choice, markdown, table_rows, tune
 from . import get
-from .experiment import RULE, SCALES, Check, Claim, Experiment, MethodSpec, Panel, check, median_iqr
+from .experiment import RULE, SCALES, Check, Claim, Experiment, Figure, MethodSpec, Panel, check, median_iqr
 
 DEFAULT_OUTPUT = "reproductions-out"
-KEY = "method.lr"
 
 
 @dataclass
@@ -52,11 +53,15 @@ def reproduce(name: str, scale: str = "small", seeds: int = 5, output: str = DEF
     for path in _written(experiment, folder):  # before anything runs: a link in their place is refused
         side_files.check(path)
     started = time.monotonic()
+    if experiment.compute is not None:
+        _write(os.path.join(folder, "REPORT.md"), experiment.compute(scale))
+        return folder
     panels: dict[str, list[MethodRuns]] = {}
     for panel in experiment.panels:
         panels[panel.label] = [_tune_method(experiment, panel, method, scale, seeds, folder, processes, overwrite, log)
                                for method in experiment.methods]
-    figures = [_figure(experiment, panel, panels[panel.label], scale, folder) for panel in experiment.panels]
+    figures = [_figure(experiment, figure, panel, panels[panel.label], scale, folder)
+               for panel in experiment.panels for figure in experiment.figures]
     files = [path for runs in panels.values() for method_runs in runs for path in method_runs.all_files]
     _write(os.path.join(folder, "runs.csv"), summarize(files, fmt="csv"))
     checks = {panel.label: [_check(claim, panels[panel.label], experiment.target[scale]) for claim in experiment.claims]
@@ -76,30 +81,33 @@ def _write(path: str, text: str) -> None:
 
 def _tune_method(experiment: Experiment, panel: Panel, method: MethodSpec, scale: str, seeds: int, folder: str,
                  processes: int, overwrite: bool, log: Callable[[str], None]) -> MethodRuns:
-    out = os.path.join(folder, "runs", panel.slug, method.name)
-    log(f"{experiment.name}, {panel.label}: tuning {method.name}")
-    grid = f"{KEY}={','.join(f'{value:g}' for value in method.grid)}"
+    out = os.path.join(folder, "runs", panel.slug, method.slug)
+    log(f"{experiment.name}, {panel.label}: {'tuning' if method.tuned else 'running'} {method.id}")
+    grid = f"{method.key}={','.join(f'{value:g}' for value in method.grid)}"
+    # a value the paper fixes runs as given: one tuning seed, never extended
     choices, outcomes = tune(None, [grid], out, methods=[method.name],
                              overrides=experiment.overrides(panel, method, scale),
-                             tuning_seeds=experiment.tuning_seeds[scale], evaluation_seeds=seeds,
-                             target=experiment.target[scale], extensions=experiment.extensions[scale], backend="sim",
+                             tuning_seeds=experiment.tuning_seeds[scale] if method.tuned else 1,
+                             evaluation_seeds=seeds, target=experiment.target[scale],
+                             extensions=experiment.extensions[scale] if method.tuned else 0, backend="sim",
                              processes=processes, overwrite=overwrite, log=log)
     failed = [outcome for outcome in outcomes if outcome.code != 0 and outcome.status != "diverged"]
     if failed:
-        raise RunError(f"{experiment.name}: {len(failed)} runs of {method.name} failed, e.g. {shown(failed[0].path)} "
+        raise RunError(f"{experiment.name}: {len(failed)} runs of {method.id} failed, e.g. {shown(failed[0].path)} "
                        f"({failed[0].status})")
     paths = [outcome.path for outcome in outcomes]
+    choices[0].method = method.id  # the report's tables name variants of one method apart
     return MethodRuns(method, choices[0], paths[-seeds:], paths)
 
 
-def _figure(experiment: Experiment, panel: Panel, runs: list[MethodRuns], scale: str, folder: str) -> str:
+def _figure(experiment: Experiment, figure: Figure, panel: Panel, runs: list[MethodRuns], scale: str,
+            folder: str) -> str:
     from ..plot import plot
 
-    path = _figure_path(panel, folder)
+    path = _figure_path(experiment, figure, panel, folder)
     side_files.clear(path)  # a link in its place is refused, never written through
-    plot([p for method_runs in runs for p in method_runs.reported], path, x_axis=experiment.figure.x,
-         y_axis=experiment.figure.y, logx=experiment.figure.logx,
-         title=f"{experiment.figure_ref}, {panel.label}{_at_scale(panel, scale)}")
+    plot([p for method_runs in runs for p in method_runs.reported], path, x_axis=figure.x, y_axis=figure.y,
+         logx=figure.logx, title=f"{experiment.figure_ref}, {panel.label}{_at_scale(panel, scale)}")
     return path
 
 
@@ -110,44 +118,60 @@ def _at_scale(panel: Panel, scale: str) -> str:
     return f" (small scale: {', '.join(f'{s.key} = {s.small}' for s in panel.settings)})"
 
 
-def _figure_path(panel: Panel, folder: str) -> str:
-    return os.path.join(folder, f"figure-{panel.slug}.png")
+def _figure_path(experiment: Experiment, figure: Figure, panel: Panel, folder: str) -> str:
+    suffix = "" if figure == experiment.figures[0] else f"-{figure.y}"
+    return os.path.join(folder, f"figure-{panel.slug}{suffix}.png")
 
 
 def _written(experiment: Experiment, folder: str) -> list[str]:
     """The files the driver itself writes into `folder` (tune writes the runs and TUNE.md)."""
     return [os.path.join(folder, "REPORT.md"), os.path.join(folder, "runs.csv"),
-            *(_figure_path(panel, folder) for panel in experiment.panels)]
+            *(_figure_path(experiment, figure, panel, folder)
+              for panel in experiment.panels for figure in experiment.figures)]
 
 
-def _per_seed(path: str, target: float | None) -> float:
-    """Time to f - f* <= target (inf: never), or with target None the final f - f* (inf: diverged)."""
+def per_seed(path: str, claim: Claim, target: float) -> float:
+    """One run's value for `claim`: time to f - f* <= target (inf: never) for kind "before"; else the
+    last value of claim.metric, or its mean (kind "steadier": its variance) over the final claim.window
+    of the snapshots; a diverged run is inf (-inf for kind "above", where larger is better)."""
     run = read_run(path)
     metrics = run["metrics"]
-    if target is not None:
+    if claim.kind == "before":
         reached = time_to_target(metrics, target)
         return math.inf if math.isnan(reached) else reached
-    values = metrics.get("suboptimality", [])
-    if run["attrs"].get("status") == "diverged" or not len(values) or not math.isfinite(values[-1]):
-        return math.inf
-    return float(values[-1])
+    worst = -math.inf if claim.kind == "above" else math.inf
+    values = np.asarray(metrics.get(claim.metric, []), dtype=float)
+    if claim.metric not in metrics:
+        raise RunError(f"{shown(path)} records no {claim.metric!r}; the claim needs it")
+    if run["attrs"].get("status") == "diverged" or not values.size or not math.isfinite(values[-1]):
+        return worst
+    tail = values[-max(1, math.ceil(claim.window * values.size)):] if claim.window else values[-1:]
+    if claim.kind == "steadier":
+        return float(np.var(tail))
+    return float(np.mean(tail))
 
 
 def _check(claim: Claim, runs: list[MethodRuns], target: float) -> Check:
-    by_method = {method_runs.spec.name: method_runs.reported for method_runs in runs}
-    target = target if claim.kind == "before" else None
-    first = [_per_seed(path, target) for path in by_method[claim.first]]
-    second = [_per_seed(path, target) for path in by_method[claim.second]]
+    by_method = {method_runs.spec.id: method_runs.reported for method_runs in runs}
+    first = [per_seed(path, claim, target) for path in by_method[claim.first]]
+    second = [per_seed(path, claim, target) for path in by_method[claim.second]]
     return check(claim, first, second)
 
 
 def _number(value: float, unit: str = "") -> str:
-    return "never" if value == math.inf else f"{value:.3g}{unit}"
+    if math.isinf(value):
+        return "never" if unit == " s" else "diverged"
+    return f"{value:.3g}{unit}"
 
 
 def _spread(values: list[float], unit: str) -> str:
     median, low, high = median_iqr(values)
     return f"{_number(median, unit)} [{_number(low, unit)}, {_number(high, unit)}]"
+
+
+def _grid_note(method: MethodSpec) -> str:
+    values = ', '.join(f'{v:g}' for v in method.grid)
+    return f"first grid of {method.key}: {values}" if method.tuned else f"{method.key} = {values} as the paper fixes it"
 
 
 def report(experiment: Experiment, scale: str, seeds: int, panels: dict[str, list[MethodRuns]],
@@ -157,14 +181,14 @@ def report(experiment: Experiment, scale: str, seeds: int, panels: dict[str, lis
              f"`asyncopt reproduce {experiment.name} --scale {scale} --seeds {seeds}`: {experiment.description}.",
              f"Simulator; {seeds} reported seeds (workers.seed 0..{seeds - 1}), step sizes tuned on "
              f"{experiment.tuning_seeds[scale]} separate tuning seed(s) (workers.seed 1000, ...); wall time "
-             f"{seconds:.0f} s.", ""]
+             f"{seconds:.0f} s (the paper scale on a 2-core machine: {experiment.paper_time}).", ""]
     if scale == "small":
         lines += ["**Small scale**: the paper's structure at a size that runs in CI; its verdicts say what holds "
                   "at this size, not whether the paper's figure is reproduced (`--scale paper`).", ""]
     lines += ["## Setting", "", "| key | this run | paper | source |", "|---|---|---|---|"]
     labelled = [(setting, "") for setting in experiment.settings]
     labelled += [(setting, f" ({panel.label})") for panel in experiment.panels for setting in panel.settings]
-    labelled += [(setting, f" ({method.name})") for method in experiment.methods for setting in method.settings]
+    labelled += [(setting, f" ({method.id})") for method in experiment.methods for setting in method.settings]
     for setting, label in labelled:
         lines.append(f"| {setting.key}{label} | {setting.value(scale)} | {setting.paper} | {setting.source} |")
     target = experiment.target[scale]
@@ -180,7 +204,8 @@ def report(experiment: Experiment, scale: str, seeds: int, panels: dict[str, lis
                          f"{sum(result.holds)} of {len(result.holds)} seeds | **{result.verdict}** |")
     lines.append("")
     for number, claim in enumerate(experiment.claims, 1):
-        measured = "time to target per seed" if claim.kind == "before" else "final f - f* per seed"
+        measured = {"before": "time to target per seed", "steadier": "variance over the final window per seed"}.get(
+            claim.kind, "final value per seed")
         lines.append(f"{number}. \"{claim.quote}\" ({claim.source}). Checked as: {claim.statement(target)} ({measured}).")
         missed = [label for label, panel_checks in checks.items()
                   if panel_checks[number - 1].verdict == "not reproduced"]
@@ -189,14 +214,18 @@ def report(experiment: Experiment, scale: str, seeds: int, panels: dict[str, lis
     lines += ["", "## Step sizes and results per method", ""]
     for label, runs in panels.items():
         lines += [f"### {label}", ""]
-        lines.append(markdown(table_rows([method_runs.choice for method_runs in runs], KEY), KEY,
-                              experiment.target[scale], experiment.tuning_seeds[scale]).rstrip())
-        notes = [f"{method_runs.spec.name}: first grid {', '.join(f'{v:g}' for v in method_runs.spec.grid)}"
+        for key in dict.fromkeys(method_runs.spec.key for method_runs in runs):
+            choices = [method_runs.choice for method_runs in runs if method_runs.spec.key == key]
+            lines.append(markdown(table_rows(choices, key), key, experiment.target[scale],
+                                  experiment.tuning_seeds[scale]).rstrip())
+        notes = [f"{method_runs.spec.id}: {_grid_note(method_runs.spec)}"
                  f"{'; ' + method_runs.spec.note if method_runs.spec.note else ''}" for method_runs in runs]
         lines += [""] + [f"- {note}" for note in notes] + [""]
     lines += ["## Files", ""]
-    lines += [f"- `{os.path.basename(path)}`: f - f* against time, each method at its tuned step size "
-              "(median and interquartile band over the reported seeds)" for path in figures]
+    drawn = [(figure, panel) for panel in experiment.panels for figure in experiment.figures]
+    lines += [f"- `{os.path.basename(path)}`: {figure.y} against {figure.x} ({panel.label}), each method at its tuned "
+              "step size (median and interquartile band over the reported seeds)"
+              for path, (figure, panel) in zip(figures, drawn)]
     lines += ["- `runs.csv`: every run, tuning (`runs/PANEL/METHOD/tuning/`) and reported (`runs/PANEL/METHOD/`), "
               "from `asyncopt summary --csv`",
               "- `runs/PANEL/METHOD/TUNE.md`: the tuning of each method", ""]

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ..tune import _median_iqr as median_iqr
 
 SCALES = ("small", "paper")
+KINDS = ("before", "below", "above", "steadier")  # of a Claim
 
 
 @dataclass(frozen=True)
@@ -41,12 +43,28 @@ class Panel:
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A compared method, the first values of its step-size grid (tune extends them until bracketed)."""
+    """A compared method, the first values of its step-size grid (tune extends them until bracketed).
+
+    `tuned=False`: the paper fixes the value (e.g. gamma = 1/(2L)); `grid` then holds that one value,
+    run as given on the reported seeds. `label` tells two variants of one method apart (e.g.
+    "freya_page (permutation)"); it names the method's folder, its line in the figure and claims.
+    """
 
     name: str
     grid: tuple[float, ...]
     settings: tuple[Setting, ...] = ()  # the method's own keys, e.g. method.batch for Rennala SGD
     note: str = ""  # where the grid comes from
+    key: str = "method.lr"
+    tuned: bool = True
+    label: str = ""
+
+    @property
+    def id(self) -> str:
+        return self.label or self.name
+
+    @property
+    def slug(self) -> str:
+        return "".join(c if c.isalnum() or c in "_-" else "-" for c in self.id.replace(" ", "")).strip("-")
 
 
 @dataclass(frozen=True)
@@ -54,7 +72,12 @@ class Claim:
     """A claim of the paper as a statement checked per reported seed.
 
     kind "before": `first` reaches the experiment's target f - f* sooner than `second` (never is later than any time).
-    kind "below": `first` ends at least `factor` times below `second` in f - f*.
+    kind "below": `first` ends at least `factor` times below `second` in `metric` (f - f* unless named).
+    kind "above": `first` ends at least `factor` times above `second` in `metric` (e.g. test_accuracy).
+    kind "steadier": `metric` varies less over the final `window` for `first` than for `second` (variance
+    at least `factor` times smaller), as seed 001's Table 2 compares test accuracies.
+    "Ends" is the last value, or with `window` > 0 the mean over that final fraction of the run's snapshots.
+    `first` and `second` are method ids (MethodSpec.id).
     """
 
     quote: str  # the paper's words (or its table's numbers)
@@ -64,15 +87,31 @@ class Claim:
     second: str
     factor: float = 1.0
     look_at: str = ""  # what to check when it does not hold
+    metric: str = "suboptimality"
+    window: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"claim kind {self.kind!r}: accepted: {', '.join(KINDS)}")
 
     def statement(self, target: float) -> str:
         if self.kind == "before":
             return f"{self.first} reaches f - f* <= {target:g} before {self.second}"
-        return f"{self.first} ends at least {self.factor:g} times below {self.second} in f - f*"
+        name = "f - f*" if self.metric == "suboptimality" else self.metric
+        over = f" (mean over the final {self.window:.0%} of snapshots)" if self.window else ""
+        if self.kind == "steadier":
+            times = f"{self.factor:g} times " if self.factor != 1 else ""
+            return f"{self.first}'s {name} varies {times}less than {self.second}'s over the final {self.window:.0%}"
+        factor = f"at least {self.factor:g} times " if self.factor != 1 else ""
+        direction = "below" if self.kind == "below" else "above"
+        return f"{self.first} ends {factor}{direction} {self.second} in {name}{over}"
 
 
 @dataclass(frozen=True)
 class Figure:
+    """One plot per panel: `y` against `x` (plot.py's axes); the first figure of an experiment is
+    figure-PANEL.png, the others figure-PANEL-Y.png."""
+
     x: str = "time"
     y: str = "suboptimality"
     logx: bool = False  # the y axis of f - f* is logarithmic in every plot of the project
@@ -89,10 +128,14 @@ class Experiment:
     methods: tuple[MethodSpec, ...]
     claims: tuple[Claim, ...]
     target: dict[str, float]  # per scale: f - f* of the tuning criterion and of the "before" claims
-    figure: Figure = field(default_factory=Figure)
+    figures: tuple[Figure, ...] = (Figure(),)
     # per scale; small keeps CI short: one tuning seed, at most two extensions per side
     tuning_seeds: dict[str, int] = field(default_factory=lambda: {"small": 1, "paper": 3})
     extensions: dict[str, int] = field(default_factory=lambda: {"small": 2, "paper": 4})
+    # paper-scale wall time on a 2-core machine as measured (for --list and REPORT.md), e.g. "50 min"
+    paper_time: str = "not yet measured"
+    # an experiment without runs (e.g. a table of the theory's factors): compute(scale) -> REPORT.md's text
+    compute: Callable[[str], str] | None = None
 
     def overrides(self, panel: Panel, method: MethodSpec, scale: str) -> list[str]:
         """`--set` items of one panel and method at `scale`."""
@@ -128,15 +171,23 @@ class Check:
 
 
 def check(claim: Claim, first: list[float], second: list[float]) -> Check:
-    """Check `claim` on per-seed values (time to target, inf when never; or final f - f*, inf when diverged)."""
+    """Check `claim` on per-seed values: time to target (inf: never), final value or variance (a diverged run:
+    inf, or -inf for kind "above")."""
     pairs = list(zip(first, second))
     if claim.kind == "before":
         holds = [a < b for a, b in pairs]
         on_medians = _median(first) < _median(second)
-    else:
+    elif claim.kind == "above":
+        holds = [_above(a, b, claim.factor) for a, b in pairs]
+        on_medians = _above(_median(first), _median(second), claim.factor)
+    else:  # below, steadier: smaller is better
         holds = [_ratio(b, a) >= claim.factor for a, b in pairs]
         on_medians = _ratio(_median(second), _median(first)) >= claim.factor
     return Check(claim, holds, on_medians, first, second)
+
+
+def _above(first: float, second: float, factor: float) -> bool:
+    return math.isfinite(first) and first >= factor * second  # a diverged run (-inf) is never above
 
 
 def _ratio(high: float, low: float) -> float:

@@ -8,7 +8,7 @@ jobs/freya_fig1_n10000.toml hold it.
 
 from __future__ import annotations
 
-from .experiment import Claim, Experiment, Figure, MethodSpec, Panel, Setting
+from .experiment import Claim, Experiment, MethodSpec, Panel, Setting
 
 SEED = "seed 001"
 CODE = "authors' code, config_async.py"
@@ -58,5 +58,4 @@ EXPERIMENT = Experiment(
               look_at="rennala_sgd's noise floor falls with its batch (method.batch); check the horizon and the batch"),
     ),
     target={"paper": 1e-6, "small": 1e-6},  # f - f* levels the figure's curves pass (small: within its horizon)
-    figure=Figure(x="time", y="suboptimality"),
 )

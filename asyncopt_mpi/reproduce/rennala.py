@@ -8,7 +8,7 @@ asynchronous/config_async.py, "CODE" below), as jobs/rennala_quadratic.toml hold
 
 from __future__ import annotations
 
-from .experiment import Claim, Experiment, Figure, MethodSpec, Panel, Setting
+from .experiment import Claim, Experiment, MethodSpec, Panel, Setting
 
 SEED = "seed 001"
 CODE = "authors' code, config_async.py"
@@ -60,5 +60,4 @@ EXPERIMENT = Experiment(
                       "enough that the best m exceeds 1 (more noise, a smaller target, a larger batch)"),
     ),
     target={"paper": 1e-2, "small": 1e-2},  # f - f* levels the figure's curves pass (small: within its horizon)
-    figure=Figure(x="time", y="suboptimality"),
 )
