@@ -167,12 +167,14 @@ def _list(values: list[float]) -> str:
 
 
 def _median_iqr(values: list[float]) -> tuple[float, float, float]:
-    """Median, 25th and 75th percentile; runs that never reached (inf) count as larger than any other."""
+    """Median, 25th and 75th percentile; runs that never reached (inf) count as larger than any other
+    (and -inf, a diverged run where larger is better, as smaller)."""
     if not values:
         return math.inf, math.inf, math.inf
-    finite = np.minimum(np.asarray(values, dtype=float), np.finfo(float).max / 4)  # inf, kept in order
+    big = np.finfo(float).max / 4
+    finite = np.clip(np.asarray(values, dtype=float), -big, big)  # +-inf, kept in order
     low, median, high = np.percentile(finite, [25, 50, 75])
-    return tuple(math.inf if v >= np.finfo(float).max / 8 else float(v) for v in (median, low, high))
+    return tuple(math.copysign(math.inf, v) if abs(v) >= big / 2 else float(v) for v in (median, low, high))
 
 
 def table_rows(choices: list[Choice], key: str) -> list[dict[str, object]]:
