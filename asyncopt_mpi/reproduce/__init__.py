@@ -24,5 +24,6 @@ def get(name: str) -> Experiment:
 
 
 def listing() -> list[str]:
-    """One line per experiment: name, seed paper, figure, description."""
-    return [f"{e.name}  {e.paper}  {e.figure_ref}: {e.description}" for e in map(get, EXPERIMENTS)]
+    """One line per experiment: name, seed paper, figure, description, paper-scale wall time."""
+    return [f"{e.name}  {e.paper}  {e.figure_ref}: {e.description} (--scale paper: {e.paper_time})"
+            for e in map(get, EXPERIMENTS)]
