@@ -247,7 +247,7 @@ class RunResult:
         except KeyError:
             raise KeyError(f"{self.path} has no group {group!r}; it has: {', '.join(sorted(self.groups))}") from None
 
-    # The groups every run has (see DESIGN.md "HDF5 file").
+    # The groups every run has (README "Results file").
     @property
     def trace(self) -> dict[str, np.ndarray]:
         return self.groups.get("trace", {})

@@ -356,14 +356,14 @@ def parse_pair(option: str, text: str | None, allow_empty: bool = False) -> tupl
 
 
 def _apply_style(style: str | None):
-    import matplotlib.pyplot as plt
+    import matplotlib.style
 
     if style is None:
-        return plt.style.context("default")
-    if style not in plt.style.available and not os.path.isfile(style):
-        accepted = ", ".join(sorted(name for name in plt.style.available if not name.startswith("_")))
+        return matplotlib.style.context("default")
+    if style not in matplotlib.style.available and not os.path.isfile(style):
+        accepted = ", ".join(sorted(name for name in matplotlib.style.available if not name.startswith("_")))
         raise UserError(f"--style {style!r}: not a matplotlib style or style file; accepted: {accepted}")
-    return plt.style.context(style)
+    return matplotlib.style.context(style)
 
 
 def plot(paths: list[str], output: str, x_axis: str = "time", y_axis: str = "suboptimality",
@@ -377,10 +377,9 @@ def plot(paths: list[str], output: str, x_axis: str = "time", y_axis: str = "sub
     with a note under the figure; `export` writes the drawn lines as CSV. Files in `skippable`
     that cannot be plotted are left out with a `warn`ing (load_curves).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A Figure of its own, saved through the file format's canvas: never pyplot, so the caller's
+    # matplotlib backend (a notebook's) is left as it was and no figure stays open.
+    from matplotlib.figure import Figure
 
     if dpi <= 0 or min(size) <= 0:
         raise UserError(f"--dpi {dpi} / --figsize {size[0]:g},{size[1]:g}: must be positive")
@@ -406,7 +405,8 @@ def plot(paths: list[str], output: str, x_axis: str = "time", y_axis: str = "sub
     if no_f_star:
         notes.append(f"f* unknown, drawn on the loss f(x): {', '.join(no_f_star)}")
     with _apply_style(style):
-        figure, axes = plt.subplots(figsize=size, dpi=dpi)
+        figure = Figure(figsize=size, dpi=dpi)
+        axes = figure.subplots()
         kept_curves = []
         for key, members in groups.items():
             empty = [curve for curve in members if unavailable(curve)]
@@ -460,7 +460,6 @@ def plot(paths: list[str], output: str, x_axis: str = "time", y_axis: str = "sub
             figure.savefig(output)
         except OSError as exc:
             raise UserError(f"-o {output[:200]}: cannot write it ({exc.strerror or exc})") from None
-        plt.close(figure)
     if export:
         write_csv(export, x_axis, y_axis, rows)
     drawn.notes = notes

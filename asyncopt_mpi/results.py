@@ -1,6 +1,6 @@
 """HDF5 results: a streaming writer for rank 0 and the readers used by summary, plot and evaluate.
 
-Layout (DESIGN.md): /trace, /events, /snapshots, /metrics, /workers groups of column
+Layout (README "Results file"): /trace, /events, /snapshots, /metrics, /workers groups of column
 datasets, run attributes on /, problem attributes on /problem. The writer opens the file in
 SWMR mode: rows go to chunked, resizable datasets and are flushed at least once a second,
 so a reader (always opening with swmr=True) sees a running file and a killed run leaves a
