@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import ConfigError
-from ..graph import Graph, Tree, choose_pivot, t_star
+from ..graph import Graph, Tree, choose_pivot, round_trips, t_star
 from . import register_method
 from .base import Method, Result, Server
 from .collect import batch_from_noise
@@ -361,7 +361,12 @@ def make_plan(graph: Graph, method_name: str, options: dict[str, Any], batch: in
     # (S / batch) / sum 1/h_job = S / sum 1/tau_i, in seconds, whatever the batch).
     h = np.asarray(expected_times, dtype=float) * batch
     jobs = S / batch
-    pivot = choose_pivot(graph, jobs, h, str(options.get("pivot", "tstar")))
+    if method_name == "minibatch_sgd":
+        # every worker answers every step: the pivot whose slowest round (point down, job, sum up) is
+        # shortest, the graph centre for equal times (t*'s rule picks a pivot for a prefix of the workers)
+        pivot = int(np.argmin((round_trips(graph) + h[:, None]).max(axis=0)))
+    else:
+        pivot = choose_pivot(graph, jobs, h, str(options.get("pivot", "tstar")))
     tree = Tree(graph, pivot)
     trips = graph.distances()
     trips = trips[:, pivot] + trips[pivot, :]
