@@ -53,6 +53,8 @@ from . import (  # noqa: E402,F401
     page,
     rennala_sgd,
     ringmaster_asgd,
+    spider,
+    synthesis,
 )
 
 
