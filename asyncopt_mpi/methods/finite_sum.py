@@ -1,10 +1,19 @@
 """Gradient collection for finite sums: Freya PAGE's ComputeGradient and ComputeBatchDifference (seed 000).
 
 A collector hands out jobs, takes results, and says when it is done; methods combine them.
-- ComputeGradient(x): every worker gets a block of indices not yet collected; a result is
-  kept if all its indices are still missing; the worker gets another block; when all m are
-  in, work still running is cancelled. Once every index has been handed out, missing ones
-  are handed out again, so a slow worker cannot hold the collection up.
+- ComputeGradient(x) (seed 001 lines 1323-1337, Algorithm 2): every worker gets a block
+  drawn uniformly from [m]; a result is kept if its block is not received yet (M), and its
+  worker gets a block drawn uniformly from those not received ([m] minus M), so a block
+  still in flight can be handed out again (the later result is dropped); when all m are in, work
+  still running is cancelled. Blocks are the fixed groups of `block` consecutive indices
+  (block = 1: single indices, as in the paper), as the authors' code does:
+  AsynchronousPageMiniBatchSGD._calculate_full_gradient ("rennala_page_master", their Freya
+  PAGE) in code/distributed_optimization_library/asynchronous/algorithm.py of
+  github.com/k3nfalt/optimal-decentralized-optimization draws from the groups not received.
+- PermutedComputeGradient (method.gradient_sampling = "permutation", a project option):
+  blocks come from a permutation of [m], so no index is handed out twice until all m have
+  been handed out once; then missing ones are handed out again, so a slow worker cannot
+  hold the collection up. A result is kept if all its indices are still missing.
 - ComputeBatch(S, x[, y]): each worker computes blocks of uniformly sampled indices (their
   gradients, or gradient differences at x and y, which cost two gradients each); the first
   S arrivals from anyone count; the rest is cancelled.
@@ -81,6 +90,59 @@ class Collector:
 
 
 class ComputeGradient(Collector):
+    """Algorithm 2's full gradient: each new block is drawn uniformly from the blocks not received yet."""
+
+    def __init__(self, n_samples: int, dim: int, block: int, workers: list[int], rng: np.random.Generator):
+        super().__init__(dim, workers, rng)
+        self.n_samples = n_samples
+        self.block = block
+        self.n_blocks = -(-n_samples // block)  # block b holds indices [b * block, (b + 1) * block) within [m]
+        self.offsets = np.arange(block)
+
+    def start(self, server: Server, version: int) -> None:
+        self._begin(server)
+        self.version = version
+        # The first `left` entries of `unreceived` are the blocks not received; `position` finds a
+        # block in it, so receiving one is a swap with the last of them (the authors' bookkeeping).
+        self.unreceived = list(range(self.n_blocks))
+        self.position = list(range(self.n_blocks))
+        self.left = self.n_blocks
+        drawn = self.rng.integers(self.n_blocks, size=len(self.workers))  # from all of [m]: M is empty
+        if self.n_samples % self.block == 0:  # equal blocks: every worker in one call
+            self._give_all(server, Job(JobKind.GRAD_INDICES, version), drawn[:, None] * self.block + self.offsets)
+            return
+        for worker, block in zip(self.workers, drawn.tolist()):
+            self._give_block(server, worker, block)
+
+    def _give_block(self, server: Server, worker: int, block: int) -> None:
+        indices = np.arange(block * self.block, min((block + 1) * self.block, self.n_samples))
+        self._give(server, worker, Job(JobKind.GRAD_INDICES, self.version, indices=indices))
+
+    def on_result(self, server: Server, worker: int, result: Result) -> bool:
+        entry = self._take(result.job_id)
+        if entry is None:
+            return False  # work for an earlier collection
+        indices = entry[1]
+        block, position, unreceived = int(indices[0]) // self.block, self.position, self.unreceived
+        where = position[block]
+        accepted = where < self.left
+        if accepted:
+            self.sum.add(result, len(indices))  # the result is the mean over its indices
+            self.count += len(indices)
+            self.left -= 1
+            last = unreceived[self.left]
+            unreceived[where], unreceived[self.left] = last, block
+            position[last], position[block] = where, self.left
+        if self.left == 0:
+            self._finish(server)
+        else:
+            self._give_block(server, worker, unreceived[int(self.rng.integers(self.left))])
+        return accepted
+
+
+class PermutedComputeGradient(Collector):
+    """The full gradient with blocks taken from a permutation of [m] (method.gradient_sampling = "permutation")."""
+
     def __init__(self, n_samples: int, dim: int, block: int, workers: list[int], rng: np.random.Generator):
         super().__init__(dim, workers, rng)
         self.n_samples = n_samples
@@ -131,6 +193,10 @@ class ComputeGradient(Collector):
         else:
             self._give_block(server, worker)
         return accepted
+
+
+# method.gradient_sampling: how ComputeGradient picks the next block.
+GRADIENT_SAMPLINGS: dict[str, type[Collector]] = {"unreceived": ComputeGradient, "permutation": PermutedComputeGradient}
 
 
 class ComputeBatch(Collector):

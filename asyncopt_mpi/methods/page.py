@@ -3,7 +3,9 @@
 g^0 = full gradient at x^0. Each step: x^{k+1} = x^k - gamma g^k; then with probability p
 g^{k+1} = full gradient at x^{k+1}, otherwise g^{k+1} = g^k + (1/S) sum of S differences
 grad f_j(x^{k+1}) - grad f_j(x^k). Defaults S = ceil(sqrt(m)), p = S/(m+S). The methods
-differ only in how the two kinds of gradient are collected.
+differ only in how the two kinds of gradient are collected. Freya PAGE's full gradients
+follow method.gradient_sampling: "unreceived" (Algorithm 2: from the indices not received
+yet) or "permutation" (a project option: from a permutation of [m]); see finite_sum.py.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..inputs import shown
 from . import register_method
 from .base import Method, Result, Server
-from .finite_sum import ComputeBatch, ComputeGradient, SplitCollect
+from .finite_sum import GRADIENT_SAMPLINGS, ComputeBatch, SplitCollect
 
 
 class PageMethod(Method):
@@ -74,10 +77,20 @@ class FreyaPAGE(PageMethod):
     name = "freya_page"
     description = "PAGE whose full gradients come from ComputeGradient and differences from ComputeBatchDifference"
     paper = "Tyurin, Gruntkowska, Richtarik, Freya PAGE, NeurIPS 2024"
+    params = {**PageMethod.params, "gradient_sampling": "unreceived"}
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        super().check_options(options)
+        sampling = options.get("gradient_sampling", "unreceived")
+        if sampling not in GRADIENT_SAMPLINGS:
+            raise ConfigError(f"method.gradient_sampling: must be one of {', '.join(map(repr, GRADIENT_SAMPLINGS))}, "
+                              f"got {shown(sampling)}")
 
     def start(self, server: Server) -> None:
         workers, m, dim, block = list(range(server.n_workers)), self.problem.n_samples, self.problem.dim, self.options["block"]
-        self.gradient = ComputeGradient(m, dim, block, workers, server.rng)
+        collector = GRADIENT_SAMPLINGS[self.options["gradient_sampling"]]
+        self.gradient = collector(m, dim, block, workers, server.rng)
         self.differences = ComputeBatch(self.S, m, dim, block, workers, server.rng)
         super().start(server)
 
