@@ -13,6 +13,10 @@ Wire formats (all float64 words):
             is below 2**53, so it survives the trip through a float64 exactly.
   quantize  per copy [norm, ceil(d/8) words holding the d signed int8 levels as raw bytes].
             Those words are bytes, not numbers: copy them, never compute with them.
+
+Upload time is charged for `upload_floats`: the payload without RandK's seed word, as the
+Shadowheart paper charges m K theta for m copies (seed 001, Shadowheart's time model), unless
+the method charges the seed too (method.charge_seed). The seed still travels and counts in bytes.
 """
 
 from __future__ import annotations
@@ -101,6 +105,7 @@ class Compressor(ABC):
     name: str
     code: int  # sent on the wire as a float
     param: int  # K for randk, the levels s for quantize, 0 for identity
+    seed_floats = 0  # words of the payload that carry a seed rather than the vector's values
 
     def __init__(self, param: int = 0):
         self.param = param
@@ -121,6 +126,10 @@ class Compressor(ABC):
     @abstractmethod
     def payload_floats(self, dim: int, copies: int = 1) -> int:
         """Float64 words of a message carrying `copies` independent compressions of one vector."""
+
+    def upload_floats(self, dim: int, copies: int = 1, charge_seed: bool = False) -> int:
+        """Float64 words the message's upload time is charged for: the payload less its seed, unless `charge_seed`."""
+        return self.payload_floats(dim, copies) - (0 if charge_seed else self.seed_floats)
 
     @abstractmethod
     def encode(self, vector: np.ndarray, copies: int, rng: np.random.Generator) -> np.ndarray:
@@ -161,6 +170,7 @@ class RandK(Compressor):
 
     name = "randk"
     code = 1
+    seed_floats = 1
 
     def omega(self, dim: int) -> float:
         self._check_dim(dim)

@@ -49,11 +49,13 @@ class Job:
     job_id: int = -1
     duration: float = 0.0  # modelled seconds, drawn by the server when the job is assigned
     fail: bool = False  # set by the server: the worker fails on this job (workers.crash_after)
+    charge_seed: bool = False  # COMPRESSED: the upload time counts the payload's seed word (method.charge_seed)
 
     def copy(self, indices: np.ndarray | None = None) -> "Job":
         """An unassigned copy for another worker, with `indices` instead of this job's if given."""
         return Job(self.kind, self.version, self.batch, self.indices if indices is None else indices, self.version2,
-                   self.copies, self.compressor, self.compress_param, self.extra_grads, self.wait)
+                   self.copies, self.compressor, self.compress_param, self.extra_grads, self.wait,
+                   charge_seed=self.charge_seed)
 
     @property
     def versions(self) -> tuple[int, ...]:
@@ -61,14 +63,15 @@ class Job:
         return (self.version,) if self.version2 < 0 else (self.version, self.version2)
 
     def payload_floats(self, dim: int, shape: tuple[int, int] | None = None) -> int:
-        """Float64 words the worker sends back (what its communication time is charged for)."""
+        """Float64 words the worker's communication time is charged for (a RandK seed only with charge_seed)."""
         if self.kind in (JobKind.LMO, JobKind.LMO_VR):
             return shape[0] + shape[1]
         if self.kind != JobKind.COMPRESSED:
             return dim
         from ..compression import compressor_from_code
 
-        return compressor_from_code(self.compressor, self.compress_param).payload_floats(dim, self.copies)
+        compressor = compressor_from_code(self.compressor, self.compress_param)
+        return compressor.upload_floats(dim, self.copies, self.charge_seed)
 
     @property
     def n_grads(self) -> int:

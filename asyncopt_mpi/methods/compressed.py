@@ -10,6 +10,13 @@ rounds (b, m) = (1, 1), (2, 1), (1, 2), then a least-squares fit of each worker'
 durations T = b h + m t + c (c: what a message costs whatever its size), refreshed every
 `replan_every` rounds.
 
+A RandK message of m copies is charged m K floats of upload time, the paper's m K theta
+(seed 001 line 1153: theta_i seconds per coordinate; the authors' code charges
+CompressedVector.number_of_elements(), in cost_send_vector of
+code/distributed_optimization_library/asynchronous/algorithm_with_communication.py). The
+seed word that carries the copies' indices travels (bytes_up counts it) but is charged only
+with `charge_seed = true`.
+
 QSGD (Alistarh et al., NeurIPS 2017): minibatch SGD in which every worker sends one
 compression (RandK or quantized) of its batch's gradient sum; the step waits for all.
 """
@@ -39,6 +46,10 @@ class CompressedRounds(Method):
 
     trace_columns = ("active_workers",)
 
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        _compressor(options)
+
     def start(self, server: Server) -> None:
         self.compressor = _compressor(self.options)
         self.accumulator = np.zeros(self.problem.dim)
@@ -60,6 +71,7 @@ class CompressedRounds(Method):
             server.assign(worker, Job(
                 JobKind.COMPRESSED, server.version, batch=int(self.b[worker]), copies=int(self.m[worker]),
                 compressor=compressor.code, compress_param=compressor.param,
+                charge_seed=self.options["charge_seed"],
             ))
 
     def on_result(self, server: Server, worker: int, result: Result) -> bool:
@@ -95,13 +107,13 @@ class ShadowheartSGD(CompressedRounds):
     name = "shadowheart_sgd"
     description = "rounds of length t*: worker i sums b_i gradients, sends m_i compressions; weighted aggregation"
     paper = "Tyurin, Pozzi, Ilin, Richtarik, Shadowheart SGD, NeurIPS 2024"
-    params = {"compressor": "randk", "K": 1, "levels": 4, "sigma2_over_eps": 1.0, "estimate_times": False,
-              "replan_every": 10}
+    params = {"compressor": "randk", "K": 1, "levels": 4, "charge_seed": False, "sigma2_over_eps": 1.0,
+              "estimate_times": False, "replan_every": 10}
     trace_columns = ("active_workers", "t_star")
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:
-        _compressor(options)
+        super().check_options(options)
         if options["sigma2_over_eps"] < 0 or options["replan_every"] < 1:
             raise ConfigError("method.sigma2_over_eps must be >= 0 and method.replan_every >= 1")
 
@@ -168,11 +180,7 @@ class QSGD(CompressedRounds):
     name = "qsgd"
     description = "minibatch SGD where every worker sends one compression (randk or quantize) of its gradient sum"
     paper = "Alistarh et al., QSGD, NeurIPS 2017"
-    params = {"compressor": "randk", "K": 1, "levels": 4}
-
-    @classmethod
-    def check_options(cls, options: dict[str, Any]) -> None:
-        _compressor(options)
+    params = {"compressor": "randk", "K": 1, "levels": 4, "charge_seed": False}
 
     def plan(self, server: Server):
         n = server.n_workers

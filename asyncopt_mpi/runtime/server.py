@@ -202,8 +202,8 @@ class ServerCore:
         return version
 
     def payload_floats(self, job: Job) -> int:
-        """Floats of the job's result payload, cached per kind of job (it depends on nothing else)."""
-        key = (job.kind, job.compressor, job.compress_param, job.copies)
+        """Floats of the job's payload that its upload time is charged for, cached per kind of job."""
+        key = (job.kind, job.compressor, job.compress_param, job.copies, job.charge_seed)
         floats = self._payload_cache.get(key)
         if floats is None:
             floats = self._payload_cache[key] = job.payload_floats(self.dim, self.shape)
