@@ -55,12 +55,15 @@ class MatrixProblem(Problem):
 
 def leading_singular_pair(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unit (u, v) with matrix v = sigma_max u (the top singular pair), deterministic sign."""
-    if matrix.size <= DENSE_SVD_ENTRIES or min(matrix.shape) < 3:
-        u, _, vt = np.linalg.svd(matrix, full_matrices=False)
-        u1, v1 = u[:, 0], vt[0]
-    else:
+    u = vt = None
+    if matrix.size > DENSE_SVD_ENTRIES and min(matrix.shape) >= 3:
         start = np.ones(min(matrix.shape))  # a fixed start vector keeps runs reproducible
-        u, _, vt = scipy.sparse.linalg.svds(matrix, k=1, v0=start, tol=1e-10)
-        u1, v1 = u[:, 0], vt[0]
+        try:
+            u, _, vt = scipy.sparse.linalg.svds(matrix, k=1, v0=start, tol=1e-10)
+        except scipy.sparse.linalg.ArpackError:
+            pass  # the start vector in the null space (e.g. a zero minibatch gradient): the exact SVD below
+    if u is None:
+        u, _, vt = np.linalg.svd(matrix, full_matrices=False)
+    u1, v1 = u[:, 0], vt[0]
     sign = 1.0 if u1[np.argmax(np.abs(u1))] >= 0 else -1.0
     return sign * u1, sign * v1
