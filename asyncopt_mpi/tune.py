@@ -227,7 +227,9 @@ def tune(config_path: str | None, grid: list[str], out: str, *, methods: list[st
     if not 1 <= tuning_seeds <= 100 or not 1 <= evaluation_seeds <= 1000 or not 0 <= extensions <= MAX_EXTENSIONS:
         raise ConfigError(f"--seeds {tuning_seeds} / --eval-seeds {evaluation_seeds} / --extensions {extensions}: "
                           f"accepted: 1 to 100 tuning seeds, 1 to 1000 evaluation seeds, 0 to {MAX_EXTENSIONS} extensions")
-    base = load_config(config_path, list(overrides), backend="sim", require_stop=True)
+    # With the first method named: overrides may hold its own keys (method.gradient_sampling), unknown to the default.
+    first = [f"method.name={methods[0]}"] if methods else []
+    base = load_config(config_path, [*overrides, *first], backend="sim", require_stop=True)
     if target is None:
         target = base.stop.target
     methods = methods or [base.method.name]
