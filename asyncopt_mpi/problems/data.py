@@ -156,21 +156,27 @@ def _read_stream(path: str, stream: BinaryIO, count: int) -> bytes:
         raise DataError(f"{path}: not a valid gzip file ({clip(str(exc))})") from None
 
 
+MAX_DEFLATE_RATIO = 1032  # deflate's largest inflation: 258 bytes from each 2 bits, a zero-length distance aside
+
+
 def _gzip_size(stream: BinaryIO) -> int | None:
     """The inflated size a gzip file's trailer records (modulo 4 GiB), or None for a plain file.
 
     A quick first check only: a larger or multi-member file is still caught by the capped read.
+    A size deflate cannot reach from this many bytes (at most about 1032:1) is no trailer (a
+    truncated file's last bytes): None then, and the capped read tells what is wrong.
     """
     if not isinstance(stream, gzip.GzipFile):
         return None
     raw = stream.fileobj
     try:
+        compressed = raw.seek(0, os.SEEK_END)
         raw.seek(-4, os.SEEK_END)
         size = int.from_bytes(raw.read(4), "little")
         raw.seek(0)
     except OSError:
         return None
-    return size
+    return size if size <= MAX_DEFLATE_RATIO * compressed else None
 
 
 def _read_bytes(path: str, limit: int, expansion: int = 1, what: str = "data") -> bytes:
