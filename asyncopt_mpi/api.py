@@ -6,7 +6,6 @@ when a run fails), never `sys.exit`. See the module docstring of `asyncopt_mpi` 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -17,7 +16,7 @@ from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 
-from .config import Config, _toml_value, parse_toml
+from .config import Config, parse_toml, toml_document, toml_value
 from .config import load_config as _load_config
 from .errors import AsyncoptError, ConfigError, DataError, RunError, UserError
 from .output import refuse_inputs
@@ -61,7 +60,7 @@ def load_config(
 
 def _override_items(overrides: Overrides) -> list[str]:
     if isinstance(overrides, Mapping):
-        return [f"{key}={_toml_value(_plain(value))}" for key, value in overrides.items()]
+        return [f"{key}={toml_value(_plain(value))}" for key, value in overrides.items()]
     if isinstance(overrides, str):
         return [overrides]
     return list(overrides)
@@ -77,18 +76,14 @@ def _plain(value: Any) -> Any:
 
 
 def _to_toml(raw: Mapping[str, Any]) -> str:
-    lines = []
     for section, values in raw.items():
         if not isinstance(values, Mapping):
             raise ConfigError(f"config dict: {section!r} must be a section (a dict of keys), got {values!r}")
-        lines.append(f"[{json.dumps(str(section))}]")
         for key, value in values.items():
-            if value is None:
-                continue
             if isinstance(value, Mapping):
                 raise ConfigError(f"config dict: {section}.{key} must be a value, not a nested dict")
-            lines.append(f"{json.dumps(str(key))} = {_toml_value(_plain(value))}")
-    return "\n".join(lines) + "\n"
+    return toml_document((str(section), [(str(key), _plain(value)) for key, value in values.items()])
+                         for section, values in raw.items())
 
 
 def run(

@@ -15,7 +15,7 @@ import re
 import string
 import tomllib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 from .errors import ConfigError, UserError
 from .inputs import CONFIG_MAX_BYTES, check_input, clip, read_input, shown
@@ -139,14 +139,7 @@ class Config:
 
     def to_toml(self) -> str:
         """The full resolved config as TOML text (stored in the results file)."""
-        lines: list[str] = []
-        for section in SECTIONS:
-            lines.append(f"[{section}]")
-            for key, value in _section_items(getattr(self, section)):
-                if value is not None:
-                    lines.append(f"{key} = {_toml_value(value)}")
-            lines.append("")
-        return "\n".join(lines)
+        return toml_document((section, _section_items(getattr(self, section))) for section in SECTIONS)
 
 
 # Placeholders output.path may contain: {array_task} is SLURM_ARRAY_TASK_ID (0 outside an array),
@@ -195,7 +188,22 @@ def _section_items(section: Any) -> list[tuple[str, Any]]:
     return items + sorted(getattr(section, "params", {}).items())
 
 
-def _toml_value(value: Any) -> str:
+def toml_document(sections: Iterable[tuple[str, Iterable[tuple[str, Any]]]]) -> str:
+    """TOML text of (section, [(key, value), ...]) pairs; None values are left out (TOML has no null)."""
+    lines: list[str] = []
+    for section, items in sections:
+        lines.append(f"[{_toml_key(section)}]")
+        lines += [f"{_toml_key(key)} = {toml_value(value)}" for key, value in items if value is not None]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_key(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name, ensure_ascii=False)
+
+
+def toml_value(value: Any) -> str:
+    """One value as TOML text (strings, booleans, numbers with nan/inf, lists of them)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -204,7 +212,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return str(value)
 
 

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..config import toml_value
 from ..tune import _median_iqr as median_iqr
 
 SCALES = ("small", "paper")
@@ -139,11 +140,7 @@ class Experiment:
 
     def overrides(self, panel: Panel, method: MethodSpec, scale: str) -> list[str]:
         """`--set` items of one panel and method at `scale`."""
-        return [f"{s.key}={_toml(s.value(scale))}" for s in (*self.settings, *panel.settings, *method.settings)]
-
-
-def _toml(value: object) -> str:
-    return f'"{value}"' if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else repr(value)
+        return [f"{s.key}={toml_value(s.value(scale))}" for s in (*self.settings, *panel.settings, *method.settings)]
 
 
 # Verdict rule (REPORT.md quotes it): a claim is checked in every reported seed (the methods' runs
