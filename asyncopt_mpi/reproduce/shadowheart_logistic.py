@@ -1,0 +1,46 @@
+"""`shadowheart-logistic`: Shadowheart SGD on logistic regression, slow communication (seed 001; MNIST as the authors' code).
+
+The authors' code runs the logistic task on MNIST (asynchronous_communication/config_async.py: "Dataset Mnist",
+dim = 7850, stochastic_logistic_regression over 10 classes with a bias), with the communication regimes of
+shadowheart-regimes; jobs/shadowheart_logistic_slow.toml takes the slow one, theta_i = sqrt(i)/sqrt(d). The paper
+scale reads MNIST from `asyncopt data fetch mnist`; the small scale, which must run without a download, is a
+synthetic binary logistic regression of the same structure.
+"""
+
+from __future__ import annotations
+
+from .experiment import Experiment, Panel, Setting
+from .shadowheart_regimes import CODE, METHODS, SEED, claims
+
+PAPER_D, SMALL_D = 7850, 50  # MNIST: 10 classes x (784 pixels + bias); small: 50 features, binary
+MNIST = "{data}/mnist/train-images-idx3-ubyte"
+
+EXPERIMENT = Experiment(
+    name="shadowheart-logistic",
+    paper="seed 001: Shadowheart SGD (Tyurin, Pozzi, Ilin, Richtarik, arXiv 2402.04785)",
+    figure_ref="logistic regression, slow communication",
+    description="logistic regression (MNIST; small: synthetic), tau_i = sqrt(i), theta_i = sqrt(i)/sqrt(d): "
+                "Shadowheart SGD vs Rennala SGD, Async SGD, Minibatch SGD, QSGD",
+    settings=(
+        Setting("problem.name", "logistic", "logistic", f"{CODE} task libsvm, function stochastic_logistic_regression"),
+        Setting("problem.data", MNIST, "", f"{CODE} dataset_name 'mnist' (`asyncopt data fetch mnist`); small: "
+                "synthetic data, no download"),
+        Setting("problem.classes", 10, 0, f"{CODE} dim = 7850 = 10 x 785; small: binary"),
+        Setting("problem.bias", True, False, f"{CODE} dim = 7850 = 10 x (784 + 1)"),
+        Setting("problem.samples", 0, 1000, "paper: all 60,000 MNIST training images; small: 1000 synthetic rows"),
+        Setting("problem.dim", 0, SMALL_D, "paper: from the data (7850); small: 50 synthetic features"),
+        Setting("workers.n", 100, 16, "jobs/shadowheart_logistic_slow.toml (the seed gives no n); the code's --num_nodes"),
+        Setting("workers.compute", "sqrt", "sqrt", f"{SEED} line 1183 (tau_i = sqrt(i)); {CODE} METHOD_GRADIENT"),
+        Setting("workers.compute_scale", 1.0, 1.0, f"{SEED} line 1183 (seconds)"),
+        Setting("workers.comm", "sqrt", "sqrt", f"{SEED} line 1176 (slow: theta_i = sqrt(i)/d^(1/2))"),
+        Setting("stop.time", 20000.0, 400.0, "jobs/shadowheart_logistic_slow.toml (the seed's figure has no axis values)"),
+        Setting("output.snapshot_every", 200.0, 25.0, "plot resolution (a snapshot costs an evaluation of f)"),
+    ),
+    panels=(Panel("slow", (
+        Setting("workers.comm_scale", round(PAPER_D ** -0.5, 6), round(SMALL_D ** -0.5, 6),
+                f"{SEED} line 1176 (1/sqrt(d)); {CODE} --delays sqrt_grad_sqrt_send_div_sqrt_dim"),)),),
+    methods=METHODS,
+    claims=claims("Minibatch SGD waits for the slowest worker's d floats, d theta_n = sqrt(n d): check its grid is "
+                  "bracketed and the horizon lets both reach the target"),
+    target={"paper": 1e-2, "small": 1e-2},
+)
