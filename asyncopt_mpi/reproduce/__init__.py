@@ -12,6 +12,10 @@ from .experiment import Experiment
 EXPERIMENTS = {
     "freya-fig1": "freya_fig1",
     "rennala": "rennala",
+    "shadowheart-regimes": "shadowheart_regimes",
+    "shadowheart-more-workers": "shadowheart_more_workers",
+    "shadowheart-logistic": "shadowheart_logistic",
+    "shadowheart-table1": "shadowheart_table1",
 }
 
 
