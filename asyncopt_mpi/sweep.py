@@ -125,6 +125,13 @@ def _run_sim(task: tuple[str | None, SweepRun, bool]) -> Outcome:
     return Outcome(run.name, code, file_status(run.path) if code in (0, 1) else "failed", run.method, run.path)
 
 
+def _load_in_child(requested: list[str], loaded: list[str]) -> None:
+    from .plugins import load_plugins
+
+    load_plugins(requested)
+    load_plugins([spec for spec in loaded if spec not in requested], requested=False)
+
+
 def _run_mpi(config_path: str | None, run: SweepRun, mpiexec: str, overwrite: bool = False) -> Outcome:
     from .plugins import requested_plugins
 
@@ -160,7 +167,11 @@ def sweep(config_path: str | None, grid_items: list[str], seeds: int, out: str, 
     if backend == "sim":
         tasks = [(config_path, run, overwrite) for run in runs]
         if processes > 1:
-            with Pool(processes) as pool:
+            from .plugins import loaded_plugins, requested_plugins
+
+            # Children started by spawn or forkserver (Python 3.14's default on Linux) import the
+            # plugins again; forked ones have them already and load_plugin does nothing twice.
+            with Pool(processes, initializer=_load_in_child, initargs=(requested_plugins(), loaded_plugins())) as pool:
                 return list(pool.imap(_run_sim, tasks))
         return [_run_sim(task) for task in tasks]
     return [_run_mpi(config_path, run, mpiexec, overwrite) for run in runs]

@@ -66,3 +66,19 @@ def test_a_truncated_gzip_is_called_truncated_not_gigabytes(tmp_path):
     path.write_bytes(gzip.compress(b"1 1:1\n" * 50)[:-8] + b"\xff\xff\xff\x7f")  # cut, 4 bytes of garbage
     with pytest.raises(DataError, match="broken.txt.gz: not a valid gzip file"):
         load_dataset(str(path), max_memory=2**30)
+
+
+def test_a_sweep_of_a_plugin_method_runs_in_forkserver_children(tmp_path):
+    """Python 3.14 starts pool children with forkserver on Linux: the --plugin list reaches them."""
+    script = f"""
+import multiprocessing, sys
+multiprocessing.set_start_method("forkserver")
+from asyncopt_mpi.cli import main
+sys.argv = ["asyncopt", "sweep", "{PACKAGE.parent / 'jobs' / 'demo.toml'}", "--plugin", "{PACKAGE.parent / 'examples' / 'fedbuff.py'}",
+            "--set", "method.name=fedbuff", "--set", "workers.n=4", "--set", "stop.time=4",
+            "--grid", "method.lr=0.01,0.02", "--processes", "2", "--out", "{tmp_path / 'out'}"]
+main()
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "out").glob("*.h5"))) == 2
