@@ -21,7 +21,11 @@ def workers(paper: int, small: int) -> MethodSpec:
     """Shadowheart SGD with `paper` (`small`) workers: one line of the figure."""
     return MethodSpec("shadowheart_sgd", (0.5, 1.0, 2.0),
                       (Setting("workers.n", paper, small, f"{JOBS} (its sweep workers.n = 10, 100, 1000)"),),
-                      note=f"step sizes in powers of 2 as {CODE} gamma_multiply", label=f"shadowheart_sgd n={paper}")
+                      note=f"step sizes in powers of 2 as {CODE} gamma_multiply", label=f"shadowheart_sgd n={paper} (small: {small})")
+
+
+# The figure's lines; a claim compares two of them by their final f - f* (the same horizon for all)
+FEW, MORE, MOST = workers(10, 2), workers(100, 8), workers(1000, 32)
 
 
 EXPERIMENT = Experiment(
@@ -45,13 +49,13 @@ EXPERIMENT = Experiment(
         Setting("output.snapshot_every", 200.0, 10.0, "plot resolution (a snapshot costs an evaluation of f)"),
     ),
     panels=(Panel("uniform times", (Setting("problem.dim", 1000, 100, f"{JOBS} (the seed gives no d)"),)),),
-    methods=(workers(10, 2), workers(100, 8), workers(1000, 32)),
+    methods=(FEW, MORE, MOST),
     claims=(
-        Claim(QUOTE, f"{SEED} lines 1185-1189", "before", "shadowheart_sgd n=1000", "shadowheart_sgd n=100",
+        Claim(QUOTE, f"{SEED} lines 1185-1189", "below", MOST.id, MORE.id,
               look_at="t* falls with n only while the added workers' terms matter: with RandK K = 1 (omega = d - 1) "
                       "the rounds shorten roughly as d theta/n; check both grids are bracketed"),
-        Claim(QUOTE, f"{SEED} lines 1185-1189", "before", "shadowheart_sgd n=100", "shadowheart_sgd n=10",
+        Claim(QUOTE, f"{SEED} lines 1185-1189", "below", MORE.id, FEW.id,
               look_at="as above, between 10 and 100 workers"),
     ),
-    target={"paper": 1e-2, "small": 3e-2},
+    target={"paper": 1e-2, "small": 1e-1},
 )
