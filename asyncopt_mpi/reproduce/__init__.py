@@ -16,6 +16,7 @@ EXPERIMENTS = {
     "shadowheart-more-workers": "shadowheart_more_workers",
     "shadowheart-logistic": "shadowheart_logistic",
     "shadowheart-table1": "shadowheart_table1",
+    "asgrad": "asgrad",
 }
 
 
