@@ -41,7 +41,7 @@ EXPERIMENT = Experiment(
                    (Setting("method.gradient_sampling", "permutation", "permutation",
                             "project option; the paper's Algorithm 2 (seed 001 lines 1323-1337) samples from "
                             "[m] minus M, the indices not received yet (the default, \"unreceived\")"),),
-                   note="ComputeGradient hands out a permutation of [m]: no index is computed twice while in flight",
+                   note="ComputeGradient hands out a permutation of [m]: no index twice until all m went out once",
                    label="freya_page (permutation)"),
         MethodSpec("soviet_page", (0.4, 0.8, 1.6), note="every step split over all n workers (seed 001 line 1283)"),
         MethodSpec("rennala_sgd", (0.05, 0.1, 0.2),
