@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .noise import EXACT, AdditiveNoise, GradientNoise
+
 
 class Problem(ABC):
     """An objective f on R^dim, either stochastic (n_samples None) or a finite sum of n_samples terms.
@@ -78,9 +80,21 @@ class Problem(ABC):
 
     def additive_noise(self, batch: int) -> float | None:
         """s when stochastic_grad(x, rng, batch, shard) is full_grad(x) + s * rng.standard_normal(dim)
-        with exactly those draws (s = 0: no draw at all), else None. The simulator then draws the
-        noise when a job completes and computes gradients of many points in one block."""
+        with exactly those draws (s = 0: no draw at all), else None (the simplest noise_model)."""
         return None
+
+    def noise_model(self, batch: int) -> GradientNoise | None:
+        """How stochastic_grad(x, rng, batch, shard) follows from full_grad(x) and draws from rng
+        (problems.noise), or None: then the simulator calls stochastic_grad for every gradient.
+
+        With a model, the simulator makes the draws when a job completes and computes the
+        gradients of many points in one block. The default follows additive_noise; a problem
+        with another noise (or a subclass that changes stochastic_grad) overrides this.
+        """
+        scale = self.additive_noise(batch)
+        if scale is None:
+            return None
+        return AdditiveNoise(scale, self.dim) if scale else EXACT
 
     def full_grad_rows(self, points: np.ndarray) -> np.ndarray:
         """full_grad of each row of `points` (a new array); override to compute them in one block."""

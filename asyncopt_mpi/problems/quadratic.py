@@ -26,6 +26,7 @@ import scipy.linalg
 
 from ..errors import ConfigError
 from .base import Problem
+from .noise import GradientNoise, ZeroLastNoise, prefix_lengths
 
 NOISE_TYPES = ("add", "zero_last")
 
@@ -191,6 +192,12 @@ class QuadraticProblem(Problem):
             return None
         return self.noise / math.sqrt(batch) if self.noise else 0.0
 
+    def noise_model(self, batch: int) -> GradientNoise | None:
+        """zero_last's one Binomial(batch, p) draw per gradient, or additive_noise's model."""
+        if self.n_samples is None and self.noise != 0 and self.noise_type == "zero_last":
+            return ZeroLastNoise(batch, self.noise)
+        return super().noise_model(batch)
+
     def full_grad_rows(self, points: np.ndarray) -> np.ndarray:
         """Rows A x - b in one pass over the block (the same operations, in the same order, as full_grad)."""
         if self.n_samples is not None:
@@ -226,10 +233,9 @@ class QuadraticProblem(Problem):
             g += rng.normal(0.0, self.noise / math.sqrt(batch), self.dim)
             return g
         p = self.noise
-        nonzero = np.flatnonzero(x)
-        prog = int(nonzero[-1]) if nonzero.size else -1
-        # Mean of `batch` shared Bernoulli(p)/p factors: one Binomial(batch, p)/(batch p) draw.
-        g[prog + 1 :] *= rng.binomial(batch, p) / (batch * p)
+        # Mean of `batch` shared Bernoulli(p)/p factors: one Binomial(batch, p)/(batch p) draw
+        # scaling the coordinates after prog(x) (ZeroLastNoise does the same for blocks of points).
+        g[int(prefix_lengths(x[None])[0]) :] *= rng.binomial(batch, p) / (batch * p)
         return g
 
     def minimizer(self) -> np.ndarray:

@@ -10,13 +10,13 @@ reproducible. The per-event path touches scalars only:
 - A result's vector is computed when the method first reads it (SimResult). The worker's
   random draws are made when the job completes, in the same order as before, so the
   streams do not depend on what the method reads: a dropped result costs its draw only.
-- When the problem's stochastic gradient is a full gradient plus scaled standard normal
-  noise (Problem.additive_noise), the noise is drawn at completion into a ring of rows,
-  and `server.step(result, ...)` and `VectorSum.add(result, ...)` are deferred: their
-  math runs later in blocks (one batched gradient of many points, one cumulative sum for
-  many steps), with the same floating-point operations in the same order, hence the same
-  numbers. Anything that reads a point (server.x, a snapshot, an eager job) runs the
-  pending blocks first.
+- When the problem states its stochastic gradient as the full gradient changed by a few
+  draws (Problem.noise_model: additive normal noise, zero_last's one factor), the draws
+  are made at completion into a ring of rows, and `server.step(result, ...)` and
+  `VectorSum.add(result, ...)` are deferred: their math runs later in blocks (one batched
+  gradient of many points with its noise applied, one cumulative sum for many steps), with
+  the same floating-point operations in the same order, hence the same numbers. Anything
+  that reads a point (server.x, a snapshot, an eager job) runs the pending blocks first.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import numpy as np
 
 from ..methods.base import Job, JobKind, Result
 from ..methods.vectors import VectorSum, as_vector
+from ..problems.noise import GradientNoise
 from .points import DELTA_LOG
 from .server import FLOAT_BYTES, ServerCore, StopReason
 from .collector import fewer_collections
@@ -40,7 +41,7 @@ from .worker import WorkerContext
 
 BLOCK = 1024  # deferred steps or sum terms computed in one block at most
 GROUPS_ENABLED = True  # tests turn job groups off to compare with one entry per job
-NOISE_BYTES = 32 * 2**20  # the ring of noise rows drawn at completion and not yet used
+NOISE_BYTES = 32 * 2**20  # the ring of noise draws made at completion and not yet used (rows of dim floats)
 _GRAD, _GRAD_INDICES, _GRAD_DIFF = JobKind.GRAD, JobKind.GRAD_INDICES, JobKind.GRAD_DIFF
 _EAGER, _EXECUTE = -2, -3  # SimResult modes besides a noise row >= 0 (or -1: noise-free gradient)
 
@@ -150,9 +151,9 @@ class SimPoints:
 class SimResult(Result):
     """A result whose vector is computed on first access (see the module docstring)."""
 
-    __slots__ = ("_vector", "_sim", "_entry", "_row", "_scale")
+    __slots__ = ("_vector", "_sim", "_entry", "_row", "_noise")
 
-    def __init__(self, kind, job_id, worker, version, n_grads, duration, sim, entry, row, scale=0.0, vector=None):
+    def __init__(self, kind, job_id, worker, version, n_grads, duration, sim, entry, row, noise=None, vector=None):
         self.kind = kind
         self.job_id = job_id
         self.worker = worker
@@ -163,7 +164,7 @@ class SimResult(Result):
         self._sim = sim
         self._entry = entry
         self._row = row
-        self._scale = scale
+        self._noise = noise  # the GradientNoise of a noise row's draws
         self._vector = vector
 
     @property
@@ -181,12 +182,12 @@ class SimVectorSum(VectorSum):
 
     def __init__(self, sim: "SimServer"):
         super().__init__(sim.dim)
-        self.pending: list[tuple] = []  # (point, noise row, noise scale, weight) per deferred add
+        self.pending: list[tuple] = []  # (point, noise row, noise model, weight) per deferred add
         self.sim = sim
 
     def add(self, item, weight: float = 1.0) -> None:
         if type(item) is SimResult and item._vector is None and item._row >= -1 and self.sim.defer:
-            self.pending.append((item._entry[2], item._row, item._scale, weight))
+            self.pending.append((item._entry[2], item._row, item._noise, weight))
             if len(self.pending) >= BLOCK:
                 self.flush()
             return
@@ -245,20 +246,23 @@ class SimServer(ServerCore):
         self.compute_array = np.asarray(timing.mean_compute, dtype=float)
         self.comm_array = np.asarray(timing.comm_per_float, dtype=float)
         # Deferred math: noise rows drawn at completion, steps and sums waiting for a block.
-        self.noise_scales: dict[int, float | None] = {}
+        self.noise_models: dict[int, GradientNoise | None] = {}  # per batch size (one object each)
         rows = min(4096, NOISE_BYTES // (8 * self.dim))
         self.defer = rows >= 64
         self.noise = np.zeros((rows if self.defer else 1, self.dim))
         self.noise_next = 0
-        # (point, noise row, noise scale, step scale, PendingPoint) per deferred step x <- x - scale g
+        # (point, noise row, noise model, step scale, PendingPoint) per deferred step x <- x - scale g
         self.pending_steps: list[tuple] = []
         self.pending_base: np.ndarray | PendingPoint | None = None
         self.sums: weakref.WeakSet[SimVectorSum] = weakref.WeakSet()  # the methods' sums, flushed on a ring wrap
         self.deferred_runs = None  # runs that keep deferred steps of their own (flushed with ours)
 
-    def draw_noise(self, worker: int, out: np.ndarray) -> None:
-        """The worker's next standard normal noise row."""
-        self.contexts[worker].data_rng.standard_normal(out=out)
+    def noise_model(self, batch: int) -> GradientNoise | None:
+        """The problem's noise model for gradients of `batch` samples (asked once per batch size)."""
+        model = self.noise_models.get(batch, False)
+        if model is False:
+            model = self.noise_models[batch] = self.problem.noise_model(batch)
+        return model
 
     def make_points(self, x0: np.ndarray, version: int) -> SimPoints:
         points = SimPoints(x0, version, self.flush)
@@ -286,7 +290,7 @@ class SimServer(ServerCore):
             if not pending:
                 self.pending_base = points.live[points.current]
             point = PendingPoint()
-            pending.append((direction._entry[2], direction._row, direction._scale, scale, point))
+            pending.append((direction._entry[2], direction._row, direction._noise, scale, point))
             version = self._record_step(points.advance(point), grads_used, max_delay, columns)
             if len(pending) >= BLOCK:
                 self.flush()
@@ -520,20 +524,18 @@ class SimServer(ServerCore):
         kind = job.kind
         if not fail:
             if kind is _GRAD:
-                scale = self.noise_scales.get(job.batch, False)
-                if scale is False:
-                    scale = self.noise_scales[job.batch] = self.problem.additive_noise(job.batch)
-                if scale is not None:
+                noise = self.noise_model(job.batch)
+                if noise is not None:
                     row = -1
-                    if scale:
+                    if noise.width:
                         row = self.noise_next
                         if row == len(self.noise):
                             self._wrap()
                             row = 0
                         self.noise_next = row + 1
-                        self.draw_noise(worker, self.noise[row])
+                        noise.draw(self.contexts[worker].data_rng, self.noise[row:row + 1, :noise.width])
                     return SimResult(kind, job_id, worker, version, job.batch, duration, self, entry, row,
-                                     scale), self.dim
+                                     noise), self.dim
             elif kind is _GRAD_INDICES or kind is _GRAD_DIFF:  # no random draws: computed when read
                 n_grads = len(indices) * (2 if kind is _GRAD_DIFF else 1)
                 return SimResult(kind, job_id, worker, version, n_grads, duration, self, entry,
@@ -570,31 +572,36 @@ class SimServer(ServerCore):
         if result._row == _EXECUTE:
             entry = result._entry
             return self.contexts[result.worker].execute(self._job(entry), self._lookup(entry))[0]
-        gradient = self.problem.full_grad(self._resolve(result._entry[2]))
-        if result._row >= 0:
-            gradient += result._scale * self.noise[result._row]
+        x = self._resolve(result._entry[2])
+        gradient = self.problem.full_grad(x)
+        row = result._row
+        if row >= 0:
+            noise = result._noise
+            noise.apply(gradient[None], x[None], self.noise[row:row + 1, :noise.width])
         return gradient
 
     def _gradients(self, terms: list[tuple]) -> np.ndarray:
-        """Rows: the gradients of deferred terms (point, noise row, noise scale, ...), computed as one block."""
+        """Rows: the gradients of deferred terms (point, noise row, noise model, ...), computed as one block."""
         resolve = self._resolve
-        gradients = self.problem.full_grad_rows(np.array(
-            [point.x if type(point) is PendingPoint and point.x is not None else resolve(point)
-             for point in [term[0] for term in terms]]))
+        points = np.array([point.x if type(point) is PendingPoint and point.x is not None else resolve(point)
+                           for point in [term[0] for term in terms]])
+        gradients = self.problem.full_grad_rows(points)
         rows = [term[1] for term in terms]
-        if max(rows) >= 0:
-            scales = [term[2] if term[1] >= 0 else 0.0 for term in terms]
-            index = np.array(rows)
-            # Runs fill consecutive ring rows with one noise scale: a slice and a scalar then
-            # (the same products as the general gather).
-            if rows[0] >= 0 and (np.diff(index) == 1).all():
-                noise = self.noise[rows[0] : rows[-1] + 1]
-            else:
-                noise = self.noise[index]
-            if scales.count(scales[0]) == len(scales):
-                gradients += noise * scales[0]
-            else:
-                gradients += noise * np.array(scales)[:, None]
+        if max(rows) < 0:
+            return gradients
+        models = [term[2] for term in terms]
+        noise = models[0]
+        # Runs fill consecutive ring rows with one noise model: a slice then (the same numbers
+        # as the gather of each model's rows below).
+        if rows[0] >= 0 and models.count(noise) == len(models) and (np.diff(rows) == 1).all():
+            noise.apply(gradients, points, self.noise[rows[0] : rows[-1] + 1, :noise.width])
+            return gradients
+        index = np.array(rows)
+        for noise in {id(model): model for model, row in zip(models, rows) if row >= 0}.values():
+            chosen = np.flatnonzero([model is noise and row >= 0 for model, row in zip(models, rows)])
+            block = gradients[chosen]
+            noise.apply(block, points[chosen], self.noise[index[chosen], :noise.width])
+            gradients[chosen] = block
         return gradients
 
     # ----- deferred steps

@@ -101,11 +101,11 @@ class BatchRuns(RuleRuns):
         return count
 
     def _add(self, workers: np.ndarray, first_row: int, positions: np.ndarray, delays: np.ndarray) -> None:
-        """The joining results' deferred terms of the batch's sum: (start point, noise row, scale, weight)."""
+        """The joining results' deferred terms of the batch's sum: (start point, noise row, noise model, weight)."""
         batch, sim = self.batch_sum, self.sim
         rows = [-1] * len(workers) if first_row < 0 else (positions + first_row).tolist()
         for point, row in zip(self.point_of[workers].tolist(), rows):
-            batch.pending.append((point, row, self.noise_scale, self.n_grads))
+            batch.pending.append((point, row, self.noise_model, self.n_grads))
             if len(batch.pending) >= sim.block_size:
                 batch.flush()
         self.batch_grads += len(workers) * self.n_grads

@@ -29,8 +29,8 @@ from .server import FLOAT_BYTES, StopReason
 
 MAX_RUN = 1024  # events per run at most
 RUN_EVENTS = 512  # events a run of asynchronous SGD aims at (its window spans several shortest jobs)
-BANK_BYTES = 64 * 2**20  # noise rows drawn ahead per worker, at most this much in all
-BANK_ROWS = 16  # rows a worker draws in one call (one call for k rows gives the numbers of k calls)
+BANK_BYTES = 64 * 2**20  # noise draws made ahead per worker, at most this much in all
+BANK_ROWS = 16  # gradients' draws a worker makes in one call (one call for k gives the numbers of k calls)
 START_POINTS_BYTES = 2 * 2**30  # the workers' start points (n x dim) are kept in one array up to this size
 RUNS_ENABLED = True  # tests turn runs off to compare with the per-event path
 _GRAD = JobKind.GRAD
@@ -41,7 +41,6 @@ class RuleRuns:
     """What the runs of every StepAndRestart rule share: the restarted job, its times, the noise."""
 
     bank_rows = BANK_ROWS
-    scaled_noise = False  # whether _noise_rows leaves noise_scale * draw in the ring (the product a step adds)
     step_per_result = True  # every result is a step (so the iteration limit bounds a run)
 
     def __init__(self, sim, rule: StepAndRestart):
@@ -58,14 +57,12 @@ class RuleRuns:
         self.max_run = min(MAX_RUN, len(sim.noise))
         self.counting = np.arange(1, self.max_run + 1)  # 1, 2, ... (sliced, so a run makes no ranges)
         self.payload_steps = self.counting * (FLOAT_BYTES * dim)  # bytes of 1, 2, ... points
-        noise = sim.noise_scales.get(job.batch, False)
-        if noise is False:
-            noise = sim.noise_scales[job.batch] = sim.problem.additive_noise(job.batch)
-        self.noise_scale = noise
-        # Each worker's noise drawn BANK_ROWS rows at a time into its own slab: one call per slab
-        # instead of one per event (runs draw every noise row once the rule is taken).
-        rows = min(self.bank_rows, BANK_BYTES // (8 * dim * sim.n_workers))
-        self.bank = np.empty((sim.n_workers, rows, dim)) if noise and rows >= 4 else None
+        self.noise_model = noise = sim.noise_model(job.batch)
+        # Each worker's draws made for BANK_ROWS gradients at a time into its own slab: one call
+        # per slab instead of one per event (runs make every draw once the rule is taken).
+        width = noise.width
+        rows = min(self.bank_rows, BANK_BYTES // (8 * max(width, 1) * sim.n_workers))
+        self.bank = np.empty((sim.n_workers, rows, width)) if width and rows >= 4 else None
         self.bank_next = np.full(sim.n_workers, rows)  # next unused row of each slab (rows: drawn on first use)
 
     @classmethod
@@ -79,7 +76,7 @@ class RuleRuns:
             sim.fixed_times is not None and sim.defer and not sim.deltas and not sim.queues and not sim.groups
             and job.kind is _GRAD and job.indices is None and job.version2 < 0 and not job.wait
             and job.batch >= 1 and not job.extra_grads and all(math.isinf(t) for t in sim.crash_times)
-            and sim.problem.additive_noise(job.batch) is not None
+            and sim.noise_model(job.batch) is not None
         )
         if not allowed:
             return None
@@ -212,7 +209,8 @@ class RuleRuns:
         """The workers' noise draws, in event order, into consecutive ring rows; the first row (-1: no noise).
 
         A worker with several events in the run: `occurrence` counts its earlier ones, `last` marks its last."""
-        if not self.noise_scale:
+        width = self.noise_model.width
+        if not width:
             return -1
         sim = self.sim
         count = len(workers)
@@ -220,12 +218,10 @@ class RuleRuns:
             sim._wrap()
         first_row = sim.noise_next
         sim.noise_next = first_row + count
-        noise, contexts, bank = sim.noise, sim.contexts, self.bank
+        noise, contexts, bank, draw = sim.noise, sim.contexts, self.bank, self.noise_model.draw
         if bank is None:
             for row, worker in enumerate(workers.tolist(), start=first_row):
-                contexts[worker].data_rng.standard_normal(out=noise[row])
-            if self.scaled_noise:
-                noise[first_row:first_row + count] *= self.noise_scale
+                draw(contexts[worker].data_rng, noise[row:row + 1, :width])
         else:
             # A worker's k-th event in the run takes its slab's next row + k. A slab with fewer
             # rows left moves them to its front and draws the rest (the stream goes on in order).
@@ -240,23 +236,17 @@ class RuleRuns:
                 kept = rows - left
                 if kept:
                     bank[worker, :kept] = bank[worker, left:]
-                contexts[worker].data_rng.standard_normal(out=bank[worker, kept:])
+                draw(contexts[worker].data_rng, bank[worker, kept:])
             start[short] = 0
             self.bank_next[staying] = start
             taken = self.bank_next[workers] + occurrence
             self.bank_next[staying] = start + uses
-        if bank is not None:
-            if self.scaled_noise:  # the ring rows hold noise_scale * draw (the product the steps add)
-                np.multiply(bank[workers, taken], self.noise_scale, out=noise[first_row:first_row + count])
-            else:
-                noise[first_row:first_row + count] = bank[workers, taken]
+            noise[first_row:first_row + count, :width] = bank[workers, taken]
         return first_row
 
 
 class StepAndRestartRuns(RuleRuns):
     """The runs of a one-result rule (asynchronous SGD): a deferred step per result (see the module doc)."""
-
-    scaled_noise = True
 
     @staticmethod
     def handles(rule: StepAndRestart) -> bool:
@@ -422,7 +412,7 @@ class StepAndRestartRuns(RuleRuns):
         following = np.full(count, count)  # each event's worker's next event in the flush
         following[order[:-1][repeat]] = order[1:][repeat]
         block_end = np.minimum.accumulate(following[::-1])[::-1].tolist()
-        start_points, problem, noise = self.start_points, sim.problem, sim.noise
+        start_points, problem, ring, noise = self.start_points, sim.problem, sim.noise, self.noise_model
         # points[k] is the point after k steps of this flush; a block adds its steps to the point before it.
         points = np.empty((count + 1, sim.dim))
         points[0] = x
@@ -430,9 +420,10 @@ class StepAndRestartRuns(RuleRuns):
         while start < count:
             end = block_end[start]
             block = workers[start:end]
-            gradients = problem.full_grad_rows(start_points[block])
+            at = start_points[block]
+            gradients = problem.full_grad_rows(at)
             if first_row >= 0:
-                gradients += noise[first_row + start:first_row + end]  # already scaled
+                noise.apply(gradients, at, ring[first_row + start:first_row + end, :noise.width])
             np.multiply(gradients, -self.step_scale, out=points[start + 1:end + 1])
             _prefix_sum(points[start:end + 1])  # x_{k+1} = x_k + (-scale g_k), in order
             start_points[block] = points[start + 1:end + 1]  # each worker restarted at its own step's point
