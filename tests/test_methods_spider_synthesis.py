@@ -11,12 +11,11 @@ from asyncopt_mpi.methods.spider import Spider
 from asyncopt_mpi.methods.synthesis import Synthesis
 from asyncopt_mpi.problems import make_problem
 
-from conftest import attrs, read, run_mpi, sets, simulate
+from conftest import attrs, events, read, run_mpi, sets, simulate
 
 FINITE_QUADRATIC = ["problem.name=quadratic", "problem.dim=12", "problem.samples=40", "problem.lam=0.5"]
 
 
-@register_method
 class RecordedSpider(Spider):
     """SPIDER that keeps the indices of every difference batch it draws, in order."""
 
@@ -29,7 +28,6 @@ class RecordedSpider(Spider):
         return indices
 
 
-@register_method
 class RecordedSynthesis(Synthesis):
     """SYNTHESIS that keeps every difference job it gives and the order in which their results are applied."""
 
@@ -49,6 +47,22 @@ class RecordedSynthesis(Synthesis):
         return super().on_result(server, worker, result)
 
 
+@pytest.fixture
+def recorded():
+    """The two recording methods, registered for one test (other tests list the registered methods)."""
+    from asyncopt_mpi.methods import METHODS, ORIGINS
+
+    for cls in (RecordedSpider, RecordedSynthesis):
+        register_method(cls)
+    RecordedSpider.batches.clear()
+    RecordedSynthesis.jobs.clear()
+    RecordedSynthesis.applied.clear()
+    yield
+    for cls in (RecordedSpider, RecordedSynthesis):
+        METHODS.pop(cls.name, None)
+        ORIGINS.pop(cls.name, None)
+
+
 def iterates(path) -> tuple[np.ndarray, np.ndarray]:
     """x_k for k = 0, 1, ... (one snapshot per step) and the trace's full column (row k: v_k's kind)."""
     data = read(path, "snapshots/x", "snapshots/iteration", "trace/full")
@@ -62,8 +76,7 @@ def problem_of(overrides: list[str]):
     return make_problem(load_config(None, overrides + ["stop.time=1"], backend="sim").problem)
 
 
-def test_spider_estimator_is_the_path_integrated_recursion(tmp_path):
-    RecordedSpider.batches.clear()
+def test_spider_estimator_is_the_path_integrated_recursion(tmp_path, recorded):
     lr, q, S, steps = 0.4, 4, 3, 14
     path = simulate(tmp_path, "spider_recorded", FINITE_QUADRATIC + [
         "workers.n=3", "workers.compute=exponential", f"method.lr={lr}", f"method.q={q}", f"method.S={S}",
@@ -85,9 +98,7 @@ def test_spider_estimator_is_the_path_integrated_recursion(tmp_path):
         np.testing.assert_allclose(xs[k + 1], x, rtol=0, atol=1e-10, err_msg=f"step {k}")
 
 
-def test_synthesis_applies_delayed_differences_on_arrival_within_each_epoch(tmp_path):
-    RecordedSynthesis.jobs.clear()
-    RecordedSynthesis.applied.clear()
+def test_synthesis_applies_delayed_differences_on_arrival_within_each_epoch(tmp_path, recorded):
     lr, q, S, steps = 0.2, 6, 3, 30
     path = simulate(tmp_path, "synthesis_recorded", FINITE_QUADRATIC + [
         "workers.n=4", "workers.compute=exponential", f"method.lr={lr}", f"method.q={q}", f"method.S={S}",
@@ -110,8 +121,10 @@ def test_synthesis_applies_delayed_differences_on_arrival_within_each_epoch(tmp_
         x = x - lr * v
         np.testing.assert_allclose(xs[k + 1], x, rtol=0, atol=1e-10, err_msg=f"step {k}")
     assert max(delays) >= 2 and min(delays) == 0  # differences were applied both fresh and delayed
-    # Epoch barriers abandoned running differences: more were given than applied (or still running at the end).
+    # Epoch barriers abandoned the differences still running: more were given than applied, and none
+    # of them came back late to be dropped (a barrier that waited for them would show rejected events).
     assert len(RecordedSynthesis.jobs) > len(RecordedSynthesis.applied) + 4
+    assert events(path)["accepted"].all()
 
 
 def test_synthesis_with_one_worker_is_spider(tmp_path):
