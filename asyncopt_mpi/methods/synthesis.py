@@ -42,7 +42,9 @@ class Synthesis(Spider):
         self.free = np.arange(server.n_workers)  # every worker gets a difference once the full gradient is in
         super().collect_full(server, version)
 
-    def give_differences(self, server: Server, workers: np.ndarray, version: int, previous: int) -> tuple[np.ndarray, np.ndarray]:
+    def give_differences(
+        self, server: Server, workers: np.ndarray, version: int, previous: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Each of `workers` computes the mean over S fresh indices of grad f_j(x_version) - grad f_j(x_previous).
 
         Returns the job ids and the indices (row i: workers[i]'s) of the jobs given.
