@@ -4,9 +4,13 @@ Every run is a fresh process (recording on: the results file is written), timed 
 process CPU time from the start of the run to the closed file; repeats alternate the
 simulator and the floor so that machine load hits both alike; figures are medians.
 `--code DIR` runs the simulator from another checkout (e.g. a `git worktree` of an older
-commit), to measure a speed-up against it on the same machine.
+commit), to measure a speed-up against it on the same machine. `--noise` compares the
+papers' zero_last noise with additive noise (issue 29): async_sgd at n = 1000, d = 100, and
+rennala_sgd at the Rennala experiment's setting (jobs/rennala_quadratic.toml), now and at
+the commit before zero_last took the simulator's bulk path.
 
     python benchmarks/sim_speed.py --cases async:1000:100:300000 --repeats 3
+    python benchmarks/sim_speed.py --noise --repeats 3
 """
 
 from __future__ import annotations
@@ -22,14 +26,16 @@ import h5py
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 PYTHON = sys.executable
+BEFORE_BULK_NOISE = "07724d9"  # the last commit whose simulator ran zero_last noise one gradient at a time
 
 RUN_SCRIPT = """
 import contextlib, io, json, sys, time
 from asyncopt_mpi.config import load_config
 from asyncopt_mpi.runtime.session import run_sim
-method, path, sets = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-config = load_config(None, sets + [f"output.path={path}", "output.snapshot_every=1e9"], method=method, backend="sim")
+method, path, sets, job = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4] or None
+config = load_config(job, sets + [f"output.path={path}", "output.snapshot_every=1e9"], method=method, backend="sim")
 started = time.process_time()
 with contextlib.redirect_stdout(io.StringIO()):
     run_sim(config)
@@ -47,16 +53,30 @@ CASES = {
     "freya": lambda n, d, events: ("freya_page", [
         f"problem.dim={d}", "problem.samples=10000", "problem.lam=2.0", "problem.mu=1e-6", f"workers.n={n}",
         "workers.compute=sqrt", f"stop.gradients={events}", "method.lr=0.4"]),
+    # async_sgd with the papers' zero_last noise (p = 0.01) instead of additive noise
+    "async_zero_last": lambda n, d, events: ("async_sgd", [
+        f"problem.dim={d}", "problem.noise=0.01", "problem.noise_type=zero_last", f"workers.n={n}",
+        "workers.compute=sqrt", f"stop.gradients={events}", "method.lr=1e-4"]),
+}
+RENNALA_JOB = os.path.join(ROOT, "jobs", "rennala_quadratic.toml")  # zero_last noise, p = 0.1, d = 1000, S = 10
+# jobs/rennala_quadratic.toml at n workers for `horizon` virtual seconds, with its own noise or additive noise
+PAPER_CASES = {
+    "rennala_paper": lambda n, horizon: ("rennala_sgd", [f"workers.n={n}", f"stop.time={horizon}"]),
+    "rennala_paper_add": lambda n, horizon: ("rennala_sgd", [f"workers.n={n}", f"stop.time={horizon}",
+                                                             "problem.noise_type=add"]),
 }
 
 
 def run_sim(case: str, n: int, d: int, events: int, path: str, code: str | None = None) -> dict:
-    """CPU seconds and recorded events of one simulator run (fresh process)."""
-    method, sets = CASES[case](n, d, events)
+    """CPU seconds and recorded events of one simulator run (fresh process).
+
+    A case of PAPER_CASES runs jobs/rennala_quadratic.toml with n workers for `events` virtual seconds (d unused)."""
+    method, sets = PAPER_CASES[case](n, events) if case in PAPER_CASES else CASES[case](n, d, events)
+    job = RENNALA_JOB if case in PAPER_CASES else ""
     env = dict(os.environ)
     if code:
         env["PYTHONPATH"] = code + os.pathsep + env.get("PYTHONPATH", "")
-    done = subprocess.run([PYTHON, "-P", "-c", RUN_SCRIPT, method, path, json.dumps(sets)],
+    done = subprocess.run([PYTHON, "-P", "-c", RUN_SCRIPT, method, path, json.dumps(sets), job],
                           capture_output=True, text=True, timeout=3600, env=env)
     if done.returncode:
         raise RuntimeError(f"{method} {sets} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
@@ -91,15 +111,63 @@ def against_code(case: str, n: int, d: int, events: int, repeats: int, code: str
     return float(np.median(ours)), float(np.median(theirs))
 
 
+def unpack_commit(commit: str, directory: str) -> str | None:
+    """The package at `commit`, unpacked from this repository's history (None without git or history)."""
+    target = os.path.join(directory, f"code-{commit}")
+    os.makedirs(target, exist_ok=True)
+    archive = subprocess.run(["git", "-C", ROOT, "archive", commit, "asyncopt_mpi"], capture_output=True)
+    if archive.returncode:
+        return None
+    subprocess.run(["tar", "-x", "-C", target], input=archive.stdout, check=True)
+    return target
+
+
+def noise_cost(directory: str, quick: bool, repeats: int | None = None) -> list[str]:
+    """CPU seconds of zero_last against additive noise, side by side (runs alternated, medians), now and at
+    BEFORE_BULK_NOISE (zero_last one gradient at a time) when the history is there."""
+    repeats = repeats or (1 if quick else 3)
+    rows = [("async_sgd, n = 1000, d = 100", "async", "async_zero_last", 1000, 100, 20_000 if quick else 1_000_000),
+            ("rennala_sgd, jobs/rennala_quadratic.toml, n = 10,000", "rennala_paper_add", "rennala_paper", 10_000,
+             1000, 20 if quick else 1000)]
+    before = None if quick else unpack_commit(BEFORE_BULK_NOISE, directory)
+    lines = ["| run | events | additive (CPU s) | zero_last (CPU s) | zero_last / additive | "
+             f"at {BEFORE_BULK_NOISE}: additive, zero_last (CPU s) | ratio at {BEFORE_BULK_NOISE} |",
+             "|---|---|---|---|---|---|---|"]
+    for title, additive_case, zero_last_case, n, d, events in rows:
+        codes = [None] + ([before] if before else [])
+        seconds = {(code, case): [] for code in codes for case in (additive_case, zero_last_case)}
+        for repeat in range(repeats):
+            for code in codes:
+                for case in (additive_case, zero_last_case):
+                    path = os.path.join(directory, f"noise-{case}-{'old' if code else 'new'}-{repeat}.h5")
+                    found = run_sim(case, n, d, events, path, code)
+                    seconds[code, case].append(found["seconds"])
+                    os.unlink(path)
+        recorded = found["events"]  # of the last run: zero_last's
+        median = {key: float(np.median(values)) for key, values in seconds.items()}
+        now_add, now_zero = median[None, additive_case], median[None, zero_last_case]
+        old = f"{'(quick: not run)' if quick else '(no git history)'} | |" if not before else (
+            f"{median[before, additive_case]:.2f}, {median[before, zero_last_case]:.2f} | "
+            f"{median[before, zero_last_case] / median[before, additive_case]:.2f} |")
+        lines.append(f"| {title} | {recorded:,} | {now_add:.2f} | {now_zero:.2f} | {now_zero / now_add:.2f} | {old}")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default="async:1000:100:300000",
-                        help="comma-separated CASE:N:D:EVENTS (CASE: async, rennala, freya); async runs against the floor")
+                        help="comma-separated CASE:N:D:EVENTS (CASE: async, rennala, freya, async_zero_last); "
+                        "async runs against the floor")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--code", default=None, help="also run each case from this checkout (alternated) and give the ratio")
     parser.add_argument("--only-code", action="store_true", help="run only the --code checkout (its rates)")
+    parser.add_argument("--noise", action="store_true", help="zero_last against additive noise, now and at "
+                        f"{BEFORE_BULK_NOISE} (instead of --cases)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
+        if args.noise:
+            print("\n".join(noise_cost(directory, False, args.repeats)), flush=True)
+            return
         for item in args.cases.split(","):
             case, n, d, events = item.split(":")
             n, d, events = int(n), int(d), int(events)
