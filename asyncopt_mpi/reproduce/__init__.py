@@ -12,11 +12,16 @@ from .experiment import Experiment
 EXPERIMENTS = {
     "freya-fig1": "freya_fig1",
     "rennala": "rennala",
+    "malenia": "malenia",
     "shadowheart-regimes": "shadowheart_regimes",
     "shadowheart-more-workers": "shadowheart_more_workers",
     "shadowheart-logistic": "shadowheart_logistic",
     "shadowheart-table1": "shadowheart_table1",
     "asgrad": "asgrad",
+    "fragile": "fragile",
+    "amelie": "amelie",
+    "sfw-speedup": "sfw_speedup",
+    "sfw-pnn": "sfw_pnn",
 }
 
 
