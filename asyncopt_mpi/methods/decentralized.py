@@ -352,6 +352,8 @@ def uses_graph(method_name: str, topology: str) -> bool:
 
 def make_plan(graph: Graph, method_name: str, options: dict[str, Any], batch: int, expected_times: np.ndarray) -> Plan:
     """Pivot, tree, participants and S for a run on `graph`."""
+    from . import METHODS
+
     n = graph.n
     floor = n if method_name == "amelie_sgd" else 1
     S = int(options.get("S", 0)) or batch_from_noise(options, default=n, floor=floor)
@@ -367,7 +369,7 @@ def make_plan(graph: Graph, method_name: str, options: dict[str, Any], batch: in
         pivot = int(np.argmin((round_trips(graph) + h[:, None]).max(axis=0)))
     else:
         pivot = choose_pivot(graph, jobs, h, str(options.get("pivot", "tstar")))
-    tree = Tree(graph, pivot)
+    tree = getattr(METHODS.get(method_name), "routes", Tree)(graph, pivot)  # a method may route otherwise
     trips = graph.distances()
     trips = trips[:, pivot] + trips[pivot, :]
     time, chosen = t_star(jobs, h, trips)
@@ -378,7 +380,12 @@ def make_plan(graph: Graph, method_name: str, options: dict[str, Any], batch: in
 def make_nodes(method_name: str, lr: float, batch: int, x0: np.ndarray, plan: Plan,
                nodes: range | list[int] | None = None) -> dict[int, Any]:
     """The policy of every node (or of `nodes` only: an MPI rank runs one)."""
+    from . import METHODS
+
     n = plan.graph.n
+    own_nodes = getattr(METHODS.get(method_name), "make_nodes", None)
+    if own_nodes is not None:  # a method that builds its own node policies (gradient_tracking, relay_sgd)
+        return own_nodes(x0, lr, batch, plan, range(n) if nodes is None else nodes)
     chosen = set(int(i) for i in plan.participants)
     policies: dict[int, Any] = {}
     for node in (range(n) if nodes is None else nodes):

@@ -1,0 +1,127 @@
+"""Stochastic Gradient Tracking over the worker graph: every node gossips its model and a tracker of the mean gradient.
+
+Pu & Nedic, "Distributed stochastic gradient tracking methods", Mathematical Programming 187
+(2021), algorithm DSGT (their eq. (3)); Koloskova, Lin & Stich, "An improved analysis of gradient
+tracking for decentralized machine learning", NeurIPS 2021, eq. (GT) (the same recursion). Node i
+keeps x_i and a tracker y_i, with y_i^0 = g_i(x_i^0), and in round k
+
+    x_i^{k+1} = sum_j W_ij (x_j^k - lr y_j^k)
+    y_i^{k+1} = sum_j W_ij y_j^k + g_i(x_i^{k+1}) - g_i(x_i^k)
+
+where g_i is a stochastic gradient of f_i (worker i's shard; the method minimises
+(1/n) sum_i f_i) and W the Metropolis-Hastings weights of the graph, W_ij = 1 / (1 + max(deg i,
+deg j)) for neighbours, W_ii = 1 - sum_j W_ij (symmetric, doubly stochastic). Because the columns
+of W sum to one, sum_i y_i^k = sum_i g_i(x_i^k) after every round: the trackers' mean is the mean
+of the latest local gradients. A node sends its graph neighbours two vectors a round, x_i - lr y_i
+and y_i (two messages of d floats, each taking the link's rho, as W multiplies the models and the
+trackers in two exchanges in both papers), over the direct link even where the pivot's tree
+would route otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..graph import Graph, Tree
+from . import register_method
+from .decentralized import Message, Net, Plan
+from .graph_rounds import PivotRecord, RoundKind, RoundMethod
+
+
+def metropolis_weights(graph: Graph) -> list[dict[int, float]]:
+    """W_ij = 1 / (1 + max(deg i, deg j)) for every neighbour j of every node i (W_ii is the rest)."""
+    adjacent: list[set[int]] = [set() for _ in range(graph.n)]
+    for i, j in graph.links:
+        adjacent[i].add(j)
+        adjacent[j].add(i)
+    degree = [len(nodes) for nodes in adjacent]
+    return [{j: 1.0 / (1 + max(degree[i], degree[j])) for j in sorted(adjacent[i])} for i in range(graph.n)]
+
+
+class NeighbourRoutes(Tree):
+    """The pivot's tree, except that a message to a graph neighbour takes the direct link."""
+
+    def __init__(self, graph: Graph, root: int):
+        super().__init__(graph, root)
+        self.links = graph.links
+
+    def next_hop(self, node: int, dest: int) -> int:
+        return dest if (node, dest) in self.links else super().next_hop(node, dest)
+
+
+class GradientTrackingNode:
+    """Node i of DSGT: sends (x_i - lr y_i, y_i) to its neighbours, mixes theirs with W, then computes."""
+
+    def __init__(self, node: int, x0: np.ndarray, lr: float, batch: int, weights: dict[int, float],
+                 record: PivotRecord):
+        self.node = node
+        self.x = x0.copy()
+        self.lr = lr
+        self.batch = batch
+        self.weights = weights
+        self.self_weight = 1.0 - sum(weights.values())
+        self.record = record
+        self.round = 0
+        self.y: np.ndarray | None = None  # y_i^k (None until the first gradient)
+        self.gradient: np.ndarray | None = None  # g_i(x_i^k)
+        self.mixed_y: np.ndarray | None = None  # sum_j W_ij y_j^{k-1}, waiting for g_i(x_i^k)
+        self.sent: tuple[np.ndarray, np.ndarray] | None = None  # this round's (x_i - lr y_i, y_i); None while computing
+        self.inbox: dict[int, dict[tuple[int, int], np.ndarray]] = {}  # round -> (neighbour, kind) -> vector
+
+    def start(self, net: Net) -> None:
+        net.compute(self.round, self.x, self.batch)
+
+    def on_gradient(self, net: Net, version: int, gradient: np.ndarray, n_grads: int) -> None:
+        gradient = gradient.copy()
+        self.y = gradient.copy() if self.mixed_y is None else self.mixed_y + gradient - self.gradient
+        self.gradient = gradient
+        self.record.job_done(net, self.node, self.round)
+        self.sent = (self.x - self.lr * self.y, self.y)
+        for neighbour in self.weights:
+            net.send(Message(RoundKind.MODEL, self.round, neighbour, self.node, self.sent[0]))
+            net.send(Message(RoundKind.TRACKER, self.round, neighbour, self.node, self.sent[1]))
+        self._mix(net)
+
+    def on_message(self, net: Net, message: Message) -> None:
+        self.inbox.setdefault(message.version, {})[(message.origin, message.kind)] = message.vector.copy()
+        self.record.message(net, message.origin, message.kind, message.version)
+        self._mix(net)
+
+    def on_link_free(self, net: Net, to: int) -> None:
+        pass
+
+    def _mix(self, net: Net) -> None:
+        """End the round once this node's vectors and both of every neighbour's are in."""
+        got = self.inbox.get(self.round, {})
+        if self.sent is None or len(got) < 2 * len(self.weights):
+            return
+        del self.inbox[self.round]
+        model, tracker = self.sent
+        x = self.self_weight * model
+        mixed_y = self.self_weight * tracker
+        for neighbour, weight in self.weights.items():
+            x += weight * got[(neighbour, RoundKind.MODEL)]
+            mixed_y += weight * got[(neighbour, RoundKind.TRACKER)]
+        self.x, self.mixed_y, self.sent = x, mixed_y, None
+        self.round += 1
+        self.record.round_done(net, self.x, self.round)
+        net.compute(self.round, self.x, self.batch)
+
+
+@register_method
+class GradientTracking(RoundMethod):
+    name = "gradient_tracking"
+    description = ("decentralized, heterogeneous data: each round every node mixes x_j - lr y_j and the trackers y_j of "
+                   "its graph neighbours with Metropolis weights and adds its gradient change to its tracker")
+    paper = ("Pu & Nedic, Distributed stochastic gradient tracking methods, Math. Programming 2021; Koloskova, Lin & "
+             "Stich, An improved analysis of gradient tracking for decentralized machine learning, NeurIPS 2021")
+    routes = NeighbourRoutes
+    node_class = GradientTrackingNode
+
+    @classmethod
+    def make_nodes(cls, x0: np.ndarray, lr: float, batch: int, plan: Plan, nodes: range | list[int]) -> dict[int, Any]:
+        weights = metropolis_weights(plan.graph)
+        record = PivotRecord(plan.graph.n, batch)
+        return {node: cls.node_class(node, x0, lr, batch, weights[node], record) for node in nodes}
