@@ -19,7 +19,7 @@ pytestmark = pytest.mark.mpi
 
 def watching_guardian(path, ranks: int) -> int:
     """The pid of the watchdog of the results file `path`, once it holds a descriptor of each rank's process."""
-    wanted = f"asyncopt_mpi.runtime.guardian\0--file\0{path}\0".encode()
+    wanted = f"asyncopt_mpi/runtime/guardian.py\0--file\0{path}\0".encode()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         for entry in os.listdir("/proc"):

@@ -9,6 +9,10 @@ status "failed" and a stop reason naming the rank that ended first.
 It inherits the results file's lock (locks.py), so no other run, `evaluate` or `--resume`
 can touch the file until the repair is done; a staged file the run never published (it died
 while setting up) is removed, leaving the old file at the path as it was.
+
+It is started as a script (not `-m asyncopt_mpi...`, which would import the whole package with
+numpy and scipy in every run): while it watches it uses the standard library only, and it
+imports the package's repair code only when a file needs repairing.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import sys
 import time
 
 POLL_SECONDS = 0.05
+# The folder that holds the asyncopt_mpi package, for the repair code's imports when run as a script.
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def start(path: str, pids: list[int], hosts: list[str], lock=None, staged: str | None = None) -> subprocess.Popen | None:
@@ -30,7 +36,8 @@ def start(path: str, pids: list[int], hosts: list[str], lock=None, staged: str |
     `lock` (a locks.ResultsLock) is shared with the watchdog, which keeps it until it is done.
     """
     local = [f"{rank}:{pid}" for rank, (pid, host) in enumerate(zip(pids, hosts)) if host == hosts[0]]
-    command = [sys.executable, "-m", "asyncopt_mpi.runtime.guardian", "--file", os.path.abspath(path)]
+    # -P: the script's own folder (runtime/) is not put on sys.path, so its modules shadow nothing.
+    command = [sys.executable, "-P", os.path.abspath(__file__), "--file", os.path.abspath(path)]
     fds: tuple[int, ...] = ()
     if lock is not None and lock.fd >= 0:
         fds = (lock.inheritable_fd(),)
@@ -38,7 +45,7 @@ def start(path: str, pids: list[int], hosts: list[str], lock=None, staged: str |
     if staged and os.path.abspath(staged) != os.path.abspath(path):
         command += ["--staged", os.path.abspath(staged)]
     if any(host != hosts[0] for host in hosts):  # ranks elsewhere report to us (host_watch.py)
-        from . import host_watch
+        from asyncopt_mpi.runtime import host_watch
 
         command += ["--elsewhere", json.dumps({"host": hosts[0], "ranks": host_watch.elsewhere(pids, hosts)})]
     try:
@@ -122,9 +129,10 @@ def watch(path: str, ranks: dict[int, int], staged: str | None = None, lock_fd: 
     if lock_fd is not None:
         _mark_repairing(lock_fd)  # refusals now name this process
     time.sleep(0.2)  # let the file system settle after the writer's death
-    from .. import side_files
-    from ..errors import UserError
-    from ..results import is_cleanly_closed, recover
+    _importable()
+    from asyncopt_mpi import side_files
+    from asyncopt_mpi.errors import UserError
+    from asyncopt_mpi.results import is_cleanly_closed, recover
 
     if staged:
         side_files.remove(staged)  # the run died before it started cleanly: the old file stays
@@ -144,13 +152,19 @@ def watch(path: str, ranks: dict[int, int], staged: str | None = None, lock_fd: 
         reason = (f"killed: the MPI job ended without closing the file; {names} were seen ending together "
                   f"first, and which of them ended first cannot be told")
     if elsewhere:  # ranks on other hosts: their reporters say whether one of them ended first
-        from . import host_watch
+        from asyncopt_mpi.runtime import host_watch
 
         reason = host_watch.first_ended_reason(path, first, times[0], ranks, elsewhere["ranks"], elsewhere["host"])
     try:
         recover(path, reason)
     except UserError:
         pass
+
+
+def _importable() -> None:
+    """Make the package importable when this file runs as a script (an installed package already is)."""
+    if PACKAGE_PARENT not in sys.path:
+        sys.path.append(PACKAGE_PARENT)
 
 
 def _mark_repairing(descriptor: int) -> None:
@@ -173,12 +187,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("ranks", nargs="+", help="rank:pid pairs on this host; rank 0 writes the file")
     args = parser.parse_args(argv)
     ranks = {int(rank): int(pid) for rank, pid in (item.split(":") for item in args.ranks)}
-    from ..locks import release_descriptor
-
     try:
         watch(args.file, ranks, args.staged, args.lock_fd, args.elsewhere)
     finally:
         if args.lock_fd is not None and args.lock_path:
+            _importable()
+            from asyncopt_mpi.locks import release_descriptor
+
             release_descriptor(args.lock_path, args.lock_fd)
 
 

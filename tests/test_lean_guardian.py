@@ -1,0 +1,40 @@
+"""The results file's watchdog (runtime/guardian.py) watches with the standard library only: starting
+it costs no numpy, scipy or h5py import in every run (the package's repair code loads only when a
+file needs repairing)."""
+
+from __future__ import annotations
+
+import pathlib
+import socket
+import subprocess
+import time
+
+from asyncopt_mpi.runtime import guardian
+
+
+def _mapped(pid: int) -> str:
+    with open(f"/proc/{pid}/maps") as handle:
+        return handle.read()
+
+
+def test_the_watchdog_watches_without_importing_numpy_h5py_or_the_package(tmp_path):
+    rank = subprocess.Popen(["sleep", "60"])
+    watchdog = guardian.start(str(tmp_path / "run.h5"), [rank.pid], [socket.gethostname()])
+    try:
+        assert watchdog is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # watching: the rank's process descriptor is open
+            descriptors = pathlib.Path(f"/proc/{watchdog.pid}/fd").iterdir()
+            if any(str(descriptor.readlink()) == "anon_inode:[pidfd]" for descriptor in descriptors):
+                break
+            time.sleep(0.05)
+        maps = _mapped(watchdog.pid)
+        assert "numpy" not in maps and "h5py" not in maps and "scipy" not in maps
+        with open(f"/proc/{watchdog.pid}/cmdline", "rb") as handle:
+            assert b"asyncopt_mpi/runtime/guardian.py\0--file" in handle.read()
+        rank.kill()  # the rank ends without a file: the watchdog has nothing to repair and ends
+        assert watchdog.wait(timeout=60) == 0
+    finally:
+        rank.kill()
+        if watchdog is not None and watchdog.poll() is None:
+            watchdog.kill()
