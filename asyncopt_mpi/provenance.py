@@ -1,12 +1,17 @@
-"""Provenance of a run: library versions, git commit, command line and plugins, stored in the results file.
+"""Provenance of a run: library versions, git commit, command line, plugins (with their files' sha256)
+and the Slurm job it ran in, stored in the results file.
 
-Collected once by the process that writes the file (rank 0 under MPI, the simulator's process)
-and stored as root attributes next to `asyncopt_version`, `mpi_library` and `hosts`, so a figure
-can be traced back to the code and environment that made it (`asyncopt summary --provenance`).
+Collected by the process that writes the file (rank 0 under MPI, the simulator's process) and
+stored as root attributes next to `asyncopt_version`, `mpi_library` and `hosts`, so a figure can
+be traced back to the code and environment that made it (`asyncopt summary --provenance`). What
+cannot change within a process (library versions, the checkout's commit) is found once per
+process: a sweep's runs pay for git and the version lookups once, not per run.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import platform
 import shlex
@@ -16,11 +21,13 @@ from importlib import metadata
 from typing import Any
 
 LIBRARIES = ("numpy", "scipy", "h5py", "mpi4py")
+# The Slurm job, array task and step a run belongs to (absent outside Slurm).
+SLURM_VARIABLES = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_STEP_ID")
 # Root attributes this module writes, in the order `summary --provenance` shows them (with the
 # run's own asyncopt_version, mpi_library and hosts).
 PROVENANCE_ATTRS = (
-    "python_version", *(f"{name}_version" for name in LIBRARIES), "git_commit", "git_dirty",
-    "command_line", "plugins",
+    "python_version", *(f"{name}_version" for name in LIBRARIES), "hdf5_version", "git_commit", "git_dirty",
+    "command_line", "plugins", "plugin_sha256", "slurm",
 )
 SHOWN_ATTRS = ("asyncopt_version", "mpi_library", "hosts", *PROVENANCE_ATTRS, "plugin_specs")  # specs: plugins.py
 GIT_TIMEOUT = 2.0  # seconds; a slow or hung git must not delay a run
@@ -28,15 +35,11 @@ GIT_TIMEOUT = 2.0  # seconds; a slow or hung git must not delay a run
 
 def collect() -> dict[str, Any]:
     """The provenance attributes of this process (git_* only when the package runs from a checkout)."""
-    found: dict[str, Any] = {"python_version": f"{platform.python_version()} ({sys.executable})"}
-    for name in LIBRARIES:
-        try:
-            found[f"{name}_version"] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[f"{name}_version"] = "not installed"
-    found.update(git_state())
+    found = dict(_per_process())
     found["command_line"] = shlex.join(sys.argv)
     found["plugins"] = ", ".join(plugin_names()) or "none"
+    found["plugin_sha256"] = ", ".join(plugin_digests()) or "none"
+    found["slurm"] = ", ".join(f"{name}={os.environ[name]}" for name in SLURM_VARIABLES if name in os.environ) or "none"
     import logging
 
     logging.getLogger("asyncopt").debug(
@@ -44,6 +47,42 @@ def collect() -> dict[str, Any]:
         platform.python_version(), *(found[f"{name}_version"] for name in LIBRARIES),
         found.get("git_commit", "absent (not a checkout)"))
     return found
+
+
+@functools.lru_cache(maxsize=1)
+def _per_process() -> dict[str, Any]:
+    """What stays the same for every run of this process: Python, library and HDF5 versions, git state."""
+    import h5py
+
+    found: dict[str, Any] = {"python_version": f"{platform.python_version()} ({sys.executable})"}
+    for name in LIBRARIES:
+        module = sys.modules.get(name)  # an imported module knows its version: no metadata lookup
+        version = getattr(module, "__version__", None)
+        if version is None:
+            try:
+                version = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                version = "not installed"
+        found[f"{name}_version"] = str(version)
+    found["hdf5_version"] = h5py.version.hdf5_version
+    found.update(git_state())
+    return found
+
+
+def plugin_digests() -> list[str]:
+    """"FILE sha256=..." of each plugin file this process imported (what a module plugin ran is its version)."""
+    from .plugins import is_file_spec, loaded_plugins
+
+    digests = []
+    for spec in loaded_plugins():
+        if not is_file_spec(spec):
+            continue
+        try:
+            with open(spec, "rb") as handle:
+                digests.append(f"{spec} sha256={hashlib.sha256(handle.read()).hexdigest()}")
+        except OSError as exc:
+            digests.append(f"{spec} unreadable ({exc.strerror})")
+    return digests
 
 
 def git_state() -> dict[str, Any]:

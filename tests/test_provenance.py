@@ -11,7 +11,7 @@ import pytest
 
 from asyncopt_mpi import provenance
 
-from conftest import attrs, run_cli, run_mpi
+from conftest import asyncopt_command, attrs, run_cli, run_mpi
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = ["--set", "problem.dim=5", "--set", "stop.iterations=10", "--set", "output.snapshot_every=0.05"]
@@ -71,3 +71,34 @@ def test_an_mpi_run_records_mpi4py_and_the_mpi_library(tmp_path):
 def test_outside_a_checkout_there_is_no_commit(tmp_path, monkeypatch):
     monkeypatch.setattr(provenance, "__file__", str(tmp_path / "asyncopt_mpi" / "provenance.py"))
     assert provenance.git_state() == {}
+
+
+def test_slurm_ids_hdf5_version_and_plugin_file_digests_are_recorded(tmp_path):
+    import hashlib
+
+    import h5py
+
+    plugin = tmp_path / "plug.py"
+    plugin.write_text("import asyncopt_mpi  # a plugin that registers nothing\n")
+    path = tmp_path / "sim.h5"
+    env = {**os.environ, "SLURM_JOB_ID": "4242", "SLURM_ARRAY_JOB_ID": "4240", "SLURM_ARRAY_TASK_ID": "2"}
+    done = subprocess.run(asyncopt_command() + ["run", "--backend", "sim", "--plugin", str(plugin), "--set",
+                                                "workers.n=2", "--output", str(path)] + RUN,
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    found = attrs(path)
+    assert found["slurm"] == "SLURM_JOB_ID=4242, SLURM_ARRAY_JOB_ID=4240, SLURM_ARRAY_TASK_ID=2"
+    assert found["hdf5_version"] == h5py.version.hdf5_version
+    assert found["plugin_sha256"] == f"{plugin} sha256={hashlib.sha256(plugin.read_bytes()).hexdigest()}"
+
+
+def test_git_and_versions_are_looked_up_once_per_process(monkeypatch):
+    """A sweep's runs in one process share what cannot change: no git subprocess per run."""
+    calls = []
+    real = subprocess.run
+    monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: calls.append(args) or real(*args, **kwargs))
+    provenance._per_process.cache_clear()
+    first = provenance.collect()
+    count = len(calls)
+    assert provenance.collect().get("git_commit") == first.get("git_commit")
+    assert len(calls) == count  # the second run started no process
