@@ -2,7 +2,7 @@
 
 Asynchronous SGD on nonconvex logistic regression, 10 workers with speeds 1..n, under three models of the
 compute times (fixed / Poisson / normal, one panel each) and three rules for which worker gets the next job
-(the methods). The seed is a talk: it gives the problem (line 161), the time models (lines 166-168) and the
+(the methods). The seed is a talk: it gives the problem (line 158), the time models (lines 166-168) and the
 observations (lines 176-177); the rest is the authors' public code (github Rustem-Islamov/AsGrad-public,
 "CODE" below: `example notebook.ipynb`, nodes.py, oracles.py, utils.py).
 
@@ -51,7 +51,7 @@ EXPERIMENT = Experiment(
                 "pure vs random vs shuffle job assignment of Asynchronous SGD",
     settings=(
         Setting("problem.name", "nonconvex_logistic", "nonconvex_logistic",
-                f"{SEED} line 161 (logistic loss + lambda sum x_j^2/(1+x_j^2)); {CODE} oracles.py LogReg, "
+                f"{SEED} line 158 (logistic loss + lambda sum x_j^2/(1+x_j^2)); {CODE} oracles.py LogReg, "
                 "utils.py nonconvex_reg"),
         Setting("problem.data", "synthetic", "synthetic",
                 f"generated: {CODE}'s w7a (`example notebook.ipynb`, Datasets/w7a.txt) is not fetchable by "
