@@ -9,11 +9,16 @@ synthetic binary logistic regression of the same structure.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .experiment import Experiment, Panel, Setting
 from .shadowheart_regimes import CODE, METHODS, SEED, claims
 
 PAPER_D, SMALL_D = 7850, 50  # MNIST: 10 classes x (784 pixels + bias); small: 50 features, binary
 MNIST = "{data}/mnist/train-images-idx3-ubyte"
+# first step sizes: the logistic loss is flatter than the quadratic (the small scale's best of a first try)
+GRIDS = {"shadowheart_sgd": (4.0, 8.0, 16.0), "rennala_sgd": (2.0, 4.0, 8.0), "async_sgd": (0.32, 0.64, 1.28),
+         "minibatch_sgd": (4.0, 8.0, 16.0), "qsgd": (0.32, 0.64, 1.28)}
 
 EXPERIMENT = Experiment(
     name="shadowheart-logistic",
@@ -34,13 +39,13 @@ EXPERIMENT = Experiment(
         Setting("workers.compute_scale", 1.0, 1.0, f"{SEED} line 1183 (seconds)"),
         Setting("workers.comm", "sqrt", "sqrt", f"{SEED} line 1176 (slow: theta_i = sqrt(i)/d^(1/2))"),
         Setting("stop.time", 20000.0, 400.0, "jobs/shadowheart_logistic_slow.toml (the seed's figure has no axis values)"),
-        Setting("output.snapshot_every", 200.0, 25.0, "plot resolution (a snapshot costs an evaluation of f)"),
+        Setting("output.snapshot_every", 200.0, 50.0, "plot resolution (a snapshot costs an evaluation of f)"),
     ),
     panels=(Panel("slow", (
         Setting("workers.comm_scale", round(PAPER_D ** -0.5, 6), round(SMALL_D ** -0.5, 6),
                 f"{SEED} line 1176 (1/sqrt(d)); {CODE} --delays sqrt_grad_sqrt_send_div_sqrt_dim"),)),),
-    methods=METHODS,
+    methods=tuple(replace(method, grid=GRIDS[method.name]) for method in METHODS),
     claims=claims("Minibatch SGD waits for the slowest worker's d floats, d theta_n = sqrt(n d): check its grid is "
                   "bracketed and the horizon lets both reach the target"),
-    target={"paper": 1e-2, "small": 1e-2},
+    target={"paper": 1e-2, "small": 0.15},
 )
