@@ -11,6 +11,7 @@ from .experiment import Experiment
 # name -> module under asyncopt_mpi.reproduce; imported only when the experiment is asked for or listed
 EXPERIMENTS = {
     "freya-fig1": "freya_fig1",
+    "freya-fig2": "freya_fig2",
     "rennala": "rennala",
     "malenia": "malenia",
     "shadowheart-regimes": "shadowheart_regimes",
