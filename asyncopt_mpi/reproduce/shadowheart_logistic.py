@@ -27,7 +27,9 @@ EXPERIMENT = Experiment(
     description="logistic regression (MNIST; small: synthetic), tau_i = sqrt(i), theta_i = sqrt(i)/sqrt(d): "
                 "Shadowheart SGD vs Rennala SGD, Async SGD, Minibatch SGD, QSGD",
     settings=(
-        Setting("problem.name", "logistic", "logistic", f"{CODE} task libsvm, function stochastic_logistic_regression"),
+        Setting("problem.name", "logistic", "logistic", f"{CODE} task libsvm, function stochastic_logistic_regression "
+                "(there a stochastic gradient averages --batch_size 128 samples; here it is one sample: method.batch "
+                "counts gradients, each charged tau_i)"),
         Setting("problem.data", MNIST, "", f"{CODE} dataset_name 'mnist' (`asyncopt data fetch mnist`); small: "
                 "synthetic data, no download"),
         Setting("problem.classes", 10, 0, f"{CODE} dim = 7850 = 10 x 785; small: binary"),
