@@ -591,14 +591,15 @@ class SimServer(ServerCore):
             return gradients
         models = [term[2] for term in terms]
         noise = models[0]
-        # Runs fill consecutive ring rows with one noise model: a slice then (the same numbers
-        # as the gather of each model's rows below).
-        if rows[0] >= 0 and models.count(noise) == len(models) and (np.diff(rows) == 1).all():
-            noise.apply(gradients, points, self.noise[rows[0] : rows[-1] + 1, :noise.width])
+        if models.count(noise) == len(models):  # one model, so every term has a row
+            # Runs fill consecutive ring rows: a slice then (the same numbers as a gather).
+            index = slice(rows[0], rows[-1] + 1) if (np.diff(rows) == 1).all() else rows
+            noise.apply(gradients, points, self.noise[index, :noise.width])
             return gradients
+        # Several models (batch sizes): each applied to its own rows.
         index = np.array(rows)
         for noise in {id(model): model for model, row in zip(models, rows) if row >= 0}.values():
-            chosen = np.flatnonzero([model is noise and row >= 0 for model, row in zip(models, rows)])
+            chosen = np.flatnonzero([model is noise for model in models])
             block = gradients[chosen]
             noise.apply(block, points[chosen], self.noise[index[chosen], :noise.width])
             gradients[chosen] = block
