@@ -67,8 +67,8 @@ EXPERIMENT = Experiment(
         Setting("problem.classes", 10, 10, f"{CODE} number_of_classes of the labels (10 digits)"),
         Setting("problem.samples", 60000, 600, f"{CODE} prepare_libsvm: every training row (60,000); small: 600 "
                 "synthetic rows, 300 trained on"),
-        Setting("problem.dim", 0, 8, "paper: from the data (784 pixels x 10 classes, no bias: the code's "
-                "--concat_ones_to_features is off by default); small: 8 synthetic features"),
+        Setting("problem.dim", 784, 8, "paper: 784 pixels as the data file has them (x 10 classes, no bias: the "
+                "code's --concat_ones_to_features is off by default); small: 8 synthetic features"),
         Setting("problem.scale", "none", "standard", f"{CODE} MNISTDataset: pixels / 255 (as our IDX reader); "
                 "small: features scaled so MNIST's step sizes fit"),
         Setting("workers.compute", "sqrt", "sqrt", f"{SEED} line 855 (tau_i = sqrt(i)); {CODE} delays == 'sqrt'"),
