@@ -220,6 +220,14 @@ def test_both_converge_on_heterogeneous_logistic_regression(tmp_path):
         assert subopt[-1] < 0.15 * subopt[0], (method, subopt[[0, -1]])  # 0.054 and 0.087 here
 
 
+@pytest.mark.parametrize("method", ["gradient_tracking", "relay_sgd"])
+def test_a_single_worker_graph_steps_alone(tmp_path, method):
+    # No neighbours: a round is the node's own job (gradient_tracking's mixing has nothing to wait for).
+    path = simulate(tmp_path, method, ["problem.name=quadratic", "problem.dim=10", "workers.n=1",
+                                       "graph.topology=\"mesh\"", "stop.time=5"])
+    assert attrs(path)["status"] == "completed" and len(read(path, "trace/iteration")["trace/iteration"]) > 10
+
+
 def test_bad_pivot_is_refused_naming_the_key(tmp_path):
     from asyncopt_mpi.errors import ConfigError
 

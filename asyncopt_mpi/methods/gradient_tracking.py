@@ -97,7 +97,7 @@ class GradientTrackingNode:
         got = self.inbox.get(self.round, {})
         if self.sent is None or len(got) < 2 * len(self.weights):
             return
-        del self.inbox[self.round]
+        self.inbox.pop(self.round, None)  # a node without neighbours has none
         model, tracker = self.sent
         x = self.self_weight * model
         mixed_y = self.self_weight * tracker
