@@ -1,8 +1,8 @@
 """Stochastic Gradient Tracking over the worker graph: every node gossips its model and a tracker of the mean gradient.
 
 Pu & Nedic, "Distributed stochastic gradient tracking methods", Mathematical Programming 187
-(2021), algorithm DSGT (their eq. (3)); Koloskova, Lin & Stich, "An improved analysis of gradient
-tracking for decentralized machine learning", NeurIPS 2021, eq. (GT) (the same recursion). Node i
+(2021), algorithm DSGT; Koloskova, Lin & Stich, "An improved analysis of gradient tracking for
+decentralized machine learning", NeurIPS 2021, Algorithm 1 (the same recursion). Node i
 keeps x_i and a tracker y_i, with y_i^0 = g_i(x_i^0), and in round k
 
     x_i^{k+1} = sum_j W_ij (x_j^k - lr y_j^k)
@@ -13,9 +13,9 @@ where g_i is a stochastic gradient of f_i (worker i's shard; the method minimise
 deg j)) for neighbours, W_ii = 1 - sum_j W_ij (symmetric, doubly stochastic). Because the columns
 of W sum to one, sum_i y_i^k = sum_i g_i(x_i^k) after every round: the trackers' mean is the mean
 of the latest local gradients. A node sends its graph neighbours two vectors a round, x_i - lr y_i
-and y_i (two messages of d floats, each taking the link's rho, as W multiplies the models and the
-trackers in two exchanges in both papers), over the direct link even where the pivot's tree
-would route otherwise.
+and y_i (two messages of d floats, each taking the link's rho: both papers multiply both by W, and
+the RelaySGD authors' gradient tracking, github epfml/relaysgd, gossips them in two exchanges),
+over the direct link even where the pivot's tree would route otherwise.
 """
 
 from __future__ import annotations
