@@ -25,6 +25,13 @@ def _import_plugins(ctx: click.Context, param: click.Parameter, specs: tuple[str
     return specs
 
 
+def _exit_with(exc: AsyncoptError) -> None:
+    """One line and the error's exit status; a stop signal's line is no error (as for a stopped run)."""
+    kind = "" if getattr(exc, "signal", None) is not None else "error: "
+    click.echo(f"asyncopt: {kind}{exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
 def plugin_option(command):
     """The --plugin option of commands that import plugins in this process before they start."""
     return click.option("--plugin", "plugins", multiple=True, metavar="PATH_OR_MODULE", help=PLUGIN_HELP,
@@ -270,17 +277,21 @@ def sweep_command(config_path: str | None, grid: tuple[str, ...], seeds: int, ou
                   backend: str, ranks: int, processes: int, mpiexec: str, overwrite: bool) -> None:
     """Run the product of --grid values (and seeds) into one folder; then `asyncopt plot DIR`."""
     from .summary import summarize
-    from .sweep import sweep, verdict
+    from .sweep import SweepStopped, sweep, verdict
 
+    stopped = None
     try:
         outcomes = sweep(config_path, list(grid), seeds, out, list(overrides), backend, ranks, processes, mpiexec,
                          overwrite)
+    except SweepStopped as exc:
+        outcomes, stopped = exc.outcomes, exc
     except AsyncoptError as exc:
-        click.echo(f"asyncopt: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        _exit_with(exc)
     paths = _expand((out,))
     if paths:
         click.echo(summarize(paths, sort="suboptimality"))
+    if stopped is not None:
+        _exit_with(stopped)
     line, code = verdict(outcomes)
     click.echo(f"asyncopt: {line}", err=True)
     sys.exit(code)
@@ -318,8 +329,7 @@ def tune_command(config_path: str | None, grid: tuple[str, ...], methods: str | 
                            extensions=extensions, backend=backend, processes=processes, mpiexec=mpiexec,
                            overwrite=overwrite, log=lambda line: click.echo(f"asyncopt: {line}", err=True))
     except AsyncoptError as exc:
-        click.echo(f"asyncopt: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        _exit_with(exc)
     import os
 
     with open(os.path.join(out, "TUNE.md")) as handle:
@@ -356,8 +366,7 @@ def reproduce_command(name: str | None, show_list: bool, scale: str, seeds: int,
         folder = reproduce(name, scale, seeds, output, processes, overwrite,
                            log=lambda line: click.echo(f"asyncopt: {line}", err=True))
     except AsyncoptError as exc:
-        click.echo(f"asyncopt: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        _exit_with(exc)
     click.echo(f"asyncopt: {folder}/REPORT.md written", err=True)
 
 

@@ -3,22 +3,36 @@
 A run that diverges is a result of the grid, not a failure of the sweep: each run's outcome is
 its results file's status (completed, stopped, diverged, failed), or `failed` when it left no
 file (e.g. refused). Over MPI each run gets `workers.n + 1` ranks, so `--grid workers.n=...` works.
+
+A stop signal (SIGINT, SIGTERM, SIGUSR1) to the sweep stops the runs in progress the documented
+way (each file closed with status stopped; pool children and mpiexec are sent SIGTERM), no
+further run starts (those are `not run`), and `sweep` raises SweepStopped. A pool child whose
+sweep died (SIGKILL) gets SIGTERM from the kernel and stops its run the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import io
 import itertools
+import multiprocessing
 import os
 import re
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from multiprocessing import Pool
+from typing import Callable, Iterable, Iterator
 
 from .config import load_config, parse_value
-from .errors import ConfigError
+from .errors import AsyncoptError, ConfigError
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+NOT_RUN = "not run"  # the status of a run a stop signal kept from starting
+_stop_signal: int | None = None  # the stop signal this process (the sweep, or one of its pool children) received
+_launched: set[int] = set()  # the mpiexec processes of the MPI runs in progress
 
 
 # Bounds on what one sweep launches (a typo such as --seeds 1000000 would otherwise plan for hours).
@@ -115,21 +129,130 @@ def _ranks(workers: int | None, ranks: int, name: str) -> int:
     return workers + 1
 
 
+class SweepStopped(AsyncoptError):
+    """A stop signal ended the sweep: `outcomes` holds every run's, the ones not started `not run`."""
+
+    def __init__(self, number: int, outcomes: list["Outcome"]):
+        self.signal, self.outcomes = number, outcomes
+        self.exit_code = 0 if number == signal.SIGUSR1 else 128 + number  # as for one run
+        done = sum(outcome.status != NOT_RUN for outcome in outcomes)
+        super().__init__(f"stopped by {signal.Signals(number).name}: {done} of {len(outcomes)} runs ran "
+                         f"(the ones in progress stopped cleanly), {len(outcomes) - done} not run")
+
+
+def _note_stop(number: int, frame=None) -> None:
+    global _stop_signal
+    if _stop_signal is None:
+        _stop_signal = number
+
+
+def _stopped_by_signal(code: int, status: str) -> int | None:
+    """The signal that stopped a run (its exit status 128+n, or 0 and status stopped after SIGUSR1)."""
+    if code > 128:
+        return code - 128
+    return signal.SIGUSR1 if status == "stopped" and _stop_signal == signal.SIGUSR1 else None
+
+
 def _run_sim(task: tuple[str | None, SweepRun, bool]) -> Outcome:
     from .runtime.session import run_sim
 
     config_path, run, overwrite = task
+    if _stop_signal is not None:
+        return Outcome(run.name, 0, NOT_RUN, run.method, run.path)
     with contextlib.redirect_stdout(io.StringIO()):
         code = run_sim(load_config(config_path, run.overrides, backend="sim"), overwrite=overwrite,
                        inputs=(config_path,) if config_path else ())
-    return Outcome(run.name, code, file_status(run.path) if code in (0, 1) else "failed", run.method, run.path)
+    status = file_status(run.path) if code in (0, 1) or code > 128 else "failed"
+    number = _stopped_by_signal(code, status)
+    if number is not None:
+        _note_stop(number)  # the run's own handlers had the signal: no later run starts here
+    return Outcome(run.name, code, status, run.method, run.path)
 
 
-def _load_in_child(requested: list[str], loaded: list[str]) -> None:
+def _run_in_child(task: tuple[str | None, SweepRun, bool]) -> Outcome:
+    outcome = _run_sim(task)
+    if _stop_signal is not None and os.getppid() != _parent:
+        os._exit(outcome.code)  # the sweep is gone: nobody to answer (and no traceback of a broken pipe)
+    return outcome
+
+
+_parent = 0  # a pool child's parent process (the sweep, or the forkserver)
+
+
+def _child_stop(number: int, frame) -> None:
+    """A pool child between runs: record the signal (no run starts after it); leave if the sweep is gone."""
+    _note_stop(number)
+    if os.getppid() != _parent:
+        os._exit(0 if number == signal.SIGUSR1 else 128 + number)
+
+
+def _start_child(requested: list[str], loaded: list[str]) -> None:
+    """A pool child: stop signals recorded between runs, SIGTERM from the kernel if its parent (the sweep,
+    or the forkserver that ends with it) dies, plugins."""
+    global _parent
     from .plugins import load_plugins
 
+    _parent = os.getppid()
+    for number in STOP_SIGNALS:
+        signal.signal(number, _child_stop)
+    with contextlib.suppress(OSError, AttributeError):  # Linux: PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))
+    if os.getppid() != _parent:  # the parent died before the line above
+        _note_stop(signal.SIGTERM)
     load_plugins(requested)
     load_plugins([spec for spec in loaded if spec not in requested], requested=False)
+
+
+def _pool_outcomes(config_path: str | None, runs: list[SweepRun], overwrite: bool, processes: int) -> list[Outcome]:
+    """The runs on `processes` children, at most one each at a time, so that after a stop signal none starts."""
+    import threading
+
+    from .plugins import loaded_plugins, requested_plugins
+
+    outcomes = [Outcome(run.name, 0, NOT_RUN, run.method, run.path) for run in runs]
+    errors: list[BaseException] = []
+    slots = threading.Semaphore(processes)
+
+    def finished(index: int, outcome: Outcome | None = None) -> None:
+        if outcome is not None:
+            outcomes[index] = outcome
+        slots.release()
+
+    # Children started by spawn or forkserver (Python 3.14's default on Linux) import the plugins
+    # again; forked ones have them already and load_plugin does nothing twice. The pool is closed,
+    # never terminated: its children keep stop signals for their runs.
+    pool = Pool(processes, initializer=_start_child, initargs=(requested_plugins(), loaded_plugins()))
+    try:
+        for index, run in enumerate(runs):
+            slots.acquire()  # a signal's handler runs meanwhile; the wait goes on until a run ends
+            if _stop_signal is not None or errors:
+                break
+            pool.apply_async(_run_in_child, ((config_path, run, overwrite),),
+                             callback=lambda outcome, index=index: finished(index, outcome),
+                             error_callback=lambda exc: (errors.append(exc), finished(-1)))
+    finally:
+        pool.close()
+        pool.join()
+    if errors:
+        raise errors[0]
+    return outcomes
+
+
+@contextlib.contextmanager
+def _stoppable(children: Callable[[], Iterable[int]]) -> Iterator[None]:
+    """Within: a stop signal is recorded and SIGTERM sent to `children()` (their runs stop cleanly)."""
+    def handle(number: int, frame) -> None:
+        _note_stop(number)
+        for pid in list(children()):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+
+    previous = {number: signal.signal(number, handle) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _run_mpi(config_path: str | None, run: SweepRun, mpiexec: str, overwrite: bool = False) -> Outcome:
@@ -139,14 +262,22 @@ def _run_mpi(config_path: str | None, run: SweepRun, mpiexec: str, overwrite: bo
     command += ["--overwrite"] if overwrite else []
     command += [item for spec in requested_plugins() for item in ("--plugin", spec)]  # a [plugins] table travels in the config
     command += ([config_path] if config_path else []) + [item for override in run.overrides for item in ("--set", override)]
+    if _stop_signal is not None:
+        return Outcome(run.name, 0, NOT_RUN, run.method, run.path)
     try:
-        done = subprocess.run(command, capture_output=True, text=True)
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     except OSError as exc:  # the launcher is missing or not executable
         raise ConfigError(f"--mpiexec {mpiexec!r}: cannot start it ({exc.strerror}); give the path of mpiexec or srun") from None
-    status = file_status(run.path) if done.returncode in (0, 1) else "failed"
-    if done.returncode != 0 and status != "diverged":
-        sys.stderr.write(done.stderr)
-    return Outcome(run.name, done.returncode, status, run.method, run.path)
+    _launched.add(process.pid)
+    try:
+        _, stderr = process.communicate()
+    finally:
+        _launched.discard(process.pid)
+    code = process.returncode
+    status = file_status(run.path) if code in (0, 1) or code > 128 else "failed"
+    if code != 0 and status not in ("diverged", "stopped"):
+        sys.stderr.write(stderr)
+    return Outcome(run.name, code, status, run.method, run.path)
 
 
 def sweep(config_path: str | None, grid_items: list[str], seeds: int, out: str, overrides: list[str],
@@ -164,23 +295,26 @@ def sweep(config_path: str | None, grid_items: list[str], seeds: int, out: str, 
     for run in runs:
         if backend == "mpi" and not 2 <= run.ranks <= MAX_RANKS:
             raise ConfigError(f"run {run.name}: {run.ranks} ranks; the mpi backend needs 2 to {MAX_RANKS} ranks per run")
-    if backend == "sim":
-        tasks = [(config_path, run, overwrite) for run in runs]
-        if processes > 1:
-            from .plugins import loaded_plugins, requested_plugins
-
-            # Children started by spawn or forkserver (Python 3.14's default on Linux) import the
-            # plugins again; forked ones have them already and load_plugin does nothing twice.
-            with Pool(processes, initializer=_load_in_child, initargs=(requested_plugins(), loaded_plugins())) as pool:
-                return list(pool.imap(_run_sim, tasks))
-        return [_run_sim(task) for task in tasks]
-    return [_run_mpi(config_path, run, mpiexec, overwrite) for run in runs]
+    global _stop_signal
+    _stop_signal = None
+    if backend == "mpi":
+        with _stoppable(lambda: _launched):
+            outcomes = [_run_mpi(config_path, run, mpiexec, overwrite) for run in runs]
+    elif processes > 1:
+        with _stoppable(lambda: (child.pid for child in multiprocessing.active_children())):
+            outcomes = _pool_outcomes(config_path, runs, overwrite, processes)
+    else:
+        with _stoppable(lambda: ()):  # a run in progress has its own handlers; between runs, this one
+            outcomes = [_run_sim((config_path, run, overwrite)) for run in runs]
+    if _stop_signal is not None:
+        raise SweepStopped(_stop_signal, outcomes)
+    return outcomes
 
 
 def verdict(outcomes: list[Outcome]) -> tuple[str, int]:
     """The sweep's last line and exit status: diverged runs are results (exit 0) unless every run of
     some method diverged; any other failure makes the status 1."""
-    failed = [outcome.name for outcome in outcomes if outcome.code != 0 and outcome.status != "diverged"]
+    failed = [outcome.name for outcome in outcomes if outcome.code != 0 and outcome.status not in ("diverged", NOT_RUN)]
     diverged = [outcome.name for outcome in outcomes if outcome.status == "diverged"]
     by_method: dict[str, list[str]] = {}
     for outcome in outcomes:
