@@ -122,14 +122,19 @@ def unpack_commit(commit: str, directory: str) -> str | None:
     return target
 
 
-def noise_cost(directory: str, quick: bool, repeats: int | None = None) -> list[str]:
-    """CPU seconds of zero_last against additive noise, side by side (runs alternated, medians), now and at
-    BEFORE_BULK_NOISE (zero_last one gradient at a time) when the history is there."""
+def noise_cost(directory: str, quick: bool, repeats: int | None = None, events: int | None = None,
+               then: bool = True) -> list[str]:
+    """CPU seconds of zero_last against additive noise, side by side (runs alternated, medians), now and (`then`,
+    not when quick) at BEFORE_BULK_NOISE (zero_last one gradient at a time) when the history is there.
+
+    `events`: async_sgd's (1M; 20,000 when quick)."""
     repeats = repeats or (1 if quick else 3)
-    rows = [("async_sgd, n = 1000, d = 100", "async", "async_zero_last", 1000, 100, 20_000 if quick else 1_000_000),
+    events = events or (20_000 if quick else 1_000_000)
+    rows = [("async_sgd, n = 1000, d = 100", "async", "async_zero_last", 1000, 100, events),
             ("rennala_sgd, jobs/rennala_quadratic.toml, n = 10,000", "rennala_paper_add", "rennala_paper", 10_000,
              1000, 20 if quick else 1000)]
-    before = None if quick else unpack_commit(BEFORE_BULK_NOISE, directory)
+    then = then and not quick
+    before = unpack_commit(BEFORE_BULK_NOISE, directory) if then else None
     lines = ["| run | events | additive (CPU s) | zero_last (CPU s) | zero_last / additive | "
              f"at {BEFORE_BULK_NOISE}: additive, zero_last (CPU s) | ratio at {BEFORE_BULK_NOISE} |",
              "|---|---|---|---|---|---|---|"]
@@ -146,7 +151,7 @@ def noise_cost(directory: str, quick: bool, repeats: int | None = None) -> list[
         recorded = found["events"]  # of the last run: zero_last's
         median = {key: float(np.median(values)) for key, values in seconds.items()}
         now_add, now_zero = median[None, additive_case], median[None, zero_last_case]
-        old = f"{'(quick: not run)' if quick else '(no git history)'} | |" if not before else (
+        old = f"{'(no git history)' if then else '(not run)'} | |" if before is None else (
             f"{median[before, additive_case]:.2f}, {median[before, zero_last_case]:.2f} | "
             f"{median[before, zero_last_case] / median[before, additive_case]:.2f} |")
         lines.append(f"| {title} | {recorded:,} | {now_add:.2f} | {now_zero:.2f} | {now_zero / now_add:.2f} | {old}")
@@ -163,10 +168,12 @@ def main() -> None:
     parser.add_argument("--only-code", action="store_true", help="run only the --code checkout (its rates)")
     parser.add_argument("--noise", action="store_true", help="zero_last against additive noise, now and at "
                         f"{BEFORE_BULK_NOISE} (instead of --cases)")
+    parser.add_argument("--events", type=int, default=None, help="with --noise: async_sgd's events (1M)")
+    parser.add_argument("--now-only", action="store_true", help=f"with --noise: not at {BEFORE_BULK_NOISE}")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         if args.noise:
-            print("\n".join(noise_cost(directory, False, args.repeats)), flush=True)
+            print("\n".join(noise_cost(directory, False, args.repeats, args.events, not args.now_only)), flush=True)
             return
         for item in args.cases.split(","):
             case, n, d, events = item.split(":")
