@@ -90,7 +90,8 @@ def _tune_method(experiment: Experiment, panel: Panel, method: MethodSpec, scale
                              tuning_seeds=experiment.tuning_seeds[scale] if method.tuned else 1,
                              evaluation_seeds=seeds, target=experiment.target[scale],
                              extensions=experiment.extensions[scale] if method.tuned else 0, backend="sim",
-                             processes=processes, overwrite=overwrite, log=log)
+                             processes=processes, overwrite=overwrite,
+                             log=log if method.tuned else lambda line: None)  # no bracketing to speak of
     failed = [outcome for outcome in outcomes if outcome.code != 0 and outcome.status != "diverged"]
     if failed:
         raise RunError(f"{experiment.name}: {len(failed)} runs of {method.id} failed, e.g. {shown(failed[0].path)} "
