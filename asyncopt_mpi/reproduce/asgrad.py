@@ -94,5 +94,7 @@ EXPERIMENT = Experiment(
                       "'similar speed' is not checked (no claim kind compares for agreement)"),
     ),
     figures=(Figure(x="iteration", y="grad_norm_sq"), Figure(x="time", y="suboptimality")),
-    target={"paper": 1e-3, "small": 3e-3},  # f - f* the tuned runs pass (tune's criterion; the claims use ||grad f||^2)
+    target={"paper": 1e-3, "small": 1e-3},  # f - f* near the noise floor (a larger one tunes step sizes too large)
+    paper_time="about 15 min (estimated: about 160 runs x 8 s of CPU / 2 processes; one random-assignment run "
+               "measured at 8 s of CPU)",
 )
