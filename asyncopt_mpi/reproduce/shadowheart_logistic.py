@@ -1,4 +1,4 @@
-"""`shadowheart-logistic`: Shadowheart SGD on logistic regression, slow communication (seed 001; MNIST as the authors' code).
+"""`shadowheart-logistic`: Shadowheart SGD on logistic regression, slow communication (seed 001; MNIST, as in the code).
 
 The authors' code runs the logistic task on MNIST (asynchronous_communication/config_async.py: "Dataset Mnist",
 dim = 7850, stochastic_logistic_regression over 10 classes with a bias), with the communication regimes of
@@ -16,6 +16,7 @@ from .shadowheart_regimes import CODE, METHODS, SEED, claims
 
 PAPER_D, SMALL_D = 7850, 50  # MNIST: 10 classes x (784 pixels + bias); small: 50 features, binary
 MNIST = "{data}/mnist/train-images-idx3-ubyte"
+JOBS = "jobs/shadowheart_logistic_slow.toml"
 # first step sizes: the logistic loss is flatter than the quadratic (the small scale's best of a first try)
 GRIDS = {"shadowheart_sgd": (4.0, 8.0, 16.0), "rennala_sgd": (2.0, 4.0, 8.0), "async_sgd": (0.32, 0.64, 1.28),
          "minibatch_sgd": (4.0, 8.0, 16.0), "qsgd": (0.32, 0.64, 1.28)}
@@ -36,11 +37,11 @@ EXPERIMENT = Experiment(
         Setting("problem.bias", True, False, f"{CODE} dim = 7850 = 10 x (784 + 1)"),
         Setting("problem.samples", 0, 1000, "paper: all 60,000 MNIST training images; small: 1000 synthetic rows"),
         Setting("problem.dim", 0, SMALL_D, "paper: from the data (7850); small: 50 synthetic features"),
-        Setting("workers.n", 100, 16, "jobs/shadowheart_logistic_slow.toml (the seed gives no n); the code's --num_nodes"),
+        Setting("workers.n", 100, 16, f"{JOBS} (the seed gives no n); the code's --num_nodes"),
         Setting("workers.compute", "sqrt", "sqrt", f"{SEED} line 1183 (tau_i = sqrt(i)); {CODE} METHOD_GRADIENT"),
         Setting("workers.compute_scale", 1.0, 1.0, f"{SEED} line 1183 (seconds)"),
         Setting("workers.comm", "sqrt", "sqrt", f"{SEED} line 1176 (slow: theta_i = sqrt(i)/d^(1/2))"),
-        Setting("stop.time", 20000.0, 400.0, "jobs/shadowheart_logistic_slow.toml (the seed's figure has no axis values)"),
+        Setting("stop.time", 20000.0, 400.0, f"{JOBS} (the seed's figure has no axis values)"),
         Setting("output.snapshot_every", 200.0, 50.0, "plot resolution (a snapshot costs an evaluation of f)"),
     ),
     panels=(Panel("slow", (

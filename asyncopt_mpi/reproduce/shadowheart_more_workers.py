@@ -1,4 +1,4 @@
-"""`shadowheart-more-workers`: Shadowheart SGD with more and more workers whose times are redrawn every round (seed 001).
+"""`shadowheart-more-workers`: Shadowheart SGD with more and more workers, their times redrawn every round (seed 001).
 
 The seed gives the times, tau_i^k, theta_i^k ~ Uniform(0.1, 1) for every worker i and round k (seed 001 lines
 1185-1189: "Shadowheart SGD: Adding More Workers..."); the project draws them per job
@@ -14,14 +14,16 @@ from .shadowheart_regimes import CODE, SEED
 
 JOBS = "jobs/shadowheart_more_workers.toml"
 UNIFORM = f"{SEED} line 1189 (tau_i^k, theta_i^k ~ Uniform(0.1, 1) for all i and k >= 0)"
-QUOTE = "Shadowheart SGD: Adding More Workers... tau_i^k, theta_i^k ~ Uniform(0.1, 1) for all i in {1, ..., n} and k >= 0"
+QUOTE = ("Shadowheart SGD: Adding More Workers... tau_i^k, theta_i^k ~ Uniform(0.1, 1) for all i in {1, ..., n} "
+         "and k >= 0")
 
 
 def workers(paper: int, small: int) -> MethodSpec:
     """Shadowheart SGD with `paper` (`small`) workers: one line of the figure."""
     return MethodSpec("shadowheart_sgd", (0.5, 1.0, 2.0),
                       (Setting("workers.n", paper, small, f"{JOBS} (its sweep workers.n = 10, 100, 1000)"),),
-                      note=f"step sizes in powers of 2 as {CODE} gamma_multiply", label=f"shadowheart_sgd n={paper} (small: {small})")
+                      note=f"step sizes in powers of 2 as {CODE} gamma_multiply",
+                      label=f"shadowheart_sgd n={paper} (small: {small})")
 
 
 # The figure's lines; a claim compares two of them by their final f - f* (the same horizon for all)

@@ -1,4 +1,4 @@
-"""`shadowheart-regimes`: Shadowheart SGD under the three communication regimes of seed 001 (quadratic, tau_i = sqrt(i)).
+"""`shadowheart-regimes`: Shadowheart SGD under seed 001's three communication regimes (quadratic, tau_i = sqrt(i)).
 
 The seed gives the regimes (theta_i = sqrt(i)/d, sqrt(i)/d^(3/4), sqrt(i)/d^(1/2) seconds per float, seed 001
 lines 1173-1183) and the time complexities the figure illustrates (Table 1, lines 1153-1162); the problem and
@@ -90,7 +90,8 @@ EXPERIMENT = Experiment(
     settings=(
         Setting("problem.name", "quadratic", "quadratic",
                 f"{CODE} generate_task: TridiagonalQuadraticFunction (worst case), x0 = sqrt(d) e_1 (dump_task)"),
-        Setting("problem.dim", PAPER_D, SMALL_D, "jobs/shadowheart_*.toml (the seed gives no d); the code's --quad_dim"),
+        Setting("problem.dim", PAPER_D, SMALL_D, "jobs/shadowheart_*.toml (the seed gives no d); the code's "
+                "--quad_dim"),
         Setting("problem.noise", 0.01, 0.01, f"jobs/shadowheart_*.toml; {CODE} --quad_noise"),
         Setting("workers.n", 100, 16, "jobs/shadowheart_*.toml (the seed gives no n); the code's --num_nodes"),
         Setting("workers.compute", "sqrt", "sqrt", f"{SEED} line 1183 (tau_i = sqrt(i)); {CODE} METHOD_GRADIENT"),

@@ -116,10 +116,11 @@ def report(scale: str) -> str:
     for name, line, formula, _, shown, _ in ROWS:
         for noise, paper in zip(NOISE, shown):
             values = measured[(name, noise)]
+            spread = f"{_number(median_iqr(values)[0])} [{_number(min(values))}, {_number(max(values))}]"
             holds = sum(rounds_to(value, paper) for value in values)
             lines.append(f"| {name} is x{paper} slower than Shadowheart SGD ({SEED} line {line}) | {noise:g} | "
-                         f"x{paper} | {_number(median_iqr(values)[0])} [{_number(min(values))}, {_number(max(values))}] "
-                         f"| `{formula}` | {holds} of {len(values)} draws | **{verdict(values, paper)}** |")
+                         f"x{paper} | {spread} | `{formula}` | {holds} of {len(values)} draws | "
+                         f"**{verdict(values, paper)}** |")
     slow = robustness()
     lines += ["", "Column \"the last worker is slow\" (max{h_n, tau_n} -> inf), draw 0 with h_n = tau_n = inf, "
               "sigma^2/eps = 1:", "", "| method | paper | ours | verdict |", "|---|---|---|---|"]
