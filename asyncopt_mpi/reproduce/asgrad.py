@@ -10,7 +10,9 @@ Departures, as REPORT.md's sources say: the authors' data set w7a is not one `as
 data are generated (`synthetic_classification`) with w7a's shape, and split by label as the sorted w7a file is
 (its 739 positives all sit in the first of the 10 contiguous shards); the authors' workers compute full local
 gradients (batch_size=None), ours a minibatch drawn with replacement from the shard, and a job of b gradients
-takes b draws of the time model (the authors: one draw per job), so the Poisson and normal times spread less.
+takes b draws of the time model (the authors: one draw per job), so the Poisson and normal times spread less;
+the authors' random and shuffle rules compute a job on the shard of the worker that just finished (nodes.py
+passes self.last_idx), ours on the shard of the worker that gets the job, as the talk's rules say.
 The authors record ||grad f|| per iteration (run_optimizer), so the figure is grad_norm_sq against iterations.
 """
 
@@ -69,8 +71,8 @@ EXPERIMENT = Experiment(
         Setting("method.batch", 32, 16, f"{CODE} uses full local gradients (batch_size=None); ours are minibatches "
                 "drawn with replacement from the shard, as large as the horizon allows"),
         Setting("stop.iterations", 500, 300, f"{CODE} `example notebook.ipynb` (num_iter=500)"),
-        Setting("output.snapshot_every", 64.0, 32.0, "plot resolution (about 2 snapshots per pure iteration "
-                "batch; a snapshot costs an evaluation of f)"),
+        Setting("output.snapshot_every", 64.0, 32.0, "plot resolution: 50 to 100 snapshots over a pure "
+                "assignment run (a snapshot costs an evaluation of f)"),
     ),
     panels=(
         _times("fixed", 166, "delay_type 'fixed'"),
