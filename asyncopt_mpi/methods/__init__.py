@@ -45,6 +45,7 @@ from . import (  # noqa: E402,F401
     async_sgd,
     compressed,
     decentralized,
+    decentralized_async_sgd,
     frank_wolfe,
     freya_sgd,
     gradient_tracking,
