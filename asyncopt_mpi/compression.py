@@ -1,4 +1,4 @@
-"""Unbiased upload compressors: identity, RandK (Stich et al. 2018; Shadowheart, Tyurin, Pozzi, Ilin, Richtarik 2024), QSGD (Alistarh et al., NeurIPS 2017).
+"""Unbiased compressors of uploads (and of Shadowheart's broadcast): identity, RandK (Stich et al. 2018; Shadowheart, Tyurin, Pozzi, Ilin, Richtarik 2024), QSGD (Alistarh et al., NeurIPS 2017).
 
 Every compressor C is unbiased, E[C(v)] = v, with variance parameter omega:
 E||C(v) - v||^2 <= omega ||v||^2. A worker sends one float64 message carrying `copies`
@@ -17,6 +17,8 @@ Wire formats (all float64 words):
 Upload time is charged for `upload_floats`: the payload without RandK's seed word, as the
 Shadowheart paper charges m K theta for m copies (seed 001, Shadowheart's time model), unless
 the method charges the seed too (method.charge_seed). The seed still travels and counts in bytes.
+Shadowheart's compressed broadcast (method.server_compressor) is one such message too, its
+download time charged for the same `upload_floats` of one copy.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
+from .inputs import shown
 
 SEED_BOUND = 2**53  # every integer below this is exactly representable in float64
 MAX_LEVELS = 127  # quantized levels are stored as int8
@@ -37,12 +40,12 @@ DECODE_CHUNK = 2**15  # elements per dense decode step: bounds the float tempora
 def _as_int(value: Any, key: str) -> int:
     """`value` as an int (integral floats from the wire are accepted), else ConfigError naming `key`."""
     if isinstance(value, (bool, np.bool_)):
-        raise ConfigError(f"{key} must be an integer, got {value!r}")
+        raise ConfigError(f"{key} must be an integer, got {shown(value)}")
     if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
         return int(value)
-    raise ConfigError(f"{key} must be an integer, got {value!r}")
+    raise ConfigError(f"{key} must be an integer, got {shown(value)}")
 
 
 def _check_copies(copies: int) -> int:
@@ -255,19 +258,23 @@ COMPRESSORS: dict[str, type[Compressor]] = {cls.name: cls for cls in (Identity, 
 COMPRESSOR_CODES: dict[int, str] = {cls.code: cls.name for cls in COMPRESSORS.values()}
 
 
-def make_compressor(name: str, param: int = 0) -> Compressor:
-    """The compressor `name` with its parameter (K for randk, levels for quantize, ignored for identity)."""
+def make_compressor(name: str, param: int = 0, prefix: str = "") -> Compressor:
+    """The compressor `name` with its parameter (K for randk, levels for quantize, ignored for identity).
+
+    Errors name the keys method.{prefix}compressor, method.{prefix}K and method.{prefix}levels
+    (prefix "server_" for the broadcast's compressor).
+    """
     if name not in COMPRESSORS:
-        raise ConfigError(f"method.compressor: unknown compressor {name!r}; choose from {', '.join(COMPRESSORS)}")
+        raise ConfigError(f"method.{prefix}compressor: unknown compressor {shown(name)}; choose from {', '.join(COMPRESSORS)}")
     if name == "randk":
-        K = _as_int(param, "method.K")
+        K = _as_int(param, f"method.{prefix}K")
         if K < 1:
-            raise ConfigError(f"method.K must be >= 1, got {K}")
+            raise ConfigError(f"method.{prefix}K must be >= 1, got {K}")
         return RandK(K)
     if name == "quantize":
-        levels = _as_int(param, "method.levels")
+        levels = _as_int(param, f"method.{prefix}levels")
         if not 1 <= levels <= MAX_LEVELS:
-            raise ConfigError(f"method.levels must be between 1 and {MAX_LEVELS}, got {levels}")
+            raise ConfigError(f"method.{prefix}levels must be between 1 and {MAX_LEVELS}, got {levels}")
         return Quantize(levels)
     return Identity()
 

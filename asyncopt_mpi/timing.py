@@ -20,7 +20,9 @@ A job of b gradients takes the sum of b independent draws (geometric: one draw p
 in the seed, so that task times stay as varied as p says however large the task). Communication: worker i needs
 theta_i seconds per float it sends (comm = fixed: comm_times or comm_scale; sqrt:
 comm_scale*sqrt(i); uniform_range: every job draws theta ~ U(a, b), [a, b] = comm_range, after
-its compute draw); the server's downlink is free, as in the papers' models.
+its compute draw); the server's downlink is free, as in the papers' models, except where a
+method charges it: shadowheart_sgd's broadcast takes method.server_comm seconds per float of its
+(compressed) message, given to every worker's next job as Job.wait (methods/compressed.py).
 
 Faults: a job that starts inside a `slowdown` window [worker, start, end, factor] takes
 factor times longer; a worker never finishes a job that would end after its `dead_after`

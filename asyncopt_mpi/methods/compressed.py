@@ -17,18 +17,37 @@ code/distributed_optimization_library/asynchronous/algorithm_with_communication.
 seed word that carries the copies' indices travels (bytes_up counts it) but is charged only
 with `charge_seed = true`.
 
+Compressed broadcast (method.server_compressor = randk or quantize; "none", the default, sends the
+point as before). Seed 001's setup item (d) (line 398): "the server can broadcast compressed
+vectors to the workers in (at most) tau_serv seconds", compression being a lossy operator applied
+to the message; the seed sets the broadcast cost aside "up to Sec. 7" (lines 412, 1087-1088) and its
+text of the extension stops there, and the authors' code (asynchronous/algorithm_with_communication.py)
+has no server compression. So the rule here is the unbiased one for a broadcast: after a round
+the server forms x_next = x - gamma g, broadcasts C_serv(x_next - x), one draw for all workers,
+and every worker, and the server, take x + C_serv(x_next - x) as the new point; E of it is x_next.
+The workers compute the next round at that point, which the runtimes hand them. (Reconstructing
+around the workers' previous copy w instead, w + C(x_next - w), would multiply the error
+x - w by omega every round: it diverges for RandK with K < d/2.) The broadcast's time tau_serv =
+method.server_comm seconds per float x the floats of one compressed message (server_K for randk
+with its seed word only with charge_seed, as for uploads; d for "none") is charged to every
+worker before the next round's job (Job.wait, both runtimes); the first round starts at x^0,
+which every worker holds. The runtimes still send the reconstructed point itself, so
+bytes_down counts d floats, not the compressed message.
+
 QSGD (Alistarh et al., NeurIPS 2017): minibatch SGD in which every worker sends one
 compression (RandK or quantized) of its batch's gradient sum; the step waits for all.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from ..compression import make_compressor
 from ..errors import ConfigError
+from ..inputs import shown
 from ..theory import equilibrium_time, shadowheart_plan
 from . import register_method
 from .base import Job, JobKind, Method, Result, Server
@@ -53,6 +72,7 @@ class CompressedRounds(Method):
     def start(self, server: Server) -> None:
         self.compressor = _compressor(self.options)
         self.accumulator = np.zeros(self.problem.dim)
+        self.broadcast_wait = 0.0  # seconds every worker waits for the point before its job
         self.start_round(server)
 
     def plan(self, server: Server) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -64,14 +84,14 @@ class CompressedRounds(Method):
         self.waiting = set(np.flatnonzero(self.b > 0).tolist())
         if not self.waiting:
             raise ConfigError(f"method.name: {self.name} found no worker fast enough to take part")
-        self.round_started = server.now()
+        self.round_started = server.now() + self.broadcast_wait  # the workers' part starts once the point is in
         self.round_times = np.full(server.n_workers, np.nan)
         compressor = self.compressor
         for worker in sorted(self.waiting):
             server.assign(worker, Job(
                 JobKind.COMPRESSED, server.version, batch=int(self.b[worker]), copies=int(self.m[worker]),
                 compressor=compressor.code, compress_param=compressor.param,
-                charge_seed=self.options["charge_seed"],
+                charge_seed=self.options["charge_seed"], wait=self.broadcast_wait,
             ))
 
     def on_result(self, server: Server, worker: int, result: Result) -> bool:
@@ -82,12 +102,16 @@ class CompressedRounds(Method):
         self.compressor.decode_add(self.accumulator, result.vector, int(self.m[worker]), float(self.w[worker]))
         if not self.waiting:
             denominator = float(np.sum(self.w * self.m * self.b))
-            server.step(self.accumulator, self.lr / denominator, grads_used=int(self.b.sum()),
-                          max_delay=0, **self.trace_values())
+            self.take_step(server, self.lr / denominator, grads_used=int(self.b.sum()), max_delay=0,
+                           **self.trace_values())
             self.accumulator[:] = 0.0
             self.finish_round(server)
             self.start_round(server)
         return True
+
+    def take_step(self, server: Server, scale: float, **trace: Any) -> None:
+        """Publish x - scale * accumulator (Shadowheart may compress the broadcast of it)."""
+        server.step(self.accumulator, scale, **trace)
 
     def trace_values(self) -> dict[str, float]:
         return {"active_workers": int(np.count_nonzero(self.b))}
@@ -108,7 +132,8 @@ class ShadowheartSGD(CompressedRounds):
     description = "rounds of length t*: worker i sums b_i gradients, sends m_i compressions; weighted aggregation"
     paper = "Tyurin, Pozzi, Ilin, Richtarik, Shadowheart SGD, NeurIPS 2024"
     params = {"compressor": "randk", "K": 1, "levels": 4, "charge_seed": False, "sigma2_over_eps": 1.0,
-              "estimate_times": False, "replan_every": 10}
+              "estimate_times": False, "replan_every": 10,
+              "server_compressor": "none", "server_K": 1, "server_levels": 4, "server_comm": 0.0}
     trace_columns = ("active_workers", "t_star")
 
     @classmethod
@@ -116,6 +141,10 @@ class ShadowheartSGD(CompressedRounds):
         super().check_options(options)
         if options["sigma2_over_eps"] < 0 or options["replan_every"] < 1:
             raise ConfigError("method.sigma2_over_eps must be >= 0 and method.replan_every >= 1")
+        _server_compressor(options)
+        if not 0.0 <= options["server_comm"] < math.inf:
+            raise ConfigError(f"method.server_comm: seconds per float of the broadcast must be >= 0 and finite, "
+                              f"got {shown(options['server_comm'])}")
 
     def start(self, server: Server) -> None:
         n = server.n_workers
@@ -132,10 +161,31 @@ class ShadowheartSGD(CompressedRounds):
             self.h = server.expected_times
             self.t = server.comm_times * self.per_copy
         self.plan_arrays = None
+        self.server_compressor = _server_compressor(self.options)
+        if self.options["server_compressor"] == "randk" and self.options["server_K"] > dim:
+            raise ConfigError(f"method.server_K = {self.server_compressor.param} exceeds the problem dimension {dim}")
+        sent = self.server_compressor or make_compressor("identity")
+        self.broadcast_seconds = self.options["server_comm"] * sent.upload_floats(dim, 1, self.options["charge_seed"])
+        self.received = np.zeros(dim) if self.server_compressor is not None else None
         super().start(server)
 
     def max_copies(self, dim: int) -> int:
         return -(-dim // max(self.options["K"], 1))
+
+    def take_step(self, server: Server, scale: float, **trace: Any) -> None:
+        """x + C_serv(x_next - x), x_next = x - scale * accumulator; the next round waits for its broadcast."""
+        self.broadcast_wait = self.broadcast_seconds
+        if self.server_compressor is None:
+            super().take_step(server, scale, **trace)
+            return
+        change = self.accumulator
+        change *= -scale  # x_next - x, in place: the round's sum is not needed after this step
+        message = self.server_compressor.encode(change, 1, server.rng)
+        self.received[:] = 0.0
+        self.server_compressor.decode_add(self.received, message, 1)
+        x_next = server.new_point()
+        np.add(server.x, self.received, out=x_next)
+        server.publish(x_next, **trace)
 
     def plan(self, server: Server):
         n, dim = server.n_workers, self.problem.dim
@@ -173,6 +223,16 @@ class ShadowheartSGD(CompressedRounds):
         self.h, self.t = np.maximum(h, 1e-9), np.maximum(t, 1e-9)
         if self.round == len(CALIBRATION):
             self.plan_arrays = None  # first plan from measured times
+
+
+def _server_compressor(options: dict[str, Any]):
+    """The broadcast's compressor (None for "none": the point goes uncompressed)."""
+    name = options["server_compressor"]
+    if name == "none":
+        return None
+    if name not in ("randk", "quantize"):
+        raise ConfigError(f"method.server_compressor: unknown compressor {shown(name)}; choose from none, randk, quantize")
+    return make_compressor(name, options["server_K"] if name == "randk" else options["server_levels"], "server_")
 
 
 @register_method
