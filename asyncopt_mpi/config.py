@@ -85,6 +85,9 @@ class OutputConfig:
     path: str = "results/{method}-{problem}-{backend}-n{workers}.h5"  # placeholders: OUTPUT_PLACEHOLDERS
     snapshot_every: float = 0.5
     evaluate_inline: bool = False  # evaluate the loss at every snapshot during the run (shown in progress)
+    # HDF5 file locks on the results file: true, false (e.g. Lustre, GPFS) or "auto" (HDF5's default,
+    # which honours HDF5_USE_FILE_LOCKING); results.use_locking passes it on
+    hdf5_locking: bool | str = "auto"
 
 
 @dataclass
@@ -401,6 +404,10 @@ def _coerce(key: str, value: Any, default: Any, spec: dataclasses.Field) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key}: expected an integer, got {shown(value)}")
         return value
+    if kind == "bool | str":
+        if not isinstance(value, (bool, str)):
+            raise ConfigError(f"{key}: expected true, false or a string, got {shown(value)}")
+        return value
     if "bool" in kind:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true or false, got {shown(value)}")
@@ -527,6 +534,8 @@ def validate(config: Config, require_stop: bool = True) -> None:
     _validate_graph(config)
     _validate_limits(config)
     _nonnegative("output.snapshot_every", output.snapshot_every)
+    _require(isinstance(output.hdf5_locking, bool) or output.hdf5_locking == "auto",  # a string: "auto" only
+             f"output.hdf5_locking: {shown(output.hdf5_locking)} is not accepted; accepted: \"auto\", true, false")
     check_output_placeholders(output.path)
 
 

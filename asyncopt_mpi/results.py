@@ -69,6 +69,21 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # Files whose HDF5 handle could not be closed after a write error; the process must then end
 # with os._exit, because HDF5 would crash (SIGSEGV) closing them at interpreter exit.
 UNCLOSED: list[str] = []
+# File locking asked of HDF5 for results files in this process: the output.hdf5_locking of the run it
+# runs (set by use_locking), None for HDF5's default (locks unless HDF5_USE_FILE_LOCKING says otherwise),
+# which readers outside a run keep.
+_locking: bool | None = None
+
+
+def use_locking(setting: bool | str) -> None:
+    """Open results files in this process with HDF5 file locking on (True), off (False) or as HDF5's default ("auto")."""
+    global _locking
+    _locking = None if setting == "auto" else bool(setting)
+
+
+def _access(**options: Any) -> dict[str, Any]:
+    """h5py.File options plus the file locking of use_locking (none given: HDF5's default)."""
+    return options if _locking is None else {**options, "locking": _locking}
 
 
 def _make_reserve(path: str) -> None:
@@ -94,7 +109,7 @@ def create_file(path: str, **options: Any) -> h5py.File:
     O_EXCL ("x"), which never follows a link in its place."""
     side_files.clear(path)
     try:
-        return h5py.File(path, "x", **options)
+        return h5py.File(path, "x", **_access(**options))
     except FileExistsError:
         raise side_files.refuse(path, "appeared while the run was creating it") from None
 
@@ -355,11 +370,11 @@ class ResultsWriter:
         self._thread: threading.Thread | None = None
         options = {"libver": "latest", "rdcc_nbytes": 0}  # no chunk cache: RSS flat in rows
         if resume is not None:
-            self.file = h5py.File(self.path, "r+", **options)
+            self.file = h5py.File(self.path, "r+", **_access(**options))
         elif staging is not None:
             self.file = create_file(self.path, **options)
         else:
-            self.file = h5py.File(self.path, "w", **options)
+            self.file = h5py.File(self.path, "w", **_access(**options))
         opened = os.fstat(self.file.id.get_vfd_handle())
         self._identity = (opened.st_dev, opened.st_ino)  # publish moves this file and no other
         try:
@@ -643,7 +658,7 @@ import importlib.util, sys, h5py
 spec = importlib.util.spec_from_file_location("swmr", sys.argv[2])
 swmr = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(swmr)
-with swmr.open_swmr(sys.argv[1]) as handle:
+with swmr.open_swmr(sys.argv[1], {"auto": None, "on": True, "off": False}[sys.argv[3]]) as handle:
     def touch(name, item):
         if isinstance(item, h5py.Dataset) and item.shape and item.shape[0]:
             item[-1:]
@@ -673,8 +688,9 @@ def _probe_swmr(path: str) -> None:
 def _probe_verdict(path: str) -> str | None:
     """None if the probe read `path`, else why not."""
     try:
-        done = subprocess.run([sys.executable, "-c", _SWMR_PROBE, path, swmr.__file__], capture_output=True, text=True,
-                              timeout=SWMR_WAIT_SECONDS, stdin=subprocess.DEVNULL)
+        locking = {None: "auto", True: "on", False: "off"}[_locking]  # the probe reads the file as we would
+        done = subprocess.run([sys.executable, "-c", _SWMR_PROBE, path, swmr.__file__, locking], capture_output=True,
+                              text=True, timeout=SWMR_WAIT_SECONDS, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return f"not readable within {SWMR_WAIT_SECONDS:g} s (truncated or damaged)"
     if done.returncode != 0:
@@ -686,13 +702,13 @@ def _probe_verdict(path: str) -> str | None:
 def _open_raw(path: str) -> h5py.File:
     _check_hdf5(path)
     try:
-        return h5py.File(path, "r")
+        return h5py.File(path, "r", **_access())
     except DAMAGE as exc:
         if not (isinstance(exc, OSError) and _open_for_write(exc)):
             raise damaged(path, exc) from None
     _probe_swmr(path)
     try:
-        return swmr.open_swmr(path)
+        return swmr.open_swmr(path, _locking)
     except DAMAGE as exc:
         raise damaged(path, exc) from None
 
@@ -763,7 +779,7 @@ def write_metrics(path: str, metrics: dict[str, np.ndarray], f_star: float) -> N
     """
     room_for(path, len(METRIC_COLUMNS) * (8 * len(metrics["time"]) + METADATA_BYTES), "store its metrics")
     try:
-        with _writing(h5py.File(path, "r+", libver="latest")) as handle:
+        with _writing(h5py.File(path, "r+", **_access(libver="latest"))) as handle:
             if "metrics" in handle:
                 del handle["metrics"]
             group = handle.create_group("metrics")
@@ -884,7 +900,7 @@ def is_cleanly_closed(path: str) -> bool:
     """
     _check_hdf5(path)
     try:
-        with h5py.File(path, "r"):
+        with h5py.File(path, "r", **_access()):
             return True
     except DAMAGE as exc:
         if isinstance(exc, OSError) and _open_for_write(exc):

@@ -32,11 +32,14 @@ def _hdf5_library() -> ctypes.CDLL | None:
     return None
 
 
-def open_swmr(path: str) -> h5py.File:
+def open_swmr(path: str, locking: bool | None = None) -> h5py.File:
     """`path` opened read-only in SWMR mode, each metadata block read at most READ_ATTEMPTS times
-    (where the library allows setting it; else HDF5's default)."""
+    (where the library allows setting it; else HDF5's default), with HDF5 file locking on or off
+    (None: HDF5's default, which honours HDF5_USE_FILE_LOCKING)."""
     access = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
     access.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
+    if locking is not None:
+        access.set_file_locking(locking, False)  # as h5py.File(..., locking=True/False) sets it
     library = _hdf5_library()
     setter = getattr(library, "H5Pset_metadata_read_attempts", None) if library is not None else None
     if setter is not None:

@@ -19,7 +19,7 @@ from ..objective import DESCRIPTIONS, attach_objective, objective_name, reported
 from ..problems import make_problem
 from ..problems.base import Problem
 from ..problems.splits import shard_indices
-from ..results import ResultsWriter, ResumePoint
+from ..results import ResultsWriter, ResumePoint, use_locking
 from ..timing import TimingModel
 from .. import provenance
 from .mpi_text import printable
@@ -95,6 +95,7 @@ def open_writer(
         "name": config.problem.name,
         "objective": DESCRIPTIONS[objective_name(problem)],
     }
+    use_locking(config.output.hdf5_locking)  # for the writer and the metrics stored after the run
     return ResultsWriter(
         config.output_path(), attrs=attrs, dim=problem.dim, n_workers=n_workers,
         trace_extra=method.trace_columns, problem_attrs=problem_attrs, state_shapes=method.state_shapes(),
