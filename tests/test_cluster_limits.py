@@ -101,6 +101,33 @@ def test_readers_keep_hdf5_default_locking_unless_a_run_sets_it(tmp_path):
         assert handle.id.get_access_plist().get_file_locking()[0] == 1
 
 
+# A results file whose writer died with it open in SWMR mode (readers open it through swmr.open_swmr).
+DIES_WRITING = """
+import os, sys, h5py
+handle = h5py.File(sys.argv[1], "w", libver="latest")
+handle.attrs["format_version"] = 1
+handle.create_dataset("t", data=[1.0, 2.0], maxshape=(None,), chunks=(4,))
+handle.swmr_mode = True
+handle.flush()
+os._exit(0)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_file_still_open_for_writing_is_read_with_the_runs_locking(tmp_path):
+    from asyncopt_mpi.results import open_results, use_locking
+
+    path = tmp_path / "live.h5"
+    subprocess.run([sys.executable, "-c", DIES_WRITING, str(path)], check=True, timeout=50)
+    try:
+        use_locking(False)
+        with open_results(str(path)) as handle:  # after the probe (a child process) read it the same way
+            assert handle.id.get_intent() & h5py.h5f.ACC_SWMR_READ
+            assert handle.id.get_access_plist().get_file_locking()[0] == 0
+    finally:
+        use_locking("auto")
+
+
 @pytest.mark.parametrize("value, expected", [
     ("maybe", "output.hdf5_locking: 'maybe' is not accepted; accepted: \"auto\", true, false"),
     ('"false"', "output.hdf5_locking: 'false' is not accepted"),
