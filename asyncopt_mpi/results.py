@@ -81,6 +81,15 @@ def use_locking(setting: bool | str) -> None:
     _locking = None if setting == "auto" else bool(setting)
 
 
+def locking_environment() -> dict[str, str]:
+    """This process's environment for a child that opens its run's results file (the watchdog that repairs
+    it): HDF5_USE_FILE_LOCKING as use_locking set it, unless the user set the variable (it wins, as in HDF5)."""
+    environ = dict(os.environ)
+    if _locking is not None:
+        environ.setdefault("HDF5_USE_FILE_LOCKING", "TRUE" if _locking else "FALSE")
+    return environ
+
+
 def _access(**options: Any) -> dict[str, Any]:
     """h5py.File options plus the file locking of use_locking (none given: HDF5's default)."""
     return options if _locking is None else {**options, "locking": _locking}

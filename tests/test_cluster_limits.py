@@ -128,6 +128,30 @@ def test_a_file_still_open_for_writing_is_read_with_the_runs_locking(tmp_path):
         use_locking("auto")
 
 
+@pytest.mark.timeout(60)
+def test_the_watchdog_repairs_with_the_runs_locking(tmp_path, monkeypatch):
+    import socket
+
+    from asyncopt_mpi.results import use_locking
+    from asyncopt_mpi.runtime import guardian
+
+    monkeypatch.delenv("HDF5_USE_FILE_LOCKING", raising=False)
+    writer = subprocess.Popen(["sleep", "30"])  # stands in for rank 0 while the watchdog starts
+    try:
+        use_locking(False)
+        watchdog = guardian.start(str(tmp_path / "run.h5"), [writer.pid], [socket.gethostname()])
+    finally:
+        use_locking("auto")
+    try:
+        environ = (Path("/proc") / str(watchdog.pid) / "environ").read_bytes().split(b"\0")
+        assert b"HDF5_USE_FILE_LOCKING=FALSE" in environ
+    finally:
+        watchdog.terminate()  # before the sleeper ends: nothing to repair
+        watchdog.wait(timeout=30)
+        writer.kill()
+        writer.wait()
+
+
 @pytest.mark.parametrize("value, expected", [
     ("maybe", "output.hdf5_locking: 'maybe' is not accepted; accepted: \"auto\", true, false"),
     ('"false"', "output.hdf5_locking: 'false' is not accepted"),

@@ -48,8 +48,11 @@ def start(path: str, pids: list[int], hosts: list[str], lock=None, staged: str |
         from asyncopt_mpi.runtime import host_watch
 
         command += ["--elsewhere", json.dumps({"host": hosts[0], "ranks": host_watch.elsewhere(pids, hosts)})]
+    from asyncopt_mpi.results import locking_environment  # the repair opens the file as the run did
+
     try:
-        return subprocess.Popen(command + local, stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=fds)
+        return subprocess.Popen(command + local, stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=fds,
+                                env=locking_environment())
     except OSError:
         return None  # best effort: without it a killed run's file is repaired by `asyncopt evaluate`
 
