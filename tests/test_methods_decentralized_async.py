@@ -42,9 +42,9 @@ class GossipRecord(AsyncGossipNode):
         super().on_gradient(net, version, gradient, n_grads)
         self.models[self.node] = self.x.copy()
 
-    def _gossip(self, net, peer, exchange, change):
-        self.changes[exchange].append((self.node, peer, change.copy()))
-        super()._gossip(net, peer, exchange, change)
+    def _gossip(self, net, message, exchange, change):
+        self.changes[exchange].append((self.node, message.origin, change.copy()))
+        super()._gossip(net, message, exchange, change)
         self.models[self.node] = self.x.copy()
 
 

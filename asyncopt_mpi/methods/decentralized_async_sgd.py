@@ -93,7 +93,7 @@ class AsyncGossipNode:
         if message.kind == GossipKind.OFFER:
             self._answer(net, message)
             return
-        self._gossip(net, message.origin, (self.node, message.version), -message.vector)  # the share: x_i -= d
+        self._gossip(net, message, (self.node, message.version), -message.vector)  # the share: x_i -= d
         self.waiting = -1
         while self.offers:
             self._answer(net, self.offers.pop(0))
@@ -104,7 +104,7 @@ class AsyncGossipNode:
 
     def _answer(self, net: Net, offer: Message) -> None:
         share = 0.5 * (offer.vector - self.x)
-        self._gossip(net, offer.origin, (offer.origin, offer.version), share)
+        self._gossip(net, offer, (offer.origin, offer.version), share)
         net.send(Message(GossipKind.SHARE, offer.version, offer.origin, self.node, share))
 
     def _offer(self, net: Net) -> None:
@@ -115,12 +115,12 @@ class AsyncGossipNode:
         net.send(Message(GossipKind.OFFER, self.exchanges, self.waiting, self.node, self.x))
         self.exchanges += 1
 
-    def _gossip(self, net: Net, peer: int, exchange: tuple[int, int], change: np.ndarray) -> None:
-        """Add one end's half of exchange (initiator, number) with `peer` to the model."""
+    def _gossip(self, net: Net, message: Message, exchange: tuple[int, int], change: np.ndarray) -> None:
+        """Add this end's half of exchange (initiator, number), which `message` brought, to the model."""
         self.x += change
         self.version += 1
         if net.parent < 0:
-            net.arrived(peer, GossipKind.SHARE, exchange[1], 0, True)
+            net.arrived(message.origin, message.kind, exchange[1], 0, True)
             net.publish(self.x, self.version, 0)
 
 
