@@ -265,7 +265,8 @@ def make_compressor(name: str, param: int = 0, prefix: str = "") -> Compressor:
     (prefix "server_" for the broadcast's compressor).
     """
     if name not in COMPRESSORS:
-        raise ConfigError(f"method.{prefix}compressor: unknown compressor {shown(name)}; choose from {', '.join(COMPRESSORS)}")
+        raise ConfigError(f"method.{prefix}compressor: unknown compressor {shown(name)}; "
+                          f"choose from {', '.join(COMPRESSORS)}")
     if name == "randk":
         K = _as_int(param, f"method.{prefix}K")
         if K < 1:
@@ -284,5 +285,5 @@ def compressor_from_code(code: int, param: int) -> Compressor:
     number = _as_int(code, "method.compressor")
     if number not in COMPRESSOR_CODES:
         known = sorted(COMPRESSOR_CODES)
-        raise ConfigError(f"method.compressor: unknown compressor code {code!r}; known codes {known}")
+        raise ConfigError(f"method.compressor: unknown compressor code {shown(code)}; known codes {known}")
     return make_compressor(COMPRESSOR_CODES[number], param)

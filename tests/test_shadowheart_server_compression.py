@@ -113,3 +113,11 @@ def test_a_compressed_broadcast_over_mpi(tmp_path):
     np.testing.assert_allclose(found["workers/busy_time"], 0.01 * grads + (jobs - 1) * server_comm * K, rtol=1e-9)
     subopt = found["metrics/suboptimality"]
     assert subopt[-1] < 0.5 * subopt[0]
+
+
+@pytest.mark.parametrize("key", ["compressor", "server_compressor"])
+def test_a_long_compressor_name_is_echoed_cut(key):
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, EQUAL + [f'method.{key}="{"x" * 5000}"', "stop.time=1"], method="shadowheart_sgd",
+                    backend="sim")
+    assert len(str(raised.value)) < 400 and "..." in str(raised.value)

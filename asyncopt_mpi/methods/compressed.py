@@ -231,7 +231,8 @@ def _server_compressor(options: dict[str, Any]):
     if name == "none":
         return None
     if name not in ("randk", "quantize"):
-        raise ConfigError(f"method.server_compressor: unknown compressor {shown(name)}; choose from none, randk, quantize")
+        raise ConfigError(f"method.server_compressor: unknown compressor {shown(name)}; "
+                          "choose from none, randk, quantize")
     return make_compressor(name, options["server_K"] if name == "randk" else options["server_levels"], "server_")
 
 
