@@ -230,6 +230,11 @@ def _pool_outcomes(config_path: str | None, runs: list[SweepRun], overwrite: boo
             pool.apply_async(_run_in_child, ((config_path, run, overwrite),),
                              callback=lambda outcome, index=index: finished(index, outcome),
                              error_callback=lambda exc: (errors.append(exc), finished(-1)))
+    except BaseException:  # e.g. a caller's timeout: the runs in progress stop now, cleanly
+        for child in multiprocessing.active_children():
+            with contextlib.suppress(OSError):
+                os.kill(child.pid, signal.SIGTERM)
+        raise
     finally:
         pool.close()
         pool.join()

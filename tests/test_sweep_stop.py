@@ -86,3 +86,28 @@ def test_a_killed_sweep_leaves_no_run_behind(tmp_path):
     assert "Traceback" not in stderr, stderr
     for index in range(2):
         assert attrs(out / f"async_sgd-lr=0.0{index + 1}.h5")["status"] == "stopped"
+
+
+@pytest.mark.timeout(120)
+def test_an_exception_in_the_sweeping_process_stops_the_pools_runs_and_returns(tmp_path):
+    """A caller's timeout (an alarm raising in the sweep's process) ends the sweep at once: its children
+    stop their runs cleanly instead of the pool waiting for them for ever."""
+    import sys
+
+    script = f"""
+import signal, sys
+from asyncopt_mpi.sweep import sweep
+def expire(*args):
+    raise TimeoutError("the caller's timeout")
+signal.signal(signal.SIGALRM, expire)
+signal.alarm(6)
+try:
+    sweep({DEMO!r}, ["method.lr=0.01,0.02,0.03"], 1, {str(tmp_path / 'out')!r},
+          ["workers.n=4", "stop.time=1e6", "stop.target=0"], processes=2)
+except TimeoutError as exc:
+    print(exc)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=100)
+    assert done.returncode == 0 and done.stdout.strip() == "the caller's timeout", done.stderr
+    statuses = [attrs(path)["status"] for path in sorted((tmp_path / "out").glob("*.h5"))]
+    assert statuses and set(statuses) == {"stopped"}, statuses
