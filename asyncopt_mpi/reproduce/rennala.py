@@ -59,7 +59,8 @@ EXPERIMENT = Experiment(
                       "Hero SGD (the fastest worker answers first at each point); its gain needs sigma^2/eps large "
                       "enough that the best m exceeds 1 (more noise, a smaller target, a larger batch)"),
     ),
-    # measured at n = 10,000 over 1,000 virtual s: rennala_sgd 11.3 s, async_sgd 2.6 s wall (x20 for the horizon)
-    paper_time="about 1.5 h (estimated: about 80 runs of 50-230 s on 2 processes)",
+    # measured at n = 10,000 over 1,000 virtual s with zero_last noise on the bulk path: 1.3-2.2 s CPU per
+    # method (rennala, async, minibatch, hero SGD), x20 for the horizon
+    paper_time="about 30 min (estimated: about 80 runs of 25-45 s CPU on 2 processes)",
     target={"paper": 1e-2, "small": 1e-2},  # f - f* levels the figure's curves pass (small: within its horizon)
 )
