@@ -43,8 +43,8 @@ class GossipRecord(AsyncGossipNode):
         self.models[self.node] = self.x.copy()
 
     def _gossip(self, net, message, exchange, change):
-        self.changes[exchange].append((self.node, message.origin, change.copy()))
         super()._gossip(net, message, exchange, change)
+        self.changes[exchange].append((self.node, message.origin, change.copy(), self.x.copy()))
         self.models[self.node] = self.x.copy()
 
 
@@ -53,19 +53,31 @@ class RecordingAsyncSGD(DecentralizedAsyncSGD):
     node_class = GossipRecord
 
 
+class SpreadAsyncSGD(RecordingAsyncSGD):
+    """Node i starts at x0 + i (every coordinate): distinct models for gossip to average."""
+
+    name = "spread_decentralized_async_sgd"
+
+    @classmethod
+    def make_nodes(cls, x0, lr, batch, plan, nodes):
+        return {node: cls.node_class(node, x0 + node, lr, batch, plan.graph.neighbours(node)) for node in nodes}
+
+
 @pytest.fixture
 def recording():
     """The recording method, registered for one test (other tests list the registered methods)."""
     from asyncopt_mpi.methods import METHODS, ORIGINS
 
-    register_method(RecordingAsyncSGD)
+    for cls in (RecordingAsyncSGD, SpreadAsyncSGD):
+        register_method(cls)
     for table in (GossipRecord.changes, GossipRecord.applied, GossipRecord.models, GossipRecord.starts):
         table.clear()
     try:
         yield
     finally:
-        METHODS.pop(RecordingAsyncSGD.name, None)
-        ORIGINS.pop(RecordingAsyncSGD.name, None)
+        for cls in (RecordingAsyncSGD, SpreadAsyncSGD):
+            METHODS.pop(cls.name, None)
+            ORIGINS.pop(cls.name, None)
 
 
 def compute_times(*seconds: float) -> str:
@@ -79,26 +91,33 @@ def test_an_exchange_changes_the_two_models_by_exact_opposites(tmp_path, recordi
         f'graph.topology="{topology}"', compute_times(*(0.01 * (i + 1) for i in range(N))), "stop.time=10"])
     finished = [ends for ends in GossipRecord.changes.values() if len(ends) == 2]
     assert len(finished) > 100
-    for (node, peer, change), (other, other_peer, other_change) in finished:
+    for (node, peer, change, _), (other, other_peer, other_change, _) in finished:
         assert (other, other_peer) == (peer, node)
         assert np.array_equal(change, -other_change)  # bit for bit: x_i + x_j is what it was
     assert sum(np.any(ends[0][2] != 0) for ends in finished) > 0.9 * len(finished)  # the first ones, at x0, are 0
     # Over the whole run only gradients moved the sum of the models (the last exchanges may be cut by the stop).
     unfinished = [ends[0] for ends in GossipRecord.changes.values() if len(ends) == 1]
-    total = sum(GossipRecord.models.values()) - sum(change for _, _, change in unfinished)
+    total = sum(GossipRecord.models.values()) - sum(change for _, _, change, _ in unfinished)
     expected = sum(GossipRecord.starts.values()) - sum(sum(steps) for steps in GossipRecord.applied.values())
     np.testing.assert_allclose(total, expected, rtol=0, atol=1e-9)
 
 
 def test_without_local_steps_an_exchange_leaves_both_at_the_average(tmp_path, recording):
-    # No job finishes (100 s each, stop at 2 s; the config refuses lr = 0): the models only gossip,
-    # and from one start they stay equal.
-    simulate(tmp_path, RecordingAsyncSGD.name, ONE_TERM_EACH + [
-        'graph.topology="ring"', compute_times(*[100.0] * N), "stop.time=2"])
-    assert not GossipRecord.applied and len(GossipRecord.changes) > 20
-    for ends in GossipRecord.changes.values():
-        for _, _, change in ends:
-            assert not np.any(change)
+    # No job finishes (100 s each, stop at 5 s; the config refuses lr = 0): the models only gossip.
+    # Each exchange ends with both at (s_i + x_j) / 2, the sum stays n x0 + 0 + 1 + ... + (n - 1),
+    # and the ring reaches that average.
+    simulate(tmp_path, SpreadAsyncSGD.name, ONE_TERM_EACH + [
+        'graph.topology="ring"', compute_times(*[100.0] * N), "stop.time=5"])
+    assert not GossipRecord.applied
+    finished = [ends for ends in GossipRecord.changes.values() if len(ends) == 2]
+    assert len(finished) > 50
+    for (_, _, change, responder), (_, _, _, initiator) in finished:
+        np.testing.assert_allclose(initiator, responder, rtol=1e-15, atol=1e-14)
+    starts = sum(GossipRecord.starts.values())
+    models = np.array([GossipRecord.models[node] for node in range(N)])
+    unfinished = sum(ends[0][2] for ends in GossipRecord.changes.values() if len(ends) == 1)
+    np.testing.assert_allclose(models.sum(axis=0) - unfinished, starts, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(models, np.broadcast_to(starts / N, models.shape), rtol=0, atol=1e-6)
 
 
 def test_faster_nodes_take_more_local_steps(tmp_path):
