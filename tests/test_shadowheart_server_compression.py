@@ -121,3 +121,17 @@ def test_a_long_compressor_name_is_echoed_cut(key):
         load_config(None, EQUAL + [f'method.{key}="{"x" * 5000}"', "stop.time=1"], method="shadowheart_sgd",
                     backend="sim")
     assert len(str(raised.value)) < 400 and "..." in str(raised.value)
+
+
+def test_measured_times_leave_the_broadcast_out(tmp_path):
+    # With method.estimate_times the rounds' durations are fitted without the broadcast's wait (the
+    # first calibration round has none, the others do), so the plan is the model's.
+    run = ["problem.name=quadratic", "problem.dim=40", "problem.noise=0.05", "workers.n=5", "workers.compute=sqrt",
+           "workers.compute_scale=0.01", "workers.comm=sqrt", "workers.comm_scale=0.002", "method.K=2",
+           "method.sigma2_over_eps=10.0", "method.lr=0.3", "stop.time=3", "method.server_compressor=\"randk\"",
+           "method.server_K=4", "method.server_comm=0.01"]
+    model = read(simulate(tmp_path, "shadowheart_sgd", run, name="model"), "trace/t_star")["trace/t_star"]
+    found = read(simulate(tmp_path, "shadowheart_sgd", run + ["method.estimate_times=true"], name="measured"),
+                 "trace/t_star")["trace/t_star"]
+    assert len(found) > 4 and np.all(np.isnan(found[:3]))
+    np.testing.assert_allclose(found[3:], model[0], rtol=1e-6)
