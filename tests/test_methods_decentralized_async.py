@@ -140,7 +140,7 @@ def test_a_slow_node_does_not_hold_its_neighbours_up(tmp_path, recording):
     path = simulate(tmp_path, RecordingAsyncSGD.name, overrides, name="async")
     grads = read(path, "workers/grads")["workers/grads"]
     assert grads[1] == 0 and all(grads[i] >= 190 for i in (0, 2, 3, 4, 5)), grads
-    with_slow = [ends for ends in GossipRecord.changes.values() if any(node == 1 for node, _, _ in ends)]
+    with_slow = [ends for ends in GossipRecord.changes.values() if any(node == 1 for node, _, _, _ in ends)]
     assert len(with_slow) > 50 and np.any(GossipRecord.models[1] != 0)
     tracking = simulate(tmp_path, "gradient_tracking", overrides, name="tracking")
     stalled = read(tracking, "workers/grads")["workers/grads"]
