@@ -19,9 +19,11 @@ serves both scales.
 Our accuracy level against Table 2's 92.x%: README's runs (0.90-0.91) used the first 10,000 rows.
 Those rows are linearly separable by the 7,840-parameter model (f* = 6.5e-10 by L-BFGS, training
 accuracy 1.0 at the minimiser); along L-BFGS the test accuracy peaks near 0.90 (30 iterations) and
-falls to 0.865 at the minimiser. The cause is the data size, not the accuracy definition (ours is the
-code's: argmax over 10 classes on the 10,000 t10k rows, pixels / 255, no bias); the horizon and step
-size only decide where on that curve a run stops. The paper scale uses all 60,000 rows.
+falls to 0.865 at the minimiser. On all 60,000 rows the data is not separable (training accuracy
+0.93-0.94) and the test accuracy is 0.923-0.925 from 50 L-BFGS iterations on, Table 2's level. The cause
+is the data size, not the accuracy definition (ours is the code's: argmax over 10 classes on the 10,000
+t10k rows, pixels / 255, no bias); the horizon and step size only decide where on the 10,000-row curve
+a run stops. The paper scale uses all 60,000 rows.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ ACCURACY_LOOK_AT = ("Table 2's gaps are 0.06 to 0.35 points, within the seed-to-
                     "the interquartile ranges before the medians; the numbers are Figure 2b's (n = 10,000), at "
                     "n = 100 the claim is ours. Accuracy against f: on the first 10,000 rows (README's 0.90-0.91) "
                     "the data is separable and the test accuracy falls as f - f* does (0.90 to 0.865 along L-BFGS), "
-                    "so a better-tuned method can end less accurate; that is the data size, not the definition")
+                    "so a better-tuned method can end less accurate; on all 60,000 rows it is 0.923-0.925 (Table 2's "
+                    "level) from 50 L-BFGS iterations on: the data size, not the definition")
 VARIANCE_LOOK_AT = ("variances of 1e-7 are a few test rows changing class (one row is 1e-4 of 10,000); check the "
                     "window holds enough snapshots (output.snapshot_every) and whether the winner's step size is "
                     "smaller (tuning picks the fastest to the target, not the steadiest)")
@@ -104,10 +107,14 @@ EXPERIMENT = Experiment(
               metric="test_accuracy", window=WINDOW, look_at=ACCURACY_LOOK_AT),
         Claim("Table 2, Variance of Accuracy: Freya PAGE 1.01e-07; Soviet PAGE 1.62e-07", TABLE2, "steadier",
               "freya_page", "soviet_page", metric="test_accuracy", window=WINDOW,
-              look_at="both are variance-reduced and near f* in the window, the paper's gap is 1.6x; "
-                      + VARIANCE_LOOK_AT),
+              look_at="the paper's gap is 1.6x between two variance-reduced methods near f*; a window where either "
+                      "is still descending measures its trend (the small scale's 1000 s ends at f - f* ~0.03 and "
+                      "~0.1); " + VARIANCE_LOOK_AT),
         Claim("Table 2, Variance of Accuracy: Soviet PAGE 1.62e-07; Asynchronous SGD 5.85e-07", TABLE2, "steadier",
-              "soviet_page", "async_sgd", metric="test_accuracy", window=WINDOW, look_at=VARIANCE_LOOK_AT),
+              "soviet_page", "async_sgd", metric="test_accuracy", window=WINDOW,
+              look_at="Soviet PAGE waits for tau_n at every step: with n > sqrt(m) and a short horizon it is still "
+                      "far from f* and its accuracy moves through the window (check its f - f* and that its step "
+                      "size is bracketed); " + VARIANCE_LOOK_AT),
         Claim("Table 2, Variance of Accuracy: Asynchronous SGD 5.85e-07; Rennala SGD 3.12e-06", TABLE2, "steadier",
               "async_sgd", "rennala_sgd", metric="test_accuracy", window=WINDOW,
               look_at="both have a noise floor set by the step size (and Rennala's batch): the order follows the "
@@ -126,4 +133,8 @@ EXPERIMENT = Experiment(
     # f - f* of the tuning criterion: small, what every method passes within its horizon; paper, ours (the seed
     # gives no level)
     target={"paper": 1e-2, "small": 5e-2},
+    paper_time="about 12 days (estimated, not run: ~136 runs of 500K virtual s; measured on 1/250 to 1/2500 of the "
+               "horizon, async_sgd takes 0.25 ms CPU per gradient at n = 100, 39 min a run, and 0.31 ms at n = 10,000, "
+               "8.6 h a run, as n = 10,000 computes 200 gradients per virtual second; each run also solves f* by "
+               "L-BFGS on the 60,000 rows, over 5 CPU-min as measured, not cached between runs; / 2 processes)",
 )
