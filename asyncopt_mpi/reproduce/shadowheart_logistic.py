@@ -52,6 +52,6 @@ EXPERIMENT = Experiment(
                   "bracketed and the horizon lets both reach the target"),
     target={"paper": 1e-2, "small": 0.15},
     paper_time="more than 6 h (not measured to the end: one MNIST run, n = 100 and 1,000 virtual s, had used 9.6 CPU "
-               "min without reaching its first step (loading MNIST, then f* by L-BFGS-B, once per run) when stopped "
+               "min before it created its results file (loading MNIST, f* by L-BFGS-B: once per run) when stopped "
                "on this 2-core machine under a load of 15-40; ~95 runs / 2 processes)",
 )
