@@ -1,4 +1,4 @@
-"""`freya-fig2`: Freya PAGE, Figure 2 and Table 2 (seed 001): MNIST logistic regression, tau_i = sqrt(i), n = 100, 10,000.
+"""`freya-fig2`: Freya PAGE, Figure 2 and Table 2 (seed 001): MNIST logistic regression, tau_i = sqrt(i), n = 100, 10^4.
 
 The seed keeps Figure 2's caption (seed 001 line 1370) and Table 2 (lines 1374-1380: mean and variance of
 the test accuracy over the final 100K s of Figure 2b). Seed 000 line 132 describes the figure: f - f*
