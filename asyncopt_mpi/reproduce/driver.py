@@ -64,7 +64,8 @@ def reproduce(name: str, scale: str = "small", seeds: int = 5, output: str = DEF
                for panel in experiment.panels for figure in experiment.figures]
     files = [path for runs in panels.values() for method_runs in runs for path in method_runs.all_files]
     _write(os.path.join(folder, "runs.csv"), summarize(files, fmt="csv"))
-    checks = {panel.label: [_check(claim, panels[panel.label], experiment.target[scale]) for claim in experiment.claims]
+    checks = {panel.label: {number: _check(claim, panels[panel.label], experiment.target[scale])
+                            for number, claim in enumerate(experiment.claims, 1) if claim.applies_to(panel.label)}
               for panel in experiment.panels}
     _write(os.path.join(folder, "REPORT.md"),
            report(experiment, scale, seeds, panels, checks, figures, time.monotonic() - started))
@@ -176,7 +177,7 @@ def _grid_note(method: MethodSpec) -> str:
 
 
 def report(experiment: Experiment, scale: str, seeds: int, panels: dict[str, list[MethodRuns]],
-           checks: dict[str, list[Check]], figures: list[str], seconds: float) -> str:
+           checks: dict[str, dict[int, Check]], figures: list[str], seconds: float) -> str:
     """REPORT.md: setting with sources, step sizes, claims with our numbers and verdicts, files."""
     lines = [f"# {experiment.figure_ref} of {experiment.paper}", "",
              f"`asyncopt reproduce {experiment.name} --scale {scale} --seeds {seeds}`: {experiment.description}.",
@@ -197,7 +198,7 @@ def report(experiment: Experiment, scale: str, seeds: int, panels: dict[str, lis
               "| claim | panel | method | ours (median [IQR]) | other method | ours (median [IQR]) | holds in | verdict |",
               "|---|---|---|---|---|---|---|---|"]
     for label, panel_checks in checks.items():
-        for number, result in enumerate(panel_checks, 1):
+        for number, result in panel_checks.items():
             claim = result.claim
             unit = " s" if claim.kind == "before" else ""
             lines.append(f"| {number}. {claim.statement(target)} | {label} | {claim.first} | "
@@ -207,9 +208,11 @@ def report(experiment: Experiment, scale: str, seeds: int, panels: dict[str, lis
     for number, claim in enumerate(experiment.claims, 1):
         measured = {"before": "time to target per seed", "steadier": "variance over the final window per seed"}.get(
             claim.kind, "final value per seed")
-        lines.append(f"{number}. \"{claim.quote}\" ({claim.source}). Checked as: {claim.statement(target)} ({measured}).")
+        where = f" on {', '.join(claim.panels)} only" if claim.panels else ""
+        lines.append(f"{number}. \"{claim.quote}\" ({claim.source}). Checked as: {claim.statement(target)} ({measured})"
+                     f"{where}.")
         missed = [label for label, panel_checks in checks.items()
-                  if panel_checks[number - 1].verdict == "not reproduced"]
+                  if number in panel_checks and panel_checks[number].verdict == "not reproduced"]
         if missed:
             lines.append(f"   Not reproduced ({', '.join(missed)}); what to look at: {claim.look_at}.")
     lines += ["", "## Step sizes and results per method", ""]

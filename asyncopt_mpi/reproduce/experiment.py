@@ -90,6 +90,10 @@ class Claim:
     look_at: str = ""  # what to check when it does not hold
     metric: str = "suboptimality"
     window: float = 0.0
+    panels: tuple[str, ...] = ()  # the panels (labels) the claim is about; empty: every panel
+
+    def applies_to(self, panel: str) -> bool:
+        return not self.panels or panel in self.panels
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
