@@ -33,8 +33,8 @@ def test_the_oracle_of_a_large_matrix_whose_start_vector_it_annihilates_is_its_t
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def _reproduce(name: str, out: Path) -> tuple[Path, str]:
-    done = CliRunner().invoke(cli, ["reproduce", name, "--scale", "small", "--seeds", "3", "--processes", "2",
+def _reproduce(name: str, out: Path, processes: int = 2) -> tuple[Path, str]:
+    done = CliRunner().invoke(cli, ["reproduce", name, "--scale", "small", "--seeds", "3", "--processes", str(processes),
                                     "--output", str(out)])
     assert done.exit_code == 0, done.stderr
     folder = out / name
@@ -81,7 +81,8 @@ def test_sfw_speedup_small_scale_more_workers_reach_the_target_sooner_and_every_
 @pytest.mark.timeout(300)
 def test_sfw_pnn_small_scale_runs_without_a_download_and_compares_training_losses(tmp_path, monkeypatch):
     monkeypatch.setenv("ASYNCOPT_DATA", str(tmp_path / "no-data"))  # the small scale never reads the data folder
-    folder, report = _reproduce("sfw-pnn", tmp_path / "out")
+    # One process: under pytest a forked pool child of this experiment hung in a futex wait (see the report of issue 26)
+    folder, report = _reproduce("sfw-pnn", tmp_path / "out", processes=1)
     for suffix in ("", "-accuracy"):
         assert (folder / f"figure-p-0-1-n-16{suffix}.png").read_bytes().startswith(PNG)
     for method in ("sfw_asyn", "sfw_dist"):
