@@ -74,7 +74,7 @@ def test_sfw_speedup_small_scale_more_workers_reach_the_target_sooner_and_every_
     assert report.count('"Nevertheless, the performance of SFW-asyn consistently outperforms SFW-dist." '
                         "(seed 003 line 130") == 2
     verdicts = _verdicts(report)
-    assert len(verdicts) == 9 and set(verdicts) <= {"reproduced", "partly", "not reproduced"}  # 3 claims x 3 panels
+    assert len(verdicts) == 12 and set(verdicts) <= {"reproduced", "partly", "not reproduced"}  # 4 claims x 3 panels
     assert "method.max_batch = 600 as the paper fixes it" in report
 
 
