@@ -124,3 +124,30 @@ def test_a_link_in_place_of_the_report_is_refused_before_anything_runs(tmp_path)
     assert done.exit_code == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "REPORT.md" in done.stderr and "symbolic link" in done.stderr
     assert scratch.read_text() == "kept" and not (tmp_path / "out" / "rennala" / "runs").exists()
+
+
+def test_every_experiments_runs_are_valid_configs_at_both_scales(tmp_path, monkeypatch):
+    """Each panel x method of every experiment, at the small and the paper scale, is a config `asyncopt run`
+    accepts (paper-scale MNIST read from a tiny stand-in under $ASYNCOPT_DATA); nothing runs."""
+    import numpy as np
+
+    from asyncopt_mpi.config import load_config
+    from asyncopt_mpi.problems.data import save_idx
+    from asyncopt_mpi.reproduce import get
+
+    mnist = tmp_path / "mnist"
+    mnist.mkdir()
+    for prefix in ("train", "t10k"):
+        save_idx(str(mnist / f"{prefix}-images-idx3-ubyte"), np.zeros((20, 28, 28), dtype=np.uint8))
+        save_idx(str(mnist / f"{prefix}-labels-idx1-ubyte"), (np.arange(20) % 10).astype(np.uint8))
+    monkeypatch.setenv("ASYNCOPT_DATA", str(tmp_path))
+    checked = 0
+    for name in EXPERIMENTS:
+        experiment = get(name)
+        for scale in ("small", "paper"):
+            for panel in experiment.panels:
+                for method in experiment.methods:
+                    load_config(None, [f"method.name={method.name}", *experiment.overrides(panel, method, scale)],
+                                backend="sim", require_stop=True)
+                    checked += 1
+    assert checked >= 100

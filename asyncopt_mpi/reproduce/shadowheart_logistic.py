@@ -36,7 +36,8 @@ EXPERIMENT = Experiment(
         Setting("problem.classes", 10, 0, f"{CODE} dim = 7850 = 10 x 785; small: binary"),
         Setting("problem.bias", True, False, f"{CODE} dim = 7850 = 10 x (784 + 1)"),
         Setting("problem.samples", 0, 1000, "paper: all 60,000 MNIST training images; small: 1000 synthetic rows"),
-        Setting("problem.dim", 0, SMALL_D, "paper: from the data (7850); small: 50 synthetic features"),
+        Setting("problem.dim", 784, SMALL_D, "paper: the 784 pixels of the data file (the model is 10 x (784 + 1) = "
+                "7850 with the bias); small: 50 synthetic features"),
         Setting("workers.n", 100, 16, f"{JOBS} (the seed gives no n); the code's --num_nodes"),
         Setting("workers.compute", "sqrt", "sqrt", f"{SEED} line 1183 (tau_i = sqrt(i)); {CODE} METHOD_GRADIENT"),
         Setting("workers.compute_scale", 1.0, 1.0, f"{SEED} line 1183 (seconds)"),
