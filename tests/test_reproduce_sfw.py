@@ -72,7 +72,7 @@ def test_sfw_speedup_small_scale_more_workers_reach_the_target_sooner_and_every_
             < _median_time(folder, "p-0-1", "sfw_asyn-n-1", target))
     assert "| workers.compute_p (p = 0.9) | 0.9 | 0.9 | seed 003 lines 249 and 253" in report  # sources per setting
     assert report.count('"Nevertheless, the performance of SFW-asyn consistently outperforms SFW-dist." '
-                        "(seed 003 line 130") == 2
+                        "(seed 003 line 130") == 3
     verdicts = _verdicts(report)
     assert len(verdicts) == 12 and set(verdicts) <= {"reproduced", "partly", "not reproduced"}  # 4 claims x 3 panels
     assert "method.max_batch = 600 as the paper fixes it" in report
