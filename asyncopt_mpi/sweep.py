@@ -6,24 +6,24 @@ file (e.g. refused). Over MPI each run gets `workers.n + 1` ranks, so `--grid wo
 
 A stop signal (SIGINT, SIGTERM, SIGUSR1) to the sweep stops the runs in progress the documented
 way (each file closed with status stopped; pool children and mpiexec are sent SIGTERM), no
-further run starts (those are `not run`), and `sweep` raises SweepStopped. A pool child whose
-sweep died (SIGKILL) gets SIGTERM from the kernel and stops its run the same way.
+further run starts (those are `not run`), and `sweep` raises SweepStopped. A pool child watches
+the sweep's process: if the sweep dies (SIGKILL), the child stops its run the same way and leaves.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import io
 import itertools
 import multiprocessing
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
-from multiprocessing import Pool
 from typing import Callable, Iterable, Iterator
 
 from .config import load_config, parse_value
@@ -171,43 +171,47 @@ def _run_sim(task: tuple[str | None, SweepRun, bool]) -> Outcome:
 
 def _run_in_child(task: tuple[str | None, SweepRun, bool]) -> Outcome:
     outcome = _run_sim(task)
-    if _stop_signal is not None and os.getppid() != _parent:
-        os._exit(outcome.code)  # the sweep is gone: nobody to answer (and no traceback of a broken pipe)
+    if _sweep_gone.is_set():
+        os._exit(outcome.code)  # nobody to answer (and no traceback of a broken pipe)
     return outcome
 
 
-_parent = 0  # a pool child's parent process (the sweep, or the forkserver)
+_sweep_gone = threading.Event()  # set in a pool child when the sweep has died
 
 
 def _child_stop(number: int, frame) -> None:
     """A pool child between runs: record the signal (no run starts after it); leave if the sweep is gone."""
     _note_stop(number)
-    if os.getppid() != _parent:
+    if _sweep_gone.is_set():
         os._exit(0 if number == signal.SIGUSR1 else 128 + number)
 
 
-def _start_child(requested: list[str], loaded: list[str]) -> None:
-    """A pool child: stop signals recorded between runs, SIGTERM from the kernel if its parent (the sweep,
-    or the forkserver that ends with it) dies, plugins."""
-    global _parent
+def _watch_sweep(sweep: int) -> None:
+    """In a pool child: when the sweep process dies (even by SIGKILL), stop like after a SIGTERM."""
+    try:
+        descriptor = os.pidfd_open(sweep)
+    except OSError:  # already gone
+        descriptor = None
+    if descriptor is not None:
+        select.select([descriptor], [], [])  # readable once the process has ended
+    _sweep_gone.set()
+    os.kill(os.getpid(), signal.SIGTERM)  # a run in progress stops cleanly; between runs the child leaves
+
+
+def _start_child(sweep: int, requested: list[str], loaded: list[str]) -> None:
+    """A pool child: stop signals recorded between runs, a stop of its own if the sweep dies, plugins."""
     from .plugins import load_plugins
 
-    _parent = os.getppid()
     for number in STOP_SIGNALS:
         signal.signal(number, _child_stop)
-    with contextlib.suppress(OSError, AttributeError):  # Linux: PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))
-    if os.getppid() != _parent:  # the parent died before the line above
-        _note_stop(signal.SIGTERM)
+    threading.Thread(target=_watch_sweep, args=(sweep,), name="sweep-watch", daemon=True).start()
     load_plugins(requested)
     load_plugins([spec for spec in loaded if spec not in requested], requested=False)
 
 
 def _pool_outcomes(config_path: str | None, runs: list[SweepRun], overwrite: bool, processes: int) -> list[Outcome]:
     """The runs on `processes` children, at most one each at a time, so that after a stop signal none starts."""
-    import threading
-
-    from .plugins import loaded_plugins, requested_plugins
+    from .plugins import implied_plugins, loaded_plugins, requested_plugins
 
     outcomes = [Outcome(run.name, 0, NOT_RUN, run.method, run.path) for run in runs]
     errors: list[BaseException] = []
@@ -218,10 +222,14 @@ def _pool_outcomes(config_path: str | None, runs: list[SweepRun], overwrite: boo
             outcomes[index] = outcome
         slots.release()
 
-    # Children started by spawn or forkserver (Python 3.14's default on Linux) import the plugins
-    # again; forked ones have them already and load_plugin does nothing twice. The pool is closed,
-    # never terminated: its children keep stop signals for their runs.
-    pool = Pool(processes, initializer=_start_child, initargs=(requested_plugins(), loaded_plugins()))
+    # Children come from a forkserver, never forked from this process: a fork copies whatever lock
+    # another thread holds at that moment (an HDF5 writer's, BLAS's, a test runner's), and a forked
+    # child waiting on it never runs (seen under pytest). So they import the plugins again, and the
+    # modules that registered the runs' methods (implied_plugins). The pool is closed, never
+    # terminated: its children keep stop signals for their runs.
+    loaded = list(dict.fromkeys([*loaded_plugins(), *(spec for run in runs for spec in implied_plugins(run.method, ""))]))
+    pool = multiprocessing.get_context("forkserver").Pool(processes, initializer=_start_child,
+                                                          initargs=(os.getpid(), requested_plugins(), loaded))
     try:
         for index, run in enumerate(runs):
             slots.acquire()  # a signal's handler runs meanwhile; the wait goes on until a run ends
