@@ -12,6 +12,17 @@ import time
 from asyncopt_mpi.runtime import guardian
 
 
+def _descriptors(pid: int) -> list[str]:
+    """What a process's open descriptors point at (one closed while we look is left out)."""
+    found = []
+    for descriptor in pathlib.Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            found.append(str(descriptor.readlink()))
+        except FileNotFoundError:
+            pass
+    return found
+
+
 def _mapped(pid: int) -> str:
     with open(f"/proc/{pid}/maps") as handle:
         return handle.read()
@@ -24,8 +35,7 @@ def test_the_watchdog_watches_without_importing_numpy_h5py_or_the_package(tmp_pa
         assert watchdog is not None
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # watching: the rank's process descriptor is open
-            descriptors = pathlib.Path(f"/proc/{watchdog.pid}/fd").iterdir()
-            if any(str(descriptor.readlink()) == "anon_inode:[pidfd]" for descriptor in descriptors):
+            if "anon_inode:[pidfd]" in _descriptors(watchdog.pid):
                 break
             time.sleep(0.05)
         maps = _mapped(watchdog.pid)
