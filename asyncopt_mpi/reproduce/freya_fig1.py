@@ -48,6 +48,10 @@ EXPERIMENT = Experiment(
                    (Setting("method.batch", 100, 4, "S = sqrt(m), Freya PAGE's batch (the code's "
                             "--rennala_batch_size_list is a free list)"),)),
         MethodSpec("async_sgd", (0.004, 0.008, 0.016), note=f"step sizes in powers of 2 as {CODE} gamma_multiply"),
+        MethodSpec("spider", (0.2, 0.4, 0.8), note="S = q = ceil(sqrt(m)) (Fang et al. 2018, the finite-sum choice); "
+                   "batches split over all n workers (Table 1's baseline, seed 001 line 1283)"),
+        MethodSpec("synthesis", (0.05, 0.1, 0.2), note="S = q = ceil(sqrt(m)); differences applied on arrival with "
+                   "delays up to q - 1, so smaller steps (n = 10,000 needs about 0.02; tune extends the grid)"),
     ),
     claims=(
         Claim("the dependence on {tau_i} is harmonic-like and robust to slow workers (robust to tau_n -> infinity) "
@@ -55,6 +59,10 @@ EXPERIMENT = Experiment(
               f"{SEED} line 1290; Table 1 lines 1283, 1287", "before", "freya_page", "soviet_page",
               look_at="the gap the theory predicts grows with n / sqrt(m) (10 and 100 in the paper, 2 and 8 at "
                       "small scale; `asyncopt theory --sigma2 0` gives the factor); check both grids are bracketed"),
+        Claim("the dependence on {tau_i} is harmonic-like and robust to slow workers (robust to tau_n -> infinity) "
+              "(unlike Soviet PAGE and SYNTHESIS)", f"{SEED} line 1290; Table 1", "before", "freya_page", "synthesis",
+              look_at="SYNTHESIS's full gradients wait for every worker and its differences arrive delayed by up to "
+                      "q - 1 steps: check its step size is bracketed (it needs about lr/(delay + 1))"),
         Claim("the dependence on epsilon is O(1/epsilon) (unlike Rennala SGD and Asynchronous SGD)",
               f"{SEED} line 1290", "below", "freya_page", "async_sgd", factor=100.0,
               look_at="async_sgd's final f - f* is its noise floor; a horizon too short for Freya PAGE to pass it "
