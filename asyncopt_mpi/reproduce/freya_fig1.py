@@ -73,7 +73,7 @@ EXPERIMENT = Experiment(
     ),
     # one run of 2,000 virtual s at n = 10,000: freya_page 11 s, soviet_page 9 s, rennala_sgd 24 s, async_sgd 3 s
     # wall (x10 for the horizon); n = 1000: freya_page 20 s for the whole horizon
-    paper_time="about 2 h (estimated: 5 methods x about 19 runs per panel, 30-250 s a run at n = 10,000, on 2 "
+    paper_time="about 3 h (estimated: 7 methods x about 19 runs per panel, 30-250 s a run at n = 10,000, on 2 "
                "processes)",
     target={"paper": 1e-6, "small": 1e-6},  # f - f* levels the figure's curves pass (small: within its horizon)
 )
