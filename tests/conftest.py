@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -234,3 +235,19 @@ def simulate(tmp_path, method: str, overrides: list[str], name: str = "run"):
 def pytest_sessionstart(session) -> None:
     if MPI_IMPLEMENTATION == "openmpi":
         remove_stale_openmpi_sessions()  # left by earlier runs
+
+
+@contextlib.contextmanager
+def registered_methods(*classes):
+    """Methods registered for one test only (other tests list the registered methods)."""
+    from asyncopt_mpi import register_method
+    from asyncopt_mpi.methods import METHODS, ORIGINS
+
+    for cls in classes:
+        register_method(cls)
+    try:
+        yield
+    finally:
+        for cls in classes:
+            METHODS.pop(cls.name, None)
+            ORIGINS.pop(cls.name, None)

@@ -7,13 +7,12 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from asyncopt_mpi import register_method
 from asyncopt_mpi.config import GraphConfig
 from asyncopt_mpi.errors import ConfigError
 from asyncopt_mpi.graph import Graph
 from asyncopt_mpi.methods.decentralized import make_plan
 from asyncopt_mpi.methods.decentralized_async_sgd import AsyncGossipNode, DecentralizedAsyncSGD
-from conftest import attrs, graph_links, read, run_mpi, sets, simulate
+from conftest import attrs, graph_links, read, registered_methods, run_mpi, sets, simulate
 
 N = 6
 # Six workers with one finite-sum term each: f_i differ, and a "stochastic" gradient of f_i is exact.
@@ -65,19 +64,11 @@ class SpreadAsyncSGD(RecordingAsyncSGD):
 
 @pytest.fixture
 def recording():
-    """The recording method, registered for one test (other tests list the registered methods)."""
-    from asyncopt_mpi.methods import METHODS, ORIGINS
-
-    for cls in (RecordingAsyncSGD, SpreadAsyncSGD):
-        register_method(cls)
+    """The recording methods, registered for one test."""
     for table in (GossipRecord.changes, GossipRecord.applied, GossipRecord.models, GossipRecord.starts):
         table.clear()
-    try:
+    with registered_methods(RecordingAsyncSGD, SpreadAsyncSGD):
         yield
-    finally:
-        for cls in (RecordingAsyncSGD, SpreadAsyncSGD):
-            METHODS.pop(cls.name, None)
-            ORIGINS.pop(cls.name, None)
 
 
 def compute_times(*seconds: float) -> str:

@@ -7,13 +7,12 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from asyncopt_mpi import register_method
 from asyncopt_mpi.config import GraphConfig, load_config
 from asyncopt_mpi.graph import Graph
 from asyncopt_mpi.methods.gradient_tracking import GradientTracking, GradientTrackingNode, metropolis_weights
 from asyncopt_mpi.methods.relay_sgd import RelayNode, RelaySGD
 from asyncopt_mpi.runtime.build import build_problem, build_shards
-from conftest import attrs, graph_attrs, graph_links, read, run_mpi, sets, simulate
+from conftest import attrs, graph_attrs, graph_links, read, registered_methods, run_mpi, sets, simulate
 
 N = 6
 # Six workers with one finite-sum term each: f_i differ, and a "stochastic" gradient of f_i is exact.
@@ -82,19 +81,12 @@ class HeldRelaySGD(RecordingRelaySGD):
 
 @pytest.fixture
 def recording():
-    """The recording methods, registered for one test (other tests list the registered methods)."""
-    from asyncopt_mpi.methods import METHODS, ORIGINS
-
+    """The recording methods, registered for one test."""
     classes = (RecordingGradientTracking, RecordingRelaySGD, HeldGradientTracking, HeldRelaySGD)
     for cls in classes:
-        register_method(cls)
         cls.node_class.history.clear()
-    try:
+    with registered_methods(*classes):
         yield
-    finally:
-        for cls in classes:
-            METHODS.pop(cls.name, None)
-            ORIGINS.pop(cls.name, None)
 
 
 def local_gradients(overrides: list[str], x: np.ndarray) -> np.ndarray:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asyncopt_mpi import ConfigError, register_method
+from asyncopt_mpi import ConfigError
 from asyncopt_mpi.config import load_config
 from asyncopt_mpi.methods.spider import Spider
 from asyncopt_mpi.methods.synthesis import Synthesis
 from asyncopt_mpi.problems import make_problem
 
-from conftest import attrs, events, read, run_mpi, sets, simulate
+from conftest import attrs, events, read, registered_methods, run_mpi, sets, simulate
 
 FINITE_QUADRATIC = ["problem.name=quadratic", "problem.dim=12", "problem.samples=40", "problem.lam=0.5"]
 
@@ -49,18 +49,12 @@ class RecordedSynthesis(Synthesis):
 
 @pytest.fixture
 def recorded():
-    """The two recording methods, registered for one test (other tests list the registered methods)."""
-    from asyncopt_mpi.methods import METHODS, ORIGINS
-
-    for cls in (RecordedSpider, RecordedSynthesis):
-        register_method(cls)
+    """The two recording methods, registered for one test."""
     RecordedSpider.batches.clear()
     RecordedSynthesis.jobs.clear()
     RecordedSynthesis.applied.clear()
-    yield
-    for cls in (RecordedSpider, RecordedSynthesis):
-        METHODS.pop(cls.name, None)
-        ORIGINS.pop(cls.name, None)
+    with registered_methods(RecordedSpider, RecordedSynthesis):
+        yield
 
 
 def iterates(path) -> tuple[np.ndarray, np.ndarray]:
