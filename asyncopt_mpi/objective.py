@@ -14,7 +14,6 @@ import math
 from typing import Any
 
 import numpy as np
-import scipy.optimize
 
 SAMPLE_MEAN = "sample_mean"  # f = (1/m) sum_j f_j: every other method
 WORKER_MEAN = "worker_mean"  # f = (1/n) sum_i f_i, f_i = mean over worker i's shard
@@ -61,6 +60,8 @@ class WorkerMeanObjective:
 
     def compute_f_star(self) -> float:
         if self._f_star is None:
+            import scipy.optimize  # here, not at start-up: loading it costs more CPU than numpy and h5py together
+
             x0 = self.problem.x0()
             result = scipy.optimize.minimize(
                 lambda x: (self.loss(x), self.full_grad(x)), x0, jac=True, method="L-BFGS-B",

@@ -12,7 +12,6 @@ import math
 from typing import Any, ClassVar
 
 import numpy as np
-import scipy.optimize
 import scipy.sparse as sp
 import scipy.sparse.linalg
 from scipy.special import expit, logsumexp, softmax
@@ -261,6 +260,8 @@ class LogisticProblem(Problem):
     def minimizer(self) -> np.ndarray:
         """argmin f by L-BFGS-B from zeros with tight tolerances (cached)."""
         if self._solution is None:
+            import scipy.optimize  # here, not at start-up: it is slow to import
+
             result = scipy.optimize.minimize(
                 self.loss_and_grad,
                 self.x0(),
