@@ -50,12 +50,13 @@ class Job:
     duration: float = 0.0  # modelled seconds, drawn by the server when the job is assigned
     fail: bool = False  # set by the server: the worker fails on this job (workers.crash_after)
     charge_seed: bool = False  # COMPRESSED: the upload time counts the payload's seed word (method.charge_seed)
+    upload: int = -1  # floats the upload time is charged for, if >= 0 instead of the payload's (a reduction's)
 
     def copy(self, indices: np.ndarray | None = None) -> "Job":
         """An unassigned copy for another worker, with `indices` instead of this job's if given."""
         return Job(self.kind, self.version, self.batch, self.indices if indices is None else indices, self.version2,
                    self.copies, self.compressor, self.compress_param, self.extra_grads, self.wait,
-                   charge_seed=self.charge_seed)
+                   charge_seed=self.charge_seed, upload=self.upload)
 
     @property
     def versions(self) -> tuple[int, ...]:
@@ -64,6 +65,8 @@ class Job:
 
     def payload_floats(self, dim: int, shape: tuple[int, int] | None = None) -> int:
         """Float64 words the worker's communication time is charged for (a RandK seed only with charge_seed)."""
+        if self.upload >= 0:
+            return self.upload
         if self.kind in (JobKind.LMO, JobKind.LMO_VR):
             return shape[0] + shape[1]
         if self.kind != JobKind.COMPRESSED:

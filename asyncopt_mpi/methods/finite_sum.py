@@ -19,6 +19,14 @@ A collector hands out jobs, takes results, and says when it is done; methods com
   S arrivals from anyone count; the rest is cancelled.
 - SplitCollect: the synchronous counterpart: given indices split evenly over the workers,
   done when all of them answered (minibatch PAGE; with one worker, Hero/Soviet PAGE).
+- AllReduceGradient (method.full_gradient = "allreduce"): seed 001 line 1353, "the workers can
+  aggregate grad f_p locally, and the algorithm can call AllReduce once to collect all
+  calculated gradients". Blocks are handed out as by the collector it wraps, but a block's
+  gradient stays on its worker (its job is charged no upload); once all m are in, every worker
+  takes part in one AllReduce of its local sum, charged by the ring cost model of
+  `allreduce_floats`. The runtimes emulate communication by the durations they draw, so the
+  block vectors still travel with their results and the server adds the accepted ones: the
+  same sum as the reduction's, and the same numbers as with per_gradient.
 A collection starts every worker with one server.assign_many call and one index draw.
 Sums live in a server-owned VectorSum, so the runtime decides when their math runs.
 """
@@ -44,6 +52,11 @@ class Collector:
         self.group_ids: np.ndarray | None = None
         self.group_indices: np.ndarray | None = None
         self.group_out: np.ndarray | None = None
+        # Floats a gradient job's upload is charged for: -1 its vector; 0 when it stays on the worker (AllReduce).
+        self.upload = -1
+
+    def _grad_job(self, version: int, indices: np.ndarray | None = None) -> Job:
+        return Job(JobKind.GRAD_INDICES, version, indices=indices, upload=self.upload)
 
     def _begin(self, server: Server) -> None:
         if self.sum is None:
@@ -109,14 +122,14 @@ class ComputeGradient(Collector):
         self.left = self.n_blocks
         drawn = self.rng.integers(self.n_blocks, size=len(self.workers))  # from all of [m]: M is empty
         if self.n_samples % self.block == 0:  # equal blocks: every worker in one call
-            self._give_all(server, Job(JobKind.GRAD_INDICES, version), drawn[:, None] * self.block + self.offsets)
+            self._give_all(server, self._grad_job(version), drawn[:, None] * self.block + self.offsets)
             return
         for worker, block in zip(self.workers, drawn.tolist()):
             self._give_block(server, worker, block)
 
     def _give_block(self, server: Server, worker: int, block: int) -> None:
         indices = np.arange(block * self.block, min((block + 1) * self.block, self.n_samples))
-        self._give(server, worker, Job(JobKind.GRAD_INDICES, self.version, indices=indices))
+        self._give(server, worker, self._grad_job(self.version, indices))
 
     def on_result(self, server: Server, worker: int, result: Result) -> bool:
         entry = self._take(result.job_id)
@@ -159,8 +172,7 @@ class PermutedComputeGradient(Collector):
         first = len(self.workers) * self.block
         if first <= self.n_samples:  # every worker gets a fresh block: one call
             self.handed_out = first
-            self._give_all(server, Job(JobKind.GRAD_INDICES, version),
-                           self.order[:first].reshape(len(self.workers), self.block))
+            self._give_all(server, self._grad_job(version), self.order[:first].reshape(len(self.workers), self.block))
             return
         self.handed_out = 0
         for worker in self.workers:
@@ -175,7 +187,7 @@ class PermutedComputeGradient(Collector):
                 self.missing = np.flatnonzero(~self.collected)
             missing = self.missing
             indices = self.rng.choice(missing, size=min(self.block, missing.size), replace=False)
-        self._give(server, worker, Job(JobKind.GRAD_INDICES, self.version, indices=indices))
+        self._give(server, worker, self._grad_job(self.version, indices))
 
     def on_result(self, server: Server, worker: int, result: Result) -> bool:
         entry = self._take(result.job_id)
@@ -197,6 +209,66 @@ class PermutedComputeGradient(Collector):
 
 # method.gradient_sampling: how ComputeGradient picks the next block.
 GRADIENT_SAMPLINGS: dict[str, type[Collector]] = {"unreceived": ComputeGradient, "permutation": PermutedComputeGradient}
+
+
+def allreduce_floats(n_workers: int, dim: int) -> int:
+    """Floats each worker sends in a ring AllReduce of a dim-vector among the n workers and the server.
+
+    The ring over p = n + 1 ranks (MPI_Allreduce over all of them: the server needs the sum)
+    cuts the vector into p chunks of ceil(d/p) floats and takes 2(p - 1) steps, a
+    reduce-scatter then an allgather, in each of which every rank sends one chunk to the next:
+    2(p - 1) ceil(d/p) floats a worker, about 2 d (Patarasuk and Yuan, "Bandwidth optimal
+    all-reduce algorithms for clusters of workstations", JPDC 69(2), 2009; Thakur, Rabenseifner
+    and Gropp, "Optimization of collective communication operations in MPICH", IJHPCA 19(1),
+    2005: the 2 (p-1)/p n beta term). At theta_i seconds per float, worker i's part lasts
+    theta_i times that, and the reduction ends with the slowest link, as the ring's steps do.
+    The per-message latency and the additions are not modelled (the timing model has neither);
+    the server's own sends are free, as its broadcasts are.
+    """
+    ranks = n_workers + 1
+    return 2 * (ranks - 1) * -(-dim // ranks)
+
+
+class AllReduceGradient:
+    """A full-gradient collector whose blocks stay on the workers, summed by one AllReduce at the end."""
+
+    def __init__(self, blocks: Collector, dim: int):
+        blocks.upload = 0  # a block's gradient is added to its worker's local sum, not sent
+        self.blocks = blocks
+        self.workers = blocks.workers
+        self.share_floats = allreduce_floats(len(self.workers), dim)
+        self.reduction: set[int] = set()  # job ids of the reduction's shares still running
+        self.done = True
+
+    @property
+    def count(self) -> int:
+        return self.blocks.count
+
+    def mean(self) -> np.ndarray:
+        return self.blocks.mean()
+
+    def start(self, server: Server, version: int) -> None:
+        self.done = False
+        self.reduction.clear()
+        self.blocks.start(server, version)
+
+    def on_result(self, server: Server, worker: int, result: Result) -> bool:
+        if result.job_id in self.reduction:
+            self.reduction.discard(result.job_id)
+            self.done = not self.reduction  # the sum exists once the slowest share is through
+            return True
+        accepted = self.blocks.on_result(server, worker, result)
+        if self.blocks.done:  # all m are in (running blocks cancelled): every worker joins the reduction
+            # A share computes nothing (no indices) and is charged share_floats of upload.
+            share = Job(JobKind.GRAD_INDICES, self.blocks.version, upload=self.share_floats)
+            no_indices = np.empty((len(self.workers), 0), dtype=np.int64)
+            ids = server.assign_many(self.workers, share, no_indices)
+            self.reduction = set(ids[ids >= 0].tolist())  # none once the run stops: no step then
+        return accepted
+
+
+# method.full_gradient: how the full gradient's sum reaches the server.
+FULL_GRADIENTS = ("per_gradient", "allreduce")
 
 
 class ComputeBatch(Collector):

@@ -6,6 +6,9 @@ grad f_j(x^{k+1}) - grad f_j(x^k). Defaults S = ceil(sqrt(m)), p = S/(m+S). The 
 differ only in how the two kinds of gradient are collected. Freya PAGE's full gradients
 follow method.gradient_sampling: "unreceived" (Algorithm 2: from the indices not received
 yet) or "permutation" (a project option: from a permutation of [m]); see finite_sum.py.
+method.full_gradient says how their sum reaches the server: "per_gradient" (Algorithm 2: each
+block's gradient is sent) or "allreduce" (seed 001's note: each worker sums its blocks
+locally, then one ring AllReduce, charged by finite_sum.allreduce_floats).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from ..errors import ConfigError
 from ..inputs import shown
 from . import register_method
 from .base import Method, Result, Server
-from .finite_sum import GRADIENT_SAMPLINGS, ComputeBatch, SplitCollect
+from .finite_sum import FULL_GRADIENTS, GRADIENT_SAMPLINGS, AllReduceGradient, ComputeBatch, SplitCollect
 
 
 class PageMethod(Method):
@@ -77,7 +80,7 @@ class FreyaPAGE(PageMethod):
     name = "freya_page"
     description = "PAGE whose full gradients come from ComputeGradient and differences from ComputeBatchDifference"
     paper = "Tyurin, Gruntkowska, Richtarik, Freya PAGE, NeurIPS 2024"
-    params = {**PageMethod.params, "gradient_sampling": "unreceived"}
+    params = {**PageMethod.params, "gradient_sampling": "unreceived", "full_gradient": "per_gradient"}
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:
@@ -86,11 +89,17 @@ class FreyaPAGE(PageMethod):
         if sampling not in GRADIENT_SAMPLINGS:
             raise ConfigError(f"method.gradient_sampling: must be one of {', '.join(map(repr, GRADIENT_SAMPLINGS))}, "
                               f"got {shown(sampling)}")
+        full_gradient = options.get("full_gradient", "per_gradient")
+        if full_gradient not in FULL_GRADIENTS:
+            raise ConfigError(f"method.full_gradient: must be one of {', '.join(map(repr, FULL_GRADIENTS))}, "
+                              f"got {shown(full_gradient)}")
 
     def start(self, server: Server) -> None:
         workers, m, dim, block = list(range(server.n_workers)), self.problem.n_samples, self.problem.dim, self.options["block"]
         collector = GRADIENT_SAMPLINGS[self.options["gradient_sampling"]]
         self.gradient = collector(m, dim, block, workers, server.rng)
+        if self.options["full_gradient"] == "allreduce":
+            self.gradient = AllReduceGradient(self.gradient, dim)
         self.differences = ComputeBatch(self.S, m, dim, block, workers, server.rng)
         super().start(server)
 

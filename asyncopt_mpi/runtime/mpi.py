@@ -130,7 +130,7 @@ class MpiServer(ServerCore):
                 else:
                     self.points.acquire(version)
                     self._send(self.points.get(version), dest, _POINT, version)
-            if job.indices is not None:
+            if job.indices is not None and len(job.indices):  # the worker receives indices only when there are some
                 self._send(np.ascontiguousarray(job.indices, dtype=np.int64), dest, _INDICES)
         self.jobs_sent[worker] += 1
         self.finishes[worker].append(finish)

@@ -203,7 +203,7 @@ class ServerCore:
 
     def payload_floats(self, job: Job) -> int:
         """Floats of the job's payload that its upload time is charged for, cached per kind of job."""
-        key = (job.kind, job.compressor, job.compress_param, job.copies, job.charge_seed)
+        key = (job.kind, job.compressor, job.compress_param, job.copies, job.charge_seed, job.upload)
         floats = self._payload_cache.get(key)
         if floats is None:
             floats = self._payload_cache[key] = job.payload_floats(self.dim, self.shape)

@@ -303,7 +303,7 @@ class SimServer(ServerCore):
         job_id = job.job_id = self.next_job_id
         self.next_job_id = job_id + 1
         kind = job.kind
-        if kind is _GRAD or kind is _GRAD_INDICES or kind is _GRAD_DIFF:
+        if (kind is _GRAD or kind is _GRAD_INDICES or kind is _GRAD_DIFF) and job.upload < 0:
             floats = self.dim
         else:
             floats = self.payload_floats(job)
@@ -364,7 +364,8 @@ class SimServer(ServerCore):
         job = job.copy()  # the template all entries share; per-worker fields live in the entries
         n_grads = job.n_grads if indices is None else (
             indices.shape[1] * (2 if job.kind is _GRAD_DIFF else 1))
-        floats = self.dim if (job.kind is _GRAD or job.kind is _GRAD_INDICES or job.kind is _GRAD_DIFF) \
+        kind = job.kind
+        floats = self.dim if (kind is _GRAD or kind is _GRAD_INDICES or kind is _GRAD_DIFF) and job.upload < 0 \
             else self.payload_floats(job)
         if self.fixed_times is not None:
             compute = self.compute_array[chosen] * n_grads if n_grads > 0 else np.zeros(count)

@@ -107,7 +107,10 @@ class WorkerContext:
         if job.kind == JobKind.GRAD:
             vector, n_grads = self.problem.stochastic_grad(x, self.data_rng, job.batch, self.shard), job.batch
         elif job.kind == JobKind.GRAD_INDICES:
-            vector, n_grads = self.problem.grad(x, job.indices), len(job.indices)
+            if job.indices is None or not len(job.indices):  # a share of a reduction (freya_page's allreduce)
+                vector, n_grads = np.zeros(self.problem.dim), 0
+            else:
+                vector, n_grads = self.problem.grad(x, job.indices), len(job.indices)
         elif job.kind == JobKind.GRAD_DIFF:
             vector = self.problem.grad(x, job.indices) - self.problem.grad(point(job.version2), job.indices)
             n_grads = 2 * len(job.indices)
