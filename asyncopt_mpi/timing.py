@@ -23,6 +23,10 @@ comm_scale*sqrt(i); uniform_range: every job draws theta ~ U(a, b), [a, b] = com
 its compute draw); the server's downlink is free, as in the papers' models, except where a
 method charges it: shadowheart_sgd's broadcast takes method.server_comm seconds per float of its
 (compressed) message, given to every worker's next job as Job.wait (methods/compressed.py).
+A job may set the floats its upload is charged for (Job.upload): freya_page's
+method.full_gradient = "allreduce" charges its blocks none (they are summed on the worker) and
+each worker's share of the ring AllReduce 2n ceil(d/(n+1)) floats (methods/finite_sum.py,
+allreduce_floats), so the reduction lasts as long as its slowest link needs.
 
 Faults: a job that starts inside a `slowdown` window [worker, start, end, factor] takes
 factor times longer; a worker never finishes a job that would end after its `dead_after`
