@@ -486,9 +486,11 @@ def evaluate(file: str) -> None:
               "squared gradient norm, not on f - f* like stop.target)  [default: method.eps when set > 0, else 1e-3].")
 @click.option("--sigma2", type=float, help="Variance of a stochastic gradient  [default: estimated at x0].")
 @click.option("--json", "as_json", is_flag=True, help='JSON output; inf is the string "inf", nan is null.')
+@click.option("--convex", is_flag=True, help="Add the convex-regime rows (eps then a target on f - f*), with R = "
+              "||x0 - x*|| from the problem's minimizer.")
 @plugin_option
 def theory(config_path: str | None, overrides: tuple[str, ...], method: str | None, eps: float | None,
-           sigma2: float | None, as_json: bool) -> None:
+           sigma2: float | None, as_json: bool, convex: bool) -> None:
     """Time complexities of the methods (up to constants) for a config's problem and workers.
 
     Formulas of Tyurin & Richtarik, NeurIPS 2023, Table 1, with tau_i the expected time per
@@ -499,7 +501,7 @@ def theory(config_path: str | None, overrides: tuple[str, ...], method: str | No
 
     try:
         config = load_config(config_path, list(overrides), method=method, backend="sim", require_stop=False)
-        table = theory_table(config, eps=eps, sigma2=sigma2)
+        table = theory_table(config, eps=eps, sigma2=sigma2, convex=convex)
     except AsyncoptError as exc:
         click.echo(f"asyncopt: error: {exc}", err=True)
         sys.exit(exc.exit_code)

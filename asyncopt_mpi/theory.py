@@ -35,9 +35,18 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-from scipy.optimize import brentq
 
 from .errors import ConfigError
+from .theory_async import ASGRAD, KOLOSKOVA, asgrad_time, koloskova_time
+from .theory_base import _check, _speed_prefix, _times
+from .theory_convex import (
+    CONVEX,
+    accelerated_rennala_sgd_time,
+    convex_async_sgd_time,
+    convex_lower_bound_time,
+    convex_minibatch_sgd_time,
+    woodworth_lower_bound_time,
+)
 
 TABLE1 = "Tyurin & Richtarik, NeurIPS 2023, Table 1"
 DEFAULT_EPS = 1e-3
@@ -45,34 +54,6 @@ SIGMA2_SAMPLES = 200
 
 
 # ---------------------------------------------------------------- checks and helpers
-
-
-def _check(taus: Any, L: float, delta: float, sigma2: float, eps: float) -> np.ndarray:
-    """taus as a non-empty 1-D float array; raise ValueError on values the formulas do not accept."""
-    taus = np.asarray(taus, dtype=float)
-    if taus.ndim != 1 or taus.size == 0:
-        raise ValueError(f"taus: expected a non-empty 1-D array of seconds per gradient, got shape {taus.shape}")
-    if np.isnan(taus).any() or (taus < 0).any():
-        raise ValueError("taus: every tau_i must be >= 0 (inf for a worker that never answers), got nan or < 0")
-    for name, value in (("L", L), ("delta", delta), ("sigma2", sigma2)):
-        if not (math.isfinite(value) and value >= 0):
-            raise ValueError(f"{name}: must be a finite number >= 0, got {value}")
-    if not (math.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps: must be a finite number > 0, got {eps}")
-    return taus
-
-
-def _times(a: Any, b: Any) -> Any:
-    """a * b with 0 * inf = 0 (both non-negative)."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    with np.errstate(invalid="ignore"):
-        return np.where((a == 0) | (b == 0), 0.0, a * b)
-
-
-def _speed_prefix(taus: np.ndarray) -> np.ndarray:
-    """S_m = sum_{i<=m} 1/tau_(i) for m = 1..n (workers sorted fastest first; 1/inf = 0, 1/0 = inf)."""
-    with np.errstate(divide="ignore"):
-        return np.cumsum(1.0 / np.sort(taus))
 
 
 def _rennala_profile(taus: np.ndarray, sigma2: float, eps: float) -> np.ndarray:
@@ -262,6 +243,8 @@ def _prefix_s(alpha: np.ndarray, beta: np.ndarray) -> float:
             return float(low)
         if excess(high) <= 0:  # rounding at the bracket's edge
             return high
+        from scipy.optimize import brentq  # here: scipy.optimize is slow to import
+
         return float(brentq(excess, low, high, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=200))
 
 
@@ -434,6 +417,18 @@ def shadowheart_time(h: Any, theta: Any, d: int, K: int, L: float, delta: float,
     return float(_times(t_star, L * delta / eps))
 
 
+def shadowheart_lower_bound_time(
+    h: Any, theta: Any, d: int, K: int, L: float, delta: float, sigma2: float, eps: float
+) -> float:
+    """Lower bound for centralized methods that send RandK compressions: the same t* LD/eps as `shadowheart_time`.
+
+    Tyurin, Pozzi, Ilin & Richtarik 2024, Section 7, as seed 001 line 1162 states it: Shadowheart
+    SGD's time is the optimal time complexity in the family of centralized methods with
+    compression (up to constants), so no such method with this omega = d/K - 1 is faster.
+    """
+    return shadowheart_time(h, theta, d, K, L, delta, sigma2, eps)
+
+
 # ---------------------------------------------------------------- finite sums: Freya PAGE and its baselines
 #
 # Tyurin, Gruntkowska & Richtarik, "Freya PAGE" (NeurIPS 2024), Table 1 (seeds 000 and 001): f is a
@@ -570,6 +565,43 @@ def amelie_sgd_time(h: Any, distances: Any, L: float, delta: float, sigma2: floa
     return float(_times(step, L * delta / eps))
 
 
+def _best_pivot_t_star(h: np.ndarray, links_to_pivot: Callable[[int], np.ndarray], sigma2_over_eps: float) -> float:
+    """min over pivots j of graph.t_star(sigma2/eps, h, links_to_pivot(j)): the round time at the best pivot."""
+    from .graph import t_star  # graph.py imports scipy.sparse; theory.py is imported by light commands
+
+    return min(t_star(sigma2_over_eps, h, links_to_pivot(j))[0] for j in range(h.size))
+
+
+def graph_lower_bound_time(h: Any, distances: Any, L: float, delta: float, sigma2: float, eps: float) -> float:
+    """Lower bound on a worker graph when every worker samples one distribution: min_j t*(sigma2/eps, h, rho_{.->j}) LD/eps.
+
+    Tyurin & Richtarik, NeurIPS 2024 (arXiv 2405.16218), named in seed 001 lines 504-508; its
+    abstract (line 1388) states lower bounds for the homogeneous setup that Fragile SGD matches
+    up to a logarithmic factor; the formula itself is not legible in the seed. t*(s, h, r) =
+    min_k max{max(r, h) of the k-th worker sorted by it, s (sum_{i<=k} 1/h_i)^-1} is the paper's
+    equilibrium time as `graph.t_star` computes it, with r_i = rho_{i->j} the shortest time from
+    worker i to the pivot j. Up to constants and that logarithmic factor.
+    """
+    h = _check(h, L, delta, sigma2, eps)
+    rho = _check_distances(distances, h.size)
+    best = _best_pivot_t_star(h, lambda j: rho[:, j], sigma2 / eps)
+    return float(_times(best, L * delta / eps))
+
+
+def fragile_sgd_time(h: Any, distances: Any, L: float, delta: float, sigma2: float, eps: float) -> float:
+    """Fragile SGD: min_j t*(sigma2/eps, h, rho_{.->j} + rho_{j->.}) LD/eps, round trips to the pivot j.
+
+    Same source as `graph_lower_bound_time` (seed 001 lines 504-508, 547: "nearly" optimal, 1388);
+    the round trip (the point down to worker i, its gradients back up) is what Fragile waits for,
+    and it is the rule `methods/decentralized.make_plan` picks its pivot and workers by. For
+    symmetric links it is at most twice the lower bound. Up to constants and a logarithmic factor.
+    """
+    h = _check(h, L, delta, sigma2, eps)
+    rho = _check_distances(distances, h.size)
+    best = _best_pivot_t_star(h, lambda j: rho[:, j] + rho[j, :], sigma2 / eps)
+    return float(_times(best, L * delta / eps))
+
+
 # ---------------------------------------------------------------- the table
 
 
@@ -579,7 +611,8 @@ class Inputs:
 
     theta: seconds per sent float of each worker (None: zeros, free communication); dim: the
     problem's dimension d (0: unknown, the rows that need it are nan); K: RandK's K; m: the
-    finite sum's number of functions (0: none); distances: rho_{i->j} of a worker graph.
+    finite sum's number of functions (0: none); distances: rho_{i->j} of a worker graph; the
+    rest feed the rows of CONDITIONAL_FORMULAS.
     """
 
     taus: np.ndarray
@@ -592,6 +625,12 @@ class Inputs:
     K: int = 1
     m: int = 0  # functions of a finite sum (0: not a finite sum, those rows are nan)
     distances: np.ndarray | None = None  # shortest-path link times of a worker graph (None: no graph, nan)
+    method: str = ""  # the config's method (the async_sgd rows apply to it only)
+    G: float = math.nan  # AsGrad's gradient bound (nan: unknown, those rows are nan)
+    zeta2: float = math.nan  # heterogeneity of the workers' functions (0: one distribution; nan: unknown)
+    convex: bool = False  # the convex rows apply (asyncopt theory --convex)
+    R: float = math.nan  # ||x0 - x*|| for the convex rows
+    M: float = math.inf  # Lipschitz constant of f for the convex rows (inf: not Lipschitz, smooth rates only)
 
     def __post_init__(self) -> None:
         if self.theta is None:
@@ -605,6 +644,7 @@ class Formula:
     time: Callable[[Inputs], float]
     text: str
     bound: str = "lower_bound"  # the row a time is divided by in the "x bound" column
+    applies: Callable[[Inputs], bool] | None = None  # CONDITIONAL_FORMULAS: shown only where this holds
 
 
 def _standard(fn: Callable[..., float]) -> Callable[[Inputs], float]:
@@ -681,6 +721,100 @@ FORMULAS: dict[str, Formula] = {
 }
 
 
+def _asgrad(assign: str) -> Callable[[Inputs], float]:
+    """AsGrad's rate for one assignment rule; nan while G or zeta2 is unknown."""
+    return lambda q: (math.nan if math.isnan(q.G) or math.isnan(q.zeta2)
+                      else asgrad_time(assign, q.taus, q.L, q.delta, q.sigma2, q.eps, q.G, q.zeta2))
+
+
+def _koloskova(delay_adaptive: bool) -> Callable[[Inputs], float]:
+    return lambda q: koloskova_time(q.taus, q.L, q.delta, q.sigma2, q.eps, delay_adaptive)
+
+
+def _convex(fn: Callable[..., float]) -> Callable[[Inputs], float]:
+    """A formula over (taus, L, R, M, sigma2, eps); nan while R is unknown."""
+    return lambda q: math.nan if math.isnan(q.R) else fn(q.taus, q.L, q.R, q.M, q.sigma2, q.eps)
+
+
+def _is_async_sgd(q: Inputs) -> bool:
+    return q.method == "async_sgd"
+
+
+def _on_a_graph(q: Inputs) -> bool:
+    return q.distances is not None
+
+
+def _with_communication(q: Inputs) -> bool:
+    return q.method == "shadowheart_sgd" or bool(np.max(q.theta) > 0)
+
+
+def _is_convex(q: Inputs) -> bool:
+    return q.convex
+
+
+_A = "A = min{sqrt(L) R/sqrt(eps), M^2 R^2/eps^2}"
+
+# Rows shown only for the configs they apply to, after the rows of FORMULAS: asynchronous SGD's
+# published rates for async_sgd configs (theory_async), Fragile SGD and the one-distribution lower
+# bound on a [graph], Shadowheart's lower bound when communication is counted, and the convex
+# regime with --convex (theory_convex, where eps is a target on f - f*). All up to constants
+# (taken as 1), as the seeds state them.
+CONDITIONAL_FORMULAS: dict[str, Formula] = {
+    "asgrad_pure": Formula(
+        _asgrad("pure"), "(n LD/eps + s2 LD/eps^2 + n G LD/eps^1.5) / sum_i 1/tau_i, inf if z2 >= eps (AsGrad)",
+        applies=_is_async_sgd,
+    ),
+    "asgrad_random": Formula(
+        _asgrad("random"), "(n LD/eps + (s2 + z2) LD/eps^2 + n G LD/eps^1.5) / sum_i 1/tau_i (AsGrad)",
+        applies=_is_async_sgd,
+    ),
+    "asgrad_shuffle": Formula(
+        _asgrad("shuffle"), "(n LD/eps + s2 LD/eps^2 + (n G + sqrt(n z2)) LD/eps^1.5) / sum_i 1/tau_i (AsGrad)",
+        applies=_is_async_sgd,
+    ),
+    "koloskova_fixed_lr": Formula(
+        _koloskova(False),
+        "(s2/eps + sqrt(tau_max tau_avg)) LD/eps / sum_i 1/tau_i, tau_max = max tau_i sum_j 1/tau_j, tau_avg = n",
+        applies=_is_async_sgd,
+    ),
+    "koloskova_delay_adaptive": Formula(
+        _koloskova(True), "(s2/eps + n) LD/eps / sum_i 1/tau_i, n answering workers (Koloskova et al.)",
+        applies=_is_async_sgd,
+    ),
+    "fragile_sgd": Formula(
+        _on_graph(fragile_sgd_time), "min_j t*(s2/eps, tau, rho_{.->j} + rho_{j->.}) LD/eps (round trips to the pivot)",
+        "graph_lower_bound", _on_a_graph,
+    ),
+    "graph_lower_bound": Formula(
+        _on_graph(graph_lower_bound_time),
+        "min_j t*(s2/eps, tau, rho_{.->j}) LD/eps, t*(s, h, r) = min_k max{max(r, h)_(k), s/sum_{i<=k} 1/h_(i)}",
+        "graph_lower_bound", _on_a_graph,
+    ),
+    "shadowheart_lower_bound": Formula(
+        _with_comm(shadowheart_lower_bound_time), "= shadowheart_sgd: no method sending RandK compressions is faster (Sec. 7)",
+        "shadowheart_lower_bound", _with_communication,
+    ),
+    "convex_minibatch_sgd": Formula(
+        _convex(convex_minibatch_sgd_time), f"tau_(n) (A + s2 R^2/(n eps^2)), {_A}", "convex_lower_bound", _is_convex
+    ),
+    "convex_async_sgd": Formula(
+        _convex(convex_async_sgd_time), "(1/n sum_i 1/tau_i)^-1 (L R^2/eps + s2 R^2/(n eps^2)) (Mishchenko et al.)",
+        "convex_lower_bound", _is_convex,
+    ),
+    "accelerated_rennala_sgd": Formula(
+        _convex(accelerated_rennala_sgd_time), "min_m (1/m sum_{i<=m} 1/tau_(i))^-1 (A + s2 R^2/(m eps^2)) (Thm B.9, B.11)",
+        "convex_lower_bound", _is_convex,
+    ),
+    "convex_lower_bound": Formula(
+        _convex(convex_lower_bound_time), "= accelerated_rennala_sgd (Theorem B.4)", "convex_lower_bound", _is_convex
+    ),
+    "woodworth_lower_bound": Formula(
+        _convex(woodworth_lower_bound_time), "tau_(1) A + (1/n sum_i 1/tau_i)^-1 s2 R^2/(n eps^2) (Woodworth et al.)",
+        "convex_lower_bound", _is_convex,
+    ),
+}
+
+
 def estimate_sigma2(problem: Any, x: np.ndarray, rng: np.random.Generator, samples: int = SIGMA2_SAMPLES) -> float:
     """Monte-Carlo estimate of sigma^2 = E||g - grad f(x)||^2, g = problem.stochastic_grad(x, rng, 1).
 
@@ -697,14 +831,19 @@ def estimate_sigma2(problem: Any, x: np.ndarray, rng: np.random.Generator, sampl
     return total / samples
 
 
-def theory_table(config: Any, eps: float | None = None, sigma2: float | None = None) -> dict[str, Any]:
-    """Every formula of FORMULAS for a run config's problem and workers; raise ConfigError on what is missing.
+def theory_table(
+    config: Any, eps: float | None = None, sigma2: float | None = None, convex: bool = False
+) -> dict[str, Any]:
+    """Every formula of FORMULAS, and those of CONDITIONAL_FORMULAS that apply, for a run config; raise ConfigError on what is missing.
 
     Returns {"inputs": {...}, "method": config's method, "rows": [{method, time, formula, ratio}],
     "rennala_m_star": int, "rennala_S": int, "shadowheart": {t_star, active, omega, sigma2_over_eps}};
     ratio is time / lower bound (nan when undefined). Communication: theta_i from the config's
     workers (TimingModel.comm_per_float), d from the problem, K = method.K (1 when the method has
-    none), and Shadowheart's sigma2/eps is sigma2 / eps.
+    none), and Shadowheart's sigma2/eps is sigma2 / eps. AsGrad's G is ||grad f(x0)|| (async_sgd
+    configs only), zeta2 is 0 when every worker samples the whole data (workers.data_split = iid)
+    and unknown otherwise; `convex` adds the convex rows, with R = ||x0 - x*|| from the problem's
+    minimizer and M = inf (smooth rates).
     """
     from .problems import make_problem
     from .timing import TimingModel
@@ -760,9 +899,14 @@ def theory_table(config: Any, eps: float | None = None, sigma2: float | None = N
         from .graph import Graph
 
         distances = Graph.from_config(config.graph, n).distances()
+    method = config.method.name
+    G = float(np.linalg.norm(problem.full_grad(x0))) if method == "async_sgd" else math.nan
+    zeta2 = 0.0 if config.workers.data_split == "iid" else math.nan
+    R = _distance_to_minimizer(problem, config.problem.name, x0) if convex else math.nan
     q = Inputs(taus=taus, L=L, delta=delta, sigma2=float(sigma2), eps=float(eps), theta=theta, dim=dim, K=K,
-               m=m, distances=distances)
-    times = {name: float(formula.time(q)) for name, formula in FORMULAS.items()}
+               m=m, distances=distances, method=method, G=G, zeta2=zeta2, convex=convex, R=R)
+    shown = {**FORMULAS, **{name: f for name, f in CONDITIONAL_FORMULAS.items() if f.applies(q)}}
+    times = {name: float(formula.time(q)) for name, formula in shown.items()}
     omega = dim / K - 1.0
     t_star, _ = _equilibrium(omega, q.sigma2 / q.eps, taus, _times(K, theta))
     shadowheart = {
@@ -773,7 +917,7 @@ def theory_table(config: Any, eps: float | None = None, sigma2: float | None = N
     }
     rows = [
         {"method": name, "time": times[name], "formula": formula.text, "ratio": _ratio(times[name], times[formula.bound])}
-        for name, formula in FORMULAS.items()
+        for name, formula in shown.items()
     ]
     return {
         "inputs": {
@@ -790,6 +934,10 @@ def theory_table(config: Any, eps: float | None = None, sigma2: float | None = N
             "K": K,
             "m": m,
             "graph": config.graph.topology if distances is not None else "none",
+            "G": G,
+            "zeta2": zeta2,
+            "convex": convex,
+            "R": R,
             "eps_source": eps_source,
             "sigma2_source": sigma2_source,
             "problem": config.problem.name,
@@ -800,6 +948,14 @@ def theory_table(config: Any, eps: float | None = None, sigma2: float | None = N
         "rennala_S": rennala_batch(q.sigma2, q.eps),
         "shadowheart": shadowheart,
     }
+
+
+def _distance_to_minimizer(problem: Any, name: str, x0: np.ndarray) -> float:
+    """R = ||x0 - x*|| for the convex rows; ConfigError when the problem has no minimizer to give x*."""
+    x_star = problem.minimizer() if hasattr(problem, "minimizer") else None
+    if x_star is None:
+        raise ConfigError(f"--convex: problem {name!r} gives no minimizer x*, needed for R = ||x0 - x*||")
+    return float(np.linalg.norm(x0 - x_star))
 
 
 def _active_count(t_star: float, h: np.ndarray, t: np.ndarray, dim: int, K: int) -> int:
@@ -860,7 +1016,20 @@ def format_table(table: dict[str, Any]) -> str:
             f"finite sum: m={q['m']}; freya_page ... freya_lower_bound ({FREYA}) are compared with freya_lower_bound"
         )
     if q.get("graph", "none") != "none":
-        lines.append(f"graph: {q['graph']}; rho_ij = shortest-path link times; graph rows are compared with amelie_sgd")
+        lines.append(
+            f"graph: {q['graph']}; rho_ij = shortest-path link times; graph_minibatch_sgd and amelie_sgd (data "
+            "heterogeneous) are compared with amelie_sgd, fragile_sgd with graph_lower_bound (one distribution)"
+        )
+    if table["method"] == "async_sgd":
+        lines.append(
+            f"async_sgd: G={_g4(q['G'])} (||grad f(x0)||), z2={_g4(q['zeta2'])}; asgrad_* ({ASGRAD}) and "
+            f"koloskova_* ({KOLOSKOVA}): iterations at sum_i 1/tau_i per second, tau_C = n"
+        )
+    if q.get("convex"):
+        lines.append(
+            f"convex ({CONVEX}): R={q['R']:.4g} (||x0 - x*||), M=inf, eps is a target on f - f*; "
+            "compared with convex_lower_bound"
+        )
     lines.append("- : the row does not apply (no finite sum, no graph, or an unknown dimension)")
     if q.get("theta_max", 0.0) > 0:
         sh = table["shadowheart"]

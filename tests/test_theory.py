@@ -275,7 +275,7 @@ def test_cli_json_has_every_row_and_strict_numbers():
 
     table = json.loads(result.output, parse_constant=reject)
     rows = {row["method"]: row for row in table["rows"]}
-    assert set(rows) == ROWS
+    assert ROWS <= set(rows)  # and the rows of CONDITIONAL_FORMULAS for async_sgd, the default method
     assert table["inputs"]["eps"] == 0.5 and table["inputs"]["eps_source"] == "given"
     assert rows["minibatch_sgd"]["time"] == "inf"
     assert isinstance(rows["rennala_sgd"]["time"], float) and rows["lower_bound"]["ratio"] == 1.0
