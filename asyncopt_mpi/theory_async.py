@@ -86,11 +86,11 @@ def koloskova_time(taus: Any, L: float, delta: float, sigma2: float, eps: float,
     Seed 001 line 661: an eps-stationary point after O(sigma^2 eps^-2 + sqrt(tau_max tau_avg) eps^-1)
     iterations with a fixed step size, O(sigma^2 eps^-2 + tau_avg eps^-1) with their delay-adaptive
     one (L Delta put back on both terms). Delays in the fixed computation model with every worker
-    busy: worker i's gradient waits out tau_i seconds of arrivals, a delay of tau_i sum_j 1/tau_j,
-    so tau_max = max over answering workers of tau_i sum_j 1/tau_j, and tau_avg, weighting each
-    worker by its share (1/tau_i)/sum_j 1/tau_j of the arrivals, is the number of answering
-    workers. The delay-adaptive time is then the async_sgd row of theory.py, with dead workers
-    left out of n.
+    busy, counting the gradient's own step (delay + 1, so that one worker gives SGD's rate):
+    worker i's gradient spans tau_i seconds of arrivals, tau_i sum_j 1/tau_j steps, so tau_max =
+    max over answering workers of tau_i sum_j 1/tau_j, and tau_avg, weighting each worker by its
+    share (1/tau_i)/sum_j 1/tau_j of the arrivals, is the number of answering workers. The
+    delay-adaptive time is then the async_sgd row of theory.py, with dead workers left out of n.
     """
     taus = _check(taus, L, delta, sigma2, eps)
     answering = taus[np.isfinite(taus)]
