@@ -43,17 +43,43 @@ it without a method call per message, with the same numbers.
 
 __version__ = "0.5.0"
 
+from typing import TYPE_CHECKING, Any
+
 from . import threads  # noqa: E402,F401  (first: thread pools are sized when numpy loads)
 from . import early_signals  # noqa: E402,F401  (then: a stop signal while the command loads ends it cleanly)
 from .errors import ConfigError, DataError, RunError  # noqa: E402
-from .methods import Job, JobKind, Method, Result, Server, StepAndRestart, register_method  # noqa: E402
-from .problems import Problem, register_problem  # noqa: E402
-from .api import RunResult, load, load_config, load_many, run  # noqa: E402
 
-from .methods.vectors import VectorSum  # noqa: E402
+# The rest of the API loads on first use (PEP 562): `import asyncopt_mpi`, `asyncopt --version` and
+# `--help` then start without numpy, h5py or the method and problem modules.
+_LAZY = {
+    "Job": "methods", "JobKind": "methods", "Method": "methods", "Result": "methods", "Server": "methods",
+    "StepAndRestart": "methods", "register_method": "methods", "Problem": "problems",
+    "register_problem": "problems", "RunResult": "api", "load": "api", "load_config": "api", "load_many": "api",
+    "run": "api", "VectorSum": "methods.vectors",
+}
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers
+    from .api import RunResult, load, load_config, load_many, run
+    from .methods import Job, JobKind, Method, Result, Server, StepAndRestart, register_method
+    from .methods.vectors import VectorSum
+    from .problems import Problem, register_problem
 
 __all__ = [
     "ConfigError", "DataError", "Job", "JobKind", "Method", "Problem", "Result", "RunError", "RunResult", "Server",
     "StepAndRestart", "VectorSum", "__version__", "load", "load_config", "load_many", "register_method", "register_problem",
     "run",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value  # later look-ups find it without this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
