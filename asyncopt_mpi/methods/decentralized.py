@@ -22,6 +22,7 @@ from ..graph import Graph, Tree, choose_pivot, round_trips, t_star
 from . import register_method
 from .base import Method, Result, Server
 from .collect import batch_from_noise
+from .replan import REPLAN_PARAMS, JobClock, Replanning, check_replan, decode_plan, encode_plan
 
 
 class Kind(IntEnum):
@@ -30,6 +31,10 @@ class Kind(IntEnum):
     POINT = 1  # x at `version`, travelling down the tree
     GRADS = 2  # a sum of `count` gradients at `version`
     PARTIAL = 3  # Amelie: sum over a subtree of g_i / s_i, with `weight` = sum of 1/s_i over `nodes` nodes
+    # Re-planning (methods/replan.py; the numbers continue those of graph_rounds and decentralized_async_sgd):
+    PLAN = 9  # the point at `version` and the new plan (replan.encode_plan), `count` numbers the plans; an event row
+    TIMES = 10  # a node's measured seconds per gradient in `weight`, towards the pivot
+    PIVOT = 11  # an event row only: the new pivot of a re-plan
 
 
 @dataclass(slots=True)
@@ -57,6 +62,7 @@ class Net(Protocol):
     def compute(self, version: int, x: np.ndarray, batch: int) -> None: ...  # replaces a running computation
     def publish(self, x: np.ndarray, version: int, grads_used: int) -> None: ...  # the pivot stepped
     def arrived(self, origin: int, kind: int, version: int, count: int, accepted: bool) -> None: ...  # at the pivot
+    def follow(self, tree: Tree) -> None: ...  # a re-plan: parent, children and routing from `tree` on
 
 
 @dataclass
@@ -69,6 +75,8 @@ class Plan:
     participants: np.ndarray
     S: int
     t_star: float
+    times: np.ndarray  # the seconds per gradient the plan was made with
+    options: dict[str, Any]  # the method's options it was made from (a re-plan uses them again)
 
 
 def _broadcast(net: Net, x: np.ndarray, version: int) -> None:
@@ -78,9 +86,14 @@ def _broadcast(net: Net, x: np.ndarray, version: int) -> None:
 
 class TreeNode:
     """What Fragile and Amelie nodes share: the newest point comes down the tree and is passed on,
-    results for it go up, results for an older point are dropped (never mixed)."""
+    results for it go up, results for an older point are dropped (never mixed).
 
-    def __init__(self, node: int, x0: np.ndarray, lr: float, S: int, batch: int, participates: bool = True):
+    With `replanning` (method.replan = "drift", methods/replan.py) a node also measures its jobs,
+    reports drifted times towards the pivot, and follows the plans the pivot sends down.
+    """
+
+    def __init__(self, node: int, x0: np.ndarray, lr: float, S: int, batch: int, participates: bool = True,
+                 plan: Plan | None = None, replanning: Replanning | None = None):
         self.node = node
         self.x = x0.copy()
         self.version = 0
@@ -88,16 +101,38 @@ class TreeNode:
         self.S = S
         self.batch = batch
         self.participates = participates
+        self.early: list[Message] = []  # results for a newer point: a re-plan reached their sender first
+        self.replanning = replanning
+        if replanning is not None:
+            self.plan = plan
+            self.pivot = plan.pivot
+            self.participants = plan.participants
+            self.known = plan.times.copy()  # seconds per gradient of every node, as the pivot knows them
+            self.clock = JobClock(replanning, float(self.known[node]))
+            self.plan_number = 0
+            self.waiting_plans: dict[int, Message] = {}  # plans that overtook an earlier one
+            self.drift_heard = False  # at the pivot: a node's time drifted since the last plan
 
     def start(self, net: Net) -> None:
         if self.participates:
-            net.compute(self.version, self.x, self.batch)
+            self._compute(net)
 
     def on_message(self, net: Net, message: Message) -> None:
-        if message.kind == Kind.POINT:
+        kind = message.kind
+        if kind == Kind.POINT:
             if message.version > self.version:
                 self.x[:] = message.vector
                 self._moved_to(net, message.version)
+            return
+        if kind == Kind.PLAN:
+            self._plan_arrived(net, message)
+            return
+        if kind == Kind.TIMES:
+            self._heard(net, message.origin, message.weight)
+            return
+        if message.version > self.version:
+            message.vector = message.vector.copy()  # the runtime may reuse its receive buffer
+            self.early.append(message)
             return
         fresh = message.version == self.version
         if net.parent < 0:
@@ -109,15 +144,99 @@ class TreeNode:
         if to == net.parent:
             self._flush(net)
 
-    def _moved_to(self, net: Net, version: int, grads_used: int = -1) -> None:
+    def _compute(self, net: Net) -> None:
+        if self.replanning is not None:
+            self.clock.start(net.now())
+            self._check_drift(net)
+        net.compute(self.version, self.x, self.batch)
+
+    def _job_done(self, net: Net) -> None:
+        """The running job finished (whatever its point): measure it."""
+        if self.replanning is not None:
+            self.clock.finish(net.now())
+            self._check_drift(net)
+
+    def _check_drift(self, net: Net) -> None:
+        estimate = self.clock.drifted()
+        if estimate is not None:
+            self._heard(net, self.node, estimate)
+
+    def _heard(self, net: Net, origin: int, seconds: float) -> None:
+        """Node `origin` measures `seconds` per gradient: the pivot keeps it, other nodes pass it up."""
+        if net.parent < 0:
+            self.known[origin] = seconds
+            self.drift_heard = True
+        else:
+            net.send(Message(Kind.TIMES, self.version, net.parent, origin, _NO_VECTOR, weight=seconds))
+
+    def _moved_to(self, net: Net, version: int, grads_used: int = -1, broadcast: bool = True) -> None:
         """x is now point `version` (the pivot's own step when grads_used >= 0): start over there."""
         self.version = version
         self._reset()
         if grads_used >= 0:
+            plan = self._replan(net) if self.replanning is not None and self.drift_heard else None
             net.publish(self.x, version, grads_used)
-        _broadcast(net, self.x, version)
-        if self.participates:
-            net.compute(version, self.x, self.batch)
+            if plan is not None:
+                self._plan_arrived(net, plan)  # sends the point down with the plan
+                broadcast = False
+        if broadcast:
+            _broadcast(net, self.x, version)
+        early, self.early = self.early, []
+        for message in early:
+            if message.version >= version:
+                self.on_message(net, message)
+        if self.participates and self.version == version:
+            self._compute(net)
+
+    def _replan(self, net: Net) -> Message | None:
+        """At the pivot's step: a new plan from the known times, as a PLAN message, if pivot or participants change."""
+        self.drift_heard = False
+        rule = self.replanning
+        plan = make_plan(self.plan.graph, rule.method_name, rule.options, rule.batch, self.known)
+        if plan.pivot == self.pivot and np.array_equal(plan.participants, self.participants):
+            return None
+        chosen = set(plan.participants.tolist())
+        for node in range(self.plan.graph.n):  # recorded with this step, before the file sees it
+            net.arrived(node, Kind.PLAN, self.version - 1, 0, node in chosen)
+        net.arrived(plan.pivot, Kind.PIVOT, self.version - 1, 0, True)
+        vector = encode_plan(self.x, plan.pivot, plan.participants, self.known)
+        return Message(Kind.PLAN, self.version, -1, self.node, vector, count=self.plan_number + 1)
+
+    def _plan_arrived(self, net: Net, message: Message) -> None:
+        """Plans are followed in the order the pivot made them (a later one may come first along a newer tree)."""
+        if message.count <= self.plan_number:
+            return
+        message.vector = message.vector.copy()
+        self.waiting_plans[message.count] = message
+        while self.plan_number + 1 in self.waiting_plans:
+            self._follow(net, self.waiting_plans.pop(self.plan_number + 1))
+
+    def _follow(self, net: Net, message: Message) -> None:
+        """Pass the plan on down the tree it replaces, then switch to it and to its point."""
+        for child in net.children:
+            net.send(Message(Kind.PLAN, message.version, child, self.node, message.vector, count=message.count))
+        x, pivot, participants, known = decode_plan(message.vector, self.x.size)
+        self.plan_number = message.count
+        self.known = known
+        self.clock.known = float(known[self.node])
+        self.participants = participants
+        was_computing = self.participates
+        self.participates = bool(np.isin(self.node, participants))
+        if pivot != self.pivot:
+            self.pivot = pivot
+            net.follow(plan_tree(self.plan.graph, self.replanning.method_name, pivot))
+            self._children_changed(net)
+        if message.version > self.version:
+            self.x[:] = x
+            self._moved_to(net, message.version, broadcast=False)
+            return
+        # This node is at the plan's point or past it: new children may lack that point.
+        _broadcast(net, self.x, self.version)
+        if self.participates and not was_computing:
+            self._compute(net)
+
+    def _children_changed(self, net: Net) -> None:
+        """The tree changed under this node's current sums (Amelie drops partials of nodes no longer its children)."""
 
     def _reset(self) -> None:
         raise NotImplementedError
@@ -129,6 +248,9 @@ class TreeNode:
         raise NotImplementedError
 
 
+_NO_VECTOR = np.empty(0)
+
+
 class FragileNode(TreeNode):
     """Fragile SGD at one node: compute at the newest point, sum (gradients, count) towards the pivot.
 
@@ -137,20 +259,21 @@ class FragileNode(TreeNode):
     """
 
     def __init__(self, node: int, x0: np.ndarray, lr: float, S: int, batch: int, participates: bool,
-                 one_job: bool = False):
-        super().__init__(node, x0, lr, S, batch, participates)
+                 one_job: bool = False, plan: Plan | None = None, replanning: Replanning | None = None):
+        super().__init__(node, x0, lr, S, batch, participates, plan, replanning)
         self.one_job = one_job
         self.sum = np.zeros_like(self.x)
         self.count = 0
 
     def on_gradient(self, net: Net, version: int, gradient: np.ndarray, n_grads: int) -> None:
+        self._job_done(net)
         if version != self.version:
             return
         if net.parent < 0:
             net.arrived(self.node, Kind.GRADS, version, n_grads, True)
         self._add(net, n_grads * gradient, n_grads)  # a job's gradient is a batch mean
         if self.participates and not self.one_job and version == self.version:
-            net.compute(self.version, self.x, self.batch)
+            self._compute(net)
 
     def _take(self, net: Net, message: Message) -> None:
         self._add(net, message.vector, message.count)
@@ -182,8 +305,9 @@ class AmelieNode(TreeNode):
     once every node has reported and n / b >= S / n (Malenia's harmonic rule).
     """
 
-    def __init__(self, node: int, x0: np.ndarray, lr: float, S: int, batch: int, n_nodes: int):
-        super().__init__(node, x0, lr, S, batch)
+    def __init__(self, node: int, x0: np.ndarray, lr: float, S: int, batch: int, n_nodes: int,
+                 plan: Plan | None = None, replanning: Replanning | None = None):
+        super().__init__(node, x0, lr, S, batch, True, plan, replanning)
         self.n_nodes = n_nodes
         self.own = np.zeros_like(self.x)
         self.own_count = 0
@@ -192,6 +316,7 @@ class AmelieNode(TreeNode):
         self.total = np.zeros_like(self.x)
 
     def on_gradient(self, net: Net, version: int, gradient: np.ndarray, n_grads: int) -> None:
+        self._job_done(net)
         if version != self.version:
             return
         self.own += n_grads * gradient
@@ -200,7 +325,7 @@ class AmelieNode(TreeNode):
             net.arrived(self.node, Kind.GRADS, version, n_grads, True)
         self._changed(net)
         if version == self.version:
-            net.compute(self.version, self.x, self.batch)
+            self._compute(net)
 
     def _take(self, net: Net, message: Message) -> None:
         message.vector = message.vector.copy()
@@ -242,6 +367,10 @@ class AmelieNode(TreeNode):
             net.send(Message(Kind.PARTIAL, self.version, net.parent, self.node, total, count=count, weight=weight,
                              nodes=nodes))
             self.dirty = False
+
+    def _children_changed(self, net: Net) -> None:
+        self.parts = {child: part for child, part in self.parts.items() if child in net.children}
+        self._changed(net)
 
     def _reset(self) -> None:
         self.own[:] = 0.0
@@ -321,8 +450,19 @@ class DecentralizedMethod(Method):
         raise NotImplementedError
 
 
+class PlannedMethod(DecentralizedMethod):
+    """Fragile and Amelie: the pivot's plan, made once or again when measured times drift (methods/replan.py)."""
+
+    params = {**DecentralizedMethod.params, **REPLAN_PARAMS}
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        super().check_options(options)
+        check_replan(options)
+
+
 @register_method
-class FragileSGD(DecentralizedMethod):
+class FragileSGD(PlannedMethod):
     name = "fragile_sgd"
     description = ("decentralized: workers sum gradients at the newest point up a spanning tree to a pivot chosen by "
                    "the t* rule, which steps at S; too slow or too far workers sit out")
@@ -330,7 +470,7 @@ class FragileSGD(DecentralizedMethod):
 
 
 @register_method
-class AmelieSGD(DecentralizedMethod):
+class AmelieSGD(PlannedMethod):
     name = "amelie_sgd"
     objective = "worker_mean"  # minimises (1/n) sum_i f_i over the shards (asyncopt_mpi.objective)
     description = ("decentralized, heterogeneous data: every worker's g_i / s_i and 1/s_i go up the tree; the pivot "
@@ -351,9 +491,7 @@ def uses_graph(method_name: str, topology: str) -> bool:
 
 
 def make_plan(graph: Graph, method_name: str, options: dict[str, Any], batch: int, expected_times: np.ndarray) -> Plan:
-    """Pivot, tree, participants and S for a run on `graph`."""
-    from . import METHODS
-
+    """Pivot, tree, participants and S for a run on `graph` (again on measured times: methods/replan.py)."""
     n = graph.n
     floor = n if method_name == "amelie_sgd" else 1
     S = int(options.get("S", 0)) or batch_from_noise(options, default=n, floor=floor)
@@ -369,12 +507,19 @@ def make_plan(graph: Graph, method_name: str, options: dict[str, Any], batch: in
         pivot = int(np.argmin((round_trips(graph) + h[:, None]).max(axis=0)))
     else:
         pivot = choose_pivot(graph, jobs, h, str(options.get("pivot", "tstar")))
-    tree = getattr(METHODS.get(method_name), "routes", Tree)(graph, pivot)  # a method may route otherwise
+    tree = plan_tree(graph, method_name, pivot)
     trips = graph.distances()
     trips = trips[:, pivot] + trips[pivot, :]
     time, chosen = t_star(jobs, h, trips)
     participants = chosen if method_name == "fragile_sgd" else np.arange(n)
-    return Plan(graph, tree, pivot, participants, S, time)
+    return Plan(graph, tree, pivot, participants, S, time, np.asarray(expected_times, dtype=float), dict(options))
+
+
+def plan_tree(graph: Graph, method_name: str, pivot: int) -> Tree:
+    """The tree messages follow to and from `pivot` (a method may route otherwise: its `routes`)."""
+    from . import METHODS
+
+    return getattr(METHODS.get(method_name), "routes", Tree)(graph, pivot)
 
 
 def make_nodes(method_name: str, lr: float, batch: int, x0: np.ndarray, plan: Plan,
@@ -387,14 +532,15 @@ def make_nodes(method_name: str, lr: float, batch: int, x0: np.ndarray, plan: Pl
     if own_nodes is not None:  # a method that builds its own node policies (gradient_tracking, relay_sgd)
         return own_nodes(x0, lr, batch, plan, range(n) if nodes is None else nodes)
     chosen = set(int(i) for i in plan.participants)
+    replanning = Replanning.from_options(method_name, plan.options, batch)
     policies: dict[int, Any] = {}
     for node in (range(n) if nodes is None else nodes):
         if method_name == "fragile_sgd":
-            policies[node] = FragileNode(node, x0, lr, plan.S, batch, node in chosen)
+            policies[node] = FragileNode(node, x0, lr, plan.S, batch, node in chosen, plan=plan, replanning=replanning)
         elif method_name == "minibatch_sgd":
             policies[node] = FragileNode(node, x0, lr, n * batch, batch, True, one_job=True)
         elif method_name == "amelie_sgd":
-            policies[node] = AmelieNode(node, x0, lr, plan.S, batch, n)
+            policies[node] = AmelieNode(node, x0, lr, plan.S, batch, n, plan=plan, replanning=replanning)
         elif method_name == "async_sgd":
             policies[node] = AsyncPivotNode(node, x0, lr, batch, plan.pivot)
         else:

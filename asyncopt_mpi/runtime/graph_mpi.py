@@ -21,6 +21,7 @@ import numpy as np
 from mpi4py import MPI
 
 from ..errors import RunError
+from ..graph import Tree
 from ..methods.base import Job, JobKind
 from ..methods.decentralized import Message, Plan, make_nodes
 from .backoff import Backoff, poll
@@ -65,6 +66,7 @@ class GraphServer(GraphCore):
         self.status_object = MPI.Status()
         self.backoff = Backoff(maximum=SLICE)
         self.hop_rows: list[np.ndarray] = []
+        self.early_steps: dict[int, np.ndarray] = {}  # a re-plan's new pivot reported before the old one
 
     def now(self) -> float:
         return self.clock
@@ -111,7 +113,18 @@ class GraphServer(GraphCore):
         return tag
 
     def _record(self, buffer: np.ndarray) -> None:
-        """A step report: time, version, grads_used, n_events, events, pivot's link bytes (in, out), x."""
+        """Step reports in the order of their versions (after a re-plan two nodes report, each on its own link)."""
+        version = int(buffer[1])
+        if version > self.version + 1:
+            self.early_steps[version] = buffer
+            return
+        self._take_step(buffer)
+        while self.version + 1 in self.early_steps and not self.stopping:
+            self._take_step(self.early_steps.pop(self.version + 1))
+
+    def _take_step(self, buffer: np.ndarray) -> None:
+        """A step report: time, version, grads_used, n_events, events, the pivot's link bytes since its last
+        report (in, out), x."""
         when, version, grads_used, n_events = buffer[:4]
         end = 4 + int(n_events) * EVENT_FLOATS
         for at, origin, kind, at_version, count, accepted in buffer[4:end].reshape(-1, EVENT_FLOATS):
@@ -120,7 +133,8 @@ class GraphServer(GraphCore):
         if int(version) != self.version + 1:
             raise RunError(f"the pivot reported step {int(version)} after step {self.version}")
         self.clock = float(when)
-        self.bytes_up, self.bytes_down = int(buffer[end]), int(buffer[end + 1])
+        self.bytes_up += int(buffer[end])
+        self.bytes_down += int(buffer[end + 1])
         self.record_step(buffer[end + 2 :], int(grads_used))
         self.after_event(self.clock)
 
@@ -174,6 +188,9 @@ class GraphNode:
         dim = context.problem.dim
         self.dim = dim
         self.message_bytes = message_bytes(dim)
+        # A non-finite gradient goes on to the pivot, whose point rank 0 finds non-finite at a snapshot and
+        # stops the run as diverged, as in the simulator (the check would fail the run from this rank).
+        context.check_finite = False
         self.policy = make_nodes(config.method.name, config.method.lr, config.method.batch, context.problem.x0(),
                                  plan, nodes=[self.node])[self.node]
         self.receive_buffer = np.empty(LINK_HEADER + dim)
@@ -191,7 +208,7 @@ class GraphNode:
         self.closed: set[int] = set()  # neighbours that sent CLOSE
         self.closed_for_good = False  # we stopped: later link messages are matched and dropped
         self.status_object = MPI.Status()
-        self.pivot_bytes = [0, 0]  # bytes the pivot received / sent on its links
+        self.pivot_bytes = [0, 0]  # bytes the pivot received / sent on its links since its last step report
 
     # ----- Net
     def now(self) -> float:
@@ -223,10 +240,16 @@ class GraphNode:
         header = [self.now(), version, grads_used, len(self.events)]
         buffer = np.concatenate([header, events, self.pivot_bytes, x])
         self.events.clear()
+        self.pivot_bytes = [0, 0]
         self.sends.append((self.comm.Isend(buffer, 0, GTag.STEP), buffer))
 
     def arrived(self, origin: int, kind: int, version: int, count: int, accepted: bool) -> None:
         self.events.append((self.now(), origin, kind, version, count, accepted))
+
+    def follow(self, tree: Tree) -> None:
+        self.tree = tree
+        self.parent = int(tree.parent[self.node])
+        self.children = list(tree.children[self.node])
 
     # ----- links
     def _transmit(self, dest, kind, version, origin, count, weight, nodes, vector, queued) -> None:
@@ -241,9 +264,10 @@ class GraphNode:
         buffer[:LINK_HEADER] = (kind, version, dest, origin, count, weight, nodes, queued, start, rho)
         buffer[LINK_HEADER:] = vector
         heapq.heappush(self.outbox, (release, next(self.sequence), to, buffer))
-        self.stats["bytes_up"] += self.message_bytes
-        if self.node == self.plan.pivot:
-            self.pivot_bytes[1] += self.message_bytes
+        size = self.message_bytes if vector.size == self.dim else message_bytes(vector.size)
+        self.stats["bytes_up"] += size
+        if self.parent < 0:
+            self.pivot_bytes[1] += size
 
     def _release_due(self, now: float) -> None:
         outbox = self.outbox
@@ -269,10 +293,11 @@ class GraphNode:
         arrived = self.now()
         _, version, dest, origin, count_, weight, nodes, queued, start, rho = buffer[:LINK_HEADER]
         self._log_hop(queued, start, arrived, source, kind, version, rho)
-        self.stats["bytes_down"] += self.message_bytes
-        if self.node == self.plan.pivot:
-            self.pivot_bytes[0] += self.message_bytes
         vector = buffer[LINK_HEADER:]
+        size = self.message_bytes if vector.size == self.dim else message_bytes(vector.size)
+        self.stats["bytes_down"] += size
+        if self.parent < 0:
+            self.pivot_bytes[0] += size
         if int(dest) != self.node:
             self._transmit(int(dest), kind, int(version), int(origin), int(count_), weight, int(nodes), vector, arrived)
         else:

@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from ..methods.base import Job, JobKind
+from ..graph import Tree
 from ..methods.decentralized import Message, make_nodes
 from .graph_core import GraphCore, message_bytes
 from .server import StopReason
@@ -26,14 +27,12 @@ DONE, ARRIVE, FREE = 0, 1, 2  # event types
 class SimNode:
     """The runtime as one node's policy sees it (methods.decentralized.Net)."""
 
-    __slots__ = ("sim", "node", "parent", "children", "free_at", "job", "job_start")
+    __slots__ = ("sim", "node", "parent", "children", "tree", "free_at", "job", "job_start")
 
     def __init__(self, sim: "GraphSim", node: int):
         self.sim = sim
         self.node = node
-        tree = sim.plan.tree
-        self.parent = int(tree.parent[node])
-        self.children = list(tree.children[node])
+        self.follow(sim.plan.tree)
         self.free_at: dict[int, float] = {}
         self.job = 0  # id of the running computation (0: none)
         self.job_start = 0.0
@@ -56,6 +55,13 @@ class SimNode:
     def arrived(self, origin: int, kind: int, version: int, count: int, accepted: bool) -> None:
         self.sim.record_arrival(self.sim.clock, origin, kind, version, count, accepted)
 
+    def follow(self, tree: Tree) -> None:
+        self.tree = tree  # this node routes by its own tree: during a re-plan, nodes switch one by one
+        self.parent = int(tree.parent[self.node])
+        self.children = list(tree.children[self.node])
+        if self.parent < 0:
+            self.sim.pivot = self.node
+
 
 class GraphSim(GraphCore):
     def __init__(self, *args, contexts: list[WorkerContext], **kwargs):
@@ -66,7 +72,6 @@ class GraphSim(GraphCore):
         self.sequence = itertools.count()
         self.job_ids = itertools.count(1)
         self.links = self.plan.graph.links
-        self.tree = self.plan.tree
         self.nets = [SimNode(self, node) for node in range(self.n_workers)]
         config = self.config
         self.policies = make_nodes(config.method.name, config.method.lr, config.method.batch, self.problem.x0(), self.plan)
@@ -95,15 +100,16 @@ class GraphSim(GraphCore):
 
     def transmit(self, node: int, message: Message, vector: np.ndarray, queued: float) -> None:
         """Put a message on the link to the next hop towards message.dest."""
-        to = self.tree.next_hop(node, message.dest)
-        rho = self.links[(node, to)]
         net = self.nets[node]
+        to = net.tree.next_hop(node, message.dest)
+        rho = self.links[(node, to)]
         start = max(self.clock, net.free_at.get(to, -math.inf))
         arrival = start + rho
         net.free_at[to] = arrival
-        self.stats["bytes_up"][node] += self.message_bytes
+        size = self.message_bytes if vector.size == self.dim else message_bytes(vector.size)
+        self.stats["bytes_up"][node] += size
         if node == self.pivot:
-            self.bytes_down += self.message_bytes
+            self.bytes_down += size
         payload = Message(message.kind, message.version, message.dest, message.origin, vector,
                           message.count, message.weight, message.nodes)
         heapq.heappush(self.heap, (arrival, next(self.sequence), ARRIVE, to, (node, payload, queued, start, rho)))
@@ -150,9 +156,10 @@ class GraphSim(GraphCore):
                 policy.on_gradient(net, version, vector, n_grads)
             elif kind == ARRIVE:
                 source, message, queued, start, rho = data
-                self.stats["bytes_down"][node] += self.message_bytes
+                size = self.message_bytes if message.vector.size == self.dim else message_bytes(message.vector.size)
+                self.stats["bytes_down"][node] += size
                 if node == self.pivot:
-                    self.bytes_up += self.message_bytes
+                    self.bytes_up += size
                 hop((queued, start, when, source, node, message.kind, message.version, rho))
                 if message.dest != node:
                     self.transmit(node, message, message.vector, when)  # routed on, hop by hop
