@@ -766,6 +766,23 @@ def estimate_sigma2(problem: Any, x: np.ndarray, rng: np.random.Generator, sampl
     return total / samples
 
 
+def heterogeneity_at(problem: Any, x: np.ndarray, workers: Any, n: int) -> float:
+    """zeta^2 = (1/n) sum_i ||grad f_i(x) - mean_j grad f_j(x)||^2, f_i the mean over worker i's shard.
+
+    AsGrad's heterogeneity bound (seed 002), measured at one point as `estimate_sigma2` is; 0 when
+    every worker samples the whole data (workers.data_split = iid). Shards as the runs build them.
+    """
+    from .problems.splits import shard_indices
+
+    shards = shard_indices(problem.n_samples, n, workers.data_split, labels=problem.labels(),
+                           alpha=workers.dirichlet_alpha, seed=workers.seed)
+    if all(shard is None for shard in shards):
+        return 0.0
+    grads = np.array([problem.grad(x, shard) for shard in shards])
+    spread = grads - grads.mean(axis=0)
+    return float(np.mean(np.sum(spread * spread, axis=1)))
+
+
 def theory_table(
     config: Any, eps: float | None = None, sigma2: float | None = None, convex: bool = False
 ) -> dict[str, Any]:
@@ -776,9 +793,9 @@ def theory_table(
     ratio is time / lower bound (nan when undefined). Communication: theta_i from the config's
     workers (TimingModel.comm_per_float), d from the problem, K = method.K (1 when the method has
     none), and Shadowheart's sigma2/eps is sigma2 / eps. AsGrad's G is ||grad f(x0)|| (async_sgd
-    configs only), zeta2 is 0 when every worker samples the whole data (workers.data_split = iid)
-    and unknown otherwise; `convex` adds the convex rows, with R = ||x0 - x*|| from the problem's
-    minimizer and M = inf (smooth rates).
+    configs only) and zeta2 the spread of the workers' gradients at x0 (`heterogeneity_at`, 0 when
+    every worker samples the whole data); `convex` adds the convex rows, with R = ||x0 - x*||
+    from the problem's minimizer and M = inf (smooth rates).
     """
     from .problems import make_problem
     from .timing import TimingModel
@@ -835,8 +852,9 @@ def theory_table(
 
         distances = Graph.from_config(config.graph, n).distances()
     method = config.method.name
-    G = float(np.linalg.norm(problem.full_grad(x0))) if method == "async_sgd" else math.nan
-    zeta2 = 0.0 if config.workers.data_split == "iid" else math.nan
+    G, zeta2 = math.nan, math.nan  # needed by the async_sgd rows only
+    if method == "async_sgd":
+        G, zeta2 = float(np.linalg.norm(problem.full_grad(x0))), heterogeneity_at(problem, x0, config.workers, n)
     R = _distance_to_minimizer(problem, config.problem.name, x0) if convex else math.nan
     q = Inputs(taus=taus, L=L, delta=delta, sigma2=float(sigma2), eps=float(eps), theta=theta, dim=dim, K=K,
                m=m, distances=distances, method=method, G=G, zeta2=zeta2, convex=convex, R=R)
@@ -957,7 +975,7 @@ def format_table(table: dict[str, Any]) -> str:
         )
     if table["method"] == "async_sgd":
         lines.append(
-            f"async_sgd: G={_g4(q['G'])} (||grad f(x0)||), z2={_g4(q['zeta2'])}; asgrad_* ({ASGRAD}) and "
+            f"async_sgd: G={_g4(q['G'])} (||grad f(x0)||), z2={_g4(q['zeta2'])} (at x0); asgrad_* ({ASGRAD}) and "
             f"koloskova_* ({KOLOSKOVA}): iterations at sum_i 1/tau_i per second, tau_C = n"
         )
     if q.get("convex"):

@@ -13,12 +13,15 @@ import pytest
 from click.testing import CliRunner
 
 from asyncopt_mpi.cli import cli
+from asyncopt_mpi.config import load_config
 from asyncopt_mpi.problems import QuadraticProblem
+from asyncopt_mpi.problems.splits import shard_indices
 from asyncopt_mpi.theory import (
     CONDITIONAL_FORMULAS,
     amelie_sgd_time,
     fragile_sgd_time,
     graph_lower_bound_time,
+    heterogeneity_at,
     shadowheart_lower_bound_time,
     shadowheart_time,
 )
@@ -122,6 +125,31 @@ def test_koloskova_delays_are_those_of_a_simulated_pure_asynchronous_sgd():
     # a dead worker: left out of tau_max, tau_avg and the speed; none answering: inf
     assert koloskova_time([*taus, math.inf], L, delta, sigma2, eps, False) == pytest.approx(fixed, rel=1e-12)
     assert math.isinf(koloskova_time([math.inf], L, delta, sigma2, eps, True))
+
+
+def test_heterogeneity_is_the_spread_of_the_shard_gradients_at_x0():
+    problem = QuadraticProblem(dim=5, samples=40, lam=0.5, seed=3)
+    x0 = problem.x0()
+    workers = load_config(None, ["workers.n=4", "workers.data_split=partition", "problem.samples=40"],
+                          backend="sim", require_stop=False).workers
+    shards = shard_indices(40, 4, "partition", seed=workers.seed)
+    shard_grads = [sum(problem.grad(x0, np.array([j])) for j in shard) / len(shard) for shard in shards]
+    mean = sum(shard_grads) / 4
+    expected = sum(float((g - mean) @ (g - mean)) for g in shard_grads) / 4
+    assert expected > 0
+    assert heterogeneity_at(problem, x0, workers, 4) == pytest.approx(expected, rel=1e-9)
+    iid = load_config(None, ["workers.n=4"], backend="sim", require_stop=False).workers
+    assert heterogeneity_at(problem, x0, iid, 4) == 0.0
+
+
+def test_the_asgrad_configs_get_their_rows_with_split_data():
+    table = theory_json("jobs/asgrad_fixed.toml", "--set", "workers.n=4")
+    assert table["inputs"]["zeta2"] > 0 and table["inputs"]["G"] > 0
+    rows = row_times(table)
+    assert all(isinstance(rows[name], float) for name in ASYNC_ROWS)
+    # zeta^2 < eps here: pure pays it only as a floor on eps, random and shuffle in extra iterations
+    assert table["inputs"]["zeta2"] < table["inputs"]["eps"]
+    assert rows["asgrad_pure"] < rows["asgrad_random"] and rows["asgrad_pure"] < rows["asgrad_shuffle"]
 
 
 # ---------------------------------------------------------------- Fragile SGD and the graph lower bound
