@@ -494,7 +494,10 @@ def theory(config_path: str | None, overrides: tuple[str, ...], method: str | No
     """Time complexities of the methods (up to constants) for a config's problem and workers.
 
     Formulas of Tyurin & Richtarik, NeurIPS 2023, Table 1, with tau_i the expected time per
-    gradient of each worker, L and Delta = f(x0) - f* from the problem.
+    gradient of each worker, L and Delta = f(x0) - f* from the problem. Rows of other papers
+    follow where they apply: AsGrad and Koloskova et al. for async_sgd, Fragile SGD and the
+    graph lower bound with a [graph], Shadowheart's lower bound with communication, and the
+    convex regime with --convex.
     """
     from .config import load_config
     from .theory import format_table, table_json, theory_table
