@@ -823,6 +823,7 @@ def theory_table(
     theta = np.asarray(timing.comm_per_float, dtype=float)
     problem = make_problem(config.problem)
     x0 = problem.x0()
+    R = _distance_to_minimizer(problem, config.problem.name, x0) if convex else math.nan
     L = float(problem.smoothness())
     if not (math.isfinite(L) and L >= 0):
         raise ConfigError(f"problem.name: problem {config.problem.name!r} gives no smoothness constant L (got {L})")
@@ -855,7 +856,6 @@ def theory_table(
     G, zeta2 = math.nan, math.nan  # needed by the async_sgd rows only
     if method == "async_sgd":
         G, zeta2 = float(np.linalg.norm(problem.full_grad(x0))), heterogeneity_at(problem, x0, config.workers, n)
-    R = _distance_to_minimizer(problem, config.problem.name, x0) if convex else math.nan
     q = Inputs(taus=taus, L=L, delta=delta, sigma2=float(sigma2), eps=float(eps), theta=theta, dim=dim, K=K,
                m=m, distances=distances, method=method, G=G, zeta2=zeta2, convex=convex, R=R)
     shown = {**FORMULAS, **{name: f for name, f in CONDITIONAL_FORMULAS.items() if f.applies(q)}}

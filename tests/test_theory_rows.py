@@ -301,6 +301,16 @@ def test_shadowheart_lower_bound_is_shown_when_communication_counts():
     assert "shadowheart_lower_bound" not in row_times(theory_json(*SMALL))
 
 
+def test_the_text_table_aligns_the_conditional_rows_with_the_others():
+    result = CliRunner().invoke(cli, ["theory", *SMALL, "--method", "async_sgd", "--convex"])
+    assert result.exit_code == 0, result.output
+    formulas = {name: f.text for name, f in CONDITIONAL_FORMULAS.items()} | {"lower_bound": "= rennala_sgd"}
+    starts = {line.index(formulas[line.split(" ")[0]]) for line in result.output.splitlines()
+              if line.split(" ")[0] in formulas}
+    assert len(starts) == 1
+    assert "eps is a target on f - f*" in result.output
+
+
 def test_every_conditional_row_is_compared_with_a_row_shown_with_it():
     for name, formula in CONDITIONAL_FORMULAS.items():
         assert formula.applies is not None, name
