@@ -716,7 +716,7 @@ CONDITIONAL_FORMULAS: dict[str, Formula] = {
         applies=_is_async_sgd,
     ),
     "fragile_sgd": Formula(
-        _on_graph(fragile_sgd_time), "min_j t*(s2/eps, tau, rho_{.->j} + rho_{j->.}) LD/eps (round trips to the pivot)",
+        _on_graph(fragile_sgd_time), "min_j t*(s2/eps, tau, rho_{.->j} + rho_{j->.}) LD/eps (round trips; up to log n)",
         "graph_lower_bound", _on_a_graph,
     ),
     "graph_lower_bound": Formula(
@@ -984,6 +984,9 @@ def format_table(table: dict[str, Any]) -> str:
             "compared with convex_lower_bound"
         )
     lines.append("- : the row does not apply (no finite sum, no graph, or an unknown dimension)")
+    if any(row["method"] in CONDITIONAL_FORMULAS for row in table["rows"]):
+        lines.append("rows after lower_bound apply to this config only; their papers state them up to constants, "
+                     "taken as 1")
     if q.get("theta_max", 0.0) > 0:
         sh = table["shadowheart"]
         lines.append(
