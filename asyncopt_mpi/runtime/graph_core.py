@@ -35,6 +35,8 @@ class GraphCore(ServerCore):
         buffer = self.new_point()
         buffer[:] = x
         self.publish(buffer, grads_used=grads_used, max_delay=0)
+        if not np.isfinite(buffer).all():  # a snapshot now stops the run as diverged, not the next one
+            self.take_snapshot(self.now())
 
     def record_arrival(self, now: float, origin: int, kind: int, version: int, count: int, accepted: bool) -> None:
         """A result reached the pivot (its own gradient, or a message from a child)."""
