@@ -36,13 +36,13 @@ def first_step_is_the_full_gradient(path, lr: float) -> None:
     np.testing.assert_allclose(snapshots["snapshots/x"][first], x0 - lr * every_term, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("sampling", ["unreceived", "permutation"])
-def test_allreduce_gives_the_sum_of_all_m_gradients_when_workers_race(tmp_path, sampling):
+@pytest.mark.parametrize("sampling, block", [("unreceived", 1), ("unreceived", 7), ("permutation", 1)])
+def test_allreduce_gives_the_sum_of_all_m_gradients_when_workers_race(tmp_path, sampling, block):
     lr = 0.3
     path = simulate(tmp_path, "freya_page", QUADRATIC + [
         "workers.n=6", "workers.compute=exponential", "workers.comm=fixed", "workers.comm_scale=0.001",
         f"method.lr={lr}", 'method.full_gradient="allreduce"', f'method.gradient_sampling="{sampling}"',
-        "stop.iterations=1", "output.snapshot_every=0"])
+        f"method.block={block}", "stop.iterations=1", "output.snapshot_every=0"])
     first_step_is_the_full_gradient(path, lr)
 
 
