@@ -21,6 +21,7 @@ EXPERIMENTS = {
     "asgrad": "asgrad",
     "fragile": "fragile",
     "amelie": "amelie",
+    "decentralized": "decentralized",
     "sfw-speedup": "sfw_speedup",
     "sfw-pnn": "sfw_pnn",
 }
