@@ -57,10 +57,14 @@ def test_job_clock_counts_a_replaced_job_only_when_it_already_ran_longer_and_rep
     clock.finish(11.0)
     assert list(clock.recent) == [2.5, 2.5]
     assert clock.drifted() == 2.5 and clock.known == 2.5  # a factor 2.5 > 1 + 1: reported, and known from now
-    assert clock.drifted() is None
-    clock.start(11.0)
-    clock.finish(13.0)  # 1 s per gradient: the mean 1.75 is within a factor 2 of 2.5
-    assert clock.drifted() is None
+    assert clock.drifted() is None  # the next report needs a full window of its own
+    for start in (11.0, 14.0):
+        clock.start(start)
+        clock.finish(start + 3.0)  # 1.5 s per gradient: within a factor 2 of 2.5
+    assert list(clock.recent) == [1.5, 1.5] and clock.drifted() is None
+    clock.start(17.0)
+    clock.finish(18.0)  # 0.5 s per gradient: the mean 1 is beyond a factor 2 below 2.5
+    assert clock.drifted() == 1.0
 
 
 @pytest.mark.parametrize("key, value, expected", [

@@ -33,7 +33,7 @@ class Kind(IntEnum):
     PARTIAL = 3  # Amelie: sum over a subtree of g_i / s_i, with `weight` = sum of 1/s_i over `nodes` nodes
     # Re-planning (methods/replan.py; the numbers continue those of graph_rounds and decentralized_async_sgd):
     PLAN = 9  # the point at `version` and the new plan (replan.encode_plan), `count` numbers the plans; an event row
-    TIMES = 10  # a node's measured seconds per gradient in `weight`, towards the pivot
+    TIMES = 10  # measured seconds per gradient, pairs (node, seconds), towards the pivot when no result carries them
     PIVOT = 11  # an event row only: the new pivot of a re-plan
 
 
@@ -112,6 +112,7 @@ class TreeNode:
             self.plan_number = 0
             self.waiting_plans: dict[int, Message] = {}  # plans that overtook an earlier one
             self.drift_heard = False  # at the pivot: a node's time drifted since the last plan
+            self.reports: dict[int, float] = {}  # measured times on their way to the pivot (node -> seconds)
 
     def start(self, net: Net) -> None:
         if self.participates:
@@ -128,8 +129,12 @@ class TreeNode:
             self._plan_arrived(net, message)
             return
         if kind == Kind.TIMES:
-            self._heard(net, message.origin, message.weight)
+            self._keep_reports(net, message.vector)
+            self._report(net)
             return
+        if message.vector.size > self.x.size:  # measured times riding on a result
+            self._keep_reports(net, message.vector[self.x.size :])
+            message.vector = message.vector[: self.x.size]
         if message.version > self.version:
             message.vector = message.vector.copy()  # the runtime may reuse its receive buffer
             self.early.append(message)
@@ -139,10 +144,14 @@ class TreeNode:
             net.arrived(message.origin, message.kind, message.version, message.count, fresh)
         if fresh:
             self._take(net, message)
+        if self.replanning is not None and self.reports:
+            self._report(net)
 
     def on_link_free(self, net: Net, to: int) -> None:
         if to == net.parent:
             self._flush(net)
+            if self.replanning is not None and self.reports:
+                self._report(net)
 
     def _compute(self, net: Net) -> None:
         if self.replanning is not None:
@@ -159,15 +168,33 @@ class TreeNode:
     def _check_drift(self, net: Net) -> None:
         estimate = self.clock.drifted()
         if estimate is not None:
-            self._heard(net, self.node, estimate)
+            self._keep_reports(net, np.array([self.node, estimate]))
+            self._report(net)
 
-    def _heard(self, net: Net, origin: int, seconds: float) -> None:
-        """Node `origin` measures `seconds` per gradient: the pivot keeps it, other nodes pass it up."""
-        if net.parent < 0:
-            self.known[origin] = seconds
-            self.drift_heard = True
-        else:
-            net.send(Message(Kind.TIMES, self.version, net.parent, origin, _NO_VECTOR, weight=seconds))
+    def _keep_reports(self, net: Net, pairs: np.ndarray) -> None:
+        """Measured times (node, seconds per gradient) for the pivot: it knows them from now, other nodes pass them up."""
+        for origin, seconds in pairs.reshape(-1, 2):
+            if net.parent < 0:
+                self.known[int(origin)] = seconds
+                self.drift_heard = True
+            else:
+                self.reports[int(origin)] = float(seconds)
+
+    def _report(self, net: Net) -> None:
+        """Reports ride on the next result up; with no result to send, alone once the link is free."""
+        if net.parent < 0 or not self.reports or not net.link_free(net.parent):
+            return
+        self._flush(net)
+        if self.reports:
+            net.send(Message(Kind.TIMES, self.version, net.parent, self.node, self._with_reports(_NO_VECTOR)))
+
+    def _with_reports(self, vector: np.ndarray) -> np.ndarray:
+        """A result's vector with the pending reports appended (they leave with it)."""
+        if self.replanning is None or not self.reports:
+            return vector
+        pairs = np.array([value for item in self.reports.items() for value in item], dtype=float)
+        self.reports.clear()
+        return np.concatenate([vector, pairs])
 
     def _moved_to(self, net: Net, version: int, grads_used: int = -1, broadcast: bool = True) -> None:
         """x is now point `version` (the pivot's own step when grads_used >= 0): start over there."""
@@ -222,21 +249,23 @@ class TreeNode:
         self.participants = participants
         was_computing = self.participates
         self.participates = bool(np.isin(self.node, participants))
-        if pivot != self.pivot:
+        moved = pivot != self.pivot
+        if moved:
             self.pivot = pivot
             net.follow(plan_tree(self.plan.graph, self.replanning.method_name, pivot))
-            self._children_changed(net)
         if message.version > self.version:
             self.x[:] = x
             self._moved_to(net, message.version, broadcast=False)
             return
-        # This node is at the plan's point or past it: new children may lack that point.
+        # This node is at the plan's point or past it: its sums stay, new children may lack that point.
+        if moved:
+            self._children_changed(net)
         _broadcast(net, self.x, self.version)
         if self.participates and not was_computing:
             self._compute(net)
 
     def _children_changed(self, net: Net) -> None:
-        """The tree changed under this node's current sums (Amelie drops partials of nodes no longer its children)."""
+        """The tree changed under this node's sums for its current point (Fragile's go to the new parent as they are)."""
 
     def _reset(self) -> None:
         raise NotImplementedError
@@ -289,7 +318,8 @@ class FragileNode(TreeNode):
 
     def _flush(self, net: Net) -> None:
         if self.count and net.link_free(net.parent):
-            net.send(Message(Kind.GRADS, self.version, net.parent, self.node, self.sum, count=self.count))
+            net.send(Message(Kind.GRADS, self.version, net.parent, self.node, self._with_reports(self.sum),
+                             count=self.count))
             self._reset()
 
     def _reset(self) -> None:
@@ -364,13 +394,16 @@ class AmelieNode(TreeNode):
             return
         total, weight, nodes, count = self._aggregate()
         if nodes:
-            net.send(Message(Kind.PARTIAL, self.version, net.parent, self.node, total, count=count, weight=weight,
-                             nodes=nodes))
+            net.send(Message(Kind.PARTIAL, self.version, net.parent, self.node, self._with_reports(total), count=count,
+                             weight=weight, nodes=nodes))
             self.dirty = False
 
     def _children_changed(self, net: Net) -> None:
+        """Partials of nodes that are no longer children would count their subtrees twice: dropped."""
         self.parts = {child: part for child, part in self.parts.items() if child in net.children}
-        self._changed(net)
+        self.dirty = True
+        if net.parent >= 0:
+            self._flush(net)
 
     def _reset(self) -> None:
         self.own[:] = 0.0

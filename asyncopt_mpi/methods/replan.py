@@ -12,7 +12,9 @@ runs them as specified. Under "drift":
   estimate is the mean of the last `method.replan_window` measurements, per gradient.
 - With a full window, a node whose estimate differs from the time the pivot knows for it by
   more than a factor 1 + `method.replan_threshold` (slower or faster) reports it up the tree
-  to the pivot (a TIMES message; nodes on the way pass it on).
+  to the pivot, then starts a new window. Reports ride on the next result a node sends up
+  (appended to its vector); a node with no result to send sends them alone (TIMES) once its
+  link is free, so reports never queue before results.
 - At its next step (a round boundary) the pivot recomputes the plan with make_plan on the
   times it knows (nodes never measured keep their planned times; link times stay as
   configured: MPI hop times include the polling latency of ranks sharing cores). If the pivot
@@ -106,6 +108,7 @@ class JobClock:
         if max(ratio, 1.0 / ratio if ratio > 0 else np.inf) <= 1.0 + self.rule.threshold:
             return None
         self.known = estimate
+        self.recent.clear()  # the next report needs a full window of its own
         return estimate
 
 
