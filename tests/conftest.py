@@ -14,6 +14,7 @@ import tempfile
 import h5py
 import pytest
 from hypothesis import settings
+from process_marker import pytest_collection_modifyitems  # noqa: F401  (the hook that sets the `process` marker)
 
 # Property tests draw the same examples on every run, so CI is repeatable; explore more locally
 # with HYPOTHESIS_PROFILE=explore.

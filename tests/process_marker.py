@@ -1,0 +1,62 @@
+"""The `process` marker: set at collection on every test that starts a process (`make test-fast` leaves them out).
+
+A test starts one when its code, a tests/ helper it calls (by a global name, at any depth) or a
+fixture it uses refers to subprocess, multiprocessing, a process pool or conftest's launchers
+(run_cli, run_mpi, asyncopt_command, MPIEXEC). Read from the code, so a new test is marked without
+anyone remembering to; conftest.py imports the hook.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+from typing import Any, Iterator
+
+import pytest
+
+LAUNCHERS = ("run_cli", "run_mpi", "asyncopt_command", "MPIEXEC")
+LAUNCHER_MODULES = ("subprocess", "multiprocessing", "concurrent.futures.process")
+TESTS = os.path.dirname(os.path.abspath(__file__))
+
+
+def _code_objects(code: types.CodeType) -> Iterator[types.CodeType]:
+    """`code` and the code of the functions, lambdas and comprehensions inside it."""
+    yield code
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            yield from _code_objects(constant)
+
+
+def _is_launcher(name: str, value: Any) -> bool:
+    if name in LAUNCHERS:
+        return True
+    module = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None) or ""
+    return any(module == prefix or module.startswith(prefix + ".") for prefix in LAUNCHER_MODULES)
+
+
+def starts_processes(function: Any, seen: set[types.CodeType]) -> bool:
+    """Whether `function`, defined under tests/, or a tests/ function it names starts a process."""
+    function = getattr(function, "__func__", function)  # a test method
+    code = getattr(function, "__code__", None)
+    if code is None or code in seen or not os.path.abspath(code.co_filename).startswith(TESTS + os.sep):
+        return False
+    seen.add(code)
+    namespace = function.__globals__
+    for each in _code_objects(code):
+        for name in each.co_names:
+            if name not in namespace:
+                continue  # an attribute or a built-in
+            value = namespace[name]
+            if _is_launcher(name, value) or starts_processes(value, seen):
+                return True
+    return False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        fixtures = [definition.func for name in (info.names_closure if info else ())
+                    for definition in info.name2fixturedefs.get(name, ())]
+        seen: set[types.CodeType] = set()
+        if any(starts_processes(function, seen) for function in [getattr(item, "obj", None), *fixtures]):
+            item.add_marker(pytest.mark.process)
