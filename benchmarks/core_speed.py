@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 from rss_events import peak_rss
-from sim_speed import against_code, against_floor, noise_cost, run_sim, unpack_commit
+from sim_speed import against_code, against_floor, logistic_cost, noise_cost, run_sim, unpack_commit
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OLD_COMMIT = "9bbab50"  # the simulator before issue 17's event core
@@ -108,4 +108,8 @@ SECTIONS = [
      "commit before zero_last took the simulator's bulk path (issue 29); async_sgd: 1M events, p = 0.01; rennala_sgd: "
      "jobs/rennala_quadratic.toml (d = 1000, S = 10, p = 0.1) with n = 10,000 for 1000 virtual s; target: "
      "async_sgd's zero_last / additive <= 1.3", noise_cost),
+    ("Logistic regression on the bulk path", "freya-fig2's problem (10-class logistic regression, 784 features, "
+     "d = 7840; synthetic rows, no download), tau_i = sqrt(i), n = 100; CPU seconds of whole runs (set-up included, "
+     "f*'s solve apart: the f* cache), now and at the commit before its stochastic gradients took the simulator's "
+     "bulk path (issue 26), alternated, medians of 3", logistic_cost),
 ]

@@ -7,10 +7,13 @@ simulator and the floor so that machine load hits both alike; figures are median
 commit), to measure a speed-up against it on the same machine. `--noise` compares the
 papers' zero_last noise with additive noise (issue 29): async_sgd at n = 1000, d = 100, and
 rennala_sgd at the Rennala experiment's setting (jobs/rennala_quadratic.toml), now and at
-the commit before zero_last took the simulator's bulk path.
+the commit before zero_last took the simulator's bulk path. `--logistic` compares freya-fig2's
+setting (10-class logistic regression, d = 784 x 10, tau_i = sqrt(i), n = 100) now and at the
+commit before its stochastic gradients took the bulk path (issue 26).
 
     python benchmarks/sim_speed.py --cases async:1000:100:300000 --repeats 3
     python benchmarks/sim_speed.py --noise --repeats 3
+    python benchmarks/sim_speed.py --logistic --repeats 3
 """
 
 from __future__ import annotations
@@ -29,12 +32,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PYTHON = sys.executable
 BEFORE_BULK_NOISE = "07724d9"  # the last commit whose simulator ran zero_last noise one gradient at a time
+BEFORE_LOGISTIC_BULK = "444d8d8"  # the last commit whose simulator computed logistic gradients one at a time
 
 RUN_SCRIPT = """
 import contextlib, io, json, sys, time
 from asyncopt_mpi.config import load_config
 from asyncopt_mpi.runtime.session import run_sim
 method, path, sets, job = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4] or None
+if sys.argv[5:] == ["no-f-star"]:  # the run's own work only: f*'s solve is measured apart (the f* cache)
+    from asyncopt_mpi.problems.logistic import LogisticProblem
+    LogisticProblem.compute_f_star = lambda self: float("nan")
 config = load_config(job, sets + [f"output.path={path}", "output.snapshot_every=1e9"], method=method, backend="sim")
 started = time.process_time()
 with contextlib.redirect_stdout(io.StringIO()):
@@ -42,6 +49,7 @@ with contextlib.redirect_stdout(io.StringIO()):
 print(json.dumps({"seconds": time.process_time() - started}))
 """
 
+LOGISTIC = ["problem.name=logistic", "problem.classes=10", "problem.samples=10000", "workers.compute=sqrt"]
 # name -> (method, --set overrides given n, d, events)
 CASES = {
     "async": lambda n, d, events: ("async_sgd", [
@@ -53,6 +61,11 @@ CASES = {
     "freya": lambda n, d, events: ("freya_page", [
         f"problem.dim={d}", "problem.samples=10000", "problem.lam=2.0", "problem.mu=1e-6", f"workers.n={n}",
         "workers.compute=sqrt", f"stop.gradients={events}", "method.lr=0.4"]),
+    # freya-fig2's problem on synthetic rows (MNIST's shape: d features x 10 classes; no download)
+    "logistic_async": lambda n, d, events: ("async_sgd", LOGISTIC + [
+        f"problem.dim={d}", f"workers.n={n}", f"stop.gradients={events}", "method.lr=0.06"]),
+    "logistic_rennala": lambda n, d, events: ("rennala_sgd", LOGISTIC + [
+        f"problem.dim={d}", f"workers.n={n}", f"stop.gradients={events}", "method.lr=0.5", "method.batch=245"]),
     # async_sgd with the papers' zero_last noise (p = 0.01) instead of additive noise
     "async_zero_last": lambda n, d, events: ("async_sgd", [
         f"problem.dim={d}", "problem.noise=0.01", "problem.noise_type=zero_last", f"workers.n={n}",
@@ -76,7 +89,8 @@ def run_sim(case: str, n: int, d: int, events: int, path: str, code: str | None 
     env = dict(os.environ)
     if code:
         env["PYTHONPATH"] = code + os.pathsep + env.get("PYTHONPATH", "")
-    done = subprocess.run([PYTHON, "-P", "-c", RUN_SCRIPT, method, path, json.dumps(sets), job],
+    flags = ["no-f-star"] if case.startswith("logistic") else []
+    done = subprocess.run([PYTHON, "-P", "-c", RUN_SCRIPT, method, path, json.dumps(sets), job, *flags],
                           capture_output=True, text=True, timeout=3600, env=env)
     if done.returncode:
         raise RuntimeError(f"{method} {sets} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
@@ -158,6 +172,32 @@ def noise_cost(directory: str, quick: bool, repeats: int | None = None, events: 
     return lines
 
 
+def logistic_cost(directory: str, quick: bool, repeats: int | None = None, events: int | None = None) -> list[str]:
+    """CPU seconds of freya-fig2's logistic regression runs (f* apart), now and at BEFORE_LOGISTIC_BULK, alternated.
+
+    Synthetic rows of MNIST's shape (784 features, 10 classes, 10,000 rows), n = 100, tau_i = sqrt(i);
+    `events`: gradients per run (40,000; 2,000 when quick)."""
+    repeats = repeats or (1 if quick else 3)
+    events = events or (2_000 if quick else 40_000)
+    before = None if quick else unpack_commit(BEFORE_LOGISTIC_BULK, directory)
+    lines = [f"| run | gradients | now (CPU s) | us per gradient | at {BEFORE_LOGISTIC_BULK} (CPU s) | "
+             f"us per gradient at {BEFORE_LOGISTIC_BULK} | speed-up |", "|---|---|---|---|---|---|---|"]
+    for title, case in (("async_sgd, n = 100", "logistic_async"), ("rennala_sgd, n = 100, S = 245", "logistic_rennala")):
+        codes = [None] + ([before] if before else [])
+        seconds = {code: [] for code in codes}
+        for repeat in range(repeats):
+            for code in codes:
+                path = os.path.join(directory, f"{case}-{'old' if code else 'new'}-{repeat}.h5")
+                seconds[code].append(run_sim(case, 100, 784, events, path, code)["seconds"])
+                os.unlink(path)
+        now = float(np.median(seconds[None]))
+        old = "(not run) | | |" if before is None else (
+            f"{np.median(seconds[before]):.2f} | {1e6 * np.median(seconds[before]) / events:.0f} | "
+            f"{np.median(seconds[before]) / now:.2f}x |")
+        lines.append(f"| {title} | {events:,} | {now:.2f} | {1e6 * now / events:.0f} | {old}")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default="async:1000:100:300000",
@@ -170,10 +210,15 @@ def main() -> None:
                         f"{BEFORE_BULK_NOISE} (instead of --cases)")
     parser.add_argument("--events", type=int, default=None, help="with --noise: async_sgd's events (1M)")
     parser.add_argument("--now-only", action="store_true", help=f"with --noise: not at {BEFORE_BULK_NOISE}")
+    parser.add_argument("--logistic", action="store_true", help="freya-fig2's logistic regression, now and at "
+                        f"{BEFORE_LOGISTIC_BULK} (instead of --cases)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         if args.noise:
             print("\n".join(noise_cost(directory, False, args.repeats, args.events, not args.now_only)), flush=True)
+            return
+        if args.logistic:
+            print("\n".join(logistic_cost(directory, False, args.repeats, args.events)), flush=True)
             return
         for item in args.cases.split(","):
             case, n, d, events = item.split(":")

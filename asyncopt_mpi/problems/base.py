@@ -100,6 +100,10 @@ class Problem(ABC):
         """full_grad of each row of `points` (a new array); override to compute them in one block."""
         return np.array([self.full_grad(x) for x in points]).reshape(points.shape)
 
+    def grad_rows(self, points: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """grad(points[k], indices[k]) for each row k (a new array); override to compute them in one block."""
+        return np.array([self.grad(x, idx) for x, idx in zip(points, indices)]).reshape(points.shape)
+
     def sample_indices(self, rng: np.random.Generator, batch: int, shard: np.ndarray | None = None) -> np.ndarray:
         """`batch` sample indices drawn uniformly with replacement from `shard` (None: all samples)."""
         if shard is None:
@@ -128,3 +132,26 @@ class Problem(ABC):
     def labels(self) -> np.ndarray | None:
         """Per-sample class labels for label-based data splits (None when not a classification problem)."""
         return None
+
+
+class SampledTerms(GradientNoise):
+    """finite_sum_grad's draws as a noise model: `batch` sample indices per gradient, drawn from every sample.
+
+    The simulator keeps them as floats in its rows (exact below 2^53) and computes grad(x, indices),
+    one point at a time or a block at once (Problem.grad_rows), with the numbers finite_sum_grad
+    gives; no full gradient is computed. It does not apply to workers restricted to a shard.
+    """
+
+    def __init__(self, n_samples: int, batch: int):
+        self.n_samples = n_samples
+        self.width = batch
+
+    def draw(self, rng: np.random.Generator, out: np.ndarray) -> None:
+        # size=(k, batch) gives the numbers (and leaves the stream where) k calls of size=batch would.
+        out[...] = rng.integers(self.n_samples, size=out.shape)
+
+    def gradient(self, problem: Problem, x: np.ndarray, draws: np.ndarray) -> np.ndarray:
+        return problem.grad(x, draws.astype(np.int64))
+
+    def gradients(self, problem: Problem, points: np.ndarray, draws: np.ndarray) -> np.ndarray:
+        return problem.grad_rows(points, draws.astype(np.int64))

@@ -3,7 +3,8 @@
 A finite sum over the data rows: f(x) = (1/m) sum_i loss(a_i, y_i; x) + reg(x). Binary
 labels are mapped to {-1, +1} and the model is a weight vector; with C > 2 classes the
 model is a (features x C) matrix flattened row-major. Subclasses change the regulariser
-by overriding _reg_loss, _reg_grad and _reg_smoothness.
+by overriding _reg_loss, _reg_grad and _reg_smoothness (_reg_grad elementwise: grad_rows
+hands it a block of points).
 """
 
 from __future__ import annotations
@@ -17,12 +18,16 @@ import scipy.sparse.linalg
 from scipy.special import expit, logsumexp, softmax
 
 from ..errors import ConfigError, DataError
-from .base import Problem
+from . import f_star_cache
+from .base import Problem, SampledTerms
 from .data import FORMATS, Features, load_dataset, synthetic_classification
+from .noise import GradientNoise
 from .scaling import scale_features
 
 SYNTHETIC = ("", "synthetic")
 DEFAULT_SYNTHETIC_SAMPLES = 1000
+SOLVER_OPTIONS = {"maxiter": 10_000, "maxfun": 20_000, "gtol": 1e-10, "ftol": 1e-15, "maxcor": 20}  # f*'s L-BFGS-B
+GRAD_BLOCK_FLOATS = 2**17  # floats of a point's rows and gradient that grad_rows computes in one block
 
 
 def class_codes(y: np.ndarray, classes: int = 0, source: str = "data") -> tuple[np.ndarray, int]:
@@ -247,6 +252,48 @@ class LogisticProblem(Problem):
 
     stochastic_grad = Problem.finite_sum_grad
 
+    def noise_model(self, batch: int) -> GradientNoise | None:
+        """finite_sum_grad's index draws (SampledTerms), so the simulator computes gradients in blocks;
+        None when a gradient's indices do not fit a row of dim floats or stochastic_grad is another."""
+        if batch > self.dim or type(self).stochastic_grad is not Problem.finite_sum_grad:
+            return None
+        return SampledTerms(self.n_samples, batch)
+
+    def grad_rows(self, points: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """grad(points[k], indices[k]) for each row k, bit for bit, in blocks (multinomial, dense features).
+
+        Each block's products are those grad makes for one point: the scores of each point by a
+        stacked matmul (one BLAS product per point, as grad's), and with one row a point's X^T
+        residual is every product plus 0.0 (as BLAS sums it from zero: a -0.0 product becomes 0.0).
+        Otherwise (binary, sparse features, a subclass's own grad) one point at a time.
+        """
+        count, batch = indices.shape
+        if self.classes == 2 or sp.issparse(self.X) or type(self).grad is not LogisticProblem.grad \
+                or type(self)._data_grad is not LogisticProblem._data_grad \
+                or type(self)._scores is not LogisticProblem._scores:
+            return super().grad_rows(points, indices)
+        gradients = np.empty((count, self.dim))
+        chunk = max(1, GRAD_BLOCK_FLOATS // (self.dim * batch))  # points per block: its arrays stay in cache
+        for start in range(0, count, chunk):
+            end = min(start + chunk, count)
+            self._grad_block(points[start:end], indices[start:end], gradients[start:end])
+        return gradients
+
+    def _grad_block(self, points: np.ndarray, indices: np.ndarray, out: np.ndarray) -> None:
+        count, batch = indices.shape
+        rows = self.X[indices]  # (points, batch, features)
+        weights = points.reshape(count, self.n_features, self.classes)
+        residual = softmax(np.matmul(rows, weights), axis=2)
+        residual[np.arange(count)[:, None], np.arange(batch), self._targets[indices]] -= 1.0
+        gradients = out.reshape(count, self.n_features, self.classes)
+        if batch == 1:
+            np.einsum("pf,pc->pfc", rows[:, 0], residual[:, 0], out=gradients)  # one product each, no sum
+            out += 0.0
+        else:
+            np.matmul(rows.transpose(0, 2, 1), residual, out=gradients)
+            out /= batch
+        out += self._reg_grad(points)
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predicted class codes 0..C-1 for the training rows (binary: score >= 0 is class 1)."""
         scores = self._scores(x, self.X)
@@ -267,15 +314,28 @@ class LogisticProblem(Problem):
                 self.x0(),
                 jac=True,
                 method="L-BFGS-B",
-                options={"maxiter": 10_000, "maxfun": 20_000, "gtol": 1e-10, "ftol": 1e-15, "maxcor": 20},
+                options=SOLVER_OPTIONS,
             )
             self._solution = result.x if np.all(np.isfinite(result.x)) else self.x0()
         return self._solution
 
     def compute_f_star(self) -> float:
-        """min f as reached by L-BFGS-B (0 is approached, not reached, on separable data without l2)."""
+        """min f as reached by L-BFGS-B (0 is approached, not reached, on separable data without l2).
+
+        Kept in the f* cache (problems.f_star_cache) per problem, settings and training data."""
+        start = self.loss(self.x0())
         # Re-evaluate at the returned point and never report more than f(x0): f* must bound every iterate's loss.
-        return min(self.loss(self.minimizer()), self.loss(self.x0()))
+        return f_star_cache.cached(self.f_star_identity(), lambda: min(self.loss(self.minimizer()), start),
+                                   accept=lambda value: value <= start)
+
+    def f_star_identity(self) -> str:
+        """The f* cache's key: this class, what f depends on (a subclass adds its own settings) and the solver."""
+        return f_star_cache.identity(type(self).__module__, type(self).__qualname__, self.classes, self.l2,
+                                     self._f_star_settings(), "L-BFGS-B", SOLVER_OPTIONS, self.X, self._targets)
+
+    def _f_star_settings(self) -> dict[str, float]:
+        """A subclass's settings that change f (besides classes, l2 and the data)."""
+        return {}
 
     def smoothness(self) -> float:
         """||X||_2^2 / (4m) (binary) or ||X||_2^2 / (2m) (multinomial) plus the regulariser's constant.

@@ -10,6 +10,8 @@ as stochastic_grad.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -23,6 +25,21 @@ class GradientNoise:
 
     def apply(self, gradients: np.ndarray, points: np.ndarray, draws: np.ndarray) -> None:
         """In place: rows of full gradients at the rows of `points` become the stochastic gradients of `draws`."""
+
+    def gradient(self, problem: Any, x: np.ndarray, draws: np.ndarray) -> np.ndarray:
+        """The stochastic gradient at x with one gradient's `draws` (a row of width floats); a new array."""
+        gradient = problem.full_grad(x)
+        self.apply(gradient[None], x[None], draws[None])
+        return gradient
+
+    def gradients(self, problem: Any, points: np.ndarray, draws: np.ndarray) -> np.ndarray:
+        """Rows: the stochastic gradients at the rows of `points` with the rows of `draws`; a new array.
+
+        A model whose draws pick the terms of a finite sum (problems.base.SampledTerms) overrides
+        both, so no full gradient is computed."""
+        gradients = problem.full_grad_rows(points)
+        self.apply(gradients, points, draws)
+        return gradients
 
 
 EXACT = GradientNoise()

@@ -78,6 +78,9 @@ class NonconvexLogisticProblem(LogisticProblem):
         """
         return super().compute_f_star()
 
+    def _f_star_settings(self) -> dict[str, float]:
+        return {"lam": self.lam}
+
 
 def check_lam(lam: float) -> None:
     """Reject a regulariser weight that is not a finite number >= 0."""

@@ -11,10 +11,12 @@ reproducible. The per-event path touches scalars only:
   random draws are made when the job completes, in the same order as before, so the
   streams do not depend on what the method reads: a dropped result costs its draw only.
 - When the problem states its stochastic gradient as the full gradient changed by a few
-  draws (Problem.noise_model: additive normal noise, zero_last's one factor), the draws
-  are made at completion into a ring of rows, and `server.step(result, ...)` and
-  `VectorSum.add(result, ...)` are deferred: their math runs later in blocks (one batched
-  gradient of many points with its noise applied, one cumulative sum for many steps), with
+  draws (Problem.noise_model: additive normal noise, zero_last's one factor), or as the
+  gradient of a few sampled terms of a finite sum (SampledTerms: logistic regression's row
+  indices, drawn from every sample), the draws are made at completion into a ring of rows,
+  and `server.step(result, ...)` and `VectorSum.add(result, ...)` are deferred: their math
+  runs later in blocks (one batched gradient of many points with its noise applied, one
+  cumulative sum for many steps; cache-sized chunks of a block when the points are long), with
   the same floating-point operations in the same order, hence the same numbers. Anything
   that reads a point (server.x, a snapshot, an eager job) runs the pending blocks first.
 """
@@ -30,13 +32,14 @@ import numpy as np
 
 from ..methods.base import Job, JobKind, Result
 from ..methods.vectors import VectorSum, as_vector
+from ..problems.base import SampledTerms
 from ..problems.noise import GradientNoise
 from .points import DELTA_LOG
 from .server import FLOAT_BYTES, ServerCore, StopReason
 from .collector import fewer_collections
 from .job_groups import JobGroup
 from .sim_batch_runs import BatchRuns
-from .sim_runs import RuleRuns, StepAndRestartRuns
+from .sim_runs import CHUNK_FLOATS, RuleRuns, StepAndRestartRuns
 from .worker import WorkerContext
 
 BLOCK = 1024  # deferred steps or sum terms computed in one block at most
@@ -205,16 +208,17 @@ class SimVectorSum(VectorSum):
         return super().value()
 
     def flush(self) -> None:
-        """total + w_1 g_1 + w_2 g_2 + ..., added in order (as the eager adds would)."""
+        """total + w_1 g_1 + w_2 g_2 + ..., added in order (as the eager adds would), a chunk at a time."""
         items, self.pending = self.pending, []
-        if not items:
-            return
-        gradients = self.sim._gradients(items)
-        gradients *= np.array([item[3] for item in items], dtype=float)[:, None]
-        stack = np.empty((len(items) + 1, self.total.size))
-        stack[0] = self.total
-        stack[1:] = gradients
-        np.add.reduce(stack, axis=0, out=self.total)
+        chunk = max(1, CHUNK_FLOATS // self.total.size)  # gradients that stay in cache
+        for start in range(0, len(items), chunk):
+            part = items[start:start + chunk]
+            gradients = self.sim._gradients(part)
+            gradients *= np.array([item[3] for item in part], dtype=float)[:, None]
+            stack = np.empty((len(part) + 1, self.total.size))
+            stack[0] = self.total
+            stack[1:] = gradients
+            np.add.reduce(stack, axis=0, out=self.total)
 
 
 class SimServer(ServerCore):
@@ -261,7 +265,10 @@ class SimServer(ServerCore):
         """The problem's noise model for gradients of `batch` samples (asked once per batch size)."""
         model = self.noise_models.get(batch, False)
         if model is False:
-            model = self.noise_models[batch] = self.problem.noise_model(batch)
+            model = self.problem.noise_model(batch)
+            if isinstance(model, SampledTerms) and any(context.shard is not None for context in self.contexts):
+                model = None  # its draws are over every sample: a worker with a shard draws per event
+            self.noise_models[batch] = model
         return model
 
     def make_points(self, x0: np.ndarray, version: int) -> SimPoints:
@@ -574,36 +581,36 @@ class SimServer(ServerCore):
             entry = result._entry
             return self.contexts[result.worker].execute(self._job(entry), self._lookup(entry))[0]
         x = self._resolve(result._entry[2])
-        gradient = self.problem.full_grad(x)
         row = result._row
         if row >= 0:
             noise = result._noise
-            noise.apply(gradient[None], x[None], self.noise[row:row + 1, :noise.width])
-        return gradient
+            return noise.gradient(self.problem, x, self.noise[row, :noise.width])
+        return self.problem.full_grad(x)
 
     def _gradients(self, terms: list[tuple]) -> np.ndarray:
         """Rows: the gradients of deferred terms (point, noise row, noise model, ...), computed as one block."""
         resolve = self._resolve
         points = np.array([point.x if type(point) is PendingPoint and point.x is not None else resolve(point)
                            for point in [term[0] for term in terms]])
-        gradients = self.problem.full_grad_rows(points)
+        problem = self.problem
         rows = [term[1] for term in terms]
         if max(rows) < 0:
-            return gradients
+            return problem.full_grad_rows(points)
         models = [term[2] for term in terms]
         noise = models[0]
         if models.count(noise) == len(models):  # one model, so every term has a row
             # Runs fill consecutive ring rows: a slice then (the same numbers as a gather).
             index = slice(rows[0], rows[-1] + 1) if (np.diff(rows) == 1).all() else rows
-            noise.apply(gradients, points, self.noise[index, :noise.width])
-            return gradients
-        # Several models (batch sizes): each applied to its own rows.
+            return noise.gradients(problem, points, self.noise[index, :noise.width])
+        # Several models (batch sizes), or terms without draws: each group computed on its own.
+        gradients = np.empty(points.shape)
         index = np.array(rows)
+        exact = np.flatnonzero(index < 0)
+        if exact.size:
+            gradients[exact] = problem.full_grad_rows(points[exact])
         for noise in {id(model): model for model, row in zip(models, rows) if row >= 0}.values():
-            chosen = np.flatnonzero([model is noise for model in models])
-            block = gradients[chosen]
-            noise.apply(block, points[chosen], self.noise[index[chosen], :noise.width])
-            gradients[chosen] = block
+            chosen = np.flatnonzero([row >= 0 and model is noise for model, row in zip(models, rows)])
+            gradients[chosen] = noise.gradients(problem, points[chosen], self.noise[index[chosen], :noise.width])
         return gradients
 
     # ----- deferred steps

@@ -33,6 +33,8 @@ BANK_BYTES = 64 * 2**20  # noise draws made ahead per worker, at most this much 
 BANK_ROWS = 16  # gradients' draws a worker makes in one call (one call for k gives the numbers of k calls)
 START_POINTS_BYTES = 2 * 2**30  # the workers' start points (n x dim) are kept in one array up to this size
 RUNS_ENABLED = True  # tests turn runs off to compare with the per-event path
+PREFIX_LOOP_WIDTH = 1024  # from this many floats a row, a prefix sum adds row by row (the same additions)
+CHUNK_FLOATS = 2**17  # floats of gradients a flush computes and steps with at a time (so they stay in cache)
 _GRAD = JobKind.GRAD
 COUNTED = ("jobs", "grads", "bytes_up")  # the per-worker counters a result adds fixed amounts to
 
@@ -413,28 +415,41 @@ class StepAndRestartRuns(RuleRuns):
         following[order[:-1][repeat]] = order[1:][repeat]
         block_end = np.minimum.accumulate(following[::-1])[::-1].tolist()
         start_points, problem, ring, noise = self.start_points, sim.problem, sim.noise, self.noise_model
-        # points[k] is the point after k steps of this flush; a block adds its steps to the point before it.
-        points = np.empty((count + 1, sim.dim))
-        points[0] = x
+        wanted = sorted((version - version0 + 1, point) for version, point in unresolved)  # by step number
+        taken = 0
+        # A chunk of a block at a time, so its gradients and steps stay in cache: steps[0] is the point
+        # before the chunk, steps[k] the point after its k-th step.
+        chunk = max(1, CHUNK_FLOATS // sim.dim)
+        steps = np.empty((min(chunk, count) + 1, sim.dim))
+        steps[0] = x
         start = 0
         while start < count:
-            end = block_end[start]
+            end = min(block_end[start], start + chunk)
             block = workers[start:end]
             at = start_points[block]
-            gradients = problem.full_grad_rows(at)
             if first_row >= 0:
-                noise.apply(gradients, at, ring[first_row + start:first_row + end, :noise.width])
-            np.multiply(gradients, -self.step_scale, out=points[start + 1:end + 1])
-            _prefix_sum(points[start:end + 1])  # x_{k+1} = x_k + (-scale g_k), in order
-            start_points[block] = points[start + 1:end + 1]  # each worker restarted at its own step's point
+                gradients = noise.gradients(problem, at, ring[first_row + start:first_row + end, :noise.width])
+            else:
+                gradients = problem.full_grad_rows(at)
+            rows = steps[:end - start + 1]
+            np.multiply(gradients, -self.step_scale, out=rows[1:])
+            _prefix_sum(rows)  # x_{k+1} = x_k + (-scale g_k), in order
+            start_points[block] = rows[1:]  # each worker restarted at its own step's point
+            while taken < len(wanted) and wanted[taken][0] <= end:  # the points the simulator keeps
+                step, pending_point = wanted[taken]
+                pending_point.x = rows[step - start].copy()
+                pending_point.x.flags.writeable = False
+                taken += 1
+            steps[0] = rows[-1]
             start = end
-        points.flags.writeable = False
-        for version, pending_point in unresolved:
-            pending_point.x = points[version - version0 + 1]
 
 
 def _prefix_sum(rows: np.ndarray) -> None:
     """In place, in order: rows[k + 1] = rows[k] + rows[k + 1] (rows[0] is the starting point)."""
+    if rows.shape[1] >= PREFIX_LOOP_WIDTH:  # long rows: one add per row (accumulate would walk them column-wise)
+        for k in range(1, len(rows)):
+            np.add(rows[k - 1], rows[k], out=rows[k])
+        return
     if rows.shape[1] % 2 == 0:  # as complex pairs: the same float additions in half the (serial) steps
         rows = rows.view(np.complex128)
     np.add.accumulate(rows, axis=0, out=rows)
