@@ -188,8 +188,8 @@ class GraphNode:
         dim = context.problem.dim
         self.dim = dim
         self.message_bytes = message_bytes(dim)
-        # A non-finite gradient goes on to the pivot, whose point rank 0 finds non-finite at a snapshot and
-        # stops the run as diverged, as in the simulator (the check would fail the run from this rank).
+        # A non-finite gradient goes on to the pivot, whose next step rank 0 finds non-finite and stops the run
+        # as diverged, as in the simulator (the check would fail the run from this rank instead).
         context.check_finite = False
         self.policy = make_nodes(config.method.name, config.method.lr, config.method.batch, context.problem.x0(),
                                  plan, nodes=[self.node])[self.node]

@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from ..methods.base import Job, JobKind
 from ..graph import Tree
+from ..methods.base import Job, JobKind
 from ..methods.decentralized import Message, make_nodes
 from .graph_core import GraphCore, message_bytes
 from .server import StopReason
