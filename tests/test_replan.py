@@ -1,4 +1,4 @@
-"""Fragile/Amelie re-planning (method.replan = "drift", methods/replan.py) and diverging graph runs, in the simulator and over mpiexec.
+"""Fragile/Amelie re-planning (method.replan = "drift") and diverging graph runs, in the simulator and over mpiexec.
 
 The setting: three workers on a line with slow links (rho = 0.1 s), 0.02 sqrt(i) s per gradient and
 S = 4, so t* puts the pivot at worker 0 computing alone (a round trip to a neighbour, 0.2 s, is
@@ -44,8 +44,8 @@ def plan_rows(path, n_workers: int = 3) -> dict:
     data = read(path, "events/time", "events/worker", "events/kind", "events/accepted")
     kind = data["events/kind"]
     first, pivot = np.flatnonzero(kind == Kind.PLAN)[:n_workers], kind == Kind.PIVOT
-    return {"time": data["events/time"][pivot], "pivot": data["events/worker"][pivot].tolist(),
-            "computing": {int(w): bool(a) for w, a in zip(data["events/worker"][first], data["events/accepted"][first])}}
+    computing = {int(w): bool(a) for w, a in zip(data["events/worker"][first], data["events/accepted"][first])}
+    return {"time": data["events/time"][pivot], "pivot": data["events/worker"][pivot].tolist(), "computing": computing}
 
 
 def test_job_clock_counts_a_replaced_job_only_when_it_already_ran_longer_and_reports_beyond_the_threshold():

@@ -172,7 +172,7 @@ class TreeNode:
             self._report(net)
 
     def _keep_reports(self, net: Net, pairs: np.ndarray) -> None:
-        """Measured times (node, seconds per gradient) for the pivot: it knows them from now, other nodes pass them up."""
+        """Measured times (node, seconds per gradient): the pivot knows them from now, other nodes pass them up."""
         for origin, seconds in pairs.reshape(-1, 2):
             if net.parent < 0:
                 self.known[int(origin)] = seconds
@@ -265,7 +265,7 @@ class TreeNode:
             self._compute(net)
 
     def _children_changed(self, net: Net) -> None:
-        """The tree changed under this node's sums for its current point (Fragile's go to the new parent as they are)."""
+        """The tree changed under this node's sums for its point (Fragile's go to the new parent as they are)."""
 
     def _reset(self) -> None:
         raise NotImplementedError

@@ -1,4 +1,4 @@
-"""Re-planning of Fragile and Amelie SGD (`method.replan = "drift"`): measured job times, the drift rule, the plan message.
+"""Re-planning of Fragile and Amelie SGD (method.replan = "drift"): measured job times, the drift rule, the plan.
 
 Seed 004: "All described methods can adapt to changing computational conditions, which is
 particularly useful in real systems where device performance can vary over time." The paper's
