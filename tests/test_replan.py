@@ -99,6 +99,22 @@ def test_sim_replan_moves_the_pivot_off_the_slowed_worker_and_reaches_the_target
     assert drift_time < 0.5 * off_time, (drift_time, off_time)
 
 
+def test_sim_replan_drops_a_worker_that_stops_answering(tmp_path):
+    # Equal times and fast links: all three compute until worker 2 dies at 1 s; its jobs are then
+    # replaced every round unfinished, so their elapsed times (lower bounds) report it.
+    overrides = plain(sets(
+        problem={"name": "quadratic", "dim": 20, "noise": 0.01},
+        method={"lr": 0.3, "S": 6, "replan": "drift"},
+        workers={"n": 3, "compute": "fixed", "compute_profile": "equal", "compute_scale": 0.02},
+        graph={"topology": "line", "rho": 0.001}, stop={"time": 2.0},
+    )) + ["workers.dead_after=[1e9, 1e9, 1.0]"]
+    path = simulate(tmp_path, "fragile_sgd", overrides)
+    assert graph_attrs(path)["participants"].tolist() == [0, 1, 2]
+    rows = plan_rows(path)
+    assert rows["pivot"] == [graph_attrs(path)["pivot"]] and 1.0 < rows["time"][0] < 2.0
+    assert rows["computing"] == {0: True, 1: True, 2: False}
+
+
 def test_sim_replan_without_drift_changes_nothing(tmp_path):
     overrides = slowed_pivot("off", {"time": 2.0})[:-1] + ["workers.n=3"]  # no slowdown
     fixed = simulate(tmp_path, "fragile_sgd", overrides, "off")

@@ -8,20 +8,24 @@ runs them as specified. Under "drift":
 
 - Every computing node measures its jobs on its own clock (virtual in the simulator, wall under
   MPI). A job replaced by a newer point before it finished counts its elapsed time only when
-  that already exceeds the node's estimate (a lower bound that says the node is slower). The
+  that already exceeds the node's known time (a lower bound that says the node is slower). The
   estimate is the mean of the last `method.replan_window` measurements, per gradient.
 - With a full window, a node whose estimate differs from the time the pivot knows for it by
   more than a factor 1 + `method.replan_threshold` (slower or faster) reports it up the tree
-  to the pivot, then starts a new window. Reports ride on the next result a node sends up
-  (appended to its vector); a node with no result to send sends them alone (TIMES) once its
-  link is free, so reports never queue before results.
+  to the pivot, then starts a new window. A node none of whose last window's jobs finished
+  (a slow or dead node, its jobs replaced by newer points) reports as soon as its estimate, a
+  lower bound, exceeds the known time: at this pace it gives nothing. Reports ride on the
+  next result a node sends up (appended to its vector); a node with no result to send sends
+  them alone (TIMES) once its link is free, so reports never queue before results.
+- Link times are not re-measured: they stay as configured (MPI hop times include the polling
+  latency of ranks sharing cores, which would read as drift).
 - At its next step (a round boundary) the pivot recomputes the plan with make_plan on the
-  times it knows (nodes never measured keep their planned times; link times stay as
-  configured: MPI hop times include the polling latency of ranks sharing cores). If the pivot
-  or the participants changed, the new point goes down the current tree as a PLAN message
-  carrying the plan (pivot, participants, known times); each node passes it on to its current
-  children, then switches to the new tree and participation, so every node leaves the old
-  plan at the same version. Amelie needs every node's gradients, so only its pivot moves.
+  times it knows (a node that sits out is not measured: it keeps its last time, so a dropped
+  node comes back only when others slow down). If the pivot or the participants changed, the
+  new point goes down the current tree as a PLAN message carrying the plan (pivot,
+  participants, known times); each node passes it on to its current children, then switches
+  to the new tree and participation, so every node leaves the old plan at the same version.
+  Amelie needs every node's gradients, so only its pivot moves.
 - The pivot records a re-plan in /events: one row of kind PLAN per node (accepted: the node
   computes under the new plan) and one row of kind PIVOT naming the new pivot; point_version
   is the last point of the old plan. /graph keeps the first plan.
@@ -80,6 +84,7 @@ class JobClock:
         self.rule = rule
         self.batch = rule.batch
         self.recent: deque[float] = deque(maxlen=rule.window)
+        self.replaced: deque[bool] = deque(maxlen=rule.window)  # per measurement: a lower bound (never finished)
         self.started: float | None = None  # when the running job started
         self.known = known  # seconds per gradient the pivot has for this node
 
@@ -90,25 +95,32 @@ class JobClock:
         """A job starts now, replacing the running one if any."""
         if self.started is not None:
             elapsed = (now - self.started) / self.batch
-            if elapsed > self.estimate():
+            if elapsed > self.known:
                 self.recent.append(elapsed)
+                self.replaced.append(True)
         self.started = now
 
     def finish(self, now: float) -> None:
         if self.started is not None:
             self.recent.append((now - self.started) / self.batch)
+            self.replaced.append(False)
             self.started = None
 
     def drifted(self) -> float | None:
-        """The estimate when a full window differs from the known time beyond the threshold (it becomes known)."""
+        """The estimate when a full window differs from the known time beyond the threshold, or when none of
+        its jobs finished and it exceeds the known time (the node gives nothing at this pace); it becomes known."""
         if len(self.recent) < self.recent.maxlen:
             return None
         estimate = self.estimate()
-        ratio = estimate / self.known if self.known > 0 else np.inf
-        if max(ratio, 1.0 / ratio if ratio > 0 else np.inf) <= 1.0 + self.rule.threshold:
+        if estimate == self.known:
+            return None
+        ratio = estimate / self.known if self.known > 0 else math.inf
+        drifted = max(ratio, 1.0 / ratio if ratio > 0 else math.inf) > 1.0 + self.rule.threshold
+        if not drifted and not (all(self.replaced) and estimate > self.known):
             return None
         self.known = estimate
         self.recent.clear()  # the next report needs a full window of its own
+        self.replaced.clear()
         return estimate
 
 
