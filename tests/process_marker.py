@@ -1,8 +1,9 @@
 """The `process` marker: set at collection on every test that starts a process (`make test-fast` leaves them out).
 
 A test starts one when its code, a tests/ helper it calls (by a global name, at any depth) or a
-fixture it uses refers to subprocess, multiprocessing, a process pool or conftest's launchers
-(run_cli, run_mpi, asyncopt_command, MPIEXEC). Read from the code, so a new test is marked without
+fixture it uses refers to subprocess, multiprocessing, a process pool, conftest's launchers
+(run_cli, run_mpi, asyncopt_command, MPIEXEC) or the package's own pool (`--processes` or
+`processes=`: sweep, tune, reproduce). Read from the code, so a new test is marked without
 anyone remembering to; conftest.py imports the hook.
 """
 
@@ -16,6 +17,7 @@ import pytest
 
 LAUNCHERS = ("run_cli", "run_mpi", "asyncopt_command", "MPIEXEC")
 LAUNCHER_MODULES = ("subprocess", "multiprocessing", "concurrent.futures.process")
+POOL_OPTIONS = ("--processes", "processes")  # as a command-line word or a keyword argument
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -34,6 +36,12 @@ def _is_launcher(name: str, value: Any) -> bool:
     return any(module == prefix or module.startswith(prefix + ".") for prefix in LAUNCHER_MODULES)
 
 
+def _names_a_pool(code: types.CodeType) -> bool:
+    """Whether `code` passes --processes or processes= (the words of a list and a call's keywords are tuple constants)."""
+    return any(constant in POOL_OPTIONS or (isinstance(constant, tuple) and any(word in constant for word in POOL_OPTIONS))
+               for constant in code.co_consts)
+
+
 def starts_processes(function: Any, seen: set[types.CodeType]) -> bool:
     """Whether `function`, defined under tests/, or a tests/ function it names starts a process."""
     function = getattr(function, "__func__", function)  # a test method
@@ -43,6 +51,8 @@ def starts_processes(function: Any, seen: set[types.CodeType]) -> bool:
     seen.add(code)
     namespace = function.__globals__
     for each in _code_objects(code):
+        if _names_a_pool(each):
+            return True
         for name in each.co_names:
             if name not in namespace:
                 continue  # an attribute or a built-in

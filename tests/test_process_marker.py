@@ -25,14 +25,23 @@ def _inside_a_comprehension():
     return [subprocess.run([sys.executable, "-c", "pass"], check=True) for _ in range(1)]
 
 
+def _with_a_pool(tmp_path):
+    return SAMPLES, ["sweep", "--processes", "2", "--out", str(tmp_path)]
+
+
+def _with_a_pool_keyword(sweep):
+    return sweep(processes=2)
+
+
 # The samples are reached through this table so that the tests below name none of them: a test that
 # names a launching helper is itself marked (and left out of make test-fast).
 SAMPLES = {"in process": _in_process, "launching": _launching, "through a helper": _through_a_helper,
-           "inside a comprehension": _inside_a_comprehension}
+           "inside a comprehension": _inside_a_comprehension,
+           "with a pool": _with_a_pool, "with a pool keyword": _with_a_pool_keyword}
 
 
 def test_launchers_are_found_directly_through_helpers_and_inside_comprehensions():
-    for name in ("launching", "through a helper", "inside a comprehension"):
+    for name in ("launching", "through a helper", "inside a comprehension", "with a pool", "with a pool keyword"):
         assert starts_processes(SAMPLES[name], set()), name
 
 
