@@ -38,7 +38,16 @@ plugin (`plugins=[...]`, `--plugin`, a `[plugins]` table or an entry point); see
 
 A method that treats every result alike may also return that rule from `every_result` (a
 `StepAndRestart`): the simulator then takes many results per pass and the MPI server applies
-it without a method call per message, with the same numbers.
+it without a method call per message, with the same numbers. `method_class(name)` is the class
+registered under a name, to subclass into a variant.
+
+A decentralized method (no server in the math; workers are nodes of a `[graph]`) subclasses
+`DecentralizedMethod` and builds one node policy per node in `make_nodes(x0, lr, batch, plan,
+nodes)`; a policy reacts to its own gradients, to `Message`s and to free links through its
+`Net`, and labels messages with a `MessageKind` or its own number. `Plan` holds the `Graph`, the
+pivot and its `Tree`; `NeighbourRoutes` sends to graph neighbours over the direct link and
+`PivotRecord` records a round-based method's rounds at the pivot. See README "Writing a
+decentralized method".
 """
 
 __version__ = "0.5.0"
@@ -55,19 +64,26 @@ _LAZY = {
     "Job": "methods", "JobKind": "methods", "Method": "methods", "Result": "methods", "Server": "methods",
     "StepAndRestart": "methods", "register_method": "methods", "Problem": "problems",
     "register_problem": "problems", "RunResult": "api", "load": "api", "load_config": "api", "load_many": "api",
-    "run": "api", "VectorSum": "methods.vectors",
+    "run": "api", "VectorSum": "methods.vectors", "method_class": "methods",
+    "DecentralizedMethod": "methods.decentralized", "Message": "methods.decentralized",
+    "MessageKind": "methods.decentralized", "Net": "methods.decentralized", "Plan": "methods.decentralized",
+    "NeighbourRoutes": "methods.graph_rounds", "PivotRecord": "methods.graph_rounds", "Graph": "graph", "Tree": "graph",
 }
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers
     from .api import RunResult, load, load_config, load_many, run
-    from .methods import Job, JobKind, Method, Result, Server, StepAndRestart, register_method
+    from .graph import Graph, Tree
+    from .methods import Job, JobKind, Method, Result, Server, StepAndRestart, method_class, register_method
+    from .methods.decentralized import DecentralizedMethod, Message, MessageKind, Net, Plan
+    from .methods.graph_rounds import NeighbourRoutes, PivotRecord
     from .methods.vectors import VectorSum
     from .problems import Problem, register_problem
 
 __all__ = [
-    "ConfigError", "DataError", "Job", "JobKind", "Method", "Problem", "Result", "RunError", "RunResult", "Server",
-    "StepAndRestart", "VectorSum", "__version__", "load", "load_config", "load_many", "register_method", "register_problem",
-    "run",
+    "ConfigError", "DataError", "DecentralizedMethod", "Graph", "Job", "JobKind", "Message", "MessageKind", "Method",
+    "NeighbourRoutes", "Net", "PivotRecord", "Plan", "Problem", "Result", "RunError", "RunResult", "Server",
+    "StepAndRestart", "Tree", "VectorSum", "__version__", "load", "load_config", "load_many", "method_class",
+    "register_method", "register_problem", "run",
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import ConfigError
+from ..inputs import shown
 from .base import Job, JobKind, Method, Result, Server, StepAndRestart
 
 METHODS: dict[str, type[Method]] = {}
@@ -37,6 +38,17 @@ def register_method(cls: type[Method]) -> type[Method]:
 
 
 register = register_method  # the name the built-in modules have always used
+
+
+def method_class(name: str) -> type[Method]:
+    """The method class registered under `name` (built-in or from a plugin), e.g. to subclass into a variant.
+
+    A name nobody registered is a ConfigError that lists the registered ones.
+    """
+    if name not in METHODS:
+        registered = ", ".join(sorted(METHODS))
+        raise ConfigError(f"method_class: no method is registered as {shown(name)}; registered: {registered}")
+    return METHODS[name]
 
 
 # Importing the modules registers their methods.
@@ -113,5 +125,5 @@ def method_table_markdown() -> str:
 
 __all__ = [
     "METHODS", "ORIGINS", "Job", "JobKind", "Method", "Result", "Server", "StepAndRestart", "is_built_in",
-    "method_lines", "method_table_markdown", "register", "register_method",
+    "method_class", "method_lines", "method_table_markdown", "register", "register_method",
 ]

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..graph import Graph, Tree, choose_pivot, round_trips, t_star
+from ..inputs import shown
 from . import register_method
 from .base import Method, Result, Server
 from .collect import batch_from_noise
@@ -26,20 +27,33 @@ from .replan import REPLAN_PARAMS, JobClock, Replanning, check_replan, decode_pl
 
 
 class Kind(IntEnum):
-    """What a message between nodes carries."""
+    """What a message between nodes carries (public as `asyncopt_mpi.MessageKind`).
+
+    The runtime reads one kind: a node's `net.arrived(origin, GRADS, version, count, accepted)`
+    counts `count` gradients (/metrics grads, stop.gradients). Every kind labels its /events and
+    /hops rows (int8); 0 is reserved, 1-11 are the built-in methods', a plugin's own kinds take 12 to 127.
+    """
 
     POINT = 1  # x at `version`, travelling down the tree
     GRADS = 2  # a sum of `count` gradients at `version`
     PARTIAL = 3  # Amelie: sum over a subtree of g_i / s_i, with `weight` = sum of 1/s_i over `nodes` nodes
-    # Re-planning (methods/replan.py; the numbers continue those of graph_rounds and decentralized_async_sgd):
+    # Re-planning (methods/replan.py; 4-8 are gradient_tracking's, relay_sgd's and decentralized_async_sgd's):
     PLAN = 9  # the point at `version` and the new plan (replan.encode_plan), `count` numbers the plans; an event row
     TIMES = 10  # measured seconds per gradient, pairs (node, seconds), towards the pivot when no result carries them
     PIVOT = 11  # an event row only: the new pivot of a re-plan
 
 
+MessageKind = Kind  # the public name
+
+
 @dataclass(slots=True)
 class Message:
-    kind: int
+    """One message between nodes: `net.send` routes it to node `dest` hop by hop, each hop paying its link's rho.
+
+    The runtime carries every field; what `count`, `weight` and `nodes` mean is the method's.
+    """
+
+    kind: int  # a MessageKind, or a method's own number (12 to 127)
     version: int
     dest: int
     origin: int
@@ -50,14 +64,19 @@ class Message:
 
 
 class Net(Protocol):
-    """What a node policy may use of the runtime."""
+    """What a node policy may use of the runtime (public as `asyncopt_mpi.Net`): the same in the simulator and over MPI.
+
+    A computation started with `compute` comes back as the policy's `on_gradient(net, version,
+    gradient, n_grads)` (`gradient`: the mean of `batch` stochastic gradients of the node's own f_i at x).
+    Only the pivot's `publish` and `arrived` are recorded (the results file follows the pivot's model).
+    """
 
     node: int
     parent: int  # -1 at the pivot
     children: list[int]
 
     def now(self) -> float: ...
-    def send(self, message: Message) -> None: ...  # routed hop by hop along the tree; the vector is copied
+    def send(self, message: Message) -> None: ...  # routed hop by hop (the method's `routes`); the vector is copied
     def link_free(self, to: int) -> bool: ...  # nothing queued or in flight on the link to neighbour `to`
     def compute(self, version: int, x: np.ndarray, batch: int) -> None: ...  # replaces a running computation
     def publish(self, x: np.ndarray, version: int, grads_used: int) -> None: ...  # the pivot stepped
@@ -458,23 +477,37 @@ class AsyncPivotNode:
 PIVOT_RULES = ("tstar", "center")
 
 
-def _check_pivot(options: dict[str, Any]) -> None:
+def _check_pivot(options: dict[str, Any], rules: tuple[str, ...]) -> None:
     rule = str(options["pivot"])
-    if rule not in PIVOT_RULES and not rule.isdigit():
-        raise ConfigError(f"method.pivot: {rule!r} is not accepted; accepted: {', '.join(PIVOT_RULES)} or a worker index")
+    if rule not in rules and not rule.isdigit():
+        raise ConfigError(f"method.pivot: {shown(rule)} is not accepted; accepted: {', '.join(rules)} or a worker "
+                          "index (the node whose model the file records)")
 
 
 class DecentralizedMethod(Method):
-    """A method whose math runs at the nodes of `[graph]` (see `make_nodes`)."""
+    """A method whose math runs at the nodes of a worker graph (`[graph]`): `asyncopt_mpi.DecentralizedMethod`.
+
+    A subclass registers like any method and builds one policy per node in `make_nodes`. A node
+    policy has four hooks, each given the node's `Net`: `start(net)`, `on_gradient(net, version,
+    gradient, n_grads)` when its computation finishes, `on_message(net, message)` when a `Message`
+    for it arrives (the vector is the runtime's buffer: copy what you keep), and
+    `on_link_free(net, to)` when the link to neighbour `to` is free again (nothing queued or in flight). Messages
+    follow `routes` (a `Tree` subclass built from the graph and the pivot, `method.pivot`: the graph
+    centre or a worker index); the pivot's `net.publish` is what the results file records.
+    """
 
     decentralized = True
-    params = {"S": 0, "sigma2": 0.0, "eps": 0.0, "pivot": "tstar"}
+    params: dict[str, Any] = {"pivot": "center"}
+    routes: type[Tree] = Tree
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:
-        _check_pivot(options)
-        if options["S"] < 0:
-            raise ConfigError(f"method.S: must be >= 0 (0: from sigma2/eps, else the number of workers), got {options['S']}")
+        _check_pivot(options, ("center",))
+
+    @classmethod
+    def make_nodes(cls, x0: np.ndarray, lr: float, batch: int, plan: Plan, nodes: range | list[int]) -> dict[int, Any]:
+        """The policy of each of `nodes` (an MPI rank runs one, the simulator all), each starting from x0."""
+        raise NotImplementedError
 
     def start(self, server: Server) -> None:  # the graph runtime drives the nodes instead
         raise NotImplementedError
@@ -486,11 +519,13 @@ class DecentralizedMethod(Method):
 class PlannedMethod(DecentralizedMethod):
     """Fragile and Amelie: the pivot's plan, made once or again when measured times drift (methods/replan.py)."""
 
-    params = {**DecentralizedMethod.params, **REPLAN_PARAMS}
+    params = {"S": 0, "sigma2": 0.0, "eps": 0.0, "pivot": "tstar", **REPLAN_PARAMS}
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:
-        super().check_options(options)
+        _check_pivot(options, PIVOT_RULES)
+        if options["S"] < 0:
+            raise ConfigError(f"method.S: must be >= 0 (0: from sigma2/eps, else the number of workers), got {options['S']}")
         check_replan(options)
 
 
@@ -561,9 +596,9 @@ def make_nodes(method_name: str, lr: float, batch: int, x0: np.ndarray, plan: Pl
     from . import METHODS
 
     n = plan.graph.n
-    own_nodes = getattr(METHODS.get(method_name), "make_nodes", None)
-    if own_nodes is not None:  # a method that builds its own node policies (gradient_tracking, relay_sgd)
-        return own_nodes(x0, lr, batch, plan, range(n) if nodes is None else nodes)
+    method = METHODS.get(method_name)
+    if isinstance(method, type) and issubclass(method, DecentralizedMethod) and not issubclass(method, PlannedMethod):
+        return method.make_nodes(x0, lr, batch, plan, range(n) if nodes is None else nodes)  # its own policies
     chosen = set(int(i) for i in plan.participants)
     replanning = Replanning.from_options(method_name, plan.options, batch)
     policies: dict[int, Any] = {}

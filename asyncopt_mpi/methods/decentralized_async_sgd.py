@@ -42,15 +42,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
-from . import register_method
-from .decentralized import DecentralizedMethod, Kind, Message, Net, Plan
-from .gradient_tracking import NeighbourRoutes
-from .graph_rounds import RoundMethod
+import asyncopt_mpi as ao  # written against the public API only, as a plugin would be
 
 
 class GossipKind(IntEnum):
-    """What a gossip message carries (the numbers continue graph_rounds.RoundKind's)."""
+    """What a gossip message carries (7 and 8: the numbers asyncopt_mpi.MessageKind leaves to this method)."""
 
     OFFER = 7  # initiator -> responder: the initiator's model; `version` numbers the initiator's exchanges
     SHARE = 8  # responder -> initiator: d = (offered - x_responder) / 2, which the responder added to its model
@@ -70,22 +66,22 @@ class AsyncGossipNode:
         self.local_steps = 0
         self.exchanges = 0  # exchanges this node started
         self.waiting = -1  # the neighbour whose share this node waits for (-1: none)
-        self.offers: list[Message] = []  # offers that came while waiting, answered in order afterwards
+        self.offers: list[ao.Message] = []  # offers that came while waiting, answered in order afterwards
 
-    def start(self, net: Net) -> None:
+    def start(self, net: ao.Net) -> None:
         self._offer(net)
         net.compute(self.local_steps, self.x, self.batch)
 
-    def on_gradient(self, net: Net, version: int, gradient: np.ndarray, n_grads: int) -> None:
+    def on_gradient(self, net: ao.Net, version: int, gradient: np.ndarray, n_grads: int) -> None:
         self.x -= self.lr * gradient
         self.local_steps += 1
         self.version += 1
         if net.parent < 0:
-            net.arrived(self.node, Kind.GRADS, version, n_grads, True)
+            net.arrived(self.node, ao.MessageKind.GRADS, version, n_grads, True)
             net.publish(self.x, self.version, n_grads)
         net.compute(self.local_steps, self.x, self.batch)
 
-    def on_message(self, net: Net, message: Message) -> None:
+    def on_message(self, net: ao.Net, message: ao.Message) -> None:
         if message.kind == GossipKind.OFFER and self.waiting >= 0:
             message.vector = message.vector.copy()
             self.offers.append(message)
@@ -99,23 +95,23 @@ class AsyncGossipNode:
             self._answer(net, self.offers.pop(0))
         self._offer(net)
 
-    def on_link_free(self, net: Net, to: int) -> None:
+    def on_link_free(self, net: ao.Net, to: int) -> None:
         pass
 
-    def _answer(self, net: Net, offer: Message) -> None:
+    def _answer(self, net: ao.Net, offer: ao.Message) -> None:
         share = 0.5 * (offer.vector - self.x)
         self._gossip(net, offer, (offer.origin, offer.version), share)
-        net.send(Message(GossipKind.SHARE, offer.version, offer.origin, self.node, share))
+        net.send(ao.Message(GossipKind.SHARE, offer.version, offer.origin, self.node, share))
 
-    def _offer(self, net: Net) -> None:
+    def _offer(self, net: ao.Net) -> None:
         """Start the next exchange, with the higher neighbours in turn (none: this node only answers)."""
         if not self.higher:
             return
         self.waiting = self.higher[self.exchanges % len(self.higher)]
-        net.send(Message(GossipKind.OFFER, self.exchanges, self.waiting, self.node, self.x))
+        net.send(ao.Message(GossipKind.OFFER, self.exchanges, self.waiting, self.node, self.x))
         self.exchanges += 1
 
-    def _gossip(self, net: Net, message: Message, exchange: tuple[int, int], change: np.ndarray) -> None:
+    def _gossip(self, net: ao.Net, message: ao.Message, exchange: tuple[int, int], change: np.ndarray) -> None:
         """Add this end's half of exchange (initiator, number), which `message` brought, to the model."""
         self.x += change
         self.version += 1
@@ -124,24 +120,23 @@ class AsyncGossipNode:
             net.publish(self.x, self.version, 0)
 
 
-@register_method
-class DecentralizedAsyncSGD(DecentralizedMethod):
+@ao.register_method
+class DecentralizedAsyncSGD(ao.DecentralizedMethod):
     name = "decentralized_async_sgd"
     objective = "worker_mean"  # minimises (1/n) sum_i f_i over the shards (asyncopt_mpi.objective)
-    params = {"pivot": "center"}
-    check_options = RoundMethod.check_options  # the same pivot rule: centre or a worker index
     description = ("decentralized, heterogeneous data, no rounds: each node steps with each gradient as it completes "
                    "and every graph edge averages its two models pairwise, back to back")
     paper = ("Even, Koloskova & Massoulie, Asynchronous SGD on graphs: a unified framework for asynchronous "
              "decentralized and federated optimization, AISTATS 2024")
-    routes = NeighbourRoutes
+    routes = ao.NeighbourRoutes
     node_class = AsyncGossipNode
 
     @classmethod
-    def make_nodes(cls, x0: np.ndarray, lr: float, batch: int, plan: Plan, nodes: range | list[int]) -> dict[int, Any]:
+    def make_nodes(cls, x0: np.ndarray, lr: float, batch: int, plan: ao.Plan,
+                   nodes: range | list[int]) -> dict[int, Any]:
         graph = plan.graph
         instant = sorted(link for link, rho in graph.links.items() if rho <= 0)
         if instant:
-            raise ConfigError(f"graph: decentralized_async_sgd gossips back to back, so every link must take time; "
+            raise ao.ConfigError(f"graph: decentralized_async_sgd gossips back to back, so every link must take time; "
                               f"link {instant[0][0]} -> {instant[0][1]} has rho = 0 (set graph.rho > 0)")
         return {node: cls.node_class(node, x0, lr, batch, graph.neighbours(node)) for node in nodes}

@@ -20,17 +20,22 @@ over the direct link even where the pivot's tree would route otherwise.
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Any
 
 import numpy as np
 
-from ..graph import Graph, Tree
-from . import register_method
-from .decentralized import Message, Net, Plan
-from .graph_rounds import PivotRecord, RoundKind, RoundMethod
+import asyncopt_mpi as ao  # written against the public API only, as a plugin would be
 
 
-def metropolis_weights(graph: Graph) -> list[dict[int, float]]:
+class TrackingKind(IntEnum):
+    """What a message of a round carries (4 and 5: the numbers asyncopt_mpi.MessageKind leaves to this method)."""
+
+    MODEL = 4  # x_j - lr y_j
+    TRACKER = 5  # y_j
+
+
+def metropolis_weights(graph: ao.Graph) -> list[dict[int, float]]:
     """W_ij = 1 / (1 + max(deg i, deg j)) for every neighbour j of every node i (W_ii is the rest)."""
     adjacent: list[set[int]] = [set() for _ in range(graph.n)]
     for i, j in graph.links:
@@ -40,22 +45,11 @@ def metropolis_weights(graph: Graph) -> list[dict[int, float]]:
     return [{j: 1.0 / (1 + max(degree[i], degree[j])) for j in sorted(adjacent[i])} for i in range(graph.n)]
 
 
-class NeighbourRoutes(Tree):
-    """The pivot's tree, except that a message to a graph neighbour takes the direct link."""
-
-    def __init__(self, graph: Graph, root: int):
-        super().__init__(graph, root)
-        self.links = graph.links
-
-    def next_hop(self, node: int, dest: int) -> int:
-        return dest if (node, dest) in self.links else super().next_hop(node, dest)
-
-
 class GradientTrackingNode:
     """Node i of DSGT: sends (x_i - lr y_i, y_i) to its neighbours, mixes theirs with W, then computes."""
 
     def __init__(self, node: int, x0: np.ndarray, lr: float, batch: int, weights: dict[int, float],
-                 record: PivotRecord):
+                 record: ao.PivotRecord):
         self.node = node
         self.x = x0.copy()
         self.lr = lr
@@ -70,29 +64,29 @@ class GradientTrackingNode:
         self.sent: tuple[np.ndarray, np.ndarray] | None = None  # this round's (x_i - lr y_i, y_i); None while computing
         self.inbox: dict[int, dict[tuple[int, int], np.ndarray]] = {}  # round -> (neighbour, kind) -> vector
 
-    def start(self, net: Net) -> None:
+    def start(self, net: ao.Net) -> None:
         net.compute(self.round, self.x, self.batch)
 
-    def on_gradient(self, net: Net, version: int, gradient: np.ndarray, n_grads: int) -> None:
+    def on_gradient(self, net: ao.Net, version: int, gradient: np.ndarray, n_grads: int) -> None:
         gradient = gradient.copy()
         self.y = gradient.copy() if self.mixed_y is None else self.mixed_y + gradient - self.gradient
         self.gradient = gradient
         self.record.job_done(net, self.node, self.round)
         self.sent = (self.x - self.lr * self.y, self.y)
         for neighbour in self.weights:
-            net.send(Message(RoundKind.MODEL, self.round, neighbour, self.node, self.sent[0]))
-            net.send(Message(RoundKind.TRACKER, self.round, neighbour, self.node, self.sent[1]))
+            net.send(ao.Message(TrackingKind.MODEL, self.round, neighbour, self.node, self.sent[0]))
+            net.send(ao.Message(TrackingKind.TRACKER, self.round, neighbour, self.node, self.sent[1]))
         self._mix(net)
 
-    def on_message(self, net: Net, message: Message) -> None:
+    def on_message(self, net: ao.Net, message: ao.Message) -> None:
         self.inbox.setdefault(message.version, {})[(message.origin, message.kind)] = message.vector.copy()
         self.record.message(net, message.origin, message.kind, message.version)
         self._mix(net)
 
-    def on_link_free(self, net: Net, to: int) -> None:
+    def on_link_free(self, net: ao.Net, to: int) -> None:
         pass
 
-    def _mix(self, net: Net) -> None:
+    def _mix(self, net: ao.Net) -> None:
         """End the round once this node's vectors and both of every neighbour's are in."""
         got = self.inbox.get(self.round, {})
         if self.sent is None or len(got) < 2 * len(self.weights):
@@ -102,26 +96,28 @@ class GradientTrackingNode:
         x = self.self_weight * model
         mixed_y = self.self_weight * tracker
         for neighbour, weight in self.weights.items():
-            x += weight * got[(neighbour, RoundKind.MODEL)]
-            mixed_y += weight * got[(neighbour, RoundKind.TRACKER)]
+            x += weight * got[(neighbour, TrackingKind.MODEL)]
+            mixed_y += weight * got[(neighbour, TrackingKind.TRACKER)]
         self.x, self.mixed_y, self.sent = x, mixed_y, None
         self.round += 1
         self.record.round_done(net, self.x, self.round)
         net.compute(self.round, self.x, self.batch)
 
 
-@register_method
-class GradientTracking(RoundMethod):
+@ao.register_method
+class GradientTracking(ao.DecentralizedMethod):
     name = "gradient_tracking"
+    objective = "worker_mean"  # minimises (1/n) sum_i f_i over the shards (asyncopt_mpi.objective)
     description = ("decentralized, heterogeneous data: each round every node mixes x_j - lr y_j and the trackers y_j of "
                    "its graph neighbours with Metropolis weights and adds its gradient change to its tracker")
     paper = ("Pu & Nedic, Distributed stochastic gradient tracking methods, Math. Programming 2021; Koloskova, Lin & "
              "Stich, An improved analysis of gradient tracking for decentralized machine learning, NeurIPS 2021")
-    routes = NeighbourRoutes
+    routes = ao.NeighbourRoutes
     node_class = GradientTrackingNode
 
     @classmethod
-    def make_nodes(cls, x0: np.ndarray, lr: float, batch: int, plan: Plan, nodes: range | list[int]) -> dict[int, Any]:
+    def make_nodes(cls, x0: np.ndarray, lr: float, batch: int, plan: ao.Plan,
+                   nodes: range | list[int]) -> dict[int, Any]:
         weights = metropolis_weights(plan.graph)
-        record = PivotRecord(plan.graph.n, batch)
+        record = ao.PivotRecord(plan.graph.n, batch)
         return {node: cls.node_class(node, x0, lr, batch, weights[node], record) for node in nodes}

@@ -24,16 +24,16 @@ from typing import Any
 
 import numpy as np
 
-from . import register_method
-from .decentralized import Message, Net, Plan
-from .graph_rounds import PivotRecord, RoundKind, RoundMethod
+import asyncopt_mpi as ao  # written against the public API only, as a plugin would be
+
+RELAY = 6  # message kind: a relayed sum of models, `count` of them
 
 
 class RelayNode:
     """Node i of RelaySGD on the tree: relays what its other tree neighbours sent last round with its own model."""
 
     def __init__(self, node: int, x0: np.ndarray, lr: float, batch: int, neighbours: list[int], n_nodes: int,
-                 record: PivotRecord):
+                 record: ao.PivotRecord):
         self.node = node
         self.x0 = x0.copy()
         self.x = x0.copy()
@@ -48,29 +48,29 @@ class RelayNode:
         self.half: np.ndarray | None = None  # x_i^{t+1/2}; None while computing
         self.inbox: dict[int, dict[int, tuple[np.ndarray, int]]] = {}  # round -> neighbour -> (m, c)
 
-    def start(self, net: Net) -> None:
+    def start(self, net: ao.Net) -> None:
         net.compute(self.round, self.x, self.batch)
 
-    def on_gradient(self, net: Net, version: int, gradient: np.ndarray, n_grads: int) -> None:
+    def on_gradient(self, net: ao.Net, version: int, gradient: np.ndarray, n_grads: int) -> None:
         self.half = self.x - self.lr * gradient
         self.record.job_done(net, self.node, self.round)
         relayed = sum((vector for vector, _ in self.previous.values()), np.zeros_like(self.half))
         relayed_count = sum(count for _, count in self.previous.values())
         for neighbour in self.neighbours:
             vector, count = self.previous[neighbour]  # what j sent is not sent back to j
-            net.send(Message(RoundKind.RELAY, self.round, neighbour, self.node, self.half + (relayed - vector),
+            net.send(ao.Message(RELAY, self.round, neighbour, self.node, self.half + (relayed - vector),
                              count=1 + relayed_count - count))
         self._average(net)
 
-    def on_message(self, net: Net, message: Message) -> None:
+    def on_message(self, net: ao.Net, message: ao.Message) -> None:
         self.inbox.setdefault(message.version, {})[message.origin] = (message.vector.copy(), message.count)
         self.record.message(net, message.origin, message.kind, message.version)
         self._average(net)
 
-    def on_link_free(self, net: Net, to: int) -> None:
+    def on_link_free(self, net: ao.Net, to: int) -> None:
         pass
 
-    def _average(self, net: Net) -> None:
+    def _average(self, net: ao.Net) -> None:
         """End the round once this node's half step and every tree neighbour's message are in."""
         got = self.inbox.get(self.round, {})
         if self.half is None or len(got) < len(self.neighbours):
@@ -89,9 +89,10 @@ class RelayNode:
         net.compute(self.round, self.x, self.batch)
 
 
-@register_method
-class RelaySGD(RoundMethod):
+@ao.register_method
+class RelaySGD(ao.DecentralizedMethod):
     name = "relay_sgd"
+    objective = "worker_mean"  # minimises (1/n) sum_i f_i over the shards (asyncopt_mpi.objective)
     description = ("decentralized, heterogeneous data: on the pivot's spanning tree each node sends each neighbour its "
                    "half step plus what its other neighbours relayed; x = average of the n models (x0 for those on "
                    "the way)")
@@ -100,9 +101,10 @@ class RelaySGD(RoundMethod):
     node_class = RelayNode
 
     @classmethod
-    def make_nodes(cls, x0: np.ndarray, lr: float, batch: int, plan: Plan, nodes: range | list[int]) -> dict[int, Any]:
+    def make_nodes(cls, x0: np.ndarray, lr: float, batch: int, plan: ao.Plan,
+                   nodes: range | list[int]) -> dict[int, Any]:
         tree, n = plan.tree, plan.graph.n
-        record = PivotRecord(n, batch)
+        record = ao.PivotRecord(n, batch)
         policies = {}
         for node in nodes:
             parent = int(tree.parent[node])

@@ -23,13 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
-from . import register_method
-from .base import Job, JobKind, Method, Result, Server
+import asyncopt_mpi as ao  # written against the public API only, as a plugin would be
 
 
-@register_method
-class Spider(Method):
+@ao.register_method
+class Spider(ao.Method):
     name = "spider"
     description = ("SPIDER: full gradient every q steps, otherwise v += mean of S differences "
                    "grad f_j(x_k) - grad f_j(x_{k-1}); every batch split over all workers, a step waits for all parts")
@@ -40,7 +38,7 @@ class Spider(Method):
     def __init__(self, config, problem, n_workers):
         super().__init__(config, problem, n_workers)
         if problem.n_samples is None:
-            raise ConfigError(
+            raise ao.ConfigError(
                 f"method.name: {self.name} needs a finite-sum problem (problem.samples > 0 or a data file)"
             )
         root = math.ceil(math.sqrt(problem.n_samples))
@@ -51,9 +49,9 @@ class Spider(Method):
     def check_options(cls, options: dict[str, Any]) -> None:
         for key in ("S", "q"):
             if options.get(key, 0) < 0:
-                raise ConfigError(f"method.{key}: must be >= 0 (0: ceil(sqrt(m))), got {options[key]}")
+                raise ao.ConfigError(f"method.{key}: must be >= 0 (0: ceil(sqrt(m))), got {options[key]}")
 
-    def start(self, server: Server) -> None:
+    def start(self, server: ao.Server) -> None:
         self.v = np.zeros(self.problem.dim)
         self.sum = server.vector_sum()
         self.parts: dict[int, int] = {}  # job id -> indices in it, for the batch under way
@@ -62,29 +60,29 @@ class Spider(Method):
         self.full = True
         self.collect_full(server, server.version)
 
-    def batch_indices(self, server: Server) -> np.ndarray:
+    def batch_indices(self, server: ao.Server) -> np.ndarray:
         """The S indices of one difference, uniformly with replacement from [m]."""
         return server.rng.integers(self.problem.n_samples, size=self.S)
 
-    def split(self, server: Server, indices: np.ndarray, version: int, previous: int = -1) -> None:
+    def split(self, server: ao.Server, indices: np.ndarray, version: int, previous: int = -1) -> None:
         """Gradients at `version` (differences with `previous` if >= 0) over `indices`, split evenly over workers."""
         self.sum.clear()
         self.parts.clear()
         self.count = 0
-        kind = JobKind.GRAD_INDICES if previous < 0 else JobKind.GRAD_DIFF
+        kind = ao.JobKind.GRAD_INDICES if previous < 0 else ao.JobKind.GRAD_DIFF
         workers = server.rng.permutation(server.n_workers)[: len(indices)].tolist()
         for worker, part in zip(workers, np.array_split(indices, len(workers))):
-            job = Job(kind, version, indices=part, version2=previous)
+            job = ao.Job(kind, version, indices=part, version2=previous)
             server.assign(worker, job)
             self.parts[job.job_id] = len(part)
 
-    def collect_full(self, server: Server, version: int) -> None:
+    def collect_full(self, server: ao.Server, version: int) -> None:
         self.split(server, np.arange(self.problem.n_samples), version)
 
-    def collect_difference(self, server: Server, version: int, previous: int) -> None:
+    def collect_difference(self, server: ao.Server, version: int, previous: int) -> None:
         self.split(server, self.batch_indices(server), version, previous)
 
-    def advance(self, server: Server, max_delay: int) -> None:
+    def advance(self, server: ao.Server, max_delay: int) -> None:
         """x_{k+1} = x_k - lr v_k, then start collecting v_{k+1}."""
         previous = server.version
         version = server.step(self.v, self.lr, grads_used=self.count, max_delay=max_delay, full=float(self.full))
@@ -95,7 +93,7 @@ class Spider(Method):
         else:
             self.collect_difference(server, version, previous)
 
-    def on_result(self, server: Server, worker: int, result: Result) -> bool:
+    def on_result(self, server: ao.Server, worker: int, result: ao.Result) -> bool:
         size = self.parts.pop(result.job_id, None)
         if size is None:
             return False  # not part of the batch under way

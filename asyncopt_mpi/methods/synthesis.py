@@ -25,37 +25,35 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register_method
-from .base import Job, JobKind, Result, Server
-from .spider import Spider
+import asyncopt_mpi as ao  # written against the public API only, as a plugin would be
 
 
-@register_method
-class Synthesis(Spider):
+@ao.register_method
+class Synthesis(ao.method_class("spider")):  # registered before this module loads (methods/__init__.py)
     name = "synthesis"
     description = ("SYNTHESIS: SPIDER whose full gradients (every q steps) wait for all workers and whose "
                    "differences of S terms at (x_j, x_{j-1}) are applied on arrival, delayed")
     paper = "Liu, Zhang, Liu, SYNTHESIS, MobiHoc 2022 (Table 1 baseline of Freya PAGE, NeurIPS 2024)"
 
-    def collect_full(self, server: Server, version: int) -> None:
+    def collect_full(self, server: ao.Server, version: int) -> None:
         server.cancel_many(np.arange(server.n_workers))  # the epoch's barrier: running differences are abandoned
         self.free = np.arange(server.n_workers)  # every worker gets a difference once the full gradient is in
         super().collect_full(server, version)
 
     def give_differences(
-        self, server: Server, workers: np.ndarray, version: int, previous: int
+        self, server: ao.Server, workers: np.ndarray, version: int, previous: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """Each of `workers` computes the mean over S fresh indices of grad f_j(x_version) - grad f_j(x_previous).
 
         Returns the job ids and the indices (row i: workers[i]'s) of the jobs given.
         """
         indices = server.rng.integers(self.problem.n_samples, size=(len(workers), self.S))
-        return server.assign_many(workers, Job(JobKind.GRAD_DIFF, version, version2=previous), indices), indices
+        return server.assign_many(workers, ao.Job(ao.JobKind.GRAD_DIFF, version, version2=previous), indices), indices
 
-    def collect_difference(self, server: Server, version: int, previous: int) -> None:
+    def collect_difference(self, server: ao.Server, version: int, previous: int) -> None:
         self.give_differences(server, self.free, version, previous)
 
-    def on_result(self, server: Server, worker: int, result: Result) -> bool:
+    def on_result(self, server: ao.Server, worker: int, result: ao.Result) -> bool:
         if self.full:
             return super().on_result(server, worker, result)
         self.v += result.vector  # the difference at (x_{k - tau_k}, x_{k - tau_k - 1})
