@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from asyncopt_mpi.problems import ORIGINS, PROBLEMS, LogisticProblem, register_problem
+from asyncopt_mpi.problems.base import Problem
 from asyncopt_mpi.runtime import sim, sim_batch_runs, sim_runs
 from same_files import assert_same_files, datasets, simulate
 
@@ -31,9 +32,11 @@ CASES = [
 
 
 class EveryGradientLogistic(LogisticProblem):
-    """Logistic regression without a noise model: the simulator calls stochastic_grad for every gradient."""
+    """Logistic regression without a noise model nor grad_rows: the simulator calls stochastic_grad for every
+    gradient and grad for every job's own indices."""
 
     name = "logistic_every_gradient"
+    grad_rows = Problem.grad_rows
 
     def noise_model(self, batch):
         return None
@@ -81,6 +84,9 @@ def test_logistic_runs_and_events_give_the_stochastic_grad_files_bit_for_bit(tmp
     ("minibatch_sgd", ["method.batch=2", "stop.gradients=1500"]),  # deferred sums of results read one by one
     ("async_sgd", ["problem.classes=2", "stop.gradients=1500"]),  # binary: grad_rows point by point
     ("async_sgd", ["workers.data_split=partition", "stop.gradients=1500"]),  # shards: no noise model, per event
+    ("freya_page", ["stop.gradients=3000"]),  # jobs of their own indices: deferred terms of the sums
+    ("freya_page", ["method.gradient_sampling=permutation", "problem.l2=0.01", "stop.gradients=3000"]),
+    ("soviet_page", ["stop.gradients=6000"]),
 ])
 def test_other_paths_give_the_stochastic_grad_files_bit_for_bit(tmp_path, reference_problem, method, extra):
     overrides = BASE + extra

@@ -136,9 +136,11 @@ EXPERIMENT = Experiment(
     # f - f* of the tuning criterion: small, what every method passes within its horizon; paper, ours (the seed
     # gives no level)
     target={"paper": 1e-2, "small": 5e-2},
-    paper_time="about 2 weeks (estimated, not run: ~136 runs of 500K virtual s; measured on 1/250 to 1/2500 of the "
-               "horizon, async_sgd takes 0.25 ms CPU per gradient at n = 100, 39 min a run, and 0.31 ms at n = 10,000, "
-               "8.6 h a run, as n = 10,000 computes 200 gradients per virtual second; each run also solves f* by "
-               "L-BFGS on the 60,000 rows, 0.32 CPU-s an iteration and still descending after 400 (up to 10,000: "
-               "53 min), not cached between runs; / 2 processes)",
+    paper_time="about 2 days (estimated, not run: 112-136 runs of 500K virtual s, about 320K CPU-s / 2 processes; "
+               "the n = 100 panel about 4.5 h, the n = 10,000 panel about 40 h. Simulator CPU per gradient on MNIST, "
+               "measured on 1/125 (n = 100) and 1/1250 (n = 10,000) of the horizon, one run each on the loaded 2-core "
+               "machine: async_sgd 74 / 96 us, rennala_sgd 47 / 19 us, freya_page 88 / 81 us, soviet_page 4 / 18 us "
+               "(at 444d8d8, n = 100: 198, 139, 142 us); a run computes 9.3M gradients at n = 100 (about 10 min) and "
+               "99M at n = 10,000 (up to 2.6 h for async_sgd and freya_page), plus about 0.2 s per snapshot (500 a "
+               "run); f* is solved once by L-BFGS on the 60,000 rows (up to 53 min) and then read from the f* cache)",
 )

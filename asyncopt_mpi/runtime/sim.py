@@ -32,7 +32,7 @@ import numpy as np
 
 from ..methods.base import Job, JobKind, Result
 from ..methods.vectors import VectorSum, as_vector
-from ..problems.base import SampledTerms
+from ..problems.base import Problem, SampledTerms
 from ..problems.noise import GradientNoise
 from .points import DELTA_LOG
 from .server import FLOAT_BYTES, ServerCore, StopReason
@@ -47,6 +47,7 @@ GROUPS_ENABLED = True  # tests turn job groups off to compare with one entry per
 NOISE_BYTES = 32 * 2**20  # the ring of noise draws made at completion and not yet used (rows of dim floats)
 _GRAD, _GRAD_INDICES, _GRAD_DIFF = JobKind.GRAD, JobKind.GRAD_INDICES, JobKind.GRAD_DIFF
 _EAGER, _EXECUTE = -2, -3  # SimResult modes besides a noise row >= 0 (or -1: noise-free gradient)
+_INDICES = -4  # a deferred term of a job's own indices: (point, _INDICES, indices, weight, second point or None)
 
 
 class PendingPoint:
@@ -179,7 +180,8 @@ class SimResult(Result):
 
 
 class SimVectorSum(VectorSum):
-    """A VectorSum whose adds of noise-row results wait and run as one block (same numbers)."""
+    """A VectorSum whose adds of noise-row results (and, when the problem has grad_rows, of results of a
+    job's own indices) wait and run as one block (same numbers)."""
 
     __slots__ = ("pending", "sim", "__weakref__")
 
@@ -189,11 +191,24 @@ class SimVectorSum(VectorSum):
         self.sim = sim
 
     def add(self, item, weight: float = 1.0) -> None:
-        if type(item) is SimResult and item._vector is None and item._row >= -1 and self.sim.defer:
-            self.pending.append((item._entry[2], item._row, item._noise, weight))
+        if type(item) is SimResult and item._vector is None and self.sim.defer:
+            if item._row >= -1:
+                self.pending.append((item._entry[2], item._row, item._noise, weight))
+            elif item._row == _EXECUTE and self.sim.index_blocks and item._entry[4] is not None \
+                    and len(item._entry[4]):
+                # grad(x, indices) (or its difference at two points) with the job's own indices
+                entry = item._entry
+                self.pending.append((entry[2], _INDICES, entry[4], weight,
+                                     entry[3] if item.kind is _GRAD_DIFF else None))
+            else:
+                self._add_now(item, weight)
+                return
             if len(self.pending) >= BLOCK:
                 self.flush()
             return
+        self._add_now(item, weight)
+
+    def _add_now(self, item, weight: float) -> None:
         if self.pending:
             self.flush()
         self.total += weight * as_vector(item)
@@ -260,6 +275,8 @@ class SimServer(ServerCore):
         self.pending_base: np.ndarray | PendingPoint | None = None
         self.sums: weakref.WeakSet[SimVectorSum] = weakref.WeakSet()  # the methods' sums, flushed on a ring wrap
         self.deferred_runs = None  # runs that keep deferred steps of their own (flushed with ours)
+        # A job's own indices are deferred too when the problem computes their gradients in blocks.
+        self.index_blocks = type(self.problem).grad_rows is not Problem.grad_rows
 
     def noise_model(self, batch: int) -> GradientNoise | None:
         """The problem's noise model for gradients of `batch` samples (asked once per batch size)."""
@@ -594,6 +611,8 @@ class SimServer(ServerCore):
                            for point in [term[0] for term in terms]])
         problem = self.problem
         rows = [term[1] for term in terms]
+        if min(rows) == _INDICES:
+            return self._index_gradients(terms, points)
         if max(rows) < 0:
             return problem.full_grad_rows(points)
         models = [term[2] for term in terms]
@@ -611,6 +630,26 @@ class SimServer(ServerCore):
         for noise in {id(model): model for model, row in zip(models, rows) if row >= 0}.values():
             chosen = np.flatnonzero([row >= 0 and model is noise for model, row in zip(models, rows)])
             gradients[chosen] = noise.gradients(problem, points[chosen], self.noise[index[chosen], :noise.width])
+        return gradients
+
+    def _index_gradients(self, terms: list[tuple], points: np.ndarray) -> np.ndarray:
+        """_gradients of terms some of which are a job's own indices: grad_rows by number of indices (as
+        worker.execute: grad(x, indices), or grad(x, indices) - grad(x2, indices)); the others as usual."""
+        gradients = np.empty(points.shape)
+        groups: dict[tuple, list[int]] = {}
+        for position, term in enumerate(terms):
+            key = (len(term[2]), term[4] is not None) if term[1] == _INDICES else None
+            groups.setdefault(key, []).append(position)
+        for key, positions in groups.items():
+            if key is None:
+                gradients[positions] = self._gradients([terms[position] for position in positions])
+                continue
+            indices = np.array([terms[position][2] for position in positions])
+            block = self.problem.grad_rows(points[positions], indices)
+            if key[1]:
+                block -= self.problem.grad_rows(
+                    np.array([self._resolve(terms[position][4]) for position in positions]), indices)
+            gradients[positions] = block
         return gradients
 
     # ----- deferred steps
