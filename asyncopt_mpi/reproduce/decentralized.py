@@ -96,7 +96,9 @@ EXPERIMENT = Experiment(
               f"{SEED} lines 1415 and 1417", "before", "amelie_sgd", "relay_sgd",
               look_at="RelaySGD's round is one hop (rho + max h_i), Amelie's step 2 x depth hops: the table's bound "
                       "on RelaySGD is its statistical term only, so Amelie leads only where sigma^2/(n eps) max h_i "
-                      "outweighs the hops, i.e. at a small target; check the target against both noise floors"),
+                      "outweighs the hops, i.e. at a target below RelaySGD's noise floor (one gradient per node and "
+                      "round); at the small scale over 5 seeds RelaySGD ends near 0.065 on the mesh and Amelie near "
+                      "0.03, and Amelie reaches f - f* = 0.05 first in 4 of 5 seeds"),
         Claim("RelaySGD, Gradient Tracking (Vogels et al., 2021) (Liu et al., 2024): >= max_i L_i Delta/eps "
               "sigma^2/(n eps) max_i h_i; requires local L_i-smooth. of f_i, suboptimal if sigma^2/eps is large",
               f"{SEED} lines 1415 and 1417", "before", "amelie_sgd", "gradient_tracking",
