@@ -9,6 +9,7 @@ anyone remembering to; conftest.py imports the hook.
 
 from __future__ import annotations
 
+import functools
 import os
 import types
 from typing import Any, Iterator
@@ -62,11 +63,17 @@ def starts_processes(function: Any, seen: set[types.CodeType]) -> bool:
     return False
 
 
+@functools.cache
+def _verdict(function: Any) -> bool:
+    """starts_processes, once per function (a parametrized test is one function for many items)."""
+    return starts_processes(function, set())
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
         fixtures = [definition.func for name in (info.names_closure if info else ())
                     for definition in info.name2fixturedefs.get(name, ())]
-        seen: set[types.CodeType] = set()
-        if any(starts_processes(function, seen) for function in [getattr(item, "obj", None), *fixtures]):
+        functions = [getattr(function, "__func__", function) for function in [getattr(item, "obj", None), *fixtures]]
+        if any(_verdict(function) for function in functions if function is not None):
             item.add_marker(pytest.mark.process)
