@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import textwrap
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Collection
@@ -439,8 +440,8 @@ def plot(paths: list[str], output: str, x_axis: str = "time", y_axis: str = "sub
             axes.set_ylim(*ylim)
         axes.set_xlabel(_x_label(x_axis, curves))
         axes.set_ylabel(_y_label(y_axis, curves))
-        if title:
-            axes.set_title(title)
+        if title:  # wrapped: a reproduction's title (figure, panel, scale) is wider than the axes
+            axes.set_title("\n".join(textwrap.wrap(title, 64)), fontsize="medium")
         axes.grid(True, which="both", alpha=0.3)
         if drawn.labels:
             axes.legend(fontsize="small")
