@@ -66,6 +66,8 @@ CASES = {
         f"problem.dim={d}", f"workers.n={n}", f"stop.gradients={events}", "method.lr=0.06"]),
     "logistic_rennala": lambda n, d, events: ("rennala_sgd", LOGISTIC + [
         f"problem.dim={d}", f"workers.n={n}", f"stop.gradients={events}", "method.lr=0.5", "method.batch=245"]),
+    "logistic_freya": lambda n, d, events: ("freya_page", LOGISTIC + [
+        f"problem.dim={d}", f"workers.n={n}", f"stop.gradients={events}", "method.lr=1.0"]),
     # async_sgd with the papers' zero_last noise (p = 0.01) instead of additive noise
     "async_zero_last": lambda n, d, events: ("async_sgd", [
         f"problem.dim={d}", "problem.noise=0.01", "problem.noise_type=zero_last", f"workers.n={n}",
@@ -182,7 +184,8 @@ def logistic_cost(directory: str, quick: bool, repeats: int | None = None, event
     before = None if quick else unpack_commit(BEFORE_LOGISTIC_BULK, directory)
     lines = [f"| run | gradients | now (CPU s) | us per gradient | at {BEFORE_LOGISTIC_BULK} (CPU s) | "
              f"us per gradient at {BEFORE_LOGISTIC_BULK} | speed-up |", "|---|---|---|---|---|---|---|"]
-    for title, case in (("async_sgd, n = 100", "logistic_async"), ("rennala_sgd, n = 100, S = 245", "logistic_rennala")):
+    for title, case in (("async_sgd, n = 100", "logistic_async"), ("rennala_sgd, n = 100, S = 245", "logistic_rennala"),
+                        ("freya_page, n = 100", "logistic_freya")):
         codes = [None] + ([before] if before else [])
         seconds = {code: [] for code in codes}
         for repeat in range(repeats):
