@@ -122,6 +122,7 @@ def mesh_run(tmp_path, method: str, extra: list[str] = (), name: str = "run"):
     return simulate(tmp_path, method, common + list(extra), name=name)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["fragile_sgd", "amelie_sgd", "minibatch_sgd", "async_sgd"])
 def test_messages_cross_edges_one_hop_at_a_time_each_taking_rho(tmp_path, method):
     path = mesh_run(tmp_path, method)
@@ -142,6 +143,7 @@ def test_messages_cross_edges_one_hop_at_a_time_each_taking_rho(tmp_path, method
     assert attrs(path)["status"] == "completed"
 
 
+@pytest.mark.slow
 def test_async_gradients_are_routed_to_the_pivot_and_points_back(tmp_path):
     path = mesh_run(tmp_path, "async_sgd", ["graph.topology=line"], name="line")
     data = read(path, "hops/source", "hops/dest", "hops/kind", "events/worker")
@@ -153,6 +155,7 @@ def test_async_gradients_are_routed_to_the_pivot_and_points_back(tmp_path):
     assert np.any((data["hops/dest"] == far) & (data["hops/kind"] == 1))
 
 
+@pytest.mark.slow
 def test_fragile_never_mixes_gradients_of_two_points(tmp_path):
     # Noiseless gradients: a step that used only gradients at x_k is exactly x_k - lr grad f(x_k).
     path = mesh_run(tmp_path, "fragile_sgd", ["problem.noise=0", "output.snapshot_every=0", "method.S=5"])
@@ -173,6 +176,7 @@ def test_fragile_never_mixes_gradients_of_two_points(tmp_path):
     assert np.all(data["trace/grads_used"] >= 5)
 
 
+@pytest.mark.slow
 def test_fragile_leaves_out_workers_beyond_t_star(tmp_path):
     # With S = 16 the eight equal workers make t* = 16/8 = 2 s; a worker 100x slower never computes.
     times = [1.0] * 8 + [100.0]
@@ -195,6 +199,7 @@ def test_fragile_beats_minibatch_on_the_papers_mesh_with_slow_links(tmp_path):
     assert reached["fragile_sgd"] < 0.8 * reached["minibatch_sgd"], reached
 
 
+@pytest.mark.slow
 def test_amelie_beats_fragile_on_heterogeneous_data(tmp_path):
     # Three classes sorted across workers: Fragile's pivot uses the few workers near it (a few
     # classes), Amelie weighs every worker's data equally.
@@ -208,12 +213,14 @@ def test_amelie_beats_fragile_on_heterogeneous_data(tmp_path):
     assert losses["amelie_sgd"] < 0.8 * losses["fragile_sgd"], losses
 
 
+@pytest.mark.slow
 def test_amelie_steps_only_with_every_worker_reporting(tmp_path):
     path = mesh_run(tmp_path, "amelie_sgd", ["method.batch=1"])
     grads_used = read(path, "trace/grads_used")["trace/grads_used"]
     assert len(grads_used) > 5 and np.all(grads_used >= 9)  # S = max(.., n) and every s_i >= 1
 
 
+@pytest.mark.slow
 def test_graph_runs_are_reproducible(tmp_path):
     first = read(mesh_run(tmp_path, "fragile_sgd", name="a"), "trace/time", "snapshots/x", "hops/arrived")
     second = read(mesh_run(tmp_path, "fragile_sgd", name="b"), "trace/time", "snapshots/x", "hops/arrived")

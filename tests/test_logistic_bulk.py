@@ -50,6 +50,7 @@ def reference_problem():
     ORIGINS.pop(EveryGradientLogistic.name, None)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("method, seed, extra", CASES, ids=[f"{m}-seed{s}" for m, s, _ in CASES])
 def test_logistic_runs_and_events_give_the_stochastic_grad_files_bit_for_bit(tmp_path, monkeypatch,
@@ -79,6 +80,7 @@ def test_logistic_runs_and_events_give_the_stochastic_grad_files_bit_for_bit(tmp
     assert_same_files(tmp_path / "runs.h5", tmp_path / "reference.h5")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("method, extra", [
     ("minibatch_sgd", ["method.batch=2", "stop.gradients=1500"]),  # deferred sums of results read one by one

@@ -63,6 +63,7 @@ def test_batch_differences_use_exactly_s_fresh_terms(tmp_path):
     replay_page(path, m, S)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "method", ["freya_page", "freya_sgd", "soviet_page", "soviet_gd", "minibatch_page", "hero_page", "hero_gd"])
 def test_finite_sum_methods_converge_in_sim(tmp_path, method):

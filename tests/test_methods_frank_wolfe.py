@@ -39,6 +39,7 @@ def test_sfw_asyn_never_applies_an_update_older_than_max_staleness(tmp_path):
     assert read(path, "trace/max_delay")["trace/max_delay"].max() <= 2
 
 
+@pytest.mark.slow
 def test_rank_one_messages_are_o_of_rows_plus_cols(tmp_path):
     size = 200
     common = ["problem.name=matrix_sensing", f"problem.dim={size}", "problem.samples=40", "workers.n=4",
@@ -117,6 +118,7 @@ def test_sfw_asyn_over_mpi_converges_with_rank_one_updates(tmp_path):
     assert per_update < 0.6 * size * size * 8  # each job's point came as a chain of rank-one deltas
 
 
+@pytest.mark.slow
 def test_sfw_asyn_speeds_up_with_workers_while_sfw_dist_flattens(tmp_path):
     # The seed's appendix D set-up (geometric compute times, p = 0.1), same settings for every worker count.
     problem = make_problem(load_config(None, ["problem.name=matrix_sensing", "problem.dim=20", "problem.rank=3",

@@ -159,6 +159,7 @@ def test_malenia_weighs_every_worker_equally_and_waits_for_all(tmp_path, monkeyp
     assert version == len(read(path, "trace/iteration")["trace/iteration"])
 
 
+@pytest.mark.slow
 def test_malenia_beats_rennala_on_label_skewed_data(tmp_path):
     # Labels sorted across workers and fast workers far faster: Rennala's batches come mostly from
     # the fast workers' labels and it stalls at a biased point; Malenia weighs every worker equally.

@@ -85,6 +85,7 @@ def test_loss_is_stable_for_huge_scores():
     assert np.isfinite(multi.loss(1e6 * np.ones(multi.dim) * np.arange(multi.dim)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("classes", [2, 3])
 def test_stochastic_grad_is_unbiased_and_batches_reduce_variance(classes):
     problem = LogisticProblem(*small_data(classes, sparse=True), l2=0.01)

@@ -19,6 +19,7 @@ EQUAL = ["problem.name=quadratic", f"problem.dim={DIM}", "problem.noise=0.01", "
 SERVER_COMM = 0.001  # tau_serv per float
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options, floats", [
     (["method.server_compressor=\"randk\"", "method.server_K=5"], 5),  # K values; the seed word is not charged
     (["method.server_compressor=\"randk\"", "method.server_K=5", "method.charge_seed=true"], 6),

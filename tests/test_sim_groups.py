@@ -25,6 +25,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_groups_give_the_files_of_one_entry_per_job(tmp_path, monkeypatch, case):
     method, overrides = CASES[case]
@@ -34,6 +35,7 @@ def test_groups_give_the_files_of_one_entry_per_job(tmp_path, monkeypatch, case)
     assert assert_same_files(tmp_path / "groups.h5", tmp_path / "entries.h5") >= 300
 
 
+@pytest.mark.slow
 def test_groups_are_made_and_cancelled_whole(tmp_path, monkeypatch):
     made, cancelled = [], []
     original_init, original_cancel = sim.JobGroup.__init__, sim.SimServer.cancel_many
@@ -53,6 +55,7 @@ def test_groups_are_made_and_cancelled_whole(tmp_path, monkeypatch):
     assert cancelled and max(cancelled) > 12  # a finished collection cancels its unfinished jobs in one call
 
 
+@pytest.mark.slow
 def test_a_resumed_run_with_groups_equals_one_without(tmp_path, monkeypatch):
     method, overrides = CASES["freya_page, random times"]
     overrides = [item for item in overrides if not item.startswith("stop.")] + ["stop.time=60"]

@@ -44,6 +44,7 @@ ALL_CASES = [("async_sgd", case, CASES[case]) for case in sorted(CASES)] + \
     [("rennala_sgd", case, RENNALA_CASES[case]) for case in sorted(RENNALA_CASES)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method, case, overrides", ALL_CASES, ids=[f"{m}: {c}" for m, c, _ in ALL_CASES])
 def test_runs_give_the_per_event_files_bit_for_bit(tmp_path, monkeypatch, method, case, overrides):
     overrides = BASE + overrides
@@ -111,6 +112,7 @@ def _random_settings(seed: int) -> tuple[list[str], int]:
     return overrides, draw.choice([sim_runs.BANK_BYTES, 0, 8 * dim * n * 5])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(12))
 def test_runs_on_random_settings_give_the_per_event_files_bit_for_bit(tmp_path, monkeypatch, seed):
     overrides, bank_bytes = _random_settings(seed)
@@ -121,6 +123,7 @@ def test_runs_on_random_settings_give_the_per_event_files_bit_for_bit(tmp_path, 
     assert_same_files(tmp_path / "runs.h5", tmp_path / "events.h5")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method, extra", [("async_sgd", []), ("rennala_sgd", ["method.batch=20"])])
 def test_a_resumed_run_with_runs_equals_one_without(tmp_path, monkeypatch, method, extra):
     overrides = BASE + extra + ["stop.time=20", "output.snapshot_every=1"]
@@ -164,6 +167,7 @@ def test_a_method_written_with_the_public_api_gets_runs_with_the_same_numbers(tm
         ORIGINS.pop(PlainAsyncSGD.name, None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method, extra", [("async_sgd", []), ("rennala_sgd", ["method.batch=20"])])
 @pytest.mark.parametrize("limit", ["stop.gradients=1000", "stop.iterations=10"])
 def test_a_resume_past_its_limits_equals_one_without_runs(tmp_path, monkeypatch, method, extra, limit):

@@ -34,6 +34,7 @@ def test_every_run_of_a_method_diverging_is_exit_1_and_says_so(tmp_path):
     assert "every run of async_sgd diverged" in done.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_summary_of_a_sweep_has_a_column_per_swept_key_and_the_seed(tmp_path):
     done = _sweep(tmp_path, "--grid", "method.lr=0.1,0.2", "--grid", "workers.compute_scale=0.01,0.02", "--seeds", "2")
     assert done.exit_code == 0, done.stderr

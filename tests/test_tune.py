@@ -24,6 +24,7 @@ def _seed(path) -> int:
         return tomllib.loads(handle.attrs["config"])["workers"]["seed"]
 
 
+@pytest.mark.slow
 def test_a_best_step_size_at_the_grid_edge_is_bracketed_by_extending_the_grid(tmp_path):
     out = tmp_path / "tuned"
     done = CliRunner().invoke(cli, ["tune", DEMO, "--grid", "method.lr=0.05,0.1", "--methods", "async_sgd",

@@ -47,6 +47,7 @@ def reference_problem():
     ORIGINS.pop(EveryGradientQuadratic.name, None)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("method, seed, extra", CASES, ids=[f"{m}-seed{s}" for m, s, _ in CASES])
 def test_zero_last_runs_and_events_give_the_stochastic_grad_files_bit_for_bit(tmp_path, monkeypatch,
