@@ -185,6 +185,7 @@ def test_fragile_leaves_out_workers_beyond_t_star(tmp_path):
     assert grads[8] == 0 and np.all(grads[:8] > 0)
 
 
+@pytest.mark.slow
 def test_fragile_beats_minibatch_on_the_papers_mesh_with_slow_links(tmp_path):
     # 100 workers on a 10 x 10 mesh, d = 1000, h_i = sqrt(i), rho = 10 (the paper's slow-communication set-up).
     common = ["problem.name=quadratic", "problem.dim=1000", "problem.noise=0.001", "problem.noise_type=zero_last",

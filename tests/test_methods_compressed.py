@@ -75,6 +75,7 @@ def test_estimated_times_find_the_model_plan(tmp_path):
     np.testing.assert_allclose(found[3:], t_star, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_shadowheart_and_qsgd_converge(tmp_path):
     for method, lr in (("shadowheart_sgd", 0.3), ("qsgd", 0.02)):
         path = simulate(tmp_path, method, QUADRATIC + SLOW_COMM + ["workers.n=6", f"method.lr={lr}", "stop.time=20"],

@@ -138,6 +138,7 @@ def test_a_slow_node_does_not_hold_its_neighbours_up(tmp_path, recording):
     assert all(stalled[i] <= min(abs(i - 1), N - abs(i - 1)) + 1 for i in range(N)), stalled
 
 
+@pytest.mark.slow
 def test_converges_on_heterogeneous_logistic_regression(tmp_path):
     # One class per worker: plain local steps would pull each model to its own class.
     path = simulate(tmp_path, "decentralized_async_sgd", BY_LABEL + ["method.lr=1.0"])

@@ -202,6 +202,7 @@ def test_relay_messages_only_cross_the_spanning_tree(tmp_path):
 # ---------------------------------------------------------------- convergence
 
 
+@pytest.mark.slow
 def test_both_converge_on_heterogeneous_logistic_regression(tmp_path):
     # One class per worker: plain local steps would pull each model to its own class.
     for method in ("gradient_tracking", "relay_sgd"):

@@ -132,6 +132,7 @@ class SpreadTargets(Problem):
         return self.loss(self.targets.mean(axis=0))
 
 
+@pytest.mark.slow
 def test_malenia_weighs_every_worker_equally_and_waits_for_all(tmp_path, monkeypatch):
     monkeypatch.setitem(PROBLEMS, SpreadTargets.name, SpreadTargets)
     n, lr = 4, 0.5
