@@ -89,6 +89,6 @@ EXPERIMENT = Experiment(
     target={"paper": 6.0, "small": 0.4},
     tuning_seeds={"small": 1, "paper": 1},
     extensions={"small": 0, "paper": 0},
-    paper_time="15 min measured (911 s with --seeds 5 --processes 2, the machine shared and loaded; 108 runs of "
-               "3-8 s CPU each)",
+    paper_time="about 5 min (measured: 258 s with --seeds 5 --processes 1 on the 2-core machine, nearly idle; "
+               "911 s with --processes 2 under a load of ~10; 108 runs of 2-8 s CPU each)",
 )
