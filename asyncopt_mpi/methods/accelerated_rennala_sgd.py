@@ -29,6 +29,10 @@ class AcceleratedRennalaSGD(RennalaSGD):
         self.z = np.array(server.x)  # the gradient-step sequence
         super().start(server)
 
+    def every_result(self, server: Server) -> None:
+        """No rule: Rennala's (x -= lr * mean) is not this step, so every result goes through on_result."""
+        return None
+
     def step(self, server: Server, collector: BatchCollector) -> None:
         alpha, gamma = 2.0 / (self.k + 1), self.lr * (self.k + 1) / 2.0
         self.z -= (gamma / collector.count) * collector.sum.value()
