@@ -29,7 +29,8 @@ def register_method(cls: type[Method]) -> type[Method]:
             f"method name {name!r} of {cls.__module__}.{cls.__qualname__} is already taken by "
             f"{existing.__module__}.{existing.__qualname__} ({ORIGINS[name]}); give the method another name"
         )
-    origin = current_origin()
+    # A built-in module is built in even when a plugin's first `ao.register_method` loads it (lazy API).
+    origin = BUILT_IN if cls.__module__.startswith(__name__ + ".") else current_origin()
     if origin == BUILT_IN and not cls.__module__.startswith(__name__ + "."):
         origin = f"module {cls.__module__}"  # registered by user code, not through a plugin
     METHODS[name] = cls

@@ -61,7 +61,8 @@ def register_problem(name: str, factory: type[Problem] | Callable[[Any], Problem
             f"problem name {name!r} of {entry.__module__}.{entry.__qualname__} is already taken by "
             f"{existing.__module__}.{existing.__qualname__} ({ORIGINS[name]}); give the problem another name"
         )
-    origin = current_origin()
+    # A built-in module is built in even when a plugin's first `ao.register_problem` loads it (lazy API).
+    origin = BUILT_IN if entry.__module__.startswith(__name__ + ".") else current_origin()
     if origin == BUILT_IN and not entry.__module__.startswith(__name__ + "."):
         origin = f"module {entry.__module__}"
     PROBLEMS[name] = entry
