@@ -37,3 +37,29 @@ def assert_same_files(first, second) -> int:
         assert a[name].shape == b[name].shape, name
         assert np.array_equal(a[name], b[name], equal_nan=a[name].dtype.kind == "f"), f"{name} differs"
     return len(a["events/time"])
+
+
+def assert_bulk_path_is_the_event_path(folder, monkeypatch, method: str, overrides: list[str],
+                                       reference_problem: str) -> None:
+    """A run on the simulator's bulk path (every result through its runs) writes the file of the same run event by
+    event and of `reference_problem`, a copy of the problem without a noise model (every gradient its own call)."""
+    from asyncopt_mpi.runtime import sim_batch_runs, sim_runs
+
+    taken = []
+    runs = sim_runs.StepAndRestartRuns if method == "async_sgd" else sim_batch_runs.BatchRuns
+    original = runs._apply
+
+    def counting(self, times, *rest):
+        taken.append(len(times))
+        return original(self, times, *rest)
+
+    monkeypatch.setattr(runs, "_apply", counting)
+    assert simulate(folder / "runs.h5", method, overrides) == 0
+    recorded = len(datasets(folder / "runs.h5")["events/time"])
+    assert sum(taken) == recorded > 1000  # every result came through the runs, the bulk path
+    monkeypatch.setattr(sim_runs, "RUNS_ENABLED", False)
+    assert simulate(folder / "events.h5", method, overrides) == 0
+    assert simulate(folder / "reference.h5", method, overrides + [f"problem.name={reference_problem}"]) == 0
+    assert sum(taken) == recorded  # the other two went event by event
+    assert assert_same_files(folder / "runs.h5", folder / "events.h5") == recorded
+    assert_same_files(folder / "runs.h5", folder / "reference.h5")

@@ -15,8 +15,8 @@ import pytest
 
 from asyncopt_mpi.problems import ORIGINS, PROBLEMS, LogisticProblem, register_problem
 from asyncopt_mpi.problems.base import Problem
-from asyncopt_mpi.runtime import sim, sim_batch_runs, sim_runs
-from same_files import assert_same_files, datasets, simulate
+from asyncopt_mpi.runtime import sim, sim_runs
+from same_files import assert_bulk_path_is_the_event_path, assert_same_files, simulate
 
 BASE = ["problem.name=logistic", "problem.dim=6", "problem.samples=300", "problem.classes=10", "workers.n=40",
         "workers.compute=sqrt", "method.lr=0.05", "output.snapshot_every=0.7"]
@@ -60,24 +60,7 @@ def test_logistic_runs_and_events_give_the_stochastic_grad_files_bit_for_bit(tmp
         for module in (sim, sim_runs):
             monkeypatch.setattr(module, "CHUNK_FLOATS", 7 * 60)
         monkeypatch.setattr(sim_runs, "PREFIX_LOOP_WIDTH", 60)
-    taken = []
-    runs = sim_runs.StepAndRestartRuns if method == "async_sgd" else sim_batch_runs.BatchRuns
-    original = runs._apply
-
-    def counting(self, times, *rest):
-        taken.append(len(times))
-        return original(self, times, *rest)
-
-    monkeypatch.setattr(runs, "_apply", counting)
-    assert simulate(tmp_path / "runs.h5", method, overrides) == 0
-    recorded = len(datasets(tmp_path / "runs.h5")["events/time"])
-    assert sum(taken) == recorded > 1000  # every result came through the runs, the bulk path
-    monkeypatch.setattr(sim_runs, "RUNS_ENABLED", False)
-    assert simulate(tmp_path / "events.h5", method, overrides) == 0
-    assert simulate(tmp_path / "reference.h5", method, overrides + [f"problem.name={reference_problem}"]) == 0
-    assert sum(taken) == recorded  # the other two went event by event
-    assert assert_same_files(tmp_path / "runs.h5", tmp_path / "events.h5") == recorded
-    assert_same_files(tmp_path / "runs.h5", tmp_path / "reference.h5")
+    assert_bulk_path_is_the_event_path(tmp_path, monkeypatch, method, overrides, reference_problem)
 
 
 @pytest.mark.slow

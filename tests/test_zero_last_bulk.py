@@ -14,8 +14,7 @@ import pytest
 
 from asyncopt_mpi.problems import ORIGINS, PROBLEMS, QuadraticProblem, register_problem
 from asyncopt_mpi.problems.noise import ZeroLastNoise
-from asyncopt_mpi.runtime import sim_batch_runs, sim_runs
-from same_files import assert_same_files, datasets, simulate
+from same_files import assert_bulk_path_is_the_event_path
 
 BASE = ["problem.dim=30", "problem.noise_type=zero_last", "workers.n=60", "workers.compute=sqrt", "method.lr=0.02",
         "output.snapshot_every=0.7"]
@@ -53,24 +52,7 @@ def reference_problem():
 def test_zero_last_runs_and_events_give_the_stochastic_grad_files_bit_for_bit(tmp_path, monkeypatch,
                                                                               reference_problem, method, seed, extra):
     overrides = BASE + extra + [f"workers.seed={seed}"]
-    taken = []
-    runs = sim_runs.StepAndRestartRuns if method == "async_sgd" else sim_batch_runs.BatchRuns
-    original = runs._apply
-
-    def counting(self, times, *rest):
-        taken.append(len(times))
-        return original(self, times, *rest)
-
-    monkeypatch.setattr(runs, "_apply", counting)
-    assert simulate(tmp_path / "runs.h5", method, overrides) == 0
-    recorded = len(datasets(tmp_path / "runs.h5")["events/time"])
-    assert sum(taken) == recorded > 1000  # every result came through the runs, the bulk path
-    monkeypatch.setattr(sim_runs, "RUNS_ENABLED", False)
-    assert simulate(tmp_path / "events.h5", method, overrides) == 0
-    assert simulate(tmp_path / "reference.h5", method, overrides + [f"problem.name={reference_problem}"]) == 0
-    assert sum(taken) == recorded  # the other two went event by event
-    assert assert_same_files(tmp_path / "runs.h5", tmp_path / "events.h5") == recorded
-    assert_same_files(tmp_path / "runs.h5", tmp_path / "reference.h5")
+    assert_bulk_path_is_the_event_path(tmp_path, monkeypatch, method, overrides, reference_problem)
 
 
 @pytest.mark.parametrize("batch, p", [(1, 0.001), (1, 0.5), (1, 1.0), (3, 0.3), (40, 0.9), (1000, 0.2)])
