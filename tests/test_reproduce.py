@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from asyncopt_mpi.cli import cli
 from asyncopt_mpi.reproduce import EXPERIMENTS
 from asyncopt_mpi.reproduce.experiment import Claim, check
+from reproduction_files import reported_finals
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -25,12 +26,6 @@ def _reproduce(name: str, out) -> tuple[object, list[dict[str, str]]]:
     folder = out / name
     rows = list(csv.DictReader((folder / "runs.csv").open()))
     return folder, rows
-
-
-def _finals(rows: list[dict[str, str]], panel: str, method: str) -> list[float]:
-    """Final f - f* of the reported runs (not the tuning ones) of one method in one panel."""
-    return [float(row["suboptimality"]) for row in rows
-            if f"/runs/{panel}/{method}/" in row["file"] and "/tuning/" not in row["file"]]
 
 
 def test_list_names_every_experiment_with_its_paper_and_figure():
@@ -81,7 +76,7 @@ def test_freya_fig1_small_scale_report_figures_csv_and_variance_reduction_orders
     folder, rows = _reproduce("freya-fig1", tmp_path)
     for panel in ("n-1000", "n-10000"):
         assert (folder / f"figure-{panel}.png").read_bytes().startswith(PNG)
-        finals = {method: _finals(rows, panel, method)
+        finals = {method: reported_finals(rows, panel, method)
                   for method in ("freya_page", "soviet_page", "rennala_sgd", "async_sgd")}
         assert all(len(values) == 3 for values in finals.values()), finals
         for reduced in ("freya_page", "soviet_page"):  # no noise floor against the SGD methods' floors
@@ -106,10 +101,10 @@ def test_freya_fig1_small_scale_report_figures_csv_and_variance_reduction_orders
 def test_rennala_small_scale_is_ahead_of_minibatch_sgd(tmp_path):
     folder, rows = _reproduce("rennala", tmp_path)
     assert (folder / "figure-n-10000.png").read_bytes().startswith(PNG)
-    assert all(len(_finals(rows, "n-10000", method)) == 3
+    assert all(len(reported_finals(rows, "n-10000", method)) == 3
                for method in ("rennala_sgd", "async_sgd", "minibatch_sgd", "hero_sgd"))
-    assert statistics.median(_finals(rows, "n-10000", "rennala_sgd")) < statistics.median(
-        _finals(rows, "n-10000", "minibatch_sgd"))
+    assert statistics.median(reported_finals(rows, "n-10000", "rennala_sgd")) < statistics.median(
+        reported_finals(rows, "n-10000", "minibatch_sgd"))
     report = (folder / "REPORT.md").read_text()
     minibatch = [line for line in report.splitlines() if line.startswith("| 1. rennala_sgd reaches f - f* <= 0.01 "
                                                                           "before minibatch_sgd")]

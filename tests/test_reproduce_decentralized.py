@@ -10,22 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from asyncopt_mpi.cli import cli
+from reproduction_files import reported_finals, verdicts_by_panel
 
 PNG = b"\x89PNG\r\n\x1a\n"
 METHODS = ("amelie_sgd", "fragile_sgd", "minibatch_sgd", "relay_sgd", "gradient_tracking", "decentralized_async_sgd")
 PANELS = {"mesh, rho = 1": "mesh-rho-1", "torus, rho = 1": "torus-rho-1"}
-
-
-def _finals(rows: list[dict[str, str]], panel: str, method: str) -> list[float]:
-    """Final f - f* of the reported runs (not the tuning ones) of one method in one panel."""
-    return [float(row["suboptimality"]) for row in rows
-            if f"/runs/{panel}/{method}/" in row["file"] and "/tuning/" not in row["file"]]
-
-
-def _verdicts(report: str, claim: str) -> dict[str, str]:
-    """panel -> verdict of the rows of one claim in REPORT.md's table."""
-    rows = [line.split(" | ") for line in report.splitlines() if line.startswith(f"| {claim}")]
-    return {cells[1]: cells[-1].strip("*| ") for cells in rows}
 
 
 # six methods x two panels, about 80 runs: about 45 s on an idle 2-core machine, several minutes under load
@@ -39,17 +28,17 @@ def test_decentralized_small_scale_has_every_baseline_and_amelie_ends_far_below_
     for slug in PANELS.values():
         for figure in (f"figure-{slug}.png", f"figure-{slug}-accuracy.png"):
             assert (folder / figure).read_bytes().startswith(PNG)
-        finals = {method: _finals(rows, slug, method) for method in METHODS}
+        finals = {method: reported_finals(rows, slug, method) for method in METHODS}
         assert all(len(values) == 3 for values in finals.values()), finals
         # Fragile SGD averages only t*'s workers near the pivot, so on label-sorted shards it stalls on their classes
         assert statistics.median(finals["amelie_sgd"]) * 3 <= statistics.median(finals["fragile_sgd"]), (slug, finals)
     report = (folder / "REPORT.md").read_text()
     verdicts = [line for line in report.splitlines() if line.startswith("| ") and line.endswith("** |")]
     assert len(verdicts) == 6 * len(PANELS)  # one row per claim and panel
-    assert _verdicts(report, "5. amelie_sgd ends at least 2 times below fragile_sgd") == dict.fromkeys(
+    assert verdicts_by_panel(report, "5. amelie_sgd ends at least 2 times below fragile_sgd") == dict.fromkeys(
         PANELS, "reproduced")
     # seed 004's Fragile-ahead-of-Minibatch figure is on identical data: here Fragile never reaches the target
-    assert _verdicts(report, "6. fragile_sgd reaches f - f* <= 0.07 before minibatch_sgd") == dict.fromkeys(
+    assert verdicts_by_panel(report, "6. fragile_sgd reaches f - f* <= 0.07 before minibatch_sgd") == dict.fromkeys(
         PANELS, "not reproduced")
     for source in ("seed 001 lines 1415 and 1417", "seed 001 lines 1416-1417", "the claim is ours",
                    "jobs/amelie_heterogeneous.toml"):

@@ -15,6 +15,7 @@ from asyncopt_mpi.cli import cli
 from asyncopt_mpi.config import GraphConfig
 from asyncopt_mpi.graph import Graph, round_trips
 from asyncopt_mpi.methods.decentralized import make_plan
+from reproduction_files import reported_finals, verdicts_by_panel
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -36,30 +37,18 @@ def _reproduce(name: str, out) -> tuple[object, list[dict[str, str]]]:
     return folder, list(csv.DictReader((folder / "runs.csv").open()))
 
 
-def _finals(rows: list[dict[str, str]], panel: str, method: str, metric: str = "suboptimality") -> list[float]:
-    """Final value of the reported runs (not the tuning ones) of one method in one panel."""
-    return [float(row[metric]) for row in rows
-            if f"/runs/{panel}/{method}/" in row["file"] and "/tuning/" not in row["file"]]
-
-
-def _verdicts(report: str, claim: str) -> dict[str, str]:
-    """panel -> verdict of the rows of one claim in REPORT.md's table."""
-    rows = [line.split(" | ") for line in report.splitlines() if line.startswith(f"| {claim}")]
-    return {cells[1]: cells[-1].strip("*| ") for cells in rows}
-
-
 @pytest.mark.timeout(300)
 def test_fragile_small_scale_is_ahead_of_minibatch_sgd_under_slow_links(tmp_path):
     folder, rows = _reproduce("fragile", tmp_path)
     panels = [f"{topology}-rho-{rho}" for topology in ("mesh", "torus") for rho in ("0-1", "1", "10")]
     for panel in panels:
         assert (folder / f"figure-{panel}.png").read_bytes().startswith(PNG)
-        assert all(len(_finals(rows, panel, method)) == 3 for method in ("fragile_sgd", "minibatch_sgd"))
+        assert all(len(reported_finals(rows, panel, method)) == 3 for method in ("fragile_sgd", "minibatch_sgd"))
     for topology in ("mesh", "torus"):  # rho = 10: minibatch SGD's step waits 2 x 4 hops x 10 s, Fragile's ~8 s
-        fragile, minibatch = (_finals(rows, f"{topology}-rho-10", name) for name in ("fragile_sgd", "minibatch_sgd"))
+        fragile, minibatch = (reported_finals(rows, f"{topology}-rho-10", name) for name in ("fragile_sgd", "minibatch_sgd"))
         assert statistics.median(fragile) * 3 <= statistics.median(minibatch), (topology, fragile, minibatch)
     report = (folder / "REPORT.md").read_text()
-    verdicts = _verdicts(report, "1. fragile_sgd reaches f - f* <= 0.1 before minibatch_sgd")
+    verdicts = verdicts_by_panel(report, "1. fragile_sgd reaches f - f* <= 0.1 before minibatch_sgd")
     assert set(verdicts) == {f"{topology}, rho = {rho}" for topology in ("mesh", "torus") for rho in ("0.1", "1", "10")}
     assert verdicts["mesh, rho = 10"] == verdicts["torus, rho = 10"] == "reproduced", verdicts
 
@@ -69,11 +58,11 @@ def test_amelie_small_scale_ends_below_fragile_sgd_on_label_sorted_shards(tmp_pa
     folder, rows = _reproduce("amelie", tmp_path)
     for figure in ("figure-3x3mesh.png", "figure-3x3mesh-accuracy.png"):
         assert (folder / figure).read_bytes().startswith(PNG)
-    amelie, fragile = (_finals(rows, "3x3mesh", method) for method in ("amelie_sgd", "fragile_sgd"))
+    amelie, fragile = (reported_finals(rows, "3x3mesh", method) for method in ("amelie_sgd", "fragile_sgd"))
     assert len(amelie) == len(fragile) == 3
     # Fragile SGD averages only t*'s workers near the pivot, so it minimises their classes' loss and stalls
     assert statistics.median(amelie) * 3 <= statistics.median(fragile), (amelie, fragile)
     report = (folder / "REPORT.md").read_text()
-    assert _verdicts(report, "1. amelie_sgd ends at least 2 times below fragile_sgd") == {"3 x 3 mesh": "reproduced"}
-    assert _verdicts(report, "2. amelie_sgd ends above fragile_sgd in accuracy") == {"3 x 3 mesh": "reproduced"}
+    assert verdicts_by_panel(report, "1. amelie_sgd ends at least 2 times below fragile_sgd") == {"3 x 3 mesh": "reproduced"}
+    assert verdicts_by_panel(report, "2. amelie_sgd ends above fragile_sgd in accuracy") == {"3 x 3 mesh": "reproduced"}
     assert "jobs/amelie_heterogeneous.toml" in report and "seed 001 lines 1414 and 1417" in report
