@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from asyncopt_mpi.cli import cli
 from asyncopt_mpi.reproduce.shadowheart_table1 import rounds_to
-from test_reproduce import PNG, _finals, _reproduce
+from reproduction_files import reported_finals
+from test_reproduce import PNG, _reproduce
 
 
 def _verdicts(report: str) -> dict[str, str]:
@@ -47,7 +48,7 @@ def test_regimes_small_shadowheart_ahead_of_the_full_vector_methods_under_slow_c
     folder, rows = _reproduce("shadowheart-regimes", tmp_path)
     for panel in ("fast", "medium", "slow"):
         assert (folder / f"figure-{panel}.png").read_bytes().startswith(PNG)
-    finals = {method: _finals(rows, "slow", method)
+    finals = {method: reported_finals(rows, "slow", method)
               for method in ("shadowheart_sgd", "rennala_sgd", "async_sgd", "minibatch_sgd", "qsgd")}
     assert all(len(values) == 3 for values in finals.values()), finals
     # theta_i = sqrt(i)/sqrt(d): a full vector costs sqrt(d) = 10 gradients, a RandK one a tenth of a gradient
@@ -62,7 +63,7 @@ def test_regimes_small_shadowheart_ahead_of_the_full_vector_methods_under_slow_c
 def test_more_workers_small_more_workers_end_lower(tmp_path):
     folder, rows = _reproduce("shadowheart-more-workers", tmp_path)
     assert (folder / "figure-uniformtimes.png").read_bytes().startswith(PNG)
-    finals = [statistics.median(_finals(rows, "uniformtimes", f"shadowheart_sgdn-{paper}-small-{small}"))
+    finals = [statistics.median(reported_finals(rows, "uniformtimes", f"shadowheart_sgdn-{paper}-small-{small}"))
               for paper, small in ((10, 2), (100, 8), (1000, 32))]
     assert finals[2] < finals[1] < finals[0], finals
     verdicts = _verdicts((folder / "REPORT.md").read_text())
@@ -73,7 +74,7 @@ def test_more_workers_small_more_workers_end_lower(tmp_path):
 def test_logistic_small_runs_every_method_on_synthetic_data(tmp_path):
     folder, rows = _reproduce("shadowheart-logistic", tmp_path)
     assert (folder / "figure-slow.png").read_bytes().startswith(PNG)
-    finals = {method: _finals(rows, "slow", method)
+    finals = {method: reported_finals(rows, "slow", method)
               for method in ("shadowheart_sgd", "rennala_sgd", "async_sgd", "minibatch_sgd", "qsgd")}
     assert all(len(values) == 3 for values in finals.values()), finals
     for slowest in ("rennala_sgd", "qsgd"):  # about twice Shadowheart's final loss gap at this size
