@@ -8,17 +8,21 @@ is accepted instead of being silently ignored.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
 import re
 import string
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .errors import ConfigError, UserError
 from .inputs import CONFIG_MAX_BYTES, check_input, clip, read_input, shown
+from .storage import COMPRESSIONS
 
 COMPUTE_MODELS = ("fixed", "sqrt", "uniform", "exponential", "poisson", "normal", "geometric", "trace", "uniform_range")
 COMPUTE_PROFILES = ("equal", "sqrt", "linear")
@@ -88,6 +92,9 @@ class OutputConfig:
     # HDF5 file locks on the results file: true, false (e.g. Lustre, GPFS) or "auto" (HDF5's default,
     # which honours HDF5_USE_FILE_LOCKING); results.use_locking passes it on
     hdf5_locking: bool | str = "auto"
+    # The tables that grow per result (/trace, /events, /hops, /snapshots' columns): "none", or
+    # "gzip-1" ... "gzip-9", deflate at that level after a byte shuffle (storage.py)
+    compression: str = "none"
 
 
 @dataclass
@@ -338,8 +345,7 @@ def read_config_file(path: str) -> bytes:
 
 
 def _is_string_field(section: str, name: str) -> bool:
-    fields = {f.name: f for f in dataclasses.fields(SECTIONS[section])}
-    return name in fields and str(fields[name].type) == "str"
+    return _field_types(SECTIONS[section]).get(name) is str
 
 
 def build_config(raw: dict[str, Any], source: str = "config") -> Config:
@@ -359,7 +365,7 @@ def build_config(raw: dict[str, Any], source: str = "config") -> Config:
         known = {f.name: f for f in dataclasses.fields(target) if f.name != "params"}
         for key, value in values.items():
             if key in known:
-                setattr(target, key, _coerce(f"{section}.{key}", value, getattr(target, key), known[key]))
+                setattr(target, key, _coerce(f"{section}.{key}", value, _field_types(type(target))[key]))
             elif section in OPEN_SECTIONS:
                 target.params[key] = value
             else:
@@ -372,10 +378,44 @@ def build_config(raw: dict[str, Any], source: str = "config") -> Config:
     return config
 
 
-def _coerce(key: str, value: Any, default: Any, spec: dataclasses.Field) -> Any:
-    """Check a value against the field's declared type (ints widen to floats)."""
-    kind = str(spec.type)
-    if kind == "list[str]":
+def _coerce(key: str, value: Any, kind: Any) -> Any:
+    """Check a value against its field's declared type `kind` (a real type, from _field_types):
+    ints widen to floats, a list is checked item by item; a type with no check here is a bug (TypeError)."""
+    options = [option for option in typing.get_args(kind) if option is not type(None)] \
+        if typing.get_origin(kind) in (typing.Union, types.UnionType) else [kind]
+    if set(options) == {bool, str}:
+        if not isinstance(value, (bool, str)):
+            raise ConfigError(f"{key}: expected true, false or a string, got {shown(value)}")
+        return value
+    if len(options) != 1:
+        raise TypeError(f"{key}: no check for the declared type {kind}")
+    kind = options[0]
+    if typing.get_origin(kind) is list:
+        return _coerce_list(key, value, typing.get_args(kind)[0])
+    if kind is float:
+        if not _is_number(value):
+            raise ConfigError(f"{key}: expected a number, got {shown(value)}")
+        return _float(key, value)
+    if kind is int:
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:  # TOML's integers are 64-bit
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {shown(value)}")
+        return value
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {shown(value)}")
+        return value
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {shown(value)}")
+        return value
+    raise TypeError(f"{key}: no check for the declared type {kind}")
+
+
+def _coerce_list(key: str, value: Any, item: Any) -> list:
+    """A list whose items are of type `item`: strings, numbers, or rows of 4 numbers (workers.slowdown)."""
+    if item is str:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{key}: expected a list of strings, got {shown(value)}")
         if key == "plugins.plugins":
@@ -383,40 +423,24 @@ def _coerce(key: str, value: Any, default: Any, spec: dataclasses.Field) -> Any:
 
             return merge(value)  # stored resolved: files as absolute paths
         return list(value)
-    if "list[list" in kind:
+    if item == list[float]:
         rows_ok = isinstance(value, list) and all(
             isinstance(row, list) and len(row) == 4 and all(_is_number(v) for v in row) for row in value
         )
         if not rows_ok:
             raise ConfigError(f"{key}: expected a list of [worker, start, end, factor] rows, got {shown(value)}")
         return [[_float(key, v) for v in row] for row in value]
-    if "list" in kind:
+    if item in (int, float):
         if not isinstance(value, list) or not all(_is_number(v) for v in value):
             raise ConfigError(f"{key}: expected a list of numbers, got {shown(value)}")
-        return [_float(key, v) for v in value]
-    if "float" in kind:
-        if not _is_number(value):
-            raise ConfigError(f"{key}: expected a number, got {shown(value)}")
-        return _float(key, value)
-    if "int" in kind:
-        if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:  # TOML's integers are 64-bit
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {shown(value)}")
-        return value
-    if kind == "bool | str":
-        if not isinstance(value, (bool, str)):
-            raise ConfigError(f"{key}: expected true, false or a string, got {shown(value)}")
-        return value
-    if "bool" in kind:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {shown(value)}")
-        return value
-    if "str" in kind:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {shown(value)}")
-        return value
-    return value
+        return [_coerce(key, v, item) for v in value]
+    raise TypeError(f"{key}: no check for the declared type list[{item}]")
+
+
+@functools.cache
+def _field_types(section: type) -> dict[str, Any]:
+    """A section dataclass's fields and their declared types as real types (the annotations are text)."""
+    return typing.get_type_hints(section)
 
 
 def _is_number(value: Any) -> bool:
@@ -536,6 +560,7 @@ def validate(config: Config, require_stop: bool = True) -> None:
     _nonnegative("output.snapshot_every", output.snapshot_every)
     _require(isinstance(output.hdf5_locking, bool) or output.hdf5_locking == "auto",  # a string: "auto" only
              f"output.hdf5_locking: {shown(output.hdf5_locking)} is not accepted; accepted: \"auto\", true, false")
+    _choice("output.compression", output.compression, COMPRESSIONS)
     check_output_placeholders(output.path)
 
 

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator
 import h5py
 import numpy as np
 
-from . import side_files, swmr
+from . import side_files, storage, swmr
 from .inputs import clip as shown  # a path or an HDF5 message, cut for an error line
 from .errors import RunError, UserError
 from .output import free_bytes
@@ -145,6 +145,7 @@ DAMAGE = (OSError, KeyError, RuntimeError, ValueError, IndexError, TypeError, At
 # A dataset may declare more bytes than its file holds only by rows of a block its writer had not
 # yet written (at most a flush's worth); anything larger is a damaged shape, not data.
 UNWRITTEN_BYTES = 64 << 20
+DEFLATE_MAX_RATIO = 1032  # a compressed dataset's bytes hold at most this many bytes of data each
 
 
 def damaged(path: str, exc: BaseException) -> UserError:
@@ -172,7 +173,10 @@ def values(dataset: h5py.Dataset, rows: slice = slice(None)) -> np.ndarray:
     if not isinstance(dataset, h5py.Dataset):  # h5py gives None for a member whose object cannot be opened
         raise ValueError("a member that is not a readable dataset (its object header is damaged)")
     declared = int(np.prod(dataset.shape, dtype=object)) * dataset.dtype.itemsize
-    if declared > os.path.getsize(dataset.file.filename) + UNWRITTEN_BYTES:
+    held = os.path.getsize(dataset.file.filename)
+    if dataset.compression is not None:  # output.compression: its data may be far more than the file
+        held = dataset.id.get_storage_size() * DEFLATE_MAX_RATIO
+    if declared > held + UNWRITTEN_BYTES:
         raise UserError(f"{shown(dataset.file.filename)}: cannot read this results file (damaged): {shown(dataset.name)} "
                         f"declares shape {shown(str(dataset.shape))}, more than the file holds")
     return dataset[()] if not dataset.shape else dataset[rows]
@@ -185,18 +189,22 @@ def _utc_now() -> str:
 class _Table:
     """Rows buffered as tuples in memory and appended to a group of column datasets in blocks.
 
-    With `keep` given, the table continues existing datasets, cut to their first `keep` rows.
+    With `keep` given, the table continues existing datasets, cut to their first `keep` rows; else
+    new datasets are created with `filters` (storage.filters) and labelled with their units.
     """
 
-    def __init__(self, group: h5py.Group, columns: dict[str, str], keep: int | None = None):
+    def __init__(self, group: h5py.Group, columns: dict[str, str], keep: int | None = None,
+                 filters: dict[str, Any] | None = None):
         self.names = tuple(columns)
         self.dtype = np.dtype([(name, kind) for name, kind in columns.items()])
         self.kinds = tuple(np.dtype(kind) for kind in columns.values())
         if keep is None:
             self.datasets = [
-                group.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(4096,), dtype=kind)
+                group.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(4096,), dtype=kind, **(filters or {}))
                 for name, kind in columns.items()
             ]
+            for dataset in self.datasets:
+                storage.label(dataset)
         else:
             self.datasets = [group[name] for name in columns]
             for dataset in self.datasets:
@@ -358,13 +366,15 @@ class ResultsWriter:
         background: bool = False,
         graph: dict[str, Any] | None = None,
         staging: str | None = None,
+        compression: str = "none",
     ):
         """A new file, or with `resume`, the existing file cut back to its last snapshot.
 
         `graph` (attributes of a decentralized run's graph) adds /graph and the /hops table.
         With `staging`, the file is written there (for a resume: a copy prepared there) until
         `publish` moves it to `path`; a new staged file is created with O_EXCL, never through a
-        link in its place. If the set-up fails, the staged file is removed.
+        link in its place. If the set-up fails, the staged file is removed. `compression` is
+        output.compression, for the tables of a new file.
         """
         directory = os.path.dirname(path)
         if directory:
@@ -377,6 +387,7 @@ class ResultsWriter:
         self.worker_stats: Callable[[], dict[str, np.ndarray]] = dict  # the server's counters, stored at each flush
         self.reserve_path = self.final_path + RESERVE_SUFFIX
         self._thread: threading.Thread | None = None
+        self._filters = storage.filters(compression)
         options = {"libver": "latest", "rdcc_nbytes": 0}  # no chunk cache: RSS flat in rows
         if resume is not None:
             self.file = h5py.File(self.path, "r+", **_access(**options))
@@ -421,7 +432,7 @@ class ResultsWriter:
         for name, size in (state_shapes or {}).items():
             state.create_dataset(name, shape=(0, size), maxshape=(None, size), chunks=(rows_per_chunk, size), dtype="f8")
         for name, kind in WORKER_COLUMNS.items():
-            self.file["workers"].create_dataset(name, shape=(n_workers,), dtype=kind)
+            storage.label(self.file["workers"].create_dataset(name, shape=(n_workers,), dtype=kind))
         if graph is not None:
             group = self.file.create_group("graph")
             for key, value in graph.items():
@@ -442,11 +453,12 @@ class ResultsWriter:
         self.file.attrs["status"] = "running"
         self.file.attrs["stop_reason"] = ""
         self.file.attrs["finished_at"] = ""
-        self.trace_table = _Table(self.file["trace"], trace_columns, keep["trace"])
-        self.event_table = _Table(self.file["events"], EVENT_COLUMNS, keep["events"])
+        filters = self._filters
+        self.trace_table = _Table(self.file["trace"], trace_columns, keep["trace"], filters)
+        self.event_table = _Table(self.file["events"], EVENT_COLUMNS, keep["events"], filters)
         snapshots = self.file["snapshots"]
-        self.snapshot_table = _Table(snapshots, SNAPSHOT_COLUMNS, keep["snapshots"])
-        self.hop_table = _Table(self.file["hops"], HOP_COLUMNS, keep.get("hops")) if "hops" in self.file else None
+        self.snapshot_table = _Table(snapshots, SNAPSHOT_COLUMNS, keep["snapshots"], filters)
+        self.hop_table = _Table(self.file["hops"], HOP_COLUMNS, keep.get("hops"), filters) if "hops" in self.file else None
         self.snapshot_x = snapshots["x"]
         self.snapshot_state = dict(snapshots["state"].items()) if "state" in snapshots else {}
         for dataset in (self.snapshot_x, *self.snapshot_state.values()):
@@ -796,7 +808,7 @@ def write_metrics(path: str, metrics: dict[str, np.ndarray], f_star: float) -> N
                 if name in OPTIONAL_METRICS and name not in metrics:  # no held-out rows: nan
                     group.create_dataset(name, data=np.full(len(metrics["time"]), np.nan))
                     continue
-                group.create_dataset(name, data=np.asarray(metrics[name]))
+                storage.label(group.create_dataset(name, data=np.asarray(metrics[name])))
             handle["problem"].attrs["f_star"] = f_star
     except DAMAGE as exc:
         raise ResultsWriteError(f"results file: {shown(_io_reason(exc))} ({shown(path)}); metrics not stored") from None
@@ -933,7 +945,8 @@ def _readable_rows(dataset: h5py.Dataset) -> np.ndarray:
 
 
 def _salvage(source: h5py.Group, target: h5py.Group) -> None:
-    """Copy attributes, groups and the readable rows of every dataset, keeping chunking and maxshape.
+    """Copy attributes, groups and the readable rows of every dataset, keeping chunking, maxshape,
+    compression and the datasets' own attributes (units).
 
     What cannot be read (an attribute written as a write failed, an object whose header is damaged)
     is left out; recover then checks that what a reader needs is there.
@@ -951,7 +964,14 @@ def _salvage(source: h5py.Group, target: h5py.Group) -> None:
         elif not item.shape:
             target.create_dataset(name, data=item[()])
         else:
-            target.create_dataset(name, data=_readable_rows(item), maxshape=item.maxshape, chunks=item.chunks)
+            copy = target.create_dataset(name, data=_readable_rows(item), maxshape=item.maxshape, chunks=item.chunks,
+                                         compression=item.compression, compression_opts=item.compression_opts,
+                                         shuffle=item.shuffle)
+            for key in item.attrs.keys():
+                try:
+                    copy.attrs[key] = item.attrs[key]
+                except DAMAGE:
+                    pass
 
 
 def _check_repaired(target: h5py.File, path: str) -> None:

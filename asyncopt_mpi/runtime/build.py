@@ -99,5 +99,5 @@ def open_writer(
     return ResultsWriter(
         config.output_path(), attrs=attrs, dim=problem.dim, n_workers=n_workers,
         trace_extra=method.trace_columns, problem_attrs=problem_attrs, state_shapes=method.state_shapes(),
-        resume=resume, background=background, graph=graph, staging=staging,
+        resume=resume, background=background, graph=graph, staging=staging, compression=config.output.compression,
     )
