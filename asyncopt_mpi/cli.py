@@ -79,17 +79,16 @@ def run(config_path: str | None, method: str | None, overrides: tuple[str, ...],
     README.
     """
     from .launcher import launched_ranks
-    from .logs import configure, level_of
-    from .runtime.session import report
+    from .logs import configure, level_of, log
 
     try:
         configure(level_of(log_level, verbose, quiet))
     except AsyncoptError as exc:
-        report(f"error: {exc}")
+        log.error(str(exc))
         sys.exit(exc.exit_code)
     launched, launch_rank = launched_ranks()
     if resume is not None and (config_path or method or output or overwrite):
-        report("error: --resume FILE takes the config, method and output from FILE; give only --set overrides")
+        log.error("--resume FILE takes the config, method and output from FILE; give only --set overrides")
         sys.exit(2)
     if resume is not None and backend is None:
         try:
@@ -113,7 +112,7 @@ def run(config_path: str | None, method: str | None, overrides: tuple[str, ...],
                 config = load_config(config_path, list(overrides), method=method, backend="sim", output=output)
                 code = run_sim(config, quiet=quiet, overwrite=overwrite, inputs=(config_path,) if config_path else ())
         except AsyncoptError as exc:
-            report(f"error: {exc}")
+            log.error(str(exc))
             code = exc.exit_code
     else:
         from .runtime.session import run_mpi
@@ -150,9 +149,9 @@ def _refuse(message: str, code: int, launch_rank: int) -> None:
     MPI's ended rank 0 before its line was out when rank 1 exited first with the error code.
     """
     if launch_rank == 0:
-        from .runtime.session import report
+        from .logs import log
 
-        report(f"error: {message}")
+        log.error(message)
     sys.exit(code if launch_rank == 0 else 0)
 
 

@@ -1,5 +1,12 @@
 """Log levels of the `asyncopt` command: one logger, lines on stderr, rank 0 speaks for a run.
 
+The package writes through the "asyncopt" logger and installs no handler itself: a program using
+the Python API silences or redirects its lines with the logging module. The command installs one
+(`configure`) that prints `asyncopt: ...` lines: on stderr, but for the closing line of a run that
+went well, on stdout. Closing lines ("completed (...)", "stopped before the run started (...)") come
+through the "asyncopt.outcome" logger, which the command shows at every level, --quiet too: they
+say what the exit status means.
+
 `--log-level debug|info|warning|error` (default info), `--verbose` (debug) and `--quiet`
 (warning, and no progress line). Under MPI, ranks other than 0 show warnings and errors only,
 so a line about the data or the run appears once (rank from the launcher's environment, read
@@ -15,12 +22,30 @@ import sys
 LEVELS = ("debug", "info", "warning", "error")
 RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
 log = logging.getLogger("asyncopt")
+# How a run ended, one line: info for a run that went well, warning for one that diverged or was stopped
+# before it started (its errors go to `log`).
+outcome = logging.getLogger("asyncopt.outcome")
 
 
 class _Format(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        kind = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
+        plain = record.levelno == logging.INFO or record.name == outcome.name  # a closing line names its status
+        kind = "" if plain else f"{record.levelname.lower()}: "
         return f"asyncopt: {kind}{record.getMessage()}"
+
+
+class _Lines(logging.Handler):
+    """Each line on stderr, but a closing line of a run that went well on stdout (the streams of the
+    moment: a caller that replaced sys.stdout or sys.stderr gets the lines there)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            good_end = record.name == outcome.name and record.levelno == logging.INFO
+            stream = sys.stdout if good_end else sys.stderr
+            stream.write(self.format(record) + "\n")
+            stream.flush()
+        except Exception:
+            self.handleError(record)
 
 
 def launcher_rank() -> int:
@@ -46,10 +71,12 @@ def level_of(log_level: str | None = None, verbose: bool = False, quiet: bool = 
     return logging.WARNING if quiet else logging.INFO
 
 
-def configure(level: int = logging.INFO, stream=None) -> None:
-    """Send the asyncopt logger's lines to stderr at `level` (at least warning on ranks other than 0)."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+def configure(level: int = logging.INFO) -> None:
+    """Print the asyncopt logger's lines at `level` (at least warning on ranks other than 0), and
+    every closing line of a run."""
+    handler = _Lines()
     handler.setFormatter(_Format())
     log.handlers[:] = [handler]
     log.propagate = False
     log.setLevel(level if launcher_rank() == 0 else max(level, logging.WARNING))
+    outcome.setLevel(logging.INFO)

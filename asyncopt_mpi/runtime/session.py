@@ -8,6 +8,7 @@ a hang or an abort.
 from __future__ import annotations
 
 import gc
+import logging
 import math
 import os
 import resource
@@ -24,6 +25,7 @@ from ..config import Config, check_memory, load_config
 from ..errors import AsyncoptError, ConfigError, RunError, UserError
 from ..evaluate import VALUE_COLUMNS, evaluate_file, evaluate_points, metrics_table
 from ..locks import ResultsLock, held, release_fully
+from ..logs import log, outcome as closing
 from .. import side_files
 from ..inputs import shown
 from ..output import check_output_path, lock_output, refuse_inputs, staging_path
@@ -41,9 +43,9 @@ from .server import ServerCore, failure_text
 from .signals import Interrupted, SignalWatch
 
 
-def report(message: str, error: bool = True) -> None:
-    """Errors go to stderr, the closing line of a good run to stdout."""
-    print(f"asyncopt: {message}", file=sys.stderr if error else sys.stdout, flush=True)
+def _closing(line: str, good: bool) -> None:
+    """A run's closing line: info when it went well (the command prints it on stdout), else warning."""
+    closing.log(logging.INFO if good else logging.WARNING, line)
 
 
 class StoppedBeforeStart(RunError):
@@ -163,6 +165,11 @@ def prepare_resume(path: str, overrides: list[str], backend: str) -> tuple[Confi
                 f"--set problem.{changed[0] if changed else '...'}: a resumed run keeps the problem it was started "
                 "with (its snapshots are points of that problem); start a new run to change it"
             )
+        if config.output.compression != stored.output.compression:  # its tables keep the filter they were made with
+            raise ConfigError(
+                f"--set output.compression: a resumed run keeps the compression it was started with "
+                f"({stored.output.compression}); start a new run to change it"
+            )
         crash_after = config.workers.crash_after
         if crash_after and len(crash_after) != len(point.workers["jobs"]):
             raise ConfigError(
@@ -228,9 +235,12 @@ def run_sim(config: Config, resume: ResumePoint | None = None, quiet: bool = Tru
     try:
         outcome = simulate(config, resume, quiet, overwrite=overwrite, inputs=inputs)
     except Exception as exc:
-        report(str(exc) if isinstance(exc, StoppedBeforeStart) else f"error: {_describe(exc)}")
+        if isinstance(exc, StoppedBeforeStart):
+            closing.warning(str(exc))
+        else:
+            log.error(_describe(exc))
         return _exit_code(exc)
-    report(outcome.summary, error=outcome.status == "diverged")  # a diverged run's line goes to stderr
+    _closing(outcome.summary, good=outcome.status != "diverged")
     return outcome.exit_code
 
 
@@ -418,7 +428,7 @@ def run_mpi(
             stopped = isinstance(error, StoppedBeforeStart)
             origin = "" if stopped or getattr(error, "rank", 0) == 0 else f"rank {error.rank}: "
             target = None if config is None else config.output_path()
-            report(f"{'' if stopped else 'error: '}{origin}{error}{_left(target, stopped)}")
+            (closing.warning if stopped else log.error)(f"{origin}{error}{_left(target, stopped)}")
         return _exit_code(error)
 
     # 0. Plugins (--plugin, the config's [plugins], a resumed file's) on every rank, before validation.
@@ -525,12 +535,12 @@ def run_mpi(
         error = _drive(server, server.run)
         server.progress.close()
         if error is not None:
-            report(f"error: {_describe(error)}")
+            log.error(_describe(error))
         missing = server.shutdown(failed=error is not None)
         if missing and error is None:
             names = ", ".join(server.worker_name(w) for w in missing)
             error = RunError(f"no answer to the stop message within stop.grace = {config.stop.grace:g} s from {names}")
-            report(f"error: {error}; ending the job")
+            log.error(f"{error}; ending the job")
         status, reason = _finish(server, error)
         if error is None:  # a failed run says one thing: its error
             warn_if_short(server)  # workers slower than the timing model: say so
@@ -539,7 +549,7 @@ def run_mpi(
             if server.writer.failed is None:
                 _, trouble = _try(lambda: evaluate_file(config.output_path(), problem, server.f_star))
                 if trouble is not None:
-                    report(f"error: metrics not computed: {_describe(trouble)}")
+                    log.error(f"metrics not computed: {_describe(trouble)}")
             _stop_watchdog(watchdog)
             comm.Abort(1)
         outcome = 1 if error is not None else server.exit_code()
@@ -547,7 +557,7 @@ def run_mpi(
         failed, error = _try(role.run)
         outcome = 1 if (failed or error is not None) else 0
         if error is not None:
-            report(f"error: rank {rank}: {_describe(error)}")
+            log.error(f"rank {rank}: {_describe(error)}")
         _stop_watchdog(watchdog)  # this host's reporter: no rank ends before the barrier
     _polite_barrier(comm)
 
@@ -555,12 +565,12 @@ def run_mpi(
     skip = rank == 0 and (not started or server.writer.failed is not None)  # nothing published, or a write error
     problem_text = _evaluate_shared(comm, config, problem, server.f_star if rank == 0 else math.nan, skip=skip)
     if rank == 0 and problem_text is not None:
-        report(f"error: {problem_text}")
+        log.error(problem_text)
         outcome, error = 1, error or RunError(problem_text)
     if rank == 0:
         _stop_watchdog(watchdog)
         if error is None:
-            report(_summary_line(config, server, status, reason), error=status == "diverged")
+            _closing(_summary_line(config, server, status, reason), good=status != "diverged")
     return comm.bcast(outcome, root=0)
 
 
