@@ -3,8 +3,10 @@
 Both nodes run on this machine: one slurmd per node (`slurmd -N NAME`), each with its own
 port, spool folder, pid file and log (Debian's slurm-wlm 22.05 accepts this for nodes that
 share a NodeHostname). Their CPU counts are overridden in slurm.conf so that several MPI
-ranks fit on a small machine. Each test session gets its own ports, state folder and logs,
-and shuts it down.
+ranks fit on a small machine. A requeued job may start again after cred_expire (10 s here,
+Slurm's default is 120 s) and the scheduler looks at pending jobs every second (default 60 s),
+so a test can requeue a job and see it start again within seconds. Each test session gets its
+own ports, state folder and logs, and shuts it down.
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ SelectTypeParameters=CR_Core
 ReturnToService=2
 SlurmdParameters=config_overrides
 MpiDefault=none
+AuthInfo=cred_expire=10
+SchedulerParameters=sched_interval=1
 NodeName={self.nodes[0]} NodeHostname={self.host} CPUs={cpus} State=UNKNOWN
 NodeName={self.nodes[1]} NodeHostname={self.host} Port={_free_port()} CPUs={cpus} State=UNKNOWN
 PartitionName=test Nodes={",".join(self.nodes)} Default=YES MaxTime=INFINITE State=UP
@@ -123,10 +127,18 @@ PartitionName=test Nodes={",".join(self.nodes)} Default=YES MaxTime=INFINITE Sta
             raise RuntimeError(f"sbatch failed: {done.stderr.strip()}")
         return done.stdout.strip().split(";")[0]
 
-    def state(self, job: str) -> str:
+    def field(self, job: str, name: str) -> str:
+        """A field of `scontrol show job` (the first task's, for an array), or "UNKNOWN"."""
         shown = _run("scontrol", "show", "job", job, env=self.env).stdout
-        states = [field.split("=", 1)[1] for field in shown.split() if field.startswith("JobState=")]
-        return states[0] if states else "UNKNOWN"
+        values = [field.split("=", 1)[1] for field in shown.split() if field.startswith(f"{name}=")]
+        return values[0] if values else "UNKNOWN"
+
+    def state(self, job: str) -> str:
+        return self.field(job, "JobState")
+
+    def restarts(self, job: str) -> int:
+        """How many times Slurm has requeued the job (preemption, `scontrol requeue`)."""
+        return int(self.field(job, "Restarts"))
 
     def wait(self, job: str, timeout: float = 180) -> str:
         """Wait for a job (every task of an array) to end; returns its final state."""
