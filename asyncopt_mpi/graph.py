@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components, dijkstra
+
+if TYPE_CHECKING:  # scipy.sparse is imported where a graph is built: runs without a graph never load it
+    from scipy.sparse import csr_matrix
 
 from .config import GraphConfig
 from .errors import ConfigError, DataError
@@ -104,12 +106,16 @@ class Graph:
             for i, j in _undirected_edges(config.topology, n):
                 links[(i, j)] = links[(j, i)] = config.rho
         graph = cls(n, links, config.topology)
+        from scipy.sparse.csgraph import connected_components
+
         if n > 1 and connected_components(graph.matrix(), directed=True, connection="strong")[0] != 1:
             raise ConfigError(f"graph: the {config.topology} graph on {n} workers is not connected")
         return graph
 
     def matrix(self) -> csr_matrix:
         """Link times as a sparse matrix; zero-time links are stored as a tiny positive time."""
+        from scipy.sparse import csr_matrix
+
         if not self.links:
             return csr_matrix((self.n, self.n))
         rows, cols = zip(*self.links.keys())
@@ -121,6 +127,8 @@ class Graph:
 
     def distances(self) -> np.ndarray:
         """dist[i, j]: the shortest time from i to j along directed links."""
+        from scipy.sparse.csgraph import dijkstra
+
         return dijkstra(self.matrix(), directed=True)
 
 
@@ -167,6 +175,9 @@ class Tree:
     """
 
     def __init__(self, graph: Graph, root: int):
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import dijkstra
+
         symmetric = {}
         for (i, j), time in graph.links.items():
             back = graph.links.get((j, i), math.inf)

@@ -115,8 +115,8 @@ def plugin_names() -> list[str]:
 
     names = []
     for kind, registry in (("method", METHODS), ("problem", PROBLEMS)):
-        for name, cls in sorted(registry.items()):
-            module = getattr(cls, "__module__", "")
+        for name in sorted(name for name in registry if not registry.is_built_in(name)):  # built-ins stay unimported
+            module = getattr(registry[name], "__module__", "")
             if not module.startswith("asyncopt_mpi."):
                 names.append(f"{kind}:{name} ({module})")
     return names

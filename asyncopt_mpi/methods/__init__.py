@@ -2,19 +2,57 @@
 
 from __future__ import annotations
 
+import importlib
+
 from ..errors import ConfigError
 from ..inputs import shown
+from ..registry import Registry
 from .base import Job, JobKind, Method, Result, Server, StepAndRestart
 
-METHODS: dict[str, type[Method]] = {}
-ORIGINS: dict[str, str] = {}  # method name -> "built-in", "plugin SPEC", "entry point ..." or the defining module
+# Built-in method name -> the module (in this package) whose import registers it. A module is imported
+# when one of its names is first used, so a run imports only the method it runs.
+BUILT_IN_MODULES = {
+    "accelerated_rennala_sgd": "accelerated_rennala_sgd",
+    "amelie_sgd": "decentralized",
+    "async_sgd": "async_sgd",
+    "decentralized_async_sgd": "decentralized_async_sgd",
+    "fragile_sgd": "decentralized",
+    "freya_page": "page",
+    "freya_sgd": "freya_sgd",
+    "gradient_tracking": "gradient_tracking",
+    "hero_gd": "page",
+    "hero_page": "page",
+    "hero_sgd": "hero_sgd",
+    "malenia_sgd": "malenia_sgd",
+    "minibatch_page": "page",
+    "minibatch_sgd": "minibatch_sgd",
+    "qsgd": "compressed",
+    "relay_sgd": "relay_sgd",
+    "rennala_sgd": "rennala_sgd",
+    "ringmaster_asgd": "ringmaster_asgd",
+    "sfw_asyn": "frank_wolfe",
+    "sfw_dist": "frank_wolfe",
+    "shadowheart_sgd": "compressed",
+    "soviet_gd": "page",
+    "soviet_page": "page",
+    "spider": "spider",
+    "svrf_asyn": "frank_wolfe",
+    "synthesis": "synthesis",
+}
+
+
+def _import_module(name: str, module: str) -> None:
+    importlib.import_module(module)  # its decorators register its methods
+
+
+METHODS = Registry("method", __name__, {name: f"{__name__}.{module}" for name, module in BUILT_IN_MODULES.items()},
+                   _import_module)
+ORIGINS = METHODS.origins  # method name -> "built-in", "plugin SPEC", "entry point ..." or the defining module
 
 
 def register_method(cls: type[Method]) -> type[Method]:
     """Make a method available under `cls.name` (usable as a class decorator); the public way for
     built-in and plugin methods alike. A name already taken by another method is a ConfigError."""
-    from ..plugins import BUILT_IN, current_origin, same_definition
-
     if not (isinstance(cls, type) and issubclass(cls, Method)):
         raise ConfigError(f"register_method: {cls!r} is not a subclass of asyncopt_mpi.Method")
     name = cls.name
@@ -23,18 +61,7 @@ def register_method(cls: type[Method]) -> type[Method]:
             f"register_method: {cls.__module__}.{cls.__qualname__}.name = {name!r}; "
             "set the class attribute name to an identifier such as 'my_sgd'"
         )
-    existing = METHODS.get(name)
-    if existing is not None and not same_definition(existing, cls):
-        raise ConfigError(
-            f"method name {name!r} of {cls.__module__}.{cls.__qualname__} is already taken by "
-            f"{existing.__module__}.{existing.__qualname__} ({ORIGINS[name]}); give the method another name"
-        )
-    # A built-in module is built in even when a plugin's first `ao.register_method` loads it (lazy API).
-    origin = BUILT_IN if cls.__module__.startswith(__name__ + ".") else current_origin()
-    if origin == BUILT_IN and not cls.__module__.startswith(__name__ + "."):
-        origin = f"module {cls.__module__}"  # registered by user code, not through a plugin
-    METHODS[name] = cls
-    ORIGINS[name] = origin
+    METHODS.add(name, cls, cls)
     return cls
 
 
@@ -52,37 +79,12 @@ def method_class(name: str) -> type[Method]:
     return METHODS[name]
 
 
-# Importing the modules registers their methods.
-from . import (  # noqa: E402,F401
-    accelerated_rennala_sgd,
-    async_sgd,
-    compressed,
-    decentralized,
-    decentralized_async_sgd,
-    frank_wolfe,
-    freya_sgd,
-    gradient_tracking,
-    hero_sgd,
-    malenia_sgd,
-    minibatch_sgd,
-    page,
-    relay_sgd,
-    rennala_sgd,
-    ringmaster_asgd,
-    spider,
-    synthesis,
-)
-
-
-
 def _defaults(cls: type[Method]) -> str:
     return ", ".join(f"{key}={value!r}" for key, value in cls.params.items()) or "-"
 
 
 def is_built_in(name: str) -> bool:
-    from ..plugins import BUILT_IN
-
-    return ORIGINS.get(name) == BUILT_IN
+    return METHODS.is_built_in(name)
 
 
 def method_lines() -> list[str]:
@@ -102,10 +104,9 @@ def method_lines() -> list[str]:
 
 def _plugin_problem_lines() -> list[str]:
     """Problems that plugins added (problem.name values beyond the built-in ones), marked like methods."""
-    from ..plugins import BUILT_IN
     from ..problems import ORIGINS as PROBLEM_ORIGINS, PROBLEMS
 
-    names = sorted(name for name in PROBLEMS if PROBLEM_ORIGINS.get(name) != BUILT_IN)
+    names = sorted(name for name in PROBLEMS if not PROBLEMS.is_built_in(name))
     lines = ["", "problems from plugins (problem.name):"] if names else []
     for name in names:
         entry = PROBLEMS[name]
@@ -125,6 +126,6 @@ def method_table_markdown() -> str:
 
 
 __all__ = [
-    "METHODS", "ORIGINS", "Job", "JobKind", "Method", "Result", "Server", "StepAndRestart", "is_built_in",
+    "BUILT_IN_MODULES", "METHODS", "ORIGINS", "Job", "JobKind", "Method", "Result", "Server", "StepAndRestart", "is_built_in",
     "method_class", "method_lines", "method_table_markdown", "register", "register_method",
 ]

@@ -2,20 +2,41 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Callable
 
 from ..errors import ConfigError
+from ..registry import Registry
 from .base import Problem
-from .logistic import LogisticProblem
-from .matrix_sensing import MatrixSensingProblem
-from .nonconvex_logistic import NonconvexLogisticProblem
-from .pnn import PolynomialNetworkProblem
-from .quadratic import QuadraticProblem
+
+# Built-in problem name -> (module in this package, class). A module is imported, and its class registered,
+# when its name is first used: a run on the quadratic imports no data readers and no scipy.sparse.
+BUILT_IN_CLASSES = {
+    "logistic": ("logistic", "LogisticProblem"),
+    "matrix_sensing": ("matrix_sensing", "MatrixSensingProblem"),
+    "nonconvex_logistic": ("nonconvex_logistic", "NonconvexLogisticProblem"),
+    "pnn": ("pnn", "PolynomialNetworkProblem"),
+    "quadratic": ("quadratic", "QuadraticProblem"),
+}
+_EXPORTED_CLASSES = {"LogisticProblem": "logistic", "QuadraticProblem": "quadratic"}  # importable from here
+
+
+def _register_class(name: str, module: str) -> None:
+    register_problem(name, getattr(importlib.import_module(module), BUILT_IN_CLASSES[name][1]))
+
 
 # name -> a Problem subclass, or a FactoryProblem wrapping a factory; both offer
 # `params`, `description` and `from_config(problem_config)`.
-PROBLEMS: dict[str, Any] = {}
-ORIGINS: dict[str, str] = {}  # problem name -> "built-in", "plugin SPEC", "entry point ..." or the defining module
+PROBLEMS = Registry("problem", __name__, {name: f"{__name__}.{module}" for name, (module, _) in BUILT_IN_CLASSES.items()},
+                    _register_class)
+ORIGINS = PROBLEMS.origins  # problem name -> "built-in", "plugin SPEC", "entry point ..." or the defining module
+
+
+def __getattr__(name: str) -> Any:
+    """LogisticProblem and QuadraticProblem, imported on first use."""
+    if name in _EXPORTED_CLASSES:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTED_CLASSES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class FactoryProblem:
@@ -43,8 +64,6 @@ def register_problem(name: str, factory: type[Problem] | Callable[[Any], Problem
     """Make a problem available as problem.name = `name`: a Problem subclass (built with
     `from_config`) or a factory `f(problem_config) -> Problem`. A name already taken is a ConfigError.
     Returns `factory` unchanged."""
-    from ..plugins import BUILT_IN, current_origin, same_definition
-
     if not isinstance(name, str) or not name.isidentifier():
         raise ConfigError(f"register_problem: name {name!r} must be an identifier such as 'my_problem'")
     if isinstance(factory, type):
@@ -55,23 +74,8 @@ def register_problem(name: str, factory: type[Problem] | Callable[[Any], Problem
         entry = FactoryProblem(name, factory)
     else:
         raise ConfigError(f"register_problem({name!r}): expected a Problem subclass or a factory, got {factory!r}")
-    existing = PROBLEMS.get(name)
-    if existing is not None and not same_definition(getattr(existing, "factory", existing), factory):
-        raise ConfigError(
-            f"problem name {name!r} of {entry.__module__}.{entry.__qualname__} is already taken by "
-            f"{existing.__module__}.{existing.__qualname__} ({ORIGINS[name]}); give the problem another name"
-        )
-    # A built-in module is built in even when a plugin's first `ao.register_problem` loads it (lazy API).
-    origin = BUILT_IN if entry.__module__.startswith(__name__ + ".") else current_origin()
-    if origin == BUILT_IN and not entry.__module__.startswith(__name__ + "."):
-        origin = f"module {entry.__module__}"
-    PROBLEMS[name] = entry
-    ORIGINS[name] = origin
+    PROBLEMS.add(name, entry, factory)
     return factory
-
-
-for _cls in (QuadraticProblem, LogisticProblem, NonconvexLogisticProblem, MatrixSensingProblem, PolynomialNetworkProblem):
-    register_problem(_cls.name, _cls)
 
 
 # Common [problem] keys a plugin problem may not use: set but never read, they are refused, as
@@ -97,13 +101,11 @@ def make_problem(config: Any) -> Problem:
     A plugin problem that never reads a common key the config sets (e.g. problem.noise) is refused,
     and so is a problem.dim that differs from the dimension the problem has (its own `dim` wins).
     """
-    from ..plugins import BUILT_IN
-
     cls = PROBLEMS.get(config.name)
     if cls is None:
         accepted = ", ".join(sorted(PROBLEMS))
         raise ConfigError(f"problem.name: unknown problem {config.name!r}; accepted: {accepted}")
-    if ORIGINS.get(config.name) == BUILT_IN:
+    if PROBLEMS.is_built_in(config.name):
         return cls.from_config(config)
     seen = _Reading(config)
     problem = cls.from_config(seen)
@@ -120,6 +122,6 @@ def make_problem(config: Any) -> Problem:
 
 
 __all__ = [
-    "ORIGINS", "PROBLEMS", "FactoryProblem", "LogisticProblem", "Problem", "QuadraticProblem", "make_problem",
+    "BUILT_IN_CLASSES", "ORIGINS", "PROBLEMS", "FactoryProblem", "LogisticProblem", "Problem", "QuadraticProblem", "make_problem",
     "register_problem",
 ]

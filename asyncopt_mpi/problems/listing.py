@@ -7,11 +7,7 @@ import dataclasses
 from ..config import ProblemConfig
 from . import ORIGINS, PROBLEMS
 
-
-def _is_built_in(name: str) -> bool:
-    from ..plugins import BUILT_IN
-
-    return ORIGINS.get(name) == BUILT_IN
+_is_built_in = PROBLEMS.is_built_in
 
 
 def _own_keys(name: str) -> str:

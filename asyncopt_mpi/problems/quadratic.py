@@ -22,9 +22,9 @@ import math
 from typing import Any, ClassVar
 
 import numpy as np
-import scipy.linalg
 
 from ..errors import ConfigError
+from . import tridiagonal
 from .base import Problem
 from .noise import GradientNoise, ZeroLastNoise, prefix_lengths
 
@@ -110,6 +110,8 @@ class QuadraticProblem(Problem):
         # b has one nonzero coordinate, so b_j = b * (1 + lam * nu_j) is stored as one scale per sample.
         self._b_scale = 1 + lam * rng.standard_normal(m)
         mean_main, mean_off = main.mean(axis=0), off.mean(axis=0)
+        import scipy.linalg  # here: a finite sum needs it, the stochastic quadratic does not (tridiagonal.py)
+
         lowest = scipy.linalg.eigvalsh_tridiagonal(mean_main, mean_off, select="i", select_range=(0, 0))[0]
         shift = mu - lowest
         main += shift
@@ -244,7 +246,7 @@ class QuadraticProblem(Problem):
         bands[0, 1:] = self._off
         bands[1] = self._main
         bands[2, :-1] = self._off
-        return scipy.linalg.solve_banded((1, 1), bands, self._b)
+        return tridiagonal.solve(bands, self._b)  # scipy.linalg.solve_banded's numbers
 
     def compute_f_star(self) -> float:
         # At A x* = b, f(x*) = -1/2 b^T x*; b has one nonzero coordinate.

@@ -9,11 +9,26 @@ and large points are not re-faulted into memory on every step.
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
-from scipy.linalg.blas import daxpy
 
 POOL_SIZE = 8
 DELTA_LOG = 4096  # published deltas kept, so a worker up to this many versions behind can catch up
+
+
+_daxpy: Callable[..., Any] | None = None
+
+
+def _load_daxpy() -> Callable[..., Any]:
+    """BLAS daxpy, imported on the first in-place step: scipy.linalg costs more to import than numpy and h5py
+    together, and only the MPI server's StepAndRestart path steps in place (numpy's `x += s*d` may round
+    differently, so the step keeps BLAS)."""
+    global _daxpy
+    from scipy.linalg.blas import daxpy
+
+    _daxpy = daxpy
+    return daxpy
 
 
 def apply_delta(x: np.ndarray, delta: np.ndarray, shape: tuple[int, int]) -> None:
@@ -129,7 +144,7 @@ class PointStore:
             x = owner.view()
             x.flags.writeable = False
         # In place, one pass (BLAS may fuse the multiply-add); n and a given by position cost less to pass.
-        daxpy(direction, owner, self.dim, -scale)
+        (_daxpy or _load_daxpy())(direction, owner, self.dim, -scale)
         self.current = version = current + 1
         self._points[version] = x
         self._refs[version] = 1
