@@ -279,6 +279,27 @@ class LogisticProblem(Problem):
             self._grad_block(points[start:end], indices[start:end], gradients[start:end])
         return gradients
 
+    def loss_rows(self, x: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """loss_of(x, indices[k]) for each row k, bit for bit, in blocks (multinomial, dense features).
+
+        Each row's scores are one BLAS product as loss_of's (a stacked matmul), and its log-sum-exp,
+        picked scores and mean run along that row alone. Otherwise one row at a time.
+        """
+        count, batch = indices.shape
+        if self.classes == 2 or sp.issparse(self.X) or type(self).loss_of is not LogisticProblem.loss_of \
+                or type(self)._data_loss is not LogisticProblem._data_loss \
+                or type(self)._scores is not LogisticProblem._scores:
+            return np.array([self.loss_of(x, idx) for idx in indices])
+        losses = np.empty(count)
+        weights = x.reshape(self.n_features, self.classes)
+        chunk = max(1, GRAD_BLOCK_FLOATS // (self.dim * batch))
+        for start in range(0, count, chunk):
+            block = indices[start:start + chunk]
+            scores = np.matmul(self.X[block], weights)  # (rows, batch, classes)
+            picked = np.take_along_axis(scores, self._targets[block][..., None], axis=2)[..., 0]
+            np.mean(logsumexp(scores, axis=2) - picked, axis=1, out=losses[start:start + len(block)])
+        return losses + self._reg_loss(x)
+
     def _grad_block(self, points: np.ndarray, indices: np.ndarray, out: np.ndarray) -> None:
         count, batch = indices.shape
         rows = self.X[indices]  # (points, batch, features)
