@@ -89,12 +89,15 @@ class Collector:
         return entry
 
     def _finish(self, server: Server) -> None:
-        """Done: abandon the work still running for this collection (one call for all its workers)."""
+        """Done: abandon the work still running for this collection (one call for all its workers).
+
+        A worker has at most one job of a collection out (it gets the next one for its result), so the
+        workers listed are distinct without a sort."""
         self.done = True
-        running = [worker for worker, _ in self.jobs.values()]
+        running = np.fromiter((worker for worker, _ in self.jobs.values()), dtype=np.int64, count=len(self.jobs))
         if self.group_ids is not None:
-            running = np.concatenate([self.worker_array[self.group_out], np.asarray(running, dtype=np.int64)])
-        server.cancel_many(np.unique(np.asarray(running, dtype=np.int64)))
+            running = np.concatenate([self.worker_array[self.group_out], running])
+        server.cancel_many(running)
         self.jobs.clear()
         self.group_ids = None
 
@@ -304,13 +307,22 @@ class ComputeBatch(Collector):
 
 
 class SplitCollect(Collector):
-    def start(self, server: Server, indices: np.ndarray, version: int, previous: int = -1) -> None:
-        """Split `indices` evenly over the workers; done when every part is in."""
+    def start(self, server: Server, indices: np.ndarray, version: int, previous: int = -1,
+              order: np.ndarray | None = None) -> None:
+        """Split `indices` evenly over the workers (taken in `order` if given); done when every part is in.
+
+        The parts are np.array_split's (the first len % n one index longer), cut only for the workers
+        that get a nonempty one: with fewer indices than workers the others are not looked at."""
         self._begin(server)
         kind = JobKind.GRAD_INDICES if previous < 0 else JobKind.GRAD_DIFF
-        for worker, part in zip(self.workers, np.array_split(indices, len(self.workers))):
-            if len(part):
-                self._give(server, worker, Job(kind, version, indices=part, version2=previous))
+        workers = self.workers if order is None else order
+        size, longer = divmod(len(indices), len(workers))
+        busy = len(workers) if size else longer
+        start = 0
+        for rank, worker in enumerate(np.asarray(workers[:busy]).tolist()):
+            stop = start + size + (rank < longer)
+            self._give(server, worker, Job(kind, version, indices=indices[start:stop], version2=previous))
+            start = stop
 
     def on_result(self, server: Server, worker: int, result: Result) -> bool:
         entry = self._take(result.job_id)

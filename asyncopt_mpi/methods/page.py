@@ -169,11 +169,18 @@ class MinibatchPAGE(SynchronousPage):
     def workers(self, server: Server) -> list[int]:
         return list(range(server.n_workers))
 
+    def start(self, server: Server) -> None:
+        self.order = None  # the workers in the order parts go to: by number until the first shuffle
+        super().start(server)
+
+    def collect_full(self, server: Server, version: int) -> None:
+        self.collector.start(server, np.arange(self.problem.n_samples), version, order=self.order)
+
     def collect_difference(self, server: Server, version: int, previous: int) -> None:
-        # array_split gives the non-empty parts to the first workers of the list: shuffle it so
-        # that, when S < n, who works is not decided by worker number (and so by speed).
-        self.collector.workers = [int(w) for w in server.rng.permutation(server.n_workers)]
-        super().collect_difference(server, version, previous)
+        # The non-empty parts go to the first workers of the order: shuffle it so that, when S < n,
+        # who works is not decided by worker number (and so by speed). Full gradients keep the last order.
+        self.order = server.rng.permutation(server.n_workers)
+        self.collector.start(server, self.batch_indices(server), version, previous, order=self.order)
 
 
 @register_method
