@@ -16,7 +16,6 @@ import hashlib
 import io
 import os
 import tempfile
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 
@@ -111,6 +110,8 @@ def _sha256(data: bytes) -> str:
 
 
 def _download(url: str) -> bytes:
+    import urllib.request  # here: it loads http, email and ssl, which every run would pay for
+
     with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 (https URLs of our table)
         data = response.read(MAX_DOWNLOAD_BYTES + 1)
     if len(data) > MAX_DOWNLOAD_BYTES:

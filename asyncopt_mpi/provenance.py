@@ -86,26 +86,26 @@ def plugin_digests() -> list[str]:
 
 
 def git_state() -> dict[str, Any]:
-    """{git_commit, git_dirty} of the checkout the package was imported from, or {} outside one."""
+    """{git_commit, git_dirty} of the checkout the package was imported from, or {} outside one.
+
+    One git process: `status --branch` names the commit and lists the changes. An installed copy has no
+    .git beside the package (none is started); one inside some other repository (a venv in a checkout)
+    is not a checkout of this code either.
+    """
     source = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(["git", "-C", source, *args], capture_output=True, text=True,
-                                  timeout=GIT_TIMEOUT, stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
-
-    top = git("rev-parse", "--show-toplevel")
-    # An installed copy inside some other repository (a venv in a checkout) is not a checkout of this code.
-    if top is None or os.path.realpath(top) != os.path.realpath(source):
+    if not os.path.exists(os.path.join(source, ".git")):
         return {}
-    commit = git("rev-parse", "HEAD")
-    if not commit:
+    try:
+        done = subprocess.run(["git", "-C", source, "status", "--porcelain=v2", "--branch", "--untracked-files=no",
+                               "--", "asyncopt_mpi"], capture_output=True, text=True, timeout=GIT_TIMEOUT,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
         return {}
-    changes = git("status", "--porcelain", "--untracked-files=no", "--", "asyncopt_mpi")
-    return {"git_commit": commit, "git_dirty": bool(changes)}
+    lines = done.stdout.splitlines() if done.returncode == 0 else []
+    commit = next((line.split()[2] for line in lines if line.startswith("# branch.oid ")), "")
+    if len(commit) != 40:  # no commit yet ("(initial)"), or git failed
+        return {}
+    return {"git_commit": commit, "git_dirty": any(not line.startswith("#") for line in lines)}
 
 
 def plugin_names() -> list[str]:
