@@ -252,3 +252,24 @@ def registered_methods(*classes):
         for cls in classes:
             METHODS.pop(cls.name, None)
             ORIGINS.pop(cls.name, None)
+
+
+@pytest.fixture
+def asyncopt_loggers():
+    """The "asyncopt" and "asyncopt.outcome" loggers, their handlers, levels and propagation restored after the test."""
+    from asyncopt_mpi.logs import log, outcome
+
+    saved = [(logger, logger.handlers[:], logger.level, logger.propagate) for logger in (log, outcome)]
+    yield log, outcome
+    for logger, handlers, level, propagate in saved:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+@pytest.fixture
+def command_lines(asyncopt_loggers):
+    """The command's handler installed (logs.configure): a run called in-process prints the lines the command prints."""
+    from asyncopt_mpi.logs import configure
+
+    configure()

@@ -35,7 +35,7 @@ def _config(path, mode: str, *extra: str):
 
 
 @pytest.mark.parametrize("mode", sorted(RAISED))
-def test_sim_hook_raising_any_base_exception_fails_the_run(plugin, tmp_path, capsys, mode):
+def test_sim_hook_raising_any_base_exception_fails_the_run(plugin, tmp_path, capsys, command_lines, mode):
     out = tmp_path / "run.h5"
     assert run_sim(_config(out, mode)) == 1
     expected = f"method 'hook_test' failed in on_result: {RAISED[mode]}"

@@ -31,19 +31,13 @@ class Records(logging.Handler):
 
 
 @pytest.fixture
-def loggers():
+def loggers(asyncopt_loggers):
     """The asyncopt loggers as a Python program finds them (no handler, no level), restored after the test."""
-    found = [logging.getLogger("asyncopt"), logging.getLogger("asyncopt.outcome")]
-    saved = [(logger.handlers[:], logger.level, logger.propagate) for logger in found]
-    for logger in found:
+    for logger in asyncopt_loggers:
         logger.handlers[:] = []
         logger.setLevel(logging.NOTSET)
         logger.propagate = True
-    yield found
-    for logger, (handlers, level, propagate) in zip(found, saved):
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate = propagate
+    return asyncopt_loggers
 
 
 def test_a_run_reports_its_end_and_its_error_as_log_records_not_prints(tmp_path, capsys, loggers):

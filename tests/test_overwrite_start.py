@@ -36,7 +36,7 @@ def _only_the_old_file(old: str) -> None:
     assert sorted(os.listdir(os.path.dirname(old))) in (["run.h5"], ["run.h5", "stuck"])
 
 
-def test_sim_start_failure_leaves_the_old_file(old, capsys):
+def test_sim_start_failure_leaves_the_old_file(old, capsys, command_lines):
     before = digest(old)
     config = load_config(DEMO, ['method.mode="start"', "workers.n=4"], method="hook_test", backend="sim", output=old)
     assert run_sim(config, overwrite=True) == 1
