@@ -27,7 +27,7 @@ class MaleniaSGD(Method):
         n = server.n_workers
         self.S = batch_from_noise(self.options, default=self.batch, floor=n)
         self.sums = np.zeros((n, self.problem.dim))
-        self.counts = np.zeros(n, dtype=np.int64)
+        self.counts = [0] * n  # B_i as Python ints: one result's bookkeeping stays off numpy scalars
         self.inverse_count_sum = 0.0  # sum over contributing workers of 1/B_i, kept incrementally
         self.contributors = 0
         self.version = server.version
@@ -37,22 +37,25 @@ class MaleniaSGD(Method):
     def on_result(self, server: Server, worker: int, result: Result) -> bool:
         accepted = result.version == self.version
         if accepted:
+            n_grads = result.n_grads
             count = self.counts[worker]
             if count:
                 self.inverse_count_sum -= 1.0 / count
             else:
                 self.contributors += 1
-            count += result.n_grads
+            count += n_grads
             self.counts[worker] = count
             self.inverse_count_sum += 1.0 / count
-            self.sums[worker] += result.n_grads * result.vector
+            # 1 * vector is the vector itself (the product is exact): one allocation less per result
+            self.sums[worker] += result.vector if n_grads == 1 else n_grads * result.vector
             n = server.n_workers
             # (1/n sum 1/B_i)^{-1} >= S/n  <=>  n^2 >= S * sum 1/B_i
             if self.contributors == n and n * n >= self.S * self.inverse_count_sum:
-                direction = (self.sums / self.counts[:, None]).mean(axis=0)
-                server.step(direction, self.lr, grads_used=int(self.counts.sum()), max_delay=0)
+                counts = np.array(self.counts, dtype=np.int64)
+                direction = (self.sums / counts[:, None]).mean(axis=0)
+                server.step(direction, self.lr, grads_used=int(counts.sum()), max_delay=0)
                 self.sums[:] = 0.0
-                self.counts[:] = 0
+                self.counts = [0] * n
                 self.inverse_count_sum = 0.0
                 self.contributors = 0
                 self.version = server.version
