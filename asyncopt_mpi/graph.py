@@ -148,23 +148,26 @@ def t_star(s: float, h: np.ndarray, r: np.ndarray) -> tuple[float, np.ndarray]:
 
 
 def round_trips(graph: Graph, distances: np.ndarray | None = None) -> np.ndarray:
-    """trip[i, j] = dist(i -> j) + dist(j -> i)."""
+    """trip[i, j] = dist(i -> j) + dist(j -> i): every pair (n x n floats; plans search without it: pivots.py)."""
     dist = graph.distances() if distances is None else distances
     return dist + dist.T
 
 
 def choose_pivot(graph: Graph, s: float, h: np.ndarray, rule: str = "tstar") -> int:
-    """The pivot: argmin_j t*(s, h, round trips to j) (ties: the lowest index), or the graph centre."""
-    trips = round_trips(graph)
+    """The pivot: argmin_j t*(s, h, round trips to j) (ties: the lowest index), or the graph centre.
+
+    Found without all-pairs distances (pivots.py); the same node as argmin over round_trips(graph).
+    """
+    from .pivots import best_eccentricity, best_t_star
+
     if rule == "center":
-        return int(np.argmin(trips.max(axis=0)))
+        return best_eccentricity(graph, np.zeros(graph.n))
     if rule.isdigit():
         pivot = int(rule)
         if pivot >= graph.n:
             raise ConfigError(f"method.pivot: worker {pivot} does not exist (workers are 0..{graph.n - 1})")
         return pivot
-    times = [t_star(s, h, trips[:, j])[0] for j in range(graph.n)]
-    return int(np.argmin(times))
+    return best_t_star(graph, s, np.asarray(h, dtype=float))
 
 
 class Tree:

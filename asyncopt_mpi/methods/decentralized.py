@@ -18,8 +18,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import ConfigError
-from ..graph import Graph, Tree, choose_pivot, round_trips, t_star
+from ..graph import Graph, Tree, choose_pivot
 from ..inputs import shown
+from ..pivots import RoundTrips, best_eccentricity
 from . import register_method
 from .base import Method, Result, Server
 from .collect import batch_from_noise
@@ -572,13 +573,11 @@ def make_plan(graph: Graph, method_name: str, options: dict[str, Any], batch: in
     if method_name == "minibatch_sgd":
         # every worker answers every step: the pivot whose slowest round (point down, job, sum up) is
         # shortest, the graph centre for equal times (t*'s rule picks a pivot for a prefix of the workers)
-        pivot = int(np.argmin((round_trips(graph) + h[:, None]).max(axis=0)))
+        pivot = best_eccentricity(graph, h)
     else:
         pivot = choose_pivot(graph, jobs, h, str(options.get("pivot", "tstar")))
     tree = plan_tree(graph, method_name, pivot)
-    trips = graph.distances()
-    trips = trips[:, pivot] + trips[pivot, :]
-    time, chosen = t_star(jobs, h, trips)
+    time, chosen = RoundTrips(graph).t_star_within(pivot, jobs, h, math.inf)
     participants = chosen if method_name == "fragile_sgd" else np.arange(n)
     return Plan(graph, tree, pivot, participants, S, time, np.asarray(expected_times, dtype=float), dict(options))
 
