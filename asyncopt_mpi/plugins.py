@@ -22,7 +22,6 @@ from .errors import UserError
 from .inputs import clip, shown
 
 ENTRY_POINT_GROUPS = ("asyncopt_mpi.methods", "asyncopt_mpi.problems")
-ENTRY_POINT_PACKAGE = b"asyncopt_mpi."  # in every entry_points.txt that declares one of the groups
 BUILT_IN = "built-in"
 
 _loaded: dict[str, str] = {}  # resolved spec -> module name, in import order
@@ -203,6 +202,9 @@ def load_entry_points() -> list[str]:
     return found
 
 
+_GROUP_HEADERS = {f"[{group}]".encode() for group in ENTRY_POINT_GROUPS}  # as entry_points.txt heads a group
+
+
 def _maybe_declared() -> bool:
     """Whether an installed distribution may declare an entry point of ours: a look at the entry_points.txt
     files on sys.path, so that a process without such plugins never imports importlib.metadata. A layout
@@ -220,7 +222,7 @@ def _maybe_declared() -> bool:
                 continue
             try:
                 with open(os.path.join(folder, name, "entry_points.txt"), "rb") as handle:
-                    if ENTRY_POINT_PACKAGE in handle.read():
+                    if any(line.strip() in _GROUP_HEADERS for line in handle):
                         return True
             except OSError:  # no entry points, or an .egg-info file
                 continue

@@ -17,7 +17,6 @@ import platform
 import shlex
 import subprocess
 import sys
-from importlib import metadata
 from typing import Any
 
 LIBRARIES = ("numpy", "scipy", "h5py", "mpi4py")
@@ -57,16 +56,39 @@ def _per_process() -> dict[str, Any]:
     found: dict[str, Any] = {"python_version": f"{platform.python_version()} ({sys.executable})"}
     for name in LIBRARIES:
         module = sys.modules.get(name)  # an imported module knows its version: no metadata lookup
-        version = getattr(module, "__version__", None)
-        if version is None:
-            try:
-                version = metadata.version(name)
-            except metadata.PackageNotFoundError:
-                version = "not installed"
+        version = getattr(module, "__version__", None) or installed_version(name)
         found[f"{name}_version"] = str(version)
     found["hdf5_version"] = h5py.version.hdf5_version
     found.update(git_state())
     return found
+
+
+def installed_version(name: str) -> str:
+    """The installed version of a library this process did not import: the Version line of the first
+    `NAME-VERSION.dist-info/METADATA` on sys.path (where importlib.metadata looks first), else what
+    importlib.metadata finds; it is imported only then, as importing it costs tens of milliseconds."""
+    for folder in sys.path:
+        try:
+            entries = os.listdir(folder or os.curdir)
+        except OSError:  # absent, or a zip
+            continue
+        for entry in entries:
+            if entry.endswith(".dist-info") and entry[: -len(".dist-info")].rsplit("-", 1)[0].lower() == name:
+                try:
+                    with open(os.path.join(folder or os.curdir, entry, "METADATA"), encoding="utf-8") as handle:
+                        for line in handle:
+                            if line.startswith("Version:"):
+                                return line.split(":", 1)[1].strip()
+                            if not line.strip():  # the end of the headers
+                                break
+                except OSError:
+                    continue
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def plugin_digests() -> list[str]:

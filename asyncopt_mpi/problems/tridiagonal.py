@@ -21,7 +21,7 @@ def solve(bands: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     `scipy.linalg.solve_banded((1, 1), bands, rhs)` computes it."""
     n = rhs.size
     if n <= PURE_MAX and "scipy.linalg" not in sys.modules:
-        x = _dgtsv(bands[0, 1:].tolist(), bands[1].tolist(), bands[2, :-1].tolist(), rhs.tolist())
+        x = dgtsv(bands[0, 1:].tolist(), bands[1].tolist(), bands[2, :-1].tolist(), rhs.tolist())
         if x is not None:
             return np.array(x)
     import scipy.linalg
@@ -29,7 +29,7 @@ def solve(bands: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     return scipy.linalg.solve_banded((1, 1), bands, rhs)
 
 
-def _dgtsv(upper: list[float], main: list[float], lower: list[float], b: list[float]) -> list[float] | None:
+def dgtsv(upper: list[float], main: list[float], lower: list[float], b: list[float]) -> list[float] | None:
     """dgtsv for one right-hand side, None when it would interchange rows or meet a zero pivot."""
     n = len(b)
     for i in range(n - 1):
