@@ -9,11 +9,15 @@ papers' zero_last noise with additive noise (issue 29): async_sgd at n = 1000, d
 rennala_sgd at the Rennala experiment's setting (jobs/rennala_quadratic.toml), now and at
 the commit before zero_last took the simulator's bulk path. `--logistic` compares freya-fig2's
 setting (10-class logistic regression, d = 784 x 10, tau_i = sqrt(i), n = 100) now and at the
-commit before its stochastic gradients took the bulk path (issue 26).
+commit before its stochastic gradients took the bulk path (issue 26). `--malenia` gives the CPU per event of
+malenia_sgd and ringmaster_asgd against async_sgd at n = 10,000 and the CPU of the malenia reproduction's paper
+runs to 2000 virtual s, per method, now and at the commit before the worker-mean objective was evaluated in blocks
+(issue 29, item 4).
 
     python benchmarks/sim_speed.py --cases async:1000:100:300000 --repeats 3
     python benchmarks/sim_speed.py --noise --repeats 3
     python benchmarks/sim_speed.py --logistic --repeats 3
+    python benchmarks/sim_speed.py --malenia --repeats 1
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ ROOT = os.path.dirname(HERE)
 PYTHON = sys.executable
 BEFORE_BULK_NOISE = "07724d9"  # the last commit whose simulator ran zero_last noise one gradient at a time
 BEFORE_LOGISTIC_BULK = "444d8d8"  # the last commit whose simulator computed logistic gradients one at a time
+BEFORE_WORKER_MEAN = "b887210"  # the last commit whose worker-mean objective (Malenia) looped over the shards
 
 RUN_SCRIPT = """
 import contextlib, io, json, sys, time
@@ -68,6 +73,13 @@ CASES = {
         f"problem.dim={d}", f"workers.n={n}", f"stop.gradients={events}", "method.lr=0.5", "method.batch=245"]),
     "logistic_freya": lambda n, d, events: ("freya_page", LOGISTIC + [
         f"problem.dim={d}", f"workers.n={n}", f"stop.gradients={events}", "method.lr=1.0"]),
+    # async_sgd's setting with the other one-gradient-per-job methods (issue 29 item 4); Malenia's S = n
+    "ringmaster": lambda n, d, events: ("ringmaster_asgd", [
+        f"problem.dim={d}", "problem.noise=0.01", f"workers.n={n}", "workers.compute=sqrt", f"stop.gradients={events}",
+        "method.lr=1e-4"]),
+    "malenia": lambda n, d, events: ("malenia_sgd", [
+        f"problem.dim={d}", "problem.noise=0.01", f"workers.n={n}", "workers.compute=sqrt", f"stop.gradients={events}",
+        "method.lr=1e-4"]),
     # async_sgd with the papers' zero_last noise (p = 0.01) instead of additive noise
     "async_zero_last": lambda n, d, events: ("async_sgd", [
         f"problem.dim={d}", "problem.noise=0.01", "problem.noise_type=zero_last", f"workers.n={n}",
@@ -201,6 +213,87 @@ def logistic_cost(directory: str, quick: bool, repeats: int | None = None, event
     return lines
 
 
+def method_cost(directory: str, quick: bool, repeats: int | None = None, events: int | None = None) -> list[str]:
+    """CPU per event of ringmaster_asgd and malenia_sgd against async_sgd (quadratic, d = 100, tau_i = sqrt(i),
+    n = 10,000; whole runs, set-up included), now and at BEFORE_WORKER_MEAN, alternated, medians.
+
+    `events`: gradients per run (500,000; 20,000 at n = 1000 when quick)."""
+    repeats = repeats or (1 if quick else 3)
+    n, events = (1000, events or 20_000) if quick else (10_000, events or 500_000)
+    before = None if quick else unpack_commit(BEFORE_WORKER_MEAN, directory)
+    codes = [None] + ([before] if before else [])
+    cases = (("async_sgd", "async"), ("ringmaster_asgd", "ringmaster"), ("malenia_sgd", "malenia"))
+    seconds = {(code, case): [] for code in codes for _, case in cases}
+    for repeat in range(repeats):
+        for code in codes:
+            for _, case in cases:
+                path = os.path.join(directory, f"{case}-{'old' if code else 'new'}-{repeat}.h5")
+                found = run_sim(case, n, 100, events, path, code)
+                seconds[code, case].append(found["seconds"] / found["events"])
+                os.unlink(path)
+    per_event = {key: float(np.median(values)) for key, values in seconds.items()}
+    lines = [f"| method (n = {n:,}, {events:,} events) | now: us per event | now: / async_sgd | "
+             f"at {BEFORE_WORKER_MEAN}: us per event | at {BEFORE_WORKER_MEAN}: / async_sgd | speed-up |",
+             "|---|---|---|---|---|---|"]
+    for title, case in cases:
+        now = per_event[None, case]
+        row = f"| {title} | {1e6 * now:.1f} | {now / per_event[None, 'async']:.2f} | "
+        if before is None:
+            row += "(not run) | | |"
+        else:
+            old = per_event[before, case]
+            row += f"{1e6 * old:.1f} | {old / per_event[before, 'async']:.2f} | {old / now:.2f}x |"
+        lines.append(row)
+    return lines
+
+
+def run_cli(args: list[str], code: str | None = None) -> float:
+    """CPU seconds (user + system) of one `python -m asyncopt_mpi run ...` process, evaluation included."""
+    env = dict(os.environ, ASYNCOPT_F_STAR_CACHE="off")  # every run solves its own f*, as the first of a setting
+    if code:
+        env["PYTHONPATH"] = code + os.pathsep + env.get("PYTHONPATH", "")
+    before = os.times()
+    done = subprocess.run([PYTHON, "-P", "-m", "asyncopt_mpi", "run", "--quiet", *args], capture_output=True,
+                          text=True, timeout=7200, env=env)
+    after = os.times()
+    if done.returncode:
+        raise RuntimeError(f"asyncopt run {args} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    return (after.children_user - before.children_user) + (after.children_system - before.children_system)
+
+
+def malenia_paper_cost(directory: str, quick: bool, repeats: int | None = None, horizon: float | None = None) -> list[str]:
+    """CPU seconds of the malenia reproduction's runs (asyncopt_mpi/reproduce/malenia.py: its settings, the middle
+    of each step-size grid, snapshots every 200 virtual s, f* solved, evaluation included) to `horizon` virtual s
+    (2000; the small scale to 200 when quick), per method, now and at BEFORE_WORKER_MEAN, alternated, medians."""
+    sys.path.insert(0, ROOT)
+    from asyncopt_mpi.reproduce.malenia import EXPERIMENT
+
+    repeats = repeats or 1
+    scale = "small" if quick else "paper"
+    horizon = horizon or (200.0 if quick else 2000.0)
+    before = None if quick else unpack_commit(BEFORE_WORKER_MEAN, directory)
+    codes = [None] + ([before] if before else [])
+    panel = EXPERIMENT.panels[0]
+    lines = [f"| method ({panel.label if scale == 'paper' else 'small scale'}, to {horizon:g} virtual s) | now (CPU s) | "
+             f"at {BEFORE_WORKER_MEAN} (CPU s) | speed-up |", "|---|---|---|---|"]
+    for method in EXPERIMENT.methods:
+        args = ["--backend", "sim", "--method", method.name]
+        for item in EXPERIMENT.overrides(panel, method, scale) + [f"stop.time={horizon:g}",
+                                                                   f"method.lr={method.grid[len(method.grid) // 2]:g}"]:
+            args += ["--set", item]
+        seconds = {code: [] for code in codes}
+        for repeat in range(repeats):
+            for code in codes:
+                path = os.path.join(directory, f"paper-{method.name}-{'old' if code else 'new'}-{repeat}.h5")
+                seconds[code].append(run_cli(args + ["--output", path], code))
+                os.unlink(path)
+        now = float(np.median(seconds[None]))
+        old = "(not run) | |" if before is None else (
+            f"{np.median(seconds[before]):.1f} | {np.median(seconds[before]) / now:.2f}x |")
+        lines.append(f"| {method.name} | {now:.1f} | {old}")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default="async:1000:100:300000",
@@ -215,8 +308,15 @@ def main() -> None:
     parser.add_argument("--now-only", action="store_true", help=f"with --noise: not at {BEFORE_BULK_NOISE}")
     parser.add_argument("--logistic", action="store_true", help="freya-fig2's logistic regression, now and at "
                         f"{BEFORE_LOGISTIC_BULK} (instead of --cases)")
+    parser.add_argument("--malenia", action="store_true", help="malenia_sgd and ringmaster_asgd against async_sgd "
+                        f"per event at n = 10,000 and the malenia paper runs to 2000 virtual s, now and at "
+                        f"{BEFORE_WORKER_MEAN} (instead of --cases)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
+        if args.malenia:
+            print("\n".join(method_cost(directory, False, args.repeats)), flush=True)
+            print("\n".join(malenia_paper_cost(directory, False, args.repeats)), flush=True)
+            return
         if args.noise:
             print("\n".join(noise_cost(directory, False, args.repeats, args.events, not args.now_only)), flush=True)
             return
