@@ -16,7 +16,8 @@ import sys
 import numpy as np
 
 from rss_events import peak_rss
-from sim_speed import against_code, against_floor, logistic_cost, noise_cost, run_sim, unpack_commit
+from sim_speed import (against_code, against_floor, logistic_cost, malenia_paper_cost, method_cost, noise_cost,
+                       run_sim, unpack_commit)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OLD_COMMIT = "9bbab50"  # the simulator before issue 17's event core
@@ -112,4 +113,12 @@ SECTIONS = [
      "d = 7840; synthetic rows, no download), tau_i = sqrt(i), n = 100; CPU seconds of whole runs (set-up included, "
      "f*'s solve apart: the f* cache), now and at the commit before its stochastic gradients took the simulator's "
      "bulk path (issue 26), alternated, medians of 3", logistic_cost),
+    ("Malenia and Ringmaster per event", "ringmaster_asgd and malenia_sgd against async_sgd on the quadratic, d = 100, "
+     "tau_i = sqrt(i), n = 10,000, 500,000 events; CPU per event of whole runs (set-up included), now and at b887210 "
+     "(issue 29 item 4), alternated, medians of 3", method_cost),
+    ("Malenia reproduction at the paper scale", "asyncopt_mpi/reproduce/malenia.py's runs (n = 10,000, 3-class "
+     "logistic regression on by_label shards, tau_i = sqrt(i), snapshots every 200 virtual s, the middle of each "
+     "grid) to 2000 of their 20,000 virtual s: CPU seconds of the whole `asyncopt run` process (f* solved, "
+     "evaluation included), now and at b887210, whose worker-mean objective looped over the 10,000 shards",
+     malenia_paper_cost),
 ]
