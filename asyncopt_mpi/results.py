@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import errno
+import logging
 import os
 import re
 import subprocess
@@ -190,17 +191,16 @@ class _Table:
     """Rows buffered as tuples in memory and appended to a group of column datasets in blocks.
 
     With `keep` given, the table continues existing datasets, cut to their first `keep` rows; else
-    new datasets are created with `filters` (storage.filters) and labelled with their units.
+    new datasets are created, labelled with their units.
     """
 
-    def __init__(self, group: h5py.Group, columns: dict[str, str], keep: int | None = None,
-                 filters: dict[str, Any] | None = None):
+    def __init__(self, group: h5py.Group, columns: dict[str, str], keep: int | None = None):
         self.names = tuple(columns)
         self.dtype = np.dtype([(name, kind) for name, kind in columns.items()])
         self.kinds = tuple(np.dtype(kind) for kind in columns.values())
         if keep is None:
             self.datasets = [
-                group.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(4096,), dtype=kind, **(filters or {}))
+                group.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(4096,), dtype=kind)
                 for name, kind in columns.items()
             ]
             for dataset in self.datasets:
@@ -374,7 +374,7 @@ class ResultsWriter:
         With `staging`, the file is written there (for a resume: a copy prepared there) until
         `publish` moves it to `path`; a new staged file is created with O_EXCL, never through a
         link in its place. If the set-up fails, the staged file is removed. `compression` is
-        output.compression, for the tables of a new file.
+        output.compression: the tables are compressed once the file is closed (compress_tables).
         """
         directory = os.path.dirname(path)
         if directory:
@@ -387,7 +387,7 @@ class ResultsWriter:
         self.worker_stats: Callable[[], dict[str, np.ndarray]] = dict  # the server's counters, stored at each flush
         self.reserve_path = self.final_path + RESERVE_SUFFIX
         self._thread: threading.Thread | None = None
-        self._filters = storage.filters(compression)
+        self.compression = compression
         options = {"libver": "latest", "rdcc_nbytes": 0}  # no chunk cache: RSS flat in rows
         if resume is not None:
             self.file = h5py.File(self.path, "r+", **_access(**options))
@@ -453,12 +453,11 @@ class ResultsWriter:
         self.file.attrs["status"] = "running"
         self.file.attrs["stop_reason"] = ""
         self.file.attrs["finished_at"] = ""
-        filters = self._filters
-        self.trace_table = _Table(self.file["trace"], trace_columns, keep["trace"], filters)
-        self.event_table = _Table(self.file["events"], EVENT_COLUMNS, keep["events"], filters)
+        self.trace_table = _Table(self.file["trace"], trace_columns, keep["trace"])
+        self.event_table = _Table(self.file["events"], EVENT_COLUMNS, keep["events"])
         snapshots = self.file["snapshots"]
-        self.snapshot_table = _Table(snapshots, SNAPSHOT_COLUMNS, keep["snapshots"], filters)
-        self.hop_table = _Table(self.file["hops"], HOP_COLUMNS, keep.get("hops"), filters) if "hops" in self.file else None
+        self.snapshot_table = _Table(snapshots, SNAPSHOT_COLUMNS, keep["snapshots"])
+        self.hop_table = _Table(self.file["hops"], HOP_COLUMNS, keep.get("hops")) if "hops" in self.file else None
         self.snapshot_x = snapshots["x"]
         self.snapshot_state = dict(snapshots["state"].items()) if "state" in snapshots else {}
         for dataset in (self.snapshot_x, *self.snapshot_state.values()):
@@ -627,6 +626,8 @@ class ResultsWriter:
                 self.failed = ResultsWriteError(f"results file: {_io_reason(exc)} ({self.final_path})")
             UNCLOSED.append(self.path)
         self._free_reserve()
+        if self.failed is None and self.compression != "none":
+            compress_tables(self.path, self.compression)
 
     def abandon(self) -> None:
         """Close after a failed set-up: a staged file is removed (the old file at the path stays as
@@ -972,6 +973,51 @@ def _salvage(source: h5py.Group, target: h5py.Group) -> None:
                     copy.attrs[key] = item.attrs[key]
                 except DAMAGE:
                     pass
+
+
+COPY_ROWS = 1 << 20  # rows of a column compress_tables copies at a time
+
+
+def compress_tables(path: str, compression: str) -> None:
+    """Rewrite the closed results file `path` with every growing column (1-D, resizable: /trace,
+    /events, /hops, the snapshots' scalars) compressed as output.compression says (storage.filters).
+
+    SWMR never reuses file space: a compressed chunk rewritten at every flush as it fills leaves each
+    earlier copy behind (measured: a file larger than the uncompressed one), so a run writes its
+    tables plain and they are compressed here, once, into side file PATH.recovering, which then
+    replaces the file. A file that cannot be rewritten (a full disk) stays as it is, complete and
+    uncompressed, with a warning.
+    """
+    temporary = path + RECOVERING_SUFFIX
+    try:
+        room_for(path, os.path.getsize(path), "compress its tables")
+        with h5py.File(path, "r", **_access()) as source:
+            target = create_file(temporary, libver="latest")
+            with _writing(target):
+                _copy_compressed(source, target, storage.filters(compression))
+        os.replace(temporary, path)
+    except (UserError, RunError, *DAMAGE) as exc:
+        side_files.remove(temporary)
+        logging.getLogger("asyncopt").warning(f"{shown(path)}: tables left uncompressed: {shown(_io_reason(exc))}")
+
+
+def _copy_compressed(source: h5py.Group, target: h5py.Group, filters: dict[str, Any]) -> None:
+    """Copy group `source` into `target`: growing columns re-created with `filters` and copied in
+    blocks of rows, other datasets as HDF5 copies them, attributes as they are."""
+    for key in source.attrs.keys():
+        target.attrs[key] = source.attrs[key]
+    for name, item in source.items():
+        if isinstance(item, h5py.Group):
+            _copy_compressed(item, target.create_group(name), filters)
+        elif item.ndim == 1 and item.maxshape == (None,):
+            copy = target.create_dataset(name, shape=item.shape, maxshape=(None,), chunks=item.chunks,
+                                         dtype=item.dtype, **filters)
+            for start in range(0, item.shape[0], COPY_ROWS):
+                copy[start:start + COPY_ROWS] = item[start:start + COPY_ROWS]
+            for key in item.attrs.keys():
+                copy.attrs[key] = item.attrs[key]
+        else:
+            source.copy(item, target, name=name)
 
 
 def _check_repaired(target: h5py.File, path: str) -> None:

@@ -1,6 +1,6 @@
-"""output.compression: the tables that grow per result stored deflated after a shuffle, read back by
-every reader (SWMR on a live file, evaluate, recover, resume) as the uncompressed run; and the
-`units` attributes of time and byte columns."""
+"""output.compression: the tables that grow per result stored deflated after a shuffle once the run's
+file is closed, read back by every reader (evaluate, recover, resume, SWMR on a live or killed run's
+plain tables) as the uncompressed run; and the `units` attributes of time and byte columns."""
 
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ def test_a_compressed_run_reads_back_as_the_uncompressed_one_and_evaluate_agrees
     packed = ao.run(DEMO, overrides={**SMALL, "output.compression": "gzip-1"}, output=tmp_path / "packed.h5")
     assert set(filters_of(packed.path).values()) == {("gzip", 1, True)}
     assert set(filters_of(plain.path).values()) == {(None, None, False)}
+    assert os.path.getsize(packed.path) < os.path.getsize(plain.path) / 2
     first, second = read_run(plain.path), read_run(packed.path)
     for group in ("trace", "events", "snapshots", "metrics", "workers"):
         assert first[group].keys() == second[group].keys()
@@ -96,7 +97,9 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_a_live_compressed_file_is_read_and_a_killed_one_repaired_with_its_filters(tmp_path):
+def test_a_killed_run_of_a_compressed_config_is_read_live_and_repaired(tmp_path):
+    """While it runs, a file's tables are plain (SWMR never reuses file space: chunks rewritten
+    compressed at each flush would leave their old copies behind); a killed run's stay so."""
     path = str(tmp_path / "killed.h5")
     child = subprocess.Popen([sys.executable, "-c", CHILD.format(path=path)], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)
@@ -114,11 +117,22 @@ def test_a_live_compressed_file_is_read_and_a_killed_one_repaired_with_its_filte
     np.testing.assert_array_equal(live["trace"]["time"], 0.5 * np.arange(5000))
     np.testing.assert_array_equal(live["events"]["worker"], np.arange(5000) % 2)
     recover(path)
-    assert set(filters_of(path).values()) == {("gzip", 1, True)}
+    assert set(filters_of(path).values()) == {(None, None, False)}
     assert units_of(path)["events/time"] == "s" and units_of(path)["trace/bytes_up"] == "bytes"
     repaired = read_run(path)
     assert repaired["attrs"]["status"] == "failed"
     np.testing.assert_array_equal(repaired["trace"]["bytes_up"], 64 * np.arange(5000))
+
+
+def test_a_compressed_file_is_repaired_with_its_filters_and_units(tmp_path):
+    """A resumed run appends to compressed tables: a repair (recover) of its file keeps them compressed."""
+    path = str(tmp_path / "run.h5")
+    ao.run(DEMO, overrides={**SMALL, "output.compression": "gzip-1"}, output=path)
+    before = read_run(path)
+    recover(path)
+    assert set(filters_of(path).values()) == {("gzip", 1, True)}
+    assert units_of(path) == {**{name: "s" for name in SECONDS}, **{name: "bytes" for name in BYTES}}
+    np.testing.assert_array_equal(read_run(path)["events"]["time"], before["events"]["time"])
 
 
 def test_a_compressed_run_resumes_with_its_filters_and_refuses_another_compression(tmp_path):
@@ -135,6 +149,7 @@ def test_a_compressed_run_resumes_with_its_filters_and_refuses_another_compressi
     assert resumed["attrs"]["segments"] == 2 and resumed["events"]["time"].size > rows
     assert resumed["events"]["time"].max() > 4
     assert set(filters_of(path).values()) == {("gzip", 1, True)}
+    assert not [name for name in os.listdir(tmp_path) if name != "run.h5"]  # no side file left
 
 
 def test_a_long_highly_compressed_column_is_not_taken_for_a_damaged_one(tmp_path):
