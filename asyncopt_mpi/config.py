@@ -93,7 +93,7 @@ class OutputConfig:
     # which honours HDF5_USE_FILE_LOCKING); results.use_locking passes it on
     hdf5_locking: bool | str = "auto"
     # The tables that grow per result (/trace, /events, /hops, /snapshots' columns): "none", or
-    # "gzip-1" ... "gzip-9", deflate at that level after a byte shuffle (storage.py)
+    # "gzip-1" ... "gzip-9", deflate at that level after a byte shuffle, once the file is closed (storage.py)
     compression: str = "none"
 
 

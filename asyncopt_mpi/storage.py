@@ -1,10 +1,12 @@
 """How a results file stores its columns: output.compression's HDF5 filter and each column's units.
 
-Compression (opt-in) applies to the tables that grow with every result or update (/trace,
-/events, /hops and the snapshots' scalar columns): gzip at the chosen level after a byte
-shuffle, both filters built into HDF5, so any HDF5 reader decodes them, SWMR readers of a
-running file too. A run's tables keep the filter they were created with: a resumed run
-continues them as they are. Standard library only at import (config.py validates with it).
+Compression (opt-in) applies to the columns that grow with every result or update (/trace,
+/events, /hops and the snapshots' scalars): gzip at the chosen level after a byte shuffle, both
+filters built into HDF5, so any HDF5 reader decodes them. It is applied once the run's file is
+closed (results.compress_tables): SWMR never reuses file space, so chunks compressed at every
+flush would leave their old copies behind. A resumed run appends to the compressed tables and
+compresses them again at its end; a killed run's tables stay as the run wrote them, plain.
+Standard library only at import (config.py validates with it).
 """
 
 from __future__ import annotations
