@@ -9,6 +9,7 @@ so every message crosses graph edges one at a time.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -174,20 +175,13 @@ class Tree:
     """The shortest-path spanning tree rooted at the pivot (round-trip times as edge weights).
 
     `next_hop(i, dest)` routes along the tree: up to the parent, or down to the child whose
-    subtree holds dest.
+    subtree holds dest (a binary search over the children: a hop costs O(log degree)).
     """
 
     def __init__(self, graph: Graph, root: int):
-        from scipy.sparse import csr_matrix
         from scipy.sparse.csgraph import dijkstra
 
-        symmetric = {}
-        for (i, j), time in graph.links.items():
-            back = graph.links.get((j, i), math.inf)
-            symmetric[(i, j)] = time + back
-        finite = {edge: time for edge, time in symmetric.items() if math.isfinite(time)}
-        rows, cols = (zip(*finite.keys()) if finite else ((), ()))
-        weights = csr_matrix((np.maximum(list(finite.values()), 1e-300), (rows, cols)), shape=(graph.n, graph.n))
+        weights = _round_trip_links(graph)
         _, predecessors = dijkstra(weights, directed=True, indices=root, return_predecessors=True)
         self.root = root
         self.n = graph.n
@@ -196,9 +190,9 @@ class Tree:
         if (self.parent[np.arange(self.n) != root] < 0).any():
             raise ConfigError("graph: some workers cannot reach the pivot and back")
         self.children: list[list[int]] = [[] for _ in range(self.n)]
-        for node, parent in enumerate(self.parent):
+        for node, parent in enumerate(self.parent.tolist()):
             if parent >= 0:
-                self.children[parent].append(int(node))
+                self.children[parent].append(node)
         # Euler-tour intervals: dest is in node's subtree iff enter[node] <= enter[dest] < leave[node].
         self.enter = np.zeros(self.n, dtype=int)
         self.leave = np.zeros(self.n, dtype=int)
@@ -215,19 +209,20 @@ class Tree:
             for child in reversed(self.children[node]):
                 self.depth[child] = self.depth[node] + 1
                 stack.append((child, False))
+        # Python lists for routing (a hop reads a few entries); children's enter times increase along each list.
+        self._enter, self._leave, self._parent = self.enter.tolist(), self.leave.tolist(), self.parent.tolist()
+        self._child_enter = [[self._enter[child] for child in children] for children in self.children]
 
     def contains(self, node: int, dest: int) -> bool:
-        return self.enter[node] <= self.enter[dest] < self.leave[node]
+        return self._enter[node] <= self._enter[dest] < self._leave[node]
 
     def next_hop(self, node: int, dest: int) -> int:
         if node == dest:
             return node
-        if not self.contains(node, dest):
-            return int(self.parent[node])
-        for child in self.children[node]:
-            if self.contains(child, dest):
-                return child
-        raise AssertionError("unreachable: dest is in the subtree")
+        enter = self._enter[dest]
+        if not self._enter[node] <= enter < self._leave[node]:
+            return self._parent[node]
+        return self.children[node][bisect_right(self._child_enter[node], enter) - 1]
 
     def path(self, source: int, dest: int) -> list[int]:
         """Nodes a message from source to dest visits, both ends included."""
@@ -235,3 +230,21 @@ class Tree:
         while nodes[-1] != dest:
             nodes.append(self.next_hop(nodes[-1], dest))
         return nodes
+
+
+def _round_trip_links(graph: Graph) -> csr_matrix:
+    """Link i -> j weighted by rho_{i->j} + rho_{j->i} where both links exist (a tiny positive time for 0)."""
+    from scipy.sparse import csr_matrix
+
+    if not graph.links:
+        return csr_matrix((graph.n, graph.n))
+    pairs = np.array(list(graph.links.keys()), dtype=np.int64).reshape(-1, 2)
+    times = np.fromiter(graph.links.values(), dtype=float, count=len(graph.links))
+    keys = pairs[:, 0] * graph.n + pairs[:, 1]
+    order = np.argsort(keys)
+    back_keys = pairs[:, 1] * graph.n + pairs[:, 0]
+    where = np.minimum(np.searchsorted(keys[order], back_keys), len(keys) - 1)
+    found = keys[order][where] == back_keys
+    both = np.flatnonzero(found)
+    weights = np.maximum(times[both] + times[order][where[both]], 1e-300)
+    return csr_matrix((weights, (pairs[both, 0], pairs[both, 1])), shape=(graph.n, graph.n))
