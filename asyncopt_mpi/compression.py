@@ -102,6 +102,28 @@ def randk_indices(seed: int, dim: int, K: int, copies: int) -> np.ndarray:
     return indices
 
 
+_last_message: dict[tuple[int, int, int, int], np.ndarray] = {}  # (seed, dim, K, copies) -> its indices
+
+
+def _message_indices(seed: int, dim: int, K: int, copies: int) -> np.ndarray:
+    """randk_indices, remembered for the last message of this process (read-only).
+
+    Where one process encodes a message and then decodes it (the simulator runs a worker's
+    job and hands its payload to the method at once; Shadowheart's compressed broadcast), the
+    decode finds the indices the encode drew instead of seeding a generator again (that was
+    half of a compressed event's CPU). A function of its key, so the numbers are unchanged;
+    one entry, at most a d-vector's worth of indices (copies <= ceil(d/K)).
+    """
+    key = (seed, dim, K, copies)
+    indices = _last_message.get(key)
+    if indices is None:
+        indices = randk_indices(seed, dim, K, copies)
+        indices.flags.writeable = False
+        _last_message.clear()
+        _last_message[key] = indices
+    return indices
+
+
 class Compressor(ABC):
     """An unbiased compressor C with E||C(v) - v||^2 <= omega ||v||^2 and its float64 wire format."""
 
@@ -187,7 +209,7 @@ class RandK(Compressor):
         vector = np.asarray(vector, dtype=np.float64).ravel()
         copies = _check_copies(copies)
         seed = int(rng.integers(SEED_BOUND))  # one seed per message picks the indices of every copy
-        indices = randk_indices(seed, vector.size, self.param, copies)
+        indices = _message_indices(seed, vector.size, self.param, copies)
         payload = np.empty(1 + copies * self.param)
         payload[0] = seed
         payload[1:] = vector[indices.ravel()]  # raw values; the d/K scale is applied when decoding
@@ -196,9 +218,12 @@ class RandK(Compressor):
     def decode_add(self, accumulator: np.ndarray, payload: np.ndarray, copies: int, scale: float = 1.0) -> None:
         dim, copies = accumulator.size, _check_copies(copies)
         payload = _check_payload(payload, self.payload_floats(dim, copies), self.name)
-        indices = randk_indices(int(payload[0]), dim, self.param, copies)
-        # add.at, not fancy-index +=: different copies may pick the same coordinate.
-        np.add.at(accumulator, indices.ravel(), (scale * dim / self.param) * payload[1:])
+        indices = _message_indices(int(payload[0]), dim, self.param, copies).ravel()
+        values = (scale * dim / self.param) * payload[1:]
+        if copies == 1:  # one row's indices are distinct: fancy-index += adds each once, as add.at would
+            accumulator[indices] += values
+        else:  # add.at: different copies may pick the same coordinate
+            np.add.at(accumulator, indices, values)
 
     def _check_dim(self, dim: int) -> None:
         if self.param > dim:
@@ -236,12 +261,15 @@ class Quantize(Compressor):
         lower = np.floor(ratio)
         fraction = ratio - lower
         sign = np.sign(vector)
-        for copy in range(copies):
-            start = copy * (1 + words)
-            payload[start] = norm
-            level = lower + (rng.random(dim) < fraction)
+        messages = payload.reshape(copies, 1 + words)
+        messages[:, 0] = norm
+        # Several copies' draws from one call: random((count, d)) gives the numbers of count calls random(d).
+        block = max(1, DECODE_CHUNK // dim)
+        for first in range(0, copies, block):
+            rows = messages[first : first + block]
+            level = lower + (rng.random((len(rows), dim)) < fraction)
             np.minimum(level, s, out=level)  # rounding could push |v_i|/||v|| a hair above 1
-            payload[start + 1 : start + 1 + words].view(np.int8)[:dim] = sign * level
+            rows[:, 1:].view(np.int8)[:, :dim] = sign * level
         return payload
 
     def decode_add(self, accumulator: np.ndarray, payload: np.ndarray, copies: int, scale: float = 1.0) -> None:
