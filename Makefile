@@ -71,10 +71,11 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/run.py --quick --output benchmarks/RESULTS-quick.md
 
-# CPU time of `import asyncopt_mpi`, `asyncopt --version`/`--help` and a 10-gradient simulator run, each
-# against `python -c "import numpy, h5py"` (medians of 5).
+# CPU time of `import asyncopt_mpi`, `asyncopt --version`/`--help`, a 10-gradient simulator run and a 100-run
+# sweep (with its peak RSS), each against `python -c "import numpy, h5py"` (medians of 5; the sweep's of 3).
+# BEFORE=CHECKOUT (e.g. `git worktree add /tmp/before HASH`) measures that code too, side by side.
 bench-startup: $(STAMP)
-	$(BIN)/python benchmarks/startup.py 5
+	$(BIN)/python benchmarks/startup.py 5 $(if $(BEFORE),--before $(BEFORE))
 
 # README's method table is generated from the method registry (tests/test_cli.py checks it).
 readme-methods: $(STAMP)
