@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,7 @@ from asyncopt_mpi.config import GraphConfig
 from asyncopt_mpi.graph import Graph, Tree, round_trips, t_star
 from asyncopt_mpi.methods.decentralized import make_plan
 from asyncopt_mpi.pivots import RoundTrips, order_free
+from same_files import datasets, simulate
 
 
 def reference_plan(graph: Graph, method: str, S: int, h: np.ndarray, rule: str = "tstar") -> dict:
@@ -41,11 +44,12 @@ def random_graph(n: int, seed: int, times: str) -> Graph:
 
 
 def graphs():
-    for topology, n, rho in (("mesh", 36, 1.0), ("mesh", 120, 0.1), ("mesh", 400, 10.0), ("torus", 49, 0.1),
+    for topology, n, rho in (("mesh", 36, 1.0), ("mesh", 120, 0.1), ("mesh", 300, 10.0), ("torus", 49, 0.1),
                              ("torus", 144, 1.0), ("line", 30, 0.1), ("ring", 25, 1.0), ("star", 20, 1.0)):
         yield f"{topology}-{n}-rho{rho}", Graph.from_config(GraphConfig(topology=topology, rho=rho), n)
-    for n, seed in ((30, 1), (90, 2), (250, 3)):
-        for times in ("whole", "fractional", "one-way"):
+    for n, seed, kinds in ((30, 1, ("whole", "fractional", "one-way")), (90, 2, ("whole", "fractional", "one-way")),
+                           (250, 3, ("whole",))):
+        for times in kinds:
             yield f"random-{n}-{times}", random_graph(n, seed, times)
 
 
@@ -88,3 +92,44 @@ def test_round_trips_to_one_node_are_the_matrix_column():
         trips_of = RoundTrips(graph)
         for j in (0, 17, 59):
             assert np.array_equal(trips_of.to(j), reference[:, j])
+
+
+# Files written at b887210 (all-pairs planning, the tree's linear child search), digests of every dataset; the
+# re-planning run re-plans 48 times (PLAN rows), on a star (a pivot of degree 11).
+BEFORE = {
+    "fragile_sgd": ("fe9346539dc83925", [
+        "problem.dim=20", "problem.noise=0.01", "problem.noise_type=zero_last", "workers.n=16", "workers.compute=sqrt",
+        "graph.topology=mesh", "graph.rho=0.5", "method.S=8", "method.lr=0.5", "stop.time=30", "output.snapshot_every=5"]),
+    "fragile_sgd-replan": ("033f00ba4ac19f11", [
+        "problem.dim=10", "problem.noise=0.1", "workers.n=12", "workers.compute=uniform", "graph.topology=star",
+        "graph.rho=0.3", "method.lr=0.2", "method.replan=drift", "stop.time=50"]),
+    "amelie_sgd": ("3be3925a186566d5", [
+        "problem.dim=20", "problem.noise=0.01", "workers.n=9", "workers.compute=sqrt", "graph.topology=torus",
+        "graph.rho=1", "method.lr=0.3", "stop.time=30"]),
+    "minibatch_sgd": ("14b2d7ff12a89a35", [
+        "problem.dim=10", "problem.noise=0.01", "workers.n=10", "workers.compute=sqrt", "graph.topology=ring",
+        "graph.rho=0.1", "method.lr=0.3", "stop.time=40"]),
+}
+
+
+def digest(path) -> str:
+    hashed = hashlib.sha256()
+    for name, value in sorted(datasets(path).items()):
+        for part in (name, str(value.dtype), str(value.shape)):
+            hashed.update(part.encode())
+        hashed.update(value.tobytes())
+    return hashed.hexdigest()[:16]
+
+
+@pytest.mark.parametrize("case", sorted(BEFORE))
+def test_runs_write_the_files_of_all_pairs_planning(tmp_path, monkeypatch, case):
+    """Bit for bit the files of b887210 on a fixed seed, with no n x n distance matrix made on the way."""
+
+    def refused(self):
+        raise AssertionError("a plan asked for every pair's distance")
+
+    monkeypatch.setattr(Graph, "distances", refused)
+    expected, overrides = BEFORE[case]
+    path = tmp_path / "run.h5"
+    assert simulate(path, case.split("-")[0], overrides) == 0
+    assert digest(path) == expected
