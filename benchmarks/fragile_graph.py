@@ -5,6 +5,13 @@ h_i = sqrt(i)): each method with its best step size of a small grid, the median 
 seeds of the time until f - f* <= TARGET (the zero_last noise is heavy-tailed: one seed can
 be unlucky). Then jobs/amelie_heterogeneous.toml: mean loss over the last sixth of
 the run for amelie_sgd and fragile_sgd. Writes a table and a figure (mesh, rho = 10).
+
+`--cost` (and `make bench`'s "Graph methods' cost" section, `graph_cost`) measures what the
+graph methods cost instead, now and at BEFORE_PLANNING (all-pairs planning, issue 29), side by
+side in fresh processes: set-up CPU and peak RSS of jobs/fragile_mesh_rho10.toml at n = 1000,
+2500 and 10,000 (a run stopped at its first event), CPU per event (a result reaching the pivot)
+of fragile_sgd and amelie_sgd at n = 100 and 10,000, and the CPU of one run of the fragile
+reproduction's paper setting (asyncopt_mpi/reproduce/fragile.py).
 """
 
 from __future__ import annotations
@@ -12,7 +19,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
+import subprocess
+import sys
+import tempfile
 from multiprocessing import Pool
 
 import h5py
@@ -22,9 +33,11 @@ from asyncopt_mpi.config import load_config
 from asyncopt_mpi.runtime.session import run_sim
 from asyncopt_mpi.summary import time_to_target
 from report import new_figure, save
+from sim_speed import unpack_commit
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 JOBS = os.path.join(os.path.dirname(HERE), "jobs")
+BEFORE_PLANNING = "b887210"  # the last commit that planned graph runs with all-pairs distances
 METHODS = ("fragile_sgd", "minibatch_sgd", "async_sgd")
 STEP_SIZES = {"fragile_sgd": (0.5, 1.0), "minibatch_sgd": (0.5, 1.0), "async_sgd": (0.1, 0.25)}
 SEEDS = (0, 1, 2)
@@ -60,7 +73,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="benchmarks/results/fragile_graph")
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--cost", action="store_true", help="the graph methods' set-up and per-event cost instead")
+    parser.add_argument("--quick", action="store_true", help="with --cost: small sizes, nothing from before")
     args = parser.parse_args()
+    if args.cost:
+        with tempfile.TemporaryDirectory() as scratch:
+            print("\n".join(graph_cost(scratch, args.quick)))
+        return
     directory = os.path.join(args.out, "runs")
     os.makedirs(directory, exist_ok=True)
     tasks = [(topology, rho, method, lr, seed, directory) for topology, rho in SETUPS for method in METHODS
@@ -106,6 +125,79 @@ def main() -> None:
     axes.axhline(TARGET, color="k", linestyle=":", linewidth=0.8)
     save(args.out, "\n".join(lines), figure, axes, "time (virtual seconds)", "f(x) - f*",
          "10 x 10 mesh, rho = 10 s, d = 1000")
+
+
+# ---------------------------------------------------------------- cost of the graph methods (`--cost`)
+
+COST_SCRIPT = """
+import contextlib, io, json, resource, sys, time
+import h5py
+from asyncopt_mpi.config import load_config
+from asyncopt_mpi.runtime.session import run_sim
+job, path, sets = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+config = load_config(job, sets + [f"output.path={path}"], backend="sim")
+with contextlib.redirect_stdout(io.StringIO()):
+    run_sim(config, overwrite=True)
+with h5py.File(path, "r") as handle:
+    events = len(handle["events/time"])
+print(json.dumps({"cpu": time.process_time(), "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "events": events}))
+"""
+MESH = os.path.join(JOBS, "fragile_mesh_rho10.toml")
+# asyncopt_mpi/reproduce/fragile.py at the paper scale, mesh, rho = 0.1, the middle of its step-size grid
+PAPER = ["problem.dim=1000", "problem.noise=0.001", "problem.noise_type=zero_last", "workers.n=100",
+         "workers.compute=fixed", "workers.compute_profile=equal", "workers.compute_scale=1.0", "method.S=40",
+         "method.lr=0.5", "graph.topology=mesh", "graph.rho=0.1", "output.snapshot_every=10"]
+
+
+def cost_run(directory: str, code: str | None, job: str, overrides: list[str]) -> dict:
+    """CPU seconds of a whole fresh process (imports included), its peak RSS (MiB) and its /events rows."""
+    env = dict(os.environ)
+    if code:
+        env["PYTHONPATH"] = code + os.pathsep + env.get("PYTHONPATH", "")
+    path = os.path.join(directory, "graph-cost.h5")
+    done = subprocess.run([sys.executable, "-P", "-c", COST_SCRIPT, job, path, json.dumps(overrides)],
+                          capture_output=True, text=True, timeout=3600, env=env)
+    if done.returncode:
+        raise RuntimeError(f"{overrides} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def graph_cost(directory: str, quick: bool) -> list[str]:
+    """Markdown lines: set-up, per-event and paper-run CPU now and at BEFORE_PLANNING (not when quick)."""
+    before = None if quick else unpack_commit(BEFORE_PLANNING, directory)
+    codes = [("now", None)] + ([(f"at {BEFORE_PLANNING}", before)] if before else [])
+    sizes = (100, 400) if quick else (1000, 2500, 10_000)
+    lines = ["| set-up, jobs/fragile_mesh_rho10.toml | " + " | ".join(f"{label}: CPU s, MiB" for label, _ in codes)
+             + " |", "|---|" + "---|" * len(codes)]
+    setup: dict[tuple[str, int], float] = {}
+    for n in sizes:
+        cells = []
+        for label, code in codes:  # alternated: the machine's load hits both alike
+            found = cost_run(directory, code, MESH, [f"workers.n={n}", "stop.time=1e-9"])
+            setup[(label, n)] = found["cpu"]
+            cells.append(f"{found['cpu']:.2f} s, {found['rss']:.0f} MiB")
+        lines.append(f"| n = {n:,} | " + " | ".join(cells) + " |")
+    first, last = sizes[-2], sizes[-1]
+    lines.append(f"| set-up CPU at {last:,} / at {first:,} | " + " | ".join(
+        f"{setup[(label, last)] / setup[(label, first)]:.1f}x" for label, _ in codes) + " |")
+    horizons = {100: 400.0, 10_000: 600.0} if not quick else {100: 100.0}
+    lines += ["", "| CPU per event (us; events) | " + " | ".join(label for label, _ in codes) + " |",
+              "|---|" + "---|" * len(codes)]
+    for method in ("fragile_sgd", "amelie_sgd"):
+        for n, horizon in horizons.items():
+            cells = []
+            for label, code in codes:
+                base = cost_run(directory, code, MESH, [f"workers.n={n}", "stop.time=1e-9", f"method.name={method}"])
+                run = cost_run(directory, code, MESH, [f"workers.n={n}", f"stop.time={horizon}", f"method.name={method}"])
+                per_event = (run["cpu"] - base["cpu"]) / max(run["events"], 1) * 1e6
+                cells.append(f"{per_event:,.0f} ({run['events']:,})")
+            lines.append(f"| {method}, n = {n:,}, {horizon:g} virtual s | " + " | ".join(cells) + " |")
+    horizon = 100.0 if quick else 1000.0  # the reproduction's paper horizon at rho = 0.1
+    cells = [f"{cost_run(directory, code, MESH, PAPER + [f'stop.time={horizon}'])['cpu']:.1f}" for _, code in codes]
+    lines += ["", f"fragile reproduction, paper setting (mesh, rho = 0.1, n = 100, S = 40, d = 1000), {horizon:g} "
+              "virtual s, CPU s: " + ", ".join(f"{label} {cell}" for (label, _), cell in zip(codes, cells))]
+    return lines
 
 
 if __name__ == "__main__":

@@ -203,6 +203,12 @@ sys.path.insert(0, HERE)
 from core_speed import SECTIONS as CORE_SECTIONS  # noqa: E402  (issue 17: simulator core, rank 0 CPU, RSS)
 
 SECTIONS += CORE_SECTIONS
+from fragile_graph import graph_cost  # noqa: E402  (issue 29: graph planning and per-event cost)
+
+SECTIONS.append(("Graph methods' cost", "fragile_sgd and amelie_sgd on jobs/fragile_mesh_rho10.toml: set-up CPU and peak "
+                 "RSS of whole processes stopped at their first event, CPU per event (a result reaching the pivot, set-up "
+                 "subtracted), and one run of the fragile reproduction's paper setting; now and at b887210 (all-pairs "
+                 "planning), alternated; targets: set-up CPU at 10,000 <= 5x at 2,500, < 2 GB at 10,000", graph_cost))
 
 
 def main() -> None:
