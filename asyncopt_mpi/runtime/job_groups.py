@@ -14,10 +14,13 @@ import heapq
 
 import numpy as np
 
+CHUNK = 256  # positions turned into Python lists at a time: a group is often cancelled after its first few jobs
+
 
 class JobGroup:
     __slots__ = ("job", "point", "point2", "version", "indices", "finish", "sequence", "workers", "job_ids",
-                 "rows", "durations", "fails", "worker_array", "id_array", "next", "all_finite")
+                 "rows", "durations", "fails", "worker_array", "id_array", "next", "all_finite", "size",
+                 "row_array", "finish_array", "sequence_array")
 
     def __init__(self, job, point, point2, version: int, indices, clock: float, workers: np.ndarray,
                  ids: np.ndarray, durations: np.ndarray, fails: np.ndarray, sequence: int):
@@ -29,27 +32,40 @@ class JobGroup:
         self.all_finite = len(finite) == len(durations)  # else some job runs until cancelled
         finish = clock + durations[finite]
         order = finite[np.argsort(finish, kind="stable")]  # equal finish times keep row (= sequence) order
-        self.rows = order.tolist()
-        self.finish = (clock + durations[order]).tolist()
-        self.sequence = (sequence + np.searchsorted(finite, order)).tolist()
+        self.size = len(order)
+        self.row_array, self.finish_array = order, clock + durations[order]
+        self.sequence_array = sequence + np.searchsorted(finite, order)
         self.worker_array, self.id_array = workers[order], ids[order]
-        self.workers, self.job_ids = self.worker_array.tolist(), self.id_array.tolist()
+        # The same fields as lists (cheaper to read one item of), made CHUNK positions at a time.
+        self.rows, self.finish, self.sequence, self.workers, self.job_ids = [], [], [], [], []
         self.next = 0  # the position of the job in the heap (or the next one to look at)
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return self.size
+
+    def _listed(self, position: int) -> None:
+        """Make the lists reach past `position`."""
+        start, stop = len(self.rows), min(self.size, position + CHUNK)
+        for items, array in ((self.rows, self.row_array), (self.finish, self.finish_array),
+                             (self.sequence, self.sequence_array), (self.workers, self.worker_array),
+                             (self.job_ids, self.id_array)):
+            items += array[start:stop].tolist()
 
     def push_next(self, heap: list, member_of: np.ndarray) -> None:
         """Put the earliest job from position `next` on that is still running into the heap (if any)."""
         position = self.next
-        if position >= len(self.rows):
+        if position >= self.size:
             return
+        if position >= len(self.rows):
+            self._listed(position)
         if member_of[self.workers[position]] != self.job_ids[position]:
             alive = np.flatnonzero(member_of[self.worker_array[position:]] == self.id_array[position:])
             if not alive.size:
-                self.next = len(self.rows)
+                self.next = self.size
                 return
             position += int(alive[0])
+            if position >= len(self.rows):
+                self._listed(position)
         self.next = position
         heapq.heappush(heap, (self.finish[position], self.sequence[position], self.workers[position],
                               self.job_ids[position], self))

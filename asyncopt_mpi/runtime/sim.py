@@ -375,16 +375,19 @@ class SimServer(ServerCore):
             return ids
         chosen = np.asarray(workers, dtype=np.int64)
         running, queues = self.running, self.queues
-        listed = chosen.tolist()
-        simple = (GROUPS_ENABLED and not self.deltas and len(np.unique(chosen)) == count
-                  and (self.member_of[chosen] < 0).all() and all(running[w] is None for w in listed)
-                  and not any(w in queues for w in listed))
+        # Each test costs no Python work per worker when none has a running or queued job.
+        simple = (GROUPS_ENABLED and not self.deltas and np.bincount(chosen).max() == 1
+                  and (self.member_of[chosen] < 0).all()
+                  and (running.count(None) == self.n_workers or all(running[w] is None for w in chosen.tolist()))
+                  and not (queues and any(w in queues for w in chosen.tolist())))
         if not simple:  # busy or repeated workers, or deltas: one at a time
             first = self.next_job_id
-            for row, worker in enumerate(listed):
+            for row, worker in enumerate(chosen.tolist()):
                 self.assign(worker, job.copy(None if indices is None else indices[row]))
             ids[:] = np.arange(first, first + count)
             return ids
+        if not self.groups_made:
+            self._worker_arrays()
         job = job.copy()  # the template all entries share; per-worker fields live in the entries
         n_grads = job.n_grads if indices is None else (
             indices.shape[1] * (2 if job.kind is _GRAD_DIFF else 1))
@@ -396,7 +399,7 @@ class SimServer(ServerCore):
             durations = compute + self.comm_array[chosen] * floats
         else:
             durations = np.array([self.timing.job_time(w, n_grads, floats, self.clock, self.timing_rngs[w])
-                                  for w in listed])
+                                  for w in chosen.tolist()])
         durations = job.wait + durations
         if np.isinf(durations).any():
             self.never_answering.update(chosen[np.isinf(durations)].tolist())
@@ -405,10 +408,7 @@ class SimServer(ServerCore):
         if indices is not None:
             sent = sent + indices.shape[1]
         self.bytes_down += FLOAT_BYTES * int(sent.sum())
-        bytes_down = np.array(self.bytes_down_of)
-        bytes_down[chosen] += FLOAT_BYTES * sent
-        self.bytes_down_of[:] = bytes_down.tolist()
-        outstanding = self.outstanding
+        self.bytes_down_of[chosen] += FLOAT_BYTES * sent
         point = self.live.get(job.version)
         if point is None:
             point = self._point_ref(job.version)
@@ -416,8 +416,7 @@ class SimServer(ServerCore):
         first = self.next_job_id
         self.next_job_id = first + count
         ids[:] = np.arange(first, first + count)
-        for worker in listed:
-            outstanding[worker] += 1
+        self.outstanding[chosen] += 1
         # One group for all these jobs: only its earliest job sits in the heap (runtime.job_groups).
         group = JobGroup(job, point, point2, job.version, indices, self.clock, chosen, ids, durations, fails,
                          self.sequence)
@@ -428,11 +427,34 @@ class SimServer(ServerCore):
         group.push_next(self.heap, self.member_of)
         return ids
 
+    def _worker_arrays(self) -> None:
+        """From the first group on, the per-worker state a group changes is kept in arrays, so that starting
+        or cancelling one costs array operations, not Python work per worker (a single job then pays a
+        numpy element's price instead of a list item's)."""
+        self.outstanding = np.array(self.outstanding, dtype=np.int64)
+        self.held_first = np.array(self.held_first, dtype=np.int64)
+        self.held_second = np.array(self.held_second, dtype=np.int64)
+        self.stats["bytes_down"] = self.bytes_down_of = np.array(self.bytes_down_of, dtype=np.int64)
+
     def cancel_many(self, workers) -> None:
         """cancel() for many workers: their group jobs end with one array operation."""
         chosen = np.asarray(workers, dtype=np.int64)
-        self.member_of[chosen] = -1
         outstanding, running, queues = self.outstanding, self.running, self.queues
+        if self.groups_made:  # arrays: Python work only for the workers with a job outside a group
+            busy = chosen[outstanding[chosen] > 0]
+            for worker in busy[self.member_of[busy] < 0].tolist():  # a group's jobs are not in `running`
+                running[worker] = None
+            self.member_of[chosen] = -1
+            outstanding[busy] = 0
+            if queues:
+                cancelled = np.zeros(self.n_workers, dtype=bool)
+                cancelled[busy] = True
+                for worker in [worker for worker in queues if cancelled[worker]]:
+                    del queues[worker]
+            if self.never_answering:
+                self.never_answering.difference_update(chosen.tolist())
+            return
+        self.member_of[chosen] = -1
         for worker in chosen.tolist():
             if outstanding[worker]:
                 outstanding[worker] = 0
@@ -468,8 +490,7 @@ class SimServer(ServerCore):
 
     def _mirror_many(self, workers: np.ndarray, versions: tuple[int, ...]) -> np.ndarray:
         """_mirror for many distinct workers at once (no deltas): floats sent to each."""
-        all_first, all_second = np.array(self.held_first), np.array(self.held_second)
-        first, second = all_first[workers], all_second[workers]
+        first, second = self.held_first[workers], self.held_second[workers]
         sent = np.zeros(len(workers), dtype=np.int64)
         for version in versions:
             hit = (first == version) | (second == version)
@@ -483,8 +504,7 @@ class SimServer(ServerCore):
             empty = miss & (first < 0)
             first, second = (np.where(evict_first, second, np.where(empty, version, first)),
                              np.where(full | grow, version, second))
-        all_first[workers], all_second[workers] = first, second
-        self.held_first, self.held_second = all_first.tolist(), all_second.tolist()
+        self.held_first[workers], self.held_second[workers] = first, second
         return sent
 
     def _point_ref(self, version: int) -> np.ndarray | PendingPoint:
