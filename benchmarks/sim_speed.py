@@ -261,7 +261,8 @@ def run_cli(args: list[str], code: str | None = None) -> float:
     return (after.children_user - before.children_user) + (after.children_system - before.children_system)
 
 
-def malenia_paper_cost(directory: str, quick: bool, repeats: int | None = None, horizon: float | None = None) -> list[str]:
+def malenia_paper_cost(directory: str, quick: bool, repeats: int | None = None,
+                       horizon: float | None = None) -> list[str]:
     """CPU seconds of the malenia reproduction's runs (asyncopt_mpi/reproduce/malenia.py: its settings, the middle
     of each step-size grid, snapshots every 200 virtual s, f* solved, evaluation included) to `horizon` virtual s
     (2000; the small scale to 200 when quick), per method, now and at BEFORE_WORKER_MEAN, alternated, medians."""
@@ -274,8 +275,9 @@ def malenia_paper_cost(directory: str, quick: bool, repeats: int | None = None, 
     before = None if quick else unpack_commit(BEFORE_WORKER_MEAN, directory)
     codes = [None] + ([before] if before else [])
     panel = EXPERIMENT.panels[0]
-    lines = [f"| method ({panel.label if scale == 'paper' else 'small scale'}, to {horizon:g} virtual s) | now (CPU s) | "
-             f"at {BEFORE_WORKER_MEAN} (CPU s) | speed-up |", "|---|---|---|---|"]
+    where = panel.label if scale == "paper" else "small scale"
+    lines = [f"| method ({where}, to {horizon:g} virtual s) | now (CPU s) | at {BEFORE_WORKER_MEAN} (CPU s) | speed-up |",
+             "|---|---|---|---|"]
     for method in EXPERIMENT.methods:
         args = ["--backend", "sim", "--method", method.name]
         for item in EXPERIMENT.overrides(panel, method, scale) + [f"stop.time={horizon:g}",
