@@ -25,7 +25,8 @@ GROWING = {"trace": ("time", "iteration", "grads_used", "max_delay", "bytes_up",
            "snapshots": ("time", "iteration", "grads", "bytes")}
 SECONDS = ("trace/time", "events/time", "snapshots/time", "metrics/time",
            "workers/busy_time", "workers/sleep_time", "workers/overrun_time")
-BYTES = ("trace/bytes_up", "trace/bytes_down", "snapshots/bytes", "metrics/bytes", "workers/bytes_up", "workers/bytes_down")
+BYTES = ("trace/bytes_up", "trace/bytes_down", "snapshots/bytes", "metrics/bytes",
+         "workers/bytes_up", "workers/bytes_down")
 
 
 def filters_of(path) -> dict[str, tuple]:
