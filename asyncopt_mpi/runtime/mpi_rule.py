@@ -148,7 +148,8 @@ class RulePath:
         if point is not None:
             server.bytes_down += self.point_bytes
             self.bytes_down_of[worker] += self.point_bytes
-        finish = max(server.event_clock, server.busy_until[worker]) + duration
+        clock, busy = server.event_clock, server.busy_until[worker]
+        finish = (clock if clock > busy else busy) + duration  # max(), without the call
         server.busy_until[worker] = finish
         pool = worker if point is not None else server.n_workers + worker
         slots = server.rule_slots[pool]
@@ -186,16 +187,14 @@ class RulePath:
 class BatchRulePath(RulePath):
     """Handles each result of a batch rule (collect > 1 or fresh_only: Rennala SGD's) on the MPI server.
 
-    The batch's sum and step are those of the method's on_result (a VectorSum, then `server.step`),
+    The batch's sum and step are those of the method's on_result (VectorSum.add, then `server.step`),
     so the points, rows and bytes are the general path's number for number.
     """
 
     def __init__(self, server, rule: StepAndRestart):
         super().__init__(server, rule)
         self.collect, self.fresh_only = rule.collect, rule.fresh_only
-        self.rule_columns = dict(rule.columns)
-        self.batch_sum = server.vector_sum()  # a batch of its own that starts empty now (Method.every_result)
-        self.batch_total = self.batch_sum.total
+        self.batch_total = np.zeros(server.dim)  # a batch of its own that starts empty now (Method.every_result)
         self.batch_grads = 0
         self.batch_delay = 0
 
@@ -221,31 +220,36 @@ class BatchRulePath(RulePath):
             if delay > self.batch_delay:
                 self.batch_delay = delay
             if self.batch_grads >= self.collect:
-                self._step(server)
+                self._step(server, now)
         if server.stop_reason is None:  # its job is done and the next one out: outstanding stays
-            self._restart_held(server, worker, now)
+            # The restart at the current point, which goes with the job unless the worker holds it (_attach).
+            points = server.points
+            version_now = points.current
+            held = server.held[worker]
+            if version_now in held:
+                point = None if server.cache_points else points.get(version_now)
+            else:
+                if len(held) >= HELD_VERSIONS:
+                    del held[0]  # the older one: the worker evicts the same
+                held.append(version_now)
+                point = points.get(version_now)
+            self._restart(server, worker, version_now, point, now)
         else:
             server.outstanding[worker] -= 1
         self.event((now, worker, _GRAD, version, delay, accepted))
         self._after(server, now)
 
-    def _step(self, server) -> None:
-        """The full batch's step, as on_result takes it (the trace row and the iteration limit included); a new batch."""
+    def _step(self, server, now: float) -> None:
+        """The full batch's step with ServerCore.step's numbers (x - scale * sum into a pooled buffer), its trace
+        row and the iteration limit; a new batch."""
         grads, self.batch_grads = self.batch_grads, 0
         max_delay, self.batch_delay = self.batch_delay, 0
-        server.step(self.batch_sum, self.scale / grads, grads_used=grads, max_delay=max_delay, **self.rule_columns)
-        self.batch_total.fill(0.0)
-
-    def _restart_held(self, server, worker: int, now: float) -> None:
-        """The restart at the current point, which goes with the job unless the worker holds it (ServerCore._attach)."""
         points = server.points
-        version = points.current
-        held = server.held[worker]
-        if version in held:
-            point = None if server.cache_points else points.get(version)
-        else:
-            if len(held) >= HELD_VERSIONS:
-                del held[0]  # the older one: the worker evicts the same
-            held.append(version)
-            point = points.get(version)
-        self._restart(server, worker, version, point, now)
+        x_next = points.new_buffer()
+        np.multiply(self.batch_total, -(self.scale / grads), out=x_next)
+        x_next += points.get(points.current)
+        version = points.publish(x_next)
+        self.trace((now, version, grads, max_delay, server.bytes_up, server.bytes_down) + self.columns)
+        if version >= server.iteration_limit:
+            server.stop(StopReason.ITERATIONS, f"stop.iterations = {server.stop_rules.iterations} reached")
+        self.batch_total.fill(0.0)
