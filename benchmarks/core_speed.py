@@ -15,6 +15,7 @@ import sys
 
 import numpy as np
 
+from mpi_overhead import rennala_rank0_cpu
 from rss_events import peak_rss
 from sim_speed import (against_code, against_floor, logistic_cost, malenia_paper_cost, method_cost, noise_cost,
                        run_sim, unpack_commit)
@@ -121,4 +122,8 @@ SECTIONS = [
      "grid) to 2000 of their 20,000 virtual s: CPU seconds of the whole `asyncopt run` process (f* solved, "
      "evaluation included), now and at b887210, whose worker-mean objective looped over the 10,000 shards",
      malenia_paper_cost),
+    ("Rank 0 CPU per MPI result: rennala_sgd", "d = 1000, rennala_sgd with S = 4, workers as fast as they can; "
+     "server-thread CPU spent handling results per result (idle polling excluded) against the bare Testsome loop, "
+     "now and at b887210 (on_result for every result), alternated, medians of 5 (issue 29 item 5); target <= 3x at "
+     "4 workers", rennala_rank0_cpu),
 ]
