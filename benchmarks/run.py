@@ -209,6 +209,9 @@ SECTIONS.append(("Graph methods' cost", "fragile_sgd and amelie_sgd on jobs/frag
                  "RSS of whole processes stopped at their first event, CPU per event (a result reaching the pivot, set-up "
                  "subtracted), and one run of the fragile reproduction's paper setting; now and at b887210 (all-pairs "
                  "planning), alternated; targets: set-up CPU at 10,000 <= 5x at 2,500, < 2 GB at 10,000", graph_cost))
+from sgd_family import SECTIONS as SGD_FAMILY_SECTIONS  # noqa: E402  (issue 29: per-step cost against n)
+
+SECTIONS += SGD_FAMILY_SECTIONS
 
 
 def main() -> None:

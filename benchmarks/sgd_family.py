@@ -5,6 +5,10 @@ tau_i = scale * sqrt(i). Each method runs a small grid (step size, and S for Ren
 the simulator with n = 100; the best entry is reported. Then, over real MPI with 8 workers
 and scaled times, each method runs at its best simulated parameters; then one worker that
 never answers; then Malenia vs Rennala on label-sorted data.
+
+`--step-cost` (a `make bench` section) instead prints the CPU per event of freya_sgd and
+minibatch_page at n = 100 and 10,000, whose steps touch S = 100 workers' jobs whatever n is
+(issue 29), now and at BEFORE_STEP_COST, runs alternated, medians.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -23,6 +28,9 @@ import numpy as np
 from asyncopt_mpi.config import load_config
 from asyncopt_mpi.runtime.session import run_sim
 from asyncopt_mpi.summary import time_to_target
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sim_speed import RUN_SCRIPT, unpack_commit  # noqa: E402
 
 PROBLEM = ["problem.dim=100", "problem.noise=0.1", "problem.noise_type=zero_last"]
 GRIDS = {
@@ -53,14 +61,68 @@ def over_mpi(path: str, n_workers: int, method: str, overrides: list[str]) -> di
     return metrics(path)
 
 
+BEFORE_STEP_COST = "b887210"  # the last commit whose freya_sgd and minibatch_page steps touched all n workers
+# m = 10,000 samples, so S = 100 results a step (freya_sgd) and S = 100 differences split over the workers (minibatch_page)
+STEP_COST = ["problem.dim=100", "problem.samples=10000", "problem.lam=2.0", "problem.mu=1e-6", "workers.compute=sqrt",
+             "method.lr=0.1"]
+
+
+def cpu_per_event(method: str, n: int, gradients: int, path: str, code: str | None = None) -> float:
+    """CPU microseconds per event of one simulator run (fresh process, set-up included), from `code` if given."""
+    env = dict(os.environ)
+    if code:
+        env["PYTHONPATH"] = code + os.pathsep + env.get("PYTHONPATH", "")
+    sets = STEP_COST + [f"workers.n={n}", f"stop.gradients={gradients}"]
+    done = subprocess.run([sys.executable, "-P", "-c", RUN_SCRIPT, method, path, json.dumps(sets), ""],
+                          check=True, capture_output=True, text=True, timeout=3600, env=env)
+    seconds = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+    with h5py.File(path, "r") as handle:
+        events = len(handle["events/time"])
+    os.unlink(path)
+    return 1e6 * seconds / events
+
+
+def step_cost(directory: str, quick: bool, repeats: int | None = None) -> list[str]:
+    """CPU per event at n = 100 and 10,000 (1000 when quick) now and (not when quick) at BEFORE_STEP_COST."""
+    repeats = repeats or (1 if quick else 3)
+    counts, gradients = ((100, 1000), 3000) if quick else ((100, 10_000), 100_000)
+    before = None if quick else unpack_commit(BEFORE_STEP_COST, directory)
+    codes = {"now": None} | ({BEFORE_STEP_COST: before} if before else {})
+    few, many = counts
+    lines = [f"| method | code | us/event, n = {few:,} | us/event, n = {many:,} | n = {many:,} / n = {few:,} |",
+             "|---|---|---|---|---|"]
+    for method in ("freya_sgd", "minibatch_page"):
+        found = {(name, n): [] for name in codes for n in counts}
+        for repeat in range(repeats):
+            for n in counts:
+                for name, code in codes.items():
+                    path = os.path.join(directory, f"step-{method}-{n}-{repeat}.h5")
+                    found[name, n].append(cpu_per_event(method, n, gradients, path, code))
+        for name in codes:
+            small, large = np.median(found[name, few]), np.median(found[name, many])
+            lines.append(f"| {method} | {name} | {small:.1f} | {large:.1f} | {large / small:.2f} |")
+    return lines
+
+
+SECTIONS = [("Per-step cost against n", f"freya_sgd and minibatch_page on the quadratic, d = 100, m = 10,000 (S = 100), "
+             "tau_i = sqrt(i), 100,000 gradients; CPU per event of whole runs (set-up included), now and at "
+             f"{BEFORE_STEP_COST} (steps that touched all n workers), alternated, medians of 3; target: n = 10,000 "
+             "<= 1.5x n = 100", step_cost)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--step-cost", action="store_true", help="only the per-step cost against n (a make bench section)")
     parser.add_argument("--target", type=float, default=1e-2)
     parser.add_argument("--n-sim", type=int, default=100)
     parser.add_argument("--n-mpi", type=int, default=8)
     parser.add_argument("--mpi-scale", type=float, default=0.02, help="seconds per gradient of worker 1 over MPI")
     parser.add_argument("--mpi-time", type=float, default=30.0)
     args = parser.parse_args()
+    if args.step_cost:
+        with tempfile.TemporaryDirectory() as scratch:
+            print("\n".join(step_cost(scratch, False)), flush=True)
+        return
     directory = tempfile.mkdtemp(prefix="sgd-family-")
     target = args.target
 
