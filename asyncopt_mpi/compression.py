@@ -23,6 +23,7 @@ download time charged for the same `upload_floats` of one copy.
 
 from __future__ import annotations
 
+import functools
 import math
 from abc import ABC, abstractmethod
 from typing import Any
@@ -49,6 +50,8 @@ def _as_int(value: Any, key: str) -> int:
 
 
 def _check_copies(copies: int) -> int:
+    if type(copies) is int and copies >= 1:  # the common case first: this runs several times per message
+        return copies
     if isinstance(copies, (bool, np.bool_)) or not isinstance(copies, (int, np.integer)) or copies < 1:
         raise ValueError(f"copies must be a positive integer, got {copies!r}")
     return int(copies)
@@ -81,6 +84,8 @@ def randk_indices(seed: int, dim: int, K: int, copies: int) -> np.ndarray:
         raise ConfigError(f"method.K = {K} must be between 1 and the problem dimension {dim}")
     generator = np.random.Generator(np.random.PCG64(int(seed)))
     if K == 1:  # one index per copy cannot repeat: draw all copies at once
+        if copies == 1:  # the scalar draw is the first of an array's (and costs a third of one)
+            return np.array([[generator.integers(dim)]], dtype=np.int64)
         return generator.integers(dim, size=(copies, 1))
     if K * (K - 1) > dim:
         # Dense regime (a row of K uniform draws would often repeat): Generator.choice, O(K) per copy.
@@ -308,6 +313,7 @@ def make_compressor(name: str, param: int = 0, prefix: str = "") -> Compressor:
     return Identity()
 
 
+@functools.lru_cache(maxsize=16, typed=True)  # the simulator's workers ask once per compressed event
 def compressor_from_code(code: int, param: int) -> Compressor:
     """The compressor a job names by its wire code and parameter (integral floats are accepted)."""
     number = _as_int(code, "method.compressor")

@@ -81,25 +81,34 @@ class CompressedRounds(Method):
 
     def start_round(self, server: Server) -> None:
         self.b, self.m, self.w = self.plan(server)
-        self.waiting = set(np.flatnonzero(self.b > 0).tolist())
-        if not self.waiting:
+        taking_part = np.flatnonzero(self.b > 0)
+        if not taking_part.size:
             raise ConfigError(f"method.name: {self.name} found no worker fast enough to take part")
+        self.waiting = set(taking_part.tolist())
+        self.copies, self.weights = self.m.tolist(), self.w.tolist()  # read per result: list items, not numpy's
         self.round_started = server.now() + self.broadcast_wait  # the workers' part starts once the point is in
         self.round_times = np.full(server.n_workers, np.nan)
         compressor = self.compressor
-        for worker in sorted(self.waiting):
-            server.assign(worker, Job(
-                JobKind.COMPRESSED, server.version, batch=int(self.b[worker]), copies=int(self.m[worker]),
-                compressor=compressor.code, compress_param=compressor.param,
-                charge_seed=self.options["charge_seed"], wait=self.broadcast_wait,
-            ))
+
+        def job(worker: int) -> Job:
+            return Job(JobKind.COMPRESSED, server.version, batch=int(self.b[worker]), copies=int(self.m[worker]),
+                       compressor=compressor.code, compress_param=compressor.param,
+                       charge_seed=self.options["charge_seed"], wait=self.broadcast_wait)
+
+        batches, copies = self.b[taking_part], self.m[taking_part]
+        if (batches == batches[0]).all() and (copies == copies[0]).all():
+            # One job for all (QSGD; Shadowheart's calibration): one call, the same jobs, ids and order as the loop.
+            server.assign_many(taking_part, job(int(taking_part[0])))
+            return
+        for worker in taking_part.tolist():
+            server.assign(worker, job(worker))
 
     def on_result(self, server: Server, worker: int, result: Result) -> bool:
         if worker not in self.waiting or result.version != server.version:
             return False
         self.waiting.discard(worker)
         self.round_times[worker] = server.now() - self.round_started
-        self.compressor.decode_add(self.accumulator, result.vector, int(self.m[worker]), float(self.w[worker]))
+        self.compressor.decode_add(self.accumulator, result.vector, self.copies[worker], self.weights[worker])
         if not self.waiting:
             denominator = float(np.sum(self.w * self.m * self.b))
             self.take_step(server, self.lr / denominator, grads_used=int(self.b.sum()), max_delay=0,
