@@ -28,7 +28,7 @@ import numpy as np
 from mpi4py import MPI
 
 from ..errors import RunError
-from ..methods.base import JobKind, Result
+from ..methods.base import JobKind, Method, Result
 from .backoff import Backoff, poll
 from .protocol import (
     B_NOTICES, CONTROL_BYTES, HEADER, PACK_FLOATS, R_DURATION, R_ID, R_KIND, R_MSG, R_N_GRADS, R_N_VALUES,
@@ -100,6 +100,11 @@ class MpiServer(ServerCore):
         self.send_refs: list[tuple[np.ndarray, int | None]] = []
         self.backoff = Backoff(maximum=1e-3)
         self.rule_slots: list[list[list]] = []  # the job messages of RulePath, per worker
+        if type(self.method).every_result is not Method.every_result:
+            # A method that may state a rule may step in place (PointStore.step_alone loads BLAS on the
+            # first step): its import, most of a second on a loaded machine, is taken here, before the
+            # clock starts, instead of stalling the run's first result (and the jobs timed from it).
+            import scipy.linalg.blas  # noqa: F401
 
     def now(self) -> float:
         return self.time_offset + time.monotonic() - self.t0
