@@ -157,11 +157,13 @@ def best_t_star(graph: Graph, s: float, h: np.ndarray) -> int:
         around = trips_of.to(centre, best * (1 + SLACK) + widest)
         members = [j for j in members if _t_star_below(s, h, np.abs(around - around[j]),
                                                        best * (1 + SLACK)) is not None]
-        for j, trips in zip(members, trips_of.to_each(members, best)):
-            # a later index must do strictly better to win (ties go to the lowest index)
-            found = _t_star_below(s, h, trips, best if j < chosen else np.nextafter(best, -math.inf))
-            if found is not None:
-                best, chosen = found[0], int(j)
+        for first_member in range(0, len(members), BATCH):
+            batch = members[first_member : first_member + BATCH]
+            for j, trips in zip(batch, trips_of.to_each(batch, best)):
+                # a later index must do strictly better to win (ties go to the lowest index)
+                found = _t_star_below(s, h, trips, best if j < chosen else np.nextafter(best, -math.inf))
+                if found is not None:
+                    best, chosen = found[0], int(j)
     return chosen
 
 

@@ -362,6 +362,7 @@ class AmelieNode(TreeNode):
         self.own = np.zeros_like(self.x)
         self.own_count = 0
         self.parts: dict[int, Message] = {}  # each child's latest PARTIAL at this version
+        self.part_nodes = 0  # sum of their `nodes` (kept as they change: the pivot checks it at every event)
         self.dirty = False
         self.total = np.zeros_like(self.x)
 
@@ -379,6 +380,8 @@ class AmelieNode(TreeNode):
 
     def _take(self, net: Net, message: Message) -> None:
         message.vector = message.vector.copy()
+        replaced = self.parts.get(message.origin)
+        self.part_nodes += message.nodes - (replaced.nodes if replaced is not None else 0)
         self.parts[message.origin] = message
         self._changed(net)
 
@@ -404,10 +407,20 @@ class AmelieNode(TreeNode):
         if net.parent >= 0:
             self._flush(net)
             return
-        total, weight, nodes, count = self._aggregate()
-        if nodes == self.n_nodes and self.n_nodes / weight >= self.S / self.n_nodes:
+        # The vectors are summed only for a step: the pivot hears from its children at every event.
+        if (1 if self.own_count else 0) + self.part_nodes != self.n_nodes:
+            return
+        if self.n_nodes / self._weight() >= self.S / self.n_nodes:
+            total, _, _, count = self._aggregate()
             self.x -= (self.lr / self.n_nodes) * total
             self._moved_to(net, self.version + 1, count)
+
+    def _weight(self) -> float:
+        """_aggregate's sum of 1/s_i, in its order (the same float)."""
+        weight = 1.0 / self.own_count if self.own_count else 0.0
+        for part in self.parts.values():
+            weight += part.weight
+        return weight
 
     def _flush(self, net: Net) -> None:
         if not self.dirty or not net.link_free(net.parent):
@@ -421,6 +434,7 @@ class AmelieNode(TreeNode):
     def _children_changed(self, net: Net) -> None:
         """Partials of nodes that are no longer children would count their subtrees twice: dropped."""
         self.parts = {child: part for child, part in self.parts.items() if child in net.children}
+        self.part_nodes = sum(part.nodes for part in self.parts.values())
         self.dirty = True
         if net.parent >= 0:
             self._flush(net)
@@ -429,6 +443,7 @@ class AmelieNode(TreeNode):
         self.own[:] = 0.0
         self.own_count = 0
         self.parts.clear()
+        self.part_nodes = 0
         self.dirty = False
 
 
