@@ -11,17 +11,15 @@ can touch the file until the repair is done; a staged file the run never publish
 while setting up) is removed, leaving the old file at the path as it was.
 
 It is started as a script (not `-m asyncopt_mpi...`, which would import the whole package with
-numpy and scipy in every run): while it watches it uses the standard library only, and it
-imports the package's repair code only when a file needs repairing.
+numpy and scipy in every run) and without the site module (`-S`: the site-packages' .pth hooks
+cost more than the rest of its start): while it watches it imports only os, select, sys and
+time, and it loads site-packages and the package's repair code only when a file needs repairing.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import select
-import subprocess
 import sys
 import time
 
@@ -30,14 +28,19 @@ POLL_SECONDS = 0.05
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def start(path: str, pids: list[int], hosts: list[str], lock=None, staged: str | None = None) -> subprocess.Popen | None:
-    """Start the watchdog for `path`; pids and hosts are per rank (rank 0 is the writer).
+def start(path: str, pids: list[int], hosts: list[str], lock=None, staged: str | None = None):
+    """Start the watchdog for `path` (a subprocess.Popen, None if it cannot start); pids and hosts
+    are per rank (rank 0 is the writer).
 
     `lock` (a locks.ResultsLock) is shared with the watchdog, which keeps it until it is done.
     """
+    import json
+    import subprocess
+
     local = [f"{rank}:{pid}" for rank, (pid, host) in enumerate(zip(pids, hosts)) if host == hosts[0]]
-    # -P: the script's own folder (runtime/) is not put on sys.path, so its modules shadow nothing.
-    command = [sys.executable, "-P", os.path.abspath(__file__), "--file", os.path.abspath(path)]
+    # -P: the script's own folder (runtime/) is not put on sys.path, so its modules shadow nothing;
+    # -S: no site module until a repair needs site-packages (_importable).
+    command = [sys.executable, "-S", "-P", os.path.abspath(__file__), "--file", os.path.abspath(path)]
     fds: tuple[int, ...] = ()
     if lock is not None and lock.fd >= 0:
         fds = (lock.inheritable_fd(),)
@@ -165,7 +168,12 @@ def watch(path: str, ranks: dict[int, int], staged: str | None = None, lock_fd: 
 
 
 def _importable() -> None:
-    """Make the package importable when this file runs as a script (an installed package already is)."""
+    """Make the package and its libraries importable when this file runs as a script: site-packages
+    (started with -S) and the folder holding the package (an installed package is in site-packages)."""
+    if "site" not in sys.modules:
+        import site
+
+        site.main()
     if PACKAGE_PARENT not in sys.path:
         sys.path.append(PACKAGE_PARENT)
 
@@ -180,24 +188,41 @@ def _mark_repairing(descriptor: int) -> None:
     os.pwrite(descriptor, text, 0)
 
 
+OPTIONS = ("--file", "--lock-fd", "--lock-path", "--staged", "--elsewhere")
+
+
+def parse(argv: list[str]) -> tuple[dict[str, str], dict[int, int]]:
+    """The command line `start` writes: OPTIONS, each with its value (--file required), then
+    rank:pid pairs on this host (rank 0 writes the file). argparse is not imported: it would cost
+    more than the rest of the watchdog's start, in every run."""
+    options: dict[str, str] = {}
+    at = 0
+    while at < len(argv) and argv[at] in OPTIONS and at + 1 < len(argv):
+        options[argv[at]] = argv[at + 1]
+        at += 2
+    pairs = [item.split(":") for item in argv[at:]]
+    if "--file" not in options or not pairs or any(len(pair) != 2 for pair in pairs):
+        raise SystemExit(f"usage: guardian.py --file PATH [{' '.join(f'{name} VALUE' for name in OPTIONS[1:])}] "
+                         "RANK:PID...")
+    return options, {int(rank): int(pid) for rank, pid in pairs}
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--file", required=True)
-    parser.add_argument("--lock-fd", type=int, default=None, help="inherited descriptor of the file's lock")
-    parser.add_argument("--lock-path", default=None)
-    parser.add_argument("--staged", default=None, help="the run's file before it was published")
-    parser.add_argument("--elsewhere", type=json.loads, default=None, help="rank 0's host and the ranks per other host (JSON)")
-    parser.add_argument("ranks", nargs="+", help="rank:pid pairs on this host; rank 0 writes the file")
-    args = parser.parse_args(argv)
-    ranks = {int(rank): int(pid) for rank, pid in (item.split(":") for item in args.ranks)}
+    options, ranks = parse(sys.argv[1:] if argv is None else argv)
+    lock_fd = int(options["--lock-fd"]) if "--lock-fd" in options else None
+    elsewhere = None
+    if "--elsewhere" in options:  # rank 0's host and the ranks per other host
+        import json
+
+        elsewhere = json.loads(options["--elsewhere"])
     try:
-        watch(args.file, ranks, args.staged, args.lock_fd, args.elsewhere)
+        watch(options["--file"], ranks, options.get("--staged"), lock_fd, elsewhere)
     finally:
-        if args.lock_fd is not None and args.lock_path:
+        if lock_fd is not None and options.get("--lock-path"):
             _importable()
             from asyncopt_mpi.locks import release_descriptor
 
-            release_descriptor(args.lock_path, args.lock_fd)
+            release_descriptor(options["--lock-path"], lock_fd)
 
 
 if __name__ == "__main__":
