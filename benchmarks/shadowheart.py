@@ -5,6 +5,11 @@ tau_i = sqrt(i), theta_i = sqrt(i)/d, /d^(3/4), /d^(1/2) per float) every method
 grid; the best entry is the one reaching f - f* <= TARGET first. The table sets the measured
 slow-down factors against Shadowheart next to the factors the time complexities predict
 (asyncopt_mpi.theory, Shadowheart's Table 1, with sigma2/eps of the best Shadowheart run).
+
+`--speed` (and `make bench`, through SECTIONS): CPU per event of shadowheart_sgd and qsgd against
+async_sgd, and the CPU of one shadowheart-regimes paper run to 2000 virtual s per method, now and
+at BEFORE_BLOCKS (the code before the compressions' speed work, unpacked from the git history),
+runs alternated, medians.
 """
 
 from __future__ import annotations
@@ -13,7 +18,10 @@ import argparse
 import contextlib
 import io
 import math
+import json
 import os
+import subprocess
+import sys
 from multiprocessing import Pool
 
 import h5py
@@ -67,13 +75,142 @@ def predicted_factors(config_path: str, sigma2_over_eps: float, K: int) -> dict[
     }
 
 
+BEFORE_BLOCKS = "b887210"  # before the compressions' speed work (issue 29, item 4)
+# One run in a child process: CPU seconds of the whole run and its events, as JSON.
+RUN_SCRIPT = """
+import contextlib, io, json, sys, time
+import h5py
+from asyncopt_mpi.config import load_config
+from asyncopt_mpi.runtime.session import run_sim
+method, path, overrides = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+config = load_config(None, overrides + ["output.path=" + path], method=method, backend="sim")
+started = time.process_time()
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    run_sim(config, overwrite=True)
+seconds = time.process_time() - started
+with h5py.File(path, "r") as handle:
+    print(json.dumps({"seconds": seconds, "events": len(handle["events/time"])}))
+"""
+# Per-event settings: the regimes' size (benchmarks/shadowheart.py: d = 1000, n = 100, theta_i = sqrt(i)/d per
+# float) and sgd_family.py's (d = 100, zero_last noise, n = 100) with theta_i = sqrt(i)/d.
+EVENT_SETTINGS = {
+    "d = 1000, fast regime": ["problem.dim=1000", "problem.noise=0.01", "workers.comm_scale=0.001"],
+    "d = 100, zero_last": ["problem.dim=100", "problem.noise=0.1", "problem.noise_type=zero_last",
+                           "workers.comm_scale=0.01"],
+}
+# Each method's options and its two horizons (virtual s; async_sgd has fewer, cheaper events: longer runs).
+EVENT_METHODS = {"async_sgd": (["method.lr=0.005"], (200, 2000)), "shadowheart_sgd": (["method.lr=0.5"], (20, 100)),
+                 "qsgd": (["method.lr=0.05"], (20, 100))}
+# A step size of each method's grid in asyncopt_mpi/reproduce/shadowheart_regimes.py (async_sgd: below its grid,
+# where tuning goes, as 0.04 diverges in every regime).
+PAPER_LR = {"shadowheart_sgd": 1.0, "qsgd": 0.32, "rennala_sgd": 1.0, "async_sgd": 0.02, "minibatch_sgd": 1.0}
+
+
+def cpu_of_run(method: str, overrides: list[str], path: str, code: str | None = None) -> dict:
+    """{"seconds": CPU of the whole run, "events": recorded} in a child process (with the package in `code`)."""
+    env = dict(os.environ, PYTHONPATH=code) if code else None
+    done = subprocess.run([sys.executable, "-c", RUN_SCRIPT, method, path, json.dumps(overrides)], env=env,
+                          cwd=code or None, check=True, capture_output=True, text=True, timeout=3600)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _before(directory: str, quick: bool) -> str | None:
+    """The package at BEFORE_BLOCKS (None when quick or without the git history)."""
+    if quick:
+        return None
+    from sim_speed import unpack_commit
+
+    return unpack_commit(BEFORE_BLOCKS, directory)
+
+
+def per_event_cpu(directory: str, quick: bool, repeats: int | None = None) -> list[str]:
+    """us of CPU per event of each method: (CPU of a long run - CPU of a short one) / (events between them)."""
+    repeats = repeats or (1 if quick else 3)
+    before = _before(directory, quick)
+    codes = [None] + ([before] if before else [])
+    base = ["workers.n=100", "workers.compute=sqrt", "workers.comm=sqrt", "output.snapshot_every=100"]
+    lines = ["| setting | method | now: us per event | now: / async_sgd | "
+             f"at {BEFORE_BLOCKS}: us per event | at {BEFORE_BLOCKS}: / async_sgd |", "|---|---|---|---|---|---|"]
+    for title, setting in EVENT_SETTINGS.items():
+        found = {}
+        for code in codes:
+            for method, (extra, horizons) in EVENT_METHODS.items():
+                horizons = tuple(horizon // 10 for horizon in horizons) if quick else horizons
+                values = []
+                for repeat in range(repeats):  # the two horizons alternated with the other methods' runs
+                    short, long = (cpu_of_run(method, base + setting + extra + [f"stop.time={horizon}"],
+                                              os.path.join(directory, f"event-{method}.h5"), code)
+                                   for horizon in horizons)
+                    values.append((long["seconds"] - short["seconds"]) / max(1, long["events"] - short["events"]))
+                found[code, method] = float(np.median(values))
+        for method in EVENT_METHODS:
+            now = found[None, method]
+            row = f"| {title} | {method} | {1e6 * now:.1f} | {now / found[None, 'async_sgd']:.1f} | "
+            if before:
+                then = found[before, method]
+                row += f"{1e6 * then:.1f} | {then / found[before, 'async_sgd']:.1f} |"
+            else:
+                row += "not run | not run |"
+            lines.append(row)
+    return lines
+
+
+def paper_run_cpu(directory: str, quick: bool, repeats: int | None = None) -> list[str]:
+    """CPU seconds of one `reproduce shadowheart-regimes --scale paper` run cut to 2000 virtual s, per method."""
+    from asyncopt_mpi.reproduce import get
+
+    experiment = get("shadowheart-regimes")
+    horizon, repeats = (50, 1) if quick else (2000, repeats or 3)
+    before = _before(directory, quick)
+    codes = [None] + ([before] if before else [])
+    lines = [f"| regime | method (lr) | events | now: CPU s | at {BEFORE_BLOCKS}: CPU s | speed-up |",
+             "|---|---|---|---|---|---|"]
+    for panel in experiment.panels:
+        for spec in experiment.methods:
+            overrides = [item for item in experiment.overrides(panel, spec, "paper") if not item.startswith("method.name")]
+            overrides += [f"method.lr={PAPER_LR[spec.name]}", f"stop.time={horizon}"]
+            seconds, events = {code: [] for code in codes}, 0
+            for repeat in range(repeats):
+                for code in codes:
+                    found = cpu_of_run(spec.name, overrides, os.path.join(directory, f"paper-{spec.name}.h5"), code)
+                    seconds[code].append(found["seconds"])
+                    events = found["events"]
+            now = float(np.median(seconds[None]))
+            then = f"{np.median(seconds[before]):.2f} | {np.median(seconds[before]) / now:.2f}x" if before else \
+                "not run | -"
+            lines.append(f"| {panel.label} | {spec.name} ({PAPER_LR[spec.name]:g}) | {events:,} | {now:.2f} | {then} |")
+    return lines
+
+
+SECTIONS = [
+    ("Shadowheart and QSGD per event", "CPU per event of shadowheart_sgd and qsgd (RandK, K = 1) against async_sgd, "
+     "n = 100, tau_i = sqrt(i), theta_i = sqrt(i)/d per float; (CPU of a long run - CPU of a short one: 100 and 20 "
+     f"virtual s, async_sgd 2000 and 200) / events between, medians of 3, now and at {BEFORE_BLOCKS}, alternated; target <= 10x async_sgd",
+     per_event_cpu),
+    ("shadowheart-regimes paper runs", "CPU seconds of one run of `asyncopt reproduce shadowheart-regimes --scale "
+     f"paper` cut to 2000 virtual s (a twentieth of its horizon), per regime and method, medians of 3, now and at "
+     f"{BEFORE_BLOCKS}, alternated", paper_run_cpu),
+]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--regimes", default="slow,medium,fast")
     parser.add_argument("--target", type=float, default=0.05)
     parser.add_argument("--out", default="benchmarks/results/shadowheart")
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--speed", action="store_true", help="only the CPU sections (SECTIONS), printed as Markdown")
+    parser.add_argument("--quick", action="store_true", help="with --speed: small runs, no comparison with before")
+    parser.add_argument("--repeats", type=int, default=None, help="with --speed: runs per median (3)")
     args = parser.parse_args()
+    if args.speed:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as directory:
+            for title, description, run in SECTIONS:
+                print(f"## {title}\n\n{description}.\n", flush=True)
+                print("\n".join(run(directory, args.quick, args.repeats)) + "\n", flush=True)
+        return
     directory = os.path.join(args.out, "runs")
     os.makedirs(directory, exist_ok=True)
     regimes = args.regimes.split(",")
