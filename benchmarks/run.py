@@ -212,6 +212,9 @@ SECTIONS.append(("Graph methods' cost", "fragile_sgd and amelie_sgd on jobs/frag
 from sgd_family import SECTIONS as SGD_FAMILY_SECTIONS  # noqa: E402  (issue 29: per-step cost against n)
 
 SECTIONS += SGD_FAMILY_SECTIONS
+from shadowheart import SECTIONS as SHADOWHEART_SECTIONS  # noqa: E402  (issue 29: compressed uploads per event)
+
+SECTIONS += SHADOWHEART_SECTIONS
 
 
 def main() -> None:
