@@ -173,7 +173,8 @@ class RulePath:
             server._set_due(worker, finish)
 
     def _slot(self, server, worker: int, pool: int) -> list:
-        """A [message, persistent send, the message's point] of `pool` whose previous send has completed (a new one if none)."""
+        """A [message, persistent send, the message's point] of `pool` whose previous send has completed
+        (a new one if none)."""
         slots = server.rule_slots[pool]
         for slot in slots:
             if slot[1].Test():  # an inactive persistent request tests complete
