@@ -14,7 +14,7 @@ import numpy as np
 from .config import parse_stored_config
 from .errors import UserError
 from .parameters import cell, flat_config, parameter_columns
-from .results import DAMAGE, read_run
+from .results import DAMAGE, damaged, decode_attrs, open_results, read_run, require_groups, values
 from .results import shown as cut
 
 COLUMNS = (
@@ -42,9 +42,44 @@ def _duration(run: dict[str, Any]) -> float:
     return float(max(ends)) if ends else 0.0
 
 
+# What a run's row shows, by where it is in the file: root attributes, then columns of which the
+# row needs the last value only, then columns it looks through (time to target).
+ROW_ATTRS = ("method", "backend", "n_workers", "status", "config")
+LAST_ROWS = {"snapshots": ("time", "grads"), "trace": ("time", "iteration")}
+WHOLE_COLUMNS = {"metrics": ("time", "loss", "suboptimality")}
+
+
+def read_row_values(path: str) -> dict[str, Any]:
+    """The parts of a results file a run's row shows, shaped as read_run's answer: ROW_ATTRS, the last
+    row of the LAST_ROWS columns and the WHOLE_COLUMNS (all of them a few values per snapshot). The rest
+    (events, points, workers, provenance) is not read: a sweep's summary reads each of its files."""
+    try:
+        with open_results(path) as handle:
+            require_groups(handle, path, ("snapshots",))
+            run: dict[str, Any] = {"attrs": decode_attrs({key: handle.attrs[key] for key in ROW_ATTRS
+                                                          if key in handle.attrs})}
+            for group, names in LAST_ROWS.items():
+                found = handle[group] if group in handle else {}
+                present = names if group == "snapshots" else [name for name in names if name in found]
+                run[group] = {name: _last_row(found[name]) for name in present}  # snapshots: each column required
+            for group, names in WHOLE_COLUMNS.items():
+                found = handle[group] if group in handle else {}
+                run[group] = {name: values(found[name]) for name in names if name in found}
+    except DAMAGE as exc:
+        raise damaged(path, exc) from None
+    return run
+
+
+def _last_row(dataset) -> Any:
+    """A column's last row as a one-row array (none: empty), checked as `values` checks a read."""
+    rows = dataset.shape[0]
+    return values(dataset, slice(max(rows - 1, 0), rows))
+
+
 def summary_row(path: str, run: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One run's row; its flat config (`section.key` values) is under the key "parameters"."""
-    run = run or read_run(path)
+    """One run's row (from read_row_values, or read_run's whole file); its flat config (`section.key`
+    values) is under the key "parameters"."""
+    run = run or read_row_values(path)
     attrs = run["attrs"]
     snapshots, trace, metrics = run["snapshots"], run["trace"], run["metrics"]
     config = parse_stored_config(attrs.get("config", ""), path)
@@ -161,7 +196,7 @@ def summarize(paths: list[str], sort: str | None = None, fmt: str = "table", wor
     for path in paths:
         shown = os.path.relpath(path) if not os.path.isabs(path) else path
         try:
-            run = read_run(path)
+            run = read_run(path) if workers else read_row_values(path)
             try:
                 found = worker_rows(shown, run) if workers else [summary_row(shown, run)]
             except DAMAGE as exc:  # a value of a damaged file that is not what a run writes

@@ -13,6 +13,7 @@ the sweep's process: if the sweep dies (SIGKILL), the child stops its run the sa
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import itertools
 import multiprocessing
@@ -166,7 +167,20 @@ def _run_sim(task: tuple[str | None, SweepRun, bool]) -> Outcome:
     number = _stopped_by_signal(code, status)
     if number is not None:
         _note_stop(number)  # the run's own handlers had the signal: no later run starts here
+    _freeze_what_stays()
     return Outcome(run.name, code, status, run.method, run.path)
+
+
+def _freeze_what_stays() -> None:
+    """After this process's first run, hide what outlives every run from the garbage collector.
+
+    Each run ends with a full collection (session.simulate) that frees its reference cycles; it would
+    otherwise scan every object of numpy, h5py and the package's modules each time (most of its cost).
+    The run freed its own objects already, so what is frozen here is what stays for the whole sweep
+    (`sweep` unfreezes it at its end; a pool child keeps it until it ends).
+    """
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
 
 
 def _run_in_child(task: tuple[str | None, SweepRun, bool]) -> Outcome:
@@ -317,8 +331,13 @@ def sweep(config_path: str | None, grid_items: list[str], seeds: int, out: str, 
         with _stoppable(lambda: (child.pid for child in multiprocessing.active_children())):
             outcomes = _pool_outcomes(config_path, runs, overwrite, processes)
     else:
-        with _stoppable(lambda: ()):  # a run in progress has its own handlers; between runs, this one
-            outcomes = [_run_sim((config_path, run, overwrite)) for run in runs]
+        frozen_before = gc.get_freeze_count()  # a caller's own freeze stays; ours (_freeze_what_stays) ends here
+        try:
+            with _stoppable(lambda: ()):  # a run in progress has its own handlers; between runs, this one
+                outcomes = [_run_sim((config_path, run, overwrite)) for run in runs]
+        finally:
+            if not frozen_before:
+                gc.unfreeze()
     if _stop_signal is not None:
         raise SweepStopped(_stop_signal, outcomes)
     return outcomes

@@ -20,10 +20,13 @@ LOOP_THRESHOLD = 50_000  # allocations between passes of the youngest generation
 @contextlib.contextmanager
 def fewer_collections() -> Iterator[None]:
     previous = gc.get_threshold()
-    gc.freeze()
+    freezing = gc.get_freeze_count() == 0  # a caller's freeze (a sweep's, sweep.py) is left as it is
+    if freezing:
+        gc.freeze()
     gc.set_threshold(max(previous[0], LOOP_THRESHOLD), *previous[1:])
     try:
         yield
     finally:
         gc.set_threshold(*previous)
-        gc.unfreeze()
+        if freezing:
+            gc.unfreeze()
