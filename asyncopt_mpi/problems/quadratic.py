@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from . import tridiagonal
-from .base import Problem
+from .base import Problem, SampledTerms
 from .noise import GradientNoise, ZeroLastNoise, prefix_lengths
 
 NOISE_TYPES = ("add", "zero_last")
@@ -195,10 +195,37 @@ class QuadraticProblem(Problem):
         return self.noise / math.sqrt(batch) if self.noise else 0.0
 
     def noise_model(self, batch: int) -> GradientNoise | None:
-        """zero_last's one Binomial(batch, p) draw per gradient, or additive_noise's model."""
+        """zero_last's one Binomial(batch, p) draw per gradient, a finite sum's index draws (SampledTerms),
+        or additive_noise's model."""
         if self.n_samples is None and self.noise != 0 and self.noise_type == "zero_last":
             return ZeroLastNoise(batch, self.noise)
+        if self.n_samples is not None:
+            if batch > self.dim or type(self).stochastic_grad is not QuadraticProblem.stochastic_grad:
+                return None  # the indices must fit a row of dim floats; a subclass's own gradient is its own
+            return SampledTerms(self.n_samples, batch)
         return super().noise_model(batch)
+
+    def grad_rows(self, points: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """grad(points[k], indices[k]) for each row k of a finite sum, bit for bit, in one block.
+
+        grad's elementwise operations on stacked rows: the terms' diagonals averaged per row (the
+        same sequential sum over the batch as grad's mean over axis 0), then one tridiagonal matvec.
+        """
+        if self.n_samples is None or type(self).grad is not QuadraticProblem.grad:
+            return super().grad_rows(points, indices)
+        if indices.shape[1] == 1:
+            rows = indices[:, 0]
+            main, off = self._sample_main[rows], self._sample_off[rows]
+            b0 = self._b_scale[rows] * (-self.L / 4)
+        else:
+            main = self._sample_main[indices].mean(axis=1)
+            off = self._sample_off[indices].mean(axis=1)
+            b0 = self._b_scale[indices].mean(axis=1) * (-self.L / 4)
+        gradients = main * points
+        gradients[:, :-1] += off * points[:, 1:]
+        gradients[:, 1:] += off * points[:, :-1]
+        gradients[:, 0] -= b0
+        return gradients
 
     def full_grad_rows(self, points: np.ndarray) -> np.ndarray:
         """Rows A x - b in one pass over the block (the same operations, in the same order, as full_grad)."""
