@@ -95,7 +95,7 @@ def test_round_trips_to_one_node_are_the_matrix_column():
 
 
 # Files written at b887210 (all-pairs planning, the tree's linear child search), digests of every dataset; the
-# re-planning run re-plans 48 times (PLAN rows), on a star (a pivot of degree 11).
+# re-planning run re-plans (48 PLAN rows) on a star, whose centre routes to 11 neighbours.
 BEFORE = {
     "fragile_sgd": ("fe9346539dc83925", [
         "problem.dim=20", "problem.noise=0.01", "problem.noise_type=zero_last", "workers.n=16", "workers.compute=sqrt",
