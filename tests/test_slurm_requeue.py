@@ -1,7 +1,9 @@
-"""jobs/slurm/requeue.sbatch on a real Slurm: preempted, then near its time limit, the job requeues and resumes."""
+"""jobs/slurm/requeue.sbatch: on a real Slurm, preempted and then near its time limit, the job requeues and resumes
+into one complete file; a file that needs no run, or is no results file, ends a start with one line."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 
@@ -9,11 +11,36 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import read
+from asyncopt_mpi.config import load_config
+from asyncopt_mpi.runtime.session import run_sim
+from conftest import BIN, read
 from slurm_cluster import missing_reason
 from test_slurm import DEMO, SCRIPTS, environment, slurm  # noqa: F401  (slurm: a fixture, one Slurm for this module)
 
-pytestmark = [pytest.mark.mpi, pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))]
+REQUEUE = str(SCRIPTS / "requeue.sbatch")
+
+
+@pytest.mark.parametrize("given", ["completed", "diverged", "text", "nothing"])
+def test_a_start_that_has_nothing_to_resume_ends_at_once(tmp_path, given):
+    """These exit before any launcher starts, so no Slurm is needed: the script alone, as a start would run it."""
+    path = tmp_path / "run.h5"
+    if given in ("completed", "diverged"):
+        workers = 4 if given == "completed" else 1000  # jobs/demo.toml's lr = 0.2 diverges from about 16 workers
+        config = load_config(DEMO, [f"workers.n={workers}", "stop.time=1"], backend="sim", output=str(path))
+        assert run_sim(config) == (0 if given == "completed" else 1)
+    else:
+        path = tmp_path / "notes.h5"
+        path.write_text("not a results file\n")
+    arguments = [] if given == "nothing" else [DEMO, str(path)]
+    done = subprocess.run(["bash", REQUEUE, *arguments], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "SLURM_NTASKS": "3"})
+    expected = {"completed": (0, "is complete; nothing to do"), "diverged": (1, "diverged; resuming it would not"),
+                "text": (2, "not a results file"), "nothing": (2, "usage: sbatch jobs/slurm/requeue.sbatch")}[given]
+    shown = done.stdout + done.stderr
+    assert (done.returncode, expected[1] in shown) == (expected[0], True), shown
+    if given != "completed":
+        assert done.stdout == "" and done.stderr.startswith("asyncopt: error: ") and done.stderr.count("\n") == 1
+    assert not any(name.endswith((".partial", ".lock")) for name in os.listdir(tmp_path))  # no run was started
 
 
 def recorded(path) -> dict:
@@ -38,10 +65,12 @@ def wait_for_segment(path, segment: int, snapshots: int, seconds: float = 90) ->
     pytest.fail(f"start {segment} did not record {snapshots} snapshots within {seconds:g} s")
 
 
+@pytest.mark.mpi
+@pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))
 @pytest.mark.timeout(240)
 def test_a_requeued_job_resumes_into_one_complete_run(slurm, tmp_path):
     path = tmp_path / "long.h5"
-    job = slurm.submit("--ntasks=3", f"--chdir={tmp_path}", str(SCRIPTS / "requeue.sbatch"), DEMO, str(path),
+    job = slurm.submit("--ntasks=3", f"--chdir={tmp_path}", REQUEUE, DEMO, str(path),
                        "--set", "stop.time=5", "--set", "stop.target=1e-12", env=environment())
     log = tmp_path / f"asyncopt-{job}.out"
     first = wait_for_segment(path, 1, snapshots=4)
