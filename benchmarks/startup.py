@@ -46,10 +46,14 @@ def commands(scratch: str, sweep_runs: int) -> dict[str, list[str]]:
             f"asyncopt sweep ({sweep_runs} runs, 1000 workers)": sweep}
 
 
-def usage(command: list[str], environment: dict[str, str]) -> Usage:
-    """CPU and peak memory of one command, from wait4 (its own rusage, not the other commands')."""
+def usage(command: list[str], environment: dict[str, str], folder: str) -> Usage:
+    """CPU and peak memory of one command run in `folder`, from wait4 (its own rusage, not the other commands').
+
+    Never in a checkout: `python -m` puts the working folder first on sys.path, before PYTHONPATH, so a
+    command started in this checkout would import this tree's package whatever --before says.
+    """
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a long stderr cannot block the command
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors, env=environment)
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors, env=environment, cwd=folder)
         _, status, rusage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
         if process.returncode != 0:
@@ -81,13 +85,13 @@ def main() -> None:
         for environment in environments.values():  # warm-up: bytecode caches, the page cache
             for name, command in measured.items():
                 if name != sweep_name:
-                    usage(command, environment)
+                    usage(command, environment, scratch)
         found: dict[tuple[str, str], list[Usage]] = {(tree, name): [] for tree in trees for name in measured}
         for round_number in range(max(arguments.repeats, arguments.sweep_repeats)):
             for name, command in measured.items():
                 if round_number < (arguments.sweep_repeats if name == sweep_name else arguments.repeats):
                     for tree, environment in environments.items():  # alternated: the same load for both
-                        found[(tree, name)].append(usage(command, environment))
+                        found[(tree, name)].append(usage(command, environment, scratch))
     report(found, list(trees), list(measured), sweep_name, arguments)
 
 
