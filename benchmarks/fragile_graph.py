@@ -9,8 +9,8 @@ the run for amelie_sgd and fragile_sgd. Writes a table and a figure (mesh, rho =
 `--cost` (and `make bench`'s "Graph methods' cost" section, `graph_cost`) measures what the
 graph methods cost instead, now and at BEFORE_PLANNING (all-pairs planning, issue 29), side by
 side in fresh processes: set-up CPU and peak RSS of jobs/fragile_mesh_rho10.toml at n = 1000,
-2500 and 10,000 (a run stopped at its first event), CPU per event (a result reaching the pivot)
-of fragile_sgd and amelie_sgd at n = 100 and 10,000, and the CPU of one run of the fragile
+2500 and 10,000 (a run stopped at its first event), the event loop's CPU per event (a result
+reaching the pivot) and per hop of fragile_sgd and amelie_sgd at n = 100 and 10,000, and the CPU of one run of the fragile
 reproduction's paper setting (asyncopt_mpi/reproduce/fragile.py).
 """
 
@@ -133,15 +133,23 @@ COST_SCRIPT = """
 import contextlib, io, json, resource, sys, time
 import h5py
 from asyncopt_mpi.config import load_config
+from asyncopt_mpi.runtime import graph_sim
 from asyncopt_mpi.runtime.session import run_sim
 job, path, sets = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+loop = graph_sim.GraphSim.run
+spent = []
+def timed(self):  # the event loop's CPU alone (set-up apart)
+    started = time.process_time()
+    loop(self)
+    spent.append(time.process_time() - started)
+graph_sim.GraphSim.run = timed
 config = load_config(job, sets + [f"output.path={path}"], backend="sim")
 with contextlib.redirect_stdout(io.StringIO()):
     run_sim(config, overwrite=True)
 with h5py.File(path, "r") as handle:
-    events = len(handle["events/time"])
+    events, hops = len(handle["events/time"]), len(handle["hops/start"])
 print(json.dumps({"cpu": time.process_time(), "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "events": events}))
+                  "loop": sum(spent), "events": events, "hops": hops}))
 """
 MESH = os.path.join(JOBS, "fragile_mesh_rho10.toml")
 # asyncopt_mpi/reproduce/fragile.py at the paper scale, mesh, rho = 0.1, the middle of its step-size grid
@@ -151,7 +159,8 @@ PAPER = ["problem.dim=1000", "problem.noise=0.001", "problem.noise_type=zero_las
 
 
 def cost_run(directory: str, code: str | None, job: str, overrides: list[str]) -> dict:
-    """CPU seconds of a whole fresh process (imports included), its peak RSS (MiB) and its /events rows."""
+    """CPU seconds of a whole fresh process (imports included) and of its event loop, its peak RSS (MiB), its
+    /events and /hops rows."""
     env = dict(os.environ)
     if code:
         env["PYTHONPATH"] = code + os.pathsep + env.get("PYTHONPATH", "")
@@ -182,16 +191,15 @@ def graph_cost(directory: str, quick: bool) -> list[str]:
     lines.append(f"| set-up CPU at {last:,} / at {first:,} | " + " | ".join(
         f"{setup[(label, last)] / setup[(label, first)]:.1f}x" for label, _ in codes) + " |")
     horizons = {100: 400.0, 10_000: 600.0} if not quick else {100: 100.0}
-    lines += ["", "| CPU per event (us; events) | " + " | ".join(label for label, _ in codes) + " |",
-              "|---|" + "---|" * len(codes)]
+    lines += ["", "| event loop CPU: us per event, per hop (events, hops) | " + " | ".join(label for label, _ in codes)
+              + " |", "|---|" + "---|" * len(codes)]
     for method in ("fragile_sgd", "amelie_sgd"):
         for n, horizon in horizons.items():
             cells = []
             for label, code in codes:
-                base = cost_run(directory, code, MESH, [f"workers.n={n}", "stop.time=1e-9", f"method.name={method}"])
                 run = cost_run(directory, code, MESH, [f"workers.n={n}", f"stop.time={horizon}", f"method.name={method}"])
-                per_event = (run["cpu"] - base["cpu"]) / max(run["events"], 1) * 1e6
-                cells.append(f"{per_event:,.0f} ({run['events']:,})")
+                cells.append(f"{run['loop'] / max(run['events'], 1) * 1e6:,.0f}, {run['loop'] / max(run['hops'], 1) * 1e6:,.0f} "
+                             f"({run['events']:,}, {run['hops']:,})")
             lines.append(f"| {method}, n = {n:,}, {horizon:g} virtual s | " + " | ".join(cells) + " |")
     horizon = 100.0 if quick else 1000.0  # the reproduction's paper horizon at rho = 0.1
     cells = [f"{cost_run(directory, code, MESH, PAPER + [f'stop.time={horizon}'])['cpu']:.1f}" for _, code in codes]

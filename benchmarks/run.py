@@ -206,8 +206,8 @@ SECTIONS += CORE_SECTIONS
 from fragile_graph import graph_cost  # noqa: E402  (issue 29: graph planning and per-event cost)
 
 SECTIONS.append(("Graph methods' cost", "fragile_sgd and amelie_sgd on jobs/fragile_mesh_rho10.toml: set-up CPU and peak "
-                 "RSS of whole processes stopped at their first event, CPU per event (a result reaching the pivot, set-up "
-                 "subtracted), and one run of the fragile reproduction's paper setting; now and at b887210 (all-pairs "
+                 "RSS of whole processes stopped at their first event, the event loop's CPU per event (a result reaching "
+                 "the pivot) and per hop, and one run of the fragile reproduction's paper setting; now and at b887210 (all-pairs "
                  "planning), alternated; targets: set-up CPU at 10,000 <= 5x at 2,500, < 2 GB at 10,000", graph_cost))
 from sgd_family import SECTIONS as SGD_FAMILY_SECTIONS  # noqa: E402  (issue 29: per-step cost against n)
 
