@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import h5py
@@ -148,7 +149,12 @@ def test_the_watchdog_repairs_with_the_runs_locking(tmp_path, monkeypatch):
     finally:
         use_locking("auto")
     try:
-        environ = (Path("/proc") / str(watchdog.pid) / "environ").read_bytes().split(b"\0")
+        proc = Path("/proc") / str(watchdog.pid)
+        deadline = time.monotonic() + 20
+        # Between fork and exec /proc/PID/environ is the parent's (or empty): read it once the watchdog runs.
+        while b"guardian" not in proc.joinpath("cmdline").read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        environ = proc.joinpath("environ").read_bytes().split(b"\0")
         assert b"HDF5_USE_FILE_LOCKING=FALSE" in environ
     finally:
         watchdog.terminate()  # before the sleeper ends: nothing to repair
