@@ -9,7 +9,31 @@ import h5py
 import numpy as np
 
 from asyncopt_mpi.config import load_config
+from asyncopt_mpi.problems import ORIGINS, PROBLEMS, QuadraticProblem, register_problem
+from asyncopt_mpi.problems.base import Problem
 from asyncopt_mpi.runtime.session import prepare_resume, run_sim
+
+
+class EveryGradientQuadratic(QuadraticProblem):
+    """The quadratic without a noise model nor grad_rows: the simulator calls stochastic_grad for every gradient
+    (and grad for every job's own indices), the path before the bulk path took the quadratic."""
+
+    name = "quadratic_every_gradient"
+    grad_rows = Problem.grad_rows
+
+    def noise_model(self, batch):
+        return None
+
+
+@contextlib.contextmanager
+def registered(problem_class):
+    """`problem_class` registered under its name while the block runs (yields the name)."""
+    register_problem(problem_class.name, problem_class)
+    try:
+        yield problem_class.name
+    finally:
+        PROBLEMS.pop(problem_class.name, None)  # other tests list the registered problems
+        ORIGINS.pop(problem_class.name, None)
 
 
 def simulate(path, method: str, overrides: list[str], resume: bool = False) -> int:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asyncopt_mpi.problems import ORIGINS, PROBLEMS, LogisticProblem, register_problem
+from asyncopt_mpi.problems import LogisticProblem
 from asyncopt_mpi.problems.base import Problem
 from asyncopt_mpi.runtime import sim, sim_runs
-from same_files import assert_bulk_path_is_the_event_path, assert_same_files, simulate
+from same_files import assert_bulk_path_is_the_event_path, assert_same_files, registered, simulate
 
 BASE = ["problem.name=logistic", "problem.dim=6", "problem.samples=300", "problem.classes=10", "workers.n=40",
         "workers.compute=sqrt", "method.lr=0.05", "output.snapshot_every=0.7"]
@@ -44,10 +44,8 @@ class EveryGradientLogistic(LogisticProblem):
 
 @pytest.fixture
 def reference_problem():
-    register_problem(EveryGradientLogistic.name, EveryGradientLogistic)
-    yield EveryGradientLogistic.name
-    PROBLEMS.pop(EveryGradientLogistic.name, None)  # other tests list the registered problems
-    ORIGINS.pop(EveryGradientLogistic.name, None)
+    with registered(EveryGradientLogistic) as name:
+        yield name
 
 
 @pytest.mark.slow

@@ -12,30 +12,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asyncopt_mpi.problems import ORIGINS, PROBLEMS, QuadraticProblem, register_problem
-from asyncopt_mpi.problems.base import Problem
-from same_files import assert_bulk_path_is_the_event_path, assert_same_files, simulate
+from asyncopt_mpi.problems import QuadraticProblem
+from same_files import (EveryGradientQuadratic, assert_bulk_path_is_the_event_path, assert_same_files, registered,
+                        simulate)
 
 BASE = ["problem.name=quadratic", "problem.dim=12", "problem.samples=40", "problem.lam=2.0", "workers.n=30",
         "workers.compute=sqrt", "output.snapshot_every=2.0"]
 
 
-class EveryGradientQuadratic(QuadraticProblem):
-    """The finite sum without a noise model nor grad_rows: every gradient is its own stochastic_grad call."""
-
-    name = "quadratic_every_gradient"
-    grad_rows = Problem.grad_rows
-
-    def noise_model(self, batch):
-        return None
-
-
 @pytest.fixture
 def reference_problem():
-    register_problem(EveryGradientQuadratic.name, EveryGradientQuadratic)
-    yield EveryGradientQuadratic.name
-    PROBLEMS.pop(EveryGradientQuadratic.name, None)  # other tests list the registered problems
-    ORIGINS.pop(EveryGradientQuadratic.name, None)
+    with registered(EveryGradientQuadratic) as name:
+        yield name
 
 
 @pytest.mark.slow

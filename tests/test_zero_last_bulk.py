@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asyncopt_mpi.problems import ORIGINS, PROBLEMS, QuadraticProblem, register_problem
+from asyncopt_mpi.problems import QuadraticProblem
 from asyncopt_mpi.problems.noise import ZeroLastNoise
-from same_files import assert_bulk_path_is_the_event_path
+from same_files import EveryGradientQuadratic, assert_bulk_path_is_the_event_path, registered
 
 BASE = ["problem.dim=30", "problem.noise_type=zero_last", "workers.n=60", "workers.compute=sqrt", "method.lr=0.02",
         "output.snapshot_every=0.7"]
@@ -29,21 +29,10 @@ CASES = [
 ]
 
 
-class EveryGradientQuadratic(QuadraticProblem):
-    """The quadratic without a noise model: the simulator calls stochastic_grad for every gradient."""
-
-    name = "quadratic_every_gradient"
-
-    def noise_model(self, batch):
-        return None
-
-
 @pytest.fixture
 def reference_problem():
-    register_problem(EveryGradientQuadratic.name, EveryGradientQuadratic)
-    yield EveryGradientQuadratic.name
-    PROBLEMS.pop(EveryGradientQuadratic.name, None)  # other tests list the registered problems
-    ORIGINS.pop(EveryGradientQuadratic.name, None)
+    with registered(EveryGradientQuadratic) as name:
+        yield name
 
 
 @pytest.mark.slow
@@ -98,4 +87,4 @@ def test_noise_model_follows_additive_noise_for_other_problems():
     additive = QuadraticProblem(10, noise=0.1).noise_model(4)
     assert additive.width == 10 and additive.scale == 0.1 / 2
     assert QuadraticProblem(10, noise=0.0, noise_type="zero_last").noise_model(1).width == 0  # exact: no draw
-    assert QuadraticProblem(10, samples=20).noise_model(1) is None  # a finite sum samples its terms
+    assert QuadraticProblem(10, samples=20).noise_model(1).width == 1  # a finite sum's draws are its terms' indices
