@@ -80,11 +80,10 @@ class RulePath:
     def on_result(self, worker: int) -> None:
         """deliver() for one result: its bookkeeping, the rule's step and restart, the rows, the stop rules."""
         server = self.server
-        header = self.result_headers[worker].tolist()
-        if header[R_MSG] != _RESULT or header[R_ID] <= server.cancelled_through[worker] or header[R_FINGERPRINT] >= 0:
-            self.general(worker)
+        received = self._received(server, worker)
+        if received is None:
             return
-        now, version, delay, n_grads = self._received(server, worker, header)
+        now, version, delay, n_grads = received
         points = server.points
         try:
             new_version = points.step_alone(self.gradients[worker], self.scale)
@@ -103,8 +102,13 @@ class RulePath:
         self.event((now, worker, _GRAD, version, delay, True))
         self._after(server, now)
 
-    def _received(self, server, worker: int, header: list) -> tuple[float, int, int, int]:
-        """deliver()'s bookkeeping of a result: (now, its point version, its delay, its gradients)."""
+    def _received(self, server, worker: int) -> tuple[float, int, int, int] | None:
+        """deliver()'s bookkeeping of a result of the rule's job: (now, its point version, its delay, its gradients);
+        None when the message is anything else, which the general path has then handled."""
+        header = self.result_headers[worker].tolist()
+        if header[R_MSG] != _RESULT or header[R_ID] <= server.cancelled_through[worker] or header[R_FINGERPRINT] >= 0:
+            self.general(worker)
+            return None
         finishes = server.finishes[worker]
         finishes.popleft()
         if finishes:
@@ -202,11 +206,10 @@ class BatchRulePath(RulePath):
     def on_result(self, worker: int) -> None:
         """deliver() for one result: its bookkeeping, joining the batch, the step of a full one, the restart."""
         server = self.server
-        header = self.result_headers[worker].tolist()
-        if header[R_MSG] != _RESULT or header[R_ID] <= server.cancelled_through[worker] or header[R_FINGERPRINT] >= 0:
-            self.general(worker)
+        received = self._received(server, worker)
+        if received is None:
             return
-        now, version, delay, n_grads = self._received(server, worker, header)
+        now, version, delay, n_grads = received
         accepted = not delay or not self.fresh_only
         try:
             if accepted:  # VectorSum.add(result, n_grads): 1 * g is g, so one gradient is added as it is
