@@ -75,6 +75,19 @@ class TwoHosts:
             steps += [["ip", "-n", netns, "link", "set", "lo", "up"], ["ip", "-n", netns, "link", "set", device, "up"]]
         for step in steps:
             subprocess.run(step, check=True, capture_output=True, timeout=30)
+        self.wait_for_carrier()
+
+    def wait_for_carrier(self, timeout: float = 30.0) -> None:
+        """Wait until both ends' operational state is UP. The kernel sets it a moment after the link
+        comes up (later still when links changed in the last second), and until then UCX skips the
+        device as not running: host B would offer only its loopback, which host A cannot reach,
+        and MPI_Init fails with "Destination is unreachable"."""
+        deadline = time.monotonic() + timeout
+        for netns, device in zip(self.netns, ("veth0", "veth1")):
+            while " state UP " not in subprocess.run(["ip", "-n", netns, "link", "show", device],
+                                                     capture_output=True, text=True, timeout=30).stdout:
+                assert time.monotonic() < deadline, f"{device} in {netns} is not up after {timeout} s"
+                time.sleep(0.05)
 
     def remove(self) -> None:
         for netns in self.netns:  # deleting a namespace deletes its end of the veth pair, and so both
