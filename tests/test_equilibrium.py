@@ -22,7 +22,6 @@ from asyncopt_mpi.errors import ConfigError
 from asyncopt_mpi.theory import (
     FORMULAS,
     Inputs,
-    _equilibrium,
     equilibrium_time,
     equilibrium_time_equal,
     format_table,
@@ -33,6 +32,7 @@ from asyncopt_mpi.theory import (
     shadowheart_time,
     theory_table,
 )
+from asyncopt_mpi.theory.shadowheart import _equilibrium
 
 SMALL = ["workers.n=8", "stop.iterations=1", "problem.dim=20", "problem.noise=0.1"]
 COMM = ["workers.comm=sqrt", "workers.comm_scale=0.01"]

@@ -25,8 +25,8 @@ from asyncopt_mpi.theory import (
     shadowheart_lower_bound_time,
     shadowheart_time,
 )
-from asyncopt_mpi.theory_async import asgrad_time, koloskova_time
-from asyncopt_mpi.theory_convex import (
+from asyncopt_mpi.theory.asgrad import asgrad_time, koloskova_time
+from asyncopt_mpi.theory.convex import (
     accelerated_rennala_sgd_time,
     convex_async_sgd_time,
     convex_lower_bound_time,

@@ -1,6 +1,6 @@
-"""Input checks and building blocks shared by the time formulas of theory.py and theory_*.py.
+"""Input checks and building blocks shared by the time formulas of every paper family.
 
-Conventions (theory.py's docstring has them in full): tau_i = inf is a worker that never
+Conventions (the package docstring has them in full): tau_i = inf is a worker that never
 answers (1/inf = 0 speed), tau_i = 0 an instant one, and 0 * inf is taken as 0.
 """
 

@@ -1,4 +1,6 @@
-"""Asynchronous SGD's published iteration rates (AsGrad, Koloskova et al.) turned into seconds.
+"""Asynchronous SGD's published rates in seconds: AsGrad (AISTATS 2024) and Koloskova, Stich & Jaggi (NeurIPS 2022).
+
+AsGrad is Islamov, Safaryan & Alistarh (seed 002); Koloskova et al. is quoted in seed 001 line 661.
 
 Both papers bound iterations T, one iteration being one gradient applied on arrival. With n
 workers that each hold one job (tau_C = n, the number of active workers), gradients arrive at
@@ -7,7 +9,7 @@ rate is exact for pure assignment (a worker gets the next job itself) and optimi
 and shuffle assignment, whose queues can leave a worker idle. A dead worker (tau = inf) adds no
 arrivals; an instant one (tau = 0) gives time 0.
 
-The rates hold up to numerical constants, which are taken as 1 (as in theory.py). L and
+The rates hold up to numerical constants, which are taken as 1 (as in every family). L and
 Delta = f(x0) - f* are hidden in the printed rates; they are put back where units allow one
 place only: a term a/T, (b/T)^(1/2) or (c/T)^(2/3) in E||grad f||^2 units gets L Delta in a, b
 and c. T(eps) is the sum over terms of the T at which that term alone equals eps (the rate is
@@ -21,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .theory_base import _check, _times
+from .base import _check, _times
 
 ASGRAD = "Islamov, Safaryan & Alistarh, AsGrad, AISTATS 2024 (seed 002)"
 KOLOSKOVA = "Koloskova, Stich & Jaggi, NeurIPS 2022 (seed 001 line 661)"
@@ -90,7 +92,7 @@ def koloskova_time(taus: Any, L: float, delta: float, sigma2: float, eps: float,
     worker i's gradient spans tau_i seconds of arrivals, tau_i sum_j 1/tau_j steps, so tau_max =
     max over answering workers of tau_i sum_j 1/tau_j, and tau_avg, weighting each worker by its
     share (1/tau_i)/sum_j 1/tau_j of the arrivals, is the number of answering workers. The
-    delay-adaptive time is then the async_sgd row of theory.py, with dead workers left out of n.
+    delay-adaptive time is then the async_sgd row of rennala.py, with dead workers left out of n.
     """
     taus = _check(taus, L, delta, sigma2, eps)
     answering = taus[np.isfinite(taus)]

@@ -1,9 +1,9 @@
-"""Time complexities in the convex regime (one data distribution), up to constants.
+"""The convex regime of Tyurin & Richtarik (NeurIPS 2023, Appendix B; one data distribution), up to constants.
 
 Seed 001 lines 1023-1032 (Tyurin & Richtarik, NeurIPS 2023, Appendix B, as quoted there): f is
 convex, grad f is L-Lipschitz, f is M-Lipschitz, ||x0 - x*|| <= R, sigma^2 bounds the variance,
 and eps is the target on E[f(x)] - f* (not on the squared gradient norm of the nonconvex rows).
-tau_i seconds per stochastic gradient as in theory.py (inf: a worker that never answers).
+tau_i seconds per stochastic gradient as in rennala.py (inf: a worker that never answers).
 The deterministic part of every bound is A = min{sqrt(L) R/sqrt(eps), M^2 R^2/eps^2}: accelerated
 steps for smooth f, subgradient steps for Lipschitz f, whichever is fewer (M = inf: smooth only).
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .theory_base import _check, _speed_prefix, _times
+from .base import _check, _speed_prefix, _times
 
 CONVEX = "Tyurin & Richtarik, NeurIPS 2023, convex regime (seed 001 lines 1023-1032)"
 
@@ -47,7 +47,7 @@ def convex_async_sgd_time(taus: Any, L: float, R: float, M: float, sigma2: float
     """Asynchronous SGD (Mishchenko et al. 2022): (1/n sum_i 1/tau_i)^-1 (L R^2/eps + sigma^2 R^2/(n eps^2)).
 
     Seed 001 line 1027; M does not enter (the method is analysed for smooth f only). A dead worker
-    adds 0 speed but counts in n, as in theory.async_sgd_time.
+    adds 0 speed but counts in n, as in rennala.async_sgd_time.
     """
     taus = _check_convex(taus, L, R, M, sigma2, eps)
     n = taus.size

@@ -1,7 +1,9 @@
-"""Time complexities on a worker graph (Tyurin & Richtarik, NeurIPS 2024, seeds 001 and 004), up to constants.
+"""Workers on a graph (decentralized): Tyurin & Richtarik, NeurIPS 2024 (arXiv 2405.16218), seeds 001 and 004.
 
-h_i seconds per stochastic gradient of worker i (theory.py's tau_i), rho_{i->j} the shortest-path
-time of a message from worker i to worker j (`graph.Graph.distances`), L Delta / eps as in theory.py.
+Minibatch SGD on the graph, Amelie SGD (heterogeneous data), Fragile SGD and the lower bounds, up to constants.
+
+h_i seconds per stochastic gradient of worker i (rennala.py's tau_i), rho_{i->j} the shortest-path
+time of a message from worker i to worker j (`graph.Graph.distances`), L Delta / eps as in rennala.py.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .theory_base import _check, _times
+from .base import _check, _times
 
 
 def _check_distances(distances: Any, n: int) -> np.ndarray:
@@ -47,7 +49,7 @@ def amelie_sgd_time(h: Any, distances: Any, L: float, delta: float, sigma2: floa
 
 def _best_pivot_t_star(h: np.ndarray, links_to_pivot: Callable[[int], np.ndarray], sigma2_over_eps: float) -> float:
     """min over pivots j of graph.t_star(sigma2/eps, h, links_to_pivot(j)): the round time at the best pivot."""
-    from .graph import t_star  # graph.py imports scipy.sparse; theory.py is imported by light commands
+    from ..graph import t_star  # asyncopt_mpi/graph.py imports scipy.sparse; theory is imported by light commands
 
     return min(t_star(sigma2_over_eps, h, links_to_pivot(j))[0] for j in range(h.size))
 
