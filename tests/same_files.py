@@ -8,7 +8,7 @@ import io
 import h5py
 import numpy as np
 
-from asyncopt_mpi.config import load_config
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.problems import ORIGINS, PROBLEMS, QuadraticProblem, register_problem
 from asyncopt_mpi.problems.base import Problem
 from asyncopt_mpi.runtime.session import prepare_resume, run_sim
@@ -67,7 +67,7 @@ def assert_bulk_path_is_the_event_path(folder, monkeypatch, method: str, overrid
                                        reference_problem: str) -> None:
     """A run on the simulator's bulk path (every result through its runs) writes the file of the same run event by
     event and of `reference_problem`, a copy of the problem without a noise model (every gradient its own call)."""
-    from asyncopt_mpi.runtime import sim_batch_runs, sim_runs
+    from asyncopt_mpi.runtime.sim import batch_runs as sim_batch_runs, runs as sim_runs
 
     taken = []
     runs = sim_runs.StepAndRestartRuns if method == "async_sgd" else sim_batch_runs.BatchRuns

@@ -15,7 +15,7 @@ import pytest
 
 from asyncopt_mpi.problems import LogisticProblem
 from asyncopt_mpi.problems.base import Problem
-from asyncopt_mpi.runtime import sim, sim_runs
+from asyncopt_mpi.runtime.sim import runs as sim_runs, server as sim
 from same_files import assert_bulk_path_is_the_event_path, assert_same_files, registered, simulate
 
 BASE = ["problem.name=logistic", "problem.dim=6", "problem.samples=300", "problem.classes=10", "workers.n=40",

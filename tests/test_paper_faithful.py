@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from asyncopt_mpi.cli import cli
-from asyncopt_mpi.config import load_config
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.methods import JobKind
 from asyncopt_mpi.problems import make_problem
-from asyncopt_mpi.runtime import sim
+from asyncopt_mpi.runtime.sim import server as sim
 
 from conftest import attrs, read, run_mpi, sets, simulate
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from asyncopt_mpi.runtime import sim
+from asyncopt_mpi.runtime.sim import server as sim
 from same_files import assert_same_files, simulate
 
 FINITE_SUM = ["problem.dim=20", "problem.samples=300", "problem.lam=0.5", "workers.n=24", "output.snapshot_every=3"]

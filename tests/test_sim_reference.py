@@ -44,7 +44,7 @@ def test_new_core_matches_the_old_core_bit_for_bit(tmp_path, name):
 @pytest.mark.parametrize("name", ["async_sgd", "rennala_sgd", "minibatch_sgd"])
 def test_a_small_noise_ring_that_wraps_often_changes_no_number(tmp_path, monkeypatch, name):
     """Deferred steps and sums are finished whenever the ring of drawn noise rows wraps (here every 64 draws)."""
-    from asyncopt_mpi.runtime import sim
+    from asyncopt_mpi.runtime.sim import server as sim
 
     monkeypatch.setattr(sim, "NOISE_BYTES", 64 * 8 * 30)  # 64 rows at d = 30
     expected = np.load(os.path.join(DATA, "old_core_reference.npz"))

@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from asyncopt_mpi.runtime import sim_runs
+from asyncopt_mpi.runtime.sim import runs as sim_runs
 from same_files import assert_same_files, simulate
 
 BASE = ["problem.dim=30", "problem.noise=0.01", "workers.n=60", "workers.compute=sqrt", "method.lr=0.02"]
@@ -74,7 +74,7 @@ def test_runs_are_taken_and_a_rule_less_method_keeps_the_per_event_path(monkeypa
 
 
 def test_every_rennala_result_goes_through_batch_runs(monkeypatch, tmp_path):
-    from asyncopt_mpi.runtime import sim_batch_runs
+    from asyncopt_mpi.runtime.sim import batch_runs as sim_batch_runs
 
     taken = []
     original = sim_batch_runs.BatchRuns.take

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..config import Config, check_memory, load_config
+from ..config import Config
 from ..errors import AsyncoptError, ConfigError, RunError, UserError
 from ..evaluate import VALUE_COLUMNS, evaluate_file, evaluate_points, metrics_table
 from ..locks import ResultsLock, held, release_fully
@@ -32,6 +32,7 @@ from ..output import check_output_path, lock_output, refuse_inputs, staging_path
 from ..results import ResumePoint, is_cleanly_closed, read_resume_point, read_snapshots, recover, write_metrics
 from ..progress import Progress, SetupProgress
 from ..timing import TimingModel
+from ..validate import check_memory, load_config
 from . import guardian, host_watch
 from .backoff import lower_timer_slack, poll
 from .heap import keep_freed_memory
@@ -297,7 +298,7 @@ def _simulate_locked(config: Config, resume: ResumePoint | None, quiet: bool, n_
 def _build_and_simulate(config: Config, resume: ResumePoint | None, quiet: bool, n_workers: int, lock: ResultsLock,
                         replace: bool, setup: SetupProgress, signals: SignalWatch) -> SimOutcome:
     from .graph_sim import GraphSim
-    from .sim import SimServer
+    from .sim.server import SimServer
 
     signals.running = "set-up"  # a large problem or a slow plugin: a stop signal interrupts it
     try:

@@ -30,17 +30,17 @@ from collections import deque
 
 import numpy as np
 
-from ..methods.base import Job, JobKind, Result
-from ..methods.vectors import VectorSum, as_vector
-from ..problems.base import Problem, SampledTerms
-from ..problems.noise import GradientNoise
-from .points import DELTA_LOG
-from .server import FLOAT_BYTES, ServerCore, StopReason
+from ...methods.base import Job, JobKind, Result
+from ...methods.vectors import VectorSum, as_vector
+from ...problems.base import Problem, SampledTerms
+from ...problems.noise import GradientNoise
+from ..points import DELTA_LOG
+from ..server import FLOAT_BYTES, ServerCore, StopReason
 from .collector import fewer_collections
 from .job_groups import JobGroup
-from .sim_batch_runs import BatchRuns
-from .sim_runs import CHUNK_FLOATS, RuleRuns, StepAndRestartRuns
-from .worker import WorkerContext
+from .batch_runs import BatchRuns
+from .runs import CHUNK_FLOATS, RuleRuns, StepAndRestartRuns
+from ..worker import WorkerContext
 
 BLOCK = 1024  # deferred steps or sum terms computed in one block at most
 GROUPS_ENABLED = True  # tests turn job groups off to compare with one entry per job
@@ -417,7 +417,7 @@ class SimServer(ServerCore):
         self.next_job_id = first + count
         ids[:] = np.arange(first, first + count)
         self.outstanding[chosen] += 1
-        # One group for all these jobs: only its earliest job sits in the heap (runtime.job_groups).
+        # One group for all these jobs: only its earliest job sits in the heap (runtime/sim/job_groups.py).
         group = JobGroup(job, point, point2, job.version, indices, self.clock, chosen, ids, durations, fails,
                          self.sequence)
         self.sequence += len(group)

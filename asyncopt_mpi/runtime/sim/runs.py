@@ -24,8 +24,8 @@ import math
 
 import numpy as np
 
-from ..methods.base import JobKind, StepAndRestart
-from .server import FLOAT_BYTES, StopReason
+from ...methods.base import JobKind, StepAndRestart
+from ..server import FLOAT_BYTES, StopReason
 
 MAX_RUN = 1024  # events per run at most
 RUN_EVENTS = 512  # events a run of asynchronous SGD aims at (its window spans several shortest jobs)

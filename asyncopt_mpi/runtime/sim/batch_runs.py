@@ -3,7 +3,7 @@
 Under such a rule every result either joins the batch (or is dropped when `fresh_only` and it
 was computed at an older point), a full batch is one step, and the result's worker restarts
 at the current point. The events of a run are found as for asynchronous SGD
-(runtime/sim_runs.py: every event before `first finish + shortest job`, from per-worker
+(runtime/sim/runs.py: every event before `first finish + shortest job`, from per-worker
 arrays). A run is cut into segments at its steps: within a segment the current point is
 fixed, so which results join, their delays, the deliveries and the restarts are array
 operations; each joining result adds one deferred term to the batch's sum, and the step (one
@@ -17,9 +17,9 @@ import math
 
 import numpy as np
 
-from ..methods.base import JobKind, StepAndRestart
-from .server import FLOAT_BYTES
-from .sim_runs import RuleRuns
+from ...methods.base import JobKind, StepAndRestart
+from ..server import FLOAT_BYTES
+from .runs import RuleRuns
 
 _GRAD = JobKind.GRAD
 
