@@ -17,10 +17,10 @@ from typing import Any, Mapping, Sequence, Union
 import numpy as np
 
 from .config import Config, parse_toml, toml_document, toml_value
-from .config import load_config as _load_config
 from .errors import AsyncoptError, ConfigError, DataError, RunError, UserError
 from .output import refuse_inputs
 from .plugins import load_plugins, merge
+from .validate import load_config as _load_config
 
 ConfigSource = Union[str, "os.PathLike[str]", Mapping[str, Any], Config]
 Overrides = Union[Sequence[str], Mapping[str, Any]]

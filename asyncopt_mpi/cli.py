@@ -100,9 +100,9 @@ def run(config_path: str | None, method: str | None, overrides: tuple[str, ...],
     if backend == "sim" and launched > 1:
         _refuse(f"the simulator runs on one process; drop mpiexec (it started {launched} ranks)", 2, launch_rank)
     if backend == "sim":
-        from .config import load_config
         from .plugins import load_plugins
         from .runtime.session import prepare_resume, run_sim
+        from .validate import load_config
 
         try:
             load_plugins(plugins)
@@ -436,12 +436,13 @@ def problems(markdown: bool) -> None:
 @plugin_option
 def evaluate(file: str) -> None:
     """(Re)compute /metrics of a results file; repairs a file whose run was killed."""
-    from .config import build_config, parse_stored_config, validate
+    from .config import parse_stored_config
     from .evaluate import evaluate_file
     from .problems import make_problem
     from .errors import UserError
     from .locks import ResultsLock
     from .results import is_cleanly_closed, read_run, recover, shown
+    from .validate import build_config, validate
 
     try:
         ResultsLock.acquire(file, "evaluate")  # refused while a run writes (or a watchdog repairs) it
@@ -498,8 +499,8 @@ def theory(config_path: str | None, overrides: tuple[str, ...], method: str | No
     graph lower bound with a [graph], Shadowheart's lower bound with communication, and the
     convex regime with --convex.
     """
-    from .config import load_config
     from .theory import format_table, table_json, theory_table
+    from .validate import load_config
 
     try:
         config = load_config(config_path, list(overrides), method=method, backend="sim", require_stop=False)

@@ -11,18 +11,25 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 if TYPE_CHECKING:  # scipy.sparse is imported where a graph is built: runs without a graph never load it
     from scipy.sparse import csr_matrix
 
-from .config import GraphConfig
 from .errors import ConfigError, DataError
 from .inputs import TABLE_MAX_BYTES, clip, read_input, shown
 
 TOPOLOGIES = ("line", "ring", "star", "mesh", "torus", "edges")
+
+
+class GraphKeys(Protocol):
+    """The [graph] keys a graph is built from (config.GraphConfig has them; this module imports no config)."""
+
+    topology: str
+    rho: float
+    edges: str
 
 
 def mesh_shape(n: int) -> tuple[int, int]:
@@ -95,7 +102,7 @@ class Graph:
     topology: str
 
     @classmethod
-    def from_config(cls, config: GraphConfig, n: int) -> "Graph":
+    def from_config(cls, config: GraphKeys, n: int) -> "Graph":
         if config.topology not in TOPOLOGIES:
             raise ConfigError(f"graph.topology: {config.topology!r} is not accepted; accepted: {', '.join(TOPOLOGIES)}")
         if config.topology == "edges":

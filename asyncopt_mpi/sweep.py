@@ -27,8 +27,9 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
-from .config import load_config, parse_value
+from .config import parse_value
 from .errors import AsyncoptError, ConfigError
+from .validate import load_config
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 NOT_RUN = "not run"  # the status of a run a stop signal kept from starting

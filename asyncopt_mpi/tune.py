@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import side_files
-from .config import load_config, parse_value
+from .config import parse_value
 from .errors import ConfigError, RunError
 from .inputs import shown
 from .sweep import Outcome, sweep, verdict
+from .validate import load_config
 
 TUNING_SEED_BASE = 1000
 MAX_EXTENSIONS = 10

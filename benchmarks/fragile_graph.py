@@ -29,7 +29,7 @@ from multiprocessing import Pool
 import h5py
 import numpy as np
 
-from asyncopt_mpi.config import load_config
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.runtime.session import run_sim
 from asyncopt_mpi.summary import time_to_target
 from report import new_figure, save
@@ -132,7 +132,10 @@ def main() -> None:
 COST_SCRIPT = """
 import contextlib, io, json, resource, sys, time
 import h5py
-from asyncopt_mpi.config import load_config
+try:
+    from asyncopt_mpi.validate import load_config
+except ImportError:  # a checkout from before validate.py (issue 28) loads configs in config.py
+    from asyncopt_mpi.config import load_config
 from asyncopt_mpi.runtime import graph_sim
 from asyncopt_mpi.runtime.session import run_sim
 job, path, sets = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])

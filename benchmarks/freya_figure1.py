@@ -19,7 +19,7 @@ from multiprocessing import Pool
 import h5py
 import numpy as np
 
-from asyncopt_mpi.config import load_config
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.plot import plot
 from asyncopt_mpi.runtime.session import run_sim
 

@@ -18,7 +18,7 @@ import h5py
 
 SCRIPT = """
 import contextlib, io, json, resource, sys
-from asyncopt_mpi.config import load_config
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.runtime.session import run_sim
 events, path = int(sys.argv[1]), sys.argv[2]
 config = load_config(None, ["problem.dim=10", "problem.noise=0.01", "workers.n=100", "workers.compute=sqrt",

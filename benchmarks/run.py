@@ -49,7 +49,7 @@ def machine() -> list[str]:
     import mpi4py
     import scipy
 
-    from asyncopt_mpi.runtime.mpi_text import library_version
+    from asyncopt_mpi.runtime.mpi.text import library_version
 
     library = library_version(MPI)
     return [
@@ -126,7 +126,10 @@ def point_caching(directory: str, quick: bool) -> list[str]:
 
 SIM_SCRIPT = """
 import contextlib, io, json, resource, sys, time
-from asyncopt_mpi.config import load_config
+try:
+    from asyncopt_mpi.validate import load_config
+except ImportError:  # a checkout from before validate.py (issue 28) loads configs in config.py
+    from asyncopt_mpi.config import load_config
 from asyncopt_mpi.runtime.session import run_sim
 n, d, events, path = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 config = load_config(None, [f"problem.dim={d}", "problem.noise=0.01", f"workers.n={n}", "workers.compute=sqrt",

@@ -24,7 +24,7 @@ from multiprocessing import Pool
 import h5py
 import numpy as np
 
-from asyncopt_mpi.config import load_config
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.runtime.session import run_sim
 from asyncopt_mpi.summary import time_to_target
 from report import new_figure, save

@@ -27,7 +27,7 @@ from multiprocessing import Pool
 import h5py
 import numpy as np
 
-from asyncopt_mpi.config import load_config
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.problems import make_problem
 from asyncopt_mpi.runtime.session import run_sim
 from asyncopt_mpi.summary import time_to_target
@@ -80,7 +80,10 @@ BEFORE_BLOCKS = "b887210"  # before the compressions' speed work (issue 29, item
 RUN_SCRIPT = """
 import contextlib, io, json, sys, time
 import h5py
-from asyncopt_mpi.config import load_config
+try:
+    from asyncopt_mpi.validate import load_config
+except ImportError:  # a checkout from before validate.py (issue 28) loads configs in config.py
+    from asyncopt_mpi.config import load_config
 from asyncopt_mpi.runtime.session import run_sim
 method, path, overrides = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 config = load_config(None, overrides + ["output.path=" + path], method=method, backend="sim")

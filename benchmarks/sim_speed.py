@@ -41,7 +41,10 @@ BEFORE_WORKER_MEAN = "b887210"  # the last commit whose worker-mean objective (M
 
 RUN_SCRIPT = """
 import contextlib, io, json, sys, time
-from asyncopt_mpi.config import load_config
+try:
+    from asyncopt_mpi.validate import load_config
+except ImportError:  # a checkout from before validate.py (issue 28) loads configs in config.py
+    from asyncopt_mpi.config import load_config
 from asyncopt_mpi.runtime.session import run_sim
 method, path, sets, job = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4] or None
 if sys.argv[5:] == ["no-f-star"]:  # the run's own work only: f*'s solve is measured apart (the f* cache)

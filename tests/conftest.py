@@ -224,7 +224,7 @@ def replay_collection(path, batch: int) -> int:
 
 def simulate(tmp_path, method: str, overrides: list[str], name: str = "run"):
     """Run the simulator in this process; returns the results file's path."""
-    from asyncopt_mpi.config import load_config
+    from asyncopt_mpi.validate import load_config
     from asyncopt_mpi.runtime.session import run_sim
 
     path = tmp_path / f"{name}.h5"

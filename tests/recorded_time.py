@@ -58,7 +58,7 @@ def graph_time_given(path) -> dict[str, float]:
       compute_efficiency: modelled / observed job time (1 on an idle machine);
       link_efficiency: rho / mean(arrived - start) over the hops (1 on an idle machine).
     """
-    from asyncopt_mpi.config import load_config
+    from asyncopt_mpi.validate import load_config
     from asyncopt_mpi.timing import TimingModel
 
     with h5py.File(path, "r") as handle:

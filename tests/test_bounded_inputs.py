@@ -19,7 +19,7 @@ import textwrap
 
 import pytest
 
-from asyncopt_mpi.config import load_config
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.errors import ConfigError, DataError
 from asyncopt_mpi.graph import read_edges
 from asyncopt_mpi.problems.data import load_dataset

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from asyncopt_mpi.config import load_config
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.methods import method_table_markdown
 from asyncopt_mpi.problems.data import save_idx
 

@@ -169,7 +169,7 @@ def test_the_watchdog_repairs_with_the_runs_locking(tmp_path, monkeypatch):
     ("1", "output.hdf5_locking: expected true, false or a string, got 1"),
 ])
 def test_hdf5_locking_refuses_other_values_with_one_config_line(tmp_path, value, expected):
-    from asyncopt_mpi.config import load_config
+    from asyncopt_mpi.validate import load_config
     from asyncopt_mpi.errors import ConfigError
 
     with pytest.raises(ConfigError) as refused:

@@ -13,14 +13,12 @@ from asyncopt_mpi.config import (
     COMPUTE_PROFILES,
     SECTIONS,
     Config,
-    build_config,
-    load_config,
     parse_value,
-    validate,
 )
 from asyncopt_mpi.errors import AsyncoptError, ConfigError, UserError
 from asyncopt_mpi.methods import METHODS
 from asyncopt_mpi.problems import PROBLEMS
+from asyncopt_mpi.validate import build_config, load_config, validate
 
 BASE = """
 [problem]

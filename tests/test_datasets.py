@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from asyncopt_mpi import datasets
 from asyncopt_mpi.cli import cli
-from asyncopt_mpi.config import load_config
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.errors import UserError
 from conftest import asyncopt_command
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asyncopt_mpi.config import GraphConfig, load_config
+from asyncopt_mpi.config import GraphConfig
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.errors import ConfigError, DataError
 from asyncopt_mpi.graph import Graph, Tree, choose_pivot, mesh_shape, read_edges, round_trips, t_star
 from asyncopt_mpi.methods.decentralized import make_plan

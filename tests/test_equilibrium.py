@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from scipy.optimize import brentq
 
 from asyncopt_mpi.cli import cli
-from asyncopt_mpi.config import load_config
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.errors import ConfigError
 from asyncopt_mpi.theory import (
     FORMULAS,

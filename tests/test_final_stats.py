@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from asyncopt_mpi.config import load_config
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.problems import make_problem
 
 from conftest import read, run_cli, simulate

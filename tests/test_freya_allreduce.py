@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from asyncopt_mpi.cli import cli
-from asyncopt_mpi.config import load_config
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.problems import make_problem
 
 from conftest import attrs, read, run_mpi, sets, simulate

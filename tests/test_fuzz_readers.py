@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from asyncopt_mpi.config import SECTIONS, load_config
+from asyncopt_mpi.config import SECTIONS
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.errors import UserError
 from asyncopt_mpi.problems.data import load_dataset, save_idx
 

@@ -10,7 +10,7 @@ import pytest
 
 from asyncopt_mpi import RunError
 from asyncopt_mpi import run as api_run
-from asyncopt_mpi.config import load_config
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.runtime.server import failure_text
 from asyncopt_mpi.runtime.session import run_sim
 from conftest import MPIEXEC, MPIEXEC_FLAGS, attrs, run_mpi

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import asyncopt_mpi as ao
 from asyncopt_mpi.cli import cli
-from asyncopt_mpi.config import load_config
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.runtime.session import run_sim
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "jobs", "demo.toml")

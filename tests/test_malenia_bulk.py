@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from asyncopt_mpi.config import load_config
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.objective import WorkerMeanObjective, reported
 from asyncopt_mpi.problems.logistic import LogisticProblem
 from asyncopt_mpi.runtime.build import build_problem, build_shards

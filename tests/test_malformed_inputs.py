@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asyncopt_mpi.config import SECTIONS, load_config
+from asyncopt_mpi.config import SECTIONS
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.errors import ConfigError, DataError
 from asyncopt_mpi.problems import make_problem
 from asyncopt_mpi.problems.data import load_dataset, save_idx

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asyncopt_mpi.config import load_config
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.problems import make_problem
 from asyncopt_mpi.theory import equilibrium_time, shadowheart_plan
 

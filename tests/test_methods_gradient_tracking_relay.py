@@ -7,7 +7,8 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from asyncopt_mpi.config import GraphConfig, load_config
+from asyncopt_mpi.config import GraphConfig
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.graph import Graph
 from asyncopt_mpi.methods.gradient_tracking import GradientTracking, GradientTrackingNode, metropolis_weights
 from asyncopt_mpi.methods.relay_sgd import RelayNode, RelaySGD

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from asyncopt_mpi import ConfigError
-from asyncopt_mpi.config import load_config
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.methods.spider import Spider
 from asyncopt_mpi.methods.synthesis import Synthesis
 from asyncopt_mpi.problems import make_problem

@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from asyncopt_mpi.config import load_config
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.objective import WorkerMeanObjective
 from asyncopt_mpi.problems import make_problem
 from asyncopt_mpi.problems.splits import shard_indices

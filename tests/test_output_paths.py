@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from asyncopt_mpi.config import OUTPUT_PLACEHOLDERS, load_config
+from asyncopt_mpi.config import OUTPUT_PLACEHOLDERS
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.errors import ConfigError
 
 from conftest import MPIEXEC, asyncopt_command, attrs, run_cli

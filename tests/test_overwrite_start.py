@@ -10,7 +10,7 @@ import signal
 import pytest
 
 from asyncopt_mpi import ConfigError, RunError
-from asyncopt_mpi.config import load_config
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.runtime.session import prepare_resume, run_sim, simulate
 from conftest import MPIEXEC, MPIEXEC_FLAGS, run_mpi
 from hook_plugin import digest, lines_of, loaded_plugin, run_command, signal_when_stuck

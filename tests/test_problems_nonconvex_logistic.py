@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from asyncopt_mpi.config import load_config
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.errors import ConfigError
 from asyncopt_mpi.problems import LogisticProblem, make_problem
 from asyncopt_mpi.problems.nonconvex_logistic import NonconvexLogisticProblem

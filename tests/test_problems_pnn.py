@@ -8,7 +8,7 @@ import types
 import numpy as np
 import pytest
 
-from asyncopt_mpi.config import load_config
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.errors import ConfigError, DataError
 from asyncopt_mpi.problems import PROBLEMS, make_problem
 from asyncopt_mpi.problems.data import save_idx, save_npz

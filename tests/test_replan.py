@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import attrs, graph_attrs, graph_links, read, run_cli, run_mpi, sets, simulate
-from asyncopt_mpi.config import load_config
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.errors import ConfigError
 from asyncopt_mpi.methods.decentralized import Kind
 from asyncopt_mpi.methods.replan import JobClock, Replanning

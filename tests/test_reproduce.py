@@ -127,7 +127,7 @@ def test_every_experiments_runs_are_valid_configs_at_both_scales(tmp_path, monke
     accepts (paper-scale MNIST read from a tiny stand-in under $ASYNCOPT_DATA); nothing runs."""
     import numpy as np
 
-    from asyncopt_mpi.config import load_config
+    from asyncopt_mpi.validate import load_config
     from asyncopt_mpi.problems.data import save_idx
     from asyncopt_mpi.reproduce import get
 

@@ -79,7 +79,7 @@ def test_ten_thousand_workers_fit_in_memory(tmp_path):
     """10,000 simulated workers at d = 1000: peak memory stays far below n*d point copies."""
     script = f"""
 import resource
-from asyncopt_mpi.config import load_config
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.runtime.session import run_sim
 config = load_config(None, ["problem.dim=1000", "workers.n=10000", "workers.compute=sqrt", "stop.gradients=30000",
     "method.lr=0.01", "output.snapshot_every=1e9"], method="async_sgd", backend="sim", output=r"{tmp_path / 'big.h5'}")

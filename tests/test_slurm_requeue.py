@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from asyncopt_mpi.config import load_config
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.runtime.session import run_sim
 from conftest import BIN, read
 from slurm_cluster import missing_reason

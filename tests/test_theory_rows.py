@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from asyncopt_mpi.cli import cli
-from asyncopt_mpi.config import load_config
+from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.problems import QuadraticProblem
 from asyncopt_mpi.problems.splits import shard_indices
 from asyncopt_mpi.theory import (

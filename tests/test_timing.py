@@ -237,7 +237,7 @@ def test_uniform_range_redraws_compute_and_communication_every_job():
 
 
 def test_uniform_range_needs_its_bounds():
-    from asyncopt_mpi.config import load_config
+    from asyncopt_mpi.validate import load_config
 
     for key in ("compute", "comm"):
         with pytest.raises(ConfigError, match=f"workers.{key}_range"):
@@ -246,7 +246,7 @@ def test_uniform_range_needs_its_bounds():
 
 
 def test_the_shadowheart_more_workers_config_runs_with_random_rounds(tmp_path):
-    from asyncopt_mpi.config import load_config
+    from asyncopt_mpi.validate import load_config
     from asyncopt_mpi.runtime.session import run_sim
 
     path = tmp_path / "sh.h5"

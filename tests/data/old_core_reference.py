@@ -37,7 +37,10 @@ COLUMNS = ("trace/time", "trace/iteration", "trace/grads_used", "trace/bytes_dow
 
 
 def run(method: str, overrides: list[str], path: str) -> dict[str, np.ndarray]:
-    from asyncopt_mpi.config import load_config
+    try:
+        from asyncopt_mpi.validate import load_config
+    except ImportError:  # commit 9bbab50, which wrote the reference, loads configs in config.py
+        from asyncopt_mpi.config import load_config
     from asyncopt_mpi.runtime.session import run_sim
 
     config = load_config(None, overrides + [f"output.path={path}"], method=method, backend="sim")
