@@ -94,7 +94,7 @@ def asyncopt(dim: int, results: int, path: str, method: str = "async_sgd") -> No
     from mpi4py import MPI
 
     from asyncopt_mpi.cli import cli
-    from asyncopt_mpi.runtime import mpi
+    from asyncopt_mpi.runtime.mpi import loops as mpi
 
     spent = [0.0, 0]
     handle = mpi.MpiServer._on_arrivals

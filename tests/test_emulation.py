@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from asyncopt_mpi.runtime.emulation import SHORTFALL_SHARE, delivered_shares, shortfall_warning
+from asyncopt_mpi.runtime.mpi.emulation import SHORTFALL_SHARE, delivered_shares, shortfall_warning
 
 from conftest import read, run_mpi
 

@@ -1,4 +1,4 @@
-"""Over mpiexec a method's StepAndRestart rule is applied by the server's direct path (runtime/mpi_rule.py):
+"""Over mpiexec a method's StepAndRestart rule is applied by the server's direct path (runtime/mpi/rule.py):
 the same file as on_result would give, and on_result is never called."""
 
 from __future__ import annotations

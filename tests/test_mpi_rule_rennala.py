@@ -1,5 +1,5 @@
 """Over mpiexec rennala_sgd's batch rule (StepAndRestart with collect = S, fresh_only) is applied by the server's
-direct path (runtime/mpi_rule.py BatchRulePath): the file on_result would write, and on_result is never called."""
+direct path (runtime/mpi/rule.py BatchRulePath): the file on_result would write, and on_result is never called."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import sys
 import h5py
 import pytest
 
-from asyncopt_mpi.runtime.mpi_text import library_version, printable
+from asyncopt_mpi.runtime.mpi.text import library_version, printable
 from conftest import run_cli
 
 

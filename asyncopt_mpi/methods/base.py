@@ -200,7 +200,7 @@ class Method:
 
         Optional. Asked by both runtimes after `start` (and after `load_state`); when they get
         a rule, the simulator applies it to runs of results at once and the MPI server to each
-        result directly (runtime/mpi_rule.py), with the same numbers as calling `on_result` for
+        result directly (runtime/mpi/rule.py), with the same numbers as calling `on_result` for
         each, which they then do not call (over MPI a one-result rule steps with one BLAS axpy,
         which may round the last bit differently). Return a rule only if on_result would do
         exactly that (a batch rule: with a batch of its own that starts empty now).

@@ -22,7 +22,7 @@ from ..problems.splits import shard_indices
 from ..results import ResultsWriter, ResumePoint, use_locking
 from ..timing import TimingModel
 from .. import provenance
-from .mpi_text import printable
+from .mpi.text import printable
 from .worker import WorkerContext
 
 

@@ -24,7 +24,7 @@ from ..errors import RunError
 from ..graph import Tree
 from ..methods.base import Job, JobKind
 from ..methods.decentralized import Message, Plan, make_nodes
-from .backoff import Backoff, poll
+from .mpi.backoff import Backoff, poll
 from .graph_core import GraphCore, message_bytes
 from .signals import SignalWatch
 from .worker import WorkerContext, timing_rng

@@ -34,11 +34,11 @@ from ..progress import Progress, SetupProgress
 from ..timing import TimingModel
 from ..validate import check_memory, load_config
 from . import guardian, host_watch
-from .backoff import lower_timer_slack, poll
+from .mpi.backoff import lower_timer_slack, poll
 from .heap import keep_freed_memory
 from ..methods.decentralized import graph_attrs, uses_graph
-from .mpi_text import library_version
-from .emulation import warn_if_short
+from .mpi.text import library_version
+from .mpi.emulation import warn_if_short
 from .build import build_context, build_method, build_plan, build_problem, build_shards, compute_f_star, open_writer
 from .server import ServerCore, failure_text
 from .signals import Interrupted, SignalWatch
@@ -412,7 +412,7 @@ def run_mpi(
     from ..plugins import config_file_plugins, load_plugins, merge, override_plugins, results_file_plugins
 
     from .graph_mpi import GraphNode, GraphServer, shared_start
-    from .mpi import MpiServer, WorkerLoop
+    from .mpi.loops import MpiServer, WorkerLoop
 
     lower_timer_slack()
     keep_freed_memory()

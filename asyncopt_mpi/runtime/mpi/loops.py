@@ -27,8 +27,8 @@ from collections import deque
 import numpy as np
 from mpi4py import MPI
 
-from ..errors import RunError
-from ..methods.base import JobKind, Method, Result
+from ...errors import RunError
+from ...methods.base import JobKind, Method, Result
 from .backoff import Backoff, poll
 from .protocol import (
     B_NOTICES, CONTROL_BYTES, HEADER, PACK_FLOATS, R_DURATION, R_ID, R_KIND, R_MSG, R_N_GRADS, R_N_VALUES,
@@ -36,11 +36,11 @@ from .protocol import (
     Tag, decode_job,
     encode_bye, encode_cancel, encode_cancelled, encode_job, encode_job_into, encode_stop, fill_result,
 )
-from .mpi_rule import RulePath
-from .points import apply_delta
-from .server import HELD_VERSIONS, ServerCore
-from .signals import SignalWatch
-from .worker import WorkerContext
+from .rule import RulePath
+from ..points import apply_delta
+from ..server import HELD_VERSIONS, ServerCore
+from ..signals import SignalWatch
+from ..worker import WorkerContext
 
 SLEEP_SLICE = 2e-3  # a padding sleep checks for stop and cancel messages this often (longer when oversubscribed)
 SPIN_TAIL = 1e-4  # the end of a padding sleep is polled, since a sleep may wake late

@@ -15,7 +15,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from ..methods.base import Job, JobKind
+from ...methods.base import Job, JobKind
 
 HEADER = 24  # float64 slots in every header
 PACK_FLOATS = 1 << 16  # points up to this size travel inside the job message

@@ -19,12 +19,12 @@ import time
 
 import numpy as np
 
-from ..methods.base import JobKind, StepAndRestart
+from ...methods.base import JobKind, StepAndRestart
 from .protocol import (
     HEADER, J_ATTACHED, J_DURATION, J_FAIL, J_FINISH, J_ID, J_VERSION, R_DURATION, R_FINGERPRINT, R_ID, R_MSG,
     R_N_GRADS, R_N_VALUES, R_OVERRUN, R_SLEEP, R_VERSION, Msg, Tag, encode_job,
 )
-from .server import FLOAT_BYTES, HELD_VERSIONS, StopReason
+from ..server import FLOAT_BYTES, HELD_VERSIONS, StopReason
 
 _GRAD = JobKind.GRAD
 _RESULT, _JOB = float(Msg.RESULT), int(Tag.JOB)
