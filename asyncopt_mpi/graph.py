@@ -161,23 +161,6 @@ def round_trips(graph: Graph, distances: np.ndarray | None = None) -> np.ndarray
     return dist + dist.T
 
 
-def choose_pivot(graph: Graph, s: float, h: np.ndarray, rule: str = "tstar") -> int:
-    """The pivot: argmin_j t*(s, h, round trips to j) (ties: the lowest index), or the graph centre.
-
-    Found without all-pairs distances (pivots.py); the same node as argmin over round_trips(graph).
-    """
-    from .pivots import best_eccentricity, best_t_star
-
-    if rule == "center":
-        return best_eccentricity(graph, np.zeros(graph.n))
-    if rule.isdigit():
-        pivot = int(rule)
-        if pivot >= graph.n:
-            raise ConfigError(f"method.pivot: worker {pivot} does not exist (workers are 0..{graph.n - 1})")
-        return pivot
-    return best_t_star(graph, s, np.asarray(h, dtype=float))
-
-
 class Tree:
     """The shortest-path spanning tree rooted at the pivot (round-trip times as edge weights).
 

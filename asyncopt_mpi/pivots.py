@@ -7,7 +7,7 @@ centre c with round-trip radius rho: r(i, j) >= r(i, c) - rho for every member j
 evaluates only the members of clusters whose bound does not exceed the best t* found so far;
 `best_eccentricity` (the graph centre, minibatch SGD's pivot) prunes with the triangle
 inequality around every node it evaluated. Both give the pivot the all-pairs matrix gives
-(graph.choose_pivot and graph.round_trips are that reference), ties to the lowest index.
+(argmin over graph.round_trips is that reference), ties to the lowest index.
 
 Bit for bit: dist(i -> j) in the all-pairs matrix is a float sum along the path taken from i's
 end. One search from j along reversed links sums it from j's end, which is the same number
@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 
+from .errors import ConfigError
 from .graph import Graph, t_star
 
 BATCH = 256  # nodes searched from in one call (a row of n floats each)
@@ -103,6 +104,21 @@ class RoundTrips:
         return float((trips + h).max()), trips
 
 
+def choose_pivot(graph: Graph, s: float, h: np.ndarray, rule: str = "tstar") -> int:
+    """The pivot: argmin_j t*(s, h, round trips to j) (ties: the lowest index), or the graph centre.
+
+    Found without all-pairs distances; the same node as argmin over graph.round_trips(graph).
+    """
+    if rule == "center":
+        return best_eccentricity(graph, np.zeros(graph.n))
+    if rule.isdigit():
+        pivot = int(rule)
+        if pivot >= graph.n:
+            raise ConfigError(f"method.pivot: worker {pivot} does not exist (workers are 0..{graph.n - 1})")
+        return pivot
+    return best_t_star(graph, s, np.asarray(h, dtype=float))
+
+
 def best_eccentricity(graph: Graph, h: np.ndarray) -> int:
     """argmin_j max_i (round trip i <-> j + h_i), ties to the lowest index.
 
@@ -127,7 +143,7 @@ def best_eccentricity(graph: Graph, h: np.ndarray) -> int:
 
 
 def best_t_star(graph: Graph, s: float, h: np.ndarray) -> int:
-    """argmin_j t*(s, h, round trips to j), ties to the lowest index (graph.choose_pivot's "tstar").
+    """argmin_j t*(s, h, round trips to j), ties to the lowest index (choose_pivot's "tstar").
 
     Members of a cluster are evaluated together, one search up to the best t* when their cluster began.
     """

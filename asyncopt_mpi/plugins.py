@@ -20,14 +20,13 @@ from typing import Iterable, Iterator
 
 from .errors import UserError
 from .inputs import clip, shown
+from .registry import BUILT_IN, current_origin, registering_as, same_definition
 
 ENTRY_POINT_GROUPS = ("asyncopt_mpi.methods", "asyncopt_mpi.problems")
-BUILT_IN = "built-in"
 
 _loaded: dict[str, str] = {}  # resolved spec -> module name, in import order
 _requested: list[str] = []  # resolved specs given by --plugin
 _entry_points_loaded = False
-_current_origin: list[str] = []  # the plugin being imported (names it registers are marked with it)
 
 
 class PluginError(UserError):
@@ -45,20 +44,6 @@ def resolve(spec: str) -> str:
     return os.path.abspath(os.path.expanduser(spec)) if is_file_spec(spec) else spec
 
 
-def current_origin() -> str:
-    """What registered names come from right now: the plugin being imported, else built-in."""
-    return _current_origin[-1] if _current_origin else BUILT_IN
-
-
-@contextmanager
-def _origin(label: str) -> Iterator[None]:
-    _current_origin.append(label)
-    try:
-        yield
-    finally:
-        _current_origin.pop()
-
-
 def load_plugin(spec: str) -> str:
     """Import one plugin (once per process); returns its resolved spec. Raises PluginError."""
     resolved = resolve(spec)
@@ -66,7 +51,7 @@ def load_plugin(spec: str) -> str:
         return resolved
     if not resolved:
         raise PluginError("plugin: an empty name; give a module (mypkg.methods) or a file (path/to/file.py)")
-    with _origin(f"plugin {spec.strip()}"):
+    with registering_as(f"plugin {spec.strip()}"):
         try:
             with _exits_refused():
                 module_name = _import_file(resolved) if is_file_spec(resolved) else _import_module(resolved)
@@ -157,24 +142,6 @@ def _import_file(path: str) -> str:
     return module_name
 
 
-def same_definition(a: object, b: object) -> bool:
-    """Two registered classes (or factories) are one definition: the same object, or the same
-    qualified name in the same module or the same source file (a file imported both as a module
-    and as a plugin, or reloaded)."""
-    import inspect
-
-    if a is b:
-        return True
-    if getattr(a, "__qualname__", None) != getattr(b, "__qualname__", None):
-        return False
-    if getattr(a, "__module__", None) == getattr(b, "__module__", None):
-        return True
-    try:
-        return os.path.realpath(inspect.getfile(a)) == os.path.realpath(inspect.getfile(b))  # type: ignore[arg-type]
-    except (TypeError, OSError):
-        return False
-
-
 def load_entry_points() -> list[str]:
     """Import the plugins installed packages declare (once per process); returns their names."""
     global _entry_points_loaded
@@ -189,7 +156,7 @@ def load_entry_points() -> list[str]:
     for group in ENTRY_POINT_GROUPS:
         for entry in importlib.metadata.entry_points(group=group):
             label = f"entry point {entry.name} = {entry.value}"
-            with _origin(f"entry point {entry.name} ({entry.value})"):
+            with registering_as(f"entry point {entry.name} ({entry.value})"):
                 try:
                     with _exits_refused():
                         loaded = entry.load()

@@ -4,15 +4,56 @@ The built-in names come from a name -> module table, so listing them (config che
 methods`) imports nothing, and a run imports the one method and problem it names: start-up pays
 for neither the other modules nor what they import (scipy). tests/test_startup.py checks each
 table against the registrations the modules really make.
+
+Every name records where it came from (built-in, a plugin, a module of user code): plugins.py
+imports each plugin inside `registering_as`, and this module imports no plugin machinery, so
+imports point one way (plugins -> methods/problems -> registry).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import MutableMapping
+from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from .errors import ConfigError
-from .plugins import BUILT_IN, current_origin, same_definition
+
+BUILT_IN = "built-in"
+_current_origin: list[str] = []  # the plugin being imported (names it registers are marked with it)
+
+
+def current_origin() -> str:
+    """What registered names come from right now: the plugin being imported, else built-in."""
+    return _current_origin[-1] if _current_origin else BUILT_IN
+
+
+@contextmanager
+def registering_as(label: str) -> Iterator[None]:
+    """Names registered inside come from `label` (plugins.py imports each plugin inside one)."""
+    _current_origin.append(label)
+    try:
+        yield
+    finally:
+        _current_origin.pop()
+
+
+def same_definition(a: object, b: object) -> bool:
+    """Two registered classes (or factories) are one definition: the same object, or the same
+    qualified name in the same module or the same source file (a file imported both as a module
+    and as a plugin, or reloaded)."""
+    import inspect
+
+    if a is b:
+        return True
+    if getattr(a, "__qualname__", None) != getattr(b, "__qualname__", None):
+        return False
+    if getattr(a, "__module__", None) == getattr(b, "__module__", None):
+        return True
+    try:
+        return os.path.realpath(inspect.getfile(a)) == os.path.realpath(inspect.getfile(b))  # type: ignore[arg-type]
+    except (TypeError, OSError):
+        return False
 
 
 class Registry(MutableMapping):

@@ -8,8 +8,9 @@ import pytest
 from asyncopt_mpi.config import GraphConfig
 from asyncopt_mpi.validate import load_config
 from asyncopt_mpi.errors import ConfigError, DataError
-from asyncopt_mpi.graph import Graph, Tree, choose_pivot, mesh_shape, read_edges, round_trips, t_star
+from asyncopt_mpi.graph import Graph, Tree, mesh_shape, read_edges, round_trips, t_star
 from asyncopt_mpi.methods.decentralized import make_plan
+from asyncopt_mpi.pivots import choose_pivot
 from asyncopt_mpi.runtime.build import build_problem
 from conftest import attrs, graph_attrs, graph_links, read, run_cli, simulate
 

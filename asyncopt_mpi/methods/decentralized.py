@@ -18,9 +18,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import ConfigError
-from ..graph import Graph, Tree, choose_pivot
+from ..graph import Graph, Tree
 from ..inputs import shown
-from ..pivots import RoundTrips, best_eccentricity
+from ..pivots import RoundTrips, best_eccentricity, choose_pivot
 from . import register_method
 from .base import Method, Result, Server
 from .collect import batch_from_noise
