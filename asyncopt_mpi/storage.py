@@ -6,7 +6,7 @@ filters built into HDF5, so any HDF5 reader decodes them. It is applied once the
 closed (results.compress_tables): SWMR never reuses file space, so chunks compressed at every
 flush would leave their old copies behind. A resumed run appends to the compressed tables and
 compresses them again at its end; a killed run's tables stay as the run wrote them, plain.
-Standard library only at import (config.py validates with it).
+Standard library only at import (validate.py checks output.compression with it).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Imports point one way: config.py (data and parsing) imports no registry, graph.py no config, and no
-import cycle passes through config.py, plugins, the registries or graph.py. The package is read with `ast` (nothing is imported), and every
-import counts, also those inside functions; only `if TYPE_CHECKING:` blocks, which never run, do not."""
+import cycle passes through config.py, plugins, the registries or graph.py. The package is read with `ast`
+(nothing is imported), and every import counts, also those inside functions; only `if TYPE_CHECKING:`
+blocks, which never run, do not."""
 
 from __future__ import annotations
 

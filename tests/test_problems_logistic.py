@@ -15,7 +15,7 @@ from asyncopt_mpi.problems.logistic import class_codes
 
 
 def config(**overrides):
-    params = dict(LogisticProblem.params)  # the problem's own keys with their defaults, as config.py fills them
+    params = dict(LogisticProblem.params)  # the problem's own keys with their defaults, as validate.py fills them
     params.update(overrides.pop("params", {}))
     values = dict(name="logistic", dim=5, samples=40, noise=0.0, noise_type="add", data="", seed=0, params=params)
     values.update(overrides)

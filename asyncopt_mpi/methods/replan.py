@@ -48,7 +48,7 @@ REPLAN_PARAMS = {"replan": "off", "replan_threshold": 1.0, "replan_window": 4}
 
 
 def check_replan(options: dict[str, Any]) -> None:
-    """ConfigError naming the key when a re-planning option is out of range (config.py checked the types)."""
+    """ConfigError naming the key when a re-planning option is out of range (validate.py checked the types)."""
     rule = str(options["replan"])
     if rule not in REPLAN_RULES:
         raise ConfigError(f"method.replan: {shown(rule, 40)} is not accepted; accepted: {', '.join(REPLAN_RULES)}")
