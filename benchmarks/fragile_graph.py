@@ -136,7 +136,7 @@ try:
     from asyncopt_mpi.validate import load_config
 except ImportError:  # a checkout from before validate.py (issue 28) loads configs in config.py
     from asyncopt_mpi.config import load_config
-from asyncopt_mpi.runtime import graph_sim
+from asyncopt_mpi.runtime.graph import sim as graph_sim
 from asyncopt_mpi.runtime.session import run_sim
 job, path, sets = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 loop = graph_sim.GraphSim.run

@@ -297,7 +297,7 @@ def _simulate_locked(config: Config, resume: ResumePoint | None, quiet: bool, n_
 
 def _build_and_simulate(config: Config, resume: ResumePoint | None, quiet: bool, n_workers: int, lock: ResultsLock,
                         replace: bool, setup: SetupProgress, signals: SignalWatch) -> SimOutcome:
-    from .graph_sim import GraphSim
+    from .graph.sim import GraphSim
     from .sim.server import SimServer
 
     signals.running = "set-up"  # a large problem or a slow plugin: a stop signal interrupts it
@@ -411,7 +411,7 @@ def run_mpi(
 
     from ..plugins import config_file_plugins, load_plugins, merge, override_plugins, results_file_plugins
 
-    from .graph_mpi import GraphNode, GraphServer, shared_start
+    from .mpi.graph import GraphNode, GraphServer, shared_start
     from .mpi.loops import MpiServer, WorkerLoop
 
     lower_timer_slack()

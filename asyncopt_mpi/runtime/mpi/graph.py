@@ -20,14 +20,14 @@ from enum import IntEnum
 import numpy as np
 from mpi4py import MPI
 
-from ..errors import RunError
-from ..graph import Tree
-from ..methods.base import Job, JobKind
-from ..methods.decentralized import Message, Plan, make_nodes
-from .mpi.backoff import Backoff, poll
-from .graph_core import GraphCore, message_bytes
-from .signals import SignalWatch
-from .worker import WorkerContext, timing_rng
+from ...errors import RunError
+from ...graph import Tree
+from ...methods.base import Job, JobKind
+from ...methods.decentralized import Message, Plan, make_nodes
+from .backoff import Backoff, poll
+from ..graph.core import GraphCore, message_bytes
+from ..signals import SignalWatch
+from ..worker import WorkerContext, timing_rng
 
 CLOSE = 0  # link message kind: the sender stops; nothing follows on this link
 # Link message header: kind, version, dest, origin, count, weight, nodes, queued, start, rho.

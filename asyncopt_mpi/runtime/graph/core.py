@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..methods.decentralized import Kind, Plan
-from .server import ServerCore, StopReason
+from ...methods.decentralized import Kind, Plan
+from ..server import ServerCore, StopReason
 
 HEADER_FLOATS = 8  # charged per link message besides its vector (kind, version, dest, origin, count, ...)
 FLOAT_BYTES = 8

@@ -14,12 +14,12 @@ import math
 
 import numpy as np
 
-from ..graph import Tree
-from ..methods.base import Job, JobKind
-from ..methods.decentralized import Message, make_nodes
-from .graph_core import GraphCore, message_bytes
-from .server import StopReason
-from .worker import WorkerContext
+from ...graph import Tree
+from ...methods.base import Job, JobKind
+from ...methods.decentralized import Message, make_nodes
+from .core import GraphCore, message_bytes
+from ..server import StopReason
+from ..worker import WorkerContext
 
 DONE, ARRIVE, FREE = 0, 1, 2  # event types
 
