@@ -1,7 +1,8 @@
 """Where a problem's data comes from: LIBSVM/svmlight text, MNIST IDX, .npz and .h5 files, or a seeded synthetic set.
 
 Nothing here downloads. Every problem with a file (missing, malformed, inconsistent)
-raises DataError with one line naming the file and, for text, the line number. A FIFO, a
+raises DataError with one line naming the file and, for text, the line number (scikit-learn's
+reason instead for a malformed text only it can hold within the budget). A FIFO, a
 device or a folder is refused before anything is read (asyncopt_mpi.inputs), and a token of
 the file that an error line quotes is cut to 200 characters.
 Features come back as a float64 ndarray or a scipy.sparse CSR matrix; labels as a
