@@ -22,7 +22,7 @@ PYTEST_REPORT := --durations=25
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[mpich,plot,test]'
+	$(BIN)/python -m pip install --quiet -e '.[mpich,plot,test,sklearn]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -73,7 +73,7 @@ $(MIN_STAMP): pyproject.toml
 	$(MIN_BIN)/python -m pip install --quiet --upgrade pip
 	$(MIN_BIN)/python -c "$(MIN_PINS)" > $(MIN_VENV)/minimum-versions.txt
 	$(MIN_BIN)/python -m pip install --quiet --only-binary numpy,scipy,h5py,mpi4py \
-		--constraint $(MIN_VENV)/minimum-versions.txt -e '.[mpich,plot,test]'
+		--constraint $(MIN_VENV)/minimum-versions.txt -e '.[mpich,plot,test,sklearn]'
 	touch $(MIN_STAMP)
 
 test-min-versions: $(MIN_STAMP)
