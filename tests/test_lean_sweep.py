@@ -52,7 +52,8 @@ def test_the_watchdog_starts_without_site_and_still_repairs_a_killed_simulator_r
     try:
         assert _wait(lambda: path.exists() and _watchdog_of(run.pid)), run.stderr.read() if run.poll() else ""
         command = _watchdog_of(run.pid)
-        assert b"-S" in command[:command.index(b"--file")]  # no site module: its .pth hooks cost most of a start
+        script = next(at for at, word in enumerate(command) if word.endswith(b"guardian.py"))
+        assert b"-S" in command[:script]  # no site module: its .pth hooks cost most of a start
         run.kill()  # SIGKILL: nothing of the run closes its file
         run.wait(timeout=60)
         assert _wait(lambda: not os.path.exists(str(path) + ".lock"), 120)  # the watchdog is done
@@ -109,3 +110,31 @@ def test_each_run_of_a_sweep_ends_with_a_collection_of_its_own_objects_and_leave
     # through the simulator loop, so a closing collection scans far fewer objects than there are.
     assert all(frozen > 2 * tracked for frozen, tracked in ends), ends
     assert ends[-1][0] + ends[-1][1] <= (ends[0][0] + ends[0][1]) * 1.02, ends  # nothing piles up
+
+
+@pytest.mark.timeout(180)
+def test_a_sweep_killed_mid_run_leaves_its_finished_files_complete_and_its_running_one_repaired(tmp_path):
+    """One watchdog guards every run of a sweep's process; SIGKILL in the third run: the first two
+    files stay as they were closed, the third is repaired as a single run's watchdog repairs it."""
+    out = tmp_path / "sweep"
+    sweep = subprocess.Popen(asyncopt_command() + ["sweep", DEMO, "--out", str(out), "--grid", "stop.time=2,3,100000",
+                                                   "--set", "workers.n=4", "--set", "stop.target=1e-300"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    names = [f"async_sgd-time={value}.h5" for value in ("2", "3", "100000")]
+    try:
+        assert _wait(lambda: (out / names[2]).exists()), sweep.stderr.read() if sweep.poll() else ""
+        command = _watchdog_of(sweep.pid)
+        assert b"--shared" in command  # the process's one watchdog, started by its first run
+        sweep.kill()  # SIGKILL in the middle of the third run
+        sweep.wait(timeout=60)
+        assert _wait(lambda: not os.path.exists(str(out / names[2]) + ".lock"), 120)  # the watchdog is done
+    finally:
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+    for name in names[:2]:
+        with h5py.File(out / name, "r") as handle:  # closed by the run itself, with its metrics
+            assert handle.attrs["status"] == "completed" and len(handle["metrics/loss"]) > 0
+    with h5py.File(out / names[2], "r") as handle:
+        assert handle.attrs["status"] == "failed"
+        assert handle.attrs["stop_reason"] == "killed: rank 0 ended without closing the file"
+    assert sorted(os.listdir(out)) == sorted(names)  # no lock, staged file or reserve left

@@ -14,12 +14,19 @@ It is started as a script (not `-m asyncopt_mpi...`, which would import the whol
 numpy and scipy in every run) and without the site module (`-S`: the site-packages' .pth hooks
 cost more than the rest of its start): while it watches it imports only os, select, sys and
 time, and it loads site-packages and the package's repair code only when a file needs repairing.
+
+A simulator run (one process) shares one watchdog per process (`guard`): started at the process's
+first run, it is told over a socket when each run starts (with the run's lock, passed as a
+descriptor, so the lock stays held if the process dies) and when it ends; when the process dies it
+repairs the runs still going exactly as a run's own watchdog would. A sweep of many runs thus starts
+one watchdog, not one per run (each start cost about as much CPU as a 10-gradient run).
 """
 
 from __future__ import annotations
 
 import os
 import select
+import socket
 import sys
 import time
 
@@ -132,6 +139,13 @@ def watch(path: str, ranks: dict[int, int], staged: str | None = None, lock_fd: 
           elsewhere: dict | None = None) -> None:
     times: list[float] = []
     ended = _wait_for_ends(ranks, times=times)
+    repair(path, ranks, ended, times, staged, lock_fd, elsewhere)
+
+
+def repair(path: str, ranks: dict[int, int], ended: list[list[int]], times: list[float], staged: str | None = None,
+           lock_fd: int | None = None, elsewhere: dict | None = None) -> None:
+    """The ranks ended as `ended` says (groups in the order seen, at `times`): close `path` as failed
+    unless it was closed cleanly; a staged file and the disk reserve go."""
     if lock_fd is not None:
         _mark_repairing(lock_fd)  # refusals now name this process
     time.sleep(0.2)  # let the file system settle after the writer's death
@@ -207,8 +221,138 @@ def parse(argv: list[str]) -> tuple[dict[str, str], dict[int, int]]:
     return options, {int(rank): int(pid) for rank, pid in pairs}
 
 
+# ---------------------------------------------------------------- one watchdog per process (simulator runs)
+
+SHARED = "--shared"  # the command line of a process's shared watchdog: --shared PID DESCRIPTOR
+MESSAGE_BYTES = 1 << 16  # a message names a run's files: paths of at most 4096 characters each
+
+
+class Guard:
+    """One run registered with its process's shared watchdog; `stop` once its file is closed."""
+
+    def __init__(self, channel: socket.socket, number: int):
+        self.channel, self.number = channel, number
+
+    def stop(self) -> None:
+        """The run's file is closed: the watchdog forgets it (and closes its copy of the lock)."""
+        try:
+            self.channel.send(f"done\0{self.number}".encode())
+        except OSError:
+            pass  # the watchdog is gone: nothing left to tell
+
+
+class _Shared:
+    """This process's end of its shared watchdog."""
+
+    def __init__(self, process, channel: socket.socket):
+        self.process, self.channel, self.pid, self.runs = process, channel, os.getpid(), 0
+
+
+_shared: _Shared | None = None
+
+
+def guard(path: str, lock=None, staged: str | None = None) -> Guard | None:
+    """Register a run of this process (its results `path`, staged file and lock, a locks.ResultsLock)
+    with the process's shared watchdog, started at the first run; None if it cannot start (best
+    effort, as `start`)."""
+    global _shared
+    if _shared is None or _shared.pid != os.getpid() or _shared.process.poll() is not None:
+        _shared = _start_shared()
+        if _shared is None:
+            return None
+    from asyncopt_mpi.results import locking_environment  # the repair opens the file as the run did
+
+    _shared.runs += 1
+    descriptors = [lock.fd] if lock is not None and lock.fd >= 0 else []
+    fields = ["run", str(_shared.runs), os.path.abspath(path),
+              os.path.abspath(staged) if staged and os.path.abspath(staged) != os.path.abspath(path) else "",
+              os.path.abspath(lock.lock_path) if descriptors else "",
+              locking_environment().get("HDF5_USE_FILE_LOCKING", "")]
+    try:
+        socket.send_fds(_shared.channel, ["\0".join(fields).encode()], descriptors)
+    except OSError:
+        _shared = None
+        return None
+    return Guard(_shared.channel, _shared.runs)
+
+
+def _start_shared() -> _Shared | None:
+    import subprocess
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    # As `start`: no site module, the script's folder not on sys.path, a session of its own.
+    command = [sys.executable, "-S", "-P", os.path.abspath(__file__), SHARED, str(os.getpid()), str(theirs.fileno())]
+    try:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True,
+                                   pass_fds=(theirs.fileno(),))
+    except OSError:
+        ours.close()
+        return None
+    finally:
+        theirs.close()
+    return _Shared(process, ours)
+
+
+def serve(parent: int, channel: socket.socket) -> None:
+    """The shared watchdog: follow the runs `parent` registers until it ends, then repair the ones
+    it left running and release their locks."""
+    runs: dict[str, list[str]] = {}  # run number -> its fields, then its lock's descriptor (or "")
+    try:
+        ended = os.pidfd_open(parent)
+    except OSError:  # already gone (or no pidfd_open): polled
+        ended = None
+    ready = select.epoll()
+    ready.register(channel.fileno(), select.EPOLLIN)
+    if ended is not None:
+        ready.register(ended, select.EPOLLIN)
+    while True:
+        events = [descriptor for descriptor, _ in ready.poll(POLL_SECONDS if ended is None else -1)]
+        if ended in events or (ended is None and not alive(parent)):
+            break
+        if channel.fileno() in events and not _receive(channel, runs):
+            ready.unregister(channel.fileno())  # the parent closed its end: only its end is left to see
+    channel.setblocking(False)
+    while _receive(channel, runs):  # what the parent said before it ended
+        pass
+    when = time.time()
+    for path, staged, lock_path, locking, descriptor in runs.values():
+        if locking:
+            os.environ["HDF5_USE_FILE_LOCKING"] = locking
+        lock_fd = int(descriptor) if descriptor else None
+        try:
+            repair(path, {0: parent}, [[0]], [when], staged or None, lock_fd)
+        finally:
+            if lock_fd is not None:
+                _importable()
+                from asyncopt_mpi.locks import release_descriptor
+
+                release_descriptor(lock_path, lock_fd)
+
+
+def _receive(channel: socket.socket, runs: dict[str, list[str]]) -> bool:
+    """Take one message into `runs`; False at the end of the channel or when nothing is waiting."""
+    try:
+        data, descriptors, _, _ = socket.recv_fds(channel, MESSAGE_BYTES, 1)
+    except (BlockingIOError, ConnectionResetError):
+        return False
+    if not data:
+        return False
+    kind, number, *fields = data.decode().split("\0")
+    if kind == "run":
+        runs[number] = [*fields, str(descriptors[0]) if descriptors else ""]
+    elif kind == "done" and number in runs:
+        descriptor = runs.pop(number)[-1]
+        if descriptor:
+            os.close(int(descriptor))
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
-    options, ranks = parse(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == [SHARED] and len(argv) == 3:
+        serve(int(argv[1]), socket.socket(fileno=int(argv[2])))
+        return
+    options, ranks = parse(argv)
     lock_fd = int(options["--lock-fd"]) if "--lock-fd" in options else None
     elsewhere = None
     if "--elsewhere" in options:  # rank 0's host and the ranks per other host

@@ -324,7 +324,7 @@ def _build_and_simulate(config: Config, resume: ResumePoint | None, quiet: bool,
     staged = resume.staged if resume is not None and resume.staged else staging_path(config.output_path())
     writer = open_writer(config, problem, method, n_workers, f_star, resume=resume,
                          graph=None if plan is None else graph_attrs(plan), staging=staged)
-    watchdog = guardian.start(config.output_path(), [os.getpid()], [socket.gethostname()], lock=lock, staged=staged)
+    watchdog = guardian.guard(config.output_path(), lock=lock, staged=staged)  # the process's one watchdog
     try:
         setup.phase("server state")
         if plan is None:
@@ -351,7 +351,7 @@ def _build_and_simulate(config: Config, resume: ResumePoint | None, quiet: bool,
     status, reason = _finish(server, error)
     if writer.failed is None:
         evaluate_file(config.output_path(), problem, f_star)
-    _stop_watchdog(watchdog)
+    _stop_watchdog(watchdog)  # not before: a file left open by an error here is repaired when the process ends
     if error is not None:
         failure = error if isinstance(error, AsyncoptError) else RunError(_describe(error))
         failure.path = config.output_path()
@@ -576,8 +576,10 @@ def run_mpi(
 
 
 def _stop_watchdog(watchdog) -> None:
-    """The file is closed: the watchdog has nothing left to guard."""
-    if watchdog is not None:
+    """The file is closed: the watchdog has nothing left to guard (a process's shared one forgets the run)."""
+    if isinstance(watchdog, guardian.Guard):
+        watchdog.stop()
+    elif watchdog is not None:
         watchdog.terminate()
         watchdog.wait()
 
