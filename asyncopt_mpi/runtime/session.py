@@ -228,11 +228,14 @@ class SimOutcome:
     reason: str
     exit_code: int
     summary: str
+    written: bool = True  # False after a write error: the file says failed, whatever `status` says
 
 
 def run_sim(config: Config, resume: ResumePoint | None = None, quiet: bool = True, overwrite: bool = False,
-            inputs: tuple[str, ...] = ()) -> int:
-    """The CLI's simulator run: `simulate`, its closing line or error reported, an exit status."""
+            inputs: tuple[str, ...] = (), closed: list[str] | None = None) -> int:
+    """The CLI's simulator run: `simulate`, its closing line or error reported, an exit status.
+
+    `closed` (a sweep's) receives the status the run closed its file with, when it did so without error."""
     try:
         outcome = simulate(config, resume, quiet, overwrite=overwrite, inputs=inputs)
     except Exception as exc:
@@ -242,6 +245,8 @@ def run_sim(config: Config, resume: ResumePoint | None = None, quiet: bool = Tru
             log.error(_describe(exc))
         return _exit_code(exc)
     _closing(outcome.summary, good=outcome.status != "diverged")
+    if closed is not None and outcome.written:
+        closed.append(outcome.status)
     return outcome.exit_code
 
 
@@ -359,7 +364,7 @@ def _build_and_simulate(config: Config, resume: ResumePoint | None, quiet: bool,
             raise failure
         raise failure from error
     return SimOutcome(config.output_path(), status, reason, server.exit_code(),
-                      _summary_line(config, server, status, reason))
+                      _summary_line(config, server, status, reason), writer.failed is None)
 
 
 # ---------------------------------------------------------------- MPI
