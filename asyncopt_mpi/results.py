@@ -203,8 +203,8 @@ class _Table:
                 group.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(4096,), dtype=kind)
                 for name, kind in columns.items()
             ]
-            for dataset in self.datasets:
-                storage.label(dataset)
+            for dataset, name in zip(self.datasets, columns):
+                storage.label(dataset, name)
         else:
             self.datasets = [group[name] for name in columns]
             for dataset in self.datasets:
@@ -252,12 +252,25 @@ class _Table:
         add_singles()
         self.block_rows -= block_rows
         columns = [_joined(column, kind) for column, kind in zip(parts, self.kinds)]
-        end = self.length + len(columns[0])
         for dataset, values in zip(self.datasets, columns):
-            dataset.resize((end,))
-            dataset[self.length : end] = values
-            dataset.flush()
-        self.length = end
+            _append(dataset, self.length, values)
+            dataset.id.flush()
+        self.length += len(columns[0])
+
+
+def _append(dataset: h5py.Dataset, start: int, rows: np.ndarray) -> None:
+    """Write `rows` (of the dataset's dtype) at row `start` of a resizable dataset, growing it to end
+    there: what `resize` and `dataset[start:] = rows` do, in the HDF5 calls they end in (h5py's
+    own checks of each call cost more than the write, at every flush of every column)."""
+    identifier = dataset.id
+    rows = np.ascontiguousarray(rows, dtype=identifier.dtype)
+    count, width = rows.shape[0], identifier.shape[1:]
+    if rows.shape[1:] != width:
+        raise ValueError(f"rows of shape {rows.shape[1:]} for a dataset of rows of shape {width}")
+    identifier.set_extent((start + count, *width))
+    space = identifier.get_space()
+    space.select_hyperslab((start, *(0 for _ in rows.shape[1:])), rows.shape)
+    identifier.write(h5py.h5s.create_simple(rows.shape), space, rows)
 
 
 def _joined(parts: list, kind: np.dtype) -> np.ndarray:
@@ -387,6 +400,7 @@ class ResultsWriter:
         self.worker_stats: Callable[[], dict[str, np.ndarray]] = dict  # the server's counters, stored at each flush
         self.reserve_path = self.final_path + RESERVE_SUFFIX
         self._thread: threading.Thread | None = None
+        self._made: dict[str, Any] = {}  # a new file's groups and datasets, as _lay_out made them
         self.compression = compression
         options = {"libver": "latest", "rdcc_nbytes": 0}  # no chunk cache: RSS flat in rows
         if resume is not None:
@@ -415,29 +429,30 @@ class ResultsWriter:
     def _lay_out(self, attrs: dict[str, Any], dim: int, n_workers: int, problem_attrs: dict[str, Any] | None,
                  state_shapes: dict[str, int] | None, graph: dict[str, Any] | None) -> dict[str, int | None]:
         """The groups, datasets and attributes of a new file; returns the rows to keep (none)."""
-        for key, value in attrs.items():
-            self.file.attrs[key] = value
-        self.file.attrs["format_version"] = FORMAT_VERSION
-        self.file.attrs["segments"] = 1
-        self.file.attrs["started_at"] = _utc_now()
+        storage.set_attrs(self.file, {**attrs, "format_version": FORMAT_VERSION, "segments": 1,
+                                      "started_at": _utc_now()})
         problem = self.file.create_group("problem")
-        for key, value in (problem_attrs or {}).items():
-            problem.attrs[key] = value
-        for group in ("trace", "events", "snapshots", "workers", "metrics"):
-            self.file.create_group(group)
-        snapshots = self.file["snapshots"]
+        storage.set_attrs(problem, problem_attrs or {})
+        # What is made here is kept for _open_tables (looking an object up by name costs as much as making it).
+        made = self._made = {group: self.file.create_group(group) for group in ("trace", "events", "snapshots",
+                                                                                  "workers", "metrics")}
+        snapshots = made["snapshots"]
         rows_per_chunk = max(1, min(64, (1 << 20) // (8 * max(dim, 1))))
-        snapshots.create_dataset("x", shape=(0, dim), maxshape=(None, dim), chunks=(rows_per_chunk, dim), dtype="f8")
+        made["x"] = snapshots.create_dataset("x", shape=(0, dim), maxshape=(None, dim), chunks=(rows_per_chunk, dim),
+                                             dtype="f8")
         state = snapshots.create_group("state")
-        for name, size in (state_shapes or {}).items():
-            state.create_dataset(name, shape=(0, size), maxshape=(None, size), chunks=(rows_per_chunk, size), dtype="f8")
-        for name, kind in WORKER_COLUMNS.items():
-            storage.label(self.file["workers"].create_dataset(name, shape=(n_workers,), dtype=kind))
+        made["state"] = {name: state.create_dataset(name, shape=(0, size), maxshape=(None, size),
+                                                    chunks=(rows_per_chunk, size), dtype="f8")
+                         for name, size in (state_shapes or {}).items()}
+        made["worker_datasets"] = {name: made["workers"].create_dataset(name, shape=(n_workers,), dtype=kind)
+                                   for name, kind in WORKER_COLUMNS.items()}
+        for name, dataset in made["worker_datasets"].items():
+            storage.label(dataset, name)
         if graph is not None:
             group = self.file.create_group("graph")
             for key, value in graph.items():
                 group.attrs[key] = value
-            self.file.create_group("hops")
+            made["hops"] = self.file.create_group("hops")
         return {"trace": None, "events": None, "snapshots": None}
 
     def _cut_back(self, resume: ResumePoint) -> dict[str, int]:
@@ -450,19 +465,26 @@ class ResultsWriter:
 
     def _open_tables(self, trace_columns: dict[str, str], keep: dict[str, int | None]) -> None:
         """Mark the file running, open its tables in SWMR mode and set the disk reserve aside."""
-        self.file.attrs["status"] = "running"
-        self.file.attrs["stop_reason"] = ""
-        self.file.attrs["finished_at"] = ""
-        self.trace_table = _Table(self.file["trace"], trace_columns, keep["trace"])
-        self.event_table = _Table(self.file["events"], EVENT_COLUMNS, keep["events"])
-        snapshots = self.file["snapshots"]
-        self.snapshot_table = _Table(snapshots, SNAPSHOT_COLUMNS, keep["snapshots"])
-        self.hop_table = _Table(self.file["hops"], HOP_COLUMNS, keep.get("hops")) if "hops" in self.file else None
-        self.snapshot_x = snapshots["x"]
-        self.snapshot_state = dict(snapshots["state"].items()) if "state" in snapshots else {}
-        for dataset in (self.snapshot_x, *self.snapshot_state.values()):
-            dataset.resize((self.snapshot_table.length, *dataset.shape[1:]))
-        self.worker_datasets = dict(self.file["workers"].items())
+        storage.set_attrs(self.file, {"status": "running", "stop_reason": "", "finished_at": ""})
+        made = self._made
+        if not made:  # a resumed file: its objects by name
+            snapshots = self.file["snapshots"]
+            made = {group: self.file[group] for group in ("trace", "events", "snapshots", "workers")}
+            made.update(x=snapshots["x"], state=dict(snapshots["state"].items()) if "state" in snapshots else {},
+                        worker_datasets=dict(made["workers"].items()))
+            if "hops" in self.file:
+                made["hops"] = self.file["hops"]
+        self.trace_table = _Table(made["trace"], trace_columns, keep["trace"])
+        self.event_table = _Table(made["events"], EVENT_COLUMNS, keep["events"])
+        self.snapshot_table = _Table(made["snapshots"], SNAPSHOT_COLUMNS, keep["snapshots"])
+        self.hop_table = _Table(made["hops"], HOP_COLUMNS, keep.get("hops")) if "hops" in made else None
+        self.snapshot_x = made["x"]
+        self.snapshot_state = made["state"]
+        if keep["snapshots"]:  # a new file's are empty already
+            for dataset in (self.snapshot_x, *self.snapshot_state.values()):
+                dataset.resize((self.snapshot_table.length, *dataset.shape[1:]))
+        self.worker_datasets = made["worker_datasets"]
+        self._made = {}  # the writer keeps what it uses, by its own names
         # One more chunk of every dataset may be allocated by a flush: keep that and a reserve free.
         tables = (self.trace_table, self.event_table, self.snapshot_table, self.hop_table)
         self._slack = RESERVE_BYTES + 4096 * sum(t.dtype.itemsize for t in tables if t is not None) + sum(
@@ -576,18 +598,18 @@ class ResultsWriter:
             self.hop_table.flush()
         while self.snapshots:
             row, x, state = self.snapshots.popleft()
-            rows = self.snapshot_x.shape[0]
+            rows = self.snapshot_table.length + len(self.snapshot_table.rows)  # the points written so far
             for dataset, value in ((self.snapshot_x, x), *((self.snapshot_state[k], v) for k, v in state.items())):
-                dataset.resize((rows + 1, dataset.shape[1]))
-                dataset[rows] = value
+                _append(dataset, rows, np.reshape(value, (1, -1)))
             self.snapshot_table.rows.append(row)
         self.snapshot_table.flush()
         for dataset in (self.snapshot_x, *self.snapshot_state.values()):
-            dataset.flush()
+            dataset.id.flush()
         for name, values in self.worker_stats().items():
-            dataset = self.worker_datasets[name]
-            dataset[...] = values
-            dataset.flush()
+            identifier = self.worker_datasets[name].id
+            identifier.write(h5py.h5s.ALL, h5py.h5s.ALL,
+                             np.ascontiguousarray(np.broadcast_to(values, identifier.shape), dtype=identifier.dtype))
+            identifier.flush()
         self.file.flush()
         self._last_flush = time.monotonic()
 
@@ -615,11 +637,8 @@ class ResultsWriter:
                 status, stop_reason = "failed", f"error: {self.failed}"
         try:
             if not self.hdf5_failed:
-                self.file.attrs["status"] = status
-                self.file.attrs["stop_reason"] = stop_reason
-                self.file.attrs["finished_at"] = _utc_now()
-                for key, value in (extra_attrs or {}).items():
-                    self.file.attrs[key] = value
+                storage.set_attrs(self.file, {"status": status, "stop_reason": stop_reason, "finished_at": _utc_now(),
+                                              **(extra_attrs or {})})
             self.file.close()
         except (OSError, RuntimeError, ValueError) as exc:
             if self.failed is None:
@@ -809,7 +828,7 @@ def write_metrics(path: str, metrics: dict[str, np.ndarray], f_star: float) -> N
                 if name in OPTIONAL_METRICS and name not in metrics:  # no held-out rows: nan
                     group.create_dataset(name, data=np.full(len(metrics["time"]), np.nan))
                     continue
-                storage.label(group.create_dataset(name, data=np.asarray(metrics[name])))
+                storage.label(group.create_dataset(name, data=np.asarray(metrics[name])), name)
             handle["problem"].attrs["f_star"] = f_star
     except DAMAGE as exc:
         raise ResultsWriteError(f"results file: {shown(_io_reason(exc))} ({shown(path)}); metrics not stored") from None

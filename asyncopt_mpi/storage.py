@@ -33,8 +33,39 @@ def filters(compression: str) -> dict[str, Any]:
     return {"compression": "gzip", "compression_opts": int(level.group(1)), "shuffle": True} if level else {}
 
 
-def label(dataset: h5py.Dataset) -> None:
-    """Give a column its `units` attribute when its name says it holds seconds or bytes."""
-    unit = UNITS.get(dataset.name.rsplit("/", 1)[-1])
+def label(dataset: h5py.Dataset, name: str | None = None) -> None:
+    """Give a column its `units` attribute when its name (`name`, else read from the file) says it
+    holds seconds or bytes."""
+    unit = UNITS.get(name or dataset.name.rsplit("/", 1)[-1])
     if unit is not None:
-        dataset.attrs["units"] = unit
+        set_attrs(dataset, {"units": unit})
+
+
+_plain_types: dict[type, tuple] = {}  # str, int, float -> (file type, memory type, numpy dtype), made once
+
+
+def set_attrs(item: h5py.HLObject, attrs: dict[str, Any]) -> None:
+    """`item.attrs[key] = value` for each item, stored as h5py stores it; a str, float or int (in int64)
+    with the HDF5 types made once per process, since h5py's own path works them out again for each
+    attribute (a new results file has about 60: a third of the cost of making it)."""
+    from h5py import h5a, h5s, h5t, string_dtype
+    import numpy as np
+
+    if not _plain_types:
+        for kind, dtype in ((str, string_dtype()), (int, np.dtype("int64")), (float, np.dtype("float64"))):
+            _plain_types[kind] = (h5t.py_create(dtype, logical=True), h5t.py_create(dtype), dtype,
+                                  h5s.create_simple(()))
+    for key, value in attrs.items():
+        found = _plain_types.get(type(value))
+        if found is None or (type(value) is int and not -(1 << 63) <= value < (1 << 63)):
+            item.attrs[key] = value
+            continue
+        stored, memory, dtype, space = found
+        name = key.encode()
+        if h5a.exists(item.id, name):
+            h5a.delete(item.id, name)
+        attribute = h5a.create(item.id, name, stored, space)
+        try:
+            attribute.write(np.asarray(value, dtype=dtype), mtype=memory)
+        finally:
+            attribute.close()
