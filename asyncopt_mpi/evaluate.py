@@ -34,9 +34,12 @@ def metrics_table(snapshots: dict[str, np.ndarray], values: np.ndarray) -> dict[
     return table
 
 
-def evaluate_file(path: str, problem: Problem, f_star: float) -> dict[str, np.ndarray]:
-    """Compute and store /metrics of a results file in this process."""
-    snapshots = read_snapshots(path)
+def evaluate_file(path: str, problem: Problem, f_star: float,
+                  snapshots: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Compute and store /metrics of a results file in this process; `snapshots` are its snapshots as
+    read_snapshots reads them, when the caller has them (the run that wrote them), else they are read."""
+    if snapshots is None:
+        snapshots = read_snapshots(path)
     table = metrics_table(snapshots, evaluate_points(problem, snapshots["x"], f_star))
     write_metrics(path, table, f_star)
     return table

@@ -64,6 +64,7 @@ HOP_COLUMNS = {
     "rho": "f8",
 }
 STATUSES = ("running", "completed", "stopped", "failed", "diverged")
+KEPT_SNAPSHOT_BYTES = 1 << 20  # a new file's snapshots up to this size are also kept in memory, for its evaluation
 RESERVE_BYTES = 256 * 1024  # kept free on the results file's disk so the file can still be closed
 SWMR_WAIT_SECONDS = 10.0  # a file still marked open for writing must be readable within this
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -401,6 +402,10 @@ class ResultsWriter:
         self.reserve_path = self.final_path + RESERVE_SUFFIX
         self._thread: threading.Thread | None = None
         self._made: dict[str, Any] = {}  # a new file's groups and datasets, as _lay_out made them
+        # A new file's snapshots as written (row, point), while they are few: the run's evaluation reads them
+        # here instead of from the closed file; None once they outgrow KEPT_SNAPSHOT_BYTES, and for a resume.
+        self._kept: list[tuple[tuple, np.ndarray]] | None = [] if resume is None else None
+        self._kept_bytes = 0
         self.compression = compression
         options = {"libver": "latest", "rdcc_nbytes": 0}  # no chunk cache: RSS flat in rows
         if resume is not None:
@@ -542,9 +547,25 @@ class ResultsWriter:
     ) -> None:
         """A snapshot row with the point (and the method's state, for resuming); copies are queued."""
         copies = {name: np.array(value, dtype=float) for name, value in (state or {}).items()}
+        row, point = (time_s, iteration, grads, n_bytes), np.array(x, dtype=float)
         # The row goes in with its point, so a reader never sees a row without its x.
-        self.snapshots.append(((time_s, iteration, grads, n_bytes), np.array(x, dtype=float), copies))
+        self.snapshots.append((row, point, copies))
+        if self._kept is not None:
+            self._kept_bytes += point.nbytes
+            if self._kept_bytes <= KEPT_SNAPSHOT_BYTES:
+                self._kept.append((row, point))
+            else:
+                self._kept = None
         self.flush()
+
+    def written_snapshots(self) -> dict[str, np.ndarray] | None:
+        """What read_snapshots would read from the closed file, from memory: None when they were not kept
+        (too many, a resumed file's earlier ones) or not all written (a write error)."""
+        if self._kept is None or self.failed is not None:
+            return None
+        rows = np.array([row for row, _ in self._kept], dtype=[(name, kind) for name, kind in SNAPSHOT_COLUMNS.items()])
+        points = np.array([point for _, point in self._kept], dtype=float).reshape(len(self._kept), -1)
+        return {**{name: rows[name].copy() for name in SNAPSHOT_COLUMNS}, "x": points}
 
     def maybe_flush(self) -> None:
         """Flush if a second has passed or a block is full (called often from the server loop)."""

@@ -355,7 +355,7 @@ def _build_and_simulate(config: Config, resume: ResumePoint | None, quiet: bool,
     server.progress.close()
     status, reason = _finish(server, error)
     if writer.failed is None:
-        evaluate_file(config.output_path(), problem, f_star)
+        evaluate_file(config.output_path(), problem, f_star, writer.written_snapshots())
     _stop_watchdog(watchdog)  # not before: a file left open by an error here is repaired when the process ends
     if error is not None:
         failure = error if isinstance(error, AsyncoptError) else RunError(_describe(error))
