@@ -76,6 +76,7 @@ def predicted_factors(config_path: str, sigma2_over_eps: float, K: int) -> dict[
 
 
 BEFORE_BLOCKS = "b887210"  # before the compressions' speed work (issue 29, item 4)
+before_tree: str | None = None  # --before: a package tree to compare with instead of BEFORE_BLOCKS
 # One run in a child process: CPU seconds of the whole run and its events, as JSON.
 RUN_SCRIPT = """
 import contextlib, io, json, sys, time
@@ -101,9 +102,14 @@ EVENT_SETTINGS = {
     "d = 100, zero_last": ["problem.dim=100", "problem.noise=0.1", "problem.noise_type=zero_last",
                            "workers.comm_scale=0.01"],
 }
-# Each method's options and its two horizons (virtual s; async_sgd has fewer, cheaper events: longer runs).
-EVENT_METHODS = {"async_sgd": (["method.lr=0.005"], (200, 2000)), "shadowheart_sgd": (["method.lr=0.5"], (20, 100)),
-                 "qsgd": (["method.lr=0.05"], (20, 100))}
+# Each row's method, options and two horizons (virtual s; async_sgd has fewer, cheaper events: longer runs).
+EVENT_METHODS = {"async_sgd": ("async_sgd", ["method.lr=0.005"], (200, 2000)),
+                 "shadowheart_sgd": ("shadowheart_sgd", ["method.lr=0.5"], (20, 100)),
+                 "qsgd": ("qsgd", ["method.lr=0.05"], (20, 100)),
+                 "shadowheart_sgd, randk_fast": ("shadowheart_sgd", ["method.lr=0.5", "method.compressor=randk_fast"],
+                                                 (20, 100)),
+                 "qsgd, randk_fast": ("qsgd", ["method.lr=0.05", "method.compressor=randk_fast"], (20, 100))}
+NEW_ROWS = ("shadowheart_sgd, randk_fast", "qsgd, randk_fast")  # options the code compared with may not have
 # A step size of each method's grid in asyncopt_mpi/reproduce/shadowheart_regimes.py (async_sgd: below its grid,
 # where tuning goes, as 0.04 diverges in every regime).
 PAPER_LR = {"shadowheart_sgd": 1.0, "qsgd": 0.32, "rennala_sgd": 1.0, "async_sgd": 0.02, "minibatch_sgd": 1.0}
@@ -118,12 +124,19 @@ def cpu_of_run(method: str, overrides: list[str], path: str, code: str | None = 
 
 
 def _before(directory: str, quick: bool) -> str | None:
-    """The package at BEFORE_BLOCKS (None when quick or without the git history)."""
+    """The package at BEFORE_BLOCKS, or the --before tree (None when quick or without the git history)."""
+    if before_tree:
+        return before_tree
     if quick:
         return None
     from sim_speed import unpack_commit
 
     return unpack_commit(BEFORE_BLOCKS, directory)
+
+
+def _label() -> str:
+    """How the tables name the code compared with."""
+    return before_tree or BEFORE_BLOCKS
 
 
 def per_event_cpu(directory: str, quick: bool, repeats: int | None = None) -> list[str]:
@@ -133,25 +146,27 @@ def per_event_cpu(directory: str, quick: bool, repeats: int | None = None) -> li
     codes = [None] + ([before] if before else [])
     base = ["workers.n=100", "workers.compute=sqrt", "workers.comm=sqrt", "output.snapshot_every=100"]
     lines = ["| setting | method | now: us per event | now: / async_sgd | "
-             f"at {BEFORE_BLOCKS}: us per event | at {BEFORE_BLOCKS}: / async_sgd |", "|---|---|---|---|---|---|"]
+             f"at {_label()}: us per event | at {_label()}: / async_sgd |", "|---|---|---|---|---|---|"]
     settings = list(EVENT_SETTINGS.items())[-1:] if quick else EVENT_SETTINGS.items()  # quick: d = 100 only
     for title, setting in settings:
-        found = {}
-        for code in codes:
-            for method, (extra, horizons) in EVENT_METHODS.items():
+        values: dict[tuple, list[float]] = {}
+        for repeat in range(repeats):  # the two codes and the two horizons alternated with the other rows' runs
+            for label, (method, extra, horizons) in EVENT_METHODS.items():
                 horizons = tuple(horizon // 10 for horizon in horizons) if quick else horizons
-                values = []
-                for repeat in range(repeats):  # the two horizons alternated with the other methods' runs
+                for code in codes:
+                    if code is not None and label in NEW_ROWS:
+                        continue
                     short, long = (cpu_of_run(method, base + setting + extra + [f"stop.time={horizon}"],
                                               os.path.join(directory, f"event-{method}.h5"), code)
                                    for horizon in horizons)
-                    values.append((long["seconds"] - short["seconds"]) / max(1, long["events"] - short["events"]))
-                found[code, method] = float(np.median(values))
-        for method in EVENT_METHODS:
-            now = found[None, method]
-            row = f"| {title} | {method} | {1e6 * now:.1f} | {now / found[None, 'async_sgd']:.1f} | "
-            if before:
-                then = found[before, method]
+                    values.setdefault((code, label), []).append(
+                        (long["seconds"] - short["seconds"]) / max(1, long["events"] - short["events"]))
+        found = {key: float(np.median(found)) for key, found in values.items()}
+        for label in EVENT_METHODS:
+            now = found[None, label]
+            row = f"| {title} | {label} | {1e6 * now:.1f} | {now / found[None, 'async_sgd']:.1f} | "
+            if before and (before, label) in found:
+                then = found[before, label]
                 row += f"{1e6 * then:.1f} | {then / found[before, 'async_sgd']:.1f} |"
             else:
                 row += "not run | not run |"
@@ -167,7 +182,7 @@ def paper_run_cpu(directory: str, quick: bool, repeats: int | None = None) -> li
     horizon, repeats = (50, 1) if quick else (2000, repeats or 3)
     before = _before(directory, quick)
     codes = [None] + ([before] if before else [])
-    lines = [f"| regime | method (lr) | events | now: CPU s | at {BEFORE_BLOCKS}: CPU s | speed-up |",
+    lines = [f"| regime | method (lr) | events | now: CPU s | at {_label()}: CPU s | speed-up |",
              "|---|---|---|---|---|---|"]
     for panel in experiment.panels[-1:] if quick else experiment.panels:  # quick: the slow regime only
         for spec in experiment.methods:
@@ -189,11 +204,11 @@ def paper_run_cpu(directory: str, quick: bool, repeats: int | None = None) -> li
 SECTIONS = [
     ("Shadowheart and QSGD per event", "CPU per event of shadowheart_sgd and qsgd (RandK, K = 1) against async_sgd, "
      "n = 100, tau_i = sqrt(i), theta_i = sqrt(i)/d per float; (CPU of a long run - CPU of a short one: 100 and 20 "
-     f"virtual s, async_sgd 2000 and 200) / events between, medians of 3, now and at {BEFORE_BLOCKS}, alternated; target <= 10x async_sgd",
+     f"virtual s, async_sgd 2000 and 200) / events between, medians of 3, now and at {BEFORE_BLOCKS} (or --before), alternated; target <= 10x async_sgd",
      per_event_cpu),
     ("shadowheart-regimes paper runs", "CPU seconds of one run of `asyncopt reproduce shadowheart-regimes --scale "
      f"paper` cut to 2000 virtual s (a twentieth of its horizon), per regime and method, medians of 3, now and at "
-     f"{BEFORE_BLOCKS}, alternated", paper_run_cpu),
+     f"{BEFORE_BLOCKS} (or --before), alternated", paper_run_cpu),
 ]
 
 
@@ -206,12 +221,18 @@ def main() -> None:
     parser.add_argument("--speed", action="store_true", help="only the CPU sections (SECTIONS), printed as Markdown")
     parser.add_argument("--quick", action="store_true", help="with --speed: small runs, no comparison with before")
     parser.add_argument("--repeats", type=int, default=None, help="with --speed: runs per median (3)")
+    parser.add_argument("--before", help=f"with --speed: compare with this package tree instead of {BEFORE_BLOCKS} "
+                        "(e.g. a `git worktree add` of the commit before a change)")
+    parser.add_argument("--only", default="", help="with --speed: the sections whose title starts with this")
     args = parser.parse_args()
     if args.speed:
         import tempfile
 
+        global before_tree
+        before_tree = os.path.abspath(args.before) if args.before else None
+
         with tempfile.TemporaryDirectory() as directory:
-            for title, description, run in SECTIONS:
+            for title, description, run in [section for section in SECTIONS if section[0].startswith(args.only)]:
                 print(f"## {title}\n\n{description}.\n", flush=True)
                 print("\n".join(run(directory, args.quick, args.repeats)) + "\n", flush=True)
         return

@@ -57,7 +57,7 @@ CALIBRATION = ((1, 1), (2, 1), (1, 2))  # (b, m) of the rounds that measure h_i,
 
 def _compressor(options: dict[str, Any]):
     name = options["compressor"]
-    return make_compressor(name, options["K"] if name == "randk" else options.get("levels", 0))
+    return make_compressor(name, options["K"] if name in ("randk", "randk_fast") else options.get("levels", 0))
 
 
 class CompressedRounds(Method):
