@@ -211,6 +211,7 @@ class _Table:
             for dataset in self.datasets:
                 dataset.resize((keep,))
         self.rows: deque[tuple | _Block] = deque()  # appended by the server loop, taken by the flushing thread
+        self.last: dict[str, np.ndarray] = {}  # each column's last row written, as a one-row array
         self.block_rows = 0  # rows waiting in blocks beyond one per item (for the free-space check)
         self.length = keep or 0
 
@@ -257,6 +258,7 @@ class _Table:
             _append(dataset, self.length, values)
             dataset.id.flush()
         self.length += len(columns[0])
+        self.last = {name: values[-1:].copy() for name, values in zip(self.names, columns)}
 
 
 def _append(dataset: h5py.Dataset, start: int, rows: np.ndarray) -> None:
@@ -394,6 +396,7 @@ class ResultsWriter:
         if directory:
             os.makedirs(directory, exist_ok=True)
         self.final_path = path
+        self.attrs = attrs  # the root attributes it was given
         self.path = staging or path
         self.directory = directory or "."
         self.failed: ResultsWriteError | None = None
@@ -557,6 +560,11 @@ class ResultsWriter:
             else:
                 self._kept = None
         self.flush()
+
+    def last_trace_row(self) -> dict[str, np.ndarray]:
+        """Each /trace column's last row written (one-row arrays; empty ones when none was)."""
+        table = self.trace_table
+        return {name: table.last.get(name, np.zeros(0, kind)) for name, kind in zip(table.names, table.kinds)}
 
     def written_snapshots(self) -> dict[str, np.ndarray] | None:
         """What read_snapshots would read from the closed file, from memory: None when they were not kept

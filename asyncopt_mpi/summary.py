@@ -49,10 +49,47 @@ LAST_ROWS = {"snapshots": ("time", "grads"), "trace": ("time", "iteration")}
 WHOLE_COLUMNS = {"metrics": ("time", "loss", "suboptimality")}
 
 
+# Row values of files this process wrote (a sweep's runs), by absolute path, with the file's identity
+# (device, inode, size, modification time) then: read_row_values answers from here while it is unchanged.
+_written: dict[str, tuple[tuple[int, ...], dict[str, Any]]] = {}
+
+
+def _identity(path: str) -> tuple[int, ...] | None:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
+
+
+def remember_row_values(path: str, attrs: dict[str, Any], snapshots: dict[str, np.ndarray],
+                        trace: dict[str, np.ndarray], metrics: dict[str, np.ndarray]) -> None:
+    """What read_row_values would read from the closed file `path`, as the run that wrote it knows it:
+    its ROW_ATTRS, its snapshots (all rows) and /trace's last row, and its metrics table."""
+    identity = _identity(path)
+    if identity is None:
+        return
+    run = {"attrs": {key: attrs[key] for key in ROW_ATTRS if key in attrs},
+           "snapshots": {name: snapshots[name][-1:] for name in LAST_ROWS["snapshots"]},
+           "trace": {name: trace[name] for name in LAST_ROWS["trace"] if name in trace},
+           **{group: {name: np.asarray(metrics[name]) for name in names if name in metrics}
+              for group, names in WHOLE_COLUMNS.items()}}
+    _written[os.path.abspath(path)] = (identity, run)
+
+
+def forget_row_values() -> None:
+    """Forget what remember_row_values kept (a sweep starts with its own runs only)."""
+    _written.clear()
+
+
 def read_row_values(path: str) -> dict[str, Any]:
     """The parts of a results file a run's row shows, shaped as read_run's answer: ROW_ATTRS, the last
     row of the LAST_ROWS columns and the WHOLE_COLUMNS (all of them a few values per snapshot). The rest
-    (events, points, workers, provenance) is not read: a sweep's summary reads each of its files."""
+    (events, points, workers, provenance) is not read: a sweep's summary reads each of its files, unless
+    this process wrote the file and it has not changed since (remember_row_values)."""
+    known = _written.get(os.path.abspath(path))
+    if known is not None and known[0] == _identity(path):
+        return known[1]
     try:
         with open_results(path) as handle:
             require_groups(handle, path, ("snapshots",))

@@ -166,11 +166,15 @@ def _run_sim(task: tuple[str | None, SweepRun, bool]) -> Outcome:
     config_path, run, overwrite = task
     if _stop_signal is not None:
         return Outcome(run.name, 0, NOT_RUN, run.method, run.path)
+    from .summary import remember_row_values
+
     config, run.config = run.config or load_config(config_path, run.overrides, backend="sim"), None
-    closed: list[str] = []  # the status the run closed its file with, when it closed it itself
+    closed: list = []  # the run's SimOutcome, when it closed its file itself
     with contextlib.redirect_stdout(io.StringIO()):
         code = run_sim(config, overwrite=overwrite, inputs=(config_path,) if config_path else (), closed=closed)
-    status = (closed[0] if closed else file_status(run.path)) if code in (0, 1) or code > 128 else "failed"
+    status = (closed[0].status if closed else file_status(run.path)) if code in (0, 1) or code > 128 else "failed"
+    if closed and closed[0].row_values is not None:  # the sweep's summary then reads nothing of the file
+        remember_row_values(run.path, *closed[0].row_values)
     number = _stopped_by_signal(code, status)
     if number is not None:
         _note_stop(number)  # the run's own handlers had the signal: no later run starts here
@@ -336,6 +340,9 @@ def sweep(config_path: str | None, grid_items: list[str], seeds: int, out: str, 
             raise ConfigError(f"run {run.name}: {run.ranks} ranks; the mpi backend needs 2 to {MAX_RANKS} ranks per run")
     global _stop_signal, _froze
     _stop_signal = None
+    from .summary import forget_row_values
+
+    forget_row_values()  # a pool child's are its own: the sweep's summary reads those files
     if backend == "mpi":
         with _stoppable(lambda: _launched):
             outcomes = [_run_mpi(config_path, run, mpiexec, overwrite) for run in runs]

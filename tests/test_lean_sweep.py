@@ -138,3 +138,24 @@ def test_a_sweep_killed_mid_run_leaves_its_finished_files_complete_and_its_runni
         assert handle.attrs["status"] == "failed"
         assert handle.attrs["stop_reason"] == "killed: rank 0 ended without closing the file"
     assert sorted(os.listdir(out)) == sorted(names)  # no lock, staged file or reserve left
+
+
+def test_a_sweeps_summary_rows_come_from_its_runs_and_equal_the_files_rows(tmp_path):
+    import numpy as np
+
+    from asyncopt_mpi import summary
+
+    paths = _sweep_files(tmp_path, 2)  # completed and diverged runs
+    remembered = [summary.read_row_values(path) for path in paths]
+    assert all(row is summary._written[os.path.abspath(path)][1] for path, row in zip(paths, remembered))
+    shown = summary.summarize(paths, fmt="json")
+    summary.forget_row_values()
+    assert summary.summarize(paths, fmt="json") == shown  # the same rows, read from the files
+    for path, row in zip(paths, remembered):
+        read = summary.read_row_values(path)
+        assert read["attrs"] == row["attrs"]
+        for group in ("snapshots", "trace", "metrics"):
+            assert sorted(read[group]) == sorted(row[group])
+            for name, column in read[group].items():
+                assert column.dtype == row[group][name].dtype
+                assert np.array_equal(column, row[group][name], equal_nan=True), (group, name)

@@ -229,13 +229,15 @@ class SimOutcome:
     exit_code: int
     summary: str
     written: bool = True  # False after a write error: the file says failed, whatever `status` says
+    # What a summary row of the file shows (summary.remember_row_values's arguments), when the run knows it.
+    row_values: tuple | None = None
 
 
 def run_sim(config: Config, resume: ResumePoint | None = None, quiet: bool = True, overwrite: bool = False,
-            inputs: tuple[str, ...] = (), closed: list[str] | None = None) -> int:
+            inputs: tuple[str, ...] = (), closed: list[SimOutcome] | None = None) -> int:
     """The CLI's simulator run: `simulate`, its closing line or error reported, an exit status.
 
-    `closed` (a sweep's) receives the status the run closed its file with, when it did so without error."""
+    `closed` (a sweep's) receives the run's SimOutcome when it closed its file without error."""
     try:
         outcome = simulate(config, resume, quiet, overwrite=overwrite, inputs=inputs)
     except Exception as exc:
@@ -246,7 +248,7 @@ def run_sim(config: Config, resume: ResumePoint | None = None, quiet: bool = Tru
         return _exit_code(exc)
     _closing(outcome.summary, good=outcome.status != "diverged")
     if closed is not None and outcome.written:
-        closed.append(outcome.status)
+        closed.append(outcome)
     return outcome.exit_code
 
 
@@ -354,8 +356,12 @@ def _build_and_simulate(config: Config, resume: ResumePoint | None, quiet: bool,
     error = _drive(server, server.run)  # a failure is recorded in the file and reported; the file is still closed
     server.progress.close()
     status, reason = _finish(server, error)
+    row_values = None
     if writer.failed is None:
-        evaluate_file(config.output_path(), problem, f_star, writer.written_snapshots())
+        kept = writer.written_snapshots()
+        metrics = evaluate_file(config.output_path(), problem, f_star, kept)
+        if kept is not None:
+            row_values = ({**writer.attrs, "status": status}, kept, writer.last_trace_row(), metrics)
     _stop_watchdog(watchdog)  # not before: a file left open by an error here is repaired when the process ends
     if error is not None:
         failure = error if isinstance(error, AsyncoptError) else RunError(_describe(error))
@@ -364,7 +370,7 @@ def _build_and_simulate(config: Config, resume: ResumePoint | None, quiet: bool,
             raise failure
         raise failure from error
     return SimOutcome(config.output_path(), status, reason, server.exit_code(),
-                      _summary_line(config, server, status, reason), writer.failed is None)
+                      _summary_line(config, server, status, reason), writer.failed is None, row_values)
 
 
 # ---------------------------------------------------------------- MPI
