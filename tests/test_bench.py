@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.mpi
+@pytest.mark.timeout(660)  # the run's own limit below (600 s) decides; about a minute on a quiet machine
 def test_quick_benchmarks_write_every_section(tmp_path):
     report = tmp_path / "RESULTS.md"
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--output", str(report)],
