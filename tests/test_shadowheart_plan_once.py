@@ -13,16 +13,22 @@ SMALL = ["problem.dim=60", "workers.n=6", "workers.compute=sqrt", "workers.comm=
          "problem.noise_type=zero_last", "problem.noise=0.1"]
 
 
-@pytest.mark.timeout(300)
-def test_known_times_plan_once_and_write_the_file_of_replanning(tmp_path, monkeypatch):
+@pytest.fixture
+def calls(monkeypatch) -> list:
+    """The arguments of every equilibrium_time (t*) call Shadowheart makes during the test."""
     original = compressed.equilibrium_time
-    calls = []
+    made: list = []
 
     def counting(*args):
-        calls.append(args)
+        made.append(args)
         return original(*args)
 
     monkeypatch.setattr(compressed, "equilibrium_time", counting)
+    return made
+
+
+@pytest.mark.timeout(300)
+def test_known_times_plan_once_and_write_the_file_of_replanning(tmp_path, monkeypatch, calls):
     assert simulate(tmp_path / "once.h5", "shadowheart_sgd", SMALL) == 0
     rounds = int(datasets(tmp_path / "once.h5")["metrics/iteration"][-1])
     assert rounds > 10 and len(calls) == 1
@@ -42,16 +48,8 @@ def test_known_times_plan_once_and_write_the_file_of_replanning(tmp_path, monkey
 
 
 @pytest.mark.timeout(300)
-def test_measured_times_are_still_replanned(tmp_path, monkeypatch):
+def test_measured_times_are_still_replanned(tmp_path, calls):
     """With method.estimate_times the times change after every round: t* is remade every replan_every rounds."""
-    original = compressed.equilibrium_time
-    calls = []
-
-    def counting(*args):
-        calls.append(args)
-        return original(*args)
-
-    monkeypatch.setattr(compressed, "equilibrium_time", counting)
     assert simulate(tmp_path / "measured.h5", "shadowheart_sgd", SMALL + ["method.estimate_times=true"]) == 0
     rounds = int(datasets(tmp_path / "measured.h5")["metrics/iteration"][-1])
     assert rounds > 10 and len(calls) >= (rounds - 3) // 2
