@@ -11,8 +11,11 @@ configs, and random bytes written into a results file. Every command runs under 
 (a timeout is a hang). Every file a fault plants outside the run's own files (a symlink's
 target, an input) is checksummed and must be unchanged at the end. Every results file on
 disk must be complete (closed, status completed or stopped) or be made readable by
-`asyncopt evaluate`, and one `asyncopt summary` over all of them must work. CHAOS_SEED and
-CHAOS_FAULTS change the draw.
+`asyncopt evaluate`, and one `asyncopt summary` over all of them must work.
+
+`make test` runs every fault kind EACH times, in a seeded random order; ASYNCOPT_TEST_FULL=1
+(`make test-full`) draws 140 faults at random by the weights of FAULT_KINDS. CHAOS_SEED and
+CHAOS_FAULTS (a number of weighted random draws) change the draw.
 """
 
 from __future__ import annotations
@@ -32,10 +35,12 @@ import h5py
 import pytest
 
 from conftest import MPIEXEC, MPIEXEC_FLAGS, asyncopt_command
+from full_suite import count
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "jobs", "demo.toml")
 SEED = int(os.environ.get("CHAOS_SEED", "14"))
-FAULTS = int(os.environ.get("CHAOS_FAULTS", "140"))
+FAULTS = count("CHAOS_FAULTS", 0, 140)  # 0: every kind EACH times instead of weighted random draws
+EACH = 2
 SIM_TIMEOUT, MPI_TIMEOUT = 90, 120
 SIM = ["--backend", "sim", "--quiet", "--set", "workers.n=4", "--set", "stop.target=1e-12"]
 MPI = ["--quiet", "--set", "stop.target=1e-12"]
@@ -455,6 +460,16 @@ FAULT_KINDS = {
 }
 
 
+def draw_faults(rng: random.Random) -> list:
+    """The faults to run: FAULTS weighted random draws, or (FAULTS = 0) every kind EACH times, shuffled."""
+    kinds = list(FAULT_KINDS)
+    if FAULTS:
+        return rng.choices(kinds, weights=[FAULT_KINDS[kind] for kind in kinds], k=FAULTS)
+    draws = kinds * EACH
+    rng.shuffle(draws)  # kinds side by side: faults of different kinds run at the same time
+    return draws
+
+
 def is_complete(path: str) -> bool:
     try:
         with h5py.File(path, "r") as handle:
@@ -472,8 +487,7 @@ def test_a_hundred_random_faults_leave_no_hang_no_traceback_and_every_file_reada
     base = str(tmp_path / "base.h5")
     code, text = chaos.cli(sim_args(base, 2))
     assert code == 0, text
-    kinds = list(FAULT_KINDS)
-    draws = rng.choices(kinds, weights=[FAULT_KINDS[kind] for kind in kinds], k=FAULTS)
+    draws = draw_faults(rng)
     tasks = []
     for index, kind in enumerate(draws):
         folder = tmp_path / f"{index:03d}-{kind.__name__}"
@@ -513,7 +527,7 @@ def test_a_hundred_random_faults_leave_no_hang_no_traceback_and_every_file_reada
     touched = chaos.touched()
     if os.environ.get("CHAOS_VERBOSE"):
         print("\n".join(files + chaos.problems + leftovers))
-    print(f"\nchaos (seed {SEED}): {FAULTS} faults in {time.monotonic() - started:.0f} s, "
+    print(f"\nchaos (seed {SEED}): {len(draws)} faults in {time.monotonic() - started:.0f} s, "
           f"{counts['commands']} commands, {counts['hangs']} hangs, {counts['tracebacks']} tracebacks, "
           f"{len(files)} results files: {len(complete)} complete, {len(repaired)} repaired by evaluate, "
           f"{len(unreadable)} unreadable; {counts['bad_outcomes']} unexpected outcomes; "
