@@ -348,13 +348,18 @@ def tune_command(config_path: str | None, grid: tuple[str, ...], methods: str | 
               help="Folder; the experiment writes OUTPUT/NAME/ (REPORT.md, figure-*.png, runs.csv, runs/).")
 @click.option("--processes", default=1, show_default=True, help="Runs in parallel.")
 @click.option("--overwrite", is_flag=True, help="Replace the runs and report of an earlier reproduction in OUTPUT/NAME.")
+@click.option("--resume", is_flag=True, help="Continue a reproduction in OUTPUT/NAME that was stopped or killed: its "
+              "finished runs of the same settings are kept, the others run; the report is that of one whole run.")
 def reproduce_command(name: str | None, show_list: bool, scale: str, seeds: int, output: str, processes: int,
-                      overwrite: bool) -> None:
+                      overwrite: bool, resume: bool) -> None:
     """A seed paper's experiment: step sizes tuned on tuning seeds, runs on the reported seeds, the paper's claims
     checked; writes OUTPUT/NAME/REPORT.md, the figure(s) and runs.csv."""
+    import signal
+
     from .errors import UserError
     from .reproduce import listing
     from .reproduce.driver import reproduce
+    from .sweep import SweepStopped
 
     try:
         if show_list == (name is not None):
@@ -363,7 +368,11 @@ def reproduce_command(name: str | None, show_list: bool, scale: str, seeds: int,
             click.echo("\n".join(listing()))
             return
         folder = reproduce(name, scale, seeds, output, processes, overwrite,
-                           log=lambda line: click.echo(f"asyncopt: {line}", err=True))
+                           log=lambda line: click.echo(f"asyncopt: {line}", err=True), resume=resume)
+    except SweepStopped as exc:  # exit 128+n (0 after SIGUSR1), as for a run
+        click.echo(f"asyncopt: {name} stopped by {signal.Signals(exc.signal).name} (the runs in progress stopped "
+                   "cleanly); the same command with --resume continues it, keeping the finished runs", err=True)
+        sys.exit(exc.exit_code)
     except AsyncoptError as exc:
         _exit_with(exc)
     click.echo(f"asyncopt: {folder}/REPORT.md written", err=True)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
 from .config import Config, check_output_placeholders, parse_value
-from .errors import AsyncoptError, ConfigError
+from .errors import AsyncoptError, ConfigError, UserError
 from .validate import load_config
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
@@ -64,6 +64,7 @@ class Outcome:
     status: str  # completed | stopped | diverged | failed (also: no file)
     method: str = ""
     path: str = ""
+    reused: bool = False  # resume: the file held this very run, finished, and was kept (finished_run)
 
 
 def file_status(path: str) -> str:
@@ -76,6 +77,53 @@ def file_status(path: str) -> str:
     except Exception:  # refused before the file existed, or left unreadable: not a result
         return "failed"
     return status.decode() if isinstance(status, bytes) else str(status)
+
+
+REUSED_STATUSES = ("completed", "diverged")  # ended by the run's own rule: a stop rule, or divergence
+
+
+def finished_run(config_path: str | None, run: SweepRun) -> Outcome | None:
+    """The Outcome of a file at `run.path` that holds this very run, finished, to keep instead of running it again;
+    None when the run must run (no file, a link, stopped by a signal, failed, killed, damaged, or another config).
+
+    Finished: closed by its writer with status completed or diverged, its metrics computed and every attribute and
+    table readable (check_intact). This very run: its stored config is the planned one (output.path aside, so a
+    moved folder still counts), whatever the file is called. A file a live run writes is refused (LockedError).
+    """
+    import stat
+
+    from .config import parse_stored_config, parse_toml
+    from .locks import LockedError, ResultsLock
+    from .parameters import flat_config
+    from .results import DAMAGE, check_intact, decode_attrs, is_cleanly_closed, open_results
+
+    try:
+        if not stat.S_ISREG(os.lstat(run.path).st_mode):
+            return None
+    except OSError:
+        return None
+    planned = run.config or load_config(config_path, run.overrides, backend="sim")
+    lock = ResultsLock.acquire(run.path, "reuse")  # refused, naming the writer, while a run writes the file
+    try:
+        if not is_cleanly_closed(run.path):  # its writer died: the run that replaces it repairs nothing
+            return None
+        with open_results(run.path) as handle:
+            check_intact(handle)
+            attrs = decode_attrs(handle.attrs)
+            evaluated = "metrics" in handle and handle["metrics/time"].shape == handle["snapshots/time"].shape
+        stored = flat_config(parse_stored_config(attrs.get("config", ""), run.path))
+    except LockedError:
+        raise
+    except (UserError, *DAMAGE):  # not a results file, truncated, damaged: run it again
+        return None
+    finally:
+        lock.release()
+    status = attrs.get("status")
+    if status not in REUSED_STATUSES or not evaluated:
+        return None
+    if stored != flat_config(parse_toml(planned.to_toml(), f"run {run.name}")):
+        return None
+    return Outcome(run.name, 0, status, run.method, run.path, reused=True)
 
 
 def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
@@ -325,9 +373,10 @@ def _run_mpi(config_path: str | None, run: SweepRun, mpiexec: str, overwrite: bo
 
 def sweep(config_path: str | None, grid_items: list[str], seeds: int, out: str, overrides: list[str],
           backend: str = "sim", ranks: int = 0, processes: int = 1, mpiexec: str = "mpiexec",
-          overwrite: bool = False) -> list[Outcome]:
+          overwrite: bool = False, resume: bool = False) -> list[Outcome]:
     """Run every combination into `out`; returns each run's Outcome in order.
-    A results file already in `out` is refused (that run fails) unless `overwrite`."""
+    A results file already in `out` is refused (that run fails) unless `overwrite`; with `resume` a file that
+    holds its run, finished, is kept (finished_run: the Outcome says `reused`) and any other is replaced."""
     if backend == "mpi" and ranks and not 2 <= ranks <= MAX_RANKS:
         raise ConfigError(f"--ranks {ranks}: the mpi backend needs 2 to {MAX_RANKS} ranks per run (rank 0 is the server)")
     if not 0 <= seeds <= MAX_RUNS or not 1 <= processes <= MAX_PROCESSES:
@@ -343,6 +392,9 @@ def sweep(config_path: str | None, grid_items: list[str], seeds: int, out: str, 
     from .summary import forget_row_values
 
     forget_row_values()  # a pool child's are its own: the sweep's summary reads those files
+    kept = {run.path: outcome for run in runs if resume and (outcome := finished_run(config_path, run)) is not None}
+    runs, planned = [run for run in runs if run.path not in kept], runs
+    overwrite = overwrite or resume  # what is not kept is replaced
     if backend == "mpi":
         with _stoppable(lambda: _launched):
             outcomes = [_run_mpi(config_path, run, mpiexec, overwrite) for run in runs]
@@ -358,6 +410,8 @@ def sweep(config_path: str | None, grid_items: list[str], seeds: int, out: str, 
             _froze = False
             if not frozen_before:
                 gc.unfreeze()
+    ran = iter(outcomes)
+    outcomes = [kept[run.path] if run.path in kept else next(ran) for run in planned]
     if _stop_signal is not None:
         raise SweepStopped(_stop_signal, outcomes)
     return outcomes

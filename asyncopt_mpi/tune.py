@@ -104,11 +104,12 @@ def _format(value: float) -> str:
 class Tuner:
     def __init__(self, config_path: str | None, key: str, methods: list[str], overrides: list[str], out: str,
                  tuning_seeds: int, evaluation_seeds: int, target: float | None, extensions: int, backend: str,
-                 processes: int, mpiexec: str, overwrite: bool, log):
+                 processes: int, mpiexec: str, overwrite: bool, log, resume: bool = False):
         self.config_path, self.key, self.methods, self.overrides = config_path, key, methods, overrides
         self.out, self.tuning_seeds, self.evaluation_seeds = out, tuning_seeds, evaluation_seeds
         self.target, self.extensions, self.backend = target, extensions, backend
         self.processes, self.mpiexec, self.overwrite, self.log = processes, mpiexec, overwrite, log
+        self.resume = resume  # keep the finished runs already in the folders (sweep's resume)
         self.outcomes: list[Outcome] = []
 
     def _sweep(self, folder: str, method: str, values: list[float], seeds: list[int]) -> list[str]:
@@ -116,7 +117,7 @@ class Tuner:
         grid = [f"method.name={method}", f"{self.key}={','.join(_format(v) for v in values)}",
                 f"workers.seed={','.join(map(str, seeds))}"]
         outcomes = sweep(self.config_path, grid, 1, folder, self.overrides, self.backend, 0, self.processes,
-                         self.mpiexec, self.overwrite)
+                         self.mpiexec, self.overwrite, self.resume)
         self.outcomes += outcomes
         return [outcome.path for outcome in outcomes]
 
@@ -222,8 +223,10 @@ def markdown(rows: list[dict[str, object]], key: str, target: float | None, tuni
 def tune(config_path: str | None, grid: list[str], out: str, *, methods: list[str] | None = None,
          overrides: list[str] = (), tuning_seeds: int = 3, evaluation_seeds: int = 5, target: float | None = None,
          extensions: int = 3, backend: str = "sim", processes: int = 1, mpiexec: str = "mpiexec",
-         overwrite: bool = False, log=print) -> tuple[list[Choice], list[Outcome]]:
-    """Tune, extend until bracketed, evaluate; write OUT/tune.csv and OUT/TUNE.md. See the module doc."""
+         overwrite: bool = False, log=print, resume: bool = False) -> tuple[list[Choice], list[Outcome]]:
+    """Tune, extend until bracketed, evaluate; write OUT/tune.csv and OUT/TUNE.md. See the module doc.
+    With `resume`, runs whose files hold them finished are kept (sweep's resume); the choices are made from the
+    files all the same, so they are those of a tuning that ran them all."""
     key, values = _values(grid)
     if not 1 <= tuning_seeds <= 100 or not 1 <= evaluation_seeds <= 1000 or not 0 <= extensions <= MAX_EXTENSIONS:
         raise ConfigError(f"--seeds {tuning_seeds} / --eval-seeds {evaluation_seeds} / --extensions {extensions}: "
@@ -240,7 +243,7 @@ def tune(config_path: str | None, grid: list[str], out: str, *, methods: list[st
     for name in ("tune.csv", "TUNE.md"):  # before anything runs: a link in their place is refused
         side_files.check(os.path.join(out, name))
     tuner = Tuner(config_path, key, methods, list(overrides), out, tuning_seeds, evaluation_seeds, target, extensions,
-                  backend, processes, mpiexec, overwrite, log)
+                  backend, processes, mpiexec, overwrite, log, resume)
     choices = []
     for method in methods:
         choice = tuner.tune(method, values)

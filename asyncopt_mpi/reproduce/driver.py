@@ -3,6 +3,11 @@
 Per panel and method, `tune.tune` picks the step size on the tuning seeds (workers.seed 1000, ...; the
 grid extended until bracketed) and runs it on the reported seeds (workers.seed 0 .. K-1) into
 DIR/NAME/runs/PANEL/METHOD/ (TUNE.md there). Claims are checked on the reported runs only.
+
+`resume` (after a stop signal, a time limit, a crash): every run whose file holds that very run, finished, is kept
+(sweep.finished_run: status completed or diverged, metrics computed, readable, the stored config the one planned
+now); the others run (a stopped, killed or damaged file replaced). The tuning reads its choices from the files as
+it would have, so the step sizes, figures, runs.csv and REPORT.md are those of a reproduction that ran through.
 """
 
 from __future__ import annotations
@@ -34,11 +39,15 @@ class MethodRuns:
     choice: Choice
     reported: list[str]  # files of the reported seeds, in seed order
     all_files: list[str]  # tuning and reported
+    reused: int = 0  # of all_files, those an earlier reproduction had finished (resume)
 
 
 def reproduce(name: str, scale: str = "small", seeds: int = 5, output: str = DEFAULT_OUTPUT, processes: int = 1,
-              overwrite: bool = False, log: Callable[[str], None] = print) -> str:
-    """Run experiment `name` at `scale`; return its folder DIR/NAME (REPORT.md, figure-PANEL.png, runs.csv)."""
+              overwrite: bool = False, log: Callable[[str], None] = print, resume: bool = False) -> str:
+    """Run experiment `name` at `scale`; return its folder DIR/NAME (REPORT.md, figure-PANEL.png, runs.csv).
+    `resume`: keep the runs an earlier reproduction into DIR/NAME finished (see the module doc)."""
+    if resume and overwrite:
+        raise UserError("--resume keeps the finished runs of OUTPUT/NAME and --overwrite replaces them; give one")
     experiment = get(name)
     if scale not in SCALES:
         raise UserError(f"--scale {shown(scale)}: accepted: {', '.join(SCALES)}")
@@ -47,8 +56,9 @@ def reproduce(name: str, scale: str = "small", seeds: int = 5, output: str = DEF
     if not 1 <= processes <= MAX_PROCESSES:
         raise UserError(f"--processes {processes}: accepted: 1 to {MAX_PROCESSES}")
     folder = os.path.join(output, experiment.name)
-    if os.path.lexists(folder) and (not os.path.isdir(folder) or os.listdir(folder)) and not overwrite:
-        raise UserError(f"{shown(folder)} already exists; --overwrite replaces its runs and report")
+    if os.path.lexists(folder) and (not os.path.isdir(folder) or os.listdir(folder)) and not (overwrite or resume):
+        raise UserError(f"{shown(folder)} already exists; --overwrite replaces its runs and report, --resume "
+                        "continues it (its finished runs kept)")
     make_parent(os.path.join(folder, "REPORT.md"))
     for path in _written(experiment, folder):  # before anything runs: a link in their place is refused
         side_files.check(path)
@@ -58,17 +68,20 @@ def reproduce(name: str, scale: str = "small", seeds: int = 5, output: str = DEF
         return folder
     panels: dict[str, list[MethodRuns]] = {}
     for panel in experiment.panels:
-        panels[panel.label] = [_tune_method(experiment, panel, method, scale, seeds, folder, processes, overwrite, log)
-                               for method in experiment.methods]
+        panels[panel.label] = [_tune_method(experiment, panel, method, scale, seeds, folder, processes, overwrite, log,
+                                            resume) for method in experiment.methods]
+    every = [method_runs for runs in panels.values() for method_runs in runs]
+    files = [path for method_runs in every for path in method_runs.all_files]
+    reused = sum(method_runs.reused for method_runs in every)
+    log(f"{experiment.name}: {len(files)} runs, {reused} reused from an earlier reproduction, {len(files) - reused} ran")
     figures = [_figure(experiment, figure, panel, panels[panel.label], scale, folder)
                for panel in experiment.panels for figure in experiment.figures]
-    files = [path for runs in panels.values() for method_runs in runs for path in method_runs.all_files]
     _write(os.path.join(folder, "runs.csv"), summarize(files, fmt="csv"))
     checks = {panel.label: {number: _check(claim, panels[panel.label], experiment.target[scale])
                             for number, claim in enumerate(experiment.claims, 1) if claim.applies_to(panel.label)}
               for panel in experiment.panels}
     _write(os.path.join(folder, "REPORT.md"),
-           report(experiment, scale, seeds, panels, checks, figures, time.monotonic() - started))
+           report(experiment, scale, seeds, panels, checks, figures, time.monotonic() - started, (reused, len(files))))
     return folder
 
 
@@ -81,7 +94,7 @@ def _write(path: str, text: str) -> None:
 
 
 def _tune_method(experiment: Experiment, panel: Panel, method: MethodSpec, scale: str, seeds: int, folder: str,
-                 processes: int, overwrite: bool, log: Callable[[str], None]) -> MethodRuns:
+                 processes: int, overwrite: bool, log: Callable[[str], None], resume: bool = False) -> MethodRuns:
     out = os.path.join(folder, "runs", panel.slug, method.slug)
     log(f"{experiment.name}, {panel.label}: {'tuning' if method.tuned else 'running'} {method.id}")
     grid = f"{method.key}={','.join(f'{value:g}' for value in method.grid)}"
@@ -91,7 +104,7 @@ def _tune_method(experiment: Experiment, panel: Panel, method: MethodSpec, scale
                              tuning_seeds=experiment.tuning_seeds[scale] if method.tuned else 1,
                              evaluation_seeds=seeds, target=experiment.target[scale],
                              extensions=experiment.extensions[scale] if method.tuned else 0, backend="sim",
-                             processes=processes, overwrite=overwrite,
+                             processes=processes, overwrite=overwrite, resume=resume,
                              log=log if method.tuned else lambda line: None)  # no bracketing to speak of
     failed = [outcome for outcome in outcomes if outcome.code != 0 and outcome.status != "diverged"]
     if failed:
@@ -99,7 +112,7 @@ def _tune_method(experiment: Experiment, panel: Panel, method: MethodSpec, scale
                        f"({failed[0].status})")
     paths = [outcome.path for outcome in outcomes]
     choices[0].method = method.id  # the report's tables name variants of one method apart
-    return MethodRuns(method, choices[0], paths[-seeds:], paths)
+    return MethodRuns(method, choices[0], paths[-seeds:], paths, sum(outcome.reused for outcome in outcomes))
 
 
 def _figure(experiment: Experiment, figure: Figure, panel: Panel, runs: list[MethodRuns], scale: str,
@@ -177,13 +190,16 @@ def _grid_note(method: MethodSpec) -> str:
 
 
 def report(experiment: Experiment, scale: str, seeds: int, panels: dict[str, list[MethodRuns]],
-           checks: dict[str, dict[int, Check]], figures: list[str], seconds: float) -> str:
-    """REPORT.md: setting with sources, step sizes, claims with our numbers and verdicts, files."""
+           checks: dict[str, dict[int, Check]], figures: list[str], seconds: float,
+           reused: tuple[int, int] = (0, 0)) -> str:
+    """REPORT.md: setting with sources, step sizes, claims with our numbers and verdicts, files.
+    `reused`: (runs kept from an earlier reproduction, all runs); the wall time is then this resumption's."""
+    resumed = f" (this resumption, which kept {reused[0]} of the {reused[1]} runs finished before)" if reused[0] else ""
     lines = [f"# {experiment.figure_ref} of {experiment.paper}", "",
              f"`asyncopt reproduce {experiment.name} --scale {scale} --seeds {seeds}`: {experiment.description}.",
              f"Simulator; {seeds} reported seeds (workers.seed 0..{seeds - 1}), step sizes tuned on "
              f"{experiment.tuning_seeds[scale]} separate tuning seed(s) (workers.seed 1000, ...); wall time "
-             f"{seconds:.0f} s (the paper scale on a 2-core machine: {experiment.paper_time}).", ""]
+             f"{seconds:.0f} s{resumed} (the paper scale on a 2-core machine: {experiment.paper_time}).", ""]
     if scale == "small":
         lines += ["**Small scale**: the paper's structure at a size that runs in CI; its verdicts say what holds "
                   "at this size, not whether the paper's figure is reproduced (`--scale paper`).", ""]
