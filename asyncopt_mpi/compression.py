@@ -10,7 +10,9 @@ Wire formats (all float64 words):
   identity  the vector itself (d words); the copies are all equal, so only one is sent.
   randk     [seed, v[idx_1] (K words), ..., v[idx_copies] (K words)]. The indices are not
             sent: both sides regenerate them from the seed with `randk_indices`. The seed
-            is below 2**53, so it survives the trip through a float64 exactly.
+            is below 2**53, so it survives the trip through a float64 exactly. Where the seeds
+            of many messages are known at once (a simulated round), `draw_ahead` draws their
+            indices in one block (seeded_draws), the same numbers.
   randk_fast  randk's format and law; its indices come from fast_randk_indices, a cheaper map from the
             seed (an option: other random numbers than randk's, the default, for half the CPU of a message).
   quantize  per copy [norm, ceil(d/8) words holding the d signed int8 levels as raw bytes].
@@ -32,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from . import seeded_draws
 from .errors import ConfigError
 from .inputs import shown
 
@@ -76,6 +79,11 @@ def _add_scaled(accumulator: np.ndarray, factor: float, values: np.ndarray) -> N
         accumulator[start:stop] += factor * values[start:stop]
 
 
+def draw_seed(rng: np.random.Generator) -> int:
+    """A RandK message's seed, drawn from the sender's stream."""
+    return int(rng.integers(SEED_BOUND))
+
+
 def randk_indices(seed: int, dim: int, K: int, copies: int) -> np.ndarray:
     """The (copies, K) coordinates of a RandK message; each row is K distinct indices in [0, dim).
 
@@ -84,7 +92,35 @@ def randk_indices(seed: int, dim: int, K: int, copies: int) -> np.ndarray:
     """
     if not 1 <= K <= dim:
         raise ConfigError(f"method.K = {K} must be between 1 and the problem dimension {dim}")
+    drawn = _drawn.pop((seed, dim, K, copies), None)
+    if drawn is not None:
+        return drawn
     return _draw_indices(np.random.Generator(np.random.PCG64(int(seed))), dim, K, copies)
+
+
+_drawn: dict[tuple, np.ndarray] = {}  # (seed, dim, K, copies) -> randk_indices drawn ahead, taken once
+
+
+def draw_ahead(seeds: list[int], dim: int, K: int, copies: list[int]) -> None:
+    """Draw the randk_indices of many messages in one block; randk_indices then takes each message's instead of
+    seeding a generator (half of a compressed event's CPU at d = 100). seeded_draws gives numpy's numbers; a
+    message it cannot draw exactly (a draw Lemire rejects, a row that repeats an index and would be redrawn,
+    the dense regime, a dimension of 2**32 or more) is left to randk_indices. Replaces the last block's draws.
+    """
+    _drawn.clear()
+    if not (2 <= dim < 2**32 and 1 <= K and K * (K - 1) <= dim and seeded_draws.available()):
+        return
+    counts = np.array(copies, dtype=np.int64)
+    most = int(counts.max())
+    draws, rejected = seeded_draws.bounded_draws(np.array(seeds, dtype=np.uint64), dim, most * K)
+    rows = draws.reshape(len(seeds), most, K)
+    if K > 1:  # _draw_indices redraws a row that repeats an index: such messages are not drawn here
+        ordered = np.sort(rows, axis=2)
+        repeats = (ordered[:, :, 1:] == ordered[:, :, :-1]).any(axis=2) & (np.arange(most) < counts[:, None])
+        rejected |= repeats.any(axis=1)
+    for seed, count, row, skip in zip(seeds, copies, rows, rejected.tolist()):
+        if not skip:
+            _drawn[(seed, dim, K, count)] = row[:count]
 
 
 _FAST_BITS = np.random.PCG64(0)
@@ -248,9 +284,12 @@ class RandK(Compressor):
         return 1 + _check_copies(copies) * self.param
 
     def encode(self, vector: np.ndarray, copies: int, rng: np.random.Generator) -> np.ndarray:
+        return self.encode_seeded(vector, copies, draw_seed(rng))  # one seed per message picks every copy's indices
+
+    def encode_seeded(self, vector: np.ndarray, copies: int, seed: int) -> np.ndarray:
+        """encode with the message's seed drawn already (draw_seed)."""
         vector = np.asarray(vector, dtype=np.float64).ravel()
         copies = _check_copies(copies)
-        seed = int(rng.integers(SEED_BOUND))  # one seed per message picks the indices of every copy
         indices = self._indices(seed, vector.size, self.param, copies)
         payload = np.empty(1 + copies * self.param)
         payload[0] = seed
@@ -267,6 +306,10 @@ class RandK(Compressor):
         else:  # add.at: different copies may pick the same coordinate
             np.add.at(accumulator, indices, values)
 
+    def draw_ahead(self, seeds: list[int], dim: int, copies: list[int]) -> None:
+        """The indices of the messages of these seeds (and copies), drawn in one block (module draw_ahead)."""
+        draw_ahead(seeds, dim, self.param, copies)
+
     def _check_dim(self, dim: int) -> None:
         if self.param > dim:
             raise ConfigError(f"method.K = {self.param} exceeds the problem dimension {dim}")
@@ -281,6 +324,9 @@ class FastRandK(RandK):
 
     name = "randk_fast"
     code = 3
+
+    def draw_ahead(self, seeds: list[int], dim: int, copies: list[int]) -> None:
+        """Nothing: this map costs little per message."""
 
     @staticmethod
     def _indices(seed: int, dim: int, K: int, copies: int) -> np.ndarray:

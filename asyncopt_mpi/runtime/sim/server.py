@@ -37,6 +37,7 @@ from ...problems.noise import GradientNoise
 from ..points import DELTA_LOG
 from ..server import FLOAT_BYTES, ServerCore, StopReason
 from .collector import fewer_collections
+from .compressed_blocks import CompressedBlocks
 from .job_groups import JobGroup
 from .batch_runs import BatchRuns
 from .runs import CHUNK_FLOATS, RuleRuns, StepAndRestartRuns
@@ -45,7 +46,7 @@ from ..worker import WorkerContext
 BLOCK = 1024  # deferred steps or sum terms computed in one block at most
 GROUPS_ENABLED = True  # tests turn job groups off to compare with one entry per job
 NOISE_BYTES = 32 * 2**20  # the ring of noise draws made at completion and not yet used (rows of dim floats)
-_GRAD, _GRAD_INDICES, _GRAD_DIFF = JobKind.GRAD, JobKind.GRAD_INDICES, JobKind.GRAD_DIFF
+_GRAD, _GRAD_INDICES, _GRAD_DIFF, _COMPRESSED = JobKind.GRAD, JobKind.GRAD_INDICES, JobKind.GRAD_DIFF, JobKind.COMPRESSED
 _EAGER, _EXECUTE = -2, -3  # SimResult modes besides a noise row >= 0 (or -1: noise-free gradient)
 _INDICES = -4  # a deferred term of a job's own indices: (point, _INDICES, indices, weight, second point or None)
 
@@ -277,6 +278,7 @@ class SimServer(ServerCore):
         self.deferred_runs = None  # runs that keep deferred steps of their own (flushed with ours)
         # A job's own indices are deferred too when the problem computes their gradients in blocks.
         self.index_blocks = type(self.problem).grad_rows is not Problem.grad_rows
+        self.compressed_blocks = CompressedBlocks(self)  # a round's compressed jobs drawn and computed at once
 
     def noise_model(self, batch: int) -> GradientNoise | None:
         """The problem's noise model for gradients of `batch` samples (asked once per batch size)."""
@@ -439,6 +441,8 @@ class SimServer(ServerCore):
     def cancel_many(self, workers) -> None:
         """cancel() for many workers: their group jobs end with one array operation."""
         chosen = np.asarray(workers, dtype=np.int64)
+        if self.compressed_blocks.saved:
+            self.compressed_blocks.put_back(chosen.tolist())
         outstanding, running, queues = self.outstanding, self.running, self.queues
         if self.groups_made:  # arrays: Python work only for the workers with a job outside a group
             busy = chosen[outstanding[chosen] > 0]
@@ -550,6 +554,8 @@ class SimServer(ServerCore):
     def cancel(self, worker: int) -> None:
         """Drop the worker's running and queued jobs now; their heap entries become stale."""
         if self.outstanding[worker]:
+            if self.compressed_blocks.saved:
+                self.compressed_blocks.put_back([worker])
             self.never_answering.discard(worker)
             self.running[worker] = None
             self.queues.pop(worker, None)
@@ -557,6 +563,8 @@ class SimServer(ServerCore):
             self.member_of[worker] = -1
 
     def _cancel(self, worker: int) -> None:
+        if self.compressed_blocks.saved:
+            self.compressed_blocks.put_back([worker])
         self.running[worker] = None
         self.queues.pop(worker, None)
         self.outstanding[worker] = 0
@@ -585,6 +593,11 @@ class SimServer(ServerCore):
                 n_grads = len(indices) * (2 if kind is _GRAD_DIFF else 1)
                 return SimResult(kind, job_id, worker, version, n_grads, duration, self, entry,
                                  _EXECUTE), self.dim
+            elif kind is _COMPRESSED:  # with the rest of its round, in one block (compressed_blocks.py)
+                payload = self.compressed_blocks.payload(worker, entry)
+                if payload is not None:
+                    return SimResult(kind, job_id, worker, version, job.batch, duration, self, entry, _EAGER,
+                                     vector=payload), payload.size
         vector, n_grads = self.contexts[worker].execute(self._job(entry), self._lookup(entry))
         return SimResult(kind, job_id, worker, version, n_grads, duration, self, entry, _EAGER,
                          vector=vector), vector.size
