@@ -1,0 +1,161 @@
+"""`asyncopt reproduce NAME --resume`: a reproduction stopped partway keeps the runs it finished (their files untouched),
+runs the others, and writes the report and CSV of one that ran through; a damaged file or one of other settings is
+run again, never trusted; --resume with --overwrite is refused in one line."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+import h5py
+import pytest
+from click.testing import CliRunner
+
+from asyncopt_mpi.cli import cli
+from asyncopt_mpi.reproduce import rennala
+from asyncopt_mpi.reproduce.experiment import Setting
+from conftest import asyncopt_command
+
+NAME = "rennala"  # the smallest experiment with runs: 4 methods x (3 tuning values + the reported seeds)
+SMALL = ["--scale", "small", "--seeds", "2"]
+RUNS = 20
+
+
+def _reproduce(output, *options: str) -> tuple[int, str]:
+    done = CliRunner().invoke(cli, ["reproduce", NAME, *SMALL, "--output", str(output), *options])
+    return done.exit_code, done.stderr
+
+
+def _files(folder) -> dict[str, tuple[int, int]]:
+    """Every results file under `folder`: relative path -> (inode, mtime in ns)."""
+    found = {}
+    for path in folder.rglob("*.h5"):
+        status = path.stat()
+        found[str(path.relative_to(folder))] = (status.st_ino, status.st_mtime_ns)
+    return found
+
+
+def _status(path) -> str:
+    with h5py.File(path, "r") as handle:
+        return handle.attrs["status"]
+
+
+def _rows(folder) -> list[dict[str, str]]:
+    """runs.csv with each file named relative to the reproduction's folder."""
+    rows = list(csv.DictReader((folder / "runs.csv").open()))
+    for row in rows:
+        row["file"] = os.path.relpath(row["file"], folder)
+    return rows
+
+
+def _report(folder) -> str:
+    """REPORT.md but for its wall time (and, after a resumption, how many runs it kept)."""
+    return re.sub(r"wall time \d+ s( \(this resumption[^)]*\))?", "wall time", (folder / "REPORT.md").read_text())
+
+
+def _counts(stderr: str) -> tuple[int, int, int]:
+    found = re.search(rf"{NAME}: (\d+) runs, (\d+) reused from an earlier reproduction, (\d+) ran", stderr)
+    assert found, stderr
+    return tuple(map(int, found.groups()))
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    """A reproduction that ran through: the folder every resumed one must match."""
+    output = tmp_path_factory.mktemp("whole")
+    code, stderr = _reproduce(output)
+    assert code == 0, stderr
+    assert _counts(stderr) == (RUNS, 0, RUNS)
+    return output / NAME
+
+
+@pytest.mark.timeout(300)
+def test_a_reproduction_stopped_by_sigterm_resumes_keeping_its_finished_runs(tmp_path, whole):
+    process = subprocess.Popen([*asyncopt_command(), "reproduce", NAME, *SMALL, "--output", str(tmp_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    folder = tmp_path / NAME
+    deadline = time.monotonic() + 120
+    while len(_files(folder)) < 4 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # runs go one at a time: once the 4th file exists, the first 3 are finished
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    if process.returncode != -signal.SIGTERM:  # the signal came between two sweeps: it ended the process at once
+        assert process.returncode == 128 + signal.SIGTERM, stderr
+        assert stderr.splitlines()[-1] == (f"asyncopt: {NAME} stopped by SIGTERM (the runs in progress stopped "
+                                           "cleanly); the same command with --resume continues it, keeping the "
+                                           "finished runs")
+    before = _files(folder)
+    finished = {name for name in before if _status(folder / name) in ("completed", "diverged")}
+    assert len(finished) >= 3 and len(before) < RUNS and not (folder / "REPORT.md").exists()
+
+    code, stderr = _reproduce(tmp_path, "--resume")
+    assert code == 0, stderr
+    assert _counts(stderr) == (RUNS, len(finished), RUNS - len(finished))
+    after = _files(folder)
+    assert {name: after[name] for name in finished} == {name: before[name] for name in finished}  # not run again
+    assert all(after[name] != before[name] for name in set(before) - finished)  # the stopped run ran again
+    assert sorted(after) == sorted(_files(whole))
+    assert _rows(folder) == _rows(whole)
+    assert _report(folder) == _report(whole)
+
+
+@pytest.mark.timeout(300)
+def test_a_finished_run_whose_file_was_truncated_runs_again(tmp_path, whole):
+    folder = tmp_path / NAME
+    shutil.copytree(whole, folder)
+    damaged = folder / "runs" / "n-10000" / "async_sgd" / "async_sgd-lr=0.05-seed=1.h5"
+    with open(damaged, "r+b") as handle:
+        handle.truncate(damaged.stat().st_size // 2)
+    before = _files(folder)
+
+    code, stderr = _reproduce(tmp_path, "--resume")
+    assert code == 0, stderr
+    assert _counts(stderr) == (RUNS, RUNS - 1, 1)
+    after = _files(folder)
+    changed = {name for name in after if after[name] != before[name]}
+    assert changed == {str(damaged.relative_to(folder))}
+    assert _status(damaged) == "completed"
+    assert _rows(folder) == _rows(whole)
+    assert _report(folder) == _report(whole)
+
+
+@pytest.mark.timeout(300)
+def test_other_settings_run_again_where_the_stored_config_differs_whatever_the_file_is_called(tmp_path, whole,
+                                                                                              monkeypatch):
+    folder = tmp_path / NAME
+    shutil.copytree(whole, folder)
+    before = _files(folder)
+    # Rennala SGD's batch changed: its files keep their names (lr and seed) but hold another config.
+    methods = tuple(
+        dataclasses.replace(method, settings=(Setting("method.batch", 2, 2, "changed by the test"),))
+        if method.name == "rennala_sgd" else method for method in rennala.EXPERIMENT.methods)
+    monkeypatch.setattr(rennala, "EXPERIMENT", dataclasses.replace(rennala.EXPERIMENT, methods=methods))
+
+    code, stderr = _reproduce(tmp_path, "--resume", "--seeds", "3")  # and one more reported seed
+    assert code == 0, stderr
+    after = _files(folder)
+    kept = {name for name in before if after.get(name) == before[name]}
+    others = {name for name in before if "/rennala_sgd/" not in name}
+    assert kept == others  # the other methods' runs of seeds 0 and 1 and their tuning
+    total, reused, ran = _counts(stderr)
+    assert (reused, ran) == (len(others), total - len(others))
+    assert all(f"-seed=2.h5" in name or "/rennala_sgd/" in name for name in set(after) - kept)
+    for name in after:
+        if "/rennala_sgd/" in name:
+            with h5py.File(folder / name, "r") as handle:
+                assert "batch = 2" in handle.attrs["config"]
+
+
+def test_resume_with_overwrite_is_refused_in_one_line(tmp_path):
+    (tmp_path / NAME).mkdir()
+    (tmp_path / NAME / "notes.txt").write_text("an earlier reproduction")
+    code, stderr = _reproduce(tmp_path, "--resume", "--overwrite")
+    assert (code, stderr.splitlines()) == (2, ["asyncopt: error: --resume keeps the finished runs of OUTPUT/NAME and "
+                                               "--overwrite replaces them; give one"])
+    assert [path.name for path in (tmp_path / NAME).iterdir()] == ["notes.txt"]  # nothing ran
