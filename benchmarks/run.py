@@ -218,6 +218,9 @@ SECTIONS += SGD_FAMILY_SECTIONS
 from shadowheart import SECTIONS as SHADOWHEART_SECTIONS  # noqa: E402  (issue 29: compressed uploads per event)
 
 SECTIONS += SHADOWHEART_SECTIONS
+from run_costs import SECTIONS as RUN_COST_SECTIONS  # noqa: E402  (issue 29: a run's processes, snapshots)
+
+SECTIONS += RUN_COST_SECTIONS
 
 
 def main() -> None:
