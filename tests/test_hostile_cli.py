@@ -4,9 +4,11 @@ The walk covers every command the `asyncopt` group has (a new command gets the g
 cases until it is given its own): missing files, directories, /dev/null, text files,
 binary garbage, empty and very long strings, unicode, 3000-level-deep paths, huge,
 negative and nan numbers, unknown keys and wrong types in --set. Each case runs the real
-command in a child process under a timeout and a 6 GB address-space limit (a hostile
+command in a process of its own under a timeout and a 6 GB address-space limit (a hostile
 size that is not refused becomes a MemoryError traceback instead of the kernel's OOM
-killer). Accepted outcomes: exit 0; or exit 1, 2 or 128+n with exactly one line on
+killer): a child forked from a server that has imported the package (tests/forked_cli.py,
+no start-up per case), or under ASYNCOPT_TEST_FULL=1 (`make test-full`) a fresh
+`python -m asyncopt_mpi`. Accepted outcomes: exit 0; or exit 1, 2 or 128+n with exactly one line on
 stderr (or click's usage block for a usage error, exit 2), after any "asyncopt: warning:"
 lines (one per skipped file of a folder).
 """
@@ -25,9 +27,13 @@ import h5py
 import numpy as np
 import pytest
 
+from forked_cli import CommandPool
+from full_suite import FULL
+
 TIMEOUT = 120
 DOCUMENTED = {0, 1, 2}
 MEMORY_LIMIT = 6 * 2**30
+AT_ONCE = 3  # cases run at a time (some wait on mpiexec or a timeout)
 
 # Case files live in one folder made by the `files` fixture; {name} below stands for its path.
 PATHS = {
@@ -135,11 +141,18 @@ def _all_cases() -> list[tuple[str, list[str]]]:
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory) -> dict[str, str]:
-    return make_files(tmp_path_factory.mktemp("hostile"))
+def commands():
+    """Command servers, one per case the walk runs at a time."""
+    with CommandPool(AT_ONCE) as pool:
+        yield pool
 
 
-def make_files(folder) -> dict[str, str]:
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, commands) -> dict[str, str]:
+    return make_files(tmp_path_factory.mktemp("hostile"), commands)
+
+
+def make_files(folder, commands: CommandPool) -> dict[str, str]:
     """The case files in `folder` (a pathlib.Path): text, garbage, empty, foreign HDF5, a good results file."""
     paths = {"folder": str(folder)}
     (folder / "text.txt").write_text("not a results file\n" * 10)
@@ -153,8 +166,7 @@ def make_files(folder) -> dict[str, str]:
               "empty": str(folder / "empty.h5"), "foreign": str(folder / "foreign.h5")}
     results = folder / "good" / "run.h5"
     results.parent.mkdir()
-    done = subprocess.run([sys.executable, "-m", "asyncopt_mpi", "run", *SIM, "--output", str(results)],
-                          capture_output=True, text=True, timeout=TIMEOUT)
+    done = commands.run(["run", *SIM, "--output", str(results)], timeout=TIMEOUT)
     assert done.returncode == 0, done.stderr
     paths["results"] = str(results)
     copy = folder / "good" / "copy.h5"
@@ -168,11 +180,14 @@ def _limit_memory() -> None:
     os.setsid()
 
 
-def _run(argv: list[str], files: dict[str, str], cwd: str) -> tuple[int | None, str, str]:
+def _run(argv: list[str], files: dict[str, str], cwd: str, commands: CommandPool) -> tuple[int | None, str, str]:
     argv = [arg.replace("{folder}", files["folder"]).replace("{text}", files["text"])
             .replace("{garbage}", files["garbage"]).replace("{empty}", files["empty"])
             .replace("{foreign}", files["foreign"]).replace("{results_copy}", files["results_copy"])
             .replace("{results}", files["results"]) for arg in argv]
+    if not FULL:
+        done = commands.run(argv, cwd=cwd, timeout=TIMEOUT, memory_limit=MEMORY_LIMIT)
+        return done.returncode, done.stdout, done.stderr if done.returncode is not None else f"no exit after {TIMEOUT} s"
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONIOENCODING="utf-8")
     process = subprocess.Popen([sys.executable, "-m", "asyncopt_mpi", *argv], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=cwd, env=env,
@@ -213,18 +228,42 @@ def test_every_subcommand_has_cases():
     assert set(cli.commands) <= covered
 
 
-def walk(files: dict[str, str], cwd: str, cases: list[tuple[str, list[str]]]) -> tuple[list, list[str]]:
-    """Run the cases (4 at a time); their outcomes and what is wrong with them."""
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        outcomes = list(pool.map(lambda case: (case[0], *_run(case[1], files, cwd)), cases))
+def walk(files: dict[str, str], cwd: str, cases: list[tuple[str, list[str]]],
+         commands: CommandPool) -> tuple[list, list[str]]:
+    """Run the cases (AT_ONCE at a time); their outcomes and what is wrong with them."""
+    with ThreadPoolExecutor(max_workers=AT_ONCE) as pool:
+        outcomes = list(pool.map(lambda case: (case[0], *_run(case[1], files, cwd, commands)), cases))
     return outcomes, [problem for outcome in outcomes if (problem := _problem(*outcome))]
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
-def test_every_subcommand_survives_hostile_arguments(files, tmp_path):
+def test_every_subcommand_survives_hostile_arguments(files, commands, tmp_path):
     cases = [case for case in _all_cases() if case[0] not in KNOWN]
-    outcomes, problems = walk(files, str(tmp_path), cases)
+    outcomes, problems = walk(files, str(tmp_path), cases, commands)
     codes = sorted({outcome[1] for outcome in outcomes if outcome[1] is not None})
     print(f"{len(cases)} hostile invocations; exit codes seen: {codes}; problems: {len(problems)}")
     assert not problems, "\n".join(problems)
+
+
+# Plugins that make the command misbehave the ways the walk looks for.
+MISBEHAVING = {
+    "traceback": "import threading\nthreading.Thread(target=lambda: 1 / 0).start()\n",
+    "hang": "import threading, time\nthreading.Thread(target=time.sleep, args=(3600,)).start()\n",
+}
+
+
+@pytest.mark.timeout(120)
+def test_a_forked_command_answers_as_a_fresh_process_and_its_faults_are_seen(commands, files, tmp_path):
+    """The walk's forked commands: the same exit status and lines as `python -m asyncopt_mpi`; a traceback
+    (here a thread's) and a hang (a thread the interpreter waits for) are reported."""
+    argv = ["summary", files["text"]]
+    fresh = subprocess.run([sys.executable, "-m", "asyncopt_mpi", *argv], capture_output=True, text=True, timeout=TIMEOUT)
+    forked = commands.run(argv, timeout=TIMEOUT)
+    assert (forked.returncode, forked.stdout, forked.stderr) == (fresh.returncode, fresh.stdout, fresh.stderr) != (0, "", "")
+    for kind, code in MISBEHAVING.items():
+        plugin = tmp_path / f"{kind}.py"
+        plugin.write_text(code)
+        done = commands.run(["methods", "--plugin", str(plugin)], timeout=3)
+        problem = _problem(kind, done.returncode, done.stdout, done.stderr)
+        assert problem and ("traceback" if kind == "traceback" else "hang") in problem, problem
