@@ -201,11 +201,13 @@ def _note_stop(number: int, frame=None) -> None:
         _stop_signal = number
 
 
-def _stopped_by_signal(code: int, status: str) -> int | None:
-    """The signal that stopped a run (its exit status 128+n, or 0 and status stopped after SIGUSR1)."""
+def _stopped_by_signal(code: int, status: str, reason: str = "") -> int | None:
+    """The signal that stopped a run (its exit status 128+n, or 0 and status stopped after SIGUSR1: one this
+    process noted, or one an in-process run's own handlers had, as its stop reason says)."""
     if code > 128:
         return code - 128
-    return signal.SIGUSR1 if status == "stopped" and _stop_signal == signal.SIGUSR1 else None
+    usr1 = _stop_signal == signal.SIGUSR1 or reason.startswith(f"signal: {signal.SIGUSR1.name} ")
+    return signal.SIGUSR1 if status == "stopped" and usr1 else None
 
 
 def _run_sim(task: tuple[str | None, SweepRun, bool]) -> Outcome:
@@ -223,7 +225,7 @@ def _run_sim(task: tuple[str | None, SweepRun, bool]) -> Outcome:
     status = (closed[0].status if closed else file_status(run.path)) if code in (0, 1) or code > 128 else "failed"
     if closed and closed[0].row_values is not None:  # the sweep's summary then reads nothing of the file
         remember_row_values(run.path, *closed[0].row_values)
-    number = _stopped_by_signal(code, status)
+    number = _stopped_by_signal(code, status, closed[0].reason if closed else "")
     if number is not None:
         _note_stop(number)  # the run's own handlers had the signal: no later run starts here
     _freeze_what_stays()
