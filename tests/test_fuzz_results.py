@@ -1,4 +1,4 @@
-"""Fuzz of the results readers: over 1,000 hostile results files, each read fine or refused in one line.
+"""Fuzz of the results readers: hundreds of hostile results files, each read fine or refused in one line.
 
 Hostile files are made from a few real results files (quick simulator runs, once per module):
 random bytes overwritten at random offsets, runs of bytes overwritten, truncations at random
@@ -11,6 +11,9 @@ within a bounded time, and leave no file beside the input but recover's finished
 h5py can crash (SIGSEGV) or hang on a damaged file, so the loop runs in a child process under a
 timeout: a crash or hang is reported with the input that caused it (saved under tmp_path), and
 the loop goes on in a new child from the next input.
+
+`make test` reads 300 inputs (every kind of damage on every base file among them);
+ASYNCOPT_TEST_FULL=1 (`make test-full`) 1,000. FUZZ_SEED and FUZZ_INPUTS change the draw.
 """
 
 from __future__ import annotations
@@ -28,20 +31,28 @@ import time
 import h5py
 import pytest
 
+from full_suite import count
+
 SEED = int(os.environ.get("FUZZ_SEED", "24"))
-INPUTS = int(os.environ.get("FUZZ_INPUTS", "1000"))
+INPUTS = count("FUZZ_INPUTS", 300, 1000)
 SECONDS_PER_INPUT = 15.0  # every reader of one input together (a file marked open is probed for up to 10 s)
 HANG_SECONDS = 60.0  # a child silent this long on one input is hung
 LONGEST_LINE = 1000
 KINDS = ("bytes", "run", "truncate", "superblock", "empty", "text", "foreign")
+BASES = 3  # a.h5, k.h5 (marked open: each is probed in a child process, the slow path), r.h5
+
+
+def draw(index: int) -> tuple[str, int, random.Random]:
+    """Input number `index`'s kind of damage, its base file's number and the generator that places the damage."""
+    rng = random.Random(SEED * 1_000_003 + index)
+    kind = rng.choices(KINDS, weights=(50, 20, 20, 4, 2, 2, 2))[0]
+    return kind, rng.choices(range(BASES), weights=(10, 1, 10))[0], rng
 
 
 def hostile(bases: list[bytes], index: int) -> bytes:
     """Input number `index`: a deterministic damage of one of the base files (or a file of another kind)."""
-    rng = random.Random(SEED * 1_000_003 + index)
-    kind = rng.choices(KINDS, weights=(50, 20, 20, 4, 2, 2, 2))[0]
-    # bases: a.h5, k.h5 (marked open: each is probed in a child process, the slow path), r.h5
-    data = bytearray(rng.choices(bases, weights=(10, 1, 10))[0])
+    kind, base, rng = draw(index)
+    data = bytearray(bases[base])
     if kind == "bytes":
         for _ in range(rng.randint(1, 32)):
             data[rng.randrange(len(data))] = rng.randrange(256)
@@ -146,8 +157,15 @@ def bases(tmp_path_factory):
     return folder
 
 
+def test_the_inputs_hold_every_kind_of_damage_on_every_base_file():
+    drawn = {draw(index)[:2] for index in range(INPUTS)}
+    assert {kind for kind, _ in drawn} == set(KINDS)
+    assert {base for _, base in drawn} == set(range(BASES))
+    assert {kind for kind, base in drawn if base == 1} >= {"bytes", "run", "truncate"}  # the slow path, damaged
+
+
 @pytest.mark.timeout(300)
-def test_a_thousand_hostile_results_files_are_read_or_refused_in_one_line(bases, tmp_path):
+def test_hundreds_of_hostile_results_files_are_read_or_refused_in_one_line(bases, tmp_path):
     work, saved = tmp_path / "work", tmp_path / "crashes"
     work.mkdir()
     saved.mkdir()
