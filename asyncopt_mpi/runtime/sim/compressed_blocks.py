@@ -21,6 +21,7 @@ from ...methods.base import JobKind
 from ...problems.noise import GradientNoise
 
 BLOCK_FLOATS = 2**18  # gradient floats of one block at most (2 MiB)
+BLOCKS_ENABLED = True  # tests turn blocks off to compare with the per-event path
 _COMPRESSED = JobKind.COMPRESSED
 
 
@@ -57,7 +58,7 @@ class CompressedBlocks:
         sim, job = self.sim, entry[1]
         compressor = compressor_from_code(job.compressor, job.compress_param)
         limit = BLOCK_FLOATS // sim.dim
-        if (not isinstance(compressor, RandK) or limit < 2 or sim.contexts[worker].check_finite
+        if (not BLOCKS_ENABLED or not isinstance(compressor, RandK) or limit < 2 or sim.contexts[worker].check_finite
                 or sim.noise_model(job.batch) is None):
             return None
         members = [(worker, entry)] + self._mates(entry, limit - 1)
