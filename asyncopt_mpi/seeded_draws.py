@@ -1,4 +1,4 @@
-"""numpy's `Generator(PCG64(seed)).integers(dim, size=count)` for many seeds at once: RandK's seed -> indices map in blocks.
+"""numpy's `Generator(PCG64(seed)).integers(dim, size=count)` for many seeds at once: RandK's indices in blocks.
 
 A RandK message's indices are drawn from a generator seeded with the message's seed (compression.randk_indices);
 seeding one through SeedSequence costs about half of a compressed event in the simulator. Here the same steps

@@ -1,4 +1,4 @@
-"""A round of compressed jobs (Shadowheart SGD, QSGD) computed as one block in the simulator, with the per-event numbers.
+"""A round of compressed jobs (Shadowheart SGD, QSGD) computed as one block in the simulator, bit for bit.
 
 When a COMPRESSED job with a RandK compressor completes, the jobs still running at the same point (the rest of
 a synchronous round) are taken with it: each worker's draws are made now, in the order its stream would give
@@ -58,8 +58,8 @@ class CompressedBlocks:
         sim, job = self.sim, entry[1]
         compressor = compressor_from_code(job.compressor, job.compress_param)
         limit = BLOCK_FLOATS // sim.dim
-        if (not BLOCKS_ENABLED or not isinstance(compressor, RandK) or limit < 2 or sim.contexts[worker].check_finite
-                or sim.noise_model(job.batch) is None):
+        if (not BLOCKS_ENABLED or not isinstance(compressor, RandK) or limit < 2
+                or sim.contexts[worker].check_finite or sim.noise_model(job.batch) is None):
             return None
         members = [(worker, entry)] + self._mates(entry, limit - 1)
         if len(members) == 1:

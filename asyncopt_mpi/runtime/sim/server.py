@@ -46,7 +46,8 @@ from ..worker import WorkerContext
 BLOCK = 1024  # deferred steps or sum terms computed in one block at most
 GROUPS_ENABLED = True  # tests turn job groups off to compare with one entry per job
 NOISE_BYTES = 32 * 2**20  # the ring of noise draws made at completion and not yet used (rows of dim floats)
-_GRAD, _GRAD_INDICES, _GRAD_DIFF, _COMPRESSED = JobKind.GRAD, JobKind.GRAD_INDICES, JobKind.GRAD_DIFF, JobKind.COMPRESSED
+_GRAD, _GRAD_INDICES, _GRAD_DIFF = JobKind.GRAD, JobKind.GRAD_INDICES, JobKind.GRAD_DIFF
+_COMPRESSED = JobKind.COMPRESSED
 _EAGER, _EXECUTE = -2, -3  # SimResult modes besides a noise row >= 0 (or -1: noise-free gradient)
 _INDICES = -4  # a deferred term of a job's own indices: (point, _INDICES, indices, weight, second point or None)
 
