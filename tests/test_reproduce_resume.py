@@ -1,6 +1,7 @@
 """`asyncopt reproduce NAME --resume`: a reproduction stopped partway keeps the runs it finished (their files untouched),
 runs the others, and writes the report and CSV of one that ran through; a damaged file or one of other settings is
-run again, never trusted; --resume with --overwrite is refused in one line."""
+run again, never trusted; --resume with --overwrite is refused in one line; jobs/slurm/reproduce.sbatch, given the
+time-limit signal, stops the reproduction and requeues the job, and its next start resumes."""
 
 from __future__ import annotations
 
@@ -20,11 +21,12 @@ from click.testing import CliRunner
 from asyncopt_mpi.cli import cli
 from asyncopt_mpi.reproduce import rennala
 from asyncopt_mpi.reproduce.experiment import Setting
-from conftest import asyncopt_command
+from conftest import BIN, asyncopt_command
 
 NAME = "rennala"  # the smallest experiment with runs: 4 methods x (3 tuning values + the reported seeds)
 SMALL = ["--scale", "small", "--seeds", "2"]
 RUNS = 20
+SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "jobs", "slurm", "reproduce.sbatch")
 
 
 def _reproduce(output, *options: str) -> tuple[int, str]:
@@ -75,15 +77,19 @@ def whole(tmp_path_factory):
     return output / NAME
 
 
+def _signal_after_three_runs(process: subprocess.Popen, folder, number: int) -> None:
+    deadline = time.monotonic() + 120
+    while len(_files(folder)) < 4 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # runs go one at a time: once the 4th file exists, the first 3 are finished
+    process.send_signal(number)
+
+
 @pytest.mark.timeout(300)
 def test_a_reproduction_stopped_by_sigterm_resumes_keeping_its_finished_runs(tmp_path, whole):
     process = subprocess.Popen([*asyncopt_command(), "reproduce", NAME, *SMALL, "--output", str(tmp_path)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     folder = tmp_path / NAME
-    deadline = time.monotonic() + 120
-    while len(_files(folder)) < 4 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)  # runs go one at a time: once the 4th file exists, the first 3 are finished
-    process.send_signal(signal.SIGTERM)
+    _signal_after_three_runs(process, folder, signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     if process.returncode != -signal.SIGTERM:  # the signal came between two sweeps: it ended the process at once
         assert process.returncode == 128 + signal.SIGTERM, stderr
@@ -159,3 +165,32 @@ def test_resume_with_overwrite_is_refused_in_one_line(tmp_path):
     assert (code, stderr.splitlines()) == (2, ["asyncopt: error: --resume keeps the finished runs of OUTPUT/NAME and "
                                                "--overwrite replaces them; give one"])
     assert [path.name for path in (tmp_path / NAME).iterdir()] == ["notes.txt"]  # nothing ran
+
+
+@pytest.mark.timeout(300)
+def test_the_batch_script_near_its_time_limit_stops_and_requeues_and_its_next_start_resumes(tmp_path, whole):
+    """jobs/slurm/reproduce.sbatch run by bash as Slurm would run each start; `scontrol` is a script noting its
+    arguments. The first start gets SIGUSR1 (what --signal=B:USR1@120 sends), the second runs to the end."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    calls = tmp_path / "scontrol-calls"
+    (fake / "scontrol").write_text(f'#!/bin/bash\necho "$*" >> {calls}\n')
+    (fake / "scontrol").chmod(0o755)
+    environment = {**os.environ, "PATH": f"{fake}:{BIN}:{os.environ['PATH']}", "SLURM_JOB_ID": "77"}
+    start = ["bash", SCRIPT, NAME, *SMALL, "--output", str(tmp_path / "out")]
+    folder = tmp_path / "out" / NAME
+    first = subprocess.Popen(start, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _signal_after_three_runs(first, folder, signal.SIGUSR1)
+    log, _ = first.communicate(timeout=120)
+    assert first.returncode == 0 and calls.read_text() == "requeue 77\n", log
+    assert f"asyncopt: {NAME} stopped by SIGUSR1" in log and not (folder / "REPORT.md").exists()  # no run after it
+    before = _files(folder)
+    finished = {name for name in before if _status(folder / name) in ("completed", "diverged")}
+    assert len(finished) >= 3
+
+    second = subprocess.run(start, env={**environment, "SLURM_RESTART_COUNT": "1"}, capture_output=True, text=True,
+                            timeout=240)
+    assert second.returncode == 0 and second.stdout.startswith("start 2: "), second.stdout + second.stderr
+    assert _counts(second.stderr) == (RUNS, len(finished), RUNS - len(finished))
+    assert calls.read_text() == "requeue 77\n"  # finished: not requeued again
+    assert _rows(folder) == _rows(whole)
