@@ -8,6 +8,8 @@ A stop signal (SIGINT, SIGTERM, SIGUSR1) to the sweep stops the runs in progress
 way (each file closed with status stopped; pool children and mpiexec are sent SIGTERM), no
 further run starts (those are `not run`), and `sweep` raises SweepStopped. A pool child watches
 the sweep's process: if the sweep dies (SIGKILL), the child stops its run the same way and leaves.
+With `resume` (a reproduction's --resume) a run whose file already holds that very run, finished, is kept
+rather than run again (finished_run), and any other file in a run's place is replaced.
 """
 
 from __future__ import annotations
