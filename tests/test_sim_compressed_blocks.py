@@ -180,3 +180,56 @@ def test_a_cancelled_job_drawn_ahead_puts_its_stream_back(tmp_path, monkeypatch,
     finally:  # other tests list the registered methods
         METHODS.pop(CancellingRounds.name, None)
         ORIGINS.pop(CancellingRounds.name, None)
+
+
+class AsyncCompressedSGD(ao.Method):
+    """Asynchronous SGD on compressed gradients: every job at its own point, so no two share a block."""
+
+    name = "async_compressed_sgd_for_blocks"
+    description = "every compressed gradient applied on arrival"
+
+    def start(self, server):
+        self.vector = np.zeros(self.problem.dim)
+        for worker in range(server.n_workers):
+            self.assign(server, worker)
+
+    def assign(self, server, worker):
+        server.assign(worker, ao.Job(ao.JobKind.COMPRESSED, server.version, batch=1, copies=2, compressor=1,
+                                     compress_param=1))
+
+    def on_result(self, server, worker, result):
+        self.vector[:] = 0.0
+        compressor_from_code(1, 1).decode_add(self.vector, result.vector, 2)
+        server.step(self.vector, self.lr, grads_used=1, max_delay=result.delay)
+        self.assign(server, worker)
+        return True
+
+    def max_payload_floats(self, dim):
+        return dim + 1
+
+
+@pytest.mark.timeout(300)
+def test_jobs_at_points_of_their_own_search_for_round_mates_rarely(tmp_path, monkeypatch):
+    """Finding no job to share a block with costs a pass over the workers: after each miss the search waits for
+    twice as many completions, and the file stays the per-event one."""
+    from asyncopt_mpi.methods import METHODS, ORIGINS
+
+    searches = []
+    original = compressed_blocks.CompressedBlocks._mates
+
+    def counting(self, entry, limit):
+        searches.append(1)
+        return original(self, entry, limit)
+
+    monkeypatch.setattr(compressed_blocks.CompressedBlocks, "_mates", counting)
+    ao.register_method(AsyncCompressedSGD)
+    try:
+        overrides = SMALL + ZERO_LAST + ["method.lr=0.001", "workers.n=12", "stop.time=10"]
+        assert simulate(tmp_path / "blocks.h5", AsyncCompressedSGD.name, overrides) == 0
+        monkeypatch.setattr(compressed_blocks, "BLOCKS_ENABLED", False)
+        assert simulate(tmp_path / "events.h5", AsyncCompressedSGD.name, overrides) == 0
+        events = assert_same_files(tmp_path / "blocks.h5", tmp_path / "events.h5")
+        assert events > 1000 and len(searches) < 20
+    finally:
+        METHODS.pop(AsyncCompressedSGD.name, None)
+        ORIGINS.pop(AsyncCompressedSGD.name, None)

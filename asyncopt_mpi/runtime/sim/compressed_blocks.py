@@ -32,6 +32,9 @@ class CompressedBlocks:
         self.sim = sim
         self.ahead: dict[int, tuple[np.ndarray, int]] = {}  # job id -> (its gradient sum, its message's seed)
         self.saved: dict[int, tuple[int, dict]] = {}  # worker -> (job id drawn ahead, its stream's state before)
+        # Completions that found no job to share a block with (jobs at other points: an asynchronous method)
+        # make the next ones skip the search, twice as many each time, as it costs a pass over the workers.
+        self.misses = self.skip = 0
 
     def payload(self, worker: int, entry: tuple) -> np.ndarray | None:
         """The message of the completed COMPRESSED job `entry` (not failing), or None to leave it to worker.execute."""
@@ -61,9 +64,14 @@ class CompressedBlocks:
         if (not BLOCKS_ENABLED or not isinstance(compressor, RandK) or limit < 2
                 or sim.contexts[worker].check_finite or sim.noise_model(job.batch) is None):
             return None
+        if self.skip:
+            self.skip -= 1
+            return None
         members = [(worker, entry)] + self._mates(entry, limit - 1)
         if len(members) == 1:
+            self.misses = self.skip = min(2 * self.misses + 1, 1023)
             return None
+        self.misses = 0
         # Members with one noise model (batch size) side by side, the completed job first (streams are per worker).
         models = [sim.noise_model(member[1].batch) for _, member in members]
         order = [0] + sorted(range(1, len(members)), key=lambda row: id(models[row]))
