@@ -13,6 +13,8 @@ import tempfile
 
 import h5py
 import pytest
+from forked_cli import CommandPool
+from full_suite import FULL
 from hypothesis import settings
 from process_marker import pytest_collection_modifyitems  # noqa: F401  (the hook that sets the `process` marker)
 
@@ -99,9 +101,24 @@ def asyncopt_command() -> list[str]:
     return [sys.executable, "-m", "asyncopt_mpi"]
 
 
+COMMANDS = CommandPool()  # the servers run_cli forks its commands from, started as needed
+
+
 def run_cli(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
-    """`asyncopt ARGS` in a fresh process."""
-    return subprocess.run(asyncopt_command() + args, capture_output=True, text=True, timeout=timeout)
+    """`asyncopt ARGS` in a process of its own, with this process's environment and working folder.
+
+    The process is forked from a server that has imported the package (tests/forked_cli.py): the
+    command's own code, exit status and output, without the interpreter's start-up per command
+    (under ASYNCOPT_TEST_FULL=1, a fresh `python -m asyncopt_mpi`). A test about start-up itself
+    starts `asyncopt_command()` directly. A timeout raises subprocess.TimeoutExpired, as
+    subprocess.run does.
+    """
+    if FULL:
+        return subprocess.run(asyncopt_command() + args, capture_output=True, text=True, timeout=timeout)
+    done = COMMANDS.run(args, timeout=timeout)
+    if done.returncode is None:
+        raise subprocess.TimeoutExpired(done.args, timeout, done.stdout, done.stderr)
+    return done
 
 
 def run_mpi(n_ranks: int, args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
@@ -236,6 +253,10 @@ def simulate(tmp_path, method: str, overrides: list[str], name: str = "run"):
 def pytest_sessionstart(session) -> None:
     if MPI_IMPLEMENTATION == "openmpi":
         remove_stale_openmpi_sessions()  # left by earlier runs
+
+
+def pytest_sessionfinish(session) -> None:
+    COMMANDS.close()
 
 
 @contextlib.contextmanager

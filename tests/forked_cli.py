@@ -6,9 +6,12 @@ address-space limit, stdin /dev/null, stdout and stderr to files) and runs the c
 `main()`, then ends as the interpreter would (an uncaught exception prints its traceback and
 exits 1, `sys.exit` gives the status, non-daemon threads are waited for, atexit functions run)
 but without tearing down every loaded module (a tenth of a second of CPU per command). A crash,
-hang or memory limit ends the child only. The server waits for each child under a timeout (then SIGKILLs its session) and
-answers with its exit status and output; `CommandPool` keeps a few servers, one command at a
-time on each. A test about start-up itself (imports, early signals) still starts a fresh process.
+hang or memory limit ends the child only. The child gets the caller's environment and working
+folder as they are when it starts (what the package reads when it is imported, the server read
+at its own start). The server waits for each child under a timeout (then SIGKILLs its session)
+and answers with its exit status and output; `CommandPool` starts servers as commands run at the
+same time need them, one command at a time on each. A test about start-up itself (imports, early
+signals) still starts a fresh process.
 """
 
 from __future__ import annotations
@@ -33,21 +36,26 @@ PLOTTING = ("matplotlib.figure", "matplotlib.style", "matplotlib.backends.backen
 
 
 class CommandPool:
-    """`size` servers; `run` takes a free one (so `size` threads may run commands at once)."""
+    """Command servers: `run` takes a free one, or starts one when all are busy."""
 
-    def __init__(self, size: int = 1):
+    def __init__(self):
         self.servers: queue.Queue = queue.Queue()
-        for _ in range(size):
-            self.servers.put(subprocess.Popen([sys.executable, os.path.abspath(__file__)], stdin=subprocess.PIPE,
-                                              stdout=subprocess.PIPE, encoding="utf-8",
-                                              env=dict(os.environ, PYTHONIOENCODING="utf-8")))
+
+    def _server(self) -> subprocess.Popen:
+        try:
+            return self.servers.get_nowait()
+        except queue.Empty:
+            return subprocess.Popen([sys.executable, os.path.abspath(__file__)], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, encoding="utf-8",
+                                    env=dict(os.environ, PYTHONIOENCODING="utf-8"))
 
     def run(self, args: list[str], cwd: str | None = None, timeout: float = 120,
             memory_limit: int | None = None) -> subprocess.CompletedProcess:
         """`asyncopt ARGS` in a forked child; returncode None after a timeout (the child was killed)."""
-        server = self.servers.get()
+        server = self._server()
         try:
-            request = {"args": args, "cwd": cwd or os.getcwd(), "timeout": timeout, "memory_limit": memory_limit}
+            request = {"args": args, "cwd": cwd or os.getcwd(), "env": dict(os.environ), "timeout": timeout,
+                       "memory_limit": memory_limit}
             server.stdin.write(json.dumps(request) + "\n")
             server.stdin.flush()
             answer = server.stdout.readline()
@@ -79,6 +87,8 @@ def _become_the_command(request: dict, stdout: int, stderr: int) -> None:
     os.setsid()  # the server kills the child's whole session after a timeout
     if request["memory_limit"]:
         resource.setrlimit(resource.RLIMIT_AS, (request["memory_limit"], request["memory_limit"]))
+    os.environ.clear()
+    os.environ.update(request["env"])
     os.chdir(request["cwd"])
     sys.path[0] = request["cwd"]  # as `python -m` puts the working folder first (plugins named as modules)
     with open(os.devnull, "rb") as null:

@@ -27,6 +27,7 @@ import h5py
 import numpy as np
 import pytest
 
+from conftest import COMMANDS
 from forked_cli import CommandPool
 from full_suite import FULL
 
@@ -141,10 +142,9 @@ def _all_cases() -> list[tuple[str, list[str]]]:
 
 
 @pytest.fixture(scope="module")
-def commands():
-    """Command servers, one per case the walk runs at a time."""
-    with CommandPool(AT_ONCE) as pool:
-        yield pool
+def commands() -> CommandPool:
+    """The servers the commands are forked from (conftest's: one per case the walk runs at a time)."""
+    return COMMANDS
 
 
 @pytest.fixture(scope="module")

