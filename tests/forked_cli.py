@@ -17,6 +17,7 @@ signals) still starts a fresh process.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import queue
@@ -52,21 +53,27 @@ class CommandPool:
     def run(self, args: list[str], cwd: str | None = None, timeout: float = 120,
             memory_limit: int | None = None) -> subprocess.CompletedProcess:
         """`asyncopt ARGS` in a forked child; returncode None after a timeout (the child was killed)."""
-        server = self._server()
+        server, pid = self._server(), None
         try:
             request = {"args": args, "cwd": cwd or os.getcwd(), "env": dict(os.environ), "timeout": timeout,
                        "memory_limit": memory_limit}
             server.stdin.write(json.dumps(request) + "\n")
             server.stdin.flush()
-            answer = server.stdout.readline()
-            if not answer:
-                raise RuntimeError(f"the command server ended (exit {server.wait()})")
-            done = json.loads(answer)
-        finally:
-            self.servers.put(server)
+            pid = _answer(server)["pid"]
+            done = _answer(server)
+        except BaseException:
+            # Interrupted (a test's own timeout) or the server died: neither it nor its command may go on.
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+            server.kill()
+            server.wait()
+            raise
+        self.servers.put(server)
         return subprocess.CompletedProcess(["asyncopt", *args], done["code"], done["stdout"], done["stderr"])
 
     def close(self) -> None:
+        """End the idle servers (a server still running a command ends with the tests' process)."""
         while not self.servers.empty():
             server = self.servers.get()
             server.stdin.close()
@@ -77,6 +84,13 @@ class CommandPool:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _answer(server: subprocess.Popen) -> dict:
+    line = server.stdout.readline()
+    if not line:
+        raise RuntimeError(f"the command server ended (exit {server.wait()})")
+    return json.loads(line)
 
 
 # ------------------------------------------------------------------ the server
@@ -123,6 +137,8 @@ def serve() -> dict | None:
             if pid == 0:
                 _become_the_command(request, out.fileno(), err.fileno())
                 return request
+            answers.write(json.dumps({"pid": pid}) + "\n")  # so that the caller can end it if interrupted
+            answers.flush()
             code = _wait(pid, request["timeout"])
             texts = []
             for stream in (out, err):
