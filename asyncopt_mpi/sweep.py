@@ -286,6 +286,7 @@ def _start_child(sweep: int, requested: list[str], loaded: list[str]) -> None:
 
     for number in STOP_SIGNALS:
         signal.signal(number, _child_stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked in the forkserver (_pool_outcomes)
     threading.Thread(target=_watch_sweep, args=(sweep,), name="sweep-watch", daemon=True).start()
     load_plugins(requested)
     load_plugins([spec for spec in loaded if spec not in requested], requested=False)
@@ -293,6 +294,8 @@ def _start_child(sweep: int, requested: list[str], loaded: list[str]) -> None:
 
 def _pool_outcomes(config_path: str | None, runs: list[SweepRun], overwrite: bool, processes: int) -> list[Outcome]:
     """The runs on `processes` children, at most one each at a time, so that after a stop signal none starts."""
+    from multiprocessing import forkserver, resource_tracker
+
     from .plugins import implied_plugins, loaded_plugins, requested_plugins
 
     outcomes = [Outcome(run.name, 0, NOT_RUN, run.method, run.path) for run in runs]
@@ -310,6 +313,17 @@ def _pool_outcomes(config_path: str | None, runs: list[SweepRun], overwrite: boo
     # modules that registered the runs' methods (implied_plugins). The pool is closed, never
     # terminated: its children keep stop signals for their runs.
     loaded = list(dict.fromkeys([*loaded_plugins(), *(spec for run in runs for spec in implied_plugins(run.method, ""))]))
+    # The forkserver (started with this process's first pool) must live through a stop signal to the whole process
+    # group (Slurm's preemption, scancel): when it dies, the pool takes its children for ended and, replacing them
+    # through it, fails (a traceback) and waits for ever. So it starts with the stop signals blocked (held, not
+    # lost, here), as the children it forks are until _start_child has their handlers in place; the resource
+    # tracker first, as starting it unblocks SIGINT and SIGTERM in this thread.
+    resource_tracker.ensure_running()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     pool = multiprocessing.get_context("forkserver").Pool(processes, initializer=_start_child,
                                                           initargs=(os.getpid(), requested_plugins(), loaded))
     try:

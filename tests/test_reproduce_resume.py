@@ -1,7 +1,8 @@
 """`asyncopt reproduce NAME --resume`: a reproduction stopped partway keeps the runs it finished (their files untouched),
 runs the others, and writes the report and CSV of one that ran through; a damaged file or one of other settings is
 run again, never trusted; --resume with --overwrite is refused in one line; jobs/slurm/reproduce.sbatch, given the
-time-limit signal, stops the reproduction and requeues the job, and its next start resumes."""
+time-limit signal, stops the reproduction and requeues the job, and its next start resumes (run by bash, and
+submitted to a real single-node Slurm: preempted, then near its time limit)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from click.testing import CliRunner
 from asyncopt_mpi.cli import cli
 from asyncopt_mpi.reproduce import rennala
 from asyncopt_mpi.reproduce.experiment import Setting
-from conftest import BIN, asyncopt_command
+from conftest import BIN, asyncopt_command, kill_session
+from slurm_cluster import missing_reason
+from test_slurm import environment, slurm  # noqa: F401  (slurm: a fixture, one Slurm for this module)
 
 NAME = "rennala"  # the smallest experiment with runs: 4 methods x (3 tuning values + the reported seeds)
 SMALL = ["--scale", "small", "--seeds", "2"]
@@ -77,20 +80,26 @@ def whole(tmp_path_factory):
     return output / NAME
 
 
-def _signal_after_three_runs(process: subprocess.Popen, folder, number: int) -> None:
+def _once_four_runs_started(process: subprocess.Popen, folder) -> None:
     deadline = time.monotonic() + 120
     while len(_files(folder)) < 4 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)  # runs go one at a time: once the 4th file exists, the first 3 are finished
-    process.send_signal(number)
+        time.sleep(0.02)
 
 
 @pytest.mark.timeout(300)
 def test_a_reproduction_stopped_by_sigterm_resumes_keeping_its_finished_runs(tmp_path, whole):
-    process = subprocess.Popen([*asyncopt_command(), "reproduce", NAME, *SMALL, "--output", str(tmp_path)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """SIGTERM to every process of the reproduction, its 2 parallel runs and their forkserver, as Slurm stops a job."""
+    process = subprocess.Popen([*asyncopt_command(), "reproduce", NAME, *SMALL, "--processes", "2", "--output",
+                                str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
     folder = tmp_path / NAME
-    _signal_after_three_runs(process, folder, signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
+    try:
+        _once_four_runs_started(process, folder)
+        os.killpg(process.pid, signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)  # once the pool waited for ever (its forkserver ended)
+    finally:
+        kill_session(process.pid)
+    assert "Traceback" not in stderr
     if process.returncode != -signal.SIGTERM:  # the signal came between two sweeps: it ended the process at once
         assert process.returncode == 128 + signal.SIGTERM, stderr
         assert stderr.splitlines()[-1] == (f"asyncopt: {NAME} stopped by SIGTERM (the runs in progress stopped "
@@ -98,7 +107,7 @@ def test_a_reproduction_stopped_by_sigterm_resumes_keeping_its_finished_runs(tmp
                                            "finished runs")
     before = _files(folder)
     finished = {name for name in before if _status(folder / name) in ("completed", "diverged")}
-    assert len(finished) >= 3 and len(before) < RUNS and not (folder / "REPORT.md").exists()
+    assert len(finished) >= 2 and len(before) < RUNS and not (folder / "REPORT.md").exists()
 
     code, stderr = _reproduce(tmp_path, "--resume")
     assert code == 0, stderr
@@ -176,11 +185,13 @@ def test_the_batch_script_near_its_time_limit_stops_and_requeues_and_its_next_st
     calls = tmp_path / "scontrol-calls"
     (fake / "scontrol").write_text(f'#!/bin/bash\necho "$*" >> {calls}\n')
     (fake / "scontrol").chmod(0o755)
-    environment = {**os.environ, "PATH": f"{fake}:{BIN}:{os.environ['PATH']}", "SLURM_JOB_ID": "77"}
+    environment = {**os.environ, "PATH": f"{fake}:{BIN}:{os.environ['PATH']}", "SLURM_JOB_ID": "77",
+                   "SLURM_CPUS_PER_TASK": "1"}  # one run at a time
     start = ["bash", SCRIPT, NAME, *SMALL, "--output", str(tmp_path / "out")]
     folder = tmp_path / "out" / NAME
     first = subprocess.Popen(start, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    _signal_after_three_runs(first, folder, signal.SIGUSR1)
+    _once_four_runs_started(first, folder)  # one run at a time: the first 3 are finished
+    first.send_signal(signal.SIGUSR1)
     log, _ = first.communicate(timeout=120)
     assert first.returncode == 0 and calls.read_text() == "requeue 77\n", log
     assert f"asyncopt: {NAME} stopped by SIGUSR1" in log and not (folder / "REPORT.md").exists()  # no run after it
@@ -194,3 +205,35 @@ def test_the_batch_script_near_its_time_limit_stops_and_requeues_and_its_next_st
     assert _counts(second.stderr) == (RUNS, len(finished), RUNS - len(finished))
     assert calls.read_text() == "requeue 77\n"  # finished: not requeued again
     assert _rows(folder) == _rows(whole)
+
+
+def _wait_for(condition, what: str, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {seconds:g} s")
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))
+@pytest.mark.timeout(400)
+def test_on_slurm_a_preempted_reproduction_is_requeued_and_resumes(slurm, tmp_path, whole):
+    """Preemption: Slurm sends SIGTERM to every process of the job (asyncopt, its 2 parallel runs, their forkserver)
+    and starts it again. (The time-limit path, USR1 to the script, is the test above.)"""
+    folder = tmp_path / "out" / NAME
+    job = slurm.submit(f"--chdir={tmp_path}", SCRIPT, NAME, *SMALL, "--output", str(tmp_path / "out"),
+                       env=environment())
+    log = tmp_path / f"asyncopt-reproduce-{job}.out"
+    _wait_for(lambda: len(_files(folder)) >= 4, "the first start's 4th run")
+    subprocess.run(["scontrol", "requeue", job], env=slurm.env, check=True, timeout=60)
+    assert slurm.wait(job, timeout=240) == "COMPLETED", log.read_text()
+
+    assert slurm.restarts(job) == 1
+    text = log.read_text()  # --open-mode=append: one log over the two starts
+    assert "start 2: " in text and "Traceback" not in text
+    assert f"asyncopt: {NAME} stopped by SIGTERM" in text  # the first start stopped cleanly, not killed
+    counts = [tuple(map(int, found)) for found in
+              re.findall(rf"{NAME}: (\d+) runs, (\d+) reused from an earlier reproduction, (\d+) ran", text)]
+    assert len(counts) == 1 and counts[0][0] == RUNS and counts[0][1] >= 2, text  # only the second start finished
+    assert _rows(folder) == _rows(whole)
+    assert _report(folder) == _report(whole)
