@@ -2,7 +2,8 @@
 
 A test starts one when its code, a tests/ helper it calls (by a global name, at any depth) or a
 fixture it uses refers to subprocess, multiprocessing, a process pool, conftest's launchers
-(run_cli, run_mpi, asyncopt_command, MPIEXEC) or the package's own pool (`--processes` or
+(run_cli, run_mpi, asyncopt_command, MPIEXEC, the command servers COMMANDS of
+tests/forked_cli.py's CommandPool) or the package's own pool (`--processes` or
 `processes=`: sweep, tune, reproduce). Read from the code, so a new test is marked without
 anyone remembering to; conftest.py imports the hook.
 """
@@ -16,7 +17,7 @@ from typing import Any, Iterator
 
 import pytest
 
-LAUNCHERS = ("run_cli", "run_mpi", "asyncopt_command", "MPIEXEC")
+LAUNCHERS = ("run_cli", "run_mpi", "asyncopt_command", "MPIEXEC", "COMMANDS", "CommandPool")
 LAUNCHER_MODULES = ("subprocess", "multiprocessing", "concurrent.futures.process")
 POOL_OPTIONS = ("--processes", "processes")  # as a command-line word or a keyword argument
 TESTS = os.path.dirname(os.path.abspath(__file__))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import run_cli, simulate
+from conftest import COMMANDS, run_cli, simulate
 from process_marker import starts_processes
 
 
@@ -25,6 +25,10 @@ def _inside_a_comprehension():
     return [subprocess.run([sys.executable, "-c", "pass"], check=True) for _ in range(1)]
 
 
+def _forked_from_a_command_server():
+    return COMMANDS.run(["--version"])
+
+
 def _with_a_pool(tmp_path):
     return SAMPLES, ["sweep", "--processes", "2", "--out", str(tmp_path)]
 
@@ -36,12 +40,13 @@ def _with_a_pool_keyword(sweep):
 # The samples are reached through this table so that the tests below name none of them: a test that
 # names a launching helper is itself marked (and left out of make test-fast).
 SAMPLES = {"in process": _in_process, "launching": _launching, "through a helper": _through_a_helper,
-           "inside a comprehension": _inside_a_comprehension,
+           "inside a comprehension": _inside_a_comprehension, "forked from a command server": _forked_from_a_command_server,
            "with a pool": _with_a_pool, "with a pool keyword": _with_a_pool_keyword}
 
 
 def test_launchers_are_found_directly_through_helpers_and_inside_comprehensions():
-    for name in ("launching", "through a helper", "inside a comprehension", "with a pool", "with a pool keyword"):
+    for name in ("launching", "through a helper", "inside a comprehension", "forked from a command server",
+                 "with a pool", "with a pool keyword"):
         assert starts_processes(SAMPLES[name], set()), name
 
 
