@@ -41,14 +41,15 @@ class CommandPool:
 
     def __init__(self):
         self.servers: queue.Queue = queue.Queue()
+        # Servers start as this process is now, not as a test that first needs one has changed it.
+        self.environment, self.folder = dict(os.environ, PYTHONIOENCODING="utf-8"), os.getcwd()
 
     def _server(self) -> subprocess.Popen:
         try:
             return self.servers.get_nowait()
         except queue.Empty:
             return subprocess.Popen([sys.executable, os.path.abspath(__file__)], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, encoding="utf-8",
-                                    env=dict(os.environ, PYTHONIOENCODING="utf-8"))
+                                    stdout=subprocess.PIPE, encoding="utf-8", env=self.environment, cwd=self.folder)
 
     def run(self, args: list[str], cwd: str | None = None, timeout: float = 120,
             memory_limit: int | None = None) -> subprocess.CompletedProcess:
