@@ -358,7 +358,7 @@ def reproduce_command(name: str | None, show_list: bool, scale: str, seeds: int,
 
     from .errors import UserError
     from .reproduce import listing
-    from .reproduce.driver import reproduce
+    from .reproduce.driver import Stopped, reproduce, stoppable
     from .sweep import SweepStopped
 
     try:
@@ -367,9 +367,10 @@ def reproduce_command(name: str | None, show_list: bool, scale: str, seeds: int,
         if show_list:
             click.echo("\n".join(listing()))
             return
-        folder = reproduce(name, scale, seeds, output, processes, overwrite,
-                           log=lambda line: click.echo(f"asyncopt: {line}", err=True), resume=resume)
-    except SweepStopped as exc:  # exit 128+n (0 after SIGUSR1), as for a run
+        with stoppable():
+            folder = reproduce(name, scale, seeds, output, processes, overwrite,
+                               log=lambda line: click.echo(f"asyncopt: {line}", err=True), resume=resume)
+    except (SweepStopped, Stopped) as exc:  # exit 128+n (0 after SIGUSR1), as for a run
         click.echo(f"asyncopt: {name} stopped by {signal.Signals(exc.signal).name} (the runs in progress stopped "
                    "cleanly); the same command with --resume continues it, keeping the finished runs", err=True)
         sys.exit(exc.exit_code)

@@ -1,8 +1,8 @@
 """`asyncopt reproduce NAME --resume`: a reproduction stopped partway keeps the runs it finished (their files untouched),
 runs the others, and writes the report and CSV of one that ran through; a damaged file or one of other settings is
 run again, never trusted; --resume with --overwrite is refused in one line; jobs/slurm/reproduce.sbatch, given the
-time-limit signal, stops the reproduction and requeues the job, and its next start resumes (run by bash, and
-submitted to a real single-node Slurm: preempted, then near its time limit)."""
+time-limit signal, stops the reproduction and requeues the job, and its next start resumes (run by bash), and on a
+real single-node Slurm a preempted reproduction is requeued and resumes."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from asyncopt_mpi.cli import cli
-from asyncopt_mpi.reproduce import rennala
+from asyncopt_mpi.reproduce import driver, rennala
 from asyncopt_mpi.reproduce.experiment import Setting
 from conftest import BIN, asyncopt_command, kill_session
 from slurm_cluster import missing_reason
@@ -99,12 +99,9 @@ def test_a_reproduction_stopped_by_sigterm_resumes_keeping_its_finished_runs(tmp
         _, stderr = process.communicate(timeout=120)  # once the pool waited for ever (its forkserver ended)
     finally:
         kill_session(process.pid)
-    assert "Traceback" not in stderr
-    if process.returncode != -signal.SIGTERM:  # the signal came between two sweeps: it ended the process at once
-        assert process.returncode == 128 + signal.SIGTERM, stderr
-        assert stderr.splitlines()[-1] == (f"asyncopt: {NAME} stopped by SIGTERM (the runs in progress stopped "
-                                           "cleanly); the same command with --resume continues it, keeping the "
-                                           "finished runs")
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert stderr.splitlines()[-1] == (f"asyncopt: {NAME} stopped by SIGTERM (the runs in progress stopped cleanly); "
+                                       "the same command with --resume continues it, keeping the finished runs")
     before = _files(folder)
     finished = {name for name in before if _status(folder / name) in ("completed", "diverged")}
     assert len(finished) >= 2 and len(before) < RUNS and not (folder / "REPORT.md").exists()
@@ -165,6 +162,35 @@ def test_other_settings_run_again_where_the_stored_config_differs_whatever_the_f
         if "/rennala_sgd/" in name:
             with h5py.File(folder / name, "r") as handle:
                 assert "batch = 2" in handle.attrs["config"]
+
+
+def test_a_stop_signal_while_no_run_is_in_progress_ends_the_reproduction_in_one_line_too(tmp_path, whole,
+                                                                                          monkeypatch):
+    """SIGTERM as the figures are drawn (every run kept: no sweep runs anything): one line, exit 143, no report;
+    the next --resume writes it."""
+    folder = tmp_path / NAME
+    shutil.copytree(whole, folder)
+    (folder / "REPORT.md").unlink()
+    drawn = driver._figure
+
+    def signalled(*arguments):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return drawn(*arguments)
+
+    monkeypatch.setattr(driver, "_figure", signalled)
+    previous = signal.signal(signal.SIGTERM, lambda number, frame: None)  # the test runner's, should none be there
+    try:
+        code, stderr = _reproduce(tmp_path, "--resume")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert (code, stderr.splitlines()[-1]) == (128 + signal.SIGTERM, f"asyncopt: {NAME} stopped by SIGTERM (the runs "
+                                               "in progress stopped cleanly); the same command with --resume "
+                                               "continues it, keeping the finished runs")
+    assert "Traceback" not in stderr and not (folder / "REPORT.md").exists()
+    monkeypatch.undo()
+    code, stderr = _reproduce(tmp_path, "--resume")
+    assert code == 0 and _counts(stderr) == (RUNS, RUNS, 0)
+    assert _report(folder) == _report(whole)
 
 
 def test_resume_with_overwrite_is_refused_in_one_line(tmp_path):

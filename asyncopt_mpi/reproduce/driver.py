@@ -12,11 +12,13 @@ it would have, so the step sizes, figures, runs.csv and REPORT.md are those of a
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -25,12 +27,38 @@ from ..errors import RunError, UserError
 from ..output import make_parent
 from ..results import read_run, shown
 from ..summary import summarize, time_to_target
-from ..sweep import MAX_PROCESSES
+from ..sweep import MAX_PROCESSES, STOP_SIGNALS
 from ..tune import Choice, markdown, table_rows, tune
 from . import get
 from .experiment import RULE, SCALES, Check, Claim, Experiment, Figure, MethodSpec, Panel, check, median_iqr
 
 DEFAULT_OUTPUT = "reproductions-out"
+
+
+class Stopped(BaseException):
+    """A stop signal that came while no run was in progress (a sweep's own stop is SweepStopped). A BaseException,
+    so that no `except Exception` on the way (a file read that counts as the worst run) takes it for a result."""
+
+    def __init__(self, number: int):
+        super().__init__(signal.Signals(number).name)
+        self.signal = number
+        self.exit_code = 0 if number == signal.SIGUSR1 else 128 + number  # as for a run or a sweep
+
+
+@contextlib.contextmanager
+def stoppable() -> Iterator[None]:
+    """Within (the command's reproduction): a stop signal between the sweeps' runs (reading files, tuning, plotting)
+    raises Stopped at once; during a sweep its own handlers stop the runs in progress (SweepStopped). Either way
+    the finished runs stay for --resume."""
+    def stop(number: int, frame) -> None:
+        raise Stopped(number)
+
+    previous = {number: signal.signal(number, stop) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 @dataclass
