@@ -7,8 +7,8 @@ address-space limit, stdin /dev/null, stdout and stderr to files) and runs the c
 exits 1, `sys.exit` gives the status, non-daemon threads are waited for, atexit functions run)
 but without tearing down every loaded module (a tenth of a second of CPU per command). A crash,
 hang or memory limit ends the child only. The child gets the caller's environment and working
-folder as they are when it starts (what the package reads when it is imported, the server read
-at its own start). The server waits for each child under a timeout (then SIGKILLs its session)
+folder as they are at the call (what the package reads while it is imported, the server read at
+its own start). The server waits for each child under a timeout (then SIGKILLs its session)
 and answers with its exit status and output; `CommandPool` starts servers as commands run at the
 same time need them, one command at a time on each. A test about start-up itself (imports, early
 signals) still starts a fresh process.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib
 import json
 import os
 import queue
@@ -49,7 +50,8 @@ class CommandPool:
             return self.servers.get_nowait()
         except queue.Empty:
             return subprocess.Popen([sys.executable, os.path.abspath(__file__)], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, encoding="utf-8", env=self.environment, cwd=self.folder)
+                                    stdout=subprocess.PIPE, encoding="utf-8", env=self.environment, cwd=self.folder,
+                                    start_new_session=True)  # a Ctrl-C of the tests ends it through run()
 
     def run(self, args: list[str], cwd: str | None = None, timeout: float = 120,
             memory_limit: int | None = None) -> subprocess.CompletedProcess:
@@ -184,8 +186,6 @@ if __name__ == "__main__":
     # while starting) when it is the command: so is the server, and each child inherits it.
     sys.argv[0] = "asyncopt"
     sys.path[0] = os.getcwd()  # not tests/: the modules the command sees
-    import importlib
-
     for name in PRELOAD:
         importlib.import_module(name)
     for name in PLOTTING:
