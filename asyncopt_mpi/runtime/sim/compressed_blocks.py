@@ -61,7 +61,7 @@ class CompressedBlocks:
         sim, job = self.sim, entry[1]
         compressor = compressor_from_code(job.compressor, job.compress_param)
         limit = BLOCK_FLOATS // sim.dim
-        if (not BLOCKS_ENABLED or not isinstance(compressor, RandK) or limit < 2
+        if (not BLOCKS_ENABLED or not isinstance(compressor, RandK) or limit < 2 or not _counts_fit(job)
                 or sim.contexts[worker].check_finite or sim.noise_model(job.batch) is None):
             return None
         if self.skip:
@@ -123,7 +123,7 @@ class CompressedBlocks:
             other_job = other[1]
             return (other[2] is point and other_job.kind is _COMPRESSED and other_job.compressor == code
                     and other_job.compress_param == param and not other[6] and other[5] != math.inf
-                    and other[0] not in ahead and noise_model(other_job.batch) is not None)
+                    and other[0] not in ahead and _counts_fit(other_job) and noise_model(other_job.batch) is not None)
 
         mates = [(worker, other) for worker, other in enumerate(sim.running) if other is not None and like(other)]
         for group in sim.groups:  # a group's jobs still running: from its next position on, still its members
@@ -138,3 +138,9 @@ class CompressedBlocks:
                 if like(other):
                     mates.append((group.workers[position], other))
         return mates[:limit]
+
+
+def _counts_fit(job) -> bool:
+    """Whether the job's batch and copies are positive ints: a job with others fails in worker.execute, at its
+    own completion, which a block must not bring forward."""
+    return type(job.batch) is int and job.batch >= 1 and type(job.copies) is int and job.copies >= 1
