@@ -4,7 +4,6 @@ Rennala SGD ahead of Minibatch SGD); the verdict rule is the documented one."""
 
 from __future__ import annotations
 
-import csv
 import math
 import statistics
 
@@ -14,18 +13,9 @@ from click.testing import CliRunner
 from asyncopt_mpi.cli import cli
 from asyncopt_mpi.reproduce import EXPERIMENTS
 from asyncopt_mpi.reproduce.experiment import Claim, check
-from reproduction_files import reported_finals
+from reproduction_files import reported_finals, reproduce_small
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def _reproduce(name: str, out) -> tuple[object, list[dict[str, str]]]:
-    done = CliRunner().invoke(cli, ["reproduce", name, "--scale", "small", "--seeds", "3", "--processes", "2",
-                                    "--output", str(out)])
-    assert done.exit_code == 0, done.stderr
-    folder = out / name
-    rows = list(csv.DictReader((folder / "runs.csv").open()))
-    return folder, rows
 
 
 def test_list_names_every_experiment_with_its_paper_and_figure():
@@ -71,20 +61,21 @@ def test_the_verdict_rule_counts_seeds_and_medians():
         Claim("quote", "source", "faster", "a", "b")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_freya_fig1_small_scale_report_figures_csv_and_variance_reduction_orders_of_magnitude(tmp_path):
-    folder, rows = _reproduce("freya-fig1", tmp_path)
+    folder, rows = reproduce_small("freya-fig1", tmp_path)
     for panel in ("n-1000", "n-10000"):
         assert (folder / f"figure-{panel}.png").read_bytes().startswith(PNG)
         finals = {method: reported_finals(rows, panel, method)
                   for method in ("freya_page", "soviet_page", "rennala_sgd", "async_sgd")}
-        assert all(len(values) == 3 for values in finals.values()), finals
+        assert all(len(values) == 2 for values in finals.values()), finals
         for reduced in ("freya_page", "soviet_page"):  # no noise floor against the SGD methods' floors
             for sgd in ("rennala_sgd", "async_sgd"):
                 assert statistics.median(finals[reduced]) * 100 <= statistics.median(finals[sgd]), (panel, finals)
     seeds = {row["seed"] for row in rows if "/tuning/" not in row["file"]}
     tuning = {row["seed"] for row in rows if "/tuning/" in row["file"]}
-    assert seeds == {"0", "1", "2"} and tuning and all(int(seed) >= 1000 for seed in tuning)
+    assert seeds == {"0", "1"} and tuning and all(int(seed) >= 1000 for seed in tuning)
     report = (folder / "REPORT.md").read_text()
     assert "| problem.samples | 16 | 10000 |" in report and "config_async.py" in report  # setting with sources
     assert "Verdict rule: reproduced:" in report
@@ -97,11 +88,12 @@ def test_freya_fig1_small_scale_report_figures_csv_and_variance_reduction_orders
     assert report.count("freya_page reaches f - f* <= 1e-06 before synthesis") >= 2  # the SYNTHESIS baseline
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_rennala_small_scale_is_ahead_of_minibatch_sgd(tmp_path):
-    folder, rows = _reproduce("rennala", tmp_path)
+    folder, rows = reproduce_small("rennala", tmp_path)
     assert (folder / "figure-n-10000.png").read_bytes().startswith(PNG)
-    assert all(len(reported_finals(rows, "n-10000", method)) == 3
+    assert all(len(reported_finals(rows, "n-10000", method)) == 2
                for method in ("rennala_sgd", "async_sgd", "minibatch_sgd", "hero_sgd"))
     assert statistics.median(reported_finals(rows, "n-10000", "rennala_sgd")) < statistics.median(
         reported_finals(rows, "n-10000", "minibatch_sgd"))

@@ -3,33 +3,25 @@ mesh and a torus with slow links, and on label-sorted shards Amelie ends far bel
 
 from __future__ import annotations
 
-import csv
 import statistics
 
 import pytest
-from click.testing import CliRunner
-
-from asyncopt_mpi.cli import cli
-from reproduction_files import reported_finals, verdicts_by_panel
+from reproduction_files import reported_finals, reproduce_small, verdicts_by_panel
 
 PNG = b"\x89PNG\r\n\x1a\n"
 METHODS = ("amelie_sgd", "fragile_sgd", "minibatch_sgd", "relay_sgd", "gradient_tracking", "decentralized_async_sgd")
 PANELS = {"mesh, rho = 1": "mesh-rho-1", "torus, rho = 1": "torus-rho-1"}
 
 
-# six methods x two panels, about 80 runs: about 45 s on an idle 2-core machine, several minutes under load
-@pytest.mark.timeout(600)
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_decentralized_small_scale_has_every_baseline_and_amelie_ends_far_below_fragile(tmp_path):
-    done = CliRunner().invoke(cli, ["reproduce", "decentralized", "--scale", "small", "--seeds", "3",
-                                    "--processes", "2", "--output", str(tmp_path)])
-    assert done.exit_code == 0, done.stderr
-    folder = tmp_path / "decentralized"
-    rows = list(csv.DictReader((folder / "runs.csv").open()))
+    folder, rows = reproduce_small("decentralized", tmp_path)
     for slug in PANELS.values():
         for figure in (f"figure-{slug}.png", f"figure-{slug}-accuracy.png"):
             assert (folder / figure).read_bytes().startswith(PNG)
         finals = {method: reported_finals(rows, slug, method) for method in METHODS}
-        assert all(len(values) == 3 for values in finals.values()), finals
+        assert all(len(values) == 2 for values in finals.values()), finals
         # Fragile SGD averages only t*'s workers near the pivot, so on label-sorted shards it stalls on their classes
         assert statistics.median(finals["amelie_sgd"]) * 3 <= statistics.median(finals["fragile_sgd"]), (slug, finals)
     report = (folder / "REPORT.md").read_text()

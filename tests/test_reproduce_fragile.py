@@ -4,18 +4,14 @@ label-sorted data."""
 
 from __future__ import annotations
 
-import csv
 import statistics
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-
-from asyncopt_mpi.cli import cli
 from asyncopt_mpi.config import GraphConfig
 from asyncopt_mpi.graph import Graph, round_trips
 from asyncopt_mpi.methods.decentralized import make_plan
-from reproduction_files import reported_finals, verdicts_by_panel
+from reproduction_files import reported_finals, reproduce_small, verdicts_by_panel
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -29,21 +25,14 @@ def test_graph_minibatch_sgd_steps_from_the_centre_where_its_slowest_round_is_sh
     assert len(plan.participants) == 100
 
 
-def _reproduce(name: str, out) -> tuple[object, list[dict[str, str]]]:
-    done = CliRunner().invoke(cli, ["reproduce", name, "--scale", "small", "--seeds", "3", "--processes", "2",
-                                    "--output", str(out)])
-    assert done.exit_code == 0, done.stderr
-    folder = out / name
-    return folder, list(csv.DictReader((folder / "runs.csv").open()))
-
-
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_fragile_small_scale_is_ahead_of_minibatch_sgd_under_slow_links(tmp_path):
-    folder, rows = _reproduce("fragile", tmp_path)
+    folder, rows = reproduce_small("fragile", tmp_path)
     panels = [f"{topology}-rho-{rho}" for topology in ("mesh", "torus") for rho in ("0-1", "1", "10")]
     for panel in panels:
         assert (folder / f"figure-{panel}.png").read_bytes().startswith(PNG)
-        assert all(len(reported_finals(rows, panel, method)) == 3 for method in ("fragile_sgd", "minibatch_sgd"))
+        assert all(len(reported_finals(rows, panel, method)) == 2 for method in ("fragile_sgd", "minibatch_sgd"))
     for topology in ("mesh", "torus"):  # rho = 10: minibatch SGD's step waits 2 x 4 hops x 10 s, Fragile's ~8 s
         fragile, minibatch = (reported_finals(rows, f"{topology}-rho-10", name) for name in ("fragile_sgd", "minibatch_sgd"))
         assert statistics.median(fragile) * 3 <= statistics.median(minibatch), (topology, fragile, minibatch)
@@ -53,13 +42,14 @@ def test_fragile_small_scale_is_ahead_of_minibatch_sgd_under_slow_links(tmp_path
     assert verdicts["mesh, rho = 10"] == verdicts["torus, rho = 10"] == "reproduced", verdicts
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_amelie_small_scale_ends_below_fragile_sgd_on_label_sorted_shards(tmp_path):
-    folder, rows = _reproduce("amelie", tmp_path)
+    folder, rows = reproduce_small("amelie", tmp_path)
     for figure in ("figure-3x3mesh.png", "figure-3x3mesh-accuracy.png"):
         assert (folder / figure).read_bytes().startswith(PNG)
     amelie, fragile = (reported_finals(rows, "3x3mesh", method) for method in ("amelie_sgd", "fragile_sgd"))
-    assert len(amelie) == len(fragile) == 3
+    assert len(amelie) == len(fragile) == 2
     # Fragile SGD averages only t*'s workers near the pivot, so it minimises their classes' loss and stalls
     assert statistics.median(amelie) * 3 <= statistics.median(fragile), (amelie, fragile)
     report = (folder / "REPORT.md").read_text()

@@ -4,28 +4,22 @@ Freya PAGE's test accuracy varies less over the final window than the SGD method
 
 from __future__ import annotations
 
-import csv
 import statistics
 
 import pytest
-from click.testing import CliRunner
-
-from asyncopt_mpi.cli import cli
 from asyncopt_mpi.reproduce import get
 from asyncopt_mpi.reproduce.driver import per_seed
+from reproduction_files import reproduce_small
 
 PNG = b"\x89PNG\r\n\x1a\n"
 METHODS = ("freya_page", "soviet_page", "rennala_sgd", "async_sgd")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_freya_fig2_small_scale_runs_without_mnist_and_freya_is_steadier_than_the_sgd_methods(tmp_path, monkeypatch):
     monkeypatch.setenv("ASYNCOPT_DATA", str(tmp_path / "no-data"))  # nothing downloaded is needed
-    done = CliRunner().invoke(cli, ["reproduce", "freya-fig2", "--scale", "small", "--seeds", "3", "--processes", "2",
-                                    "--output", str(tmp_path)])
-    assert done.exit_code == 0, done.stderr
-    folder = tmp_path / "freya-fig2"
-    rows = list(csv.DictReader((folder / "runs.csv").open()))
+    folder, rows = reproduce_small("freya-fig2", tmp_path)
     experiment = get("freya-fig2")
     variance = next(claim for claim in experiment.claims if claim.kind == "steadier")
     for panel in ("n-100", "n-10000"):
@@ -34,7 +28,7 @@ def test_freya_fig2_small_scale_runs_without_mnist_and_freya_is_steadier_than_th
         reported = {method: [row["file"] for row in rows
                              if f"/runs/{panel}/{method}/" in row["file"] and "/tuning/" not in row["file"]]
                     for method in METHODS}
-        assert all(len(files) == 3 for files in reported.values()), reported
+        assert all(len(files) == 2 for files in reported.values()), reported
         spread = {method: statistics.median(per_seed(path, variance, experiment.target["small"]) for path in files)
                   for method, files in reported.items()}
         for noisy in ("async_sgd", "rennala_sgd"):  # variance reduction against a noise floor: 4x to 30x here

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from asyncopt_mpi.cli import cli
 from asyncopt_mpi.problems.matrix import leading_singular_pair
 from asyncopt_mpi.reproduce import get
 from asyncopt_mpi.results import read_run
 from asyncopt_mpi.summary import time_to_target
+from reproduction_files import reproduce_small
 
 
 def test_the_oracle_of_a_large_matrix_whose_start_vector_it_annihilates_is_its_top_pair():
@@ -33,18 +32,15 @@ def test_the_oracle_of_a_large_matrix_whose_start_vector_it_annihilates_is_its_t
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def _reproduce(name: str, out: Path, processes: int = 2) -> tuple[Path, str]:
-    done = CliRunner().invoke(cli, ["reproduce", name, "--scale", "small", "--seeds", "3", "--processes", str(processes),
-                                    "--output", str(out)])
-    assert done.exit_code == 0, done.stderr
-    folder = out / name
+def _reproduce(name: str, out: Path) -> tuple[Path, str]:
+    folder, _ = reproduce_small(name, out)
     return folder, (folder / "REPORT.md").read_text()
 
 
 def _reported(folder: Path, panel: str, method: str) -> list[dict]:
-    """The reported runs (workers.seed 0, 1, 2; not the tuning ones) of one method in one panel, read back."""
+    """The reported runs (workers.seed 0, 1; not the tuning ones) of one method in one panel, read back."""
     paths = sorted((folder / "runs" / panel / method).glob("*.h5"))
-    assert len(paths) == 3, paths
+    assert len(paths) == 2, paths
     return [read_run(str(path)) for path in paths]
 
 
@@ -57,6 +53,7 @@ def _verdicts(report: str) -> list[str]:
     return [line.rsplit("**", 2)[-2] for line in report.splitlines() if line.startswith("| ") and "**" in line]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_sfw_speedup_small_scale_more_workers_reach_the_target_sooner_and_every_claim_has_a_verdict(tmp_path):
     folder, report = _reproduce("sfw-speedup", tmp_path)
@@ -78,11 +75,11 @@ def test_sfw_speedup_small_scale_more_workers_reach_the_target_sooner_and_every_
     assert "method.max_batch = 600 as the paper fixes it" in report
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_sfw_pnn_small_scale_runs_without_a_download_and_compares_training_losses(tmp_path, monkeypatch):
     monkeypatch.setenv("ASYNCOPT_DATA", str(tmp_path / "no-data"))  # the small scale never reads the data folder
-    # One process: under pytest a forked pool child of this experiment hung in a futex wait (see the report of issue 26)
-    folder, report = _reproduce("sfw-pnn", tmp_path / "out", processes=1)
+    folder, report = _reproduce("sfw-pnn", tmp_path / "out")
     for suffix in ("", "-accuracy"):
         assert (folder / f"figure-p-0-1-n-16{suffix}.png").read_bytes().startswith(PNG)
     for method in ("sfw_asyn", "sfw_dist"):

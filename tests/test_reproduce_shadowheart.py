@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from asyncopt_mpi.cli import cli
 from asyncopt_mpi.reproduce.shadowheart_table1 import rounds_to
-from reproduction_files import reported_finals
-from test_reproduce import PNG, _reproduce
+from reproduction_files import reported_finals, reproduce_small
+from test_reproduce import PNG
 
 
 def _verdicts(report: str) -> dict[str, str]:
@@ -43,14 +43,15 @@ def test_table1_rows_and_verdicts_follow_the_tables_rounding(tmp_path):
     assert rounds_to(2.64, "3") and not rounds_to(3.6, "3") and not rounds_to(4.0, "1.5")
 
 
-@pytest.mark.timeout(900)  # ~100 runs (3 regimes x 5 methods): 7 min with 5 seeds on 2 cores under a load of 20
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_regimes_small_shadowheart_ahead_of_the_full_vector_methods_under_slow_communication(tmp_path):
-    folder, rows = _reproduce("shadowheart-regimes", tmp_path)
+    folder, rows = reproduce_small("shadowheart-regimes", tmp_path)
     for panel in ("fast", "medium", "slow"):
         assert (folder / f"figure-{panel}.png").read_bytes().startswith(PNG)
     finals = {method: reported_finals(rows, "slow", method)
               for method in ("shadowheart_sgd", "rennala_sgd", "async_sgd", "minibatch_sgd", "qsgd")}
-    assert all(len(values) == 3 for values in finals.values()), finals
+    assert all(len(values) == 2 for values in finals.values()), finals
     # theta_i = sqrt(i)/sqrt(d): a full vector costs sqrt(d) = 10 gradients, a RandK one a tenth of a gradient
     for sent_in_full in ("rennala_sgd", "async_sgd", "minibatch_sgd"):
         assert statistics.median(finals["shadowheart_sgd"]) < statistics.median(finals[sent_in_full]), finals
@@ -59,9 +60,10 @@ def test_regimes_small_shadowheart_ahead_of_the_full_vector_methods_under_slow_c
     assert verdicts["| 1. shadowheart_sgd reaches f - f* <= 0.03 before minibatch_sgd | slow"] == "reproduced"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_more_workers_small_more_workers_end_lower(tmp_path):
-    folder, rows = _reproduce("shadowheart-more-workers", tmp_path)
+    folder, rows = reproduce_small("shadowheart-more-workers", tmp_path)
     assert (folder / "figure-uniformtimes.png").read_bytes().startswith(PNG)
     finals = [statistics.median(reported_finals(rows, "uniformtimes", f"shadowheart_sgdn-{paper}-small-{small}"))
               for paper, small in ((10, 2), (100, 8), (1000, 32))]
@@ -70,13 +72,14 @@ def test_more_workers_small_more_workers_end_lower(tmp_path):
     assert len(verdicts) == 2 and set(verdicts.values()) == {"reproduced"}, verdicts
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_logistic_small_runs_every_method_on_synthetic_data(tmp_path):
-    folder, rows = _reproduce("shadowheart-logistic", tmp_path)
+    folder, rows = reproduce_small("shadowheart-logistic", tmp_path)
     assert (folder / "figure-slow.png").read_bytes().startswith(PNG)
     finals = {method: reported_finals(rows, "slow", method)
               for method in ("shadowheart_sgd", "rennala_sgd", "async_sgd", "minibatch_sgd", "qsgd")}
-    assert all(len(values) == 3 for values in finals.values()), finals
+    assert all(len(values) == 2 for values in finals.values()), finals
     for slowest in ("rennala_sgd", "qsgd"):  # about twice Shadowheart's final loss gap at this size
         assert statistics.median(finals["shadowheart_sgd"]) < statistics.median(finals[slowest]), finals
     report = (folder / "REPORT.md").read_text()

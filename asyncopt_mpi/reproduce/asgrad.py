@@ -70,8 +70,8 @@ EXPERIMENT = Experiment(
                 "label): contiguous shards of label-sorted rows"),
         Setting("method.batch", 32, 16, f"{CODE} uses full local gradients (batch_size=None); ours are minibatches "
                 "drawn with replacement from the shard, as large as the horizon allows"),
-        Setting("stop.iterations", 500, 300, f"{CODE} `example notebook.ipynb` (num_iter=500)"),
-        Setting("output.snapshot_every", 64.0, 32.0, "plot resolution: 50 to 100 snapshots over a pure "
+        Setting("stop.iterations", 500, 200, f"{CODE} `example notebook.ipynb` (num_iter=500)"),
+        Setting("output.snapshot_every", 64.0, 64.0, "plot resolution: 50 to 100 snapshots over a pure "
                 "assignment run (a snapshot costs an evaluation of f)"),
     ),
     panels=(

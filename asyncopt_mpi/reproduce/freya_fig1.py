@@ -29,7 +29,7 @@ EXPERIMENT = Experiment(
         Setting("workers.compute", "sqrt", "sqrt", f"{SEED} line 855 (tau_i = sqrt(i)); {CODE} delays == 'sqrt'"),
         Setting("workers.compute_scale", 1.0, 1.0, f"{SEED} line 855 (seconds)"),
         Setting("stop.time", 20000.0, 300.0, "x axis of Figure 1 as in jobs/freya_fig1_n1000.toml"),
-        Setting("output.snapshot_every", 200.0, 12.0, "plot resolution (a snapshot costs an evaluation of f)"),
+        Setting("output.snapshot_every", 200.0, 20.0, "plot resolution (a snapshot costs an evaluation of f)"),
     ),
     panels=(
         Panel("n = 1000", (Setting("workers.n", 1000, 8, f"{SEED} Figure 1, left; jobs/freya_fig1_n1000.toml"),)),
