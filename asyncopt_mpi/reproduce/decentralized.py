@@ -62,7 +62,7 @@ EXPERIMENT = Experiment(
                 "takes 1 s (paper) / 0.9 s (small), at most a hop's rho"),
         Setting("workers.data_split", "by_label", "by_label", f"{JOB}: shards sorted by label ({SEED} line 1411: "
                 "heterogeneous setup, f = (1/n) sum_i f_i)"),
-        Setting("stop.time", 3000.0, 300.0, "about 70 (paper) / 35 (small) steps of Minibatch SGD over the tree "
+        Setting("stop.time", 3000.0, 200.0, "about 70 (paper) / 35 (small) steps of Minibatch SGD over the tree "
                 "(2 x depth x rho + max h_i: 21 s on the 10 x 10 grid, 4.9 s on the 3 x 3)"),
         Setting("output.snapshot_every", 30.0, 10.0, "plot resolution (a snapshot evaluates the loss on every "
                 "sample)"),

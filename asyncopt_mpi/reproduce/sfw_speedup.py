@@ -51,8 +51,8 @@ EXPERIMENT = Experiment(
         Setting("workers.compute_profile", "equal", "equal", f"{SEED} line 246 (every worker alike: each operation "
                                                              "one unit in expectation)"),
         Setting("workers.compute_scale", 1.0, 1.0, f"{SEED} line 246 (one unit per gradient)"),
-        Setting("stop.time", 50000.0, 6000.0, f"{JOB} ({LOST})"),
-        Setting("output.snapshot_every", 100.0, 40.0, "plot resolution (a snapshot costs an evaluation of f)"),
+        Setting("stop.time", 50000.0, 4500.0, f"{JOB} ({LOST})"),
+        Setting("output.snapshot_every", 100.0, 100.0, "plot resolution (a snapshot costs an evaluation of f)"),
     ),
     panels=(
         _panel(0.1, f"{SEED} line 249 (small p: uneven workers; {LOST}: 0.1 of {JOB})"),
