@@ -11,6 +11,10 @@ import subprocess
 import sys
 import tempfile
 
+# Before h5py loads numpy: the package's threads module gives this process one BLAS thread, as in the command.
+# With OpenBLAS's two spinning threads on a loaded machine, an in-process PNN run took 92 s of CPU instead of 3.
+import asyncopt_mpi  # noqa: F401
+
 import h5py
 import pytest
 from forked_cli import CommandPool

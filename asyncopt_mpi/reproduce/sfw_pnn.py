@@ -40,7 +40,7 @@ EXPERIMENT = Experiment(
         Setting("workers.compute", "geometric", "geometric", f"{SEED} lines 246-248 (Assumption 3)"),
         Setting("workers.compute_profile", "equal", "equal", f"{SEED} line 246 (each operation one unit)"),
         Setting("workers.compute_scale", 1.0, 1.0, f"{SEED} line 246 (one unit per gradient)"),
-        Setting("stop.time", 100000.0, 3000.0, f"{JOB} ({LOST})"),
+        Setting("stop.time", 100000.0, 1500.0, f"{JOB} ({LOST})"),
         Setting("output.snapshot_every", 1000.0, 50.0, "plot resolution (a snapshot costs an evaluation of f)"),
     ),
     panels=(Panel("p = 0.1, n = 16", (
