@@ -26,8 +26,13 @@ def workers(paper: int, small: int) -> MethodSpec:
                       label=f"shadowheart_sgd n={paper} (small: {small})")
 
 
-# The figure's lines; a claim compares two of them by their final f - f* (the same horizon for all)
+# The figure's lines; a claim compares two of them by their time to the target f - f* (how much sooner more workers
+# get there, the figure's point) and by their final f - f* at the same horizon
 FEW, MORE, MOST = workers(10, 2), workers(100, 8), workers(1000, 32)
+# At the paper scale every line ends at the floor its step size and noise set (f - f* ~ 0.006 at lr = 1 for
+# n = 100 and 1000, reached by n = 100 at about 15,000 of the 20,000 s): the final values then differ by seed noise.
+FLOOR = ("at the horizon both lines may sit at one noise floor (that of the step size and the quadratic's noise), "
+         "where final values differ only by seed noise; the time to the target is then the figure's comparison")
 
 
 EXPERIMENT = Experiment(
@@ -53,13 +58,15 @@ EXPERIMENT = Experiment(
     panels=(Panel("uniform times", (Setting("problem.dim", 1000, 100, f"{JOBS} (the seed gives no d)"),)),),
     methods=(FEW, MORE, MOST),
     claims=(
-        Claim(QUOTE, f"{SEED} lines 1185-1189", "below", MOST.id, MORE.id,
+        Claim(QUOTE, f"{SEED} lines 1185-1189", "before", MOST.id, MORE.id,
               look_at="t* falls with n only while the added workers' terms matter: with RandK K = 1 (omega = d - 1) "
-                      "the rounds shorten roughly as d theta/n; check both grids are bracketed and the horizon"),
-        Claim(QUOTE, f"{SEED} lines 1185-1189", "below", MORE.id, FEW.id,
+                      "the rounds shorten roughly as d theta/n; check both grids are bracketed"),
+        Claim(QUOTE, f"{SEED} lines 1185-1189", "before", MORE.id, FEW.id,
               look_at="as above, between 10 and 100 workers"),
+        Claim(QUOTE, f"{SEED} lines 1185-1189", "below", MOST.id, MORE.id, look_at=FLOOR),
+        Claim(QUOTE, f"{SEED} lines 1185-1189", "below", MORE.id, FEW.id, look_at=FLOOR),
     ),
-    target={"paper": 1e-2, "small": 1e-1},
+    target={"paper": 1e-2, "small": 2.0},  # small: n = 8 ends near 1 and n = 2 near 15 at 200 s
     paper_time="about 1.3 h (estimated, not run: n = 1000 dominates, ~19 runs of 20,000 virtual s at about 7.7 min "
                "of CPU each (23 s of CPU to 1000 virtual s, measured at 2741e11), / 2 processes; n = 100 and 10 "
                "add under a minute a run)",
