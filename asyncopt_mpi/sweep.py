@@ -348,6 +348,17 @@ def _pool_outcomes(config_path: str | None, runs: list[SweepRun], overwrite: boo
 
 
 @contextlib.contextmanager
+def on_stop_signals(handle: Callable[[int, object], None]) -> Iterator[None]:
+    """Within: `handle(number, frame)` takes the stop signals; the handlers before are put back after."""
+    previous = {number: signal.signal(number, handle) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+@contextlib.contextmanager
 def _stoppable(children: Callable[[], Iterable[int]]) -> Iterator[None]:
     """Within: a stop signal is recorded and SIGTERM sent to `children()` (their runs stop cleanly)."""
     def handle(number: int, frame) -> None:
@@ -356,12 +367,8 @@ def _stoppable(children: Callable[[], Iterable[int]]) -> Iterator[None]:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGTERM)
 
-    previous = {number: signal.signal(number, handle) for number in STOP_SIGNALS}
-    try:
+    with on_stop_signals(handle):
         yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
 
 
 def _run_mpi(config_path: str | None, run: SweepRun, mpiexec: str, overwrite: bool = False) -> Outcome:

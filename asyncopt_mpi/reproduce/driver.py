@@ -27,7 +27,7 @@ from ..errors import RunError, UserError
 from ..output import make_parent
 from ..results import read_run, shown
 from ..summary import summarize, time_to_target
-from ..sweep import MAX_PROCESSES, STOP_SIGNALS
+from ..sweep import MAX_PROCESSES, on_stop_signals
 from ..tune import Choice, markdown, table_rows, tune
 from . import get
 from .experiment import RULE, SCALES, Check, Claim, Experiment, Figure, MethodSpec, Panel, check, median_iqr
@@ -53,12 +53,8 @@ def stoppable() -> Iterator[None]:
     def stop(number: int, frame) -> None:
         raise Stopped(number)
 
-    previous = {number: signal.signal(number, stop) for number in STOP_SIGNALS}
-    try:
+    with on_stop_signals(stop):
         yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
 
 
 @dataclass
