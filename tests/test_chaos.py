@@ -481,7 +481,7 @@ def is_complete(path: str) -> bool:
 @pytest.mark.slow
 @pytest.mark.mpi
 @pytest.mark.timeout(1500)
-def test_a_hundred_random_faults_leave_no_hang_no_traceback_and_every_file_readable(tmp_path):
+def test_seeded_faults_of_every_kind_leave_no_hang_no_traceback_and_every_file_readable(tmp_path):
     chaos = Chaos(tmp_path)
     rng = random.Random(SEED)
     base = str(tmp_path / "base.h5")
