@@ -38,7 +38,8 @@ def _plugin_config(tmp_path, data: str, **extra: str) -> Path:
         "[problem]", 'name = "least_squares"', f'data = "{data}"',
         "[method]", 'name = "fedbuff"', "lr = 0.05", "buffer = 3",
         "[workers]", "compute_scale = 0.002",
-        "[stop]", "time = 1.0",
+        # A count ends the run, so a loaded machine still makes the steps checked; the time is a backstop.
+        "[stop]", "iterations = 10", "time = 60.0",
     ]
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -84,16 +85,16 @@ def test_plugin_method_and_problem_by_flag_in_sim_then_resume_and_evaluate_witho
 def test_plugins_table_over_mpiexec_then_resume_and_evaluate_without_naming_them(tmp_path, data):
     config = _plugin_config(tmp_path, data)
     out = tmp_path / "mpi.h5"
-    done = run_mpi(4, ["run", str(config), "--output", str(out), "--quiet"], timeout=180)
+    done = run_mpi(3, ["run", str(config), "--output", str(out), "--quiet"], timeout=180)
     assert done.returncode == 0, done.stderr
     stored = attrs(out)
-    assert stored["method"] == "fedbuff" and stored["backend"] == "mpi" and stored["n_workers"] == 3
+    assert stored["method"] == "fedbuff" and stored["backend"] == "mpi" and stored["n_workers"] == 2
     _steps_match_buffer(out, 3)
 
-    resumed = run_mpi(4, ["run", "--resume", str(out), "--set", "stop.time=2", "--quiet"], timeout=180)
+    resumed = run_mpi(3, ["run", "--resume", str(out), "--set", "stop.iterations=20", "--quiet"], timeout=180)
     assert resumed.returncode == 0, resumed.stderr
     assert attrs(out)["status"] == "completed" and attrs(out)["segments"] == 2
-    assert read(out, "snapshots/time")["snapshots/time"][-1] >= 2.0
+    assert read(out, "trace/iteration")["trace/iteration"][-1] == 20
 
     evaluated = run_cli(["evaluate", str(out)])
     assert evaluated.returncode == 0, evaluated.stderr
@@ -105,7 +106,7 @@ def test_sweep_over_mpiexec_reloads_plugins_in_every_run(tmp_path, data):
     config = _plugin_config(tmp_path, data)
     folder = tmp_path / "sweep"
     done = run_cli(["sweep", str(config), "--grid", "method.buffer=2,4", "--backend", "mpi", "--ranks", "3",
-                    "--set", "stop.time=0.5", "--out", str(folder)], timeout=300)
+                    "--out", str(folder)], timeout=300)
     assert done.returncode == 0, done.stderr
     files = sorted(folder.glob("*.h5"))
     assert len(files) == 2
@@ -157,9 +158,9 @@ def _each_rank(n_ranks: int, args: list[str], folder: Path, timeout: float = 120
 @pytest.mark.mpi
 def test_a_plugin_that_raises_on_import_ends_every_rank_with_exit_2_and_one_line(tmp_path):
     bad = _write(tmp_path / "broken_plugin.py", "raise RuntimeError('broken on purpose')\n")
-    done, codes = _each_rank(4, ["run", "--plugin", bad, "--set", "stop.time=1", "--output", str(tmp_path / "x.h5")],
+    done, codes = _each_rank(3, ["run", "--plugin", bad, "--set", "stop.time=1", "--output", str(tmp_path / "x.h5")],
                              tmp_path)
-    assert codes == [2, 2, 2, 2], done.stderr
+    assert codes == [2, 2, 2], done.stderr
     lines = project_lines(done.stderr)  # not the launcher's banner (prterun adds one)
     assert len(lines) == 1, done.stderr
     assert "broken_plugin.py" in lines[0] and "RuntimeError: broken on purpose" in lines[0]
@@ -176,9 +177,9 @@ def test_a_plugin_method_raising_in_on_result_fails_every_rank_and_names_the_met
     plugin = _write(tmp_path / "faulty.py", TINY_METHOD.format(
         cls="Faulty", name="faulty_sgd", body="if server.version == 5: raise ValueError('bad gradient bookkeeping')"))
     out = tmp_path / "faulty.h5"
-    done, codes = _each_rank(4, ["run", "--plugin", plugin, "--method", "faulty_sgd", "--set", "stop.time=2",
+    done, codes = _each_rank(3, ["run", "--plugin", plugin, "--method", "faulty_sgd", "--set", "stop.time=30",
                                  "--output", str(out), "--quiet"], tmp_path)
-    assert codes == [1, 1, 1, 1], done.stderr
+    assert codes == [1, 1, 1], done.stderr
     assert "method 'faulty_sgd' failed in on_result: ValueError: bad gradient bookkeeping" in done.stderr
     assert "Traceback" not in done.stderr
     stored = attrs(out)
