@@ -35,8 +35,9 @@ def runs(tmp_path_factory):
     return folder, [str(path) for path in paths]
 
 
-@pytest.mark.parametrize("x_axis", ["time", "grads", "bytes", "iteration"])
-@pytest.mark.parametrize("y_axis", ["suboptimality", "loss", "grad_norm_sq", "accuracy"])
+# Each x kind and each y kind once: the x axis picks the metrics' column, the y axis the metric, independently.
+@pytest.mark.parametrize("x_axis, y_axis", [("time", "suboptimality"), ("grads", "loss"), ("bytes", "grad_norm_sq"),
+                                            ("iteration", "accuracy")])
 def test_every_axis_kind_renders_a_png(runs, tmp_path, x_axis, y_axis):
     _, paths = runs
     output = tmp_path / f"{x_axis}-{y_axis}.png"
@@ -88,9 +89,9 @@ def test_an_mpi_run_and_a_sim_run_are_two_lines_named_by_backend(tmp_path):
     from conftest import run_mpi
 
     common = ["--set", "problem.dim=10", "--set", "method.lr=0.5", "--set", "workers.compute_scale=0.002",
-              "--set", "stop.time=1", "--set", "output.snapshot_every=0.1"]
+              "--set", "stop.iterations=40", "--set", "stop.time=60", "--set", "output.snapshot_every=0.02"]
     mpi_path, sim_path = tmp_path / "mpi.h5", tmp_path / "sim.h5"
-    done = run_mpi(3, ["run", "--output", str(mpi_path)] + common, timeout=120)
+    done = run_mpi(3, ["run", "--output", str(mpi_path)] + common, timeout=120)  # a count ends it, not the wall clock
     assert done.returncode == 0, done.stderr
     done = run_cli(["run", "--backend", "sim", "--set", "workers.n=2", "--output", str(sim_path)] + common)
     assert done.returncode == 0, done.stderr
