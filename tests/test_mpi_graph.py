@@ -16,24 +16,26 @@ from test_reliability import finish, start, wait_for_snapshots
 pytestmark = pytest.mark.mpi
 
 RHO = 0.02
-RUN_SECONDS = 3.0  # stop.time of graph_args
 
 
 def graph_args(path, method: str, topology: str, method_options: dict, workers: dict | None = None,
-               time: float = RUN_SECONDS) -> list[str]:
+               stop: dict | None = None) -> list[str]:
     return ["run", "--method", method, "--output", str(path)] + sets(
         problem={"name": "quadratic", "dim": 50, "noise": 0.05},
         method={"lr": 0.5, **method_options},
         workers={"compute": "sqrt", "compute_scale": 0.005, **(workers or {})},
         graph={"topology": topology, "rho": RHO},
-        stop={"time": time}, output={"snapshot_every": 0.2},
+        stop=stop or {"time": 60.0}, output={"snapshot_every": 0.2},
     )
 
 
-@pytest.mark.parametrize("method, options", [("fragile_sgd", {"S": 8}), ("amelie_sgd", {})])
-def test_nine_workers_on_a_mesh_converge_and_hops_take_rho(tmp_path, method, options):
+# Steps, not seconds (about 1.6 s each on an idle machine): a loaded machine makes fewer steps a second,
+# and convergence and the hop count are checked after a number of steps; the time only caps a hang.
+@pytest.mark.parametrize("method, options, steps", [("fragile_sgd", {"S": 8}, 40), ("amelie_sgd", {}, 15)])
+def test_workers_on_a_mesh_converge_and_hops_take_rho(tmp_path, method, options, steps):
+    # Four workers on a 2 x 2 mesh: opposite corners are two hops apart, so messages are forwarded.
     path = tmp_path / "run.h5"
-    done = run_mpi(10, graph_args(path, method, "mesh", options), timeout=90)
+    done = run_mpi(5, graph_args(path, method, "mesh", options, stop={"iterations": steps, "time": 60.0}), timeout=90)
     assert done.returncode == 0, done.stderr
     assert attrs(path)["status"] == "completed"
     subopt = read(path, "metrics/suboptimality")["metrics/suboptimality"]
@@ -41,7 +43,7 @@ def test_nine_workers_on_a_mesh_converge_and_hops_take_rho(tmp_path, method, opt
     hops = read(path, "hops/start", "hops/arrived", "hops/queued", "hops/source", "hops/dest", "hops/rho")
     edges = graph_links(path)
     pairs = list(zip(hops["hops/source"].tolist(), hops["hops/dest"].tolist()))
-    assert len(pairs) > 100 and all(pair in edges for pair in pairs), "a message skipped an edge"
+    assert len(pairs) > 60 and all(pair in edges for pair in pairs), "a message skipped an edge"
     delay = hops["hops/arrived"] - hops["hops/start"]
     # The sender holds a message until start + rho: no hop is faster than its link; on an idle
     # machine the median is rho plus the polling latency of ranks sharing two cores (< 0.5 rho).
@@ -53,27 +55,29 @@ def test_nine_workers_on_a_mesh_converge_and_hops_take_rho(tmp_path, method, opt
     assert np.all(delay >= RHO - 1e-9)
     assert np.median(delay) < 1.5 * RHO / given["compute_efficiency"], (np.percentile(delay, [50, 90, 99]), given)
     assert np.all(hops["hops/arrived"] - hops["hops/queued"] >= RHO - 1e-9)
-    # The simulator runs the same node code on the same drawn times: it makes about as many steps
-    # as it makes in the share of the run's time the machine gave the ranks (jobs and hops took
-    # 1 / efficiency times their modelled time), and never more than it makes in the whole time.
+    # The simulator runs the same node code on the same drawn times: in the seconds the MPI run took
+    # to make its steps, it makes about as many steps as in the share of them the machine gave the
+    # ranks (jobs and hops took 1 / efficiency times their modelled time), and never fewer than them.
+    seconds = float(read(path, "trace/time")["trace/time"][-1])
     simulated = tmp_path / "sim.h5"
-    done = run_cli(graph_args(simulated, method, "mesh", options) + ["--backend", "sim", "--set", "workers.n=9"])
+    done = run_cli(graph_args(simulated, method, "mesh", options, stop={"time": seconds})
+                   + ["--backend", "sim", "--set", "workers.n=4"])
     assert done.returncode == 0, done.stderr
     sim_times = read(simulated, "trace/time")["trace/time"]
-    mpi_steps = len(read(path, "trace/iteration")["trace/iteration"])
-    given_time = RUN_SECONDS * min(given["compute_efficiency"], given["link_efficiency"])
+    given_time = seconds * min(given["compute_efficiency"], given["link_efficiency"])
     predicted = int(np.count_nonzero(sim_times <= given_time))
-    steps = {"mpi": mpi_steps, "sim": len(sim_times), "sim in the time given": predicted, **given}
-    assert 0.75 * predicted <= mpi_steps <= 1.25 * len(sim_times), steps
+    found = {"mpi": steps, "sim": len(sim_times), "sim in the time given": predicted, "seconds": seconds, **given}
+    assert 0.75 * predicted <= steps <= 1.25 * len(sim_times), found
     # Every logged hop is a received message of 8 header floats plus the 50-float vector.
     workers = read(path, "workers/bytes_up", "workers/bytes_down")
     assert workers["workers/bytes_down"].sum() == 8 * (8 + 50) * len(pairs) <= workers["workers/bytes_up"].sum()
 
 
-@pytest.mark.parametrize("method", ["async_sgd", "minibatch_sgd"])
-def test_baselines_route_over_a_line(tmp_path, method):
+# Steps, not seconds (async_sgd's gradients travel alone and quickly, minibatch_sgd's rounds wait for the slowest).
+@pytest.mark.parametrize("method, steps", [("async_sgd", 100), ("minibatch_sgd", 10)])
+def test_baselines_route_over_a_line(tmp_path, method, steps):
     path = tmp_path / "run.h5"
-    done = run_mpi(5, graph_args(path, method, "line", {}), timeout=60)
+    done = run_mpi(5, graph_args(path, method, "line", {}, stop={"iterations": steps, "time": 60.0}), timeout=90)
     assert done.returncode == 0, done.stderr
     data = read(path, "events/worker", "hops/source", "hops/dest", "metrics/suboptimality", "trace/grads_used")
     if method == "async_sgd":  # each gradient travels alone, hop by hop, to the pivot
@@ -87,19 +91,19 @@ def test_baselines_route_over_a_line(tmp_path, method):
 
 def test_a_crashing_graph_worker_ends_every_rank(tmp_path):
     path = tmp_path / "run.h5"
-    args = graph_args(path, "amelie_sgd", "mesh", {}, {"crash_after": [1e9, 1e9, 1e9, 0.5]}, time=30.0)
-    done = run_mpi(5, args, timeout=60)
+    args = graph_args(path, "amelie_sgd", "mesh", {}, {"crash_after": [1e9, 0.5]}, stop={"time": 30.0})
+    done = run_mpi(3, args, timeout=60)
     assert done.returncode == 1
-    assert "worker 3" in done.stderr and "crash_after" in done.stderr
+    assert "worker 1" in done.stderr and "crash_after" in done.stderr
     info = attrs(path)
-    assert info["status"] == "failed" and "worker 3" in info["stop_reason"]
+    assert info["status"] == "failed" and "worker 1" in info["stop_reason"]
     assert len(read(path, "metrics/time")["metrics/time"]) >= 1
 
 
 @pytest.mark.parametrize("signal_number, rank", [(signal.SIGTERM, 2), (signal.SIGUSR1, 0)], ids=["SIGTERM-node", "SIGUSR1-rank0"])
 def test_a_signal_stops_a_graph_run_cleanly(tmp_path, signal_number, rank):
     path = tmp_path / "run.h5"
-    process = start(5, graph_args(path, "fragile_sgd", "mesh", {"S": 4}, time=120.0))
+    process = start(3, graph_args(path, "fragile_sgd", "mesh", {"S": 4}, stop={"time": 120.0}))
     wait_for_snapshots(path)
     os.kill(int(attrs(path)["pids"][rank]), signal_number)
     sent = time.monotonic()
