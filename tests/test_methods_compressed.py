@@ -102,12 +102,14 @@ def test_shadowheart_uploads_far_fewer_bytes_than_minibatch_over_mpi(tmp_path):
         workers={"compute": "fixed", "compute_profile": "equal", "compute_scale": 0.001, "comm": "fixed",
                  "comm_scale": 0.0004},
         # a count of rounds, not of seconds: on a loaded machine a run of a few seconds may finish few rounds
-        stop={"iterations": 300}, output={"snapshot_every": 0.2},
+        # (40 rounds: about 1.5 s idle, f - f* falls below 1% of its start in the simulator)
+        stop={"iterations": 40, "time": 60.0}, output={"snapshot_every": 0.2},
     )
     per_round = {}
     for method, options in (("shadowheart_sgd", {"lr": 0.5, "K": K}), ("minibatch_sgd", {"lr": 0.5})):
         path = tmp_path / f"{method}.h5"
-        done = run_mpi(9, ["run", "--method", method, "--output", str(path)] + sets(method=options, **common), timeout=90)
+        # Four workers: the plan already sends about 1 copy of K values each (ratio 3.8, as with eight).
+        done = run_mpi(5, ["run", "--method", method, "--output", str(path)] + sets(method=options, **common), timeout=90)
         assert done.returncode == 0, done.stderr
         assert attrs(path)["status"] == "completed"
         bytes_up = read(path, "trace/bytes_up")["trace/bytes_up"]
