@@ -23,8 +23,8 @@ def run(tmp_path, name: str, dim: int, scale: float):
     path = tmp_path / f"{name}.h5"
     args = ["run", "--output", str(path), "--set", f"problem.dim={dim}", "--set", "workers.compute=fixed",
             "--set", "workers.compute_profile=equal", "--set", f"workers.compute_scale={scale}",
-            "--set", "method.lr=0.1", "--set", "stop.time=1.5", "--set", "output.snapshot_every=0.5"]
-    done = run_mpi(3, args, timeout=180)
+            "--set", "method.lr=0.1", "--set", "stop.time=1", "--set", "output.snapshot_every=0.5"]
+    done = run_mpi(2, args, timeout=180)  # one worker: what it delivers is what the warning is about
     assert done.returncode == 0, done.stderr
     found = read(path, "workers/busy_time", "workers/overrun_time")
     shares = delivered_shares(found["workers/busy_time"].tolist(), found["workers/overrun_time"].tolist())
