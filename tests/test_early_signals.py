@@ -54,14 +54,15 @@ def signal_while_importing(command: list[str], output, ranks: int, signal_number
 
 @pytest.mark.mpi
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("signal_number,delay", [(signal.SIGTERM, 0.1), (signal.SIGTERM, 0.3), (signal.SIGTERM, 0.6),
+# Early and late in the ranks' imports, for each signal mpiexec passes on differently.
+@pytest.mark.parametrize("signal_number,delay", [(signal.SIGTERM, 0.1), (signal.SIGTERM, 0.6),
                                                  (signal.SIGINT, 0.1), (signal.SIGINT, 0.6)],
-                         ids=["SIGTERM-0.1", "SIGTERM-0.3", "SIGTERM-0.6", "SIGINT-0.1", "SIGINT-0.6"])
+                         ids=["SIGTERM-0.1", "SIGTERM-0.6", "SIGINT-0.1", "SIGINT-0.6"])
 def test_a_signal_to_mpiexec_while_the_ranks_import_ends_with_one_line(tmp_path, signal_number, delay):
     output = tmp_path / "early.h5"
-    command = [MPIEXEC, *MPIEXEC_FLAGS, "-n", "3", *asyncopt_command(), "run", "--method", "async_sgd", "--quiet",
+    command = [MPIEXEC, *MPIEXEC_FLAGS, "-n", "2", *asyncopt_command(), "run", "--method", "async_sgd", "--quiet",
                "--set", "stop.time=30", "--output", str(output)]
-    code, stderr = signal_while_importing(command, output, 3, signal_number, delay)
+    code, stderr = signal_while_importing(command, output, 2, signal_number, delay)
     assert code == launcher_status_after(signal_number), stderr
     assert "BAD TERMINATION" not in stderr and "Traceback" not in stderr, stderr
     lines = project_lines(stderr)
