@@ -15,7 +15,9 @@ disk must be complete (closed, status completed or stopped) or be made readable 
 
 `make test` runs every fault kind EACH times, in a seeded random order; ASYNCOPT_TEST_FULL=1
 (`make test-full`) draws 140 faults at random by the weights of FAULT_KINDS. CHAOS_SEED and
-CHAOS_FAULTS (a number of weighted random draws) change the draw.
+CHAOS_FAULTS (a number of weighted random draws) change the draw. A command that no fault signals
+runs in a process forked from a command server (tests/forked_cli.py via conftest's run_cli: a fresh
+process under `make test-full`); a run a fault signals or kills is a fresh `python -m asyncopt_mpi`.
 """
 
 from __future__ import annotations
@@ -34,13 +36,13 @@ from concurrent.futures import ThreadPoolExecutor
 import h5py
 import pytest
 
-from conftest import MPIEXEC, MPIEXEC_FLAGS, asyncopt_command
+from conftest import MPIEXEC, MPIEXEC_FLAGS, asyncopt_command, run_cli
 from full_suite import count
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "jobs", "demo.toml")
 SEED = int(os.environ.get("CHAOS_SEED", "14"))
 FAULTS = count("CHAOS_FAULTS", 0, 140)  # 0: every kind EACH times instead of weighted random draws
-EACH = 2
+EACH = 1
 SIM_TIMEOUT, MPI_TIMEOUT = 90, 120
 SIM = ["--backend", "sim", "--quiet", "--set", "workers.n=4", "--set", "stop.target=1e-12"]
 MPI = ["--quiet", "--set", "stop.target=1e-12"]
@@ -84,17 +86,24 @@ class Chaos:
             out, err = process.communicate()
             self.note("hangs", f"hang: {what}")
             return None, out + err
-        text = out + err
+        return self.ended(process.returncode, out + err, what)
+
+    def cli(self, args: list[str], timeout: float = SIM_TIMEOUT) -> tuple[int | None, str]:
+        """`asyncopt ARGS`, a command no fault signals (without the interpreter's start-up: conftest's run_cli)."""
+        what = " ".join(args)
+        try:
+            done = run_cli(args, timeout=timeout)
+        except subprocess.TimeoutExpired as expired:  # the command's session was killed
+            self.note("hangs", f"hang: {what}")
+            return None, f"{expired.stdout or ''}{expired.stderr or ''}"
+        return self.ended(done.returncode, done.stdout + done.stderr, what)
+
+    def ended(self, code: int, text: str, what: str) -> tuple[int, str]:
+        """A command that ended: counted, and its traceback, if any, kept."""
         self.note("commands")
         if "Traceback" in text:
             self.note("tracebacks", f"traceback: {what}\n{text[-2000:]}")
-        return process.returncode, text
-
-    def run(self, args: list[str], timeout: float, what: str) -> tuple[int | None, str]:
-        return self.finish(self.start(args), timeout, what)
-
-    def cli(self, args: list[str], timeout: float = SIM_TIMEOUT) -> tuple[int | None, str]:
-        return self.run(asyncopt_command() + args, timeout, " ".join(args))
+        return code, text
 
     def mpi(self, n: int, args: list[str]) -> subprocess.Popen:
         return self.start([MPIEXEC, *MPIEXEC_FLAGS, "-n", str(n), *asyncopt_command(), *args])
@@ -160,7 +169,7 @@ def kill_simulator(chaos: Chaos, rng: random.Random, folder: str) -> None:
 
 def kill_a_rank(chaos: Chaos, rng: random.Random, folder: str) -> None:
     path = os.path.join(folder, "m.h5")
-    process = chaos.mpi(3, ["run", DEMO, *MPI, "--set", f"stop.time={rng.uniform(1, 2):.2f}", "--output", path])
+    process = chaos.mpi(2, ["run", DEMO, *MPI, "--set", f"stop.time={rng.uniform(1, 2):.2f}", "--output", path])
     settle(rng, path, process)
     ranks = rank_pids(process.pid)
     if ranks:
@@ -174,7 +183,7 @@ def kill_a_rank(chaos: Chaos, rng: random.Random, folder: str) -> None:
 
 def signal_the_launcher(chaos: Chaos, rng: random.Random, folder: str) -> None:
     path = os.path.join(folder, "l.h5")
-    process = chaos.mpi(3, ["run", DEMO, *MPI, "--set", "stop.time=2", "--output", path])
+    process = chaos.mpi(2, ["run", DEMO, *MPI, "--set", "stop.time=2", "--output", path])
     settle(rng, path, process)
     if process.poll() is None:
         process.send_signal(rng.choice([signal.SIGTERM, signal.SIGUSR1]))
@@ -309,7 +318,7 @@ def hostile_side_file(chaos: Chaos, rng: random.Random, folder: str, base: str) 
     elif how == "sim":
         code, text = chaos.cli(sim_args(path, 1))
     else:
-        code, text = chaos.finish(chaos.mpi(3, ["run", DEMO, *MPI, "--set", "stop.time=1", "--output", path]),
+        code, text = chaos.finish(chaos.mpi(2, ["run", DEMO, *MPI, "--set", "stop.time=1", "--output", path]),
                                   MPI_TIMEOUT, f"mpi run with a {kind} {suffix}")
     if code not in (0, 2) or (code == 2 and os.path.basename(path) not in text):
         chaos.note("bad_outcomes", f"{kind} {suffix} under {how}: exit {code}: {text[-300:]}")
@@ -337,7 +346,7 @@ def input_as_output(chaos: Chaos, rng: random.Random, folder: str) -> None:
     if rng.random() < 0.5:
         code, text = chaos.cli([*args, *SIM])
     else:
-        code, text = chaos.finish(chaos.mpi(3, [*args, *MPI]), MPI_TIMEOUT, "mpi input as output")
+        code, text = chaos.finish(chaos.mpi(2, [*args, *MPI]), MPI_TIMEOUT, "mpi input as output")
     if code != 2:
         chaos.note("bad_outcomes", f"input {os.path.basename(target)} as output: exit {code}: {text[-300:]}")
 
@@ -384,7 +393,7 @@ def hostile_hook(chaos: Chaos, rng: random.Random, folder: str) -> None:
         process = chaos.start(asyncopt_command() + [*args, *SIM, "--set", "stop.time=60"])
     else:  # a stalled hook under MPI is interrupted at stop.time + stop.grace (Open MPI's launcher SIGKILLs
         # its ranks a quarter of a second after passing on a SIGTERM, sooner than a hook's grace)
-        process = chaos.mpi(3, [*args, *MPI, "--set", "stop.time=3", "--set", "stop.grace=2"])
+        process = chaos.mpi(2, [*args, *MPI, "--set", "stop.time=3", "--set", "stop.grace=2"])
         expected = 0 if kind == "stall" else expected
     if kind == "stall" and simulator:
         settle(rng, path, process)
