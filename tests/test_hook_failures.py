@@ -76,10 +76,12 @@ def test_sim_hook_that_never_returns_is_stopped_by_a_signal(plugin, tmp_path, nu
 
 @pytest.mark.mpi
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("mode", ["exit", "interrupt"])
-def test_mpi_hook_raising_base_exception_ends_every_rank(plugin, tmp_path, mode):
+def test_mpi_hook_raising_base_exception_ends_every_rank(plugin, tmp_path):
+    # One BaseException that is not an Exception: the hook turns every kind into the same RunError
+    # (ServerCore.hook, shared with the simulator, whose test above raises each kind).
+    mode = "interrupt"
     out = tmp_path / "run.h5"
-    done = run_mpi(3, ["run", DEMO, "--plugin", plugin, "--method", "hook_test", "--set", f'method.mode="{mode}"',
+    done = run_mpi(2, ["run", DEMO, "--plugin", plugin, "--method", "hook_test", "--set", f'method.mode="{mode}"',
                        "--set", "stop.time=30", "--output", str(out), "--quiet"], timeout=120)
     expected = f"method 'hook_test' failed in on_result: {RAISED[mode]}"
     assert done.returncode == 1, done.stderr
@@ -94,7 +96,7 @@ def test_mpi_hook_raising_base_exception_ends_every_rank(plugin, tmp_path, mode)
 @pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGUSR1])
 def test_mpi_hook_that_never_returns_is_stopped_by_a_signal(plugin, tmp_path, number):
     out = tmp_path / "run.h5"
-    command = [MPIEXEC, *MPIEXEC_FLAGS, "-n", "3"] + run_command(
+    command = [MPIEXEC, *MPIEXEC_FLAGS, "-n", "2"] + run_command(
         DEMO, "--plugin", plugin, "--method", "hook_test", "--set", 'method.mode="hang"', "--set", "stop.time=60",
         "--output", str(out), "--quiet")
     done = signal_when_stuck(command, tmp_path / "stuck", number)  # to rank 0, stuck in the hook
@@ -109,7 +111,7 @@ def test_mpi_hook_that_never_returns_is_stopped_by_a_signal(plugin, tmp_path, nu
 @pytest.mark.timeout(300)
 def test_mpi_hook_that_never_returns_is_interrupted_at_stop_time_and_grace(plugin, tmp_path):
     out = tmp_path / "run.h5"
-    done = run_mpi(3, ["run", DEMO, "--plugin", plugin, "--method", "hook_test", "--set", 'method.mode="hang"',
+    done = run_mpi(2, ["run", DEMO, "--plugin", plugin, "--method", "hook_test", "--set", 'method.mode="hang"',
                        "--set", "stop.time=2", "--set", "stop.grace=1", "--output", str(out), "--quiet"],
                    timeout=120)
     assert done.returncode == 0, done.stderr
