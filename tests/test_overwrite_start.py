@@ -79,7 +79,7 @@ def test_sim_signal_during_set_up_leaves_the_old_file(plugin, old, tmp_path):
 @pytest.mark.timeout(300)
 def test_mpi_start_failure_leaves_the_old_file(plugin, old):
     before = digest(old)
-    done = run_mpi(3, ["run", DEMO, "--plugin", plugin, "--method", "hook_test", "--set", 'method.mode="start"',
+    done = run_mpi(2, ["run", DEMO, "--plugin", plugin, "--method", "hook_test", "--set", 'method.mode="start"',
                        "--output", old, "--overwrite", "--quiet"], timeout=120)
     assert done.returncode == 1, done.stderr
     lines = lines_of(done.stderr)
@@ -93,7 +93,7 @@ def test_mpi_start_failure_leaves_the_old_file(plugin, old):
 @pytest.mark.timeout(300)
 def test_mpi_signal_during_set_up_leaves_the_old_file(plugin, old, tmp_path):
     before = digest(old)
-    command = [MPIEXEC, *MPIEXEC_FLAGS, "-n", "3"] + run_command(
+    command = [MPIEXEC, *MPIEXEC_FLAGS, "-n", "2"] + run_command(
         DEMO, "--plugin", plugin, "--method", "slow_set_up", "--output", old, "--overwrite", "--quiet")
     done = signal_when_stuck(command, tmp_path / "stuck", signal.SIGTERM)  # to rank 0, building the method
     assert done.returncode == 128 + signal.SIGTERM, done.stderr
