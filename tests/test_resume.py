@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import MPIEXEC, asyncopt_command, kill_session, read, run_cli, run_mpi
+from conftest import MPIEXEC, MPIEXEC_FLAGS, asyncopt_command, kill_session, read, run_cli, run_mpi
 
 BASE = ["--set", "problem.name=logistic", "--set", "problem.samples=300", "--set", "problem.dim=10",
         "--set", "method.lr=0.05", "--set", "method.batch=4", "--set", "output.snapshot_every=0.25"]
@@ -68,7 +68,7 @@ def test_a_killed_mpi_run_resumes_from_its_last_snapshot(tmp_path):
     path = str(tmp_path / "run.h5")
     args = ["run", "--method", "async_sgd", "--output", path, "--set", "problem.dim=20", "--set", "method.lr=0.2",
             "--set", "stop.time=60", "--set", "output.snapshot_every=0.2"]
-    process = subprocess.Popen([MPIEXEC, "-n", "4"] + asyncopt_command() + args,
+    process = subprocess.Popen([MPIEXEC, *MPIEXEC_FLAGS, "-n", "3"] + asyncopt_command() + args,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -80,7 +80,7 @@ def test_a_killed_mpi_run_resumes_from_its_last_snapshot(tmp_path):
             pass
     kill_session(process.pid)
     process.wait(timeout=30)
-    done = run_mpi(4, ["run", "--resume", path, "--set", "stop.time=3"], timeout=90)
+    done = run_mpi(3, ["run", "--resume", path, "--set", "stop.time=3"], timeout=90)
     assert done.returncode == 0, done.stderr
     with h5py.File(path, "r") as handle:
         iterations = handle["trace/iteration"][:]
