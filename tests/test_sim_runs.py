@@ -17,28 +17,28 @@ from same_files import assert_same_files, simulate
 
 BASE = ["problem.dim=30", "problem.noise=0.01", "workers.n=60", "workers.compute=sqrt", "method.lr=0.02"]
 CASES = {
-    "gradients+snapshots": ["stop.gradients=6000", "output.snapshot_every=0.7"],
-    "iterations": ["stop.iterations=4321", "output.snapshot_every=3"],
-    "time": ["stop.time=40", "output.snapshot_every=1"],
-    "target": ["stop.target=1e-3", "stop.time=500", "output.snapshot_every=0.25"],
-    "no noise, batch 3": ["problem.noise=0", "method.batch=3", "stop.gradients=9000", "output.snapshot_every=2"],
-    "communication": ["workers.comm=sqrt", "workers.comm_scale=1e-3", "stop.gradients=5000", "output.snapshot_every=2"],
-    "ties": ["workers.compute=fixed", "workers.compute_scale=0.5", "stop.gradients=5000", "output.snapshot_every=2"],
-    "odd dimension, fast workers again and again": ["problem.dim=31", "workers.n=200", "stop.gradients=8000",
+    "gradients+snapshots": ["stop.gradients=2000", "output.snapshot_every=0.7"],
+    "iterations": ["stop.iterations=1500", "output.snapshot_every=3"],
+    "time": ["stop.time=8", "output.snapshot_every=1"],
+    "target": ["stop.target=1e-2", "stop.time=500", "output.snapshot_every=0.25"],
+    "no noise, batch 3": ["problem.noise=0", "method.batch=3", "stop.gradients=3300", "output.snapshot_every=2"],
+    "communication": ["workers.comm=sqrt", "workers.comm_scale=1e-3", "stop.gradients=2000", "output.snapshot_every=2"],
+    "ties": ["workers.compute=fixed", "workers.compute_scale=0.5", "stop.gradients=2000", "output.snapshot_every=2"],
+    "odd dimension, fast workers again and again": ["problem.dim=31", "workers.n=200", "stop.gradients=4000",
                                                      "output.snapshot_every=5"],
 }
 
 
 RENNALA_CASES = {
-    "gradients+snapshots": ["method.batch=20", "stop.gradients=6000", "output.snapshot_every=0.7"],
-    "iterations": ["method.batch=15", "stop.iterations=150", "output.snapshot_every=3"],
-    "time": ["method.batch=25", "stop.time=40", "output.snapshot_every=1"],
-    "target": ["method.batch=10", "method.lr=0.1", "stop.target=1e-3", "stop.time=500", "output.snapshot_every=0.25"],
-    "no noise": ["problem.noise=0", "method.batch=12", "stop.gradients=6000", "output.snapshot_every=2"],
-    "batch beyond a block": ["method.batch=1500", "stop.gradients=7000", "output.snapshot_every=5"],
-    "communication": ["method.batch=20", "workers.comm=sqrt", "workers.comm_scale=1e-3", "stop.gradients=5000"],
+    "gradients+snapshots": ["method.batch=20", "stop.gradients=2000", "output.snapshot_every=0.7"],
+    "iterations": ["method.batch=15", "stop.iterations=100", "output.snapshot_every=3"],
+    "time": ["method.batch=25", "stop.time=8", "output.snapshot_every=1"],
+    "target": ["method.batch=10", "method.lr=0.1", "stop.target=0.05", "stop.time=500", "output.snapshot_every=0.25"],
+    "no noise": ["problem.noise=0", "method.batch=12", "stop.gradients=2000", "output.snapshot_every=2"],
+    "batch beyond a block": ["method.batch=1500", "stop.gradients=4500", "output.snapshot_every=5"],
+    "communication": ["method.batch=20", "workers.comm=sqrt", "workers.comm_scale=1e-3", "stop.gradients=2000"],
     "ties, points not cached": ["method.batch=20", "workers.compute=fixed", "workers.compute_scale=0.5",
-                                "workers.cache_points=false", "stop.gradients=5000"],
+                                "workers.cache_points=false", "stop.gradients=2000", "output.snapshot_every=2"],
 }
 ALL_CASES = [("async_sgd", case, CASES[case]) for case in sorted(CASES)] + \
     [("rennala_sgd", case, RENNALA_CASES[case]) for case in sorted(RENNALA_CASES)]
@@ -106,8 +106,8 @@ def _random_settings(seed: int) -> tuple[list[str], int]:
                       f"workers.compute_scale={draw.choice([0.01, 0.5])}"]
     if draw.random() < 0.3:
         overrides += ["workers.comm=sqrt", "workers.comm_scale=1e-3"]
-    overrides.append(draw.choice([f"stop.gradients={draw.randint(500, 3000)}",
-                                  f"stop.iterations={draw.randint(300, 2000)}", f"stop.time={draw.choice([5, 20])}"]))
+    overrides.append(draw.choice([f"stop.gradients={draw.randint(300, 1500)}",
+                                  f"stop.iterations={draw.randint(200, 1000)}", f"stop.time={draw.choice([3, 10])}"]))
     overrides.append(f"output.snapshot_every={draw.choice([0.3, 1, 1e9])}")
     return overrides, draw.choice([sim_runs.BANK_BYTES, 0, 8 * dim * n * 5])
 
@@ -126,11 +126,11 @@ def test_runs_on_random_settings_give_the_per_event_files_bit_for_bit(tmp_path, 
 @pytest.mark.slow
 @pytest.mark.parametrize("method, extra", [("async_sgd", []), ("rennala_sgd", ["method.batch=20"])])
 def test_a_resumed_run_with_runs_equals_one_without(tmp_path, monkeypatch, method, extra):
-    overrides = BASE + extra + ["stop.time=20", "output.snapshot_every=1"]
+    overrides = BASE + extra + ["stop.time=5", "output.snapshot_every=1"]
     for name, enabled in (("runs", True), ("events", False)):
         monkeypatch.setattr(sim_runs, "RUNS_ENABLED", enabled)
         assert simulate(tmp_path / f"{name}.h5", method, overrides) == 0
-        assert simulate(tmp_path / f"{name}.h5", method, ["stop.time=45"], resume=True) == 0
+        assert simulate(tmp_path / f"{name}.h5", method, ["stop.time=11"], resume=True) == 0
     assert_same_files(tmp_path / "runs.h5", tmp_path / "events.h5")
 
 
@@ -157,11 +157,11 @@ def test_a_method_written_with_the_public_api_gets_runs_with_the_same_numbers(tm
 
     ao.register_method(PlainAsyncSGD)
     try:
-        overrides = BASE + ["stop.gradients=4000", "output.snapshot_every=1"]
+        overrides = BASE + ["stop.gradients=2000", "output.snapshot_every=1"]
         assert simulate(tmp_path / "runs.h5", PlainAsyncSGD.name, overrides) == 0
         monkeypatch.setattr(sim_runs, "RUNS_ENABLED", False)
         assert simulate(tmp_path / "events.h5", PlainAsyncSGD.name, overrides) == 0
-        assert assert_same_files(tmp_path / "runs.h5", tmp_path / "events.h5") == 4000
+        assert assert_same_files(tmp_path / "runs.h5", tmp_path / "events.h5") == 2000
     finally:  # other tests list the registered methods
         METHODS.pop(PlainAsyncSGD.name, None)
         ORIGINS.pop(PlainAsyncSGD.name, None)
@@ -172,7 +172,7 @@ def test_a_method_written_with_the_public_api_gets_runs_with_the_same_numbers(tm
 @pytest.mark.parametrize("limit", ["stop.gradients=1000", "stop.iterations=10"])
 def test_a_resume_past_its_limits_equals_one_without_runs(tmp_path, monkeypatch, method, extra, limit):
     # The resumed run has already done more than the new limit allows: it takes one result and stops.
-    overrides = BASE + extra + ["stop.gradients=3000", "output.snapshot_every=1"]
+    overrides = BASE + extra + ["stop.gradients=1500", "output.snapshot_every=1"]
     for name, enabled in (("runs", True), ("events", False)):
         monkeypatch.setattr(sim_runs, "RUNS_ENABLED", enabled)
         assert simulate(tmp_path / f"{name}.h5", method, overrides) == 0
@@ -180,8 +180,8 @@ def test_a_resume_past_its_limits_equals_one_without_runs(tmp_path, monkeypatch,
     assert_same_files(tmp_path / "runs.h5", tmp_path / "events.h5")
 
 
-@pytest.mark.parametrize("method, overrides", [("async_sgd", ["stop.gradients=4000"]),
-                                               ("rennala_sgd", ["method.batch=20", "stop.gradients=4000"])])
+@pytest.mark.parametrize("method, overrides", [("async_sgd", ["stop.gradients=2000"]),
+                                               ("rennala_sgd", ["method.batch=20", "stop.gradients=2000"])])
 def test_runs_without_a_noise_bank_give_the_per_event_files(tmp_path, monkeypatch, method, overrides):
     # Many workers of a large point leave no room for a bank: each noise row is drawn where it is used.
     monkeypatch.setattr(sim_runs, "BANK_BYTES", 0)
