@@ -65,7 +65,7 @@ def wait_for(predicate, seconds: float) -> bool:
 def test_a_live_file_refuses_a_second_writer_evaluate_and_resume_naming_the_holder(tmp_path):
     path = tmp_path / "s.h5"
     first = subprocess.Popen(
-        [MPIEXEC, *MPIEXEC_FLAGS, "-n", "3", *asyncopt_command(), "run", DEMO, "--quiet", "--output", str(path),
+        [MPIEXEC, *MPIEXEC_FLAGS, "-n", "2", *asyncopt_command(), "run", DEMO, "--quiet", "--output", str(path),
          "--set", "stop.time=90", "--set", "stop.target=1e-12"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -97,7 +97,7 @@ def test_a_live_file_refuses_a_second_writer_evaluate_and_resume_naming_the_hold
 def test_the_watchdog_keeps_the_lock_while_it_repairs_a_killed_run_and_then_releases_it(tmp_path):
     path = tmp_path / "k.h5"
     run = subprocess.Popen(
-        [MPIEXEC, *MPIEXEC_FLAGS, "-n", "3", *asyncopt_command(), "run", DEMO, "--quiet", "--output", str(path),
+        [MPIEXEC, *MPIEXEC_FLAGS, "-n", "2", *asyncopt_command(), "run", DEMO, "--quiet", "--output", str(path),
          "--set", "stop.time=90", "--set", "stop.target=1e-12"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -173,7 +173,7 @@ def test_bad_output_paths_get_one_line(tmp_path):
 def test_a_config_error_found_after_setup_over_mpi_leaves_the_old_file_untouched(tmp_path):
     path = sim_file(tmp_path / "old.h5")
     before = digest(path)
-    done = run_mpi(3, ["run", DEMO, "--quiet", "--output", path, "--overwrite", "--set", "workers.crash_after=[1]",
+    done = run_mpi(2, ["run", DEMO, "--quiet", "--output", path, "--overwrite", "--set", "workers.crash_after=[1, 1]",
                        "--set", "stop.time=3"], timeout=180)
     assert done.returncode == 2
     assert "crash_after" in one_error_line(done.stderr)
@@ -210,7 +210,7 @@ def test_the_simulator_and_a_sim_resume_under_mpiexec_are_refused_on_every_rank(
     assert not path.exists()
     saved = sim_file(path)
     before = digest(saved)
-    done = run_mpi(3, ["run", "--resume", saved, "--set", "stop.time=4"], timeout=120)
+    done = run_mpi(2, ["run", "--resume", saved, "--set", "stop.time=4"], timeout=120)
     assert done.returncode == 2 and "drop mpiexec" in one_error_line(done.stderr)
     assert digest(saved) == before and int(attrs(saved).get("segments", 1)) == 1
 
@@ -242,7 +242,7 @@ def test_a_full_disk_ends_the_run_with_one_line_and_a_file_evaluate_reads(small_
         "sim.h5": lambda path: run_cli(["run", DEMO, "--backend", "sim", "--quiet", "--set", "workers.n=4", *FILLING,
                                         "--set", "stop.time=5000", "--set", "output.snapshot_every=0.01",
                                         "--output", path], timeout=120),
-        "mpi.h5": lambda path: run_mpi(3, ["run", DEMO, "--quiet", *FILLING, "--set", "stop.time=120",
+        "mpi.h5": lambda path: run_mpi(2, ["run", DEMO, "--quiet", *FILLING, "--set", "stop.time=120",
                                            "--set", "output.snapshot_every=0.002", "--output", path], timeout=120),
     }
     for name, launch in runs.items():
