@@ -2,7 +2,7 @@
 written through a link (issue 24, item 1; side_files.py).
 
 A symbolic link, a hard link or a FIFO planted in a side file's place is refused with one line,
-exit 2, by `run` (simulator and `mpiexec -n 3`), `evaluate` and `--resume`; what it points to
+exit 2, by `run` (simulator and `mpiexec -n 2`), `evaluate` and `--resume`; what it points to
 (a scratch file of the test) keeps its bytes, the planted entry stays, and nothing else is left
 behind. A non-UTF-8 output name is refused the same way.
 """
@@ -96,17 +96,17 @@ def test_under_mpiexec_side_file_links_are_refused_by_run_and_resume(tmp_path):
     scratch, output = scratch_file(tmp_path), str(tmp_path / "m.h5")
     for suffix in (".lock", ".partial"):  # the other places are checked by the same code on rank 0
         os.symlink(scratch, output + suffix)
-        done = run_mpi(3, ["run", DEMO, "--quiet", "--set", "stop.time=1", "--output", output], timeout=200)
+        done = run_mpi(2, ["run", DEMO, "--quiet", "--set", "stop.iterations=10", "--output", output], timeout=200)
         assert done.returncode == 2, done.stderr
         refusal(done.stderr, output + suffix)
         assert_planted_and_untouched(output + suffix, "symlink", scratch)
         assert sorted(os.listdir(tmp_path)) == sorted(["scratch.txt", "m.h5" + suffix])
         os.unlink(output + suffix)
-    done = run_mpi(3, ["run", DEMO, "--quiet", "--set", "stop.time=1", "--output", output], timeout=200)
+    done = run_mpi(2, ["run", DEMO, "--quiet", "--set", "stop.iterations=10", "--output", output], timeout=200)
     assert done.returncode == 0, done.stderr
     before = digest(output)
     os.symlink(scratch, output + ".partial")  # the copy a resumed run works on
-    done = run_mpi(3, ["run", "--resume", output, "--quiet", "--set", "stop.time=2"], timeout=200)
+    done = run_mpi(2, ["run", "--resume", output, "--quiet", "--set", "stop.iterations=20"], timeout=200)
     assert done.returncode == 2, done.stderr
     refusal(done.stderr, output + ".partial")
     assert_planted_and_untouched(output + ".partial", "symlink", scratch)
