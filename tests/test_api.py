@@ -184,7 +184,8 @@ def test_plugins_given_to_run_are_recorded(tmp_path):
 @pytest.mark.timeout(400)
 def test_run_with_the_mpi_backend_launches_mpiexec_and_loads_the_file(tmp_path):
     # A count ends the run (a loaded machine makes as many updates); the time is a backstop.
-    config = _config(tmp_path, "mpi", workers={"n": 2, "compute_scale": 0.002}, stop={"iterations": 20, "time": 60.0})
+    config = _config(tmp_path, "mpi", workers={"n": 2, "compute_scale": 0.002},
+                     stop={"iterations": 20, "time": 60.0})
     result = ao.run(config, backend="mpi", timeout=120)
     assert result.attrs["backend"] == "mpi" and result.attrs["n_workers"] == 2 and result.status == "completed"
     assert len(result.trace["time"]) == 20
