@@ -14,14 +14,14 @@ from same_files import assert_same_files, simulate
 
 FINITE_SUM = ["problem.dim=20", "problem.samples=300", "problem.lam=0.5", "workers.n=24", "output.snapshot_every=3"]
 CASES = {
-    "freya_page, fixed times": ("freya_page", FINITE_SUM + ["workers.compute=sqrt", "stop.time=150", "method.lr=0.5"]),
-    "freya_page, random times": ("freya_page", FINITE_SUM + ["workers.compute=exponential", "stop.time=150",
+    "freya_page, fixed times": ("freya_page", FINITE_SUM + ["workers.compute=sqrt", "stop.time=12", "method.lr=0.5"]),
+    "freya_page, random times": ("freya_page", FINITE_SUM + ["workers.compute=exponential", "stop.time=12",
                                                             "method.lr=0.5"]),
     "freya_page, dead and slowed workers": ("freya_page", FINITE_SUM + [
-        "workers.compute=sqrt", "stop.time=150", "method.lr=0.5", f"workers.dead_after={[1e9, 20, 1e9, 35] + [1e9] * 20}",
-        "workers.slowdown=[[2, 10, 60, 4.0]]"]),
-    "freya_sgd": ("freya_sgd", FINITE_SUM + ["workers.compute=sqrt", "stop.time=120", "method.lr=0.2"]),
-    "soviet_page": ("soviet_page", FINITE_SUM + ["workers.compute=uniform", "stop.time=200", "method.lr=0.5"]),
+        "workers.compute=sqrt", "stop.time=12", "method.lr=0.5", f"workers.dead_after={[1e9, 4, 1e9, 7] + [1e9] * 20}",
+        "workers.slowdown=[[2, 2, 9, 4.0]]"]),
+    "freya_sgd": ("freya_sgd", FINITE_SUM + ["workers.compute=sqrt", "stop.time=10", "method.lr=0.2"]),
+    "soviet_page": ("soviet_page", FINITE_SUM + ["workers.compute=uniform", "stop.time=15", "method.lr=0.5"]),
 }
 
 
@@ -58,9 +58,9 @@ def test_groups_are_made_and_cancelled_whole(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_a_resumed_run_with_groups_equals_one_without(tmp_path, monkeypatch):
     method, overrides = CASES["freya_page, random times"]
-    overrides = [item for item in overrides if not item.startswith("stop.")] + ["stop.time=60"]
+    overrides = [item for item in overrides if not item.startswith("stop.")] + ["stop.time=5"]
     for name, enabled in (("groups", True), ("entries", False)):
         monkeypatch.setattr(sim, "GROUPS_ENABLED", enabled)
         assert simulate(tmp_path / f"{name}.h5", method, overrides) == 0
-        assert simulate(tmp_path / f"{name}.h5", method, ["stop.time=140"], resume=True) == 0
+        assert simulate(tmp_path / f"{name}.h5", method, ["stop.time=12"], resume=True) == 0
     assert_same_files(tmp_path / "groups.h5", tmp_path / "entries.h5")
