@@ -16,6 +16,11 @@ MIN_STAMP := $(MIN_VENV)/.installed
 
 # Every test target ends with the 25 slowest tests, so that the slow ones show.
 PYTEST_REPORT := --durations=25
+# make test's passes run TEST_WORKERS tests at a time (pytest-xdist), each test file whole in one worker
+# (module fixtures stay shared): most MPI tests sleep in emulated compute and communication, so more workers
+# than cores keep the cores busy. TEST_WORKERS=0 runs one test at a time, in this process.
+TEST_WORKERS ?= 4
+PARALLEL := -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: demo test test-fast test-min-versions test-mpich test-openmpi test-loaded setup setup-openmpi bench bench-quick bench-startup readme-methods clean
 
@@ -53,12 +58,12 @@ test-full: $(STAMP) $(OPENMPI_STAMP)
 
 test-mpich: $(STAMP)
 	$(BIN)/python -c "$(CHECK_MPI)" MPICH
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q $(PYTEST_REPORT)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q $(PARALLEL) $(PYTEST_REPORT)
 
 # The test harness (tests/conftest.py) adds --oversubscribe and Open MPI's run-as-root variables.
 test-openmpi: $(OPENMPI_STAMP)
 	$(OPENMPI_BIN)/python -c "$(CHECK_MPI)" 'Open MPI'
-	PATH="$(abspath $(OPENMPI_BIN)):$$PATH" $(OPENMPI_BIN)/python -m pytest -q -m mpi $(PYTEST_REPORT)
+	PATH="$(abspath $(OPENMPI_BIN)):$$PATH" $(OPENMPI_BIN)/python -m pytest -q -m mpi $(PARALLEL) $(PYTEST_REPORT)
 
 # Unit and simulator tests, in this process: no mpiexec (mpi), no long runs (slow), no test that starts a
 # process (process: set by tests/process_marker.py from the test's code). `make test` still runs them all.

@@ -20,13 +20,19 @@ import pytest
 from forked_cli import CommandPool
 from full_suite import FULL
 from hypothesis import settings
-from process_marker import pytest_collection_modifyitems  # noqa: F401  (the hook that sets the `process` marker)
+from heavy_first import heavy_files_first
+from process_marker import mark_process_tests
 
 # Property tests draw the same examples on every run, so CI is repeatable; explore more locally
 # with HYPOTHESIS_PROFILE=explore.
 settings.register_profile("ci", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    mark_process_tests(items)  # first: the order below reads the `process` marker
+    heavy_files_first(items)
 
 BIN = os.path.dirname(sys.executable)
 MPIEXEC = shutil.which("mpiexec", path=BIN) or shutil.which("mpiexec")

@@ -5,7 +5,7 @@ fixture it uses refers to subprocess, multiprocessing, a process pool, conftest'
 (run_cli, run_mpi, asyncopt_command, MPIEXEC, the command servers COMMANDS of
 tests/forked_cli.py's CommandPool) or the package's own pool (`--processes` or
 `processes=`: sweep, tune, reproduce). Read from the code, so a new test is marked without
-anyone remembering to; conftest.py imports the hook.
+anyone remembering to; conftest.py's collection hook calls it.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ def _verdict(function: Any) -> bool:
     return starts_processes(function, set())
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def mark_process_tests(items: list[pytest.Item]) -> None:
+    """Add the `process` marker to each test that starts a process (conftest.py's collection hook calls this)."""
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
         fixtures = [definition.func for name in (info.names_closure if info else ())
