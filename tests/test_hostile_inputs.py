@@ -1,8 +1,9 @@
 """Tiny hostile inputs (issue 14, cases 6 and 7): declared sizes refused before allocation, endless runs refused.
 
 Each case runs the real command under a timeout and asserts one error line naming the
-file or key and the size, exit 2, and that the process stayed small (no allocation of
-what the file declares).
+file or key and the size, exit 2, and, where a declared size is the point, that the process
+stayed small (no allocation of what the file declares): those start a fresh interpreter that
+reports its peak memory; the other commands run forked from conftest's command server (run_cli).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 
 from asyncopt_mpi.errors import DataError
 from asyncopt_mpi.problems.data import detect_format, load_dataset, save_idx
+from conftest import run_cli
 
 BASE = ["--backend", "sim", "--quiet", "--set", "workers.n=2", "--set", "stop.iterations=5"]
 LIMIT = 10**9  # problem.max_memory for these tests: 1 GB, independent of the machine's free memory
@@ -41,21 +43,31 @@ def asyncopt(args: list[str], tmp_path, timeout: float = 120) -> subprocess.Comp
 
 
 def refused(done: subprocess.CompletedProcess, *fragments: str, peak_mb: float = 600) -> str:
-    """The one error line of a refused run; asserts exit 2, no traceback, small peak memory."""
-    lines = done.stderr.strip().splitlines()
-    peak_kb = int(lines.pop().split("=")[1])
+    """The one error line of a refused run of asyncopt(); asserts exit 2, no traceback, small peak memory."""
+    *lines, peak = done.stderr.strip().splitlines()
+    line = _error_line(done, lines, fragments)
+    peak_kb = int(peak.split("=")[1])
+    assert peak_kb / 1024 < peak_mb, f"peak memory {peak_kb / 1024:.0f} MB while refusing"
+    return line
+
+
+def one_line(done: subprocess.CompletedProcess, *fragments: str) -> str:
+    """The one error line of a refused command (run_cli); asserts exit 2 and no traceback."""
+    return _error_line(done, done.stderr.strip().splitlines(), fragments)
+
+
+def _error_line(done: subprocess.CompletedProcess, lines: list[str], fragments: tuple[str, ...]) -> str:
     assert "Traceback" not in done.stdout + done.stderr, done.stderr
     assert done.returncode == 2, done.stderr
     assert len(lines) == 1, lines
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
-    assert peak_kb / 1024 < peak_mb, f"peak memory {peak_kb / 1024:.0f} MB while refusing"
     return lines[0]
 
 
-def data_run(path: str, *extra: str) -> list[str]:
+def data_run(path: str, *extra: str, output: str = "out.h5") -> list[str]:
     return ["run", *BASE, "--set", "problem.name=logistic", "--set", f"problem.data={path}",
-            "--set", f"problem.max_memory={LIMIT}", "--output", "out.h5", *extra]
+            "--set", f"problem.max_memory={LIMIT}", "--output", output, *extra]
 
 
 # ---------------------------------------------------------------- case 6: declared sizes
@@ -137,24 +149,21 @@ def test_ten_million_workers_are_refused_by_memory_not_left_silent(tmp_path):
 @pytest.mark.parametrize("setting", ["workers.compute_scale=0", "workers.compute_scale=1e-12",
                                      "workers.compute_times=[0.01, 0.0]"])
 def test_zero_or_tiny_compute_times_are_refused_in_the_simulator(tmp_path, setting):
-    done = asyncopt(["run", "--backend", "sim", "--quiet", "--set", "workers.n=2", "--set", "stop.time=1",
-                     "--set", setting, "--output", "out.h5"], tmp_path, timeout=60)
-    refused(done, setting.split("=")[0], ">= 1e-09 s")
+    done = run_cli(["run", "--backend", "sim", "--quiet", "--set", "workers.n=2", "--set", "stop.time=1",
+                    "--set", setting, "--output", str(tmp_path / "out.h5")], timeout=60)
+    one_line(done, setting.split("=")[0], ">= 1e-09 s")
 
 
 def test_a_run_stopped_on_time_only_that_would_take_billions_of_gradients_is_refused(tmp_path):
-    done = asyncopt(["run", "--backend", "sim", "--quiet", "--set", "workers.n=4", "--set", "workers.compute_scale=1e-9",
-                     "--set", "stop.time=10", "--output", "out.h5"], tmp_path, timeout=60)
-    refused(done, "stop.time = 10.0", "gradients", "stop.iterations")
+    done = run_cli(["run", "--backend", "sim", "--quiet", "--set", "workers.n=4", "--set", "workers.compute_scale=1e-9",
+                    "--set", "stop.time=10", "--output", str(tmp_path / "out.h5")], timeout=60)
+    one_line(done, "stop.time = 10.0", "gradients", "stop.iterations")
 
 
 def test_tiny_compute_times_still_end_on_iterations_and_gradients(tmp_path):
     for stop in ("stop.iterations=400", "stop.gradients=300"):
-        done = subprocess.run(
-            [sys.executable, "-m", "asyncopt_mpi", "run", "--backend", "sim", "--quiet", "--set", "workers.n=4",
-             "--set", "workers.compute_scale=1e-9", "--set", "stop.time=10", "--set", stop,
-             "--output", f"{stop}.h5"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
-        )
+        done = run_cli(["run", "--backend", "sim", "--quiet", "--set", "workers.n=4", "--set", "workers.compute_scale=1e-9",
+                        "--set", "stop.time=10", "--set", stop, "--output", str(tmp_path / f"{stop}.h5")])
         assert done.returncode == 0, done.stderr
         assert f"{stop.replace('=', ' = ')} reached" in done.stdout + done.stderr
 
@@ -176,8 +185,8 @@ def test_zero_images_and_nan_pixels_are_one_line_errors(tmp_path):
     save_idx(labels, np.array([0, 1], dtype=np.uint8))
     with pytest.raises(DataError, match="nan: pixel values contain nan or inf"):
         load_dataset(f"{nan_images}:{labels}")
-    done = asyncopt(data_run(f"{nan_images}:{labels}"), tmp_path)
-    refused(done, "pixel values contain nan")
+    done = run_cli(data_run(f"{nan_images}:{labels}", output=str(tmp_path / "out.h5")))
+    one_line(done, "pixel values contain nan")
 
 
 def test_a_name_containing_idx_is_not_read_as_idx(tmp_path):
@@ -192,16 +201,16 @@ def test_a_name_containing_idx_is_not_read_as_idx(tmp_path):
         assert detect_format(str(tmp_path / name)) == "idx"
     np.savez(tmp_path / "arrays.dat", X=np.ones((2, 2)), y=np.array([0.0, 1.0]))
     assert detect_format(str(tmp_path / "arrays.dat.npz")) == "npz"
-    done = asyncopt(data_run(str(libsvm)), tmp_path)
+    done = run_cli(data_run(str(libsvm), output=str(tmp_path / "out.h5")))
     assert done.returncode == 0, done.stderr
 
 
-def test_plot_to_an_unsupported_extension_lists_the_accepted_ones(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "asyncopt_mpi", "run", *BASE, "--output", "r.h5"],
-                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+def test_plot_to_an_unsupported_extension_lists_the_accepted_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = run_cli(["run", *BASE, "--output", "r.h5"])
     assert run.returncode == 0, run.stderr
-    done = asyncopt(["plot", "r.h5", "-o", "x.xyz"], tmp_path)
-    line = refused(done, "x.xyz", "accepted:", "png", "pdf", "svg")
+    done = run_cli(["plot", "r.h5", "-o", "x.xyz"])
+    line = one_line(done, "x.xyz", "accepted:", "png", "pdf", "svg")
     assert not os.path.exists(tmp_path / "x.xyz") and line.startswith("asyncopt: error:")
 
 
@@ -233,10 +242,10 @@ def test_over_mpi_a_huge_declared_size_ends_every_rank_with_one_line(tmp_path):
     assert not (tmp_path / "out.h5").exists()
 
 
-def test_a_stored_config_with_a_surrogate_escape_is_one_line_for_evaluate_plot_and_summary(tmp_path):
+def test_a_stored_config_with_a_surrogate_escape_is_one_line_for_evaluate_plot_and_summary(tmp_path, monkeypatch):
     """An old results file whose stored config holds \\udcff (a non-UTF-8 path escaped as JSON does)."""
-    run = subprocess.run([sys.executable, "-m", "asyncopt_mpi", "run", *BASE, "--output", "r.h5"],
-                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    run = run_cli(["run", *BASE, "--output", "r.h5"])
     assert run.returncode == 0, run.stderr
     with h5py.File(tmp_path / "r.h5", "r+") as handle:
         text = handle.attrs["config"]
@@ -244,7 +253,7 @@ def test_a_stored_config_with_a_surrogate_escape_is_one_line_for_evaluate_plot_a
         assert 'path = "' in text
         handle.attrs["config"] = text.replace('path = "', 'path = "\\udcff', 1)
     for command in (["evaluate", "r.h5"], ["plot", "r.h5", "-o", "r.png"], ["summary", "r.h5"]):
-        line = refused(asyncopt(command, tmp_path), "r.h5", "the stored config is not valid TOML")
+        line = one_line(run_cli(command), "r.h5", "the stored config is not valid TOML")
         assert line.startswith("asyncopt: error:"), (command, line)
     assert not os.path.exists(tmp_path / "r.png")
 
@@ -270,18 +279,15 @@ def test_over_mpi_max_memory_counts_the_workers_mpiexec_started(tmp_path):
     assert not (tmp_path / "two.h5").exists()
 
 
-def test_a_slow_simulator_set_up_says_what_it_is_doing_unless_quiet(tmp_path):
+def test_a_slow_simulator_set_up_says_what_it_is_doing_unless_quiet(tmp_path, monkeypatch):
     """Set-up lines appear once set-up outlasts the threshold (forced low by ASYNCOPT_PROGRESS_SECONDS), never with --quiet."""
     def run(n: int, name: str, *extra: str, seconds: str | None = None) -> subprocess.CompletedProcess:
-        env = dict(os.environ)
-        env.pop("ASYNCOPT_PROGRESS_SECONDS", None)
-        if seconds is not None:
-            env["ASYNCOPT_PROGRESS_SECONDS"] = seconds
-        done = subprocess.run(
-            [sys.executable, "-m", "asyncopt_mpi", "run", "--backend", "sim", "--set", f"workers.n={n}",
-             "--set", "stop.iterations=10", "--output", name, *extra],
-            capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env,
-        )
+        if seconds is None:
+            monkeypatch.delenv("ASYNCOPT_PROGRESS_SECONDS", raising=False)
+        else:
+            monkeypatch.setenv("ASYNCOPT_PROGRESS_SECONDS", seconds)
+        done = run_cli(["run", "--backend", "sim", "--set", f"workers.n={n}", "--set", "stop.iterations=10",
+                        "--output", str(tmp_path / name), *extra], timeout=300)
         assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
         return done
 
