@@ -5,8 +5,9 @@ grow, hang or print more than one short line.
 open); a config over 1 MB and a trace or edge file over 16 MB are refused; TOML nests at most 32
 levels; an echoed value is cut to 200 characters; output.path takes only the documented bare
 placeholders; a method's check_options that raises anything is a config error (exit 2). Runs
-that cross processes are real `asyncopt` commands (under `mpiexec -n 2` for MPI) in a child
-with a timeout and an address-space limit, so a regression fails instead of filling memory.
+that cross processes are real `asyncopt` commands (under `mpiexec -n 2` for MPI; else forked from
+conftest's command server, tests/forked_cli.py) in a child with a timeout and an address-space
+limit, so a regression fails instead of filling memory.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from asyncopt_mpi.errors import ConfigError, DataError
 from asyncopt_mpi.graph import read_edges
 from asyncopt_mpi.problems.data import load_dataset
 from asyncopt_mpi.traces import load_trace
-from conftest import MPIEXEC, MPIEXEC_FLAGS, asyncopt_command, project_lines
+from conftest import COMMANDS, MPIEXEC, MPIEXEC_FLAGS, asyncopt_command, project_lines
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(ROOT, "jobs", "demo.toml")
@@ -39,9 +40,13 @@ def _limited() -> None:
 
 def asyncopt(args: list[str], cwd, ranks: int = 0, timeout: float = 60) -> subprocess.CompletedProcess:
     """`asyncopt ARGS` (under `mpiexec -n RANKS` when ranks > 0), memory-limited; a hang fails after `timeout`."""
-    launcher = [MPIEXEC, *MPIEXEC_FLAGS, "-n", str(ranks)] if ranks else []
-    return subprocess.run(launcher + asyncopt_command() + args, capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd, preexec_fn=_limited, stdin=subprocess.DEVNULL)
+    if not ranks:
+        done = COMMANDS.run(args, cwd=str(cwd), timeout=timeout, memory_limit=MEMORY_LIMIT)
+        if done.returncode is None:
+            raise subprocess.TimeoutExpired(done.args, timeout, done.stdout, done.stderr)
+        return done
+    return subprocess.run([MPIEXEC, *MPIEXEC_FLAGS, "-n", str(ranks)] + asyncopt_command() + args, capture_output=True,
+                          text=True, timeout=timeout, cwd=cwd, preexec_fn=_limited, stdin=subprocess.DEVNULL)
 
 
 def one_line(done: subprocess.CompletedProcess, *fragments: str) -> str:
