@@ -63,8 +63,8 @@ def machine() -> list[str]:
 
 def server_efficiency(directory: str, quick: bool) -> list[str]:
     """Gradients received / (duration * sum_i 1/tau_i), tau_i = 0.01 sqrt(i) s."""
-    counts = [4] if quick else [8, 16, 32, 64]
-    repeats, seconds = (1, 2.0) if quick else (3, 5.0)
+    counts = [2] if quick else [8, 16, 32, 64]
+    repeats, seconds = (1, 1.0) if quick else (3, 5.0)
     lines = ["| method | " + " | ".join(f"{n} workers" for n in counts) + " |", "|---|" + "---|" * len(counts)]
     for method in ("async_sgd", "rennala_sgd"):
         cells = []
@@ -87,7 +87,7 @@ def server_efficiency(directory: str, quick: bool) -> list[str]:
 
 def message_overhead(directory: str, quick: bool) -> list[str]:
     """Seconds per message of the server loop against a bare mpi4py receive + axpy + send loop."""
-    sizes = {1000: 3000} if quick else {1000: 5000, 100_000: 1000, 1_000_000: 200, 10_000_000: 30}
+    sizes = {1000: 1000} if quick else {1000: 5000, 100_000: 1000, 1_000_000: 200, 10_000_000: 30}
     lines = ["| d | bare loop (us/message) | asyncopt server (us/message) | ratio |", "|---|---|---|---|"]
     for dim, messages in sizes.items():
         bare_runs, ours_runs = [], []
@@ -110,13 +110,13 @@ def message_overhead(directory: str, quick: bool) -> list[str]:
 
 def point_caching(directory: str, quick: bool) -> list[str]:
     """bytes_down per update of rennala_sgd with and without sending points only to workers that lack them."""
-    n = 4 if quick else 8
+    n = 2 if quick else 8
     lines = ["| cache_points | bytes_down per update | updates |", "|---|---|---|"]
     for cache in ("true", "false"):
         path = os.path.join(directory, f"cache-{cache}.h5")
         asyncopt_mpi(n + 1, ["--method", "rennala_sgd", "--output", path] + sets(
             problem__dim=1000, problem__noise=0.01, method__lr=0.3, method__batch=n, workers__compute="sqrt",
-            workers__compute_scale=0.005, workers__cache_points=cache, stop__time=2.0 if quick else 5.0))
+            workers__compute_scale=0.005, workers__cache_points=cache, stop__time=1.0 if quick else 5.0))
         with h5py.File(path, "r") as handle:
             updates = len(handle["trace/time"])
             per_update = handle["trace/bytes_down"][-1] / updates
@@ -176,7 +176,7 @@ def freya_figure(directory: str, quick: bool) -> list[str]:
 
 def server_memory(directory: str, quick: bool) -> list[str]:
     """Peak RSS of rank 0 against n*d (async_sgd, 1 s runs)."""
-    grid = [(2, 10_000)] if quick else [(4, 100_000), (4, 1_000_000), (16, 1_000_000), (4, 4_000_000)]
+    grid = [(1, 10_000)] if quick else [(4, 100_000), (4, 1_000_000), (16, 1_000_000), (4, 4_000_000)]
     lines = ["| workers n | d | n*d*8 (MiB) | rank-0 peak RSS (MiB) |", "|---|---|---|---|"]
     for n, d in grid:
         path = os.path.join(directory, f"mem-{n}-{d}.h5")

@@ -83,7 +83,8 @@ def cpu_per_event(method: str, n: int, gradients: int, path: str, code: str | No
 
 
 def step_cost(directory: str, quick: bool, repeats: int | None = None) -> list[str]:
-    """CPU per event at n = 100 and 10,000 (1000 when quick) now and (not when quick) at BEFORE_STEP_COST."""
+    """CPU per event at n = 100 and 10,000 (1000 and freya_sgd only when quick) now and (not when quick) at
+    BEFORE_STEP_COST."""
     repeats = repeats or (1 if quick else 3)
     counts, gradients = ((100, 1000), 3000) if quick else ((100, 10_000), 100_000)
     before = None if quick else unpack_commit(BEFORE_STEP_COST, directory)
@@ -91,7 +92,7 @@ def step_cost(directory: str, quick: bool, repeats: int | None = None) -> list[s
     few, many = counts
     lines = [f"| method | code | us/event, n = {few:,} | us/event, n = {many:,} | n = {many:,} / n = {few:,} |",
              "|---|---|---|---|---|"]
-    for method in ("freya_sgd", "minibatch_page"):
+    for method in ("freya_sgd",) if quick else ("freya_sgd", "minibatch_page"):  # quick: one method
         found = {(name, n): [] for name in codes for n in counts}
         for repeat in range(repeats):
             for n in counts:

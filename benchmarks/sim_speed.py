@@ -158,12 +158,13 @@ def noise_cost(directory: str, quick: bool, repeats: int | None = None, events: 
     """CPU seconds of zero_last against additive noise, side by side (runs alternated, medians), now and (`then`,
     not when quick) at BEFORE_BULK_NOISE (zero_last one gradient at a time) when the history is there.
 
-    `events`: async_sgd's (1M; 20,000 when quick)."""
+    `events`: async_sgd's (1M; 20,000 and no rennala_sgd row when quick)."""
     repeats = repeats or (1 if quick else 3)
     events = events or (20_000 if quick else 1_000_000)
-    rows = [("async_sgd, n = 1000, d = 100", "async", "async_zero_last", 1000, 100, events),
-            ("rennala_sgd, jobs/rennala_quadratic.toml, n = 10,000", "rennala_paper_add", "rennala_paper", 10_000,
-             1000, 20 if quick else 1000)]
+    rows = [("async_sgd, n = 1000, d = 100", "async", "async_zero_last", 1000, 100, events)]
+    if not quick:  # quick: async_sgd's row only
+        rows.append(("rennala_sgd, jobs/rennala_quadratic.toml, n = 10,000", "rennala_paper_add", "rennala_paper",
+                     10_000, 1000, 1000))
     then = then and not quick
     before = unpack_commit(BEFORE_BULK_NOISE, directory) if then else None
     lines = ["| run | events | additive (CPU s) | zero_last (CPU s) | zero_last / additive | "
@@ -193,14 +194,15 @@ def logistic_cost(directory: str, quick: bool, repeats: int | None = None, event
     """CPU seconds of freya-fig2's logistic regression runs (f* apart), now and at BEFORE_LOGISTIC_BULK, alternated.
 
     Synthetic rows of MNIST's shape (784 features, 10 classes, 10,000 rows), n = 100, tau_i = sqrt(i);
-    `events`: gradients per run (40,000; 2,000 when quick)."""
+    `events`: gradients per run (40,000; 2,000 and async_sgd only when quick)."""
     repeats = repeats or (1 if quick else 3)
     events = events or (2_000 if quick else 40_000)
     before = None if quick else unpack_commit(BEFORE_LOGISTIC_BULK, directory)
     lines = [f"| run | gradients | now (CPU s) | us per gradient | at {BEFORE_LOGISTIC_BULK} (CPU s) | "
              f"us per gradient at {BEFORE_LOGISTIC_BULK} | speed-up |", "|---|---|---|---|---|---|---|"]
-    for title, case in (("async_sgd, n = 100", "logistic_async"), ("rennala_sgd, n = 100, S = 245", "logistic_rennala"),
-                        ("freya_page, n = 100", "logistic_freya")):
+    rows = (("async_sgd, n = 100", "logistic_async"), ("rennala_sgd, n = 100, S = 245", "logistic_rennala"),
+            ("freya_page, n = 100", "logistic_freya"))
+    for title, case in rows[:1] if quick else rows:  # quick: one run
         codes = [None] + ([before] if before else [])
         seconds = {code: [] for code in codes}
         for repeat in range(repeats):
@@ -268,7 +270,8 @@ def malenia_paper_cost(directory: str, quick: bool, repeats: int | None = None,
                        horizon: float | None = None) -> list[str]:
     """CPU seconds of the malenia reproduction's runs (asyncopt_mpi/reproduce/malenia.py: its settings, the middle
     of each step-size grid, snapshots every 200 virtual s, f* solved, evaluation included) to `horizon` virtual s
-    (2000; the small scale to 200 when quick), per method, now and at BEFORE_WORKER_MEAN, alternated, medians."""
+    (2000; the small scale to 200 when quick), per method (malenia_sgd only when quick), now and at
+    BEFORE_WORKER_MEAN, alternated, medians."""
     sys.path.insert(0, ROOT)
     from asyncopt_mpi.reproduce.malenia import EXPERIMENT
 
@@ -281,7 +284,7 @@ def malenia_paper_cost(directory: str, quick: bool, repeats: int | None = None,
     where = panel.label if scale == "paper" else "small scale"
     lines = [f"| method ({where}, to {horizon:g} virtual s) | now (CPU s) | at {BEFORE_WORKER_MEAN} (CPU s) | speed-up |",
              "|---|---|---|---|"]
-    for method in EXPERIMENT.methods:
+    for method in EXPERIMENT.methods[:1] if quick else EXPERIMENT.methods:  # quick: malenia_sgd only
         args = ["--backend", "sim", "--method", method.name]
         for item in EXPERIMENT.overrides(panel, method, scale) + [f"stop.time={horizon:g}",
                                                                    f"method.lr={method.grid[len(method.grid) // 2]:g}"]:
