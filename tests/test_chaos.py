@@ -139,12 +139,17 @@ def wait_unlocked(path: str, seconds: float = 30) -> None:
         time.sleep(0.1)
 
 
+def wait_for_file(path: str, process: subprocess.Popen, seconds: float = 60) -> None:
+    """Wait until the run has started (its results file appears only then) or ended."""
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(path) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def settle(rng: random.Random, path: str, process: subprocess.Popen) -> None:
     """Wait a random time: mostly into the run (after its file appeared), sometimes during start-up."""
     if rng.random() < 0.8:
-        deadline = time.monotonic() + 60
-        while not os.path.exists(path) and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for_file(path, process)
         time.sleep(rng.uniform(0.0, 1.5))
     else:
         time.sleep(rng.uniform(0.1, 2.0))
@@ -396,7 +401,9 @@ def hostile_hook(chaos: Chaos, rng: random.Random, folder: str) -> None:
         process = chaos.mpi(2, [*args, *MPI, "--set", "stop.time=3", "--set", "stop.grace=2"])
         expected = 0 if kind == "stall" else expected
     if kind == "stall" and simulator:
-        settle(rng, path, process)
+        # Into the run, whatever the machine's load: a signal during start-up is another fault (the file's
+        # status would be missing, not "stopped").
+        wait_for_file(path, process)
         time.sleep(1.0)  # into the stalled hook
         process.send_signal(signal.SIGTERM)
     code, text = chaos.finish(process, MPI_TIMEOUT, f"hook {kind}")
