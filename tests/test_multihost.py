@@ -115,12 +115,18 @@ def two_hosts(tmp_path_factory):
     assert not any(netns in listed for netns in hosts.netns), "a namespace was left behind"
 
 
-def run_args(path, seconds: float, snapshot_every: float = 0.5) -> list[str]:
+def run_args(path, stop: dict, snapshot_every: float = 0.5) -> list[str]:
     return ["run", "--method", "async_sgd", "--output", str(path)] + sets(
         problem={"name": "quadratic", "dim": 20, "noise": 0.05}, method={"lr": 0.2},
-        workers={"compute": "sqrt", "compute_scale": SCALE}, stop={"time": seconds},
+        workers={"compute": "sqrt", "compute_scale": SCALE}, stop=stop,
         output={"snapshot_every": snapshot_every},
     )
+
+
+# A set number of gradients (under 2 s of the timing model on 3 workers), not a wall time: on a loaded machine a
+# few seconds may deliver too few for the shares to mean anything. The time is a backstop only.
+COUNTED = {"gradients": 400, "time": 60.0}
+UNTIL_STOPPED = {"time": 120.0}  # ended by the test (a signal, a killed rank)
 
 
 HYDRA_PROXY_ASSERT = "assert (!closed) failed"
@@ -152,32 +158,32 @@ def efficiency(path) -> tuple[float, np.ndarray]:
 
 def test_remote_workers_contribute_and_the_file_records_both_hosts(two_hosts, tmp_path):
     path = tmp_path / "two.h5"
-    code, stderr = finish(start(two_hosts, 3, 2, run_args(path, 4.0)), timeout=120)
+    code, stderr = finish(start(two_hosts, 2, 2, run_args(path, COUNTED)), timeout=120)
     assert code == 0, stderr
     found = attrs(path)
     assert found["status"] == "completed"
     assert sorted(found["hosts"]) == sorted(two_hosts.hostnames)
     two_host_efficiency, grads = efficiency(path)
-    # Workers 2 and 3 (ranks 3 and 4) ran in host B; each sent a share near its speed's.
+    # Workers 1 and 2 (ranks 2 and 3) ran in host B; each sent a share near its speed's.
     events = read(path, "events/worker")["events/worker"]
-    assert all((events == worker).any() for worker in (2, 3))
-    expected = grads.sum() * (1 / np.sqrt([3, 4])) / (1 / np.sqrt(np.arange(1, 5))).sum()
-    assert (grads[2:] > 0.3 * expected).all(), grads
+    assert all((events == worker).any() for worker in (1, 2))
+    expected = grads.sum() * (1 / np.sqrt([2, 3])) / (1 / np.sqrt(np.arange(1, 4))).sum()
+    assert (grads[1:] > 0.3 * expected).all(), grads
 
     one = tmp_path / "one.h5"
-    code, stderr = finish(start(two_hosts, 5, 0, run_args(one, 4.0)), timeout=120)
+    code, stderr = finish(start(two_hosts, 4, 0, run_args(one, COUNTED)), timeout=120)
     assert code == 0, stderr
     one_host_efficiency, _ = efficiency(one)
-    print(f"\ntwo hosts: gradients per worker {grads.tolist()} (remote: workers 2, 3), "
+    print(f"\ntwo hosts: gradients per worker {grads.tolist()} (remote: workers 1, 2), "
           f"efficiency {two_host_efficiency:.3f}; all ranks on one host: {one_host_efficiency:.3f}")
     assert two_host_efficiency > 0.5 * one_host_efficiency
 
 
 def test_sigkill_of_a_remote_rank_is_named_in_the_file(two_hosts, tmp_path):
     path = tmp_path / "killed.h5"
-    process = start(two_hosts, 3, 2, run_args(path, 120.0, snapshot_every=0.1))
+    process = start(two_hosts, 2, 1, run_args(path, UNTIL_STOPPED, snapshot_every=0.1))
     wait_for_snapshots(path, seconds=90)
-    victim = int(attrs(path)["pids"][3])  # rank 3 runs in host B (same pid namespace, so the pid is ours)
+    victim = int(attrs(path)["pids"][2])  # rank 2 runs in host B (same pid namespace, so the pid is ours)
     os.kill(victim, signal.SIGKILL)
     code, stderr = finish(process, timeout=60)
     assert code != 0
@@ -194,17 +200,16 @@ def test_sigkill_of_a_remote_rank_is_named_in_the_file(two_hosts, tmp_path):
         pytest.fail("the watchdog did not repair the file")
     print(f"\nstop_reason: {reason}")
     assert status == "failed"
-    # rank 3 by name, or honestly: host B may have ended first. Never only ranks of host A.
-    assert f"rank 3 (pid {victim}) on {two_hosts.hostnames[1]}" in reason or two_hosts.hostnames[1] in reason, reason
+    # rank 2 by name, or honestly: host B may have ended first. Never only ranks of host A.
+    assert f"rank 2 (pid {victim}) on {two_hosts.hostnames[1]}" in reason or two_hosts.hostnames[1] in reason, reason
     assert not list(tmp_path.glob("killed.h5.ended-*")), "the other host's report was left behind"
 
 
-@pytest.mark.parametrize("signal_number", [signal.SIGUSR1, signal.SIGTERM, signal.SIGUSR1, signal.SIGTERM],
-                         ids=["SIGUSR1", "SIGTERM", "SIGUSR1-again", "SIGTERM-again"])
+@pytest.mark.parametrize("signal_number", [signal.SIGUSR1, signal.SIGTERM], ids=["SIGUSR1", "SIGTERM"])
 def test_a_stop_signal_to_mpiexec_ends_the_job_with_the_documented_status(two_hosts, tmp_path, signal_number):
     for attempt in range(2):
         path = tmp_path / f"stopped-{attempt}.h5"
-        process = start(two_hosts, 3, 2, run_args(path, 120.0, snapshot_every=0.1))
+        process = start(two_hosts, 2, 1, run_args(path, UNTIL_STOPPED, snapshot_every=0.1))
         wait_for_snapshots(path, seconds=90)
         process.send_signal(signal_number)
         code, stderr = finish(process, timeout=60)
