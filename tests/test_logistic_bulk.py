@@ -21,13 +21,13 @@ from same_files import assert_bulk_path_is_the_event_path, assert_same_files, re
 BASE = ["problem.name=logistic", "problem.dim=6", "problem.samples=300", "problem.classes=10", "workers.n=40",
         "workers.compute=sqrt", "method.lr=0.05", "output.snapshot_every=0.7"]
 CASES = [
-    ("async_sgd", 0, ["stop.gradients=3000"]),
-    ("async_sgd", 1, ["method.batch=3", "problem.l2=0.01", "stop.iterations=1500"]),
-    ("async_sgd", 2, ["workers.compute=fixed", "workers.compute_scale=0.5", "stop.time=60"]),
-    ("rennala_sgd", 0, ["method.batch=20", "stop.gradients=3000"]),
+    ("async_sgd", 0, ["stop.gradients=1500"]),
+    ("async_sgd", 1, ["method.batch=3", "problem.l2=0.01", "stop.iterations=1200"]),
+    ("async_sgd", 2, ["workers.compute=fixed", "workers.compute_scale=0.1", "stop.time=15"]),
+    ("rennala_sgd", 0, ["method.batch=20", "stop.gradients=1500"]),
     ("rennala_sgd", 1, ["method.batch=4", "problem.l2=0.01", "workers.comm=sqrt", "workers.comm_scale=1e-3",
-                        "stop.gradients=3000"]),
-    ("rennala_sgd", 2, ["method.batch=300", "stop.gradients=3000"]),
+                        "stop.gradients=1500"]),
+    ("rennala_sgd", 2, ["method.batch=300", "stop.gradients=1500"]),
 ]
 
 
@@ -67,9 +67,9 @@ def test_logistic_runs_and_events_give_the_stochastic_grad_files_bit_for_bit(tmp
     ("minibatch_sgd", ["method.batch=2", "stop.gradients=1500"]),  # deferred sums of results read one by one
     ("async_sgd", ["problem.classes=2", "stop.gradients=1500"]),  # binary: grad_rows point by point
     ("async_sgd", ["workers.data_split=partition", "stop.gradients=1500"]),  # shards: no noise model, per event
-    ("freya_page", ["stop.gradients=3000"]),  # jobs of their own indices: deferred terms of the sums
-    ("freya_page", ["method.gradient_sampling=permutation", "problem.l2=0.01", "stop.gradients=3000"]),
-    ("soviet_page", ["stop.gradients=6000"]),
+    ("freya_page", ["stop.gradients=1500"]),  # jobs of their own indices: deferred terms of the sums
+    ("freya_page", ["method.gradient_sampling=permutation", "problem.l2=0.01", "stop.gradients=1500"]),
+    ("soviet_page", ["stop.gradients=3000"]),
 ])
 def test_other_paths_give_the_stochastic_grad_files_bit_for_bit(tmp_path, reference_problem, method, extra):
     overrides = BASE + extra
