@@ -19,13 +19,13 @@ from same_files import EveryGradientQuadratic, assert_bulk_path_is_the_event_pat
 BASE = ["problem.dim=30", "problem.noise_type=zero_last", "workers.n=60", "workers.compute=sqrt", "method.lr=0.02",
         "output.snapshot_every=0.7"]
 CASES = [
-    ("async_sgd", 0, ["problem.noise=0.3", "stop.gradients=5000"]),
-    ("async_sgd", 1, ["problem.noise=0.05", "method.batch=3", "stop.iterations=3000"]),
-    ("async_sgd", 2, ["problem.noise=0.5", "workers.compute=fixed", "workers.compute_scale=0.5", "stop.time=45"]),
-    ("rennala_sgd", 0, ["problem.noise=0.3", "method.batch=20", "stop.gradients=5000"]),
+    ("async_sgd", 0, ["problem.noise=0.3", "stop.gradients=1500"]),
+    ("async_sgd", 1, ["problem.noise=0.05", "method.batch=3", "stop.iterations=1200"]),
+    ("async_sgd", 2, ["problem.noise=0.5", "workers.compute=fixed", "workers.compute_scale=0.1", "stop.time=10"]),
+    ("rennala_sgd", 0, ["problem.noise=0.3", "method.batch=20", "stop.gradients=1500"]),
     ("rennala_sgd", 1, ["problem.noise=0.1", "method.batch=1500", "stop.gradients=6000"]),
     ("rennala_sgd", 2, ["problem.noise=0.5", "method.batch=10", "workers.comm=sqrt", "workers.comm_scale=1e-3",
-                        "stop.time=30"]),
+                        "stop.time=5"]),
 ]
 
 
