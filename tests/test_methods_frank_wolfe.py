@@ -103,11 +103,14 @@ def test_matrix_sensing_is_recovered_in_sim(tmp_path):
 def test_sfw_asyn_over_mpi_converges_with_rank_one_updates(tmp_path):
     size = 40
     path = tmp_path / "sfw.h5"
+    # Four workers and a count of updates, not seconds (a loaded machine makes fewer updates a second): in the
+    # simulator 150 updates take about 2 s and bring the relative error to 0.12.
     args = ["run", "--method", "sfw_asyn", "--output", str(path)] + sets(
         problem={"name": "matrix_sensing", "dim": size, "rank": 3},
         method={"batch": 1, "max_batch": 1200, "svd_cost": 2},
-        workers={"compute": "geometric", "compute_scale": 0.0002}, stop={"time": 6.0}, output={"snapshot_every": 0.2})
-    done = run_mpi(9, args, timeout=120)
+        workers={"compute": "geometric", "compute_scale": 0.00005}, stop={"iterations": 150, "time": 60.0},
+        output={"snapshot_every": 0.05})
+    done = run_mpi(5, args, timeout=120)
     assert done.returncode == 0, done.stderr  # a rebuilt copy that differed from the server's would fail the run
     problem = make_problem(load_config(None, ["problem.name=matrix_sensing", f"problem.dim={size}", "problem.rank=3",
                                               "stop.time=1"], backend="sim").problem)
