@@ -147,9 +147,11 @@ def test_freya_page_with_algorithm_2_sampling_converges_over_mpi(tmp_path):
     path = tmp_path / "freya.h5"
     args = ["run", "--method", "freya_page", "--output", str(path)] + sets(
         problem={"name": "logistic", "samples": 200, "dim": 10},
-        method={"lr": 1.0, "p": 0.2, "S": 10, "gradient_sampling": "unreceived"},
+        # A longer step and half the gradients (was lr 1, 3000): f - f* falls to 18% of its start in the
+        # simulator (under 0.5 asked) with five full gradients, in about 1.7 s idle.
+        method={"lr": 3.0, "p": 0.2, "S": 10, "gradient_sampling": "unreceived"},
         workers={"compute": "sqrt", "compute_scale": 0.002},
-        stop={"gradients": 3000, "time": 60.0}, output={"snapshot_every": 0.2})
+        stop={"gradients": 1500, "time": 60.0}, output={"snapshot_every": 0.2})
     done = run_mpi(3, args, timeout=120)
     assert done.returncode == 0, done.stderr
     assert attrs(path)["status"] == "completed"
