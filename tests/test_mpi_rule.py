@@ -76,7 +76,7 @@ def test_rule_path_writes_the_file_on_result_writes(tmp_path, plugin):
 @pytest.mark.mpi
 @pytest.mark.timeout(300)
 def test_on_result_of_a_method_with_a_rule_is_not_called(tmp_path, plugin):
-    out = _run(tmp_path, plugin, "rule_only_async_sgd", 4, 600)
+    out = _run(tmp_path, plugin, "rule_only_async_sgd", 3, 600)
     with h5py.File(out, "r") as handle:
         assert handle.attrs["status"] == "completed"
         trace = {name: handle[f"trace/{name}"][()] for name in ("iteration", "max_delay", "bytes_up", "bytes_down")}
@@ -84,7 +84,7 @@ def test_on_result_of_a_method_with_a_rule_is_not_called(tmp_path, plugin):
         jobs, bytes_down = handle["workers/jobs"][()], handle["workers/bytes_down"][()]
     assert np.array_equal(trace["iteration"], np.arange(1, 601))
     assert accepted.all() and np.array_equal(trace["max_delay"], delays)
-    assert delays.max() >= 1  # three workers: results arrive at points already moved on
+    assert delays.max() >= 1  # two workers: results arrive at points already moved on
     assert np.array_equal(trace["bytes_up"], 8 * 50 * np.arange(1, 601))
-    # Each of the 3 workers got its first job and then one restart per result (the run stops after the last).
-    assert jobs.sum() == 600 and bytes_down.sum() == 8 * 50 * (600 + 3)
+    # Each of the 2 workers got its first job and then one restart per result (the run stops after the last).
+    assert jobs.sum() == 600 and bytes_down.sum() == 8 * 50 * (600 + 2)
