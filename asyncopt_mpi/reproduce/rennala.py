@@ -27,7 +27,7 @@ EXPERIMENT = Experiment(
         Setting("problem.noise_type", "zero_last", "zero_last", f"{CODE} --quad_type_noise (Tyurin's construction)"),
         Setting("workers.compute", "sqrt", "sqrt", f"{SEED} line 855 (tau_i = sqrt(i)); {CODE} delays == 'sqrt'"),
         Setting("workers.compute_scale", 1.0, 1.0, f"{SEED} line 855 (seconds)"),
-        Setting("stop.time", 20000.0, 400.0, "jobs/rennala_quadratic.toml (the seed's figure has no axis values)"),
+        Setting("stop.time", 20000.0, 300.0, "jobs/rennala_quadratic.toml (the seed's figure has no axis values)"),
         Setting("output.snapshot_every", 200.0, 16.0, "plot resolution (a snapshot costs an evaluation of f)"),
     ),
     panels=(Panel("n = 10000",
