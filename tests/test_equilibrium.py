@@ -33,10 +33,13 @@ from asyncopt_mpi.theory import (
     theory_table,
 )
 from asyncopt_mpi.theory.shadowheart import _equilibrium
+from full_suite import count
 
 SMALL = ["workers.n=8", "stop.iterations=1", "problem.dim=20", "problem.noise=0.1"]
 COMM = ["workers.comm=sqrt", "workers.comm_scale=0.01"]
 TOL = 1e-9
+# Examples per property: make test draws 100 (the same ones every run), make test-full 300.
+EXAMPLES = count("ASYNCOPT_EQUILIBRIUM_EXAMPLES", 100, 300)
 
 seconds = st.floats(1e-3, 1e3)
 workers = st.lists(st.tuples(seconds, seconds), min_size=1, max_size=25)
@@ -74,14 +77,15 @@ def by_definition(omega, r, h, t):
 # ---------------------------------------------------------------- t*
 
 
-@pytest.mark.parametrize("omega", [0.0, 0.3, 9.0, 999.0, 1e6 - 1])
-@pytest.mark.parametrize("r", [0.0, 1.0, 1e3, 1e6])
-@pytest.mark.parametrize("h, t", [(1.0, 1.0), (0.01, 2.0), (3.0, 1e-6), (0.0, 0.5), (0.2, 0.0)])
 @pytest.mark.parametrize("n", [1, 2, 10, 1000])
-def test_equal_workers_match_the_closed_form(omega, r, h, t, n):
-    expected = equilibrium_time_equal(omega, r, h, t, n)
-    got = equilibrium_time(omega, r, np.full(n, h), np.full(n, t))
-    assert got == pytest.approx(expected, rel=TOL, abs=0.0)
+def test_equal_workers_match_the_closed_form(n):
+    # One test per n over the whole grid: 100 cases a test cost pytest's set-up more than the numbers.
+    for omega in (0.0, 0.3, 9.0, 999.0, 1e6 - 1):
+        for r in (0.0, 1.0, 1e3, 1e6):
+            for h, t in ((1.0, 1.0), (0.01, 2.0), (3.0, 1e-6), (0.0, 0.5), (0.2, 0.0)):
+                expected = equilibrium_time_equal(omega, r, h, t, n)
+                got = equilibrium_time(omega, r, np.full(n, h), np.full(n, t))
+                assert got == pytest.approx(expected, rel=TOL, abs=0.0), (omega, r, h, t)
 
 
 def test_closed_form_by_hand():
@@ -92,7 +96,7 @@ def test_closed_form_by_hand():
     assert equilibrium_time_equal(1.0, 1.0, math.inf, 1.0, 3) == math.inf
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(pool=st.one_of(workers, wide_workers), omega=omegas, r=ratios)
 def test_bisection_over_prefixes_equals_solving_every_prefix(pool, omega, r):
     h, t = (np.array(v) for v in zip(*pool))
@@ -148,7 +152,7 @@ def test_a_worker_too_slow_to_matter():
     assert plan["active"][:3].all() and plan["n_active"] == 3
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(
     pool=workers,
     omega=omegas,
@@ -197,7 +201,7 @@ def test_ten_thousand_workers_is_fast(profile):
 # ---------------------------------------------------------------- the round plan
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(pool=workers, omega=omegas, r=ratios, d=st.integers(1, 1000), K=st.integers(1, 1000))
 def test_plan_fits_in_one_round(pool, omega, r, d, K):
     assume(K <= d)
@@ -306,7 +310,7 @@ def test_paper_equal_regime_within_a_constant(d, comm, n, r):
     assert 1 / 4 <= ratio <= 4, ratio
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(h=seconds, t=seconds, d=st.integers(2, 10**6), n=st.integers(1, 10**4), r=st.floats(0, 1e6))
 def test_equal_regime_constant_holds_everywhere(h, t, d, n, r):
     # t* = max(h, t, s), s = a + sqrt(a^2 + 4 t h omega r/n), a = (t omega + h r)/n, omega = d - 1 >= d/2:
