@@ -85,13 +85,13 @@ def test_plugin_method_and_problem_by_flag_in_sim_then_resume_and_evaluate_witho
 def test_plugins_table_over_mpiexec_then_resume_and_evaluate_without_naming_them(tmp_path, data):
     config = _plugin_config(tmp_path, data)
     out = tmp_path / "mpi.h5"
-    done = run_mpi(3, ["run", str(config), "--output", str(out), "--quiet"], timeout=180)
+    done = run_mpi(2, ["run", str(config), "--output", str(out), "--quiet"], timeout=180)
     assert done.returncode == 0, done.stderr
     stored = attrs(out)
-    assert stored["method"] == "fedbuff" and stored["backend"] == "mpi" and stored["n_workers"] == 2
+    assert stored["method"] == "fedbuff" and stored["backend"] == "mpi" and stored["n_workers"] == 1
     _steps_match_buffer(out, 3)
 
-    resumed = run_mpi(3, ["run", "--resume", str(out), "--set", "stop.iterations=20", "--quiet"], timeout=180)
+    resumed = run_mpi(2, ["run", "--resume", str(out), "--set", "stop.iterations=20", "--quiet"], timeout=180)
     assert resumed.returncode == 0, resumed.stderr
     assert attrs(out)["status"] == "completed" and attrs(out)["segments"] == 2
     assert read(out, "trace/iteration")["trace/iteration"][-1] == 20
@@ -105,7 +105,7 @@ def test_plugins_table_over_mpiexec_then_resume_and_evaluate_without_naming_them
 def test_sweep_over_mpiexec_reloads_plugins_in_every_run(tmp_path, data):
     config = _plugin_config(tmp_path, data)
     folder = tmp_path / "sweep"
-    done = run_cli(["sweep", str(config), "--grid", "method.buffer=2,4", "--backend", "mpi", "--ranks", "3",
+    done = run_cli(["sweep", str(config), "--grid", "method.buffer=2,4", "--backend", "mpi", "--ranks", "2",
                     "--out", str(folder)], timeout=300)
     assert done.returncode == 0, done.stderr
     files = sorted(folder.glob("*.h5"))
