@@ -73,11 +73,11 @@ def _per_shard(monkeypatch) -> None:
     monkeypatch.setattr(WorkerMeanObjective, "__init__", init)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1])
 def test_malenia_files_equal_with_rows_and_per_shard(tmp_path, monkeypatch, seed):
     overrides = ["problem.name=logistic", "problem.classes=3", "problem.dim=20", "problem.samples=480",
                  "workers.n=16", "workers.compute=sqrt", "workers.data_split=by_label", f"workers.seed={seed}",
-                 "method.batch=64", "method.lr=32", "stop.time=12", "output.snapshot_every=1"]
+                 "method.batch=64", "method.lr=32", "stop.time=3", "output.snapshot_every=0.25"]
     calls = []
     rows = LogisticProblem.loss_rows
 
