@@ -166,7 +166,7 @@ def test_malenia_beats_rennala_on_label_skewed_data(tmp_path):
     # the fast workers' labels and it stalls at a biased point; Malenia weighs every worker equally.
     common = ["problem.name=logistic", "problem.samples=2000", "problem.dim=20", "workers.n=10",
               "workers.data_split=by_label", "workers.compute_profile=linear", "workers.compute_scale=0.02",
-              "method.lr=2.0", "method.batch=10", "stop.time=150", "output.snapshot_every=1"]
+              "method.lr=2.0", "method.batch=10", "stop.time=150", "output.snapshot_every=5"]
     losses = {}
     for method in ("malenia_sgd", "rennala_sgd"):
         path = simulate(tmp_path, method, common, name=method)
