@@ -30,6 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import ConfigError, DataError
+from . import f_star_cache
 from .data import FORMATS, load_dataset
 from .matrix import MatrixProblem
 
@@ -241,13 +242,18 @@ class PolynomialNetworkProblem(MatrixProblem):
         """min f over the ball by FISTA (projections by full SVD) for D <= 100; nan for larger D (too slow).
 
         Never more than f(x0), so that it bounds every iterate's loss from below as well as FISTA allows.
+        Kept in the f* cache (problems.f_star_cache) per data, labels, radius and solver: every run of a
+        sweep or a reproduction needs the same number, and a solve takes seconds.
         """
         if self._f_star is None:
-            solution = self.minimizer()
-            if solution is None:
+            if self.n_features > F_STAR_MAX_FEATURES:
                 self._f_star = math.nan
             else:
-                self._f_star = min(self.loss(solution), self.loss(self.x0()))
+                start = self.loss(self.x0())
+                identity = f_star_cache.identity(type(self).__module__, type(self).__qualname__, self.radius, "FISTA",
+                                                 F_STAR_ITERATIONS, F_STAR_TOLERANCE, self.A, self.y)
+                self._f_star = f_star_cache.cached(identity, lambda: min(self.loss(self.minimizer()), start),
+                                                   accept=lambda value: value <= start)
         return self._f_star
 
     def labels(self) -> np.ndarray:
