@@ -96,7 +96,7 @@ def test_sfw_speedup_small_scale_more_workers_reach_the_target_sooner_and_every_
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_sfw_pnn_small_scale_runs_without_a_download_and_compares_training_losses(tmp_path, monkeypatch):
-    monkeypatch.setenv("ASYNCOPT_DATA", str(tmp_path / "no-data"))  # the small scale never reads the data folder
+    monkeypatch.setenv("ASYNCOPT_DATA", str(tmp_path / "no-data"))  # no data read from it (it keeps f* only)
     folder, report = _reproduce("sfw-pnn", tmp_path / "out")
     for suffix in ("", "-accuracy"):
         assert (folder / f"figure-p-0-1-n-16{suffix}.png").read_bytes().startswith(PNG)
