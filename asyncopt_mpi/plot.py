@@ -15,6 +15,7 @@ of the values tried gets a note. Reads results files only.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import textwrap
@@ -458,7 +459,12 @@ def plot(paths: list[str], output: str, x_axis: str = "time", y_axis: str = "sub
             directory = os.path.dirname(output)
             if directory:
                 os.makedirs(directory, exist_ok=True)
-            figure.savefig(output)
+            # Drawn into memory, then written here: savefig into a path can drop a failed write (a full disk,
+            # /dev/full) without an error, and the plot would be reported written.
+            image = io.BytesIO()
+            figure.savefig(image, format=extension or None)
+            with open(output, "wb") as handle:
+                handle.write(image.getbuffer())
         except OSError as exc:
             raise UserError(f"-o {output[:200]}: cannot write it ({exc.strerror or exc})") from None
     if export:

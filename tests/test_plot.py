@@ -3,6 +3,7 @@ named by what differs; seeds become a median and an interquartile band; diverged
 
 from __future__ import annotations
 
+import os
 import struct
 
 import h5py
@@ -75,6 +76,15 @@ def test_unknown_axis_is_a_clear_error(runs, tmp_path):
     _, paths = runs
     done = run_cli(["plot", paths[0], "-o", str(tmp_path / "x.png"), "--y", "speed"])
     assert done.returncode == 2 and "--y 'speed'" in done.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_a_plot_that_cannot_be_written_is_an_error_not_wrote(runs):
+    # /dev/full fails every write as a full disk does; savefig into that path dropped the error
+    _, paths = runs
+    done = run_cli(["plot", paths[0], "-o", "/dev/full"])
+    assert done.returncode == 2 and "wrote" not in done.stdout
+    assert done.stderr.strip() == "asyncopt: error: -o /dev/full: cannot write it (No space left on device)"
 
 
 def read_csv(path) -> list[dict]:
