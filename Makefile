@@ -51,7 +51,7 @@ test: $(STAMP) $(OPENMPI_STAMP)
 	$(MAKE) --no-print-directory test-openmpi || status=1; exit $$status
 
 # make test with the long tests at their full counts (ASYNCOPT_TEST_FULL=1, tests/full_suite.py): 140 chaos
-# faults instead of every kind twice, 1,000 fuzzed results files instead of 300, a fresh process per hostile command.
+# faults instead of every kind once, 1,000 fuzzed results files instead of 150, a fresh process per hostile command.
 .PHONY: test-full
 test-full: $(STAMP) $(OPENMPI_STAMP)
 	ASYNCOPT_TEST_FULL=1 $(MAKE) --no-print-directory test
