@@ -150,14 +150,15 @@ class RuleRuns:
         count = min(len(times), self.most_events())
         if times[count - 1] > time_limit:
             count = int(np.searchsorted(times, time_limit, side="right"))
-
         # Both tests only turn true as time goes on, so the last event tells whether any does.
-        def acts(at):  # the per-event path's tests after an event at `at` (a time or an array of them)
-            return (at - sim.last_snapshot_time >= sim.snapshot_every) | (at >= time_limit)
-
-        if acts(float(times[count - 1])):
-            count = int(np.flatnonzero(acts(times[:count]))[0]) + 1
+        if self._acts(float(times[count - 1])):
+            count = int(np.flatnonzero(self._acts(times[:count]))[0]) + 1
         return count
+
+    def _acts(self, at: float | np.ndarray):
+        """The per-event path's tests after an event at `at` (a time or an array of them): snapshot, time limit."""
+        sim = self.sim
+        return (at - sim.last_snapshot_time >= sim.snapshot_every) | (at >= sim.time_limit)
 
     def _apply(self, times: np.ndarray, workers: np.ndarray) -> int:
         """The per-event path's effects for a run of results, in the same order and numbers; returns how many."""
@@ -289,13 +290,33 @@ class StepAndRestartRuns(RuleRuns):
 
         The run is every event before `first + window`: the jobs running now that end by then,
         and then, wave after wave, each worker's restarts that still end by then (each end the
-        same sum the per-event path forms), in the order the event heap would pop them."""
+        same sum the per-event path forms), in the order the event heap would pop them; it ends
+        at the first event that reaches a limit or a snapshot (see _count)."""
+        sim = self.sim
+        first = self.finish.min()
+        if first > sim.time_limit or first == math.inf or self.window == self.shortest or self._acts(float(first)):
+            return super().take()  # (a first event that acts is a run of its own on either path)
+        horizon = first + self.window
+        if not (self.finish + self.duration < horizon).any():
+            return super().take()  # no restart ends in the window: the jobs running now make the run
+        # The run ends at the first event from the next snapshot or the time limit on: the shortest
+        # worker ends one within a shortest job of that boundary, so a window cut there usually holds
+        # the run (the same events, in the same order: they all end before the cut), at a fraction
+        # of the waves. Else the whole window is built.
+        boundary = min(sim.time_limit, sim.last_snapshot_time + sim.snapshot_every)
+        near = math.nextafter(boundary + self.shortest, math.inf)
+        if first < near < horizon:
+            taken = self._take_window(near, capped=True)
+            if taken is not None:
+                return taken
+        return self._take_window(horizon, capped=False)
+
+    def _take_window(self, horizon: float, capped: bool) -> int | None:
+        """The run of the events before `horizon` (see take). A `capped` window (one nearer than
+        `first + window`) returns None unless it surely holds the whole run: one of its events acts,
+        or it has as many events as the run may take."""
         sim = self.sim
         finish, duration = self.finish, self.duration
-        first = finish.min()
-        if first > sim.time_limit or first == math.inf or self.window == self.shortest:
-            return super().take()
-        horizon = first + self.window
         ending = np.flatnonzero(finish < horizon)
         wave_times, wave_workers = finish[ending], ending
         wave_index = np.arange(len(ending))  # where a wave's events are in the concatenation
@@ -312,10 +333,9 @@ class StepAndRestartRuns(RuleRuns):
             total += inside.size
             times.append(wave_times)
             workers.append(wave_workers)
-        if not parents:
-            return super().take()
         first_wave = len(ending)
-        parent = np.concatenate(parents)  # the event (in the concatenation) each restart follows
+        # The event (in the concatenation) each restart follows (none in a capped window may follow one).
+        parent = np.concatenate(parents) if parents else np.empty(0, dtype=np.int64)
         key = np.full(total, sim.sequence)  # the heap's tie-break: sequence numbers (the restarts' are larger)
         key[:first_wave] = self.sequence[ending]
         all_times, workers = np.concatenate(times), np.concatenate(workers)
@@ -334,6 +354,8 @@ class StepAndRestartRuns(RuleRuns):
             order = again
             position[order] = np.arange(total)
         times = all_times[order]
+        if capped and len(times) < self.most_events() and not self._acts(float(times[-1])):
+            return None
         count = self._count(times)
         events = order[:count]
         # For each event: which of the worker's events in the run it is, whether it is the last
