@@ -73,6 +73,27 @@ def test_runs_are_taken_and_a_rule_less_method_keeps_the_per_event_path(monkeypa
     assert not taken  # random assignment is not one rule for every result
 
 
+def test_a_run_a_snapshot_ends_builds_its_events_only_up_to_the_snapshot(monkeypatch, tmp_path):
+    # Two equal workers and a snapshot every second job: each run takes about 4 events, where its
+    # window spans 256 jobs (it used to build and sort some 500 events to keep 4).
+    built = []
+    original = sim_runs.StepAndRestartRuns._count
+
+    def counting(self, times):
+        built.append(len(times))
+        return original(self, times)
+
+    monkeypatch.setattr(sim_runs.StepAndRestartRuns, "_count", counting)
+    overrides = ["problem.dim=2", "problem.noise=0", "workers.n=2", "workers.compute=fixed",
+                 "workers.compute_profile=equal", "workers.compute_scale=0.5", "stop.iterations=300",
+                 "output.snapshot_every=1"]
+    assert simulate(tmp_path / "runs.h5", "async_sgd", overrides) == 0
+    assert len(built) > 50 and sum(built) < 10 * 300  # runs of a few events, each built a job past its end
+    monkeypatch.setattr(sim_runs, "RUNS_ENABLED", False)
+    assert simulate(tmp_path / "events.h5", "async_sgd", overrides) == 0
+    assert assert_same_files(tmp_path / "runs.h5", tmp_path / "events.h5") == 300
+
+
 def test_every_rennala_result_goes_through_batch_runs(monkeypatch, tmp_path):
     from asyncopt_mpi.runtime.sim import batch_runs as sim_batch_runs
 
