@@ -19,7 +19,7 @@ EXTRAS = {
     "plot": ["matplotlib>=3.7"],
     "pandas": ["pandas>=1.5"],
     "sklearn": ["scikit-learn>=1.3"],
-    "test": ["pytest>=7", "pytest-timeout>=2", "hypothesis>=6", "pandas>=1.5"],
+    "test": ["pytest>=7", "pytest-timeout>=2", "pytest-xdist>=3", "hypothesis>=6", "pandas>=1.5"],
 }
 
 
