@@ -1,4 +1,4 @@
-"""f* of problems that solve for it (L-BFGS on logistic regression), kept on disk so a solve runs once per setting.
+"""f* of problems that solve for it (L-BFGS on logistic regression, FISTA on the polynomial network), kept on disk.
 
 A solve on all 60,000 MNIST rows takes up to an hour; every run of a sweep or a reproduction
 needs the same number. One small JSON file per identity, in `{data}/fstar/` (the data cache
