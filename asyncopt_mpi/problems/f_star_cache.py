@@ -3,7 +3,7 @@
 A solve on all 60,000 MNIST rows takes up to an hour; every run of a sweep or a reproduction
 needs the same number. One small JSON file per identity, in `{data}/fstar/` (the data cache
 folder, $ASYNCOPT_DATA or ~/.cache/asyncopt): the identity is a SHA-256 over the problem's
-class, its settings that change f (classes, l2, lam, the solver's options) and the bytes of the
+class, its settings that change f (classes, l2, lam, the radius, the solver's options) and the bytes of the
 data it trains on (after scaling, the test rows held out and the first `samples` rows kept), so
 a changed file, setting or solver is a new entry, never a stale one.
 
