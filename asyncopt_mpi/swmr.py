@@ -1,5 +1,10 @@
 """Opening a results file still marked open for writing (SWMR read) with few metadata read attempts.
 
+A writer killed while it had the file open without SWMR (laying the file out, storing metrics at the
+end, resuming it) leaves it marked open for plain writing, which an SWMR reader is refused too; such
+a file is opened read-only with HDF5's consistency flags ignored, as `h5clear -s` would, so that
+evaluate can salvage it.
+
 An SWMR reader retries a metadata block whose checksum fails (HDF5's default: 100 attempts, with
 growing sleeps), since a live writer may be rewriting it; on a damaged file that is minutes of
 spinning for nothing. h5py does not offer H5Pset_metadata_read_attempts, so it is called in
@@ -44,5 +49,20 @@ def open_swmr(path: str, locking: bool | None = None) -> h5py.File:
     setter = getattr(library, "H5Pset_metadata_read_attempts", None) if library is not None else None
     if setter is not None:
         setter(ctypes.c_int64(access.id), ctypes.c_uint(READ_ATTEMPTS))
-    identifier = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=access)
+    try:
+        identifier = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=access)
+    except OSError as exc:
+        if "not already open for SWMR writing" not in str(exc) or not _ignore_status_flags(library, access):
+            raise
+        identifier = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY, fapl=access)
     return h5py.File(identifier)
+
+
+def _ignore_status_flags(library: ctypes.CDLL | None, access: h5py.h5p.PropFAID) -> bool:
+    """Set HDF5's own file-access property that h5clear uses to open a file whose writer died
+    (H5Pset by name: h5py has no setter); False where the library does not have it."""
+    setter = getattr(library, "H5Pset", None) if library is not None else None
+    if setter is None:
+        return False
+    ignore = ctypes.c_bool(True)
+    return setter(ctypes.c_int64(access.id), b"clear_status_flags", ctypes.byref(ignore)) >= 0

@@ -339,6 +339,31 @@ def test_recover_keeps_a_completed_status(tmp_path):
     assert run["trace"]["time"].size == 7
 
 
+# A writer killed while it stores metrics into a closed file (write_metrics opens it without SWMR).
+DIES_STORING_METRICS = """
+import os, sys, h5py
+handle = h5py.File(sys.argv[1], "r+", libver="latest")
+handle.create_group("metrics_being_written")
+handle.flush()
+os._exit(9)
+"""
+
+
+def test_a_file_killed_while_open_without_swmr_is_read_and_recovered(tmp_path):
+    path = tmp_path / "stored.h5"
+    write_complete_run(path)
+    killed = subprocess.run([sys.executable, "-c", DIES_STORING_METRICS, str(path)], timeout=50)
+    assert killed.returncode == 9
+    with pytest.raises(OSError, match="not already open for SWMR writing"):
+        h5py.File(path, "r", swmr=True, libver="latest")  # what readers met before
+    assert is_cleanly_closed(str(path)) is False
+    assert read_run(str(path))["trace"]["time"].size == 7
+    recover(str(path))
+    assert is_cleanly_closed(str(path)) is True
+    run = read_run(str(path))
+    assert run["attrs"]["status"] == "completed" and run["trace"]["time"].size == 7
+
+
 def test_blocks_and_single_rows_keep_their_order_and_types(tmp_path):
     import asyncopt_mpi.results as results
 
