@@ -17,6 +17,7 @@ import numpy as np
 
 SAMPLE_MEAN = "sample_mean"  # f = (1/m) sum_j f_j: every other method
 WORKER_MEAN = "worker_mean"  # f = (1/n) sum_i f_i, f_i = mean over worker i's shard
+SOLVER_OPTIONS = {"maxiter": 10_000, "maxfun": 20_000, "gtol": 1e-10, "ftol": 1e-15, "maxcor": 20}
 ROW_BLOCK_FLOATS = 2**16  # floats of the shards' gradients full_grad sums in one block
 DESCRIPTIONS = {
     SAMPLE_MEAN: "sample_mean: f(x) = (1/m) sum_j f_j(x), the mean over all samples",
@@ -28,7 +29,7 @@ class WorkerMeanObjective:
     """(1/n) sum_i f_i of a finite-sum problem, f_i the mean of its terms over shard i.
 
     Needs the problem's `loss_of(x, idx)` (mean loss of the terms idx, regulariser included)
-    next to `grad(x, idx)`. f* is found with L-BFGS-B from the problem's x0.
+    next to `grad(x, idx)`. f* is found with L-BFGS-B from the problem's x0 (compute_f_star).
     """
 
     name = WORKER_MEAN
@@ -76,18 +77,29 @@ class WorkerMeanObjective:
         return {"loss": self.loss(x), "grad_norm_sq": float(g @ g), "accuracy": self.accuracy(x)}
 
     def compute_f_star(self) -> float:
+        """min (1/n) sum_i f_i as L-BFGS-B reaches it; kept in the f* cache (problems.f_star_cache) when
+        the problem has a cache identity, per that identity and the shards."""
         if self._f_star is None:
-            import scipy.optimize  # here, not at start-up: loading it costs more CPU than numpy and h5py together
+            problem_identity = getattr(self.problem, "f_star_identity", None)
+            if problem_identity is None:
+                self._f_star = self._solve()
+            else:
+                from .problems import f_star_cache
 
-            x0 = self.problem.x0()
-            result = scipy.optimize.minimize(
-                lambda x: (self.loss(x), self.full_grad(x)), x0, jac=True, method="L-BFGS-B",
-                options={"maxiter": 10_000, "maxfun": 20_000, "gtol": 1e-10, "ftol": 1e-15, "maxcor": 20},
-            )
-            value = self.loss(result.x) if np.all(np.isfinite(result.x)) else math.nan
-            # never above f(x0): f* must bound every iterate's loss from below where it can
-            self._f_star = min(value, self.loss(x0)) if math.isfinite(value) else math.nan
+                start = self.loss(self.problem.x0())
+                key = f_star_cache.identity(WORKER_MEAN, problem_identity(), "L-BFGS-B", SOLVER_OPTIONS, *self.shards)
+                self._f_star = f_star_cache.cached(key, self._solve, accept=lambda value: value <= start)
         return self._f_star
+
+    def _solve(self) -> float:
+        import scipy.optimize  # here, not at start-up: loading it costs more CPU than numpy and h5py together
+
+        x0 = self.problem.x0()
+        result = scipy.optimize.minimize(lambda x: (self.loss(x), self.full_grad(x)), x0, jac=True,
+                                         method="L-BFGS-B", options=SOLVER_OPTIONS)
+        value = self.loss(result.x) if np.all(np.isfinite(result.x)) else math.nan
+        # never above f(x0): f* must bound every iterate's loss from below where it can
+        return min(value, self.loss(x0)) if math.isfinite(value) else math.nan
 
 
 def method_objective(method_name: str) -> str:

@@ -77,6 +77,20 @@ def test_nonconvex_logistic_keys_its_lam(tmp_path, solves):
     assert solves == ["NonconvexLogisticProblem"] * 2 and values[0] == values[2] != values[1]
 
 
+def test_the_worker_mean_objective_keys_its_shards(tmp_path, solves, monkeypatch):
+    from asyncopt_mpi.objective import WorkerMeanObjective
+
+    problem = small_problem()
+    shards, other = [np.arange(0, 20), np.arange(20, 60)], [np.arange(0, 30), np.arange(30, 60)]
+    calls = []
+    solve = WorkerMeanObjective._solve
+    monkeypatch.setattr(WorkerMeanObjective, "_solve", lambda self: calls.append(1) or solve(self))
+    values = [WorkerMeanObjective(problem, split).compute_f_star() for split in (shards, other, shards)]
+    assert len(calls) == 2 and values[0] == values[2] != values[1]  # a new objective object reads it back
+    assert values[0] == solve(WorkerMeanObjective(problem, shards))  # bit for bit what the solver gives
+    assert len(os.listdir(tmp_path / "fstar")) == 2
+
+
 def planted(tmp_path, problem: LogisticProblem):
     """The cache file's place for `problem` (its folder made)."""
     (tmp_path / "fstar").mkdir(exist_ok=True)
