@@ -456,11 +456,14 @@ def evaluate(file: str) -> None:
 
     try:
         ResultsLock.acquire(file, "evaluate")  # refused while a run writes (or a watchdog repairs) it
-        if not is_cleanly_closed(file):
+        closed = is_cleanly_closed(file)
+        if not closed:
             recover(file)
-            click.echo(f"{file}: the run ended without closing the file; rewrote it (status failed)", err=True)
         try:
             run_data = read_run(file)
+            if not closed:  # failed, or the status it had if the writer died after recording it (storing metrics)
+                status = run_data["attrs"].get("status")
+                click.echo(f"{file}: the run ended without closing the file; rewrote it (status {status})", err=True)
         except UserError as exc:  # e.g. a write that failed on a full disk: keep the rows that can be read
             recover(file)
             click.echo(f"{file}: {exc}; rewrote it with the rows that could be read", err=True)

@@ -298,6 +298,29 @@ def test_a_disk_filled_by_another_process_under_a_run_ends_it_with_one_line(smal
 # ------------------------------------------------------------ 5. bounded readers
 
 
+# write_metrics's first steps in a process that then dies: the file stays marked open for writing, without SWMR.
+DIES_STORING_METRICS = """
+import os, sys, h5py
+handle = h5py.File(sys.argv[1], "r+", libver="latest")
+del handle["metrics"]
+handle.create_group("metrics")
+handle.flush()
+os._exit(9)
+"""
+
+
+def test_evaluate_repairs_a_file_whose_writer_died_storing_its_metrics(tmp_path):
+    path = str(tmp_path / "run.h5")
+    assert run_cli(["run", DEMO, *SIM, "--output", path]).returncode == 0
+    assert subprocess.run([sys.executable, "-c", DIES_STORING_METRICS, path], timeout=60).returncode == 9
+    done = run_cli(["evaluate", path])
+    assert done.returncode == 0, done.stderr
+    assert "the run ended without closing the file; rewrote it (status completed)" in done.stderr
+    with h5py.File(path, "r") as handle:  # a normally closed file with its status and metrics again
+        assert handle.attrs["status"] == "completed"
+        assert len(handle["metrics/loss"]) == len(handle["snapshots/time"]) > 1
+
+
 def killed_run_file(path) -> None:
     """A results file whose writer was SIGKILLed mid-run (still marked open for writing)."""
     script = (
