@@ -12,7 +12,6 @@ import sys
 import tempfile
 
 
-
 def _cpu_has(flag: str) -> bool:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
