@@ -23,6 +23,9 @@ import sys
 import time
 
 REPORT_WAIT = 10.0  # rank 0's watchdog waits at most this long for reports (a launcher may take seconds to end a host)
+# Each watcher notes the time it *noticed* an end, which on a loaded machine can lag the end by a
+# second or more: ends noticed on two hosts this close together cannot be ordered.
+TOGETHER_SECONDS = 2.0
 REPORT_KEEP = 30.0  # a report nobody collected is removed this long after the host's last rank ended
 
 
@@ -63,18 +66,27 @@ def first_ended_reason(path: str, local_first: list[int], local_time: float, pid
     reports = _collect(path, hosts_elsewhere)
     candidates = [(local_time, rank0_host, [(rank, pids[rank]) for rank in local_first])]
     candidates += [(item["time"], host, [tuple(pair) for pair in item["ranks"]]) for host, item in reports.items()]
-    when, host, first = min(candidates, key=lambda candidate: candidate[0])
-    names = ", ".join(f"rank {rank} (pid {pid})" for rank, pid in first)
+    candidates.sort(key=lambda candidate: candidate[0])
+    when = candidates[0][0]
+    together = [candidate for candidate in candidates if candidate[0] - when <= TOGETHER_SECONDS]
+    seen = {host for _, host, _ in together}
     # Hosts that may hold the rank that ended first: no report, or one whose rank had already
     # ended when its reporter started (after `when`: we cannot order it).
     unknown = [f"{name} (ranks {', '.join(map(str, ranks))}: no report)"
                for name, ranks in hosts_elsewhere.items() if name not in reports]
     unknown += [f"{name} (rank {', '.join(str(rank) for rank, _ in item['ranks'])} had ended before its "
-                f"watcher started)" for name, item in reports.items() if not item.get("exact", True) and name != host]
+                f"watcher started)" for name, item in reports.items() if not item.get("exact", True) and name not in seen]
+    names = "; ".join(f"{', '.join(f'rank {rank} (pid {pid})' for rank, pid in first)} on {host}"
+                      for _, host, first in together)
+    if len(together) > 1:
+        ended = (f"{names} were seen ending within {TOGETHER_SECONDS:g} s of each other first, and which of them "
+                 "ended first cannot be told")
+        return f"killed: the MPI job ended without closing the file; {ended}" + (
+            f"; a rank on {'; '.join(unknown)} may have ended before" if unknown else "")
     if not unknown:
-        return f"killed: {names} on {host} ended first, and the MPI job ended without closing the file"
+        return f"killed: {names} ended first, and the MPI job ended without closing the file"
     return (
-        f"killed: the MPI job ended without closing the file; {names} on {host} ended first of the ranks "
+        f"killed: the MPI job ended without closing the file; {names} ended first of the ranks "
         f"watched, but a rank on {'; '.join(unknown)} may have ended before"
     )
 
