@@ -143,13 +143,17 @@ PartitionName=test Nodes={",".join(self.nodes)} Default=YES MaxTime=INFINITE Sta
     def wait(self, job: str, timeout: float = 180) -> str:
         """Wait for a job (every task of an array) to end; returns its final state."""
         deadline = time.monotonic() + timeout
+        shown = ""
         while time.monotonic() < deadline:
             shown = _run("scontrol", "show", "job", job, env=self.env).stdout
             states = [field.split("=", 1)[1] for field in shown.split() if field.startswith("JobState=")]
             if states and all(state in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL") for state in states):
                 return "COMPLETED" if all(state == "COMPLETED" for state in states) else ",".join(states)
             time.sleep(0.5)
-        raise TimeoutError(f"Slurm job {job} did not end within {timeout} s")
+        # Where it stuck (pending for nodes, or running), and no job left to hold the nodes of the next test.
+        where = " ".join(field for field in shown.split() if field.startswith(("JobState=", "Reason=", "NodeList=")))
+        _run("scancel", job, env=self.env)
+        raise TimeoutError(f"Slurm job {job} did not end within {timeout} s ({where}); cancelled")
 
     def signal_batch(self, job: str, name: str) -> None:
         _run("scancel", f"--signal={name}", "--batch", job, env=self.env)

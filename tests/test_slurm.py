@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "jobs" / "slurm"
 DEMO = str(ROOT / "jobs" / "demo.toml")
 
-pytestmark = [pytest.mark.mpi, pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))]
+# Longer than SlurmCluster.wait's 180 s: a job that does not end fails with its state and Slurm's reason.
+pytestmark = [pytest.mark.mpi, pytest.mark.timeout(240),
+              pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))]
 
 
 @pytest.fixture(scope="module")
