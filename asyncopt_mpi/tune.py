@@ -12,6 +12,9 @@ As the papers tune ("each method with its best step size"), with what a reader c
 3. Bracketing: while the best value is the smallest (largest) of those tried, the grid is
    extended on that side by the ratio of its two outermost values there (2 for a one-value grid),
    at most `--extensions` times per side; the output says when a best value stays at an edge.
+   With more processes than tuning seeds, an extension tries as many values past the edge at once
+   as the processes can run beside each other (each counts as one extension): the same wall time
+   as one value, and fewer rounds when the best lies several steps out.
 4. The best value of each method runs on the evaluation seeds (`workers.seed` = 0 .. E-1) into
    OUT/, so `asyncopt plot OUT` draws them as medians with interquartile bands, and OUT/tune.csv
    and OUT/TUNE.md hold the table: method, best value, bracketed, the values tried, and the median
@@ -127,6 +130,8 @@ class Tuner:
         metric = "suboptimality"
         pending = values
         extended = {"low": 0, "high": 0}
+        # Processes a tuning sweep leaves idle try the next extensions at once (same wall time, more values).
+        ahead = max(1, self.processes // len(seeds))
         while pending:
             paths = self._sweep(os.path.join(self.out, "tuning"), method, pending, seeds)
             for index, value in enumerate(pending):
@@ -140,15 +145,13 @@ class Tuner:
             pending = []
             if best == tried[0] and extended["low"] < self.extensions:
                 factor = tried[1] / tried[0] if len(tried) > 1 else 2.0
-                pending.append(best / factor)
-                extended["low"] += 1
+                pending = self._extension(best, factor, extended, "low", ahead)
             elif best == tried[-1] and extended["high"] < self.extensions:
                 factor = tried[-1] / tried[-2] if len(tried) > 1 else 2.0
-                pending.append(best * factor)
-                extended["high"] += 1
+                pending = self._extension(best, factor, extended, "high", ahead)
             if pending:
                 self.log(f"{method}: best {self.key} = {_format(best)} is at the edge of {_list(tried)}; "
-                         f"trying {_format(pending[0])}")
+                         f"trying {', '.join(_format(value) for value in pending)}")
         tried = sorted(trials)
         best = min(tried, key=lambda v: trials[v].key())
         bracketed = tried[0] < best < tried[-1]
@@ -156,6 +159,14 @@ class Tuner:
             self.log(f"{method}: best {self.key} = {_format(best)} is still at the edge of {_list(tried)} after "
                      f"{self.extensions} extensions; not bracketed")
         return Choice(method, best, bracketed, tried, metric)
+
+    def _extension(self, best: float, factor: float, extended: dict[str, int], side: str, ahead: int) -> list[float]:
+        """The next values past `best` on one side (`ahead` of them, within the extensions left there)."""
+        count = min(ahead, self.extensions - extended[side])
+        extended[side] += count
+        if side == "low":
+            return [best / factor ** step for step in range(1, count + 1)]
+        return [best * factor ** step for step in range(1, count + 1)]
 
     def evaluate(self, choice: Choice) -> None:
         seeds = list(range(self.evaluation_seeds))

@@ -90,3 +90,17 @@ def test_a_link_where_the_table_goes_is_refused_before_anything_runs(tmp_path):
     done = CliRunner().invoke(cli, ["tune", DEMO, "--grid", "method.lr=0.1", "--out", str(out), *SMALL])
     assert done.exit_code == 2 and "TUNE.md" in done.stderr and "symbolic link" in done.stderr
     assert victim.read_text() == "precious\n" and not list(out.glob("**/*.h5"))
+
+
+def test_processes_left_idle_by_the_tuning_seeds_try_the_next_extensions_at_once(tmp_path):
+    # One tuning seed and two processes: each extension round runs two values past the edge side by side, and the
+    # two count against --extensions (so 3 allows one round of two and then one more value).
+    out = tmp_path / "t"
+    done = CliRunner().invoke(cli, ["tune", DEMO, "--grid", "method.lr=0.001,0.002", "--methods", "async_sgd",
+                                    "--extensions", "3", "--seeds", "1", "--eval-seeds", "1", "--processes", "2",
+                                    "--out", str(out), *SMALL])
+    assert done.exit_code == 0, done.stderr
+    assert "is at the edge of (0.001, 0.002); trying 0.004, 0.008" in done.stderr
+    tried = [float(value) for value in list(csv.DictReader((out / "tune.csv").open()))[0]["tried"].split()]
+    assert tried[:4] == [0.001, 0.002, 0.004, 0.008] and len(tried) <= 5
+    assert len(list((out / "tuning").glob("*.h5"))) == len(tried)
