@@ -60,7 +60,7 @@ def test_the_second_run_reads_f_star_back_without_the_solver(tmp_path, solves):
     assert simulate(tmp_path / "other.h5", "async_sgd", RUN + ["problem.l2=0.01"]) == 0
     assert simulate(tmp_path / "more.h5", "async_sgd", RUN + ["problem.samples=150"]) == 0
     assert len(solves) == 3  # another l2, other rows: new solves
-    assert len(os.listdir(tmp_path / "fstar")) == 3
+    assert len(list((tmp_path / "fstar").glob("*.json"))) == 3  # (and a .lock file each, kept for the next solve)
 
 
 def test_the_cache_is_off_with_the_environment_variable(tmp_path, solves, monkeypatch):
@@ -88,7 +88,7 @@ def test_the_worker_mean_objective_keys_its_shards(tmp_path, solves, monkeypatch
     values = [WorkerMeanObjective(problem, split).compute_f_star() for split in (shards, other, shards)]
     assert len(calls) == 2 and values[0] == values[2] != values[1]  # a new objective object reads it back
     assert values[0] == solve(WorkerMeanObjective(problem, shards))  # bit for bit what the solver gives
-    assert len(os.listdir(tmp_path / "fstar")) == 2
+    assert len(list((tmp_path / "fstar").glob("*.json"))) == 2
 
 
 def planted(tmp_path, problem: LogisticProblem):
@@ -142,3 +142,45 @@ def test_a_cache_folder_that_is_a_link_is_not_used(tmp_path, solves):
     assert small_problem().compute_f_star() == small_problem().compute_f_star()
     assert len(solves) == 2  # nothing read back from (or written to) a folder that is a link
     assert os.listdir(elsewhere) == []
+
+
+def test_a_second_process_waits_for_the_first_ones_solve_and_reads_its_value(tmp_path, monkeypatch):
+    # Two solvers of one key at once (as the first runs of a two-process sweep): the second waits for the first's
+    # lock, then reads the value it stored, and its own solver is never called. flock locks belong to an open file,
+    # so two threads of one process stand for two processes.
+    import threading
+
+    monkeypatch.setenv(f_star_cache.ENV, str(tmp_path / "fstar"))
+    started, release, second_called = threading.Event(), threading.Event(), threading.Event()
+    results = {}
+
+    def first_solve():
+        started.set()
+        release.wait(30)
+        return 0.25
+
+    def second_solve():
+        second_called.set()
+        return 0.5
+
+    first = threading.Thread(target=lambda: results.setdefault("first", f_star_cache.cached("k" * 64, first_solve)))
+    second = threading.Thread(target=lambda: results.setdefault("second", f_star_cache.cached("k" * 64, second_solve)))
+    first.start()
+    assert started.wait(30)
+    second.start()
+    second_called.wait(1.0)  # unlocked, the second would solve at once
+    release.set()
+    first.join(30)
+    second.join(30)
+    assert not second_called.is_set()
+    assert results == {"first": 0.25, "second": 0.25}
+
+
+def test_a_link_in_the_lock_files_place_is_not_followed(tmp_path, monkeypatch):
+    monkeypatch.setenv(f_star_cache.ENV, str(tmp_path / "fstar"))
+    (tmp_path / "fstar").mkdir(mode=0o700)
+    scratch = tmp_path / "scratch"
+    scratch.write_text("mine")
+    os.symlink(scratch, tmp_path / "fstar" / ("k" * 64 + ".lock"))
+    assert f_star_cache.cached("k" * 64, lambda: 0.75) == 0.75  # solved unlocked, stored
+    assert scratch.read_text() == "mine" and f_star_cache.read(str(tmp_path / "fstar"), "k" * 64) == 0.75

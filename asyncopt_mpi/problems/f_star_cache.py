@@ -14,15 +14,19 @@ opened without following a link. A file read back is used only when it is a plai
 user (side_files.refusal), small, well formed, of the same identity, and holds a finite f* that
 the problem accepts (not above f(x0)); anything else is ignored, and the solve runs and replaces it.
 A cache that cannot be written (read-only folder, full disk) is skipped: the run goes on.
+A solve holds an flock on KEY.lock there, so runs that start together solve a key once: the others
+wait and read the first one's value.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import math
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import scipy.sparse as sp
@@ -69,17 +73,54 @@ def _add_array(digest: "hashlib._Hash", array: np.ndarray) -> None:
 
 
 def cached(key: str, solve: Callable[[], float], accept: Callable[[float], bool] = lambda value: True) -> float:
-    """f* of identity `key`: read back from the cache when there and accepted, else solve() (stored if finite)."""
+    """f* of identity `key`: read back from the cache when there and accepted, else solve() (stored if finite).
+
+    One process at a time solves a key: the runs of a sweep or reproduction that start together wait
+    for the first one's solve and read its value, instead of each solving for up to an hour."""
     place = folder()
     if place is None:
         return solve()
     value = read(place, key)
     if value is not None and accept(value):
         return value
-    value = solve()
-    if math.isfinite(value):
-        write(place, key, value)
+    with _solving(place, key):
+        value = read(place, key)
+        if value is not None and accept(value):
+            return value
+        value = solve()
+        if math.isfinite(value):
+            write(place, key, value)
     return value
+
+
+@contextlib.contextmanager
+def _solving(place: str, key: str) -> Iterator[None]:
+    """Hold `key`'s lock (flock on KEY.lock in the cache folder, released by the kernel if the holder dies).
+
+    The lock file is opened without following a link and used only when it is a plain file of this
+    user; when it cannot be, the solve goes on unlocked (as before the lock: at worst solved twice)."""
+    handle = None
+    directory = _open_folder(place, create=True)
+    if directory is not None:
+        try:
+            handle = os.open(f"{key}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                             0o600, dir_fd=directory)
+            if refusal(os.fstat(handle)) is None:
+                fcntl.flock(handle, fcntl.LOCK_EX)  # a kernel wait, not a spin
+            else:
+                os.close(handle)
+                handle = None
+        except (OSError, ValueError):
+            if handle is not None:
+                os.close(handle)
+            handle = None
+        finally:
+            os.close(directory)
+    try:
+        yield
+    finally:
+        if handle is not None:
+            os.close(handle)  # closing releases the lock
 
 
 def _open_folder(place: str, create: bool) -> int | None:
