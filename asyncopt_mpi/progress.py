@@ -5,7 +5,7 @@ stop.gradients or stop.iterations bound the run, the line says how much of it is
 of those shares) and about how long it has left in wall seconds, from the pace so far (and, in the
 simulator, in virtual seconds too). It shows f - f* when f* is known, else the loss. A set-up that
 takes longer than SETUP_SECONDS (2 s, or the interval if shorter) says which phase it is in,
-one log line per phase and then one per interval (SetupProgress).
+one log line per phase and then more after an interval that doubles each time (SetupProgress).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import time
 from typing import Any, TextIO
 
 SETUP_SECONDS = 2.0  # a set-up shorter than this prints nothing
+SETUP_REPEAT_MAX = 600.0  # seconds between two lines of one set-up phase at most (the gap doubles up to it)
 
 
 def progress_interval(default: float = 5.0) -> float:
@@ -127,7 +128,9 @@ class SetupProgress:
 
     A background thread wakes every interval; once SETUP_SECONDS (or the interval, if shorter)
     have passed since the set-up began, it logs the current phase when it changes and again
-    every interval while it lasts, so millions of simulated workers do not set up in silence.
+    while it lasts, after an interval that doubles with each repeat (up to SETUP_REPEAT_MAX), so
+    millions of simulated workers do not set up in silence and an hour's f* solve in a batch
+    log is a dozen lines, not hundreds.
     Lines go to the asyncopt logger at info level: --quiet or --log-level warning hides them.
     """
 
@@ -139,6 +142,7 @@ class SetupProgress:
         self.current = ""
         self.shown = ""
         self.next_time = self.start + self.threshold
+        self.wait = self.interval  # until the next line of an unchanged phase
         self.stopped = threading.Event()
         self.thread = None
         if not quiet and logging.getLogger("asyncopt").isEnabledFor(logging.INFO):
@@ -156,7 +160,8 @@ class SetupProgress:
             if now - self.start < self.threshold or (current == self.shown and now < self.next_time):
                 continue
             log.info("%s: %s (%.1f s so far)", self.what, current, now - self.start)
-            self.shown, self.next_time = current, now + self.interval
+            self.wait = self.interval if current != self.shown else min(2 * self.wait, SETUP_REPEAT_MAX)
+            self.shown, self.next_time = current, now + self.wait
 
     def close(self) -> None:
         """The set-up is over: no more lines (safe to call twice)."""

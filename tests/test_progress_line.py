@@ -36,3 +36,29 @@ def test_a_run_bounded_by_time_shows_the_limit(tmp_path, capsys, monkeypatch):
     lines = progress_lines(tmp_path, capsys, monkeypatch, **{"stop.time": 20})
     assert lines, "no progress line"
     assert all(re.match(r"asyncopt: [\d.]+ of 20 virtual s, \d+% of stop\.time done", line) for line in lines), lines
+
+
+def test_a_long_set_up_phase_logs_after_gaps_that_double(caplog, monkeypatch):
+    """One phase that lasts (an f* solve of an hour) is a few lines, not one per interval: each gap doubles."""
+    import logging
+    import time
+
+    from asyncopt_mpi.progress import SetupProgress
+
+    monkeypatch.setenv("ASYNCOPT_PROGRESS_SECONDS", "0.05")
+    with caplog.at_level(logging.INFO, logger="asyncopt"):
+        progress = SetupProgress("setting up")
+        progress.phase("f* (reference optimum)")
+        time.sleep(1.6)  # lines due at 0.05, 0.1, 0.2, 0.4, 0.8, 1.6 s (a late thread only makes fewer)
+        progress.close()
+    lines = [record.getMessage() for record in caplog.records if "so far" in record.getMessage()]
+    assert 1 <= len(lines) <= 7, lines  # one per interval would be about 32
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="asyncopt"):
+        progress = SetupProgress("setting up")  # a new phase is logged at once (past the threshold), not after a gap
+        progress.phase("one")
+        time.sleep(0.3)
+        progress.phase("two")
+        time.sleep(0.3)
+        progress.close()
+    assert any("two" in record.getMessage() for record in caplog.records), caplog.text
