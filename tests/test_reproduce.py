@@ -139,3 +139,19 @@ def test_every_experiments_runs_are_valid_configs_at_both_scales(tmp_path, monke
                                 backend="sim", require_stop=True)
                     checked += 1
     assert checked >= 100
+
+
+def test_a_paper_grid_is_the_first_grid_at_the_paper_scale_only():
+    """A method whose paper-scale best lies far from the small scale's grid starts there at the paper scale (so its
+    tuning brackets it within the extensions), and the report names the grid that scale started from."""
+    from asyncopt_mpi.reproduce import get
+    from asyncopt_mpi.reproduce.driver import _grid_note
+    from asyncopt_mpi.reproduce.experiment import MethodSpec
+
+    spec = MethodSpec("amelie_sgd", (8.0, 16.0), paper_grid=(256.0, 512.0))
+    assert spec.first_grid("small") == (8.0, 16.0) and spec.first_grid("paper") == (256.0, 512.0)
+    assert MethodSpec("async_sgd", (1.0, 2.0)).first_grid("paper") == (1.0, 2.0)
+    assert _grid_note(spec, "paper") == "first grid of method.lr: 256, 512"
+    assert _grid_note(spec, "small") == "first grid of method.lr: 8, 16"
+    amelie = next(method for method in get("decentralized").methods if method.name == "amelie_sgd")
+    assert amelie.first_grid("paper")[0] < 512 < amelie.first_grid("paper")[-1]  # the first paper run's edge, inside

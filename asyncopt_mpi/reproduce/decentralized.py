@@ -72,7 +72,9 @@ EXPERIMENT = Experiment(
     # first grids centred on what a first small-scale tuning chose (tune.py extends them until bracketed)
     methods=(
         MethodSpec("amelie_sgd", (8.0, 16.0, 32.0), note="S = n (the default); every worker computes while the sums "
-                   "travel, each weighed 1/s_i"),
+                   "travel, each weighed 1/s_i; paper: the first paper-scale run's best was 512, the largest of its "
+                   "4 extensions from the small scale's grid, so the paper scale starts around it",
+                   paper_grid=(256.0, 512.0, 1024.0)),
         MethodSpec("fragile_sgd", (0.125, 0.25, 0.5), note="S = n; only t*'s workers near the pivot compute"),
         MethodSpec("minibatch_sgd", (4.0, 8.0, 16.0), note="one gradient per worker and step over the tree from the "
                    f"graph's centre ({SEED} line 1414)"),

@@ -121,7 +121,7 @@ def _tune_method(experiment: Experiment, panel: Panel, method: MethodSpec, scale
                  processes: int, overwrite: bool, log: Callable[[str], None], resume: bool = False) -> MethodRuns:
     out = os.path.join(folder, "runs", panel.slug, method.slug)
     log(f"{experiment.name}, {panel.label}: {'tuning' if method.tuned else 'running'} {method.id}")
-    grid = f"{method.key}={','.join(f'{value:g}' for value in method.grid)}"
+    grid = f"{method.key}={','.join(f'{value:g}' for value in method.first_grid(scale))}"
     # a value the paper fixes runs as given: one tuning seed, never extended
     choices, outcomes = tune(None, [grid], out, methods=[method.name],
                              overrides=experiment.overrides(panel, method, scale),
@@ -208,8 +208,8 @@ def _spread(values: list[float], unit: str) -> str:
     return f"{_number(median, unit)} [{_number(low, unit)}, {_number(high, unit)}]"
 
 
-def _grid_note(method: MethodSpec) -> str:
-    values = ', '.join(f'{v:g}' for v in method.grid)
+def _grid_note(method: MethodSpec, scale: str) -> str:
+    values = ', '.join(f'{v:g}' for v in method.first_grid(scale))
     return f"first grid of {method.key}: {values}" if method.tuned else f"{method.key} = {values} as the paper fixes it"
 
 
@@ -262,7 +262,7 @@ def report(experiment: Experiment, scale: str, seeds: int, panels: dict[str, lis
             choices = [method_runs.choice for method_runs in runs if method_runs.spec.key == key]
             lines.append(markdown(table_rows(choices, key), key, experiment.target[scale],
                                   experiment.tuning_seeds[scale]).rstrip())
-        notes = [f"{method_runs.spec.id}: {_grid_note(method_runs.spec)}"
+        notes = [f"{method_runs.spec.id}: {_grid_note(method_runs.spec, scale)}"
                  f"{'; ' + method_runs.spec.note if method_runs.spec.note else ''}" for method_runs in runs]
         lines += [""] + [f"- {note}" for note in notes] + [""]
     lines += ["## Files", ""]

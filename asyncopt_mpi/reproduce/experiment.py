@@ -58,6 +58,10 @@ class MethodSpec:
     key: str = "method.lr"
     tuned: bool = True
     label: str = ""
+    paper_grid: tuple[float, ...] = ()  # the first values at the paper scale, when they differ from `grid`'s
+
+    def first_grid(self, scale: str) -> tuple[float, ...]:
+        return self.paper_grid if scale == "paper" and self.paper_grid else self.grid
 
     @property
     def id(self) -> str:
