@@ -72,7 +72,12 @@ EXPERIMENT = Experiment(
                       "so its lag grows with n; check that the shards hold different classes "
                       "(workers.data_split = by_label)"),
     ),
-    target={"paper": 0.05, "small": 0.05},  # f - f* every method passes within the horizon (small: 200-540 s)
+    # f - f* of the tuning criterion and the "before" claims. Small: what every method passes within the horizon
+    # (200-540 s). Paper: the claim is about the sigma^2/eps term, which only matters near the noise floor: at 0.05
+    # (the first paper run) Malenia and Minibatch both passed at the second snapshot, 400 s, so the check measured
+    # the snapshot grid. 5e-4 is about 3x the tuned methods' final floors (1.4e-4 and 1.7e-4); on that run's files
+    # every target from 3e-3 down puts Malenia first (1e-3: 3,200 s vs 3,600 s), every one from 1e-2 up does not.
+    target={"paper": 5e-4, "small": 0.05},
     tuning_seeds={"small": 1, "paper": 1},  # a paper-scale run takes about 9 min of CPU
     paper_time="about 1.5 h (estimated, not run: about 27 runs / 2 processes; to stop.time = 2000 s malenia_sgd "
                "took 55 s of CPU, rennala_sgd 53 s, minibatch_sgd 7 s, x10 for the horizon); one tuning seed at "
