@@ -138,7 +138,8 @@ EXPERIMENT = Experiment(
     target={"paper": 1e-2, "small": 5e-2},
     tuning_seeds={"small": 1, "paper": 1},  # three would triple the tuning runs, the most of a paper run's days
     paper_time="about 1.2 days (estimated, not run: about 72 runs of 500K virtual s with one tuning seed, about "
-               "57 CPU-h / 2 processes; the n = 100 panel about 2.5 h, the n = 10,000 panel about 26 h. Simulator CPU per gradient on MNIST, "
+               "57 CPU-h / 2 processes; the n = 100 panel about 2.5 h, the n = 10,000 panel about 26 h. Simulator "
+               "CPU per gradient on MNIST, "
                "measured on 1/125 (n = 100) and 1/1250 (n = 10,000) of the horizon, one run each on the loaded 2-core "
                "machine: async_sgd 74 / 96 us, rennala_sgd 47 / 19 us, freya_page 88 / 81 us, soviet_page 4 / 18 us "
                "(at 444d8d8, n = 100: 198, 139, 142 us); a run computes 9.3M gradients at n = 100 (about 10 min) and "
