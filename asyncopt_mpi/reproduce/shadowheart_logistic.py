@@ -55,7 +55,11 @@ EXPERIMENT = Experiment(
     methods=tuple(replace(method, grid=GRIDS[method.name], paper_grid=PAPER_GRIDS[method.name]) for method in METHODS),
     claims=claims("Minibatch SGD waits for the slowest worker's d floats, d theta_n = sqrt(n d): check its grid is "
                   "bracketed and the horizon lets both reach the target"),
-    target={"paper": 1e-2, "small": 0.15},
+    # f - f* of the tuning and the "before" claims. Paper: 1e-2 was set before any paper-scale run, and no method came
+    # near it in 20,000 s of slow communication (the best, Shadowheart SGD, ends at 0.15; Rennala SGD at 0.5), so every
+    # claim compared "never" with "never". 0.45 is about 3 times the best method's final value, the rule malenia's
+    # paper target follows.
+    target={"paper": 0.45, "small": 0.15},
     tuning_seeds={"small": 1, "paper": 1},  # the first paper run's 3 tuning seeds ranked 7 step sizes alike
     paper_time="about 1.5 h (estimated from a first, stopped run: f* once by L-BFGS-B on the 60,000 rows, 2,243 "
                "CPU-s, then read from the f* cache; about 50 runs of about 1 min each on 2 processes)",
